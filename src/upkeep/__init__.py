@@ -1,0 +1,3 @@
+"""upkeep: scheduled maintenance for self-hosted systems."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""The store-backed journal a ``RunContext`` writes to: events, progress, heartbeats, cancel flags."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from upkeep.store.db import Store
+from upkeep.store.models import Run, RunEvent
+
+MAX_MESSAGE = 8000
+
+
+def append_event(session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None) -> int:
+    """Append one event with the run's next sequence number; returns the sequence number."""
+    seq = session.execute(
+        sa.update(Run).where(Run.id == run_id).values(event_count=Run.event_count + 1).returning(Run.event_count)
+    ).scalar_one()
+    session.execute(
+        sa.insert(RunEvent).values(
+            run_id=run_id,
+            seq=seq,
+            ts=ts or datetime.now(UTC),
+            level=level,
+            event=event[:100],
+            message=(message or "")[:MAX_MESSAGE],
+            data=data,
+        )
+    )
+    return seq
+
+
+class StoreJournal:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def event(self, run_id: int, level: str, event: str, message: str, data: dict | None) -> None:
+        with self.store.write() as s:
+            append_event(s, run_id, level, event, message, data)
+
+    def progress(self, run_id: int, fraction: float | None, message: str | None) -> None:
+        values: dict = {"heartbeat_at": datetime.now(UTC)}
+        if fraction is not None:
+            values["progress"] = fraction
+        if message is not None:
+            values["progress_message"] = message[:1000]
+        with self.store.write() as s:
+            s.execute(sa.update(Run).where(Run.id == run_id).values(**values))
+
+    def heartbeat(self, run_id: int) -> None:
+        with self.store.write() as s:
+            s.execute(
+                sa.update(Run).where(Run.id == run_id, Run.status == "running").values(heartbeat_at=datetime.now(UTC))
+            )
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self.store.read() as s:
+            return s.execute(sa.select(Run.cancel_requested_at).where(Run.id == run_id)).scalar() is not None

@@ -1,0 +1,240 @@
+"""The handler registry: ``@handler("domain.action", config=Model, ...)``.
+
+A handler is a function ``(ctx: RunContext, config: Model) -> dict``. Its pydantic config model
+gives defaults, validation, the JSON schema the UI renders, and which fields a run may override
+(``overridable(...)``). ``dry_run`` is never part of a model: it is a per-run flag the engine takes
+out of the config (a task's config may set it) and hands over as ``ctx.dry_run``.
+
+The returned dict is the run's result. Two keys are read by the engine: ``outcome``
+(``ok | warning | critical``, default ``ok``) and ``summary`` (one line for lists and alerts).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from upkeep.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+OVERRIDABLE = "x-overridable"
+RUN_FLAGS = ("dry_run",)
+
+
+class HandlerConfig(BaseModel):
+    """Base for handler config models: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmptyConfig(HandlerConfig):
+    pass
+
+
+def overridable(default: Any = ..., **kwargs: Any) -> Any:
+    """A config field that a single run may override (``upkeep run --set`` / the API's run body)."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[OVERRIDABLE] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "config") -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) if err["loc"] else ""
+        where = f"{prefix}.{loc}" if loc else prefix
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; `upkeep handlers show TYPE` lists the fields)"
+        elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+            message = f"{message} (got {err['input']!r})"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+@dataclass
+class HandlerSpec:
+    name: str
+    func: Callable[..., dict]
+    config_model: type[BaseModel]
+    aliases: tuple[str, ...] = ()
+    destructive: bool = False
+    runs_commands: bool = False
+    requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
+    description: str = ""
+    module: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def domain(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def summary(self) -> str:
+        return self.description.strip().splitlines()[0] if self.description.strip() else ""
+
+    def split_run_flags(self, raw: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Separate per-run flags (``dry_run``) from the handler's own config."""
+        config = dict(raw or {})
+        flags = {k: config.pop(k) for k in RUN_FLAGS if k in config}
+        if "confirm" in config:
+            raise ConfigError(
+                "config.confirm: a restore or other confirmed action is never pre-approved in task config",
+                hint="pass confirm with the run request (--yes on the CLI)",
+            )
+        return config, flags
+
+    def validate_config(self, raw: dict[str, Any] | None) -> BaseModel:
+        config, _ = self.split_run_flags(raw)
+        try:
+            return self.config_model.model_validate(config)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid config for {self.name}: {format_validation_error(exc)}") from None
+
+    def overridable_fields(self) -> set[str]:
+        out = set()
+        for name, info in self.config_model.model_fields.items():
+            extra = info.json_schema_extra
+            if isinstance(extra, dict) and extra.get(OVERRIDABLE):
+                out.add(name)
+        return out
+
+    def check_overrides(self, overrides: dict[str, Any]) -> None:
+        allowed = self.overridable_fields()
+        bad = sorted(k for k in overrides if k not in allowed and k not in RUN_FLAGS)
+        if bad:
+            allowed_text = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(
+                f"{self.name} does not allow a run to override {', '.join(bad)}",
+                hint=f"overridable fields: {allowed_text}",
+                field=f"overrides.{bad[0]}",
+            )
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.config_model.model_json_schema()
+
+    def defaults(self) -> dict[str, Any]:
+        out = {}
+        for name, info in self.config_model.model_fields.items():
+            if not info.is_required():
+                value = info.get_default(call_default_factory=True)
+                out[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "domain": self.domain,
+            "summary": self.summary,
+            "description": inspect.cleandoc(self.description),
+            "destructive": self.destructive,
+            "runs_commands": self.runs_commands,
+            "requires": list(self.requires),
+            "overridable": sorted(self.overridable_fields()),
+            "config_schema": self.json_schema(),
+        }
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, HandlerSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self._loaded = False
+
+    def register(self, spec: HandlerSpec) -> HandlerSpec:
+        for name in (spec.name, *spec.aliases):
+            if not NAME_RE.match(name):
+                raise ValueError(f"handler name {name!r} must look like domain.action (lowercase, underscores)")
+        existing = self._handlers.get(spec.name)
+        if existing is not None and existing.func is not spec.func and existing.module != spec.module:
+            raise ValueError(f"handler {spec.name} registered twice ({existing.module} and {spec.module})")
+        self._handlers[spec.name] = spec
+        for alias in spec.aliases:
+            self._aliases[alias] = spec.name
+        return spec
+
+    def ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        for ep in entry_points(group="upkeep.handlers"):
+            try:
+                loaded = ep.load()
+                if callable(loaded) and not isinstance(loaded, HandlerSpec):
+                    loaded()
+            except Exception:  # a broken plug-in must not take upkeep down
+                log.exception("could not load handler entry point %s", ep.name)
+        if not self._handlers:  # running from a source tree without installed metadata
+            from upkeep.handlers import load_builtin
+
+            load_builtin()
+
+    def resolve(self, name: str) -> tuple[HandlerSpec, str | None]:
+        """The canonical handler for ``name`` and the alias used, if any."""
+        self.ensure_loaded()
+        if name in self._handlers:
+            return self._handlers[name], None
+        if name in self._aliases:
+            return self._handlers[self._aliases[name]], name
+        close = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
+        hint = f"known {name.split('.')[0]} handlers: {', '.join(close)}" if close else "see `upkeep handlers list`"
+        raise UserError(f"unknown task type {name!r}", hint=hint, field="task_type")
+
+    def get(self, name: str) -> HandlerSpec:
+        return self.resolve(name)[0]
+
+    def names(self) -> list[str]:
+        self.ensure_loaded()
+        return sorted(self._handlers)
+
+    def aliases(self) -> dict[str, str]:
+        self.ensure_loaded()
+        return dict(self._aliases)
+
+    def all(self) -> list[HandlerSpec]:
+        return [self._handlers[n] for n in self.names()]
+
+
+REGISTRY = Registry()
+
+
+def handler(
+    name: str,
+    *,
+    config: type[BaseModel] = EmptyConfig,
+    aliases: Iterable[str] = (),
+    destructive: bool = False,
+    runs_commands: bool = False,
+    requires: Iterable[str] = (),
+    description: str | None = None,
+    registry: Registry | None = None,
+) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Register a maintenance handler. See the module docstring for the contract."""
+
+    def decorate(func: Callable[..., dict]) -> Callable[..., dict]:
+        spec = HandlerSpec(
+            name=name,
+            func=func,
+            config_model=config,
+            aliases=tuple(aliases),
+            destructive=destructive,
+            runs_commands=runs_commands,
+            requires=tuple(requires),
+            description=description or inspect.getdoc(func) or "",
+            module=func.__module__,
+        )
+        (registry or REGISTRY).register(spec)
+        func.handler_spec = spec  # type: ignore[attr-defined]
+        return func
+
+    return decorate

@@ -1,0 +1,49 @@
+"""Errors a user can cause, each carrying one clear message and the fix.
+
+The CLI turns a ``UserError`` into one line on stderr and exit code 2; the API turns it into a
+4xx ``application/problem+json`` response. Anything else is a bug and may show a traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Something the user can fix: bad input, bad config, unreachable server."""
+
+    status_code = 422
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.field and self.field not in text:
+            text = f"{self.field}: {text}"
+        if self.hint:
+            text = f"{text} ({self.hint})"
+        return text
+
+
+class ConfigError(UserError):
+    """The config file or a task's config is invalid."""
+
+
+class NotFound(UserError):
+    status_code = 404
+
+
+class Conflict(UserError):
+    status_code = 409
+
+
+class Forbidden(UserError):
+    status_code = 403
+
+
+class ConnectionFailed(UserError):
+    """A server (database, broker, target) could not be reached."""
+
+    status_code = 503

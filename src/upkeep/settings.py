@@ -1,0 +1,65 @@
+"""Process settings: environment variables (``UPKEEP_*``) over the config file's ``server:`` section.
+
+The config file is found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``. The data
+directory (SQLite store, admin key) is ``.upkeep/`` beside the config file unless set.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="UPKEEP_", extra="ignore")
+
+    config: Path = Field(default=Path("upkeep.yaml"), description="Path of upkeep.yaml")
+    data_dir: Path | None = Field(default=None, description="Defaults to .upkeep/ beside the config file")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    executor: Literal["embedded", "celery"] = "embedded"
+    broker_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8750
+    public_url: str | None = Field(default=None, description="Base URL used in alert links")
+    worker_processes: int = Field(default=4, ge=1, le=64)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    stale_after_missed_heartbeats: int = Field(default=3, ge=1)
+    cancel_grace_seconds: float = Field(default=5.0, ge=0)
+    scheduler_max_sleep_seconds: float = Field(default=30.0, gt=0)
+    allow_command_tasks_via_api: bool = False
+
+    @cached_property
+    def config_path(self) -> Path:
+        return self.config.expanduser().resolve()
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir.expanduser().resolve()
+        return self.config_path.parent / ".upkeep"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'upkeep.db'}"
+
+    @property
+    def stale_after_seconds(self) -> float:
+        return self.heartbeat_seconds * self.stale_after_missed_heartbeats
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def load_settings(config: str | os.PathLike | None = None, **overrides) -> Settings:
+    """Settings from the environment, with an explicit config path and overrides on top."""
+    if config is not None:
+        overrides["config"] = Path(config)
+    return Settings(**overrides)

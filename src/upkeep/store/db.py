@@ -1,0 +1,178 @@
+"""Database access: engines, sessions, migrations.
+
+SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` so two writers
+serialise at the start instead of failing half-way. PostgreSQL uses ordinary transactions plus
+``FOR UPDATE SKIP LOCKED`` where work is claimed (see ``engine``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from upkeep.errors import ConnectionFailed, UserError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+ADVISORY_LOCK_ID = 0x75706B6565  # "upkee": serialises concurrent migrators on PostgreSQL
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """One database: an engine for reads, one for writes, and session helpers."""
+
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 5):
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise UserError(
+                f"invalid database URL {url!r}",
+                hint="use sqlite:///path/upkeep.db or postgresql+psycopg://user:pass@host/db",
+            ) from exc
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict = {"echo": echo, "future": True}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        elif self.dialect == "postgresql":
+            kwargs.update(pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+            kwargs["connect_args"] = {"connect_timeout": 5}
+        else:
+            raise UserError(
+                f"unsupported database {self.dialect!r}", hint="use SQLite or PostgreSQL (postgresql+psycopg://)"
+            )
+        try:
+            self.engine: Engine = sa.create_engine(url, **kwargs)
+        except (ArgumentError, ModuleNotFoundError) as exc:
+            raise UserError(f"cannot use database URL {redact_url(url)}: {exc}") from exc
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        self.write_engine = self.engine.execution_options(sqlite_immediate=True)
+        self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on error."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def check_connection(self) -> None:
+        """Raise ``ConnectionFailed`` with a clear message when the database cannot be reached."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConnectionFailed(
+                f"cannot connect to the database {redact_url(self.url)}: {reason}",
+                hint="check UPKEEP_DATABASE_URL and that the server is running",
+            ) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # --- migrations -------------------------------------------------------------------------
+
+    def _alembic_config(self, connection):
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        with self.engine.connect() as conn:
+            return ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision``. Concurrent callers serialise on a lock."""
+        from alembic import command
+
+        self.check_connection()
+        if self.is_postgres:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_LOCK_ID})")
+                conn.commit()
+                try:
+                    with conn.begin():
+                        command.upgrade(self._alembic_config(conn), revision)
+                finally:
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK_ID})")
+                    conn.commit()
+            return
+        with self._sqlite_migration_lock(), self.write_engine.connect() as conn, conn.begin():
+            command.upgrade(self._alembic_config(conn), revision)
+
+    @contextmanager
+    def _sqlite_migration_lock(self) -> Iterator[None]:
+        database = make_url(self.url).database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).with_suffix(".migrate.lock")
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def is_up_to_date(self) -> bool:
+        return self.current_revision() == self.head_revision()

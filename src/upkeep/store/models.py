@@ -1,0 +1,252 @@
+"""The tables. Time is stored in UTC and always comes back time-zone aware.
+
+Migrations in ``store/migrations`` create and upgrade these tables; a change here needs a new
+Alembic revision (``alembic revision --autogenerate`` against a scratch database).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Run statuses. Terminal ones never change again.
+PENDING, SUBMITTED, RUNNING = "pending", "submitted", "running"
+COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED = "completed", "failed", "cancelled", "timed_out", "skipped"
+ACTIVE_STATUSES = (PENDING, SUBMITTED, RUNNING)
+TERMINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED)
+ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES
+OUTCOMES = ("ok", "warning", "critical")
+ORIGINS = ("scheduled", "manual", "tier", "retry", "procedure")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} written to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class ScheduledTask(Base):
+    __tablename__ = "scheduled_tasks"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    task_type: Mapped[str] = mapped_column(sa.String(200), index=True)
+    schedule: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    schedule_anchor: Mapped[datetime | None] = mapped_column(nullable=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True, index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tiers: Mapped[list[Any]] = mapped_column(default=list)
+    concurrency: Mapped[str] = mapped_column(sa.String(16), default="forbid")
+    misfire: Mapped[str] = mapped_column(sa.String(16), default="skip")
+    misfire_grace_seconds: Mapped[int] = mapped_column(sa.Integer, default=60)
+    locks: Mapped[list[Any]] = mapped_column(default=list)
+    windows: Mapped[list[Any]] = mapped_column(default=list)
+    max_retries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    retry_backoff_seconds: Mapped[float] = mapped_column(sa.Float, default=30.0)
+    retry_backoff_max_seconds: Mapped[float] = mapped_column(sa.Float, default=3600.0)
+    timeout_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    jitter_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    queue: Mapped[str] = mapped_column(sa.String(100), default="default")
+    notify: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    expect_success_within_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    ping_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
+    file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # Exactly one scheduled run per (task, slot): two schedulers racing cannot both create it.
+        sa.Index(
+            "uq_runs_scheduled_slot",
+            "task_id",
+            "scheduled_for",
+            unique=True,
+            sqlite_where=sa.text("origin = 'scheduled'"),
+            postgresql_where=sa.text("origin = 'scheduled'"),
+        ),
+        sa.Index("ix_runs_status_due", "status", "due_at"),
+        sa.Index("ix_runs_task_created", "task_id", "created_at"),
+        sa.Index("ix_runs_finished", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("scheduled_tasks.id", ondelete="SET NULL"), nullable=True
+    )
+    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    task_type: Mapped[str] = mapped_column(sa.String(200))
+    requested_type: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # alias used
+    origin: Mapped[str] = mapped_column(sa.String(16), default="manual")
+    scheduled_for: Mapped[datetime | None] = mapped_column(nullable=True)
+    due_at: Mapped[datetime] = mapped_column(default=_now)
+    status: Mapped[str] = mapped_column(sa.String(16), default=PENDING)
+    outcome: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+    retry_of: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    parent_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dry_run: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    confirm: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    queue: Mapped[str] = mapped_column(sa.String(100), default="default")
+    timeout_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    max_retries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    locks: Mapped[list[Any]] = mapped_column(default=list)
+    triggered_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    worker: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # host:pid
+    worker_host: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    worker_pid: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    worker_pgid: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    progress: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    progress_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    summary: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    event_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class RunEvent(Base):
+    __tablename__ = "run_events"
+    __table_args__ = (sa.UniqueConstraint("run_id", "seq", name="uq_run_events_seq"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    ts: Mapped[datetime] = mapped_column(default=_now)
+    level: Mapped[str] = mapped_column(sa.String(10), default="info")
+    event: Mapped[str] = mapped_column(sa.String(100))
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class RunLock(Base):
+    """A mutex held by a running run; it lives exactly as long as the run, never by TTL."""
+
+    __tablename__ = "run_locks"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(default=_now, index=True)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(50))
+    object_type: Mapped[str] = mapped_column(sa.String(50))
+    object_id: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    detail: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class Record(Base):
+    """Per-domain keyed JSON records for handlers (backup catalog, failure counters, samples...)."""
+
+    __tablename__ = "records"
+
+    domain: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(500), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+
+class Instance(Base):
+    """A live scheduler, worker or API process: its last tick/heartbeat shows liveness."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)  # role:host:pid:start
+    role: Mapped[str] = mapped_column(sa.String(20))
+    host: Mapped[str] = mapped_column(sa.String(200))
+    pid: Mapped[int] = mapped_column(sa.Integer)
+    queues: Mapped[list[Any]] = mapped_column(default=list)
+    started_at: Mapped[datetime] = mapped_column(default=_now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=_now)
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16))  # viewer | operator | admin
+    prefix: Mapped[str] = mapped_column(sa.String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Silence(Base):
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    channel: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    until: Mapped[datetime] = mapped_column()
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    created_by: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class AlertState(Base):
+    """Per (task, channel) alert bookkeeping: what state was last announced and when."""
+
+    __tablename__ = "alert_state"
+
+    task_name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    state: Mapped[str] = mapped_column(sa.String(20))  # ok | failing | warning | critical | overdue
+    consecutive_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)

@@ -1,0 +1,72 @@
+"""Shared fixtures: real stores (SQLite file, throwaway PostgreSQL), real servers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support.servers import start_postgres, start_redis  # noqa: E402
+
+from upkeep.store.db import Store  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("UPKEEP_TEST_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh, empty database on the session's throwaway cluster; its SQLAlchemy URL."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'upkeep.db'}")
+    store.upgrade()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path) -> Store:
+    """The engine's tests run against both stores."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'upkeep.db'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+    store = Store(url)
+    store.upgrade()
+    yield store
+    store.dispose()

@@ -1,0 +1,211 @@
+"""Throwaway servers for tests: a PostgreSQL cluster (initdb/pg_ctl) and redis-server, on free ports.
+
+As root (CI), PostgreSQL runs as the ``postgres`` user in a directory that user owns. With
+``CI=true`` a missing server binary fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_binary(name: str, search: list[Path] | None = None) -> str:
+    """Path of a server binary; skip the test without it, or fail in CI."""
+    for directory in search or []:
+        candidate = directory / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is not installed"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing server binary is a failure)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *argv]
+    return argv
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway cluster. ``url(db)`` gives a SQLAlchemy URL; ``dsn(db)`` a libpq one."""
+
+    port: int
+    base: Path
+    data_dir: Path
+    bin_dir: Path
+    options: dict[str, str] = field(default_factory=dict)
+    user: str = "postgres"
+    host: str = "127.0.0.1"
+
+    def url(self, database: str = "postgres", driver: str = "postgresql+psycopg") -> str:
+        return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+
+    def bin(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(
+            [self.bin("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(database), "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            _as_postgres([self.bin("pg_ctl"), "-D", str(self.data_dir), *args]),
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def start(self) -> None:
+        opts = " ".join(f"-c {k}={v}" for k, v in self.options.items())
+        self._ctl(
+            "-o",
+            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 {opts}",
+            "-l",
+            str(self.base / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+DEFAULT_PG_OPTIONS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "log_min_messages": "warning",
+}
+
+
+def start_postgres(options: dict[str, str] | None = None) -> PostgresServer:
+    initdb = require_binary("initdb", [d for d in PG_BIN_DIRS])
+    bin_dir = Path(initdb).resolve().parent
+    base = Path(tempfile.mkdtemp(prefix="upkeep-pg-"))
+    os.chmod(base, 0o755)
+    data_dir = base / "data"
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                      "--no-sync", "--locale=C.UTF-8"]),
+        check=True,
+        capture_output=True,
+    )
+    server = PostgresServer(
+        port=free_port(), base=base, data_dir=data_dir, bin_dir=bin_dir, options={**DEFAULT_PG_OPTIONS, **(options or {})}
+    )
+    server.start()
+    return server
+
+
+@dataclass
+class RedisServer:
+    port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = require_binary("redis-server")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--daemonize", "no", "--logfile", str(self.directory / "redis.log"), *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_redis(*extra_args: str) -> RedisServer:
+    directory = Path(tempfile.mkdtemp(prefix="upkeep-redis-"))
+    args = list(extra_args) or ["--save", "", "--appendonly", "no"]
+    server = RedisServer(port=free_port(), directory=directory, args=args)
+    server.start()
+    return server

@@ -1,0 +1,55 @@
+"""System packages the test suite needs, installed when absent (run by `make test`).
+
+Debian packages only, through apt-get, as root. Without root or apt-get, it says what is missing
+and the tests that need it skip (or fail under CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+# binary -> Debian package providing it
+NEEDED = {
+    "chromium": "chromium",
+    "logrotate": "logrotate",
+    "zstd": "zstd",
+    "redis-server": "redis-server",
+    "redis-check-rdb": "redis-tools",
+    "pg_ctl": "postgresql",
+}
+PG_BINARIES = ("/usr/lib/postgresql/15/bin/pg_ctl",)
+
+
+def missing() -> list[str]:
+    out = []
+    for binary, package in NEEDED.items():
+        if binary == "pg_ctl" and any(os.path.exists(p) for p in PG_BINARIES):
+            continue
+        if shutil.which(binary) is None and package not in out:
+            out.append(package)
+    return out
+
+
+def main() -> int:
+    packages = missing()
+    if not packages:
+        return 0
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print(f"setup: missing system packages {' '.join(packages)} (install them with apt-get)", file=sys.stderr)
+        return 0
+    print(f"setup: installing {' '.join(packages)}", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], check=False, env=env
+    )
+    if result.returncode != 0:
+        print(f"setup: apt-get install {' '.join(packages)} failed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
