@@ -75,6 +75,10 @@ CRON_FIELDS = {
 }
 CRON_FIELD_ORDER = list(CRON_FIELDS)
 
+MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+STEPPED_RANGE_RE = re.compile(r"(\w+)-(\w+)/\d+")
+
 DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 DURATION_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
@@ -217,7 +221,7 @@ def parse_schedule(expression: str | None, timezone: str = "UTC", anchor: dateti
     if text.startswith("@"):
         raise ScheduleError(f"unknown schedule {text!r}: {SCHEDULE_FORMATS}")
     _check_cron(text)
-    return Schedule(expression=text, timezone=timezone, kind="cron", cron=text)
+    return Schedule(expression=text, timezone=timezone, kind="cron", cron=_fix_single_value_ranges(text))
 
 
 def explain_schedule(
@@ -269,6 +273,36 @@ def _cron_problem(message: str, fields: list[str]) -> str:
         return f"{message} ({CRON_FORMAT})"
     value = fields[CRON_FIELD_ORDER.index(name)]
     return f"bad {name} {value!r}; {CRON_FIELDS[name]} ({CRON_FORMAT})"
+
+
+def _fix_single_value_ranges(cron: str) -> str:
+    """Rewrite a stepped one-value range such as ``20-20/5`` to ``20``.
+
+    cronsim 2.x reads a stepped range holding a single value as ``start/step`` (``20-20/5`` becomes
+    20,25,...,55), while Debian cron reads it as just that value. Found by the brute-force test.
+    """
+    names = [None, None, None, MONTH_NAMES, DOW_NAMES]
+
+    def value(token: str, index: int) -> int | None:
+        token = token.lower()
+        if token.isdigit():
+            return int(token)
+        table = names[index]
+        if table and token in table:
+            return table.index(token) + (1 if table is MONTH_NAMES else 0)
+        return None
+
+    fields = cron.split()
+    for index, field in enumerate(fields):
+        terms = field.split(",")
+        for position, term in enumerate(terms):
+            match = STEPPED_RANGE_RE.fullmatch(term)
+            if match:
+                first, last = value(match[1], index), value(match[2], index)
+                if first is not None and first == last:
+                    terms[position] = match[1]
+        fields[index] = ",".join(terms)
+    return " ".join(fields)
 
 
 def _parse_duration(argument: str, text: str) -> timedelta:

@@ -86,6 +86,14 @@ class ScheduledTask(Base):
     managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
     file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # Denormalised from runs when a run ends, so task lists never scan the run history.
+    last_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    last_status: Mapped[str | None] = mapped_column(sa.String(16), nullable=True, index=True)
+    last_outcome: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    consecutive_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:23:22.060036
+Create Date: 2026-11-22
 """
 
 from alembic import op
@@ -17,7 +17,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table('alert_state',
     sa.Column('task_name', sa.String(length=200), nullable=False),
     sa.Column('channel', sa.String(length=200), nullable=False),
@@ -108,6 +107,13 @@ def upgrade() -> None:
     sa.Column('managed_by', sa.String(length=8), nullable=False),
     sa.Column('file_spec', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('next_run_at', upkeep.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('last_status', sa.String(length=16), nullable=True),
+    sa.Column('last_outcome', sa.String(length=16), nullable=True),
+    sa.Column('last_run_at', upkeep.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_success_at', upkeep.store.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_duration_seconds', sa.Float(), nullable=True),
+    sa.Column('consecutive_failures', sa.Integer(), nullable=False),
     sa.Column('created_at', upkeep.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', upkeep.store.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -115,6 +121,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('scheduled_tasks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_scheduled_tasks_enabled'), ['enabled'], unique=False)
+        batch_op.create_index(batch_op.f('ix_scheduled_tasks_last_status'), ['last_status'], unique=False)
         batch_op.create_index(batch_op.f('ix_scheduled_tasks_next_run_at'), ['next_run_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_scheduled_tasks_task_type'), ['task_type'], unique=False)
 
@@ -201,9 +208,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table('run_locks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_run_locks_run_id'))
 
@@ -220,6 +225,7 @@ def downgrade() -> None:
     with op.batch_alter_table('scheduled_tasks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_scheduled_tasks_task_type'))
         batch_op.drop_index(batch_op.f('ix_scheduled_tasks_next_run_at'))
+        batch_op.drop_index(batch_op.f('ix_scheduled_tasks_last_status'))
         batch_op.drop_index(batch_op.f('ix_scheduled_tasks_enabled'))
 
     op.drop_table('scheduled_tasks')
@@ -237,4 +243,3 @@ def downgrade() -> None:
 
     op.drop_table('api_keys')
     op.drop_table('alert_state')
-
