@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN_DIRS = [Path("/usr/lib/postgresql/15/bin"), *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]
+PG_BIN_DIRS = [
+    Path("/usr/lib/postgresql/15/bin"),
+    *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True),
+]
 
 
 def in_ci() -> bool:
@@ -85,7 +88,18 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
-            [self.bin("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.dsn(database), "-c", sql],
+            [
+                self.bin("psql"),
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                self.dsn(database),
+                "-c",
+                sql,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -152,13 +166,30 @@ def start_postgres(options: dict[str, str] | None = None) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     subprocess.run(
-        _as_postgres([str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                      "--no-sync", "--locale=C.UTF-8"]),
+        _as_postgres(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C.UTF-8",
+            ]
+        ),
         check=True,
         capture_output=True,
     )
     server = PostgresServer(
-        port=free_port(), base=base, data_dir=data_dir, bin_dir=bin_dir, options={**DEFAULT_PG_OPTIONS, **(options or {})}
+        port=free_port(),
+        base=base,
+        data_dir=data_dir,
+        bin_dir=bin_dir,
+        options={**DEFAULT_PG_OPTIONS, **(options or {})},
     )
     server.start()
     return server
@@ -178,8 +209,20 @@ class RedisServer:
     def start(self) -> None:
         binary = require_binary("redis-server")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--daemonize", "no", "--logfile", str(self.directory / "redis.log"), *self.args],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.directory / "redis.log"),
+                *self.args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

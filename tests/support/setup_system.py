@@ -38,7 +38,10 @@ def main() -> int:
     if not packages:
         return 0
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        print(f"setup: missing system packages {' '.join(packages)} (install them with apt-get)", file=sys.stderr)
+        print(
+            f"setup: missing system packages {' '.join(packages)} (install them with apt-get)",
+            file=sys.stderr,
+        )
         return 0
     print(f"setup: installing {' '.join(packages)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}

@@ -68,7 +68,9 @@ class Journal(Protocol):
 class Inventory:
     """The targets from ``upkeep.yaml`` (``targets: {kind: {name: {...}}}``), secrets resolved on read."""
 
-    def __init__(self, targets: Mapping[str, Mapping[str, Any]] | None = None, secrets: list[str] | None = None):
+    def __init__(
+        self, targets: Mapping[str, Mapping[str, Any]] | None = None, secrets: list[str] | None = None
+    ):
         self._targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
         self._secrets = secrets if secrets is not None else []
 

@@ -12,10 +12,15 @@ from upkeep.store.models import Run, RunEvent
 MAX_MESSAGE = 8000
 
 
-def append_event(session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None) -> int:
+def append_event(
+    session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None
+) -> int:
     """Append one event with the run's next sequence number; returns the sequence number."""
     seq = session.execute(
-        sa.update(Run).where(Run.id == run_id).values(event_count=Run.event_count + 1).returning(Run.event_count)
+        sa.update(Run)
+        .where(Run.id == run_id)
+        .values(event_count=Run.event_count + 1)
+        .returning(Run.event_count)
     ).scalar_one()
     session.execute(
         sa.insert(RunEvent).values(
@@ -51,7 +56,9 @@ class StoreJournal:
     def heartbeat(self, run_id: int) -> None:
         with self.store.write() as s:
             s.execute(
-                sa.update(Run).where(Run.id == run_id, Run.status == "running").values(heartbeat_at=datetime.now(UTC))
+                sa.update(Run)
+                .where(Run.id == run_id, Run.status == "running")
+                .values(heartbeat_at=datetime.now(UTC))
             )
 
     def cancel_requested(self, run_id: int) -> bool:

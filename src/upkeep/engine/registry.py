@@ -154,7 +154,9 @@ class Registry:
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         for name in (spec.name, *spec.aliases):
             if not NAME_RE.match(name):
-                raise ValueError(f"handler name {name!r} must look like domain.action (lowercase, underscores)")
+                raise ValueError(
+                    f"handler name {name!r} must look like domain.action (lowercase, underscores)"
+                )
         existing = self._handlers.get(spec.name)
         if existing is not None and existing.func is not spec.func and existing.module != spec.module:
             raise ValueError(f"handler {spec.name} registered twice ({existing.module} and {spec.module})")
@@ -187,7 +189,11 @@ class Registry:
         if name in self._aliases:
             return self._handlers[self._aliases[name]], name
         close = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
-        hint = f"known {name.split('.')[0]} handlers: {', '.join(close)}" if close else "see `upkeep handlers list`"
+        hint = (
+            f"known {name.split('.')[0]} handlers: {', '.join(close)}"
+            if close
+            else "see `upkeep handlers list`"
+        )
         raise UserError(f"unknown task type {name!r}", hint=hint, field="task_type")
 
     def get(self, name: str) -> HandlerSpec:

@@ -72,7 +72,8 @@ class Store:
             kwargs["connect_args"] = {"connect_timeout": 5}
         else:
             raise UserError(
-                f"unsupported database {self.dialect!r}", hint="use SQLite or PostgreSQL (postgresql+psycopg://)"
+                f"unsupported database {self.dialect!r}",
+                hint="use SQLite or PostgreSQL (postgresql+psycopg://)",
             )
         try:
             self.engine: Engine = sa.create_engine(url, **kwargs)

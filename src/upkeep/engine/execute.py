@@ -1,0 +1,160 @@
+"""Execute one run in the current process: claim it, call its handler, record the end.
+
+Used by the embedded worker processes and by the Celery task alike. The executor that owns this
+process enforces the deadline from outside (it kills the process group); here the handler gets
+the deadline, a heartbeat thread, and cooperative cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+from upkeep import secrets as secret_refs
+from upkeep.clock import Clock
+from upkeep.engine import runs
+from upkeep.engine.context import CommandFailed, DeadlineExceeded, Inventory, RunCancelled, RunContext
+from upkeep.engine.journal import StoreJournal
+from upkeep.engine.registry import REGISTRY, Registry
+from upkeep.errors import UserError
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT
+from upkeep.store.records import Records
+
+log = logging.getLogger(__name__)
+
+CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels
+
+
+def load_targets(store: Store) -> dict[str, Any]:
+    return Records(store, CONFIG_DOMAIN).get("targets", {}) or {}
+
+
+class Heartbeat(threading.Thread):
+    """Beats every ``interval`` seconds and polls for a cancel request every ``poll`` seconds."""
+
+    def __init__(
+        self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 1.0
+    ):
+        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.store, self.run_id, self.cancel_event = store, run_id, cancel_event
+        self.interval, self.poll = interval, min(poll, interval)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        waited = 0.0
+        while not self._stop_event.wait(self.poll):
+            waited += self.poll
+            try:
+                if waited >= self.interval:
+                    waited = 0.0
+                    if runs.heartbeat(self.store, self.run_id):
+                        self.cancel_event.set()
+                elif StoreJournal(self.store).cancel_requested(self.run_id):
+                    self.cancel_event.set()
+            except Exception:  # the store may blip; the next beat tries again
+                log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def execute_claimed(
+    store: Store,
+    claimed: runs.ClaimedRun,
+    settings: Settings,
+    *,
+    registry: Registry = REGISTRY,
+    clock: Clock | None = None,
+    services: Any = None,
+) -> str:
+    """Run the handler of a claimed run and record how it ended; returns the final status."""
+    journal = StoreJournal(store)
+    cancel_event = threading.Event()
+    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
+    beat.start()
+    status, outcome, result, summary, error = FAILED, None, None, None, None
+    collected: list[str] = []
+    try:
+        spec = registry.get(claimed.task_type)
+        raw_config, flags = spec.split_run_flags(claimed.config)
+        resolved = secret_refs.resolve(raw_config, collected=collected)
+        model = spec.validate_config(resolved)
+        if services is None:
+            from upkeep.engine.services import EngineServices
+
+            services = EngineServices(store, settings, registry=registry)
+        ctx = RunContext(
+            run_id=claimed.id,
+            task_type=spec.name,
+            task_name=claimed.task_name,
+            journal=journal,
+            records_factory=lambda domain: Records(store, domain),
+            attempt=claimed.attempt,
+            dry_run=claimed.dry_run or bool(flags.get("dry_run", False)),
+            confirm=claimed.confirm,
+            deadline=claimed.deadline_at,
+            targets=Inventory(load_targets(store), secrets=collected),
+            clock=clock or Clock(),
+            data_dir=settings.resolved_data_dir,
+            services=services,
+            secrets=collected,
+            cancel_event=cancel_event,
+            requested_type=claimed.requested_type,
+        )
+        if ctx.dry_run:
+            ctx.info("dry_run", "dry run: nothing will be changed")
+        returned = spec.func(ctx, model)
+        result = _jsonable(dict(returned or {}))
+        outcome = str(result.get("outcome") or "ok")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"handler returned outcome {outcome!r}; expected one of {OUTCOMES}")
+        result["outcome"] = outcome
+        summary = result.get("summary")
+        status = COMPLETED
+    except RunCancelled:
+        status, error = CANCELLED, "cancelled on request"
+    except DeadlineExceeded as exc:
+        status, error = TIMED_OUT, str(exc)
+    except (UserError, CommandFailed) as exc:
+        status, error = FAILED, str(exc)
+    except Exception as exc:
+        status, error = FAILED, f"{type(exc).__name__}: {exc}"
+        try:
+            journal.event(
+                claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)}
+            )
+        except Exception:
+            log.exception("could not record the exception of run %s", claimed.id)
+    finally:
+        beat.stop()
+    if error:
+        error = secret_refs.scrub(error, collected)
+    if summary:
+        summary = secret_refs.scrub(str(summary), collected)
+    runs.finish(store, claimed.id, status, outcome=outcome, result=result, summary=summary, error=error)
+    return status
+
+
+def execute_run(
+    store: Store,
+    run_id: int,
+    settings: Settings,
+    *,
+    worker: runs.WorkerIdentity | None = None,
+    registry: Registry = REGISTRY,
+) -> str | None:
+    """Claim and execute a run; None when the claim failed (someone else has it)."""
+    claimed = runs.claim(store, run_id, worker or runs.WorkerIdentity.current())
+    if claimed is None:
+        return None
+    return execute_claimed(store, claimed, settings, registry=registry)
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

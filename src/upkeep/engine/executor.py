@@ -1,0 +1,335 @@
+"""The embedded executor: a pool of worker processes that can be killed and replaced.
+
+Each worker process starts its own session (its process group id is its pid) and asks the kernel
+to kill it when the supervisor dies. A handler's subprocesses stay in that group, so killing the
+group at a run's deadline (or after a cancel's grace period) removes the whole process tree,
+even for a pure-Python handler that ignores its deadline. The group id is recorded on the run, so
+recovery after a crash can kill what is left of a dead attempt before retrying it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection, wait
+
+import sqlalchemy as sa
+
+from upkeep.engine import runs
+from upkeep.engine.context import kill_process_group, kill_tree
+from upkeep.engine.wakeup import Notifier
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import CANCELLED, RUNNING, TIMED_OUT, Run
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
+    """Entry point of a worker process: execute the run ids the supervisor sends, one at a time."""
+    os.setsid()
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from upkeep.engine.execute import execute_run
+    from upkeep.engine.registry import REGISTRY
+
+    settings = Settings.model_validate_json(settings_json)
+    store = Store(settings.resolved_database_url, pool_size=2)
+    REGISTRY.ensure_loaded()
+    identity = runs.WorkerIdentity.current()
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message is None:
+            break
+        run_id = message
+        try:
+            status = execute_run(store, run_id, settings, worker=identity)
+        except Exception as exc:  # the store went away: report and let the reaper recover the run
+            log.exception("run %s could not be executed", run_id)
+            status = f"error: {exc}"
+        try:
+            conn.send(("done", run_id, status))
+        except (BrokenPipeError, OSError):
+            break
+    store.dispose()
+
+
+@dataclass
+class Slot:
+    process: multiprocessing.Process
+    conn: Connection
+    ready: bool = False
+    run_id: int | None = None
+    deadline: datetime | None = None
+    assigned_at: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self.run_id is not None
+
+
+class EmbeddedExecutor:
+    """Dispatches due pending runs to a pool of worker processes, enforcing deadlines and cancels."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        size: int | None = None,
+        queues: list[str] | None = None,
+        notifier: Notifier | None = None,
+    ):
+        self.settings = settings
+        self.store = store
+        self.size = size or settings.worker_processes
+        self.queues = queues
+        self.notifier = notifier or Notifier(store, settings.resolved_data_dir)
+        self.label = f"{runs.HOSTNAME}:{os.getpid()}"
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots: list[Slot] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._settings_json = settings.model_dump_json()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self._slots.append(self._spawn())
+        self._thread = threading.Thread(target=self._loop, name="executor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.notifier.wake()
+        if self._thread:
+            self._thread.join(timeout)
+        for slot in self._slots:
+            if slot.busy:
+                self._kill(slot)
+            else:
+                with contextlib.suppress(Exception):
+                    slot.conn.send(None)
+        for slot in self._slots:
+            slot.process.join(2)
+            if slot.process.is_alive():
+                self._kill(slot)
+
+    def _spawn(self) -> Slot:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(child, self._settings_json, os.getpid()),
+            name="upkeep-worker",
+            daemon=False,
+        )
+        process.start()
+        child.close()
+        return Slot(process=process, conn=parent)
+
+    def _kill(self, slot: Slot) -> None:
+        pid = slot.process.pid
+        if pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            kill_tree(pid)
+            kill_process_group(pid)
+        slot.process.join(5)
+        slot.conn.close()
+
+    def _replace(self, slot: Slot) -> None:
+        self._kill(slot)
+        if not slot.ready:
+            # it died before it was ready: do not respawn in a tight loop
+            log.error(
+                "worker process %s exited during start-up (exit code %s); retrying in 2s",
+                slot.process.pid,
+                slot.process.exitcode,
+            )
+            self._stop.wait(2.0)
+        index = self._slots.index(slot)
+        self._slots[index] = self._spawn()
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:
+                log.exception("executor step failed; retrying in 1s")
+                self._stop.wait(1.0)
+
+    def _step(self) -> None:
+        self._receive(timeout=0)
+        self._enforce_limits()
+        idle = [s for s in self._slots if s.ready and not s.busy]
+        if idle:
+            ids = runs.dispatch_due(self.store, limit=len(idle), queues=self.queues, worker=self.label)
+            for slot, run_id in zip(idle, ids, strict=False):
+                self._assign(slot, run_id)
+        self._receive(timeout=self._sleep_time())
+
+    def _assign(self, slot: Slot, run_id: int) -> None:
+        with self.store.read() as s:
+            timeout = s.execute(sa.select(Run.timeout_seconds).where(Run.id == run_id)).scalar()
+        slot.run_id = run_id
+        slot.assigned_at = time.monotonic()
+        slot.deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
+        try:
+            slot.conn.send(run_id)
+        except (BrokenPipeError, OSError):
+            self._worker_lost(slot, "worker process exited before taking the run")
+
+    def _sleep_time(self) -> float:
+        now = datetime.now(UTC)
+        candidates = [self.settings.scheduler_max_sleep_seconds]
+        if any(s.ready and not s.busy for s in self._slots):
+            due = runs.next_pending_due(self.store, self.queues)
+            if due is not None:
+                candidates.append((due - now).total_seconds())
+        for slot in self._slots:
+            if slot.busy:
+                candidates.append(0.25)  # cancel requests of busy runs are checked this often
+                if slot.deadline:
+                    candidates.append((slot.deadline - now).total_seconds())
+            elif not slot.ready:
+                candidates.append(0.1)
+        return max(0.0, min(candidates))
+
+    def _receive(self, timeout: float) -> None:
+        conns = {slot.conn: slot for slot in self._slots}
+        sentinels = {slot.process.sentinel: slot for slot in self._slots}
+        ready = wait([*conns, *sentinels, self.notifier.fileno()], timeout=timeout)
+        for item in ready:
+            if item == self.notifier.fileno():
+                self.notifier.drain()
+            elif item in conns:
+                slot = conns[item]
+                try:
+                    message = slot.conn.recv()
+                except (EOFError, OSError):
+                    continue
+                if message[0] == "ready":
+                    slot.ready = True
+                elif message[0] == "done":
+                    slot.run_id = None
+                    slot.deadline = None
+                    self.notifier.wake()  # maybe more work is due
+        for sentinel, slot in sentinels.items():
+            if sentinel in ready and not slot.process.is_alive():
+                self._worker_lost(
+                    slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}"
+                )
+
+    def _worker_lost(self, slot: Slot, reason: str) -> None:
+        if slot.run_id is not None:
+            runs.finish(self.store, slot.run_id, "failed", error=reason, expect=(RUNNING,))
+            runs.release_submitted(self.store, slot.run_id)
+        self._replace(slot)
+
+    def _enforce_limits(self) -> None:
+        busy = [s for s in self._slots if s.busy]
+        if not busy:
+            return
+        now = datetime.now(UTC)
+        for slot in busy:
+            if slot.deadline and now >= slot.deadline:
+                run_id = slot.run_id
+                self._replace(slot)
+                runs.finish(
+                    self.store,
+                    run_id,
+                    TIMED_OUT,
+                    error="timed out: the deadline passed and the run's process tree was killed",
+                    expect=(RUNNING,),
+                )
+        busy = [s for s in self._slots if s.busy]
+        if not busy:
+            return
+        grace = timedelta(seconds=self.settings.cancel_grace_seconds)
+        with self.store.read() as s:
+            rows = s.execute(
+                sa.select(Run.id, Run.cancel_requested_at).where(
+                    Run.id.in_([b.run_id for b in busy]), Run.cancel_requested_at.is_not(None)
+                )
+            ).all()
+        requested = dict(rows)
+        for slot in busy:
+            at = requested.get(slot.run_id)
+            if at is not None and now >= at + grace:
+                run_id = slot.run_id
+                self._replace(slot)
+                runs.finish(
+                    self.store,
+                    run_id,
+                    CANCELLED,
+                    error="cancelled: the run's process tree was killed",
+                    expect=(RUNNING,),
+                )
+
+
+class ForegroundRunner:
+    """Execute one run in a killable worker process while the caller watches (``upkeep run``)."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self._pool = EmbeddedExecutor(settings, store, size=1)
+
+    def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
+        pool = self._pool
+        slot = pool._spawn()
+        pool._slots = [slot]
+        try:
+            while not slot.ready:
+                if not slot.process.is_alive():
+                    raise RuntimeError("the worker process could not start")
+                if slot.conn.poll(0.05):
+                    message = slot.conn.recv()
+                    slot.ready = message[0] == "ready"
+            pool._assign(slot, run_id)
+            while slot.busy:
+                if slot.conn.poll(poll):
+                    message = slot.conn.recv()
+                    if message[0] == "done":
+                        slot.run_id = None
+                elif not slot.process.is_alive():
+                    pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+                    slot = pool._slots[0]
+                    break
+                else:
+                    pool._enforce_limits()
+                    slot = pool._slots[0]
+                if on_tick:
+                    on_tick()
+        finally:
+            for s in pool._slots:
+                with contextlib.suppress(Exception):
+                    s.conn.send(None)
+                s.process.join(3)
+                if s.process.is_alive():
+                    pool._kill(s)
+            pool.notifier.close()

@@ -1,0 +1,304 @@
+"""The scheduler: one tick claims due tasks and creates their runs in one transaction.
+
+- Exactly one scheduled run per (task, slot): a unique index over scheduled runs, and on
+  PostgreSQL due tasks are claimed with ``FOR UPDATE SKIP LOCKED`` so several schedulers share work.
+- ``next_run_at`` is always the next *slot* of the schedule after now, never "now + period".
+- Misfires: a slot more than ``misfire_grace_seconds`` late is a misfire. ``skip`` records the
+  misfired slots as one skipped run and fires only slots within grace (so a first start never fires
+  a backlog); ``run_once`` coalesces all due slots into one run for the latest; ``run_all`` fires
+  every due slot.
+- Concurrency: ``forbid`` turns a slot into a ``skipped`` run that says why while a run of the task
+  is active; ``replace`` cancels the active run; ``allow`` runs both.
+- Windows: a slot outside the task's maintenance windows waits (``due_at``) for the next window;
+  while one run waits, further slots are skipped. Jitter delays ``due_at`` by up to N seconds.
+- The loop sleeps until the next due slot or a change (see ``wakeup``), and runs the reaper.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from upkeep.clock import Clock
+from upkeep.engine import runs
+from upkeep.engine.journal import append_event
+from upkeep.engine.schedules import Schedule, parse_schedule
+from upkeep.engine.wakeup import Notifier, broadcast
+from upkeep.engine.windows import next_window_open, parse_windows, window_allows
+from upkeep.store.db import Store
+from upkeep.store.models import ACTIVE_STATUSES, PENDING, SKIPPED, Instance, Run, ScheduledTask
+
+log = logging.getLogger(__name__)
+MAX_RUN_ALL = 1000
+
+
+@lru_cache(maxsize=4096)
+def cached_schedule(expression: str | None, timezone: str, anchor: datetime | None) -> Schedule:
+    return parse_schedule(expression, timezone, anchor)
+
+
+def schedule_of(task: ScheduledTask) -> Schedule:
+    return cached_schedule(task.schedule, task.timezone or "UTC", task.schedule_anchor or task.created_at)
+
+
+def first_slot(task: ScheduledTask, now: datetime) -> datetime | None:
+    """The next slot after ``now`` for a task being created, enabled or rescheduled."""
+    return schedule_of(task).next_after(now)
+
+
+@dataclass
+class TickResult:
+    created: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    tasks: int = 0
+    next_due: datetime | None = None
+
+
+def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
+    """Create the runs of every task that is due at ``now``."""
+    result = TickResult()
+    with store.write() as s:
+        query = (
+            sa.select(ScheduledTask)
+            .where(ScheduledTask.enabled.is_(True), ScheduledTask.next_run_at <= now)
+            .order_by(ScheduledTask.next_run_at)
+            .limit(limit)
+        )
+        if store.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        tasks = list(s.execute(query).scalars())
+        for task in tasks:
+            _process_task(s, task, now, result)
+        result.tasks = len(tasks)
+    with store.read() as s:
+        result.next_due = s.execute(
+            sa.select(sa.func.min(ScheduledTask.next_run_at)).where(ScheduledTask.enabled.is_(True))
+        ).scalar()
+    return result
+
+
+def _process_task(s: Session, task: ScheduledTask, now: datetime, result: TickResult) -> None:
+    schedule = schedule_of(task)
+    first = task.next_run_at
+    due = [first, *schedule.slots_between(first, now, limit=MAX_RUN_ALL)] if first <= now else []
+    grace = timedelta(seconds=task.misfire_grace_seconds or 0)
+    if task.misfire == "run_all":
+        fire, missed = due, []
+    elif task.misfire == "run_once":
+        fire, missed = due[-1:], due[:-1]
+    else:
+        fire = [slot for slot in due if now - slot <= grace]
+        missed = [slot for slot in due if now - slot > grace]
+    if missed and task.misfire == "skip":
+        reason = (
+            f"missed {len(missed)} slot(s) from {missed[0].isoformat()} to {missed[-1].isoformat()}: "
+            f"more than {task.misfire_grace_seconds}s late (misfire policy skip)"
+        )
+        run_id = _create_skipped(s, task, missed[-1], now, reason)
+        if run_id:
+            result.skipped.append(run_id)
+    elif missed and task.misfire == "run_once" and fire:
+        fire_note = f"coalesced {len(missed)} earlier missed slot(s) into this run (misfire policy run_once)"
+    else:
+        fire_note = None
+    for slot in fire:
+        run_id = _create_scheduled(s, task, slot, now, result)
+        if run_id and task.misfire == "run_once" and missed and fire_note:
+            append_event(s, run_id, "info", "misfire", fire_note, {"missed": len(missed)})
+    task.next_run_at = schedule.next_after(now)
+
+
+def _active_runs(s: Session, task: ScheduledTask) -> list[tuple[int, str, datetime | None]]:
+    return list(
+        s.execute(
+            sa.select(Run.id, Run.status, Run.due_at).where(
+                Run.task_id == task.id, Run.status.in_(ACTIVE_STATUSES)
+            )
+        ).all()
+    )
+
+
+def _create_skipped(
+    s: Session, task: ScheduledTask, slot: datetime, now: datetime, reason: str
+) -> int | None:
+    run_id = runs.create_run(
+        s,
+        task=task,
+        task_type=task.task_type,
+        origin="scheduled",
+        config=task.config,
+        scheduled_for=slot,
+        due_at=slot,
+        status=SKIPPED,
+        summary=reason,
+        now=now,
+    )
+    if run_id:
+        append_event(s, run_id, "warning", "skipped", reason, None)
+    return run_id
+
+
+def _create_scheduled(
+    s: Session, task: ScheduledTask, slot: datetime, now: datetime, result: TickResult
+) -> int | None:
+    active = _active_runs(s, task)
+    windows = parse_windows(task.windows or [])
+    outside_window = bool(windows) and not window_allows(windows, max(slot, now))
+    if active and task.concurrency == "forbid":
+        holder = active[0]
+        reason = f"skipped: run {holder[0]} of this task is still {holder[1]} (concurrency forbid)"
+        if outside_window and holder[1] == PENDING:
+            reason = f"skipped: run {holder[0]} is already waiting for the maintenance window"
+        run_id = _create_skipped(s, task, slot, now, reason)
+        if run_id:
+            result.skipped.append(run_id)
+        return None
+    if active and task.concurrency == "replace":
+        for run_id, _status, _due in active:
+            runs_cancel_in_session(s, run_id, now, f"replaced by the run of slot {slot.isoformat()}")
+    due_at = max(slot, now) if task.misfire != "run_all" else slot
+    window_note = None
+    if outside_window:
+        opens = next_window_open(windows, max(slot, now))
+        window_note = (
+            f"slot {slot.isoformat()} is outside the maintenance window; waiting until {opens.isoformat()}"
+        )
+        due_at = opens
+    if task.jitter_seconds:
+        due_at = due_at + timedelta(seconds=random.uniform(0, task.jitter_seconds))
+    run_id = runs.create_run(
+        s,
+        task=task,
+        task_type=task.task_type,
+        origin="scheduled",
+        config=task.config,
+        scheduled_for=slot,
+        due_at=due_at,
+        triggered_by="scheduler",
+        now=now,
+    )
+    if run_id is None:
+        return None  # another scheduler created this slot's run
+    if window_note:
+        append_event(s, run_id, "info", "window_wait", window_note, {"due_at": due_at.isoformat()})
+    result.created.append(run_id)
+    return run_id
+
+
+def runs_cancel_in_session(s: Session, run_id: int, now: datetime, reason: str) -> None:
+    status = s.execute(sa.select(Run.status).where(Run.id == run_id)).scalar()
+    if status in ("pending", "submitted"):
+        s.execute(
+            sa.update(Run)
+            .where(Run.id == run_id, Run.status.in_(("pending", "submitted")))
+            .values(status="cancelled", cancel_requested_at=now, finished_at=now, error=reason)
+        )
+    elif status == "running":
+        s.execute(sa.update(Run).where(Run.id == run_id).values(cancel_requested_at=now))
+    append_event(s, run_id, "warning", "cancel_requested", reason, None)
+
+
+class Scheduler:
+    """The scheduler loop: tick, sleep until the next due slot or a change, reap stale runs."""
+
+    def __init__(self, store: Store, settings, *, clock: Clock | None = None, instance_id: str | None = None):
+        from upkeep.engine.reaper import Reaper
+
+        self.store = store
+        self.settings = settings
+        self.clock = clock or Clock()
+        self.notifier = Notifier(store, settings.resolved_data_dir)
+        self.reaper = Reaper(store, settings)
+        self.instance_id = instance_id or f"scheduler:{runs.HOSTNAME}:{__import__('os').getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self._last_recorded = -1e9
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run_forever, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.notifier.wake()
+        if self._thread:
+            self._thread.join(10)
+        self.notifier.close()
+
+    def run_once(self) -> TickResult:
+        now = self.clock.now()
+        result = tick(self.store, now)
+        self.ticks += 1
+        self._record_tick(now)
+        if result.created:
+            broadcast(self.store, self.settings.resolved_data_dir)
+        return result
+
+    def run_forever(self) -> None:
+        next_reap = 0.0
+        import time
+
+        while not self._stop.is_set():
+            try:
+                result = self.run_once()
+                if time.monotonic() >= next_reap:
+                    self.reaper.reap()
+                    next_reap = time.monotonic() + min(self.settings.heartbeat_seconds, 5.0)
+                if result.tasks >= 500:
+                    continue  # more due work than one tick takes
+                sleep = self.settings.scheduler_max_sleep_seconds
+                if result.next_due is not None:
+                    sleep = min(sleep, (result.next_due - self.clock.now()).total_seconds())
+                sleep = min(sleep, max(0.0, next_reap - time.monotonic()))
+                if sleep > 0:
+                    self.notifier.wait(sleep)
+            except Exception:
+                log.exception("scheduler tick failed; retrying in 1s")
+                self._stop.wait(1.0)
+
+    def _record_tick(self, now: datetime) -> None:
+        import time
+
+        if time.monotonic() - self._last_recorded < 5.0:
+            return  # liveness, not a log: at most every 5 s
+        self._last_recorded = time.monotonic()
+        record_instance(self.store, self.instance_id, "scheduler", now)
+
+
+def record_instance(
+    store: Store,
+    instance_id: str,
+    role: str,
+    now: datetime,
+    queues: list[str] | None = None,
+    info: dict | None = None,
+) -> None:
+    import os
+
+    with store.write() as s:
+        row = s.get(Instance, instance_id)
+        if row is None:
+            s.add(
+                Instance(
+                    id=instance_id,
+                    role=role,
+                    host=runs.HOSTNAME,
+                    pid=os.getpid(),
+                    queues=queues or [],
+                    started_at=now,
+                    last_seen_at=now,
+                    info=info or {},
+                )
+            )
+        else:
+            row.last_seen_at = now
+            if info is not None:
+                row.info = info

@@ -1,0 +1,161 @@
+"""``ctx.services`` for the engine's own handlers (runs.*, health.report, procedure.execute).
+
+A facade over the store so those handlers, too, never touch SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from upkeep.engine.reaper import Reaper
+from upkeep.engine.registry import REGISTRY, Registry
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Instance, Run, RunEvent, ScheduledTask
+from upkeep.store.records import Records
+
+
+class EngineServices:
+    def __init__(self, store: Store, settings: Settings, *, registry: Registry = REGISTRY):
+        self.store = store
+        self.settings = settings
+        self.registry = registry
+
+    @property
+    def database_url(self) -> str:
+        return self.store.url
+
+    def reap(self, *, dry_run: bool) -> dict[str, Any]:
+        return Reaper(self.store, self.settings).reap(dry_run=dry_run).as_dict()
+
+    def cleanup_expired(
+        self, *, retention_days: int, batch_size: int, dry_run: bool, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Delete terminal runs (and their events) that ended before the retention period."""
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=retention_days)
+        with self.store.write() as s:
+            ids = list(
+                s.execute(
+                    sa.select(Run.id)
+                    .where(Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff)
+                    .order_by(Run.id)
+                    .limit(batch_size)
+                ).scalars()
+            )
+            remaining = s.execute(
+                sa.select(sa.func.count(Run.id)).where(
+                    Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff
+                )
+            ).scalar_one() - len(ids)
+            events = 0
+            if ids:
+                events = s.execute(
+                    sa.select(sa.func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids))
+                ).scalar_one()
+            if ids and not dry_run:
+                s.execute(sa.delete(RunEvent).where(RunEvent.run_id.in_(ids)))
+                # never a non-terminal run, even if it changed since the select
+                s.execute(sa.delete(Run).where(Run.id.in_(ids), Run.status.in_(TERMINAL_STATUSES)))
+        return {
+            "cutoff": cutoff.isoformat(),
+            "runs": len(ids),
+            "events": events,
+            "remaining": max(0, remaining),
+            "run_ids": ids[:50],
+        }
+
+    def health_summary(self, now: datetime | None = None, *, window_hours: int = 24) -> dict[str, Any]:
+        from upkeep.service import Upkeep
+
+        now = now or datetime.now(UTC)
+        since = now - timedelta(hours=window_hours)
+        with self.store.read() as s:
+            by_status = dict(
+                s.execute(
+                    sa.select(Run.status, sa.func.count(Run.id))
+                    .where(Run.created_at >= since)
+                    .group_by(Run.status)
+                ).all()
+            )
+            depth = dict(
+                s.execute(
+                    sa.select(Run.status, sa.func.count(Run.id))
+                    .where(Run.status.in_(("pending", "submitted")), Run.due_at <= now)
+                    .group_by(Run.status)
+                ).all()
+            )
+            active = s.execute(
+                sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))
+            ).scalar_one()
+            failing = [
+                {"name": n, "status": st, "outcome": o, "consecutive_failures": c}
+                for n, st, o, c in s.execute(
+                    sa.select(
+                        ScheduledTask.name,
+                        ScheduledTask.last_status,
+                        ScheduledTask.last_outcome,
+                        ScheduledTask.consecutive_failures,
+                    )
+                    .where(
+                        ScheduledTask.enabled.is_(True),
+                        sa.or_(
+                            ScheduledTask.last_status.in_(("failed", "timed_out")),
+                            ScheduledTask.last_outcome == "critical",
+                        ),
+                    )
+                    .order_by(ScheduledTask.name)
+                ).all()
+            ]
+            instances = [
+                {
+                    "id": i.id,
+                    "role": i.role,
+                    "host": i.host,
+                    "pid": i.pid,
+                    "queues": i.queues,
+                    "last_seen_at": i.last_seen_at.isoformat(),
+                    "age_seconds": (now - i.last_seen_at).total_seconds(),
+                }
+                for i in s.execute(sa.select(Instance).order_by(Instance.role, Instance.id)).scalars()
+            ]
+        schedulers = [i for i in instances if i["role"] == "scheduler"]
+        last_tick = max((i["last_seen_at"] for i in schedulers), default=None)
+        overdue = Upkeep(self.settings, self.store).overdue_tasks(now)
+        return {
+            "store": {"reachable": True, "dialect": self.store.dialect},
+            "last_scheduler_tick": last_tick,
+            "scheduler_age_seconds": min((i["age_seconds"] for i in schedulers), default=None),
+            "queue_depth": {"pending": depth.get("pending", 0), "submitted": depth.get("submitted", 0)},
+            "active_runs": active,
+            "runs_by_status_24h": by_status,
+            "failing_tasks": failing,
+            "overdue_tasks": overdue,
+            "instances": instances,
+        }
+
+    def records(self, domain: str) -> Records:
+        return Records(self.store, domain)
+
+    def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
+        """Finished runs in a period (for reports and performance reviews)."""
+        query = sa.select(
+            Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at
+        ).where(Run.finished_at >= since)
+        if until:
+            query = query.where(Run.finished_at < until)
+        with self.store.read() as s:
+            return [
+                {
+                    "task": t,
+                    "type": ty,
+                    "status": st,
+                    "outcome": o,
+                    "duration_seconds": (f - b).total_seconds() if b and f else None,
+                    "finished_at": f.isoformat() if f else None,
+                }
+                for t, ty, st, o, b, f in s.execute(query)
+            ]

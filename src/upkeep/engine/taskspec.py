@@ -1,0 +1,129 @@
+"""``TaskSpec``: what a scheduled task is, as written in upkeep.yaml, sent to the API or set on the CLI.
+
+One model validates all three. Validation covers the schedule (cron, time zone, windows), the
+task type (known handler) and the config (the handler's own model), so nothing invalid is written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
+from upkeep.engine.schedules import parse_schedule, validate_timezone
+from upkeep.engine.windows import parse_windows
+from upkeep.errors import ConfigError
+
+TIERS = ("daily", "weekly", "monthly", "quarterly", "yearly")
+TIER_SCHEDULES = {
+    "daily": "0 2 * * *",
+    "weekly": "0 3 * * 0",
+    "monthly": "0 4 1 * *",
+    "quarterly": "0 5 1 1,4,7,10 *",
+    "yearly": "0 6 1 1 *",
+}
+
+
+class NotifySpec(BaseModel):
+    """When and where a task alerts (see the alerts section of the README)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[str] = Field(default_factory=list, description="Channel names from `channels:`")
+    on_failure: bool = Field(True, description="After the final retry of a failed or timed-out run")
+    on_outcome: list[Literal["warning", "critical"]] = Field(
+        default_factory=lambda: ["critical"], description="Completed runs whose outcome is one of these"
+    )
+    on_recovery: bool = Field(True, description="When a task succeeds again after alerting")
+    after_consecutive_failures: int = Field(1, ge=1, description="Alert only after N failures in a row")
+    repeat_interval: str = Field("4h", description="While a state persists, repeat at most this often")
+    on_overdue: bool = Field(True, description="Alert once when the task is overdue")
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    type: str = Field(description="Handler name, domain.action (aliases accepted)")
+    description: str = ""
+    schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
+    timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
+    schedule_anchor: datetime | None = Field(None, description="Anchor of @every slots (default: creation)")
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+    tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] = Field(default_factory=list)
+    concurrency: Literal["forbid", "allow", "replace"] = "forbid"
+    misfire: Literal["skip", "run_once", "run_all"] = "skip"
+    misfire_grace_seconds: int = Field(60, ge=0)
+    locks: list[str] = Field(default_factory=list, description="Mutexes shared across tasks, e.g. db:main")
+    windows: list[str] = Field(default_factory=list, description='e.g. "Sun 02:00-05:00 Europe/Zagreb"')
+    max_retries: int = Field(0, ge=0, le=100)
+    retry_backoff_seconds: float = Field(30.0, ge=0)
+    retry_backoff_max_seconds: float = Field(3600.0, ge=0)
+    timeout_seconds: float | None = Field(None, gt=0)
+    jitter_seconds: float = Field(0.0, ge=0)
+    queue: str = Field("default", min_length=1, max_length=100)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
+    expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
+    ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        validate_timezone(value)
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        parse_windows(value)
+        return value
+
+    @field_validator("expect_success_within")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Seconds in ``90s``, ``10m``, ``4h``, ``2d``, ``1h30m`` or a plain number of seconds."""
+    import re
+
+    if isinstance(text, int | float):
+        return float(text)
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
+    if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+        raise ValueError(f"invalid duration {text!r}: use forms like 90s, 10m, 4h, 2d or 1h30m")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    return sum(float(n) * unit[u] for n, u in parts)
+
+
+def validate_task(data: dict[str, Any], registry: Registry = REGISTRY, where: str = "task") -> TaskSpec:
+    """Validate everything about a task; raise one ConfigError naming the field and the fix."""
+    try:
+        spec = TaskSpec.model_validate(data)
+    except ValidationError as exc:
+        name = data.get("name") if isinstance(data, dict) else None
+        label = f"{where} {name!r}" if name else where
+        raise ConfigError(
+            f"invalid {label}: {format_validation_error(exc, prefix='')}".replace(": .", ": ")
+        ) from None
+    handler, _alias = registry.resolve(spec.type)
+    try:
+        parse_schedule(spec.schedule, spec.timezone, spec.schedule_anchor)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"task {spec.name!r}: {exc}", field="schedule") from None
+    try:
+        handler.validate_config(spec.config)
+    except ConfigError as exc:
+        raise ConfigError(f"task {spec.name!r}: {exc.message}", hint=exc.hint, field=exc.field) from None
+    return spec

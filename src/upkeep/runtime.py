@@ -1,0 +1,139 @@
+"""Starting upkeep's long-running shapes: serve (API + UI + scheduler + worker), scheduler, worker.
+
+The embedded default upgrades its own schema on start and applies the config file, so
+``make run`` is all a first start needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+
+from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.reaper import Reaper
+from upkeep.engine.scheduler import Scheduler, record_instance
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+
+log = logging.getLogger("upkeep")
+
+
+def open_store(settings: Settings, *, upgrade: bool) -> Store:
+    store = Store(settings.resolved_database_url)
+    store.check_connection()
+    if upgrade:
+        store.upgrade()
+    elif not store.is_up_to_date():
+        from upkeep.errors import UserError
+
+        raise UserError("the database schema is not up to date", hint="run `upkeep db upgrade`")
+    return store
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _wait_for_signal(stop: threading.Event) -> None:
+    def handle(signum, frame):
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):
+            signal.signal(sig, handle)
+    while not stop.wait(1.0):
+        pass
+
+
+def recover_on_start(store: Store, settings: Settings) -> dict:
+    """Runs left by a crashed process on this host: kill their leftovers, retry or fail them."""
+    report = Reaper(store, settings).reap()
+    if report.recovered or report.requeued:
+        log.warning(
+            "recovered %d run(s), requeued %d after an unclean stop",
+            len(report.recovered),
+            len(report.requeued),
+        )
+    return report.as_dict()
+
+
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    worker: bool = True,
+    scheduler: bool = True,
+    apply_config: bool = True,
+) -> None:
+    import uvicorn
+
+    from upkeep.api.app import create_app
+
+    store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
+    if apply_config and settings.config_path.exists():
+        from upkeep.config_file import apply_file
+
+        apply_file(settings, store, actor="serve", prune=False, dry_run=False, quiet=True)
+    recover_on_start(store, settings)
+    parts: list = []
+    if scheduler:
+        parts.append(Scheduler(store, settings))
+    if worker:
+        if settings.executor == "celery":
+            log.warning(
+                "UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs"
+            )
+        else:
+            parts.append(EmbeddedExecutor(settings, store))
+    for part in parts:
+        part.start()
+    app = create_app(settings, store=store)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    finally:
+        for part in reversed(parts):
+            part.stop()
+
+
+def run_scheduler(settings: Settings) -> None:
+    store = open_store(settings, upgrade=False)
+    sched = Scheduler(store, settings)
+    sched.start()
+    stop = threading.Event()
+    try:
+        _wait_for_signal(stop)
+    finally:
+        sched.stop()
+
+
+def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
+    import os
+
+    from upkeep.clock import utcnow
+    from upkeep.engine.runs import HOSTNAME
+
+    store = open_store(settings, upgrade=False)
+    executor = EmbeddedExecutor(settings, store, size=concurrency, queues=queues)
+    executor.start()
+    stop = threading.Event()
+    instance = f"worker:{HOSTNAME}:{os.getpid()}"
+
+    def beat():
+        while not stop.wait(settings.heartbeat_seconds):
+            with contextlib.suppress(Exception):
+                record_instance(store, instance, "worker", utcnow(), queues=queues)
+
+    record_instance(store, instance, "worker", utcnow(), queues=queues)
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        _wait_for_signal(stop)
+    finally:
+        executor.stop()

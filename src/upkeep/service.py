@@ -1,0 +1,761 @@
+"""The service layer: the one code path the CLI and the API use for every operation.
+
+Every change (create, edit, enable, disable, trigger, cancel, apply, delete) writes an audit entry:
+who, when, what, before and after. Views returned here are plain dicts with secrets redacted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from upkeep.clock import Clock
+from upkeep.engine import runs as run_ops
+from upkeep.engine.registry import REGISTRY, Registry
+from upkeep.engine.scheduler import first_slot, schedule_of
+from upkeep.engine.schedules import explain_schedule
+from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
+from upkeep.engine.wakeup import broadcast
+from upkeep.errors import Conflict, Forbidden, NotFound, UserError
+from upkeep.secrets import redact
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import (
+    ACTIVE_STATUSES,
+    ALL_STATUSES,
+    COMPLETED,
+    AuditEntry,
+    Run,
+    RunEvent,
+    ScheduledTask,
+)
+
+# Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column).
+SPEC_COLUMNS = {
+    "type": "task_type",
+    "description": "description",
+    "schedule": "schedule",
+    "timezone": "timezone",
+    "schedule_anchor": "schedule_anchor",
+    "enabled": "enabled",
+    "config": "config",
+    "tiers": "tiers",
+    "concurrency": "concurrency",
+    "misfire": "misfire",
+    "misfire_grace_seconds": "misfire_grace_seconds",
+    "locks": "locks",
+    "windows": "windows",
+    "max_retries": "max_retries",
+    "retry_backoff_seconds": "retry_backoff_seconds",
+    "retry_backoff_max_seconds": "retry_backoff_max_seconds",
+    "timeout_seconds": "timeout_seconds",
+    "jitter_seconds": "jitter_seconds",
+    "queue": "queue",
+    "notify": "notify",
+    "ping_url": "ping_url",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_spec_of(task: ScheduledTask) -> dict[str, Any]:
+    """The task as a TaskSpec dict (what upkeep.yaml and the API's POST body hold)."""
+    spec: dict[str, Any] = {"name": task.name}
+    for field, column in SPEC_COLUMNS.items():
+        value = getattr(task, column)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        spec[field] = value
+    if task.expect_success_within_seconds is not None:
+        spec["expect_success_within"] = f"{int(task.expect_success_within_seconds)}s"
+    else:
+        spec["expect_success_within"] = None
+    return spec
+
+
+def _apply_spec(task: ScheduledTask, spec: TaskSpec) -> None:
+    data = spec.model_dump(mode="python")
+    for field, column in SPEC_COLUMNS.items():
+        value = data[field]
+        if field == "notify":
+            value = spec.notify.model_dump(mode="json")
+        setattr(task, column, value)
+    task.expect_success_within_seconds = (
+        parse_duration(spec.expect_success_within) if spec.expect_success_within else None
+    )
+
+
+class Upkeep:
+    """Operations on tasks, runs and the audit log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        clock: Clock | None = None,
+        registry: Registry = REGISTRY,
+    ):
+        self.settings = settings
+        self.store = store or Store(settings.resolved_database_url)
+        self.clock = clock or Clock()
+        self.registry = registry
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        s: Session,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: Any,
+        before: Any = None,
+        after: Any = None,
+        detail: str | None = None,
+    ) -> None:
+        s.add(
+            AuditEntry(
+                ts=self.clock.now(),
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=str(object_id) if object_id is not None else None,
+                before=redact(before) if before is not None else None,
+                after=redact(after) if after is not None else None,
+                detail=detail,
+            )
+        )
+
+    def _wake(self) -> None:
+        broadcast(self.store, self.settings.resolved_data_dir)
+
+    def _find_task(self, s: Session, ref: str | int, *, lock: bool = False) -> ScheduledTask:
+        query = sa.select(ScheduledTask)
+        ref_text = str(ref)
+        if ref_text.isdigit():
+            query = query.where(sa.or_(ScheduledTask.id == int(ref_text), ScheduledTask.name == ref_text))
+        else:
+            query = query.where(ScheduledTask.name == ref_text)
+        if lock and self.store.is_postgres:
+            query = query.with_for_update()
+        task = s.execute(query).scalars().first()
+        if task is None:
+            raise NotFound(f"no task {ref!r}", hint="`upkeep tasks list` shows the tasks", field="task")
+        return task
+
+    def _check_command_policy(
+        self, task_type: str, managed_by: str, allow_commands: bool, config: dict | None = None
+    ) -> None:
+        from upkeep.handlers.procedure import procedure_runs_commands
+
+        spec = self.registry.get(task_type)
+        runs_commands = spec.runs_commands or (
+            spec.name == "procedure.execute" and procedure_runs_commands(config)
+        )
+        if (
+            runs_commands
+            and managed_by != "file"
+            and not (allow_commands or self.settings.allow_command_tasks_via_api)
+        ):
+            raise Forbidden(
+                f"{spec.name} tasks run commands on this host and can only be defined in the config file",
+                hint="add the task to upkeep.yaml and run `upkeep apply`",
+                field="type",
+            )
+
+    # --- views ------------------------------------------------------------------------------
+
+    def task_view(self, task: ScheduledTask, *, detail: bool = False) -> dict[str, Any]:
+        try:
+            text = schedule_of(task).explain()
+        except UserError as exc:
+            text = f"invalid schedule: {exc}"
+        view = {
+            "id": task.id,
+            "name": task.name,
+            "type": task.task_type,
+            "description": task.description,
+            "schedule": task.schedule,
+            "timezone": task.timezone,
+            "schedule_text": text,
+            "enabled": task.enabled,
+            "tiers": list(task.tiers or []),
+            "config": redact(task.config or {}),
+            "concurrency": task.concurrency,
+            "misfire": task.misfire,
+            "misfire_grace_seconds": task.misfire_grace_seconds,
+            "locks": list(task.locks or []),
+            "windows": list(task.windows or []),
+            "max_retries": task.max_retries,
+            "retry_backoff_seconds": task.retry_backoff_seconds,
+            "retry_backoff_max_seconds": task.retry_backoff_max_seconds,
+            "timeout_seconds": task.timeout_seconds,
+            "jitter_seconds": task.jitter_seconds,
+            "queue": task.queue,
+            "notify": task.notify or {},
+            "expect_success_within_seconds": task.expect_success_within_seconds,
+            "ping_url": redact(task.ping_url) if task.ping_url else None,
+            "managed_by": task.managed_by,
+            "next_run_at": _iso(task.next_run_at),
+            "last_run_id": task.last_run_id,
+            "last_status": task.last_status,
+            "last_outcome": task.last_outcome,
+            "last_run_at": _iso(task.last_run_at),
+            "last_success_at": _iso(task.last_success_at),
+            "last_duration_seconds": task.last_duration_seconds,
+            "consecutive_failures": task.consecutive_failures,
+            "created_at": _iso(task.created_at),
+            "updated_at": _iso(task.updated_at),
+        }
+        if detail:
+            try:
+                info = explain_schedule(
+                    task.schedule,
+                    task.timezone,
+                    count=5,
+                    now=self.clock.now(),
+                    anchor=task.schedule_anchor or task.created_at,
+                )
+                view["next_times"] = [t.isoformat() for t in info["next"]]
+            except UserError:
+                view["next_times"] = []
+            if task.managed_by == "file" and task.file_spec:
+                current = task_spec_of(task)
+                view["drift"] = sorted(
+                    k for k, v in task.file_spec.items() if k in current and current[k] != v
+                )
+        return view
+
+    @staticmethod
+    def run_view(run: Run) -> dict[str, Any]:
+        duration = None
+        if run.started_at and run.finished_at:
+            duration = (run.finished_at - run.started_at).total_seconds()
+        return {
+            "id": run.id,
+            "task_id": run.task_id,
+            "task_name": run.task_name,
+            "task_type": run.task_type,
+            "requested_type": run.requested_type,
+            "origin": run.origin,
+            "status": run.status,
+            "outcome": run.outcome,
+            "attempt": run.attempt,
+            "retry_of": run.retry_of,
+            "parent_run_id": run.parent_run_id,
+            "scheduled_for": _iso(run.scheduled_for),
+            "due_at": _iso(run.due_at),
+            "created_at": _iso(run.created_at),
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "heartbeat_at": _iso(run.heartbeat_at),
+            "duration_seconds": duration,
+            "dry_run": run.dry_run,
+            "config": redact(run.config or {}),
+            "queue": run.queue,
+            "timeout_seconds": run.timeout_seconds,
+            "worker": run.worker,
+            "progress": run.progress,
+            "progress_message": run.progress_message,
+            "summary": run.summary,
+            "result": redact(run.result) if run.result is not None else None,
+            "error": run.error,
+            "cancel_requested": run.cancel_requested_at is not None,
+            "triggered_by": run.triggered_by,
+        }
+
+    # --- tasks ------------------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        *,
+        enabled: bool | None = None,
+        tier: str | None = None,
+        task_type: str | None = None,
+        last_status: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = sa.select(ScheduledTask)
+        if enabled is not None:
+            query = query.where(ScheduledTask.enabled.is_(enabled))
+        if task_type:
+            canonical = self.registry.resolve(task_type)[0].name
+            query = query.where(ScheduledTask.task_type == canonical)
+        if last_status:
+            query = query.where(ScheduledTask.last_status == last_status)
+        if search:
+            query = query.where(ScheduledTask.name.contains(search))
+        with self.store.read() as s:
+            if tier:
+                rows = [
+                    t
+                    for t in s.execute(query.order_by(ScheduledTask.name)).scalars()
+                    if tier in (t.tiers or [])
+                ]
+                total = len(rows)
+                rows = rows[offset : offset + limit if limit else None]
+            else:
+                total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+                query = query.order_by(ScheduledTask.name).offset(offset)
+                if limit:
+                    query = query.limit(limit)
+                rows = list(s.execute(query).scalars())
+            return [self.task_view(t) for t in rows], total
+
+    def get_task(self, ref: str | int) -> dict[str, Any]:
+        with self.store.read() as s:
+            return self.task_view(self._find_task(s, ref), detail=True)
+
+    def create_task(
+        self, data: dict[str, Any], *, actor: str, managed_by: str = "api", allow_commands: bool = False
+    ) -> dict[str, Any]:
+        spec = validate_task(data, self.registry)
+        canonical = self.registry.resolve(spec.type)[0].name
+        self._check_command_policy(canonical, managed_by, allow_commands, spec.config)
+        now = self.clock.now()
+        with self.store.write() as s:
+            if s.execute(sa.select(ScheduledTask.id).where(ScheduledTask.name == spec.name)).first():
+                raise Conflict(
+                    f"a task named {spec.name!r} already exists",
+                    hint="choose another name or edit it",
+                    field="name",
+                )
+            task = ScheduledTask(name=spec.name, created_at=now, updated_at=now, managed_by=managed_by)
+            _apply_spec(task, spec)
+            task.task_type = canonical
+            if spec.schedule_anchor is None and (spec.schedule or "").startswith("@every"):
+                task.schedule_anchor = now
+            if managed_by == "file":
+                task.file_spec = task_spec_of(task)
+            task.next_run_at = first_slot(task, now) if task.enabled else None
+            s.add(task)
+            s.flush()
+            view = self.task_view(task)
+            self._audit(s, actor, "create", "task", task.name, None, task_spec_of(task))
+        self._wake()
+        return view
+
+    def update_task(
+        self,
+        ref: str | int,
+        changes: dict[str, Any],
+        *,
+        actor: str,
+        managed_by: str | None = None,
+        allow_commands: bool = False,
+    ) -> dict[str, Any]:
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            before = task_spec_of(task)
+            if "name" in changes and changes["name"] != task.name:
+                raise UserError(
+                    "a task cannot be renamed", hint="create a new task and delete this one", field="name"
+                )
+            merged = {**before, **changes}
+            if "config" in changes and isinstance(changes["config"], dict) and changes.get("_merge_config"):
+                merged["config"] = {**before["config"], **changes["config"]}
+            merged.pop("_merge_config", None)
+            spec = validate_task(merged, self.registry)
+            canonical = self.registry.resolve(spec.type)[0].name
+            self._check_command_policy(canonical, managed_by or task.managed_by, allow_commands, spec.config)
+            if (
+                self.registry.get(canonical).runs_commands
+                and (managed_by or "api") != "file"
+                and "config" in changes
+                and not (allow_commands or self.settings.allow_command_tasks_via_api)
+            ):
+                raise Forbidden(
+                    "the command of a command task can only be changed in the config file", field="config"
+                )
+            schedule_changed = any(
+                before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor")
+            )
+            was_enabled = task.enabled
+            _apply_spec(task, spec)
+            task.task_type = canonical
+            task.updated_at = now
+            if managed_by == "file":
+                task.managed_by = "file"
+                task.file_spec = task_spec_of(task)
+            if not task.enabled:
+                task.next_run_at = None
+            elif schedule_changed or not was_enabled or task.next_run_at is None:
+                task.next_run_at = first_slot(task, now)
+            after = task_spec_of(task)
+            if after != before:
+                self._audit(s, actor, "update", "task", task.name, before, after)
+            view = self.task_view(task)
+        self._wake()
+        return view
+
+    def set_enabled(self, ref: str | int, enabled: bool, *, actor: str) -> dict[str, Any]:
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            if task.enabled != enabled:
+                task.enabled = enabled
+                task.updated_at = now
+                task.next_run_at = first_slot(task, now) if enabled else None
+                self._audit(
+                    s,
+                    actor,
+                    "enable" if enabled else "disable",
+                    "task",
+                    task.name,
+                    {"enabled": not enabled},
+                    {"enabled": enabled},
+                )
+            view = self.task_view(task)
+        self._wake()
+        return view
+
+    def delete_task(self, ref: str | int, *, actor: str) -> None:
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            before = task_spec_of(task)
+            active = (
+                s.execute(
+                    sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(("pending", "submitted")))
+                )
+                .scalars()
+                .all()
+            )
+            now = self.clock.now()
+            if active:
+                s.execute(
+                    sa.update(Run)
+                    .where(Run.id.in_(active))
+                    .values(
+                        status="cancelled", finished_at=now, cancel_requested_at=now, error="task deleted"
+                    )
+                )
+            s.execute(
+                sa.update(Run)
+                .where(Run.task_id == task.id, Run.status == "running")
+                .values(cancel_requested_at=now)
+            )
+            s.delete(task)
+            self._audit(s, actor, "delete", "task", before["name"], before, None)
+
+    def trigger(
+        self,
+        ref: str | int,
+        *,
+        actor: str,
+        overrides: dict[str, Any] | None = None,
+        dry_run: bool = False,
+        confirm: bool = False,
+        origin: str = "manual",
+    ) -> dict[str, Any]:
+        """Queue a run of a task now. ``overrides`` may only touch the handler's overridable fields."""
+        overrides = dict(overrides or {})
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref)
+            spec = self.registry.get(task.task_type)
+            if "dry_run" in overrides:
+                dry_run = bool(overrides.pop("dry_run")) or dry_run
+            spec.check_overrides(overrides)
+            config = {**(task.config or {}), **overrides}
+            spec.validate_config(config)
+            if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
+                dry_run = True
+            run_id = run_ops.create_run(
+                s,
+                task=task,
+                task_type=task.task_type,
+                origin=origin,
+                config=config,
+                due_at=now,
+                dry_run=dry_run,
+                confirm=confirm,
+                triggered_by=actor,
+                now=now,
+            )
+            self._audit(
+                s,
+                actor,
+                "trigger",
+                "task",
+                task.name,
+                None,
+                {"run_id": run_id, "overrides": overrides, "dry_run": dry_run, "confirm": confirm},
+            )
+            view = self.run_view(s.get(Run, run_id))
+        self._wake()
+        return view
+
+    def create_adhoc_run(
+        self,
+        task_type: str,
+        config: dict[str, Any] | None,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        confirm: bool = False,
+        timeout_seconds: float | None = None,
+        status: str = "pending",
+        worker: str | None = None,
+        allow_commands: bool = False,
+    ) -> dict[str, Any]:
+        """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
+        spec, alias = self.registry.resolve(task_type)
+        self._check_command_policy(spec.name, "api", allow_commands, config)
+        raw, flags = spec.split_run_flags(config)
+        spec.validate_config(raw)
+        dry_run = dry_run or bool(flags.get("dry_run"))
+        now = self.clock.now()
+        with self.store.write() as s:
+            run_id = run_ops.create_run(
+                s,
+                task=None,
+                task_type=spec.name,
+                requested_type=alias,
+                origin="manual",
+                config=raw,
+                due_at=now,
+                dry_run=dry_run,
+                confirm=confirm,
+                triggered_by=actor,
+                now=now,
+                status=status,
+            )
+            if timeout_seconds or worker:
+                s.execute(
+                    sa.update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        timeout_seconds=timeout_seconds, worker=worker, submitted_at=now if worker else None
+                    )
+                )
+            self._audit(
+                s, actor, "trigger", "handler", spec.name, None, {"run_id": run_id, "dry_run": dry_run}
+            )
+            view = self.run_view(s.get(Run, run_id))
+        if status == "pending":
+            self._wake()
+        return view
+
+    def trigger_tier(self, tier: str, *, actor: str, dry_run: bool = False) -> list[dict[str, Any]]:
+        tasks, _ = self.list_tasks(tier=tier, enabled=True)
+        if not tasks:
+            raise NotFound(
+                f"no enabled task has tier {tier!r}",
+                hint="add `tiers: [" + tier + "]` to tasks in upkeep.yaml",
+            )
+        return [self.trigger(t["id"], actor=actor, dry_run=dry_run, origin="tier") for t in tasks]
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def list_runs(
+        self,
+        *,
+        task: str | int | None = None,
+        status: str | None = None,
+        outcome: str | None = None,
+        task_type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = sa.select(Run)
+        with self.store.read() as s:
+            if task is not None:
+                query = query.where(Run.task_id == self._find_task(s, task).id)
+            if status:
+                if status not in ALL_STATUSES:
+                    raise UserError(
+                        f"unknown status {status!r}", hint=f"one of {', '.join(ALL_STATUSES)}", field="status"
+                    )
+                query = query.where(Run.status == status)
+            if outcome:
+                query = query.where(Run.outcome == outcome)
+            if task_type:
+                query = query.where(Run.task_type == task_type)
+            if since:
+                query = query.where(Run.created_at >= since)
+            total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+            rows = s.execute(query.order_by(Run.id.desc()).offset(offset).limit(limit)).scalars()
+            return [self.run_view(r) for r in rows], total
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        with self.store.read() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise NotFound(f"no run {run_id}", hint="`upkeep runs list` shows recent runs", field="run")
+            return self.run_view(run)
+
+    def run_events(self, run_id: int, *, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        self.get_run(run_id)
+        with self.store.read() as s:
+            rows = s.execute(
+                sa.select(RunEvent)
+                .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+                .order_by(RunEvent.seq)
+                .limit(limit)
+            ).scalars()
+            return [
+                {
+                    "seq": e.seq,
+                    "ts": e.ts.isoformat(),
+                    "level": e.level,
+                    "event": e.event,
+                    "message": e.message,
+                    "data": e.data,
+                }
+                for e in rows
+            ]
+
+    def cancel_run(self, run_id: int, *, actor: str) -> dict[str, Any]:
+        before = self.get_run(run_id)
+        status = run_ops.request_cancel(self.store, run_id)
+        with self.store.write() as s:
+            self._audit(s, actor, "cancel", "run", run_id, {"status": before["status"]}, {"status": status})
+        self._wake()
+        return self.get_run(run_id)
+
+    # --- audit and stats --------------------------------------------------------------------
+
+    def list_audit(
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        object_type: str | None = None,
+        object_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = sa.select(AuditEntry)
+        if object_type:
+            query = query.where(AuditEntry.object_type == object_type)
+        if object_id:
+            query = query.where(AuditEntry.object_id == object_id)
+        with self.store.read() as s:
+            total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+            rows = s.execute(query.order_by(AuditEntry.id.desc()).offset(offset).limit(limit)).scalars()
+            return [
+                {
+                    "id": a.id,
+                    "ts": a.ts.isoformat(),
+                    "actor": a.actor,
+                    "action": a.action,
+                    "object_type": a.object_type,
+                    "object_id": a.object_id,
+                    "before": a.before,
+                    "after": a.after,
+                    "detail": a.detail,
+                }
+                for a in rows
+            ], total
+
+    def record_audit(
+        self,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: Any,
+        before: Any = None,
+        after: Any = None,
+        detail: str | None = None,
+    ) -> None:
+        with self.store.write() as s:
+            self._audit(s, actor, action, object_type, object_id, before, after, detail)
+
+    def overdue_tasks(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Tasks with no run started within a slot + grace, or no success within expect_success_within."""
+        now = now or self.clock.now()
+        out = []
+        with self.store.read() as s:
+            tasks = s.execute(sa.select(ScheduledTask).where(ScheduledTask.enabled.is_(True))).scalars().all()
+            for task in tasks:
+                reason = None
+                if task.expect_success_within_seconds:
+                    since = task.last_success_at or task.created_at
+                    if now - since > timedelta(seconds=task.expect_success_within_seconds):
+                        reason = f"no success since {since.isoformat()}"
+                if reason is None and task.next_run_at is not None:
+                    grace = timedelta(seconds=max(task.misfire_grace_seconds, 60))
+                    if now - task.next_run_at > grace:
+                        reason = f"slot {task.next_run_at.isoformat()} not started (scheduler behind or down)"
+                if reason is None and task.schedule:
+                    pending_old = s.execute(
+                        sa.select(Run.id, Run.due_at)
+                        .where(
+                            Run.task_id == task.id,
+                            Run.status.in_(("pending", "submitted")),
+                            Run.due_at < now - timedelta(seconds=max(task.misfire_grace_seconds, 60)),
+                        )
+                        .limit(1)
+                    ).first()
+                    if pending_old:
+                        reason = f"run {pending_old[0]} due at {pending_old[1].isoformat()} has not started"
+                if reason:
+                    out.append({"id": task.id, "name": task.name, "type": task.task_type, "reason": reason})
+        return out
+
+    def stats(self, days: int = 7) -> dict[str, Any]:
+        if days < 1 or days > 366:
+            raise UserError("days must be between 1 and 366", field="days")
+        since = self.clock.now() - timedelta(days=days)
+        with self.store.read() as s:
+            total_tasks = s.execute(sa.select(sa.func.count(ScheduledTask.id))).scalar_one()
+            enabled = s.execute(
+                sa.select(sa.func.count(ScheduledTask.id)).where(ScheduledTask.enabled.is_(True))
+            ).scalar_one()
+            by_status = dict(
+                s.execute(
+                    sa.select(Run.status, sa.func.count(Run.id))
+                    .where(Run.created_at >= since)
+                    .group_by(Run.status)
+                ).all()
+            )
+            by_outcome = dict(
+                s.execute(
+                    sa.select(Run.outcome, sa.func.count(Run.id))
+                    .where(Run.created_at >= since, Run.status == COMPLETED)
+                    .group_by(Run.outcome)
+                ).all()
+            )
+            failing = (
+                s.execute(
+                    sa.select(ScheduledTask.name)
+                    .where(
+                        ScheduledTask.last_status.in_(("failed", "timed_out"))
+                        | (ScheduledTask.last_outcome == "critical")
+                    )
+                    .order_by(ScheduledTask.name)
+                )
+                .scalars()
+                .all()
+            )
+            active = s.execute(
+                sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))
+            ).scalar_one()
+        finished = sum(
+            v for k, v in by_status.items() if k in ("completed", "failed", "timed_out", "cancelled")
+        )
+        ok = by_status.get("completed", 0)
+        return {
+            "days": days,
+            "tasks": total_tasks,
+            "enabled": enabled,
+            "runs": sum(by_status.values()),
+            "by_status": by_status,
+            "by_outcome": {str(k): v for k, v in by_outcome.items()},
+            "success_rate": round(ok / finished, 4) if finished else None,
+            "failing_now": list(failing),
+            "active_runs": active,
+            "overdue": self.overdue_tasks(),
+        }
