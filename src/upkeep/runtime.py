@@ -86,9 +86,7 @@ def serve(
         parts.append(Scheduler(store, settings))
     if worker:
         if settings.executor == "celery":
-            log.warning(
-                "UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs"
-            )
+            log.warning("UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs")
         else:
             parts.append(EmbeddedExecutor(settings, store))
     for part in parts:
@@ -103,15 +101,44 @@ def serve(
             part.stop()
 
 
+def scheduler_parts(settings: Settings, store: Store) -> list:
+    """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter."""
+    parts: list = [Scheduler(store, settings)]
+    if settings.executor == "celery":
+        from upkeep.distributed import CeleryDispatcher
+
+        parts.append(CeleryDispatcher(settings, store))
+    try:
+        from upkeep.notify.alerter import Alerter
+    except ImportError:
+        Alerter = None
+    if Alerter is not None:
+        parts.append(Alerter(store, settings))
+    return parts
+
+
 def run_scheduler(settings: Settings) -> None:
     store = open_store(settings, upgrade=False)
-    sched = Scheduler(store, settings)
-    sched.start()
+    parts = scheduler_parts(settings, store)
+    for part in parts:
+        part.start()
     stop = threading.Event()
     try:
         _wait_for_signal(stop)
     finally:
-        sched.stop()
+        for part in reversed(parts):
+            part.stop()
+
+
+def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
+    """``upkeep worker``: a Celery worker in distributed mode, else an embedded executor."""
+    if settings.executor == "celery":
+        from upkeep.distributed import run_worker as run_celery_worker
+
+        open_store(settings, upgrade=False)
+        run_celery_worker(settings, queues=queues, concurrency=concurrency)
+        return
+    run_embedded_worker(settings, queues=queues, concurrency=concurrency)
 
 
 def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     stale_after_missed_heartbeats: int = Field(default=3, ge=1)
     cancel_grace_seconds: float = Field(default=5.0, ge=0)
     scheduler_max_sleep_seconds: float = Field(default=30.0, gt=0)
+    requeue_submitted_after_seconds: float = Field(
+        default=300.0, gt=0, description="A submitted run not claimed by then is published again (harmless)"
+    )
     allow_command_tasks_via_api: bool = False
 
     @cached_property

@@ -252,3 +252,92 @@ def start_redis(*extra_args: str) -> RedisServer:
     server = RedisServer(port=free_port(), directory=directory, args=args)
     server.start()
     return server
+
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+@dataclass
+class RabbitMQServer:
+    """A throwaway RabbitMQ node with its own name, port, config and data directory."""
+
+    port: int
+    dist_port: int
+    directory: Path
+    node: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOME": "/var/lib/rabbitmq" if os.geteuid() == 0 else os.environ.get("HOME", "/tmp"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.directory / "pid"),
+        }
+
+    def _cmd(self, name: str, *args: str) -> list[str]:
+        argv = [str(RABBITMQ_BIN / name), *args]
+        return ["runuser", "-u", "rabbitmq", "--", *argv] if os.geteuid() == 0 else argv
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.process = subprocess.Popen(
+            self._cmd("rabbitmq-server"),
+            env=self._env(),
+            stdout=open(self.directory / "out.log", "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited: see {self.directory / 'out.log'}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"RabbitMQ did not listen on {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            subprocess.run(
+                self._cmd("rabbitmqctl", "-n", self.node, "stop"),
+                env=self._env(),
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_rabbitmq() -> RabbitMQServer:
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+        require_binary("rabbitmq-server-missing")  # skips, or fails in CI
+    directory = Path(tempfile.mkdtemp(prefix="upkeep-rmq-"))
+    port, dist_port = free_port(), free_port()
+    (directory / "enabled_plugins").write_text("[].\n")
+    (directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n")
+    if os.geteuid() == 0:
+        for path in [directory, *directory.iterdir()]:
+            shutil.chown(path, "rabbitmq", "rabbitmq")
+    server = RabbitMQServer(port=port, dist_port=dist_port, directory=directory, node=f"upkeep{port}@localhost")
+    server.start()
+    return server

@@ -49,10 +49,10 @@ class ReapReport:
 
 
 class Reaper:
-    def __init__(self, store: Store, settings, *, submitted_timeout_seconds: float = 600.0):
+    def __init__(self, store: Store, settings):
         self.store = store
         self.settings = settings
-        self.submitted_timeout = timedelta(seconds=submitted_timeout_seconds)
+        self.submitted_timeout = timedelta(seconds=settings.requeue_submitted_after_seconds)
 
     def find_stale(self, now: datetime | None = None) -> list[Run]:
         now = now or datetime.now(UTC)
@@ -80,7 +80,7 @@ class Reaper:
             host, _, pid = (run.worker or "").rpartition(":")
             local_dead = host == runs.HOSTNAME and pid.isdigit() and not process_alive(int(pid))
             too_old = run.submitted_at is not None and now - run.submitted_at > self.submitted_timeout
-            if local_dead or (too_old and self.settings.executor == "embedded"):
+            if local_dead or too_old:
                 out.append(run)
         return out
 

@@ -310,7 +310,13 @@ def _finish_in_session(
     ).rowcount
     if updated != 1:
         return False
-    s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id))
+    if s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
+        # runs waiting for a lock this run held may start now, not at their next retry
+        s.execute(
+            sa.update(Run)
+            .where(Run.status == PENDING, Run.progress_message.like(f"% held by run {run_id}"))
+            .values(due_at=now)
+        )
     run = s.execute(sa.select(Run).where(Run.id == run_id)).scalar_one()
     level = "info" if status == COMPLETED else "error" if status in (FAILED, TIMED_OUT) else "warning"
     text = summary or error or status

@@ -1,0 +1,244 @@
+"""Distributed mode: Celery over Redis or RabbitMQ as the transport, the store as the truth.
+
+- The scheduler process runs a ``CeleryDispatcher``: due pending runs become submitted and their
+  ids are published to the run's queue (``task.queue``: a worker on host A consumes ``host-a``).
+  A publish that fails puts the run back to pending; it is published again later.
+- One Celery task, ``upkeep.execute_run(run_id)``, claims the run with the same conditional
+  UPDATE as the embedded executor, so a redelivered message (``acks_late``) never runs twice.
+- Every pool process leads its own process group. A watchdog thread in it kills that group (the
+  handler and all its subprocesses) at the run's deadline or a cancel's grace period, after
+  recording the end; Celery's hard time limit is only a backstop. If the worker's main process
+  dies, the watchdog kills its group too, the heartbeat stops and the reaper retries the run.
+- Broker visibility timeout (Redis) must exceed the longest task timeout, or the broker redelivers
+  long runs: redelivery is harmless (the claim fails) but wasteful. Default here: 12 h.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+
+from celery import Celery, signals
+
+from upkeep.engine import runs
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import CANCELLED, RUNNING, TIMED_OUT
+
+log = logging.getLogger(__name__)
+TASK_NAME = "upkeep.execute_run"
+VISIBILITY_TIMEOUT = 12 * 3600
+
+
+def make_celery(settings: Settings) -> Celery:
+    if not settings.broker_url:
+        from upkeep.errors import ConfigError
+
+        raise ConfigError("UPKEEP_EXECUTOR=celery needs UPKEEP_BROKER_URL", hint="redis://host:6379/0 or amqp://...")
+    app = Celery("upkeep", broker=settings.broker_url)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,  # the reaper recovers lost runs; no blind redelivery loops
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    app.conf.upkeep_settings_json = settings.model_dump_json()
+
+    @app.task(name=TASK_NAME, bind=True, acks_late=True)
+    def execute_run_task(self, run_id: int) -> str | None:
+        return _execute_in_worker(settings, run_id)
+
+    return app
+
+
+# --- worker side ------------------------------------------------------------------------------
+
+_store: Store | None = None
+_parent_pid: int | None = None
+
+
+@signals.worker_process_init.connect
+def _pool_process_init(**_kwargs) -> None:
+    """Each pool process leads its own group, so killing the group kills exactly one run's tree."""
+    global _parent_pid
+    _parent_pid = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setsid()
+
+
+def _worker_store(settings: Settings) -> Store:
+    global _store
+    if _store is None:
+        _store = Store(settings.resolved_database_url, pool_size=2)
+    return _store
+
+
+class Watchdog(threading.Thread):
+    """Ends the run and kills this process group at the deadline, after a cancel, or when the
+    worker's main process is gone."""
+
+    def __init__(self, store: Store, settings: Settings, run_id: int, deadline: datetime | None):
+        super().__init__(daemon=True, name=f"watchdog-{run_id}")
+        self.store, self.settings, self.run_id, self.deadline = store, settings, run_id, deadline
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from upkeep.engine.journal import StoreJournal
+
+        cancel_at = None
+        while not self.done.wait(0.2):
+            now = datetime.now(UTC)
+            if self.deadline and now >= self.deadline:
+                self._end(TIMED_OUT, "timed out: the deadline passed and the run's process tree was killed")
+            if _parent_pid is not None and os.getppid() != _parent_pid:
+                self._kill_group()  # the worker died: the reaper will recover the run by heartbeat
+            if cancel_at is None:
+                with contextlib.suppress(Exception):
+                    if StoreJournal(self.store).cancel_requested(self.run_id):
+                        cancel_at = time.monotonic() + self.settings.cancel_grace_seconds
+            elif time.monotonic() >= cancel_at:
+                self._end(CANCELLED, "cancelled: the run's process tree was killed")
+
+    def _end(self, status: str, error: str) -> None:
+        with contextlib.suppress(Exception):
+            runs.finish(self.store, self.run_id, status, error=error, expect=(RUNNING,))
+        self._kill_group()
+
+    def _kill_group(self) -> None:
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
+    from upkeep.engine.execute import execute_claimed
+
+    store = _worker_store(settings)
+    identity = runs.WorkerIdentity.current()
+    claimed = runs.claim(store, run_id, identity)
+    if claimed is None:
+        return None  # redelivered, cancelled, or waiting for a lock (claim put it back to pending)
+    watchdog = Watchdog(store, settings, run_id, claimed.deadline_at)
+    watchdog.start()
+    try:
+        return execute_claimed(store, claimed, settings)
+    finally:
+        watchdog.done.set()
+
+
+# --- scheduler side ---------------------------------------------------------------------------
+
+
+class CeleryDispatcher:
+    """Publishes due runs to the broker; runs in the scheduler process."""
+
+    def __init__(self, settings: Settings, store: Store, app: Celery | None = None):
+        from upkeep.engine.wakeup import Notifier
+
+        self.settings = settings
+        self.store = store
+        self.app = app or make_celery(settings)
+        self.notifier = Notifier(store, settings.resolved_data_dir)
+        self.label = f"dispatcher:{runs.HOSTNAME}:{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="celery-dispatch")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.notifier.wake()
+        if self._thread:
+            self._thread.join(10)
+        self.notifier.close()
+
+    def dispatch_once(self) -> int:
+        import sqlalchemy as sa
+
+        from upkeep.store.models import Run
+
+        ids = runs.dispatch_due(self.store, limit=200, queues=None, worker=self.label)
+        if not ids:
+            return 0
+        with self.store.read() as s:
+            rows = dict(s.execute(sa.select(Run.id, Run.queue).where(Run.id.in_(ids))).all())
+            timeouts = dict(s.execute(sa.select(Run.id, Run.timeout_seconds).where(Run.id.in_(ids))).all())
+        sent = 0
+        for run_id in ids:
+            timeout = timeouts.get(run_id)
+            options = {"queue": rows.get(run_id) or "default", "task_id": f"run-{run_id}-{time.time_ns()}"}
+            if timeout:
+                options["time_limit"] = timeout + 30  # backstop; the watchdog ends the run at the deadline
+            try:
+                self.app.send_task(TASK_NAME, args=[run_id], **options)
+                sent += 1
+            except Exception as exc:
+                log.warning("could not publish run %s (%s); it goes back to pending", run_id, exc)
+                runs.release_submitted(self.store, run_id)
+                self._stop.wait(1.0)
+        return sent
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch_once()
+                due = runs.next_pending_due(self.store)
+                sleep = self.settings.scheduler_max_sleep_seconds
+                if due is not None:
+                    sleep = min(sleep, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+                if sleep > 0:
+                    self.notifier.wait(sleep)
+            except Exception:
+                log.exception("dispatch failed; retrying in 1s")
+                self._stop.wait(1.0)
+
+
+def revoke(settings: Settings, run_id: int) -> None:
+    """Best effort: tell workers to drop a queued message of this run (the claim refuses it anyway)."""
+    with contextlib.suppress(Exception):
+        make_celery(settings).control.revoke(f"run-{run_id}", terminate=False)
+
+
+def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
+    """``upkeep worker`` in Celery mode: a Celery worker plus an instance heartbeat in the store."""
+    from upkeep.clock import utcnow
+    from upkeep.engine.scheduler import record_instance
+
+    app = make_celery(settings)
+    store = Store(settings.resolved_database_url)
+    store.check_connection()
+    queue_list = queues or ["default"]
+    instance = f"worker:{runs.HOSTNAME}:{os.getpid()}"
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(settings.heartbeat_seconds):
+            with contextlib.suppress(Exception):
+                record_instance(store, instance, "worker", utcnow(), queues=queue_list)
+
+    record_instance(store, instance, "worker", utcnow(), queues=queue_list)
+    threading.Thread(target=beat, daemon=True).start()
+    argv = [
+        "worker",
+        "--loglevel=INFO",
+        f"--queues={','.join(queue_list)}",
+        "--pool=prefork",
+        f"--concurrency={concurrency or settings.worker_processes}",
+        "--without-gossip",
+        "--without-mingle",
+        f"--hostname=upkeep-{os.getpid()}@{runs.HOSTNAME}",
+    ]
+    try:
+        app.worker_main(argv)
+    finally:
+        stop.set()

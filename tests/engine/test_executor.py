@@ -1,0 +1,172 @@
+"""The embedded executor: killable worker processes, deadlines, cancels, locks, recovery."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+
+from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.reaper import Reaper
+from upkeep.service import Upkeep
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+
+
+@pytest.fixture
+def engine(tmp_path):
+    settings = Settings(
+        config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, cancel_grace_seconds=1, allow_command_tasks_via_api=True
+    )
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    service = Upkeep(settings, store)
+    executor = EmbeddedExecutor(settings, store, size=2)
+    executor.start()
+    yield service, store
+    executor.stop()
+    store.dispose()
+
+
+def wait_for(service, run_id, statuses=("completed", "failed", "cancelled", "timed_out"), timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = service.get_run(run_id)
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} still {service.get_run(run_id)['status']} after {timeout}s")
+
+
+def processes_with(marker: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []):
+                found.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return [p for p in found if p.pid != os.getpid()]
+
+
+def test_shell_timeout_kills_the_whole_process_tree(engine):
+    service, _ = engine
+    marker = f"{60 + (uuid.uuid4().int % 1000) / 1000:.3f}"  # a unique sleep duration to find leftovers
+    service.create_task(
+        {
+            "name": "sleepers",
+            "type": "shell.run",
+            "timeout_seconds": 2,
+            "config": {"command": ["sh", "-c", f"sleep {marker} & sleep {marker} & wait"]},
+        },
+        actor="t",
+        managed_by="file",
+    )
+    started = time.monotonic()
+    run_id = service.trigger("sleepers", actor="t")["id"]
+    run = wait_for(service, run_id)
+    assert run["status"] == "timed_out"
+    assert time.monotonic() - started < 4.0 + 1.5  # worker start-up included
+    assert run["duration_seconds"] < 4.0
+    time.sleep(0.2)
+    assert processes_with(f"sleep {marker}") == []
+
+
+def test_a_python_handler_ignoring_its_deadline_is_killed(engine):
+    service, _ = engine
+    service.create_task(
+        {"name": "spin", "type": "debug.sleep", "timeout_seconds": 2, "config": {"seconds": 60, "busy": True}},
+        actor="t",
+    )
+    run = wait_for(service, service.trigger("spin", actor="t")["id"])
+    assert run["status"] == "timed_out" and run["duration_seconds"] < 4.0
+    # the pool replaced the killed worker and still executes runs
+    service.create_task({"name": "after", "type": "debug.noop"}, actor="t")
+    assert wait_for(service, service.trigger("after", actor="t")["id"])["status"] == "completed"
+
+
+def test_cancel_is_cooperative_first_then_kills(engine):
+    service, _ = engine
+    service.create_task({"name": "polite", "type": "debug.sleep", "config": {"seconds": 60}}, actor="t")
+    service.create_task({"name": "rude", "type": "debug.sleep", "config": {"seconds": 60, "busy": True}}, actor="t")
+    polite = service.trigger("polite", actor="t")["id"]
+    rude = service.trigger("rude", actor="t")["id"]
+    wait_for(service, polite, ("running",))
+    wait_for(service, rude, ("running",))
+    service.cancel_run(polite, actor="t")
+    service.cancel_run(rude, actor="t")
+    assert wait_for(service, polite)["error"] == "cancelled on request"  # it checked and stopped
+    killed = wait_for(service, rude)
+    assert killed["status"] == "cancelled" and "killed" in killed["error"]
+
+
+def test_tasks_sharing_a_lock_never_overlap_in_the_pool(engine):
+    service, _ = engine
+    for name in ("a", "b", "c"):
+        service.create_task(
+            {
+                "name": name,
+                "type": "debug.sleep",
+                "locks": ["db:main"],
+                "concurrency": "allow",
+                "config": {"seconds": 0.4},
+            },
+            actor="t",
+        )
+    ids = [service.trigger(n, actor="t")["id"] for n in ("a", "b", "c")]
+    done = [wait_for(service, i) for i in ids]
+    assert all(r["status"] == "completed" for r in done)
+    spans = sorted((r["started_at"], r["finished_at"]) for r in done)
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, f"runs overlapped: {spans}"
+
+
+def test_recovery_kills_leftovers_of_a_dead_worker_before_retrying(tmp_path):
+    """A worker process killed with SIGKILL: the reaper kills its process group and retries."""
+    settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, allow_command_tasks_via_api=True)
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    service = Upkeep(settings, store)
+    marker = f"{70 + (uuid.uuid4().int % 1000) / 1000:.3f}"
+    service.create_task(
+        {
+            "name": "long",
+            "type": "shell.run",
+            "max_retries": 1,
+            "retry_backoff_seconds": 0,
+            "config": {"command": ["sh", "-c", f"sleep {marker}; exit 0"]},
+        },
+        actor="t",
+        managed_by="file",
+    )
+    run_id = service.trigger("long", actor="t")["id"]
+    # execute it in a separate process that we then kill -9, leaving `sleep` orphaned in its group
+    script = (
+        "import os, sys; from upkeep.settings import Settings; from upkeep.store.db import Store;"
+        "from upkeep.engine.execute import execute_run;"
+        f"os.setsid(); s = Settings(config={str(tmp_path / 'upkeep.yaml')!r}, heartbeat_seconds=1);"
+        f"execute_run(Store(s.resolved_database_url), {run_id}, s)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    wait_for(service, run_id, ("running",))
+    deadline = time.monotonic() + 10
+    while not processes_with(f"sleep {marker}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(f"sleep {marker}"), "the command never started"
+    proc.kill()
+    proc.wait()
+    report = Reaper(store, settings).reap()
+    assert [r["run_id"] for r in report.recovered] == [run_id]
+    assert report.recovered[0]["killed_processes"] >= 1
+    assert processes_with(f"sleep {marker}") == []
+    first = service.get_run(run_id)
+    assert first["status"] == "failed" and "is gone" in first["error"]
+    runs_, _ = service.list_runs(task="long")
+    retry = runs_[0]
+    assert retry["retry_of"] == run_id and retry["attempt"] == 2 and retry["status"] == "pending"
+    store.dispose()

@@ -1,0 +1,308 @@
+"""Scheduler semantics with a controllable clock, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from upkeep.clock import FakeClock
+from upkeep.engine import runs
+from upkeep.engine.scheduler import tick
+from upkeep.service import Upkeep
+from upkeep.settings import Settings
+from upkeep.store.models import Run, RunEvent, ScheduledTask
+
+T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
+WORKER = runs.WorkerIdentity(host="test", pid=1, pgid=1)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def service(store, clock, tmp_path):
+    return Upkeep(Settings(config=tmp_path / "upkeep.yaml"), store, clock=clock)
+
+
+def task_runs(store, name: str) -> list[Run]:
+    with store.read() as s:
+        return list(s.execute(sa.select(Run).where(Run.task_name == name).order_by(Run.id)).scalars())
+
+
+def events(store, run_id: int) -> list[str]:
+    with store.read() as s:
+        return list(
+            s.execute(sa.select(RunEvent.event).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)).scalars()
+        )
+
+
+def finish_all(store, name: str) -> None:
+    for run in task_runs(store, name):
+        if run.status in ("pending", "submitted"):
+            assert runs.claim(store, run.id, WORKER) is not None
+            runs.finish(store, run.id, "completed", outcome="ok")
+
+
+def test_next_run_at_is_the_next_slot_not_now_plus_period(service, store, clock):
+    service.create_task({"name": "every5", "type": "debug.noop", "schedule": "*/5 * * * *"}, actor="t")
+    assert service.get_task("every5")["next_run_at"] == (T0 + timedelta(minutes=5)).isoformat()
+    clock.set(T0 + timedelta(minutes=5, seconds=7))  # a late tick
+    result = tick(store, clock.now())
+    assert len(result.created) == 1
+    # the next slot is 10:10, not 10:10:07: no drift
+    assert service.get_task("every5")["next_run_at"] == (T0 + timedelta(minutes=10)).isoformat()
+    assert task_runs(store, "every5")[0].scheduled_for == T0 + timedelta(minutes=5)
+
+
+def test_first_start_never_fires_a_backlog_with_skip(service, store, clock):
+    service.create_task({"name": "hourly", "type": "debug.noop", "schedule": "0 * * * *"}, actor="t")
+    clock.set(T0 + timedelta(hours=5, minutes=30))  # the scheduler was down for 5 hours
+    result = tick(store, clock.now())
+    assert result.created == []
+    (skipped,) = task_runs(store, "hourly")
+    assert skipped.status == "skipped" and "missed 5 slot(s)" in skipped.summary
+    assert service.get_task("hourly")["next_run_at"] == (T0 + timedelta(hours=6)).isoformat()
+
+
+def test_run_once_coalesces_missed_slots_and_run_all_fires_each(service, store, clock):
+    service.create_task(
+        {"name": "once", "type": "debug.noop", "schedule": "0 * * * *", "misfire": "run_once", "concurrency": "allow"},
+        actor="t",
+    )
+    service.create_task(
+        {"name": "all", "type": "debug.noop", "schedule": "0 * * * *", "misfire": "run_all", "concurrency": "allow"},
+        actor="t",
+    )
+    clock.set(T0 + timedelta(hours=3, minutes=10))
+    tick(store, clock.now())
+    (coalesced,) = task_runs(store, "once")
+    assert coalesced.scheduled_for == T0 + timedelta(hours=3) and coalesced.status == "pending"
+    assert "misfire" in events(store, coalesced.id)
+    assert [r.scheduled_for for r in task_runs(store, "all")] == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+
+
+def test_slots_within_grace_are_not_misfires(service, store, clock):
+    service.create_task(
+        {
+            "name": "sec",
+            "type": "debug.noop",
+            "schedule": "@every 10s",
+            "concurrency": "allow",
+            "schedule_anchor": T0.isoformat(),
+        },
+        actor="t",
+    )
+    clock.set(T0 + timedelta(seconds=35))  # three slots late by 25, 15 and 5 s: all within the 60 s grace
+    tick(store, clock.now())
+    assert [r.status for r in task_runs(store, "sec")] == ["pending"] * 3
+
+
+def test_forbid_turns_a_slot_into_a_skipped_run_that_says_why(service, store, clock):
+    service.create_task({"name": "f", "type": "debug.noop", "schedule": "* * * * *"}, actor="t")
+    clock.set(T0 + timedelta(minutes=1))
+    first = tick(store, clock.now()).created[0]
+    assert runs.claim(store, first, WORKER) is not None
+    clock.set(T0 + timedelta(minutes=2))
+    result = tick(store, clock.now())
+    assert result.created == [] and len(result.skipped) == 1
+    skipped = task_runs(store, "f")[-1]
+    assert skipped.status == "skipped" and f"run {first} of this task is still running" in skipped.summary
+
+
+def test_replace_cancels_the_active_run(service, store, clock):
+    service.create_task(
+        {"name": "r", "type": "debug.noop", "schedule": "* * * * *", "concurrency": "replace"}, actor="t"
+    )
+    clock.set(T0 + timedelta(minutes=1))
+    first = tick(store, clock.now()).created[0]
+    clock.set(T0 + timedelta(minutes=2))
+    second = tick(store, clock.now()).created[0]
+    statuses = {r.id: r.status for r in task_runs(store, "r")}
+    assert statuses == {first: "cancelled", second: "pending"}
+
+
+def test_a_slot_outside_the_window_waits_for_it_and_runs_only_inside(service, store, clock):
+    # window 10:03-10:05 UTC every day; task every minute
+    service.create_task(
+        {"name": "w", "type": "debug.noop", "schedule": "* * * * *", "windows": ["daily 10:03-10:05 UTC"]}, actor="t"
+    )
+    started = []
+    for minute in range(1, 9):
+        clock.set(T0 + timedelta(minutes=minute))
+        tick(store, clock.now())
+        for run_id in runs.dispatch_due(store, limit=10, queues=None, worker="test:1", now=clock.now()):
+            started.append(clock.now())
+            assert runs.claim(store, run_id, WORKER) is not None
+            runs.finish(store, run_id, "completed", outcome="ok")
+    assert started, "the task never ran"
+    window = (T0 + timedelta(minutes=3), T0 + timedelta(minutes=5))
+    assert all(window[0] <= at < window[1] for at in started), started
+    waited = [r for r in task_runs(store, "w") if "window_wait" in events(store, r.id)]
+    assert waited and waited[0].due_at == window[0]
+    assert any("already waiting for the maintenance window" in (r.summary or "") for r in task_runs(store, "w"))
+
+
+def test_two_tasks_sharing_a_lock_never_overlap(service, store):
+    for name in ("backup", "reindex"):
+        service.create_task({"name": name, "type": "debug.noop", "locks": ["db:main"]}, actor="t")
+    a = service.trigger("backup", actor="t")["id"]
+    b = service.trigger("reindex", actor="t")["id"]
+    assert runs.claim(store, a, WORKER) is not None
+    assert runs.claim(store, b, WORKER) is None  # waits for the lock
+    with store.read() as s:
+        waiting = s.get(Run, b)
+        assert waiting.status == "pending" and "held by run" in waiting.progress_message
+    assert "lock_wait" in events(store, b)
+    runs.finish(store, a, "completed", outcome="ok")
+    assert runs.claim(store, b, WORKER) is not None
+
+
+def test_retries_are_new_runs_pointing_at_the_run_they_retry_with_backoff(service, store):
+    service.create_task(
+        {
+            "name": "flaky",
+            "type": "debug.fail",
+            "max_retries": 2,
+            "retry_backoff_seconds": 10,
+            "retry_backoff_max_seconds": 15,
+        },
+        actor="t",
+    )
+    first = service.trigger("flaky", actor="t")["id"]
+    assert runs.claim(store, first, WORKER)
+    runs.finish(store, first, "failed", error="boom")
+    second = task_runs(store, "flaky")[-1]
+    assert second.retry_of == first and second.attempt == 2 and second.origin == "retry"
+    delay = (second.due_at - second.created_at).total_seconds()
+    assert 9.5 <= delay <= 10.5
+    assert runs.claim(store, second.id, WORKER)
+    runs.finish(store, second.id, "timed_out", error="deadline")
+    third = task_runs(store, "flaky")[-1]
+    assert third.retry_of == second.id and (third.due_at - third.created_at).total_seconds() <= 15.5  # capped
+    assert runs.claim(store, third.id, WORKER)
+    runs.finish(store, third.id, "failed", error="boom")
+    assert len(task_runs(store, "flaky")) == 3  # no attempt 4
+    assert service.get_task("flaky")["consecutive_failures"] == 1
+
+
+def test_claim_is_conditional_so_a_redelivered_run_executes_once(service, store):
+    service.create_task({"name": "once", "type": "debug.noop"}, actor="t")
+    run_id = service.trigger("once", actor="t")["id"]
+    results = []
+    barrier = threading.Barrier(4)
+
+    def worker():
+        barrier.wait()
+        results.append(runs.claim(store, run_id, WORKER))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(1 for r in results if r is not None) == 1
+
+
+def test_racing_schedulers_create_one_run_per_slot(service, store, clock):
+    for i in range(20):
+        service.create_task(
+            {"name": f"t{i}", "type": "debug.noop", "schedule": "* * * * *", "concurrency": "allow"}, actor="t"
+        )
+    barrier = threading.Barrier(3)
+    errors = []
+
+    def scheduler(now):
+        barrier.wait()
+        try:
+            tick(store, now)
+        except Exception as exc:  # a serialisation failure would show here
+            errors.append(exc)
+
+    for minute in (1, 2, 3):
+        now = T0 + timedelta(minutes=minute)
+        threads = [threading.Thread(target=scheduler, args=(now,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    with store.read() as s:
+        counts = s.execute(
+            sa.select(Run.task_name, Run.scheduled_for, sa.func.count()).group_by(Run.task_name, Run.scheduled_for)
+        ).all()
+    assert len(counts) == 60 and all(c == 1 for _, _, c in counts)
+
+
+def test_disabled_tasks_do_not_fire_and_enabling_starts_from_now(service, store, clock):
+    service.create_task({"name": "d", "type": "debug.noop", "schedule": "* * * * *", "enabled": False}, actor="t")
+    clock.set(T0 + timedelta(minutes=30))
+    assert tick(store, clock.now()).created == []
+    service.set_enabled("d", True, actor="t")
+    assert service.get_task("d")["next_run_at"] == (T0 + timedelta(minutes=31)).isoformat()
+
+
+def test_cancel_of_a_pending_run_ends_it_and_audit_records_every_change(service, store):
+    service.create_task({"name": "c", "type": "debug.noop"}, actor="alice")
+    run_id = service.trigger("c", actor="alice")["id"]
+    assert service.cancel_run(run_id, actor="bob")["status"] == "cancelled"
+    service.set_enabled("c", False, actor="bob")
+    service.update_task("c", {"description": "changed"}, actor="carol")
+    service.delete_task("c", actor="dave")
+    audit, _ = service.list_audit()
+    assert [(a["actor"], a["action"]) for a in reversed(audit)] == [
+        ("alice", "create"),
+        ("alice", "trigger"),
+        ("bob", "cancel"),
+        ("bob", "disable"),
+        ("carol", "update"),
+        ("dave", "delete"),
+    ]
+    update = next(a for a in audit if a["action"] == "update")
+    assert update["before"]["description"] == "" and update["after"]["description"] == "changed"
+
+
+def test_expired_cleanup_never_deletes_a_non_terminal_run(service, store):
+    from upkeep.engine.services import EngineServices
+
+    service.create_task({"name": "x", "type": "debug.noop"}, actor="t")
+    old = [service.trigger("x", actor="t")["id"] for _ in range(3)]
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    with store.write() as s:
+        s.execute(sa.update(Run).where(Run.id.in_(old[:2])).values(status="completed", finished_at=long_ago))
+        s.execute(sa.update(Run).where(Run.id == old[2]).values(status="running", finished_at=long_ago))
+    services = EngineServices(store, service.settings)
+    dry = services.cleanup_expired(retention_days=30, batch_size=1000, dry_run=True)
+    assert dry["runs"] == 2 and len(task_runs(store, "x")) == 3
+    done = services.cleanup_expired(retention_days=30, batch_size=1, dry_run=False)
+    assert done["runs"] == 1 and done["remaining"] == 1
+    services.cleanup_expired(retention_days=30, batch_size=1000, dry_run=False)
+    assert [r.status for r in task_runs(store, "x")] == ["running"]
+
+
+def test_bad_task_input_writes_nothing(service, store):
+    from upkeep.errors import UserError
+
+    def snapshot():
+        with store.read() as s:
+            return s.execute(sa.select(sa.func.count(ScheduledTask.id))).scalar(), s.execute(
+                sa.select(sa.func.count()).select_from(sa.text("audit_log"))
+            ).scalar()
+
+    before = snapshot()
+    bad = [
+        ({"name": "a", "type": "debug.noop", "schedule": "61 * * * *"}, "minute"),
+        ({"name": "a", "type": "debug.noop", "schedule": "@daily", "timezone": "Mars/Base"}, "time zone"),
+        ({"name": "a", "type": "nope.nothing"}, "unknown task type"),
+        ({"name": "a", "type": "debug.sleep", "config": {"seconds": "soon"}}, "config.seconds"),
+        ({"name": "a", "type": "shell.run", "config": {"command": ["true"]}}, "config file"),
+    ]
+    for data, expected in bad:
+        with pytest.raises(UserError) as info:
+            service.create_task(data, actor="t")
+        assert expected in str(info.value)
+    assert snapshot() == before
