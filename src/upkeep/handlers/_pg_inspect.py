@@ -1,0 +1,711 @@
+"""PostgreSQL health inspection: the checks behind ``db.inspect`` (and, later, ``performance.review``).
+
+``inspect_server(conn, thresholds)`` covers what is server-wide (connections, transaction ID
+wraparound, long-running queries, idle-in-transaction sessions); ``inspect_database(conn, thresholds)``
+what lives in one database (sizes, bloat, dead tuples, vacuum/analyze times, unused, duplicate and
+invalid indexes, cache hit ratio, slow queries from ``pg_stat_statements``). Both return a dict
+with a ``findings`` list of ``{"severity", "check", "item", "message", ...}``.
+
+Bloat method (``bloat_method``):
+
+- ``estimate`` (default, cheap): statistics-based, in the manner of ioguide's pgsql-bloat-estimation
+  queries. Expected pages come from ``pg_class.reltuples``, the average column widths and null
+  fractions in ``pg_stats``, tuple header and alignment (8 bytes), the page header (24 bytes; B-tree
+  special space 16 bytes), 4-byte line pointers and the fillfactor (tables 100, B-tree indexes 90
+  unless set); bloat = pages on disk - expected pages. Tables or indexes without statistics (never
+  analyzed) get no estimate; only B-tree indexes are estimated; B-tree deduplication can make an
+  index smaller than expected (reported as 0).
+- ``pgstattuple``: exact figures from the ``pgstattuple`` extension (``pgstattuple_approx`` for tables,
+  ``pgstatindex`` for B-tree indexes). Reads the relations: slower on big databases.
+- ``auto``: ``pgstattuple`` where that extension is installed in the database, else ``estimate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import psycopg
+from pydantic import Field
+
+from upkeep.engine.registry import HandlerConfig
+from upkeep.handlers._pg_maint import LOCKED_CTE, has_extension, safe_size
+
+GIB = 1024**3
+MIB = 1024**2
+PGSS_NOT_INSTALLED = (
+    "pg_stat_statements is not installed in database {db}: run CREATE EXTENSION pg_stat_statements; "
+    "in it and add pg_stat_statements to shared_preload_libraries (server restart) to see slow queries"
+)
+_USER_SCHEMAS = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+)
+
+
+class InspectThresholds(HandlerConfig):
+    """Thresholds of the PostgreSQL inspection; defaults follow check_postgres and PgHero."""
+
+    top_n: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="How many of the largest tables/indexes, most bloated "
+        "relations and slowest queries the report lists.",
+    )
+    bloat_method: Literal["estimate", "pgstattuple", "auto"] = Field(
+        "estimate",
+        description="How bloat is measured: 'estimate' from statistics (cheap, ioguide method), "
+        "'pgstattuple' (exact, reads the relations; the extension must be installed in the database), "
+        "'auto' (pgstattuple where installed).",
+    )
+    bloat_warning_bytes: int = Field(
+        GIB,
+        ge=0,
+        description="Wasted bytes in one table or index that make a "
+        "warning (check_postgres 'bloat' default: 1 GB).",
+    )
+    bloat_critical_bytes: int = Field(
+        5 * GIB, ge=0, description="Wasted bytes that make it critical (check_postgres default: 5 GB)."
+    )
+    bloat_min_percent: float = Field(
+        20.0,
+        ge=0,
+        le=100,
+        description="Bloat below this share of the relation never makes a finding, whatever its size.",
+    )
+    dead_tuples_warning_ratio: float = Field(
+        0.2,
+        ge=0,
+        description="Warn when dead / (live + dead) tuples of a "
+        "table exceeds this (autovacuum_vacuum_scale_factor default 0.2: "
+        "autovacuum is not keeping up).",
+    )
+    dead_tuples_min: int = Field(
+        10_000, ge=0, description="...and the table has at least this many dead tuples."
+    )
+    unused_index_min_bytes: int = Field(
+        MIB,
+        ge=0,
+        description="Warn about an index never scanned since the "
+        "statistics were reset (idx_scan = 0), not unique/primary, at least "
+        "this large (PgHero's unused indexes).",
+    )
+    cache_hit_warning_ratio: float = Field(
+        0.99,
+        ge=0,
+        le=1,
+        description="Warn when a database's buffer cache "
+        "hit ratio (blks_hit / (blks_hit + blks_read)) is below this "
+        "(PgHero: 0.99)...",
+    )
+    cache_hit_min_reads: int = Field(
+        10_000,
+        ge=0,
+        description="...once it has at least this many block accesses (a fresh database proves nothing).",
+    )
+    connections_warning_ratio: float = Field(
+        0.8, ge=0, le=1, description="Warn when client connections reach this share of max_connections."
+    )
+    connections_critical_ratio: float = Field(0.95, ge=0, le=1, description="Critical at this share.")
+    wraparound_warning_age: int = Field(
+        1_300_000_000,
+        ge=0,
+        description="Warn when age(datfrozenxid) of a "
+        "database reaches this many transactions (check_postgres "
+        "txn_wraparound default 1.3 billion; the server stops accepting "
+        "writes near 2^31 = 2.1 billion).",
+    )
+    wraparound_critical_age: int = Field(
+        1_400_000_000, ge=0, description="Critical at this age (check_postgres default 1.4 billion)."
+    )
+    long_query_warning_minutes: float = Field(5.0, ge=0, description="Warn about queries active longer.")
+    long_query_critical_minutes: float = Field(60.0, ge=0, description="Critical for queries active longer.")
+    idle_in_transaction_warning_minutes: float = Field(
+        1.0,
+        ge=0,
+        description="Warn about sessions idle in a transaction longer (they hold locks and stop vacuum).",
+    )
+    idle_in_transaction_critical_minutes: float = Field(30.0, ge=0, description="Critical beyond this.")
+    slow_query_mean_ms: float = Field(
+        100.0,
+        ge=0,
+        description="pg_stat_statements: warn about statements whose "
+        "mean execution time exceeds this (the runbook's 100 ms)...",
+    )
+    slow_query_min_calls: int = Field(
+        5,
+        ge=1,
+        description="...and that ran at least this many times (one-off reports are not slow queries).",
+    )
+
+
+def _finding(severity: str, check: str, item: str, message: str, **data: Any) -> dict[str, Any]:
+    return {"severity": severity, "check": check, "item": item, "message": message, **data}
+
+
+def _severity(value: float, warning: float, critical: float | None) -> str | None:
+    if critical is not None and value >= critical:
+        return "critical"
+    if value >= warning:
+        return "warning"
+    return None
+
+
+def _minutes(seconds: float | None) -> float:
+    return round((seconds or 0.0) / 60.0, 1)
+
+
+# --- server-wide ------------------------------------------------------------------------------
+
+
+def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, Any]:
+    findings: list[dict] = []
+    max_conn = int(conn.execute("SELECT current_setting('max_connections')").fetchone()[0])
+    reserved = int(conn.execute("SELECT current_setting('superuser_reserved_connections')").fetchone()[0])
+    used = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    ).fetchone()[0]
+    ratio = used / max_conn if max_conn else 0.0
+    sev = _severity(ratio, t.connections_warning_ratio, t.connections_critical_ratio)
+    if sev:
+        findings.append(
+            _finding(
+                sev,
+                "connections",
+                "server",
+                f"{used} of max_connections {max_conn} in use "
+                f"({ratio:.0%}; {reserved} reserved for superusers)",
+                used=used,
+                max=max_conn,
+            )
+        )
+
+    wrap = []
+    for db, xid_age, mxid_age in conn.execute(
+        "SELECT datname, age(datfrozenxid), mxid_age(datminmxid) FROM pg_database ORDER BY 2 DESC"
+    ).fetchall():
+        wrap.append({"database": db, "xid_age": xid_age, "mxid_age": mxid_age})
+        sev = _severity(xid_age, t.wraparound_warning_age, t.wraparound_critical_age)
+        if sev:
+            findings.append(
+                _finding(
+                    sev,
+                    "wraparound",
+                    db,
+                    f"transaction ID age {xid_age:,} of database {db} "
+                    "(wraparound protection stops writes near 2.1 billion): VACUUM (FREEZE) it",
+                    database=db,
+                    age=xid_age,
+                )
+            )
+
+    sessions = conn.execute(
+        """SELECT pid, datname, usename, application_name, state, left(query, 300),
+                  extract(epoch FROM clock_timestamp() - query_start)::float8,
+                  extract(epoch FROM clock_timestamp() - state_change)::float8,
+                  wait_event_type, wait_event
+             FROM pg_stat_activity
+            WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+              AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"""
+    ).fetchall()
+    long_queries, idle_tx = [], []
+    for pid, db, user, app, state, query, q_age, s_age, wtype, wevent in sessions:
+        row = {
+            "pid": pid,
+            "database": db,
+            "user": user,
+            "application": app,
+            "state": state,
+            "query": query,
+            "wait": f"{wtype}:{wevent}" if wtype else None,
+        }
+        if state == "active":
+            minutes = _minutes(q_age)
+            sev = _severity(minutes, t.long_query_warning_minutes, t.long_query_critical_minutes)
+            if sev:
+                long_queries.append({**row, "minutes": minutes})
+                findings.append(
+                    _finding(
+                        sev,
+                        "long_query",
+                        f"pid {pid}",
+                        f"query active for {minutes} min in {db} by {user}: {(query or '')[:80]}",
+                        pid=pid,
+                        database=db,
+                    )
+                )
+        else:
+            minutes = _minutes(s_age)
+            sev = _severity(
+                minutes, t.idle_in_transaction_warning_minutes, t.idle_in_transaction_critical_minutes
+            )
+            if sev:
+                idle_tx.append({**row, "minutes": minutes})
+                findings.append(
+                    _finding(
+                        sev,
+                        "idle_in_transaction",
+                        f"pid {pid}",
+                        f"session idle in transaction "
+                        f"for {minutes} min in {db} by {user} ({app or 'no application name'})",
+                        pid=pid,
+                        database=db,
+                    )
+                )
+    return {
+        "server_version": conn.info.server_version,
+        "connections": {
+            "used": used,
+            "max_connections": max_conn,
+            "superuser_reserved": reserved,
+            "ratio": round(ratio, 4),
+        },
+        "wraparound": wrap,
+        "long_queries": long_queries,
+        "idle_in_transaction": idle_tx,
+        "findings": findings,
+    }
+
+
+# --- one database -----------------------------------------------------------------------------
+
+
+def inspect_database(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, Any]:
+    """Everything the inspection checks inside the database ``conn`` is connected to."""
+    db = conn.info.dbname
+    findings: list[dict] = []
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    size, hit, read, stats_reset = conn.execute(
+        "SELECT pg_database_size(datname), blks_hit, blks_read, stats_reset FROM pg_stat_database "
+        "WHERE datname = current_database()"
+    ).fetchone()
+
+    tables = _tables(conn)
+    idx = _indexes(conn)
+    out: dict[str, Any] = {
+        "database": db,
+        "size_bytes": size,
+        "stats_reset": stats_reset.isoformat() if stats_reset else None,
+        "tables": sorted(tables, key=lambda r: r["bytes"], reverse=True)[: t.top_n],
+        "indexes": sorted(idx, key=lambda r: r["bytes"], reverse=True)[: t.top_n],
+    }
+
+    # dead tuples and vacuum/analyze times
+    dead = []
+    for row in tables:
+        total = row["live_tuples"] + row["dead_tuples"]
+        ratio = row["dead_tuples"] / total if total else 0.0
+        if row["dead_tuples"] >= t.dead_tuples_min and ratio > t.dead_tuples_warning_ratio:
+            dead.append({**row, "dead_ratio": round(ratio, 4)})
+            last = row["last_autovacuum"] or row["last_vacuum"] or "never"
+            findings.append(
+                _finding(
+                    "warning",
+                    "dead_tuples",
+                    row["table"],
+                    f"{row['dead_tuples']:,} dead tuples "
+                    f"({ratio:.0%}) in {row['table']}, last vacuum {last}: run db.vacuum or "
+                    "tune autovacuum for it",
+                    database=db,
+                )
+            )
+    out["dead_tuples"] = dead
+
+    # bloat
+    method = t.bloat_method
+    if method == "auto":
+        method = "pgstattuple" if has_extension(conn, "pgstattuple") else "estimate"
+    elif method == "pgstattuple" and not has_extension(conn, "pgstattuple"):
+        findings.append(
+            _finding(
+                "info",
+                "bloat",
+                db,
+                f"pgstattuple is not installed in database {db}: bloat is "
+                "estimated from statistics (CREATE EXTENSION pgstattuple; for exact figures)",
+                database=db,
+            )
+        )
+        method = "estimate"
+    bloat = _bloat_pgstattuple(conn) if method == "pgstattuple" else _bloat_estimate(conn)
+    bloat.sort(key=lambda r: r["wasted_bytes"], reverse=True)
+    for row in bloat:
+        sev = _severity(row["wasted_bytes"], t.bloat_warning_bytes, t.bloat_critical_bytes)
+        if sev and row["bloat_percent"] >= t.bloat_min_percent:
+            fix = "db.reindex" if row["kind"] == "index" else "db.vacuum (full: true, or pg_repack)"
+            findings.append(
+                _finding(
+                    sev,
+                    "bloat",
+                    row["name"],
+                    f"{row['kind']} {row['name']} has about "
+                    f"{row['wasted_bytes'] / MIB:,.0f} MiB ({row['bloat_percent']:.0f}%) of bloat: "
+                    f"{fix}",
+                    database=db,
+                )
+            )
+    out["bloat"] = {"method": method, "relations": bloat[: t.top_n]}
+
+    # indexes: unused, duplicate, invalid
+    unused = [
+        r
+        for r in idx
+        if r["scans"] == 0
+        and not r["unique"]
+        and not r["primary"]
+        and r["valid"]
+        and r["bytes"] >= t.unused_index_min_bytes
+    ]
+    for r in unused:
+        findings.append(
+            _finding(
+                "warning",
+                "unused_index",
+                r["index"],
+                f"index {r['index']} "
+                f"({r['bytes'] / MIB:,.1f} MiB) was never scanned since the statistics reset "
+                f"({out['stats_reset'] or 'server start'}): consider dropping it",
+                database=db,
+            )
+        )
+    out["unused_indexes"] = unused
+
+    dups = _duplicates(conn)
+    for d in dups:
+        findings.append(
+            _finding(
+                "warning",
+                "duplicate_index",
+                d["index"],
+                f"index {d['index']} duplicates "
+                f"{d['duplicate_of']} on {d['table']} (same columns, expressions and predicate): "
+                f"drop one of them",
+                database=db,
+                duplicate_of=d["duplicate_of"],
+            )
+        )
+    out["duplicate_indexes"] = dups
+
+    invalid = [r for r in idx if not r["valid"]]
+    for r in invalid:
+        findings.append(
+            _finding(
+                "warning",
+                "invalid_index",
+                r["index"],
+                f"index {r['index']} on {r['table']} is "
+                "INVALID (a failed CREATE INDEX/REINDEX CONCURRENTLY): queries ignore it but "
+                "writes still maintain it; drop it (DROP INDEX CONCURRENTLY) and rebuild, or run "
+                "db.reindex for *_ccnew/*_ccold leftovers",
+                database=db,
+            )
+        )
+    out["invalid_indexes"] = invalid
+
+    # cache hit ratio
+    reads = (hit or 0) + (read or 0)
+    ratio = (hit or 0) / reads if reads else None
+    out["cache_hit_ratio"] = round(ratio, 5) if ratio is not None else None
+    if ratio is not None and reads >= t.cache_hit_min_reads and ratio < t.cache_hit_warning_ratio:
+        findings.append(
+            _finding(
+                "warning",
+                "cache_hit",
+                db,
+                f"cache hit ratio of {db} is {ratio:.2%} (below "
+                f"{t.cache_hit_warning_ratio:.0%}): shared_buffers or memory may be too small "
+                "for the working set",
+                database=db,
+            )
+        )
+
+    # slow queries
+    out["pg_stat_statements"] = has_extension(conn, "pg_stat_statements")
+    out["slow_queries"] = []
+    if not out["pg_stat_statements"]:
+        findings.append(_finding("info", "slow_queries", db, PGSS_NOT_INSTALLED.format(db=db), database=db))
+    else:
+        try:
+            out["slow_queries"] = _slow_queries(conn, t)
+        except psycopg.Error as exc:
+            findings.append(
+                _finding(
+                    "info",
+                    "slow_queries",
+                    db,
+                    f"pg_stat_statements cannot be read in {db}: "
+                    f"{(exc.diag.message_primary or str(exc)).strip()} (add it to "
+                    "shared_preload_libraries and restart)",
+                    database=db,
+                )
+            )
+        for q in out["slow_queries"]:
+            findings.append(
+                _finding(
+                    "warning",
+                    "slow_query",
+                    f"queryid {q['queryid']}",
+                    f"mean {q['mean_ms']:.0f} ms over {q['calls']} calls: {q['query'][:100]}",
+                    database=db,
+                )
+            )
+    out["findings"] = findings
+    return out
+
+
+def _tables(conn: psycopg.Connection) -> list[dict]:
+    rows = conn.execute(
+        f"""WITH {LOCKED_CTE}
+            SELECT n.nspname || '.' || c.relname,
+                   {safe_size("pg_total_relation_size", "c.oid", "c.relpages")},
+                   {safe_size("pg_relation_size", "c.oid", "c.relpages")},
+                   {safe_size("pg_indexes_size", "c.oid", "0")},
+                   coalesce(s.n_live_tup, 0), coalesce(s.n_dead_tup, 0),
+                   s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze, s.n_mod_since_analyze
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+             WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}"""
+    ).fetchall()
+    return [
+        {
+            "table": r[0],
+            "bytes": r[1],
+            "heap_bytes": r[2],
+            "index_bytes": r[3],
+            "live_tuples": r[4],
+            "dead_tuples": r[5],
+            "last_vacuum": _iso(r[6]),
+            "last_autovacuum": _iso(r[7]),
+            "last_analyze": _iso(r[8]),
+            "last_autoanalyze": _iso(r[9]),
+            "modified_since_analyze": r[10],
+        }
+        for r in rows
+    ]
+
+
+def _indexes(conn: psycopg.Connection) -> list[dict]:
+    rows = conn.execute(
+        f"""WITH {LOCKED_CTE}
+            SELECT n.nspname || '.' || ci.relname, n.nspname || '.' || ct.relname,
+                   {safe_size("pg_relation_size", "ci.oid", "ci.relpages", "ct.oid")},
+                   coalesce(s.idx_scan, 0), i.indisunique, i.indisprimary, i.indisvalid, am.amname
+              FROM pg_index i
+              JOIN pg_class ci ON ci.oid = i.indexrelid
+              JOIN pg_class ct ON ct.oid = i.indrelid
+              JOIN pg_namespace n ON n.oid = ci.relnamespace
+              JOIN pg_am am ON am.oid = ci.relam
+              LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
+             WHERE {_USER_SCHEMAS}"""
+    ).fetchall()
+    return [
+        {
+            "index": r[0],
+            "table": r[1],
+            "bytes": r[2],
+            "scans": r[3],
+            "unique": r[4],
+            "primary": r[5],
+            "valid": r[6],
+            "method": r[7],
+        }
+        for r in rows
+    ]
+
+
+def _duplicates(conn: psycopg.Connection) -> list[dict]:
+    """Valid indexes identical to another on the same table: method, columns, operator classes,
+    collations, expressions and predicate. The one kept is the unique/primary one, else the oldest."""
+    rows = conn.execute(
+        f"""
+        WITH {LOCKED_CTE}, x AS (
+          SELECT i.indexrelid, i.indrelid, n.nspname, ci.relname AS idx, ct.relname AS tbl,
+                 i.indisprimary, i.indisunique,
+                 concat_ws('|', ci.relam::text, i.indkey::text, i.indclass::text, i.indcollation::text,
+                           coalesce(pg_get_expr(i.indexprs, i.indrelid), ''),
+                           coalesce(pg_get_expr(i.indpred, i.indrelid), '')) AS sig
+            FROM pg_index i
+            JOIN pg_class ci ON ci.oid = i.indexrelid
+            JOIN pg_class ct ON ct.oid = i.indrelid
+            JOIN pg_namespace n ON n.oid = ci.relnamespace
+           WHERE i.indisvalid AND {_USER_SCHEMAS}
+        ), ranked AS (
+          SELECT x.*, first_value(nspname || '.' || idx) OVER w AS keep,
+                 row_number() OVER w AS rn
+            FROM x
+          WINDOW w AS (PARTITION BY indrelid, sig
+                       ORDER BY indisprimary DESC, indisunique DESC, indexrelid)
+        )
+        SELECT nspname || '.' || idx, nspname || '.' || tbl, keep,
+               {safe_size("pg_relation_size", "indexrelid", "0", "indrelid")}
+          FROM ranked WHERE rn > 1 ORDER BY 1
+        """
+    ).fetchall()
+    return [{"index": r[0], "table": r[1], "duplicate_of": r[2], "bytes": r[3]} for r in rows]
+
+
+def _slow_queries(conn: psycopg.Connection, t: InspectThresholds) -> list[dict]:
+    rows = conn.execute(
+        """SELECT s.queryid, s.calls, s.mean_exec_time, s.max_exec_time, s.total_exec_time, s.rows,
+                  r.rolname, left(s.query, 500)
+             FROM pg_stat_statements s
+             LEFT JOIN pg_roles r ON r.oid = s.userid
+            WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND s.mean_exec_time > %s AND s.calls >= %s
+            ORDER BY s.mean_exec_time DESC LIMIT %s""",
+        (t.slow_query_mean_ms, t.slow_query_min_calls, t.top_n),
+    ).fetchall()
+    return [
+        {
+            "queryid": r[0],
+            "calls": r[1],
+            "mean_ms": round(r[2], 2),
+            "max_ms": round(r[3], 2),
+            "total_ms": round(r[4], 1),
+            "rows": r[5],
+            "user": r[6],
+            "query": r[7],
+        }
+        for r in rows
+    ]
+
+
+_FILLFACTOR = (
+    "coalesce((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int FROM unnest({rel}.reloptions) o "
+    "WHERE o LIKE 'fillfactor=%' LIMIT 1), {default})"
+)
+
+
+def _bloat_estimate(conn: psycopg.Connection) -> list[dict]:
+    """Statistics-based bloat of tables and B-tree indexes (see the module docstring)."""
+    table_sql = f"""
+        WITH t AS (
+          SELECT c.oid, n.nspname, c.relname, c.relpages, c.reltuples,
+                 {_FILLFACTOR.format(rel="c", default=100)} AS ff, current_setting('block_size')::int AS bs
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'm') AND c.relpages > 0 AND c.reltuples >= 0 AND {_USER_SCHEMAS}
+        ), w AS (
+          SELECT t.oid, sum((1 - coalesce(s.null_frac, 0)) * s.avg_width) AS width, count(*) AS ncols,
+                 count(s.avg_width) AS nstats, max(coalesce(s.null_frac, 0)) > 0 AS has_nulls
+            FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
+            LEFT JOIN pg_stats s ON s.schemaname = t.nspname AND s.tablename = t.relname
+                                AND s.attname = a.attname AND NOT s.inherited
+           GROUP BY t.oid
+        )
+        SELECT 'table', t.nspname || '.' || t.relname, t.relpages::bigint * t.bs, t.relpages, t.bs,
+               CASE WHEN w.nstats = w.ncols THEN ceil(t.reltuples / greatest(1, floor(
+                 (t.bs - 24) * t.ff / 100.0 /
+                 (4 + ceil((23 + CASE WHEN w.has_nulls THEN ceil(w.ncols / 8.0) ELSE 0 END) / 8.0) * 8
+                    + ceil(w.width / 8.0) * 8)))) END
+          FROM t JOIN w ON w.oid = t.oid
+    """
+    index_sql = f"""
+        WITH i AS (
+          SELECT x.indexrelid, x.indrelid, n.nspname, ci.relname AS idxname, ct.relname AS tblname,
+                 ci.relpages, ci.reltuples, x.indnatts, x.indkey,
+                 {_FILLFACTOR.format(rel="ci", default=90)} AS ff, current_setting('block_size')::int AS bs
+            FROM pg_index x
+            JOIN pg_class ci ON ci.oid = x.indexrelid
+            JOIN pg_class ct ON ct.oid = x.indrelid
+            JOIN pg_namespace n ON n.oid = ci.relnamespace
+            JOIN pg_am am ON am.oid = ci.relam
+           WHERE am.amname = 'btree' AND ci.relpages > 1 AND ci.reltuples >= 0 AND {_USER_SCHEMAS}
+        ), c AS (
+          SELECT i.indexrelid,
+                 CASE WHEN i.indkey[k.pos] = 0 THEN i.idxname ELSE i.tblname END AS statrel,
+                 CASE WHEN i.indkey[k.pos] = 0
+                      THEN (SELECT attname FROM pg_attribute
+                             WHERE attrelid = i.indexrelid AND attnum = k.pos + 1)
+                      ELSE (SELECT attname FROM pg_attribute
+                             WHERE attrelid = i.indrelid AND attnum = i.indkey[k.pos])
+                 END AS attname
+            FROM i, generate_series(0, i.indnatts - 1) AS k(pos)
+        ), w AS (
+          SELECT c.indexrelid, sum((1 - coalesce(s.null_frac, 0)) * s.avg_width) AS width, count(*) AS ncols,
+                 count(s.avg_width) AS nstats, max(coalesce(s.null_frac, 0)) > 0 AS has_nulls
+            FROM c JOIN i ON i.indexrelid = c.indexrelid
+            LEFT JOIN pg_stats s ON s.schemaname = i.nspname AND s.tablename = c.statrel
+                                AND s.attname = c.attname AND NOT s.inherited
+           GROUP BY c.indexrelid
+        )
+        SELECT 'index', i.nspname || '.' || i.idxname, i.relpages::bigint * i.bs, i.relpages, i.bs,
+               CASE WHEN w.nstats = w.ncols THEN 1 + ceil(i.reltuples / greatest(1, floor(
+                 (i.bs - 24 - 16) * i.ff / 100.0 /
+                 (4 + ceil((8 + CASE WHEN w.has_nulls THEN 8 ELSE 0 END + w.width) / 8.0) * 8)))) END
+          FROM i JOIN w ON w.indexrelid = i.indexrelid
+    """
+    out = []
+    for query in (table_sql, index_sql):
+        for kind, name, size, pages, bs, expected in conn.execute(query).fetchall():
+            if expected is None:
+                out.append(
+                    {
+                        "kind": kind,
+                        "name": name,
+                        "bytes": size,
+                        "wasted_bytes": 0,
+                        "bloat_percent": 0.0,
+                        "estimated": False,
+                        "note": "no statistics: run ANALYZE",
+                    }
+                )
+                continue
+            extra = max(0, int(pages) - int(expected))
+            out.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "bytes": size,
+                    "wasted_bytes": extra * bs,
+                    "bloat_percent": round(100.0 * extra / pages, 1) if pages else 0.0,
+                    "estimated": True,
+                }
+            )
+    return out
+
+
+def _bloat_pgstattuple(conn: psycopg.Connection) -> list[dict]:
+    """Exact bloat through the pgstattuple extension (installed in this database)."""
+    out = []
+    rows = conn.execute(
+        f"""SELECT n.nspname || '.' || c.relname, s.table_len, s.approx_free_space + s.dead_tuple_len
+              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+                   LATERAL pgstattuple_approx(c.oid) s
+             WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}"""
+    ).fetchall()
+    for name, size, wasted in rows:
+        out.append(
+            {
+                "kind": "table",
+                "name": name,
+                "bytes": size,
+                "wasted_bytes": int(wasted),
+                "bloat_percent": round(100.0 * wasted / size, 1) if size else 0.0,
+                "estimated": False,
+            }
+        )
+    rows = conn.execute(
+        f"""SELECT n.nspname || '.' || ci.relname, s.index_size, s.avg_leaf_density,
+                   {_FILLFACTOR.format(rel="ci", default=90)}
+              FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid
+              JOIN pg_namespace n ON n.oid = ci.relnamespace JOIN pg_am am ON am.oid = ci.relam,
+                   LATERAL pgstatindex(ci.oid) s
+             WHERE am.amname = 'btree' AND x.indisvalid AND ci.relpages > 1 AND {_USER_SCHEMAS}"""
+    ).fetchall()
+    for name, size, density, ff in rows:
+        share = 0.0 if density != density else max(0.0, 1.0 - float(density) / float(ff))  # NaN for empty
+        out.append(
+            {
+                "kind": "index",
+                "name": name,
+                "bytes": size,
+                "wasted_bytes": int(size * share),
+                "bloat_percent": round(100.0 * share, 1),
+                "estimated": False,
+            }
+        )
+    return out
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
