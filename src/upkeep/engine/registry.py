@@ -176,10 +176,9 @@ class Registry:
                     loaded()
             except Exception:  # a broken plug-in must not take upkeep down
                 log.exception("could not load handler entry point %s", ep.name)
-        if not self._handlers:  # running from a source tree without installed metadata
-            from upkeep.handlers import load_builtin
+        from upkeep.handlers import load_builtin  # a source tree without metadata; imports are cached
 
-            load_builtin()
+        load_builtin()
 
     def resolve(self, name: str) -> tuple[HandlerSpec, str | None]:
         """The canonical handler for ``name`` and the alias used, if any."""

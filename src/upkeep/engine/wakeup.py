@@ -74,8 +74,14 @@ class Notifier:
         return self.sock.fileno()
 
     def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"!", str(self.path))
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.setblocking(False)  # a full buffer means a wake-up is already pending
+        try:
+            sender.sendto(b"!", str(self.path))
+        except OSError:
+            pass
+        finally:
+            sender.close()
 
     def drain(self) -> None:
         while True:

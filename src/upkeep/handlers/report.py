@@ -95,7 +95,8 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
             "warning" if finding["severity"] != "ok" else "info",
             "finding",
             f"{finding['item']}: {finding['message']}",
-            **finding,
+            severity=finding["severity"],
+            item=finding["item"],
         )
     text = (
         f"{len(findings)} finding(s); queue {depth}; {len(summary['failing_tasks'])} failing; "
@@ -119,11 +120,13 @@ def _log_errors(ctx: RunContext, config: ReportConfig) -> dict:
         result = analyze_paths(paths, window="24h", now=ctx.now())
     except Exception as exc:
         return {"error": str(exc)}
-    levels = result.get("levels") or result.get("counts_by_level") or {}
-    errors = sum(v for k, v in levels.items() if str(k).lower() in ("error", "fatal", "critical"))
+    requests = result.get("requests") or {}
     return {
-        "errors": errors,
-        "levels": levels,
-        "requests": result.get("requests"),
-        "rate_5xx": result.get("rate_5xx"),
+        "errors": result.get("errors", 0),
+        "warnings": result.get("warnings", 0),
+        "levels": result.get("levels", {}),
+        "top_errors": result.get("top_errors", [])[:5],
+        "requests": requests.get("total"),
+        "rate_5xx": requests.get("rate_5xx"),
+        "missing": result.get("missing", []),
     }

@@ -7,7 +7,7 @@ never touch SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,26 @@ class Records:
         else:
             row.value = value
             row.updated_at = now
+
+    def put_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        """Write many records in one transaction (one upsert statement per batch)."""
+        pairs = list(dict(items).items())
+        if not pairs:
+            return
+        now = datetime.now(UTC)
+        rows = [{"domain": self.domain, "key": k, "value": v, "created_at": now, "updated_at": now} for k, v in pairs]
+        if self.store.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        with self.store.write() as s:
+            for start in range(0, len(rows), 500):
+                stmt = insert(Record).values(rows[start : start + 500])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[Record.domain, Record.key],
+                    set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+                )
+                s.execute(stmt)
 
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         """Atomically read, change and write one record; ``change`` returning None deletes it."""

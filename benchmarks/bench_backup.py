@@ -1,0 +1,99 @@
+"""Backups of a pgbench scale-50 database on a throwaway cluster, against plain pg_dump/pg_restore.
+
+- ``backup.create`` (zstd, checksum, manifest, row counts in the snapshot) vs ``pg_dump -Fc > file``:
+  target <= 1.10x wall time; zstd artifact >= 2x smaller than the -Fc file.
+- ``backup.verify`` (checksum, TOC, test restore, row counts, drop) vs ``pg_restore`` of the -Fc
+  file into an empty database: target <= 1.3x.
+Each figure is the best of ``ROUNDS`` runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROUNDS = 2
+SCALE = 50
+
+
+def _timed(fn) -> float:
+    started = time.monotonic()
+    fn()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from support.contexts import run_handler
+    from support.servers import start_postgres
+    from upkeep.store.db import Store
+
+    work = Path(tempfile.mkdtemp(prefix="upkeep-bench-backup-"))
+    server = start_postgres()
+    store = Store(f"sqlite:///{work / 'upkeep.db'}")
+    store.upgrade()
+    try:
+        db = server.create_database("bench")
+        t = _timed(lambda: subprocess.run([server.bin("pgbench"), "-i", "-s", str(SCALE), "-q", "-d", server.dsn(db)],
+                                          check=True, capture_output=True))
+        size = int(server.psql("select pg_database_size('bench')"))
+        print(f"pgbench -i -s {SCALE}: {t:.1f}s, database {size / 2**20:.0f} MiB")
+        plain = work / "plain.dump"
+
+        def pg_dump() -> None:
+            with open(plain, "wb") as out:
+                subprocess.run([server.bin("pg_dump"), "-Fc", "-d", server.dsn(db)], stdout=out, check=True)
+
+        source = {"type": "postgres", "url": server.dsn(db), "name": "bench"}
+        results: dict[str, dict] = {}
+
+        def create(compression: str):
+            def run() -> None:
+                results[compression] = run_handler(store, "backup.create", {
+                    "source": {**source, "name": f"bench_{compression}"},
+                    "destination": str(work / compression), "compression": compression,
+                    "retention": {"keep_last": 1, "min_keep": 1}}, data_dir=work)
+            return run
+
+        rounds = [(_timed(pg_dump), _timed(create("zstd")), _timed(create("gzip"))) for _ in range(ROUNDS)]
+        base, zstd_t, gzip_t = (min(r[i] for r in rounds) for i in range(3))  # interleaved: same load
+        plain_size = plain.stat().st_size
+        print(f"pg_dump -Fc > file        {base:6.2f}s  {plain_size / 2**20:7.1f} MiB")
+        print(f"backup.create zstd        {zstd_t:6.2f}s  {results['zstd']['size'] / 2**20:7.1f} MiB"
+              f"  wall {zstd_t / base:.2f}x (target <= 1.10x)  size {plain_size / results['zstd']['size']:.2f}x smaller"
+              " (target >= 2x)")
+        print(f"backup.create gzip        {gzip_t:6.2f}s  {results['gzip']['size'] / 2**20:7.1f} MiB"
+              f"  wall {gzip_t / base:.2f}x")
+
+        def pg_restore() -> None:
+            server.psql("drop database if exists plain_restore")
+            server.psql("create database plain_restore")
+            started = time.monotonic()
+            subprocess.run([server.bin("pg_restore"), "-d", server.dsn("plain_restore"), str(plain)], check=True)
+            timings.append(time.monotonic() - started)
+
+        timings: list[float] = []
+        verify_times = []
+        for _ in range(ROUNDS):
+            pg_restore()
+            server.drop_database("plain_restore")
+            started = time.monotonic()
+            out = run_handler(store, "backup.verify", {"source": "bench_zstd", "scratch_target": source}, data_dir=work)
+            verify_times.append(time.monotonic() - started)
+            assert out["outcome"] == "ok", out["summary"]
+        restore_t = min(timings)
+        verify_t = min(verify_times)
+        print(f"pg_restore into empty DB  {restore_t:6.2f}s")
+        print(f"backup.verify (zstd)      {verify_t:6.2f}s  {verify_t / restore_t:.2f}x (target <= 1.3x)")
+    finally:
+        store.dispose()
+        server.remove()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

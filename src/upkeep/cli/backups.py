@@ -1,0 +1,157 @@
+"""``upkeep backups list|show|verify|restore``: a thin Typer sub-app over the backup catalog.
+
+The lead mounts it (``app.add_typer(backups_app, name="backups")``) and wires it once with
+``wire(get_store, run_task_now)``: ``get_store() -> Store`` for reading the catalog, and
+``run_task_now(task_type, config, dry_run, confirm) -> int`` (the exit code) to run
+``backup.verify`` / ``backup.restore`` through the engine like any other run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from upkeep.clock import utcnow
+from upkeep.errors import UserError
+from upkeep.handlers._backup import catalog
+from upkeep.store.records import Records
+
+backups_app = typer.Typer(help="Backups: the catalog, verification and restores.", no_args_is_help=True)
+
+
+@dataclass
+class Wiring:
+    get_store: Callable[[], Any] | None = None
+    run_task_now: Callable[[str, dict, bool, bool], int] | None = None
+
+
+WIRING = Wiring()
+
+
+def wire(get_store: Callable[[], Any], run_task_now: Callable[[str, dict, bool, bool], int]) -> None:
+    WIRING.get_store = get_store
+    WIRING.run_task_now = run_task_now
+
+
+def _records() -> Records:
+    if WIRING.get_store is None:
+        raise RuntimeError("upkeep.cli.backups is not wired (call wire(get_store, run_task_now))")
+    return Records(WIRING.get_store(), catalog.DOMAIN)
+
+
+def _run(task_type: str, config: dict, dry_run: bool, confirm: bool) -> None:
+    if WIRING.run_task_now is None:
+        raise RuntimeError("upkeep.cli.backups is not wired (call wire(get_store, run_task_now))")
+    code = WIRING.run_task_now(task_type, config, dry_run, confirm)
+    raise typer.Exit(code)
+
+
+def _fail(exc: UserError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def _age(hours: float) -> str:
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} d"
+
+
+@backups_app.command("list")
+def list_cmd(
+    source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List catalogued backups, newest first."""
+    now = utcnow()
+    rows = [catalog.summary_row(e, now) for e in catalog.entries(_records(), source)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "source", "created", "age", "size", "sha256", "status")
+    styles = {"verified": "green", "broken": "bold red", "created": "yellow"}
+    for r in rows:
+        status = r["status"] or "-"
+        table.add_row(r["id"], r["source"], r["created_at"][:19].replace("T", " "), _age(r["age_hours"]),
+                      _size(r["size"]), (r["sha256"] or "")[:12], f"[{styles.get(status, '')}]{status}[/]")
+    Console().print(table)
+
+
+@backups_app.command("show")
+def show_cmd(
+    backup_id: str = typer.Argument(..., help="A backup id (or source/id)."),
+    source: str | None = typer.Option(None, "--source", "-s"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show one backup: manifest, files, verification."""
+    try:
+        entry = catalog.find(_records(), backup_id, source)
+    except UserError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(entry, indent=2, default=str))
+        return
+    console = Console()
+    m = entry["manifest"]
+    console.print(f"[bold]{entry['source']}/{entry['id']}[/] ({entry['type']}, {entry['status']})")
+    for label, value in [("path", entry["path"]), ("size", f"{_size(m['size'])} (raw {_size(m['raw_size'])})"),
+                         ("sha256", m["sha256"]), ("compression", m["compression"]),
+                         ("encryption key id", m.get("encryption_key_id") or "-"),
+                         ("server version", m.get("server_version") or "-"),
+                         ("created", entry["created_at"]), ("verified at", entry.get("verified_at") or "never"),
+                         ("copies", ", ".join(c["path"] for c in entry.get("copies", [])) or "-")]:
+        console.print(f"  {label:18} {value}")
+    for check in (entry.get("verification") or {}).get("checks", []):
+        mark = "[green]ok[/]" if check["ok"] else "[red]FAIL[/]"
+        console.print(f"  {mark} {check['check']}: {check['message']}")
+
+
+@backups_app.command("verify")
+def verify_cmd(
+    which: str = typer.Argument("latest", help="latest | all | a backup id"),
+    source: str | None = typer.Option(None, "--source", "-s"),
+) -> None:
+    """Verify backups now (checksums, test restore, row counts)."""
+    config: dict[str, Any] = {"which": which}
+    if source:
+        config["source"] = source
+    _run("backup.verify", config, False, False)
+
+
+@backups_app.command("restore")
+def restore_cmd(
+    backup: str = typer.Argument("latest", help="A backup id, or latest (the newest verified)."),
+    source: str | None = typer.Option(None, "--source", "-s"),
+    target_database: str | None = typer.Option(None, "--target-database", help="Restore into this database."),
+    create: bool = typer.Option(False, "--create", help="The target must be new; it is created."),
+    target_path: str | None = typer.Option(None, "--target-path", help="File/directory for sqlite/redis/files."),
+    allow_unverified: bool = typer.Option(False, "--allow-unverified"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm this destructive restore."),
+) -> None:
+    """Restore a backup (dry-run first; a real restore needs --yes)."""
+    config: dict[str, Any] = {"backup": backup}
+    for key, value in (("source", source), ("target_database", target_database), ("target_path", target_path)):
+        if value:
+            config[key] = value
+    if create:
+        config["create"] = True
+    if allow_unverified:
+        config["allow_unverified"] = True
+    _run("backup.restore", config, dry_run, yes)

@@ -1,0 +1,1 @@
+"""Private helpers of the ``backup.*`` handlers (see ``upkeep.handlers.backup``)."""

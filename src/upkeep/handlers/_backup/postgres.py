@@ -1,0 +1,226 @@
+"""PostgreSQL backups: ``pg_dump`` in an exported snapshot, verification by test restore, restore."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from upkeep.errors import UserError
+from upkeep.handlers._backup import files as tar_files
+from upkeep.handlers._backup.checks import check, compare_counts
+from upkeep.handlers._backup.pg import (
+    PgTarget,
+    connect,
+    count_rows,
+    create_database,
+    database_exists,
+    database_size,
+    drop_database,
+    dump_in_snapshot,
+    dumpall_globals,
+    list_tables,
+    resolve_restore_tool,
+    resolve_tools,
+    restore_into,
+    restore_list,
+    run_assertions,
+    server_major,
+    table_checksums,
+    terminate_connections,
+)
+from upkeep.handlers._backup.stream import ArtifactWriter
+
+
+def layout(config) -> tuple[str, str]:
+    """(file extension before compression, compression upkeep applies around pg_dump's output)."""
+    base = ".dump" if config.format == "custom" else ".dir.tar"
+    if config.compression == "gzip":  # pg_dump compresses itself; pg_restore -j can read it directly
+        return base, "none"
+    return base, config.compression
+
+
+def create(ctx, source, config, new_writer: Callable[[str], ArtifactWriter], work_dir: Path) -> dict[str, Any]:
+    target = PgTarget.from_spec(source.spec)
+    conn = connect(target)
+    try:
+        server = server_major(conn)
+        total = database_size(conn, target.dbname)
+    finally:
+        conn.close()
+    tools = resolve_tools(ctx, config, server, need_dumpall=config.include_globals)
+    dump_level = (config.compression_level or 6) if config.compression == "gzip" else 0
+    writer = new_writer("")
+    progress = _Progress(ctx, writer, total)
+    if config.format == "custom":
+        argv = [tools.pg_dump, "-Fc", f"-Z{dump_level}", "-d", target.conninfo()]
+        stats = dump_in_snapshot(ctx, target, argv, lambda out: writer.copy_from(out, progress), config.table_checksums)
+    else:
+        dump_dir = work_dir / "dump"
+        argv = [tools.pg_dump, "-Fd", "-j", str(config.jobs), f"-Z{dump_level}", "-f", str(dump_dir),
+                "-d", target.conninfo()]
+        stats = dump_in_snapshot(ctx, target, argv, None, config.table_checksums)
+        tar_files.tar_directory(ctx, dump_dir, writer)
+        shutil.rmtree(dump_dir, ignore_errors=True)
+    writer.finish()
+    extra = []
+    if config.include_globals:
+        gwriter = new_writer(".globals.sql")
+        dumpall_globals(ctx, tools, target, lambda out: gwriter.copy_from(out, ctx.check_cancelled))
+        info = gwriter.finish()
+        extra.append({"kind": "globals", "artifact": info.path.name, "size": info.size, "raw_size": info.raw_size,
+                      "sha256": info.sha256})
+    return {
+        "format": config.format,
+        "dump_compression": dump_level,
+        "server_version": stats.server_version,
+        "tool_versions": {"pg_dump": tools.version_text},
+        "pg_dump_major": tools.major,
+        "row_counts": stats.row_counts,
+        "table_checksums": stats.checksums,
+        "snapshot": stats.snapshot,
+        "database": target.dbname,
+        "extra_artifacts": extra,
+    }
+
+
+class _Progress:
+    def __init__(self, ctx, writer: ArtifactWriter, total: int):
+        self.ctx, self.writer, self.total, self.next = ctx, writer, max(total, 1), 64 << 20
+
+    def __call__(self) -> None:
+        self.ctx.check_cancelled()
+        if self.writer.raw_size >= self.next:
+            self.next += 64 << 20
+            self.ctx.progress(min(0.95, self.writer.raw_size / self.total), f"{self.writer.raw_size >> 20} MiB dumped")
+
+
+def scratch_name(backup_id: str) -> str:
+    return ("upkeep_verify_" + re.sub(r"[^a-z0-9_]", "_", backup_id.lower()))[:63]
+
+
+def _dump_path(ctx, entry: dict[str, Any], raw: Path, work_dir: Path) -> Path:
+    if entry["manifest"].get("format") == "directory":
+        out = work_dir / "dump"
+        tar_files.extract_tar(raw, out)
+        return out
+    return raw
+
+
+def verify(ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | None,
+           work_dir: Path) -> list[dict[str, Any]]:
+    manifest = entry["manifest"]
+    results: list[dict[str, Any]] = []
+    if scratch is None:
+        raise UserError(
+            f"no server to test-restore backup {entry['id']} on",
+            hint="set scratch_target (a targets.databases name or an inline connection) or source",
+            field="config.scratch_target",
+        )
+    admin = connect(scratch)
+    try:
+        tools = resolve_restore_tool(ctx, config, server_major(admin), manifest.get("pg_dump_major"))
+        dump = _dump_path(ctx, entry, raw, work_dir)
+        try:
+            entries = restore_list(ctx, tools, dump)
+            results.append(check("toc", True, f"table of contents readable ({entries} entries)"))
+        except UserError as exc:
+            results.append(check("toc", False, str(exc)))
+            return results
+        if not config.test_restore:
+            return results
+        name = scratch_name(entry["id"])
+        drop_database(admin, name)  # a leftover of a crashed verification
+        create_database(admin, name)
+        try:
+            ctx.info("test_restore", f"restoring {entry['id']} into scratch database {name}",
+                     server=scratch.describe(name))
+            try:
+                restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
+            except UserError as exc:
+                results.append(check("test_restore", False, f"test restore failed: {exc}"))
+                return results
+            results.append(check("test_restore", True, f"restored into scratch database {name}"))
+            conn = connect(scratch, name)
+            try:
+                tables = list_tables(conn)
+                results.append(compare_counts(manifest.get("row_counts") or {}, count_rows(conn, tables)))
+                if manifest.get("table_checksums") and config.compare_checksums:
+                    results.append(compare_counts(manifest["table_checksums"], table_checksums(conn, tables),
+                                                  "table checksums"))
+                for a in run_assertions(conn, config.assertions):
+                    results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
+            finally:
+                conn.close()
+        finally:
+            drop_database(admin, name)
+    finally:
+        admin.close()
+    return results
+
+
+def restore_plan(entry: dict[str, Any], target: PgTarget, config) -> dict[str, Any]:
+    dbname = config.target_database or target.dbname
+    admin = connect(target, dbname=config.maintenance_database)
+    try:
+        exists = database_exists(admin, dbname)
+        size = database_size(admin, dbname) if exists else 0
+        sessions = 0
+        if exists:
+            sessions = int(admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+            ).fetchone()[0])
+    finally:
+        admin.close()
+    if dbname == config.maintenance_database:
+        raise UserError(
+            f"cannot restore into {dbname}: it is the maintenance database upkeep connects to",
+            hint="set maintenance_database to another database", field="config.maintenance_database",
+        )
+    if config.create and exists:
+        raise UserError(
+            f"target database {dbname} already exists and create: true asks for a new one",
+            hint="choose another target_database, or drop create: true to replace it",
+            field="config.target_database",
+        )
+    steps = []
+    if exists and config.safety_backup:
+        steps.append(f"take a safety backup of {dbname} ({size} bytes)")
+    if config.stop_command:
+        steps.append(f"run stop_command {config.stop_command}")
+    if exists:
+        steps.append(f"terminate {sessions} session(s) connected to {dbname}")
+        steps.append(f"DROP database {dbname} ({size} bytes)")
+    steps.append(f"CREATE database {dbname}")
+    steps.append(f"pg_restore backup {entry['id']} ({entry['manifest']['size']} bytes) into {dbname}")
+    steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
+    if config.start_command:
+        steps.append(f"run start_command {config.start_command} (always)")
+    return {"server": target.describe(dbname), "database": dbname, "exists": exists, "size": size,
+            "drops": dbname if exists else None, "creates": dbname, "sessions": sessions, "steps": steps}
+
+
+def restore(ctx, entry: dict[str, Any], raw: Path, target: PgTarget, plan: dict[str, Any], config,
+            work_dir: Path) -> list[dict[str, Any]]:
+    """Drop (if present) and create the target database, restore, compare counts."""
+    dbname = plan["database"]
+    admin = connect(target, dbname=config.maintenance_database)
+    try:
+        tools = resolve_restore_tool(ctx, config, server_major(admin), entry["manifest"].get("pg_dump_major"))
+        dump = _dump_path(ctx, entry, raw, work_dir)
+        if database_exists(admin, dbname):
+            ended = terminate_connections(admin, dbname)
+            ctx.info("terminated", f"ended {ended} session(s) on {dbname}", database=dbname, count=ended)
+            drop_database(admin, dbname)
+            ctx.info("dropped", f"dropped database {dbname}", database=dbname)
+        create_database(admin, dbname)
+    finally:
+        admin.close()
+    restore_into(ctx, tools, target, dbname, dump, jobs=config.restore_jobs, no_owner=config.no_owner)
+    conn = connect(target, dbname)
+    try:
+        return [compare_counts(entry["manifest"].get("row_counts") or {}, count_rows(conn, list_tables(conn)))]
+    finally:
+        conn.close()

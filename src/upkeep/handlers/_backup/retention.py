@@ -1,0 +1,106 @@
+"""Retention as pure functions: which backups of one source to keep, and why.
+
+Policy fields (all optional; ``None`` means the rule is off):
+
+- ``keep_last``: the N newest backups.
+- ``keep_daily`` / ``keep_weekly`` / ``keep_monthly``: grandfather-father-son. For the N most recent
+  days (ISO weeks, months) that have backups, the newest backup of that period is kept (UTC periods).
+- ``max_age_days``: a backup older than this loses every keep_* reason above.
+- ``min_keep`` (default 1): the N newest backups are always kept, whatever the other rules say.
+
+Two protections always apply: the NEWEST VERIFIED backup is never deleted, and ``min_keep``. With no
+keep_* rule at all, every backup younger than ``max_age_days`` (or every backup, without it) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    id: str
+    created_at: datetime
+    verified: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_last: int | None = None
+    keep_daily: int | None = None
+    keep_weekly: int | None = None
+    keep_monthly: int | None = None
+    max_age_days: float | None = None
+    min_keep: int = 1
+
+    @property
+    def has_keep_rules(self) -> bool:
+        return any(v is not None for v in (self.keep_last, self.keep_daily, self.keep_weekly, self.keep_monthly))
+
+
+@dataclass
+class Decision:
+    keep: dict[str, list[str]] = field(default_factory=dict)  # id -> reasons
+    delete: list[str] = field(default_factory=list)  # ids, newest first
+
+
+def _day(t: datetime) -> str:
+    return t.strftime("%Y-%m-%d")
+
+
+def _week(t: datetime) -> str:
+    year, week, _ = t.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _month(t: datetime) -> str:
+    return t.strftime("%Y-%m")
+
+
+def _buckets(ordered: list[BackupInfo], count: int | None, key: Callable[[datetime], str], label: str,
+             reasons: dict[str, list[str]]) -> None:
+    if not count:
+        return
+    seen: set[str] = set()
+    for b in ordered:
+        period = key(b.created_at)
+        if period in seen:
+            continue
+        if len(seen) >= count:
+            break
+        seen.add(period)
+        reasons[b.id].append(f"{label} {period}")
+
+
+def select(backups: Iterable[BackupInfo], policy: Policy, now: datetime) -> Decision:
+    """Decide which backups to keep (with reasons) and which to delete. Pure: no I/O."""
+    ordered = sorted(backups, key=lambda b: (b.created_at, b.id), reverse=True)
+    reasons: dict[str, list[str]] = {b.id: [] for b in ordered}
+    if policy.has_keep_rules:
+        for b in ordered[: policy.keep_last or 0]:
+            reasons[b.id].append("keep_last")
+        _buckets(ordered, policy.keep_daily, _day, "daily", reasons)
+        _buckets(ordered, policy.keep_weekly, _week, "weekly", reasons)
+        _buckets(ordered, policy.keep_monthly, _month, "monthly", reasons)
+    else:
+        for b in ordered:
+            reasons[b.id].append("no keep rule")
+    if policy.max_age_days is not None:
+        limit = now - timedelta(days=policy.max_age_days)
+        for b in ordered:
+            if b.created_at < limit:
+                reasons[b.id] = []
+    for b in ordered[: max(policy.min_keep, 0)]:
+        reasons[b.id].append("min_keep")
+    newest_verified = next((b for b in ordered if b.verified), None)
+    if newest_verified is not None:
+        reasons[newest_verified.id].append("newest verified")
+    decision = Decision()
+    for b in ordered:
+        if reasons[b.id]:
+            decision.keep[b.id] = reasons[b.id]
+        else:
+            decision.delete.append(b.id)
+    return decision

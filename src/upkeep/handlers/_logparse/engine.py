@@ -1,0 +1,285 @@
+"""One DuckDB pass over all files of a target, then small queries over the aggregated rows.
+
+The scan feeds a ``GROUPING SETS`` aggregation whose two sets are all the figures need:
+
+1. ``(b, d, lv, sc, em)``: window bucket, UTC day, raw level, status code, normalised error message
+   (NULL unless the record is an error) -> counts, duration sum/max, one example message;
+2. ``(route, e5, dk)``: route (NULL for records that are no request), 5xx or not, duration key ->
+   counts: per route figures, and summed over routes the histogram of all in-window durations.
+
+Memory therefore grows with the number of *distinct* keys, never with the number of records, and
+DuckDB spills its hash tables under ``memory_limit``. Percentiles come from the histograms with the
+linear interpolation of numpy's default / ``statistics.quantiles(method="inclusive")``. A duration
+key is the duration itself when it is a whole number of milliseconds below 10 s (exact percentiles,
+the common case) and otherwise the duration rounded to 4 significant digits: at most 0.05 % off.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from upkeep.handlers._logparse.detect import FileInfo
+from upkeep.handlers._logparse.levels import ERROR_LEVELS, error_level_literals, normalise_level
+from upkeep.handlers._logparse.sql import quote_literal, source_select
+
+BUCKETS = {0: "in_window", 1: "before_window", 2: "after_window", 3: "no_timestamp", 4: "malformed"}
+KEYS = ("b", "d", "lv", "sc", "em", "route", "e5", "dk")
+SETS = {
+    "day": ("b", "d", "lv", "sc", "em"),
+    "route": ("route", "e5", "dk"),
+}
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+DAY_MS = 86_400_000
+
+
+@dataclass
+class AnalysisOptions:
+    """How to read and summarise; the handler's config maps onto this."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    duration_unit: str = "auto"  # auto | ms | s | us | ns
+    timezone: str = "UTC"  # for timestamps without an offset
+    top_errors: int = 10
+    top_routes: int = 10
+    memory_limit: str = "256MB"
+    threads: int | None = None
+    fields: dict[str, str | None] = field(default_factory=dict)
+
+
+def _grouping_id(keys: Sequence[str]) -> int:
+    """DuckDB's GROUPING(...) value: a bit per argument (first = highest), set when not grouped."""
+    value = 0
+    for key in KEYS:
+        value = (value << 1) | (0 if key in keys else 1)
+    return value
+
+
+def _duration_key(dur: str) -> str:
+    return (
+        f"CASE WHEN {dur} = trunc({dur}) AND abs({dur}) < 10000 THEN {dur} WHEN {dur} = 0 THEN 0 "
+        f"ELSE round({dur}, 3 - CAST(floor(log10(abs({dur}))) AS INTEGER)) END"
+    )
+
+
+def _message_key(msg: str) -> str:
+    uuid = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    expr = f"regexp_replace(left({msg}, 300), '{uuid}', '<uuid>', 'g')"
+    expr = f"regexp_replace({expr}, '0x[0-9a-fA-F]+|\\b[0-9a-fA-F]{{12,}}\\b', '<hex>', 'g')"
+    expr = f"regexp_replace({expr}, '[0-9]+([.,][0-9]+)?', '<n>', 'g')"
+    return f"trim(regexp_replace({expr}, '\\s+', ' ', 'g'))"
+
+
+def build_query(sources: list[str], since_ms: float | None, until_ms: float | None) -> str:
+    union = "\nUNION ALL\n".join(sources)
+    before = f"ts < {since_ms!r}" if since_ms is not None else "false"
+    after = f"ts > {until_ms!r}" if until_ms is not None else "false"
+    errors = quote_literal("(?i)(" + "|".join(error_level_literals()) + ")")
+    dur = "(CASE WHEN isfinite(dur) THEN dur END)"
+    dkey = _duration_key("dur")
+    msgkey = _message_key("coalesce(msg, '')")
+    return f"""
+WITH raw AS ({union}),
+n AS (
+  SELECT CASE WHEN bad THEN 4 WHEN ts IS NULL THEN 3 WHEN {before} THEN 1 WHEN {after} THEN 2 ELSE 0 END AS b,
+         ts, lv, CASE WHEN st BETWEEN 100 AND 599 THEN st END AS st, {dur} AS dur, route, msg
+  FROM raw
+),
+k0 AS (
+  SELECT b, ts, lv, st, route, msg, dur,
+    CASE WHEN b = 0 AND dur IS NOT NULL THEN {dkey} END AS dk,
+    CASE WHEN b = 0 AND regexp_full_match(lv, {errors}) THEN true END AS is_err
+  FROM n
+),
+k AS (
+  SELECT b,
+    CASE WHEN b = 0 THEN CAST(floor(ts / {DAY_MS}) AS BIGINT) END AS d,
+    CASE WHEN b = 0 THEN lv END AS lv,
+    CASE WHEN b = 0 THEN st END AS sc,
+    dk,
+    CASE WHEN b = 0 AND st IS NOT NULL THEN coalesce(route, '(none)') END AS route,
+    CASE WHEN b = 0 AND st IS NOT NULL THEN st >= 500 END AS e5,
+    CASE WHEN is_err THEN {msgkey} END AS em,
+    CASE WHEN b = 0 THEN dur END AS dur,
+    CASE WHEN is_err THEN left(msg, 300) END AS example
+  FROM k0
+)
+SELECT GROUPING({", ".join(KEYS)}) AS g, {", ".join(KEYS)},
+       count(*) AS c, count(dur) AS nd, sum(dur) AS sd, max(dur) AS md, min(example) AS example
+FROM k
+GROUP BY GROUPING SETS ({", ".join("(" + ", ".join(keys) + ")" for keys in SETS.values())})
+"""
+
+
+def _weighted_quantiles(con: duckdb.DuckDBPyConnection, value_sql: str, group: str) -> dict:
+    """Percentiles per group from (group, value, count) rows: linear interpolation between ranks."""
+    parts = []
+    for name, p in QUANTILES.items():
+        parts.append(f"min(v) FILTER (WHERE cum > floor((n - 1) * {p})) AS {name}_lo")
+        parts.append(f"min(v) FILTER (WHERE cum > ceil((n - 1) * {p})) AS {name}_hi")
+    rows = con.execute(
+        f"""
+        WITH w AS ({value_sql}),
+        cum AS (SELECT grp, v, sum(c) OVER (PARTITION BY grp ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum,
+                       sum(c) OVER (PARTITION BY grp) AS n FROM w)
+        SELECT grp, any_value(n), {", ".join(parts)} FROM cum GROUP BY grp
+        """
+    ).fetchall()
+    out = {}
+    for row in rows:
+        grp, n = row[0], int(row[1])
+        values = {}
+        for i, (name, p) in enumerate(QUANTILES.items()):
+            lo, hi = row[2 + 2 * i], row[3 + 2 * i]
+            h = (n - 1) * p
+            values[name] = lo + (h - math.floor(h)) * (hi - lo)
+        out[grp] = values
+    _ = group
+    return out
+
+
+def _ms_to_iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def empty_result(options: AnalysisOptions) -> dict:
+    return {
+        "window": {"since": _ms_to_iso(options.since), "until": _ms_to_iso(options.until)},
+        "records": {"total": 0, **{name: 0 for name in BUCKETS.values()}},
+        "levels": {},
+        "errors": 0,
+        "warnings": 0,
+        "top_errors": [],
+        "requests": {"total": 0, "status_classes": {}, "status_codes": {}, "5xx": 0, "rate_5xx": 0.0,
+                     "per_day": {}},
+        "duration": {"count": 0, "avg_ms": None, "max_ms": None, **{f"{k}_ms": None for k in QUANTILES}},
+        "routes": [],
+    }
+
+
+def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
+    """Aggregate the readable, non-empty files in ``infos`` (already inspected) into one result."""
+    result = empty_result(options)
+    groups: dict[tuple, list[FileInfo]] = defaultdict(list)
+    for info in infos:
+        if info.error is None and info.format in ("json", "combined", "text"):
+            groups[info.signature()].append(info)
+    if not groups:
+        return result
+    sources = [
+        source_select(members[0], [m.path for m in members], options.duration_unit) for members in groups.values()
+    ]
+    since_ms = options.since.timestamp() * 1000 if options.since else None
+    until_ms = options.until.timestamp() * 1000 if options.until else None
+    spill = tempfile.mkdtemp(prefix="upkeep-logs-")
+    con = duckdb.connect(config={"memory_limit": options.memory_limit, "temp_directory": spill})
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(f"SET TimeZone = {quote_literal(options.timezone)}")
+        if options.threads:
+            con.execute(f"SET threads = {int(options.threads)}")
+        con.execute(f"CREATE TEMP TABLE agg AS {build_query(sources, since_ms, until_ms)}")
+        _fill(con, result, options)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    return result
+
+
+def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions) -> None:
+    gid = {name: _grouping_id(keys) for name, keys in SETS.items()}
+    records = result["records"]
+    levels: dict[str, int] = defaultdict(int)
+    codes: dict[int, int] = defaultdict(int)
+    per_day: dict[int, int] = defaultdict(int)
+    count_dur, sum_dur, max_dur = 0, 0.0, None
+    for b, d, lv, sc, c, nd, sd, md in con.execute(
+        "SELECT b, d, lv, sc, c, nd, sd, md FROM agg WHERE g = ?", [gid["day"]]
+    ).fetchall():
+        records[BUCKETS[b]] += c
+        records["total"] += c
+        if b != 0:
+            continue
+        levels[normalise_level(lv)] += c
+        if sc is not None:
+            codes[sc] += c
+            per_day[d] += c
+        if nd:
+            count_dur += nd
+            sum_dur += sd
+            max_dur = md if max_dur is None else max(max_dur, md)
+    result["levels"] = dict(sorted(levels.items(), key=lambda kv: -kv[1]))
+    result["errors"] = sum(levels.get(name, 0) for name in ERROR_LEVELS)
+    result["warnings"] = levels.get("warn", 0)
+    requests = result["requests"]
+    requests["total"] = sum(codes.values())
+    classes: dict[str, int] = defaultdict(int)
+    for code, c in codes.items():
+        classes[f"{code // 100}xx"] += c
+    requests["status_classes"] = dict(sorted(classes.items()))
+    requests["status_codes"] = {str(k): v for k, v in sorted(codes.items())}
+    requests["5xx"] = classes.get("5xx", 0)
+    requests["rate_5xx"] = requests["5xx"] / requests["total"] if requests["total"] else 0.0
+    requests["per_day"] = {
+        datetime.fromtimestamp(day * 86400, UTC).date().isoformat(): c for day, c in sorted(per_day.items())
+    }
+    duration = result["duration"]
+    duration["count"] = count_dur
+    if count_dur:
+        duration["avg_ms"] = sum_dur / count_dur
+        duration["max_ms"] = max_dur
+        overall = _weighted_quantiles(
+            con, f"SELECT 0 AS grp, dk AS v, c FROM agg WHERE g = {gid['route']} AND dk IS NOT NULL", "all"
+        ).get(0, {})
+        for name, value in overall.items():
+            duration[f"{name}_ms"] = value
+    result["routes"] = _routes(con, gid["route"], options.top_routes)
+    result["top_errors"] = [
+        {"message": em, "count": c, "example": example}
+        for em, c, example in con.execute(
+            "SELECT em, sum(c) AS n, min(example) FROM agg WHERE g = ? AND em IS NOT NULL GROUP BY em "
+            "ORDER BY n DESC, em LIMIT ?",
+            [gid["day"], options.top_errors],
+        ).fetchall()
+    ]
+
+
+def _routes(con: duckdb.DuckDBPyConnection, gid: int, top: int) -> list[dict]:
+    rows = con.execute(
+        f"""
+        SELECT route, sum(c) AS requests, sum(c) FILTER (WHERE e5) AS e5, sum(c) FILTER (WHERE dk IS NOT NULL) AS nd,
+               sum(sd) AS sd
+        FROM agg WHERE g = {gid} AND route IS NOT NULL GROUP BY route ORDER BY requests DESC, route LIMIT {int(top)}
+        """
+    ).fetchall()
+    if not rows:
+        return []
+    names = ", ".join(quote_literal(r[0]) for r in rows)
+    quantiles = _weighted_quantiles(
+        con,
+        f"SELECT route AS grp, dk AS v, c FROM agg WHERE g = {gid} AND dk IS NOT NULL AND route IN ({names})",
+        "route",
+    )
+    out = []
+    for route, requests, e5, nd, sd in rows:
+        q = quantiles.get(route, {})
+        out.append(
+            {
+                "route": route,
+                "requests": int(requests),
+                "5xx": int(e5 or 0),
+                "rate_5xx": (e5 or 0) / requests if requests else 0.0,
+                "avg_ms": sd / nd if nd else None,
+                "p95_ms": q.get("p95"),
+                "with_duration": int(nd or 0),
+            }
+        )
+    return out
