@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from support.servers import start_postgres, start_redis  # noqa: E402
-
-from upkeep.store.db import Store  # noqa: E402
+from support.servers import start_postgres, start_redis
+from upkeep.store.db import Store
 
 ARTIFACTS = Path(os.environ.get("UPKEEP_TEST_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 
@@ -62,10 +58,7 @@ def sqlite_store(tmp_path) -> Store:
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path) -> Store:
     """The engine's tests run against both stores."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'upkeep.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
+    url = f"sqlite:///{tmp_path / 'upkeep.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_database")
     store = Store(url)
     store.upgrade()
     yield store
