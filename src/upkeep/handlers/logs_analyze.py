@@ -222,7 +222,7 @@ def _target_config(base: LogsAnalyzeConfig, entry: dict[str, Any], name: str) ->
         paths = [paths]
     if not paths:
         raise ConfigError(f"log target {name!r} has no paths", hint=f"set targets.logs.{name}.paths to glob patterns")
-    for key in ("targets", "window", "since", "until"):
+    for key in ("targets", "window", "since", "until", "rotation"):
         entry.pop(key, None)
     try:
         merged = LogsAnalyzeConfig.model_validate({**base.model_dump(exclude_unset=True), **entry})
