@@ -131,9 +131,7 @@ def field_strategy(index: int) -> st.SearchStrategy[str]:
 
 
 cron_expressions = st.tuples(*(field_strategy(i) for i in range(5))).map(" ".join)
-instants = st.datetimes(
-    min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC)
-)
+instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31), timezones=st.just(UTC))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -206,9 +204,7 @@ def test_macros_map_to_cron(macro: str, cron: str):
     assert schedule.kind == "cron"
     assert schedule.expression == macro.lower()
     start, end = utc(2026, 1, 1), utc(2028, 1, 1)
-    assert schedule.slots_between(start, end, limit=30) == parse_schedule(cron).slots_between(
-        start, end, limit=30
-    )
+    assert schedule.slots_between(start, end, limit=30) == parse_schedule(cron).slots_between(start, end, limit=30)
 
 
 def test_first_sunday_and_last_day_extensions():

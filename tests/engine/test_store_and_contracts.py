@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import Field
-from support.contexts import events_of, make_context
 
+from support.contexts import events_of, make_context
 from upkeep.engine.context import CommandFailed, DeadlineExceeded, RunCancelled
 from upkeep.engine.registry import HandlerConfig, Registry, handler, overridable
 from upkeep.errors import ConfigError, UserError

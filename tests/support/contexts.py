@@ -33,9 +33,7 @@ def make_context(
     task_name: str | None = None,
 ) -> RunContext:
     with store.write() as s:
-        run = Run(
-            task_type=task_type, task_name=task_name, status="running", origin="manual", dry_run=dry_run
-        )
+        run = Run(task_type=task_type, task_name=task_name, status="running", origin="manual", dry_run=dry_run)
         s.add(run)
         s.flush()
         run_id = run.id
@@ -70,10 +68,5 @@ def run_handler(store: Store, task_type: str, config: dict | None = None, **cont
 
 def events_of(store: Store, run_id: int) -> list[dict]:
     with store.read() as s:
-        rows = s.execute(
-            sa.select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)
-        ).scalars()
-        return [
-            {"seq": e.seq, "level": e.level, "event": e.event, "message": e.message, "data": e.data}
-            for e in rows
-        ]
+        rows = s.execute(sa.select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)).scalars()
+        return [{"seq": e.seq, "level": e.level, "event": e.event, "message": e.message, "data": e.data} for e in rows]
