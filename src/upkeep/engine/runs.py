@@ -57,14 +57,14 @@ class WorkerIdentity:
         return f"{self.host}:{self.pid}"
 
 
-def create_run(
-    session: Session,
+def run_values(
     *,
     task: ScheduledTask | None,
     task_type: str,
     origin: str,
     config: dict[str, Any],
     due_at: datetime,
+    now: datetime,
     scheduled_for: datetime | None = None,
     dry_run: bool = False,
     confirm: bool = False,
@@ -75,11 +75,9 @@ def create_run(
     requested_type: str | None = None,
     status: str = PENDING,
     summary: str | None = None,
-    now: datetime | None = None,
-) -> int | None:
-    """Insert a run; returns its id, or None when a scheduled run for that slot already exists."""
-    now = now or _now()
-    values = dict(
+) -> dict[str, Any]:
+    """The column values of a new run (the task's policies are copied onto the run)."""
+    return dict(
         task_id=task.id if task else None,
         task_name=task.name if task else None,
         task_type=task_type,
@@ -104,21 +102,45 @@ def create_run(
         finished_at=now if status == SKIPPED else None,
         event_count=0,
     )
+
+
+def insert_scheduled_runs(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, datetime], int]:
+    """Insert scheduled runs in one statement; a slot that already has its run is left alone.
+
+    Returns the ids of the runs this call created, by (task id, slot).
+    """
+    if not rows:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(Run)
+        .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'"))
+        .returning(Run.id, Run.task_id, Run.scheduled_for)
+    )
+    # one statement shape whatever the row count, so it is compiled once and cached
+    return {(task_id, slot): run_id for run_id, task_id, slot in session.execute(stmt, rows)}
+
+
+def create_run(
+    session: Session,
+    *,
+    task: ScheduledTask | None,
+    task_type: str,
+    origin: str,
+    config: dict[str, Any],
+    due_at: datetime,
+    now: datetime | None = None,
+    **fields: Any,
+) -> int | None:
+    """Insert one run; returns its id, or None when a scheduled run for that slot already exists."""
+    values = run_values(
+        task=task, task_type=task_type, origin=origin, config=config, due_at=due_at, now=now or _now(), **fields
+    )
     if origin == "scheduled":
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = (
-            insert(Run)
-            .values(**values)
-            .on_conflict_do_nothing(
-                index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'")
-            )
-            .returning(Run.id)
-        )
-        return session.execute(stmt).scalar()
+        return insert_scheduled_runs(session, [values]).get((values["task_id"], values["scheduled_for"]))
     return session.execute(sa.insert(Run).values(**values).returning(Run.id)).scalar_one()
 
 
@@ -180,9 +202,7 @@ class LockBusy(Exception):
         self.holder = holder
 
 
-def claim(
-    store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_seconds: float = 2.0
-) -> ClaimedRun | None:
+def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_seconds: float = 2.0) -> ClaimedRun | None:
     """Move a run to running with one conditional UPDATE, taking its mutex locks.
 
     Returns None when someone else has the run (or it was cancelled) or a lock is busy (the run
@@ -207,9 +227,7 @@ def claim(
             message = f"waiting for lock {busy.lock} held by run {busy.holder}"
             if row.progress_message != message:
                 s.execute(sa.update(Run).where(Run.id == run_id).values(progress_message=message))
-                append_event(
-                    s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder}
-                )
+                append_event(s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder})
             return None
         deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
         updated = s.execute(
@@ -305,9 +323,7 @@ def _finish_in_session(
         values["error"] = error[:8000]
     if status == COMPLETED:
         values["progress"] = 1.0
-    updated = s.execute(
-        sa.update(Run).where(Run.id == run_id, Run.status.in_(expect)).values(**values)
-    ).rowcount
+    updated = s.execute(sa.update(Run).where(Run.id == run_id, Run.status.in_(expect)).values(**values)).rowcount
     if updated != 1:
         return False
     if s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
@@ -320,9 +336,7 @@ def _finish_in_session(
     run = s.execute(sa.select(Run).where(Run.id == run_id)).scalar_one()
     level = "info" if status == COMPLETED else "error" if status in (FAILED, TIMED_OUT) else "warning"
     text = summary or error or status
-    append_event(
-        s, run_id, level, "finished", f"{status}: {text}"[:2000], {"status": status, "outcome": outcome}
-    )
+    append_event(s, run_id, level, "finished", f"{status}: {text}"[:2000], {"status": status, "outcome": outcome})
     retry_id = None
     if status in (FAILED, TIMED_OUT) and run.attempt <= run.max_retries and run.cancel_requested_at is None:
         retry_id = _schedule_retry(s, run, now)
@@ -437,9 +451,7 @@ def release_submitted(store: Store, run_id: int) -> bool:
     with store.write() as s:
         return (
             s.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == SUBMITTED)
-                .values(status=PENDING, worker=None)
+                sa.update(Run).where(Run.id == run_id, Run.status == SUBMITTED).values(status=PENDING, worker=None)
             ).rowcount
             == 1
         )

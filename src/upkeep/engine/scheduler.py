@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 MAX_RUN_ALL = 1000
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65536)
 def cached_schedule(expression: str | None, timezone: str, anchor: datetime | None) -> Schedule:
     return parse_schedule(expression, timezone, anchor)
 
@@ -61,8 +61,48 @@ class TickResult:
     next_due: datetime | None = None
 
 
+@dataclass
+class _Plan:
+    """What one tick writes: built in Python first, then written in a few statements."""
+
+    now: datetime
+    rows: list[dict] = field(default_factory=list)
+    notes: list[tuple[int, datetime, str, str, str, dict | None]] = field(default_factory=list)
+    cancels: list[tuple[int, str]] = field(default_factory=list)
+    next_slots: list[dict] = field(default_factory=list)
+
+    def add(
+        self,
+        task: ScheduledTask,
+        slot: datetime,
+        due_at: datetime,
+        *,
+        status: str = PENDING,
+        summary: str | None = None,
+    ) -> None:
+        self.rows.append(
+            runs.run_values(
+                task=task,
+                task_type=task.task_type,
+                origin="scheduled",
+                config=task.config,
+                scheduled_for=slot,
+                due_at=due_at,
+                status=status,
+                summary=summary,
+                triggered_by="scheduler",
+                now=self.now,
+            )
+        )
+
+    def note(
+        self, task: ScheduledTask, slot: datetime, level: str, event: str, message: str, data: dict | None = None
+    ) -> None:
+        self.notes.append((task.id, slot, level, event, message, data))
+
+
 def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
-    """Create the runs of every task that is due at ``now``."""
+    """Create the runs of every task that is due at ``now``, in one transaction."""
     result = TickResult()
     with store.write() as s:
         query = (
@@ -74,9 +114,13 @@ def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
         if store.is_postgres:
             query = query.with_for_update(skip_locked=True)
         tasks = list(s.execute(query).scalars())
-        for task in tasks:
-            _process_task(s, task, now, result)
         result.tasks = len(tasks)
+        if tasks:
+            active = _active_runs(s, [t.id for t in tasks])
+            plan = _Plan(now=now)
+            for task in tasks:
+                _plan_task(task, now, active.get(task.id, []), plan)
+            _write(s, plan, result)
     with store.read() as s:
         result.next_due = s.execute(
             sa.select(sa.func.min(ScheduledTask.next_run_at)).where(ScheduledTask.enabled.is_(True))
@@ -84,7 +128,15 @@ def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
     return result
 
 
-def _process_task(s: Session, task: ScheduledTask, now: datetime, result: TickResult) -> None:
+def _active_runs(s: Session, task_ids: list[int]) -> dict[int, list[tuple[int, str]]]:
+    out: dict[int, list[tuple[int, str]]] = {}
+    query = sa.select(Run.task_id, Run.id, Run.status).where(Run.task_id.in_(task_ids), Run.status.in_(ACTIVE_STATUSES))
+    for task_id, run_id, status in s.execute(query):
+        out.setdefault(task_id, []).append((run_id, status))
+    return out
+
+
+def _plan_task(task: ScheduledTask, now: datetime, active: list[tuple[int, str]], plan: _Plan) -> None:
     schedule = schedule_of(task)
     first = task.next_run_at
     due = [first, *schedule.slots_between(first, now, limit=MAX_RUN_ALL)] if first <= now else []
@@ -101,95 +153,72 @@ def _process_task(s: Session, task: ScheduledTask, now: datetime, result: TickRe
             f"missed {len(missed)} slot(s) from {missed[0].isoformat()} to {missed[-1].isoformat()}: "
             f"more than {task.misfire_grace_seconds}s late (misfire policy skip)"
         )
-        run_id = _create_skipped(s, task, missed[-1], now, reason)
-        if run_id:
-            result.skipped.append(run_id)
-    elif missed and task.misfire == "run_once" and fire:
-        fire_note = f"coalesced {len(missed)} earlier missed slot(s) into this run (misfire policy run_once)"
-    else:
-        fire_note = None
+        _plan_skip(task, missed[-1], reason, plan)
     for slot in fire:
-        run_id = _create_scheduled(s, task, slot, now, result)
-        if run_id and task.misfire == "run_once" and missed and fire_note:
-            append_event(s, run_id, "info", "misfire", fire_note, {"missed": len(missed)})
-    task.next_run_at = schedule.next_after(now)
-
-
-def _active_runs(s: Session, task: ScheduledTask) -> list[tuple[int, str, datetime | None]]:
-    return list(
-        s.execute(
-            sa.select(Run.id, Run.status, Run.due_at).where(
-                Run.task_id == task.id, Run.status.in_(ACTIVE_STATUSES)
+        if _plan_slot(task, slot, now, active, plan) and task.misfire == "run_once" and missed:
+            plan.note(
+                task,
+                slot,
+                "info",
+                "misfire",
+                f"coalesced {len(missed)} earlier missed slot(s) into this run (misfire policy run_once)",
+                {"missed": len(missed)},
             )
-        ).all()
-    )
+    plan.next_slots.append({"id": task.id, "next_run_at": schedule.next_after(now)})
 
 
-def _create_skipped(
-    s: Session, task: ScheduledTask, slot: datetime, now: datetime, reason: str
-) -> int | None:
-    run_id = runs.create_run(
-        s,
-        task=task,
-        task_type=task.task_type,
-        origin="scheduled",
-        config=task.config,
-        scheduled_for=slot,
-        due_at=slot,
-        status=SKIPPED,
-        summary=reason,
-        now=now,
-    )
-    if run_id:
-        append_event(s, run_id, "warning", "skipped", reason, None)
-    return run_id
+def _plan_skip(task: ScheduledTask, slot: datetime, reason: str, plan: _Plan) -> None:
+    plan.add(task, slot, slot, status=SKIPPED, summary=reason)
+    plan.note(task, slot, "warning", "skipped", reason)
 
 
-def _create_scheduled(
-    s: Session, task: ScheduledTask, slot: datetime, now: datetime, result: TickResult
-) -> int | None:
-    active = _active_runs(s, task)
+def _plan_slot(task: ScheduledTask, slot: datetime, now: datetime, active: list[tuple[int, str]], plan: _Plan) -> bool:
+    """Plan the run of one slot (or a skipped run saying why); True when a run will start."""
     windows = parse_windows(task.windows or [])
     outside_window = bool(windows) and not window_allows(windows, max(slot, now))
     if active and task.concurrency == "forbid":
-        holder = active[0]
-        reason = f"skipped: run {holder[0]} of this task is still {holder[1]} (concurrency forbid)"
-        if outside_window and holder[1] == PENDING:
-            reason = f"skipped: run {holder[0]} is already waiting for the maintenance window"
-        run_id = _create_skipped(s, task, slot, now, reason)
-        if run_id:
-            result.skipped.append(run_id)
-        return None
+        holder_id, holder_status = active[0]
+        reason = f"skipped: run {holder_id} of this task is still {holder_status} (concurrency forbid)"
+        if outside_window and holder_status == PENDING:
+            reason = f"skipped: run {holder_id} is already waiting for the maintenance window"
+        _plan_skip(task, slot, reason, plan)
+        return False
     if active and task.concurrency == "replace":
-        for run_id, _status, _due in active:
-            runs_cancel_in_session(s, run_id, now, f"replaced by the run of slot {slot.isoformat()}")
-    due_at = max(slot, now) if task.misfire != "run_all" else slot
-    window_note = None
+        for run_id, _status in active:
+            plan.cancels.append((run_id, f"replaced by the run of slot {slot.isoformat()}"))
+        active.clear()
+    due_at = slot if task.misfire == "run_all" else max(slot, now)
     if outside_window:
-        opens = next_window_open(windows, max(slot, now))
-        window_note = (
-            f"slot {slot.isoformat()} is outside the maintenance window; waiting until {opens.isoformat()}"
+        due_at = next_window_open(windows, max(slot, now))
+        plan.note(
+            task,
+            slot,
+            "info",
+            "window_wait",
+            f"slot {slot.isoformat()} is outside the maintenance window; waiting until {due_at.isoformat()}",
+            {"due_at": due_at.isoformat()},
         )
-        due_at = opens
     if task.jitter_seconds:
         due_at = due_at + timedelta(seconds=random.uniform(0, task.jitter_seconds))
-    run_id = runs.create_run(
-        s,
-        task=task,
-        task_type=task.task_type,
-        origin="scheduled",
-        config=task.config,
-        scheduled_for=slot,
-        due_at=due_at,
-        triggered_by="scheduler",
-        now=now,
-    )
-    if run_id is None:
-        return None  # another scheduler created this slot's run
-    if window_note:
-        append_event(s, run_id, "info", "window_wait", window_note, {"due_at": due_at.isoformat()})
-    result.created.append(run_id)
-    return run_id
+    plan.add(task, slot, due_at)
+    active.append((0, PENDING))  # later slots of this tick see this run as active
+    return True
+
+
+def _write(s: Session, plan: _Plan, result: TickResult) -> None:
+    for run_id, reason in plan.cancels:
+        runs_cancel_in_session(s, run_id, plan.now, reason)
+    created = runs.insert_scheduled_runs(s, plan.rows)  # a slot another scheduler made is left alone
+    for row in plan.rows:
+        run_id = created.get((row["task_id"], row["scheduled_for"]))
+        if run_id is not None:
+            (result.skipped if row["status"] == SKIPPED else result.created).append(run_id)
+    for task_id, slot, level, event, message, data in plan.notes:
+        run_id = created.get((task_id, slot))
+        if run_id is not None:
+            append_event(s, run_id, level, event, message, data)
+    if plan.next_slots:
+        s.execute(sa.update(ScheduledTask), plan.next_slots)
 
 
 def runs_cancel_in_session(s: Session, run_id: int, now: datetime, reason: str) -> None:

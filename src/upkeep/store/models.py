@@ -58,6 +58,8 @@ class Base(DeclarativeBase):
 
 class ScheduledTask(Base):
     __tablename__ = "scheduled_tasks"
+    # the scheduler's two questions, "which tasks are due" and "when is the next one", use this
+    __table_args__ = (sa.Index("ix_scheduled_tasks_due", "enabled", "next_run_at"),)
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
@@ -66,7 +68,7 @@ class ScheduledTask(Base):
     schedule: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     schedule_anchor: Mapped[datetime | None] = mapped_column(nullable=True)
-    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True, index=True)
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     tiers: Mapped[list[Any]] = mapped_column(default=list)
     concurrency: Mapped[str] = mapped_column(sa.String(16), default="forbid")
@@ -85,7 +87,7 @@ class ScheduledTask(Base):
     ping_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
     file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Denormalised from runs when a run ends, so task lists never scan the run history.
     last_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
     last_status: Mapped[str | None] = mapped_column(sa.String(16), nullable=True, index=True)
