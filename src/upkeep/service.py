@@ -156,14 +156,9 @@ class Upkeep:
     def _check_command_policy(
         self, task_type: str, managed_by: str, allow_commands: bool, config: dict | None = None
     ) -> None:
-        from upkeep.handlers.procedure import procedure_runs_commands
-
         spec = self.registry.get(task_type)
-        runs_commands = spec.runs_commands or (
-            spec.name == "procedure.execute" and procedure_runs_commands(config)
-        )
         if (
-            runs_commands
+            spec.config_runs_commands(config)
             and managed_by != "file"
             and not (allow_commands or self.settings.allow_command_tasks_via_api)
         ):
@@ -231,9 +226,7 @@ class Upkeep:
                 view["next_times"] = []
             if task.managed_by == "file" and task.file_spec:
                 current = task_spec_of(task)
-                view["drift"] = sorted(
-                    k for k, v in task.file_spec.items() if k in current and current[k] != v
-                )
+                view["drift"] = sorted(k for k, v in task.file_spec.items() if k in current and current[k] != v)
         return view
 
     @staticmethod
@@ -299,11 +292,7 @@ class Upkeep:
             query = query.where(ScheduledTask.name.contains(search))
         with self.store.read() as s:
             if tier:
-                rows = [
-                    t
-                    for t in s.execute(query.order_by(ScheduledTask.name)).scalars()
-                    if tier in (t.tiers or [])
-                ]
+                rows = [t for t in s.execute(query.order_by(ScheduledTask.name)).scalars() if tier in (t.tiers or [])]
                 total = len(rows)
                 rows = rows[offset : offset + limit if limit else None]
             else:
@@ -361,9 +350,7 @@ class Upkeep:
             task = self._find_task(s, ref, lock=True)
             before = task_spec_of(task)
             if "name" in changes and changes["name"] != task.name:
-                raise UserError(
-                    "a task cannot be renamed", hint="create a new task and delete this one", field="name"
-                )
+                raise UserError("a task cannot be renamed", hint="create a new task and delete this one", field="name")
             merged = {**before, **changes}
             if "config" in changes and isinstance(changes["config"], dict) and changes.get("_merge_config"):
                 merged["config"] = {**before["config"], **changes["config"]}
@@ -372,17 +359,13 @@ class Upkeep:
             canonical = self.registry.resolve(spec.type)[0].name
             self._check_command_policy(canonical, managed_by or task.managed_by, allow_commands, spec.config)
             if (
-                self.registry.get(canonical).runs_commands
+                self.registry.get(canonical).config_runs_commands(spec.config)
                 and (managed_by or "api") != "file"
                 and "config" in changes
                 and not (allow_commands or self.settings.allow_command_tasks_via_api)
             ):
-                raise Forbidden(
-                    "the command of a command task can only be changed in the config file", field="config"
-                )
-            schedule_changed = any(
-                before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor")
-            )
+                raise Forbidden("the command of a command task can only be changed in the config file", field="config")
+            schedule_changed = any(before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor"))
             was_enabled = task.enabled
             _apply_spec(task, spec)
             task.task_type = canonical
@@ -427,9 +410,7 @@ class Upkeep:
             task = self._find_task(s, ref, lock=True)
             before = task_spec_of(task)
             active = (
-                s.execute(
-                    sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(("pending", "submitted")))
-                )
+                s.execute(sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(("pending", "submitted"))))
                 .scalars()
                 .all()
             )
@@ -438,14 +419,10 @@ class Upkeep:
                 s.execute(
                     sa.update(Run)
                     .where(Run.id.in_(active))
-                    .values(
-                        status="cancelled", finished_at=now, cancel_requested_at=now, error="task deleted"
-                    )
+                    .values(status="cancelled", finished_at=now, cancel_requested_at=now, error="task deleted")
                 )
             s.execute(
-                sa.update(Run)
-                .where(Run.task_id == task.id, Run.status == "running")
-                .values(cancel_requested_at=now)
+                sa.update(Run).where(Run.task_id == task.id, Run.status == "running").values(cancel_requested_at=now)
             )
             s.delete(task)
             self._audit(s, actor, "delete", "task", before["name"], before, None)
@@ -537,13 +514,9 @@ class Upkeep:
                 s.execute(
                     sa.update(Run)
                     .where(Run.id == run_id)
-                    .values(
-                        timeout_seconds=timeout_seconds, worker=worker, submitted_at=now if worker else None
-                    )
+                    .values(timeout_seconds=timeout_seconds, worker=worker, submitted_at=now if worker else None)
                 )
-            self._audit(
-                s, actor, "trigger", "handler", spec.name, None, {"run_id": run_id, "dry_run": dry_run}
-            )
+            self._audit(s, actor, "trigger", "handler", spec.name, None, {"run_id": run_id, "dry_run": dry_run})
             view = self.run_view(s.get(Run, run_id))
         if status == "pending":
             self._wake()
@@ -679,28 +652,28 @@ class Upkeep:
         out = []
         with self.store.read() as s:
             tasks = s.execute(sa.select(ScheduledTask).where(ScheduledTask.enabled.is_(True))).scalars().all()
+            # the oldest waiting run of every task, in one query
+            waiting = {
+                task_id: (run_id, due)
+                for task_id, run_id, due in s.execute(
+                    sa.select(Run.task_id, sa.func.min(Run.id), sa.func.min(Run.due_at))
+                    .where(Run.status.in_(("pending", "submitted")), Run.task_id.is_not(None))
+                    .group_by(Run.task_id)
+                ).all()
+            }
             for task in tasks:
                 reason = None
+                grace = timedelta(seconds=max(task.misfire_grace_seconds, 60))
                 if task.expect_success_within_seconds:
                     since = task.last_success_at or task.created_at
                     if now - since > timedelta(seconds=task.expect_success_within_seconds):
                         reason = f"no success since {since.isoformat()}"
-                if reason is None and task.next_run_at is not None:
-                    grace = timedelta(seconds=max(task.misfire_grace_seconds, 60))
-                    if now - task.next_run_at > grace:
-                        reason = f"slot {task.next_run_at.isoformat()} not started (scheduler behind or down)"
-                if reason is None and task.schedule:
-                    pending_old = s.execute(
-                        sa.select(Run.id, Run.due_at)
-                        .where(
-                            Run.task_id == task.id,
-                            Run.status.in_(("pending", "submitted")),
-                            Run.due_at < now - timedelta(seconds=max(task.misfire_grace_seconds, 60)),
-                        )
-                        .limit(1)
-                    ).first()
-                    if pending_old:
-                        reason = f"run {pending_old[0]} due at {pending_old[1].isoformat()} has not started"
+                if reason is None and task.next_run_at is not None and now - task.next_run_at > grace:
+                    reason = f"slot {task.next_run_at.isoformat()} not started (scheduler behind or down)"
+                if reason is None and task.schedule and task.id in waiting:
+                    run_id, due = waiting[task.id]
+                    if due < now - grace:
+                        reason = f"run {run_id} due at {due.isoformat()} has not started"
                 if reason:
                     out.append({"id": task.id, "name": task.name, "type": task.task_type, "reason": reason})
         return out
@@ -716,9 +689,7 @@ class Upkeep:
             ).scalar_one()
             by_status = dict(
                 s.execute(
-                    sa.select(Run.status, sa.func.count(Run.id))
-                    .where(Run.created_at >= since)
-                    .group_by(Run.status)
+                    sa.select(Run.status, sa.func.count(Run.id)).where(Run.created_at >= since).group_by(Run.status)
                 ).all()
             )
             by_outcome = dict(
@@ -740,12 +711,8 @@ class Upkeep:
                 .scalars()
                 .all()
             )
-            active = s.execute(
-                sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))
-            ).scalar_one()
-        finished = sum(
-            v for k, v in by_status.items() if k in ("completed", "failed", "timed_out", "cancelled")
-        )
+            active = s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar_one()
+        finished = sum(v for k, v in by_status.items() if k in ("completed", "failed", "timed_out", "cancelled"))
         ok = by_status.get("completed", 0)
         return {
             "days": days,

@@ -67,12 +67,10 @@ def test_shell_timeout_kills_the_whole_process_tree(engine):
         actor="t",
         managed_by="file",
     )
-    started = time.monotonic()
     run_id = service.trigger("sleepers", actor="t")["id"]
     run = wait_for(service, run_id)
     assert run["status"] == "timed_out"
-    assert time.monotonic() - started < 4.0 + 1.5  # worker start-up included
-    assert run["duration_seconds"] < 4.0
+    assert 2.0 <= run["duration_seconds"] < 4.0  # started -> ended, as recorded by the store
     time.sleep(0.2)
     assert processes_with(f"sleep {marker}") == []
 

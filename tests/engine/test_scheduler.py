@@ -306,3 +306,18 @@ def test_bad_task_input_writes_nothing(service, store):
             service.create_task(data, actor="t")
         assert expected in str(info.value)
     assert snapshot() == before
+
+
+def test_command_tasks_are_decided_by_their_config_and_only_come_from_the_file(service):
+    from upkeep.errors import Forbidden
+
+    ok = {"name": "b", "type": "backup.create", "config": {"source": {"type": "sqlite", "path": "/tmp/x.db"}}}
+    service.create_task(ok, actor="api")  # a backup is no command task...
+    with pytest.raises(Forbidden, match="config file"):  # ...until its config names a program to run
+        service.create_task({**ok, "name": "b2", "config": {**ok["config"], "pg_bin_dir": "/tmp/evil"}}, actor="api")
+    with pytest.raises(Forbidden):
+        service.update_task("b", {"config": {**ok["config"], "pg_dump_path": "/tmp/evil"}}, actor="api")
+    steps = {"steps": [{"type": "debug.noop"}, {"type": "shell.run", "config": {"command": ["true"]}}]}
+    with pytest.raises(Forbidden):
+        service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="api")
+    service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="file", managed_by="file")

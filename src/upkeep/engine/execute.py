@@ -36,9 +36,7 @@ def load_targets(store: Store) -> dict[str, Any]:
 class Heartbeat(threading.Thread):
     """Beats every ``interval`` seconds and polls for a cancel request every ``poll`` seconds."""
 
-    def __init__(
-        self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 1.0
-    ):
+    def __init__(self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 1.0):
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
         self.store, self.run_id, self.cancel_event = store, run_id, cancel_event
         self.interval, self.poll = interval, min(poll, interval)
@@ -124,13 +122,15 @@ def execute_claimed(
     except Exception as exc:
         status, error = FAILED, f"{type(exc).__name__}: {exc}"
         try:
-            journal.event(
-                claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)}
-            )
+            journal.event(claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)})
         except Exception:
             log.exception("could not record the exception of run %s", claimed.id)
     finally:
         beat.stop()
+    if result is not None and collected:
+        from upkeep.engine.context import _scrub_data
+
+        result = _scrub_data(result, collected)
     if error:
         error = secret_refs.scrub(error, collected)
     if summary:

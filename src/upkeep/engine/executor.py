@@ -240,9 +240,7 @@ class EmbeddedExecutor:
                     self.notifier.wake()  # maybe more work is due
         for sentinel, slot in sentinels.items():
             if sentinel in ready and not slot.process.is_alive():
-                self._worker_lost(
-                    slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}"
-                )
+                self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")
 
     def _worker_lost(self, slot: Slot, reason: str) -> None:
         if slot.run_id is not None:
@@ -292,44 +290,71 @@ class EmbeddedExecutor:
 
 
 class ForegroundRunner:
-    """Execute one run in a killable worker process while the caller watches (``upkeep run``)."""
+    """Execute runs in a killable worker process while the caller watches (``upkeep run``).
+
+    One worker process serves every ``execute`` call (a tier runs its tasks one after another);
+    it is replaced only when a deadline or a cancel killed it. ``close()`` ends it.
+    """
 
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
         self._pool = EmbeddedExecutor(settings, store, size=1)
+        self._pool._slots = []
+
+    def __enter__(self) -> ForegroundRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ready_slot(self) -> Slot:
+        pool = self._pool
+        if not pool._slots:
+            pool._slots = [pool._spawn()]
+        slot = pool._slots[0]
+        while not slot.ready:
+            if slot.conn.poll(0.05):
+                try:
+                    slot.ready = slot.conn.recv()[0] == "ready"
+                except (EOFError, OSError):
+                    slot.ready = False
+            if not slot.ready and not slot.process.is_alive():
+                pool._kill(slot)
+                pool._slots = []
+                raise RuntimeError(f"the worker process could not start (exit code {slot.process.exitcode})")
+        return slot
 
     def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
         pool = self._pool
-        slot = pool._spawn()
-        pool._slots = [slot]
-        try:
-            while not slot.ready:
-                if not slot.process.is_alive():
-                    raise RuntimeError("the worker process could not start")
-                if slot.conn.poll(0.05):
+        slot = self._ready_slot()
+        pool._assign(slot, run_id)
+        while slot.busy:
+            if slot.conn.poll(poll):
+                try:
                     message = slot.conn.recv()
-                    slot.ready = message[0] == "ready"
-            pool._assign(slot, run_id)
-            while slot.busy:
-                if slot.conn.poll(poll):
-                    message = slot.conn.recv()
-                    if message[0] == "done":
-                        slot.run_id = None
-                elif not slot.process.is_alive():
+                except (EOFError, OSError):
+                    message = ("lost",)
+                if message[0] == "done":
+                    slot.run_id = None
+                elif message[0] == "lost":
                     pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
-                    slot = pool._slots[0]
-                    break
-                else:
-                    pool._enforce_limits()
-                    slot = pool._slots[0]
-                if on_tick:
-                    on_tick()
-        finally:
-            for s in pool._slots:
+            elif not slot.process.is_alive():
+                pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+            else:
+                pool._enforce_limits()
+            slot = pool._slots[0]
+            if on_tick:
+                on_tick()
+
+    def close(self) -> None:
+        pool = self._pool
+        for slot in pool._slots:
+            if slot.ready and not slot.busy:
                 with contextlib.suppress(Exception):
-                    s.conn.send(None)
-                s.process.join(3)
-                if s.process.is_alive():
-                    pool._kill(s)
-            pool.notifier.close()
+                    slot.conn.send(None)
+                slot.process.join(3)
+            if slot.process.is_alive():
+                pool._kill(slot)
+        pool._slots = []
+        pool.notifier.close()

@@ -30,6 +30,17 @@ OVERRIDABLE = "x-overridable"
 RUN_FLAGS = ("dry_run",)
 
 
+def uses_fields(*names: str) -> Callable[[dict[str, Any]], bool]:
+    """``runs_commands=uses_fields("pg_dump_path")``: a task is a command task when its config sets
+    any of these fields (programs or commands to run), and only then."""
+
+    def check(config: dict[str, Any]) -> bool:
+        return any(config.get(name) for name in names)
+
+    check.__doc__ = f"when any of {', '.join(names)} is set"
+    return check
+
+
 class HandlerConfig(BaseModel):
     """Base for handler config models: unknown keys are an error, not silently ignored."""
 
@@ -68,7 +79,9 @@ class HandlerSpec:
     config_model: type[BaseModel]
     aliases: tuple[str, ...] = ()
     destructive: bool = False
-    runs_commands: bool = False
+    # True, or a function of the task's config (see ``uses_fields``): command tasks can only be
+    # defined in the config file, never through the API
+    runs_commands: bool | Callable[[dict[str, Any]], bool] = False
     requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
     description: str = ""
     module: str = ""
@@ -119,6 +132,18 @@ class HandlerSpec:
                 field=f"overrides.{bad[0]}",
             )
 
+    def config_runs_commands(self, config: dict[str, Any] | None) -> bool:
+        """Whether a task of this handler with ``config`` runs commands on the host."""
+        if callable(self.runs_commands):
+            return bool(self.runs_commands(config or {}))
+        return bool(self.runs_commands)
+
+    @property
+    def runs_commands_text(self) -> str | bool:
+        if callable(self.runs_commands):
+            return self.runs_commands.__doc__ or "depends on config"
+        return bool(self.runs_commands)
+
     def json_schema(self) -> dict[str, Any]:
         return self.config_model.model_json_schema()
 
@@ -138,7 +163,7 @@ class HandlerSpec:
             "summary": self.summary,
             "description": inspect.cleandoc(self.description),
             "destructive": self.destructive,
-            "runs_commands": self.runs_commands,
+            "runs_commands": self.runs_commands_text,
             "requires": list(self.requires),
             "overridable": sorted(self.overridable_fields()),
             "config_schema": self.json_schema(),
@@ -154,9 +179,7 @@ class Registry:
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         for name in (spec.name, *spec.aliases):
             if not NAME_RE.match(name):
-                raise ValueError(
-                    f"handler name {name!r} must look like domain.action (lowercase, underscores)"
-                )
+                raise ValueError(f"handler name {name!r} must look like domain.action (lowercase, underscores)")
         existing = self._handlers.get(spec.name)
         if existing is not None and existing.func is not spec.func and existing.module != spec.module:
             raise ValueError(f"handler {spec.name} registered twice ({existing.module} and {spec.module})")
@@ -188,11 +211,7 @@ class Registry:
         if name in self._aliases:
             return self._handlers[self._aliases[name]], name
         close = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
-        hint = (
-            f"known {name.split('.')[0]} handlers: {', '.join(close)}"
-            if close
-            else "see `upkeep handlers list`"
-        )
+        hint = f"known {name.split('.')[0]} handlers: {', '.join(close)}" if close else "see `upkeep handlers list`"
         raise UserError(f"unknown task type {name!r}", hint=hint, field="task_type")
 
     def get(self, name: str) -> HandlerSpec:
@@ -219,7 +238,7 @@ def handler(
     config: type[BaseModel] = EmptyConfig,
     aliases: Iterable[str] = (),
     destructive: bool = False,
-    runs_commands: bool = False,
+    runs_commands: bool | Callable[[dict[str, Any]], bool] = False,
     requires: Iterable[str] = (),
     description: str | None = None,
     registry: Registry | None = None,

@@ -117,7 +117,9 @@ def insert_scheduled_runs(session: Session, rows: list[dict[str, Any]]) -> dict[
         from sqlalchemy.dialects.sqlite import insert
     stmt = (
         insert(Run)
-        .on_conflict_do_nothing(index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'"))
+        .on_conflict_do_nothing(
+            index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'")
+        )
         .returning(Run.id, Run.task_id, Run.scheduled_for)
     )
     # one statement shape whatever the row count, so it is compiled once and cached

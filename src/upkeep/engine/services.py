@@ -159,3 +159,42 @@ class EngineServices:
                 }
                 for t, ty, st, o, b, f in s.execute(query)
             ]
+
+    # --- audits and reports (config.audit, security.audit, report.send) ------------------------
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """upkeep's own API keys (name, role, created_at, last_used_at, revoked_at; never a hash)."""
+        from upkeep.auth import list_keys
+
+        return list_keys(self.store)
+
+    def validate_config_file(self, path: str) -> list[dict[str, Any]]:
+        """Problems of an upkeep.yaml: ``[{severity, check, line, key, message}]`` (empty when valid)."""
+        from upkeep.config_file import load_config, plain_secret_warnings, validate_tasks
+        from upkeep.errors import UserError
+
+        try:
+            loaded = load_config(path)
+            validate_tasks(loaded, self.registry)
+        except UserError as exc:
+            return [{"severity": "critical", "check": "upkeep_config", "line": None, "key": None,
+                     "message": str(exc)}]
+        data = loaded.model.model_dump(mode="python")
+        found: list[str] = []
+        for section in ("server", "targets", "channels"):
+            found += plain_secret_warnings(data.get(section) or {}, section)
+        for index, task in enumerate(data.get("tasks") or []):
+            found += plain_secret_warnings(task, f"tasks[{index}]")
+        return [{"severity": "warning", "check": "plain_secret", "line": None, "key": where,
+                 "message": f"{path}: {where}: plain-text secret (write it as ${{env:NAME}})"} for where in found]
+
+    def send_to_channel(self, name: str, title: str, body: str, notify_type: str = "info") -> None:
+        """Send one message to a named alert channel (``DeliveryFailed``/``NotFound`` when it cannot)."""
+        from upkeep.notify.channels import get_channel, send
+
+        send(get_channel(self.store, name), title, body, notify_type)
+
+    def channel_names(self) -> list[str]:
+        from upkeep.notify.channels import load_channels
+
+        return sorted(load_channels(self.store))

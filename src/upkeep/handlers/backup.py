@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, overridable, uses_fields
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup import catalog, crypto, files, postgres, redis, retention, sqlite
 from upkeep.handlers._backup.checks import check
@@ -387,7 +387,7 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
 
 
 @handler("backup.create", config=CreateConfig, aliases=["backup.run", "db.backup"], destructive=True,
-         runs_commands=True, requires=("pg_dump",))
+         runs_commands=uses_fields("pg_dump_path", "pg_bin_dir"), requires=("pg_dump",))
 def backup_create(ctx, config: CreateConfig) -> dict:
     """Take a backup (PostgreSQL, SQLite, Redis, files), write its manifest, catalog it, apply retention.
 
@@ -452,7 +452,8 @@ def verify_entry(ctx, entry: dict[str, Any], config: VerifyConfig) -> tuple[bool
     return all(r["ok"] for r in results), results
 
 
-@handler("backup.verify", config=VerifyConfig, aliases=["backup.check"], runs_commands=True,
+@handler("backup.verify", config=VerifyConfig, aliases=["backup.check"],
+         runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "redis_check_rdb_path"),
          requires=("pg_restore",))
 def backup_verify(ctx, config: VerifyConfig) -> dict:
     """Verify backups: size, checksum, readable contents, a test restore with row counts and
@@ -528,7 +529,8 @@ def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
     return entry
 
 
-@handler("backup.restore", config=RestoreConfig, aliases=["backup.recover"], destructive=True, runs_commands=True,
+@handler("backup.restore", config=RestoreConfig, aliases=["backup.recover"], destructive=True,
+         runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir"),
          requires=("pg_restore",))
 def backup_restore(ctx, config: RestoreConfig) -> dict:
     """Restore a catalogued backup (by id, or the latest verified one) into the original or a new

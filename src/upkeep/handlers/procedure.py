@@ -39,11 +39,11 @@ def _validate_steps(config: ProcedureConfig) -> list[tuple[Step, Any, Any]]:
 
 
 def procedure_runs_commands(config: dict) -> bool:
-    """Whether any step of a procedure config runs commands (such tasks are config-file only)."""
+    """when a step runs commands"""
     steps = (config or {}).get("steps") or []
     for step in steps:
         try:
-            if REGISTRY.get(step.get("type", "")).runs_commands:
+            if REGISTRY.get(step.get("type", "")).config_runs_commands(step.get("config")):
                 return True
         except UserError:
             continue
@@ -55,15 +55,13 @@ class _StepJournal:
         self.journal, self.step = journal, step
 
     def event(self, run_id, level, event, message, data):
-        self.journal.event(
-            run_id, level, event, f"[{self.step}] {message}", {**(data or {}), "step": self.step}
-        )
+        self.journal.event(run_id, level, event, f"[{self.step}] {message}", {**(data or {}), "step": self.step})
 
     def __getattr__(self, name):
         return getattr(self.journal, name)
 
 
-@handler("procedure.execute", config=ProcedureConfig, destructive=True)
+@handler("procedure.execute", config=ProcedureConfig, destructive=True, runs_commands=procedure_runs_commands)
 def execute(ctx: RunContext, config: ProcedureConfig) -> dict:
     """Run ordered steps; stop or continue on failure; the outcome is the worst step's outcome."""
     steps = _validate_steps(config)
@@ -94,9 +92,7 @@ def execute(ctx: RunContext, config: ProcedureConfig) -> dict:
             failed += 1
             results.append({"step": label, "type": spec.name, "status": "failed", "error": str(exc)})
             ctx.error("step_failed", f"step {label} failed: {exc}", step=label)
-            stop = (
-                config.stop_on_failure if step.continue_on_failure is None else not step.continue_on_failure
-            )
+            stop = config.stop_on_failure if step.continue_on_failure is None else not step.continue_on_failure
             if stop:
                 raise UserError(f"step {label} failed: {exc}") from None
     outcome = "critical" if failed and worst != "critical" else worst

@@ -1,0 +1,155 @@
+"""Top-level commands: ``init``, ``apply``, ``export``, ``serve``, ``scheduler``, ``worker``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from upkeep.cli.common import actor, echo, print_json, state
+from upkeep.errors import UserError
+
+
+def init(
+    ctx: typer.Context,
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing upkeep.yaml"),
+) -> None:
+    """Write a commented default upkeep.yaml, create .upkeep/, the store and the first admin API key."""
+    from upkeep.auth import create_key, list_keys, write_admin_key_file
+    from upkeep.config_file import find_config, render_template
+
+    st = state(ctx)
+    path = find_config(st.config)
+    if path.exists() and not force:
+        raise UserError(f"{path} exists already", hint="edit it, or pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from upkeep.settings import Settings
+
+    data_dir = Settings(config=path).resolved_data_dir  # beside the file unless UPKEEP_DATA_DIR says
+    text = render_template(data_dir)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    echo(f"wrote {path}")
+    st._settings = None
+    settings = st.settings
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_data_dir.chmod(0o700)
+    store = st.store(upgrade=True)
+    echo(f"store ready: {settings.resolved_data_dir if settings.is_sqlite else 'database'} (schema current)")
+    if any(k["role"] == "admin" and not k["revoked_at"] for k in list_keys(store)):
+        echo("an admin API key exists already; no new key created (`upkeep keys create` makes another)")
+    else:
+        _view, token = create_key(store, name="admin", role="admin")
+        key_file = settings.resolved_data_dir / "admin.key"
+        write_admin_key_file(key_file, token)
+        echo(f"admin API key (shown once; also in {key_file}, mode 600):")
+        echo(f"  {token}")
+    echo("next: `upkeep apply --dry-run` to preview, `upkeep apply`, then `upkeep serve`")
+
+
+def apply(
+    ctx: typer.Context,
+    file: Path = typer.Option(None, "--file", "-f", help="The file to apply (default: the config file)"),
+    prune: bool = typer.Option(False, "--prune", help="Delete file-made tasks that are no longer in the file"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing"),
+    as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON"),
+) -> None:
+    """Reconcile the store to upkeep.yaml and print the diff (create / update / delete, drift)."""
+    from upkeep.config_file import apply_file, load_config, validate_tasks
+
+    st = state(ctx)
+    source = file or st.settings.config_path
+    validate_tasks(load_config(source))  # every task is valid before the store is even opened
+    diff = apply_file(
+        st.settings,
+        st.store(),
+        actor=actor(),
+        prune=prune,
+        dry_run=dry_run,
+        path=source,
+        echo=(lambda line: None) if as_json else echo,
+    )
+    if as_json:
+        print_json(diff.as_dict())
+
+
+def export(
+    ctx: typer.Context,
+    output: Path = typer.Option(None, "--output", "-o", help="Write here instead of stdout"),
+    file_only: bool = typer.Option(False, "--file-only", help="Only tasks made by the config file"),
+) -> None:
+    """Write targets, channels and tasks back as upkeep.yaml (applies back with zero changes)."""
+    from upkeep.config_file import export_config, load_config
+
+    st = state(ctx)
+    server = None
+    if st.settings.config_path.exists():
+        server = load_config(st.settings.config_path).model.server or None
+    text = export_config(st.store(), file_only=file_only, server=server)
+    if output:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(output)
+        echo(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option(None, "--host", help="Bind address (default: settings host, 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="Port (default: settings port, 8750)"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Do not execute runs in this process"),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not run the scheduler here"),
+    log_level: str = typer.Option("INFO", "--log-level", help="Log level"),
+) -> None:
+    """API + UI + scheduler + embedded worker in one process (applies upkeep.yaml on start)."""
+    from upkeep.runtime import configure_logging
+    from upkeep.runtime import serve as run_serve
+
+    configure_logging(log_level)
+    settings = state(ctx).settings
+    run_serve(
+        settings,
+        host=host or settings.host,
+        port=port or settings.port,
+        worker=not no_worker,
+        scheduler=not no_scheduler,
+    )
+
+
+def scheduler(
+    ctx: typer.Context, log_level: str = typer.Option("INFO", "--log-level", help="Log level")
+) -> None:
+    """Run a scheduler alone (several may run against one PostgreSQL store)."""
+    from upkeep.runtime import configure_logging, run_scheduler
+
+    configure_logging(log_level)
+    run_scheduler(state(ctx).settings)
+
+
+def worker(
+    ctx: typer.Context,
+    queues: str = typer.Option(None, "--queues", "-Q", help="Comma-separated queues (default: all)"),
+    concurrency: int = typer.Option(None, "--concurrency", help="Worker processes (default: worker_processes)"),
+    log_level: str = typer.Option("INFO", "--log-level", help="Log level"),
+) -> None:
+    """Execute runs: a Celery worker (UPKEEP_EXECUTOR=celery), else an embedded worker pool."""
+    from upkeep.runtime import configure_logging, run_worker
+
+    settings = state(ctx).settings
+    if concurrency is not None and concurrency < 1:
+        raise UserError("--concurrency must be at least 1", field="concurrency")
+    configure_logging(log_level)
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    run_worker(settings, queues=names, concurrency=concurrency)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("apply")(apply)
+    app.command("export")(export)
+    app.command("serve")(serve)
+    app.command("scheduler")(scheduler)
+    app.command("worker")(worker)

@@ -1,0 +1,165 @@
+"""What every command shares: the global options, lazy settings/store/service, output helpers.
+
+Commands never talk to the database themselves: they call the service layer (``upkeep.service``),
+the same code path the API uses. Output works without a TTY; ``--json`` prints machine-readable JSON.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from upkeep.errors import UserError
+
+_TTY = sys.stdout.isatty()
+_WIDTH = None if _TTY else max(160, int(os.environ.get("COLUMNS", "160")))
+# without a terminal, lines are never wrapped: scripts and logs get one message per line
+console = Console(highlight=False, width=_WIDTH, soft_wrap=not _TTY)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=not _TTY)
+
+
+def actor() -> str:
+    """The audit actor of CLI changes: ``cli:<os user>``."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+@dataclass
+class State:
+    """Global options; settings, store and service are created on first use."""
+
+    config: str | None = None
+    database_url: str | None = None
+    _settings: Any = None
+    _store: Any = None
+    _service: Any = None
+    _closers: list = field(default_factory=list)
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from upkeep.config_file import settings_for
+
+            self._settings = settings_for(self.config, self.database_url)
+        return self._settings
+
+    def store(self, *, upgrade: bool | None = None):
+        """The store, reachable and with its schema current (SQLite upgrades itself)."""
+        if self._store is None:
+            from upkeep.runtime import open_store
+
+            settings = self.settings
+            self._store = open_store(settings, upgrade=settings.is_sqlite if upgrade is None else upgrade)
+            self._closers.append(self._store.dispose)
+        return self._store
+
+    @property
+    def service(self):
+        if self._service is None:
+            from upkeep.service import Upkeep
+
+            self._service = Upkeep(self.settings, self.store())
+        return self._service
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:
+                pass
+        self._closers.clear()
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State()
+    return root.obj
+
+
+# --- output ---------------------------------------------------------------------------------------
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def echo(text: str = "") -> None:
+    console.print(text, markup=False)
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        t.add_column(column, overflow="fold")
+    for row in rows:
+        t.add_row(*["" if v is None else str(v) for v in row])
+    console.print(t)
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return iso.replace("T", " ")[:19]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, Any]:
+    """``key=value`` pairs; values are YAML scalars (``3`` is an int); ``a.b=1`` nests."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"{what} {item!r} is not key=value", hint=f"e.g. {what} retention_days=7")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        target = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                raise UserError(f"{what} {item!r}: {part} is already set to a value")
+            target = nested
+        target[parts[-1]] = value
+    return out
+
+
+def confirm_or_fail(yes: bool, question: str, flag: str = "--yes") -> None:
+    """Ask on a terminal; without one, require ``--yes`` (never hang waiting for input)."""
+    if yes:
+        return
+    if sys.stdin.isatty():
+        if not typer.confirm(question, default=False):
+            raise typer.Exit(1)
+        return
+    raise UserError(f"{question.rstrip('?')}: not confirmed", hint=f"pass {flag} to confirm without a terminal")

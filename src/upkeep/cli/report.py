@@ -1,0 +1,54 @@
+"""``upkeep report --period day|week|month [--format markdown|html] [-o FILE]``: the maintenance digest.
+
+What ran, what failed, health, backups and their verification, capacity warnings; the HTML version has
+small inline SVG charts and no external resources. ``report.send`` sends the same digest on a schedule.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from upkeep.cli.common import state
+
+report_app = typer.Typer(help="Print or write the maintenance digest (day, week or month).",
+                         invoke_without_command=True)
+
+
+class Period(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class Format(StrEnum):
+    markdown = "markdown"
+    html = "html"
+
+
+@report_app.callback(invoke_without_command=True)
+def report(
+    ctx: typer.Context,
+    period: Period = typer.Option(Period.week, "--period", "-p", help="Period the digest covers."),
+    format: Format = typer.Option(Format.markdown, "--format", "-f", help="markdown or html (with charts)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print or write the digest of the last day, week or month."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from upkeep.engine.services import EngineServices
+    from upkeep.reports import build_digest, render_html, render_markdown
+
+    st = state(ctx)
+    services = EngineServices(st.store(), st.settings)
+    digest = build_digest(services, period.value, datetime.now(UTC))
+    text = render_html(digest) if format is Format.html else render_markdown(digest)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output} ({digest['status']})")
+    else:
+        typer.echo(text, nl=False)

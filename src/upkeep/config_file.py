@@ -1,0 +1,611 @@
+"""``upkeep.yaml``: config as code. Loading (with line-numbered errors), ``apply`` and ``export``.
+
+The file (found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``) has four sections::
+
+    server:     # process settings (host, port, worker_processes, heartbeat_seconds, ...);
+                # environment variables (UPKEEP_PORT, ...) win over these
+    targets:    # inventory: kind -> name -> mapping (services, databases, logs, files, backups, ...)
+    channels:   # notification channels: name -> {url: apprise URL, ...}
+    tasks:      # a list of tasks (the TaskSpec fields: name, type, schedule, config, tiers, ...)
+
+Secrets are written as ``${env:NAME}``. They are stored unresolved (targets and channels in the
+records domain ``_upkeep``, task config in the task) and resolved only at run time; diffs and
+exports never show a resolved or plain-text secret.
+
+``apply_file`` reconciles the database to the file: every task is validated before anything is
+written, then tasks are created, updated and (with ``prune``) deleted — only tasks the file made
+(``managed_by == "file"``). Drift (a file-made task changed since the file last applied it) is
+reported, and the file's version is restored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from upkeep import secrets as secret_refs
+from upkeep.engine.execute import CONFIG_DOMAIN
+from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
+from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
+from upkeep.errors import ConfigError, UserError
+from upkeep.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NAME = "upkeep.yaml"
+TEMPLATE = Path(__file__).parent / "config" / "default.yaml"
+SERVER_KEYS = tuple(k for k in Settings.model_fields if k != "config")
+
+
+# --- finding and reading the file -----------------------------------------------------------
+
+
+def find_config(explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Path:
+    """``--config``, then ``UPKEEP_CONFIG``, then ``./upkeep.yaml`` (which need not exist)."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if env.get("UPKEEP_CONFIG"):
+        return Path(env["UPKEEP_CONFIG"]).expanduser().absolute()
+    return Path(DEFAULT_NAME).absolute()
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_error(label: str, exc: yaml.YAMLError) -> ConfigError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    text = f"{problem}" if not context or problem.startswith("duplicate") else f"{context}: {problem}"
+    where = f"{label} line {mark.line + 1}" if mark is not None else label
+    return ConfigError(f"{where}: {' '.join(text.split())}", hint="fix the YAML syntax")
+
+
+def _task_lines(text: str) -> list[int]:
+    """1-based line of each item of the top-level ``tasks:`` list (for error messages)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if getattr(key, "value", None) == "tasks" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+class ChannelSpec(BaseModel):
+    """A notification channel: an apprise URL (secrets as ``${env:NAME}``) plus channel options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str = Field(min_length=1, description="apprise URL, e.g. mailto://..., or ${env:OPS_WEBHOOK}")
+
+
+class ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(1, description="Format version of the file")
+    server: dict[str, Any] = Field(default_factory=dict, description="Settings; env vars win")
+    targets: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict, description="kind -> name -> mapping")
+    channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("server", "targets", "channels", "tasks", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any, info) -> Any:
+        if value is None:
+            return [] if info.field_name == "tasks" else {}
+        return value
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _empty_kinds(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @field_validator("server")
+    @classmethod
+    def _server_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(k for k in value if k not in SERVER_KEYS)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r} (known: {', '.join(SERVER_KEYS)})")
+        return value
+
+
+@dataclass
+class LoadedConfig:
+    path: Path
+    model: ConfigFile
+    task_lines: list[int] = field(default_factory=list)
+
+    def where(self, index: int) -> str:
+        if index < len(self.task_lines):
+            return f"{self.path.name} line {self.task_lines[index]}"
+        return self.path.name
+
+
+def parse_config(text: str, path: Path) -> LoadedConfig:
+    """Parse and validate the file's structure (tasks are validated by ``validate_tasks``)."""
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise _yaml_error(path.name, exc) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path.name}: expected a mapping with server/targets/channels/tasks at the top")
+    try:
+        model = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path.name}: {format_validation_error(exc, prefix='').lstrip('.')}") from None
+    return LoadedConfig(path=path, model=model, task_lines=_task_lines(text))
+
+
+def load_config(path: str | os.PathLike) -> LoadedConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="run `upkeep init` to create one") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_config(text, path)
+
+
+def settings_for(
+    config: str | os.PathLike | None = None,
+    database_url: str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    require_file: bool = False,
+) -> Settings:
+    """Settings: the file's ``server:`` section under the environment (env wins), CLI options on top."""
+    env = os.environ if environ is None else environ
+    path = find_config(config, env)
+    overrides: dict[str, Any] = {}
+    if path.exists() or require_file:
+        server = load_config(path).model.server
+        env_keys = {k.upper() for k in env}
+        for key, value in server.items():
+            if f"UPKEEP_{key.upper()}" in env_keys:
+                continue
+            overrides[key] = secret_refs.resolve(value, env)
+        if overrides.get("data_dir") and not Path(str(overrides["data_dir"])).expanduser().is_absolute():
+            overrides["data_dir"] = str(path.parent / str(overrides["data_dir"]))
+    if database_url:
+        overrides["database_url"] = database_url
+    try:
+        return Settings(config=path, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid setting: {format_validation_error(exc, prefix='server')}") from None
+
+
+# --- tasks: validation and normalisation ---------------------------------------------------------
+
+
+def normalized_spec(spec: TaskSpec, registry: Registry = REGISTRY) -> dict[str, Any]:
+    """A validated task in the shape ``task_spec_of`` gives for a stored task (so they compare)."""
+    data = spec.model_dump(mode="python")
+    data["type"] = registry.resolve(spec.type)[0].name
+    data["schedule_anchor"] = _iso_utc(spec.schedule_anchor)
+    data["notify"] = spec.notify.model_dump(mode="json")
+    data["expect_success_within"] = (
+        f"{int(parse_duration(spec.expect_success_within))}s" if spec.expect_success_within else None
+    )
+    return data
+
+
+def _iso_utc(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def stored_spec(task) -> dict[str, Any]:
+    from upkeep.service import task_spec_of
+
+    spec = task_spec_of(task)
+    spec["schedule_anchor"] = _iso_utc(spec.get("schedule_anchor"))
+    return spec
+
+
+def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[dict[str, Any]]:
+    """Validate every task of the file; the first problem raises one ConfigError naming task and line."""
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(loaded.model.tasks):
+        where = loaded.where(index)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        try:
+            spec = validate_task(raw, registry, where=f"task #{index + 1}" if not name else "task")
+        except UserError as exc:
+            message = exc.message
+            if exc.field and exc.field not in message:
+                message = f"{exc.field}: {message}"
+            if name and repr(name) not in message:
+                message = f"task {name!r}: {message}"
+            raise ConfigError(f"{where}: {message}", hint=exc.hint) from None
+        if spec.name in seen:
+            raise ConfigError(
+                f"{where}: task {spec.name!r} is defined twice (also task #{seen[spec.name] + 1})",
+                hint="task names must be unique",
+            )
+        seen[spec.name] = index
+        out.append(normalized_spec(spec, registry))
+    return out
+
+
+def plain_secret_warnings(value: Any, path: str) -> list[str]:
+    """Paths of secret-looking keys whose value is plain text instead of a ``${env:NAME}`` reference."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            sub = f"{path}.{k}"
+            if isinstance(k, str) and secret_refs.is_secret_key(k) and isinstance(v, str) and v:
+                if not secret_refs.REF_RE.fullmatch(v):
+                    found.append(sub)
+            else:
+                found.extend(plain_secret_warnings(v, sub))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found.extend(plain_secret_warnings(v, f"{path}[{i}]"))
+    elif isinstance(value, str) and secret_refs.redact_url_password(value) != value:
+        found.append(path)
+    return found
+
+
+# --- the diff -------------------------------------------------------------------------------------
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "(unset)"
+
+
+_MISSING = _Unset()
+
+
+@dataclass
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+    def render(self) -> str:
+        return f"{self.field}: {_show(self.before)} → {_show(self.after)}"
+
+
+def _show(value: Any) -> str:
+    import json
+
+    if value is _MISSING:
+        return "(unset)"
+    return json.dumps(secret_refs.redact(value), default=str, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    return None if value is _MISSING else secret_refs.redact(value)
+
+
+@dataclass
+class Diff:
+    create: list[dict[str, Any]] = field(default_factory=list)  # normalized specs
+    update: dict[str, list[FieldChange]] = field(default_factory=dict)
+    adopt: list[str] = field(default_factory=list)  # API-made tasks the file takes over
+    delete: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # file-made tasks no longer in the file (no --prune)
+    resync: list[str] = field(default_factory=list)  # drifted tasks the file now agrees with: record that
+    unchanged: int = 0
+    drift: dict[str, list[str]] = field(default_factory=dict)
+    config: dict[str, list[str]] = field(default_factory=dict)  # "targets"/"channels" -> changed entries
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.create or self.update or self.adopt or self.delete or self.config)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "create": [t["name"] for t in self.create],
+            "update": {
+                k: [{"field": c.field, "before": _plain(c.before), "after": _plain(c.after)} for c in v]
+                for k, v in self.update.items()
+            },
+            "adopt": self.adopt,
+            "delete": self.delete,
+            "orphans": self.orphans,
+            "unchanged": self.unchanged,
+            "drift": self.drift,
+            "config": self.config,
+            "warnings": self.warnings,
+        }
+
+    def lines(self) -> list[str]:
+        out = [f"warning: {w}" for w in self.warnings]
+        for name, fields in sorted(self.drift.items()):
+            restored = name in self.update
+            out.append(
+                f"! drift: task {name} was changed outside the file since the last apply "
+                f"({', '.join(fields)}); "
+                + ("the file's values are restored" if restored else "the file now matches the database")
+            )
+        for spec in self.create:
+            schedule = spec.get("schedule") or "manual only"
+            out.append(f"+ create task {spec['name']} ({spec['type']}, {schedule})")
+        for name, changes in sorted(self.update.items()):
+            note = " (taken over from the API: now managed by the file)" if name in self.adopt else ""
+            out.append(f"~ update task {name}{note}")
+            out.extend(f"    {c.render()}" for c in changes)
+        for name in self.adopt:
+            if name not in self.update:
+                out.append(f"~ adopt task {name} (made by the API; now managed by the file)")
+        for name in self.delete:
+            out.append(f"- delete task {name}")
+        for name in self.orphans:
+            out.append(f"  task {name} was made by the file but is no longer in it (delete it with --prune)")
+        for section, entries in self.config.items():
+            out.append(f"~ {section}: {', '.join(entries)}")
+        total = len(self.create) + len(self.update) + len(self.delete)
+        if not self.changed:
+            out.append(f"no changes ({self.unchanged} task(s) unchanged)")
+        else:
+            verb = "would change" if self.dry_run else "changed"
+            out.append(f"{verb}: {len(self.create)} create, {len(self.update)} update, "
+                       f"{len(self.delete)} delete; {self.unchanged} unchanged ({total} task change(s))")
+            if self.dry_run:
+                out.append("dry run: nothing was written")
+        return out
+
+
+def _field_changes(before: dict[str, Any], after: dict[str, Any]) -> list[FieldChange]:
+    changes: list[FieldChange] = []
+    for key, new in after.items():
+        if key == "name":
+            continue
+        if key == "schedule_anchor" and new is None:
+            continue  # not set in the file: the stored anchor (creation time) stays
+        old = before.get(key)
+        if old == new:
+            continue
+        if key == "config" and isinstance(old, dict) and isinstance(new, dict):
+            for sub in sorted(set(old) | set(new)):
+                if old.get(sub, _MISSING) != new.get(sub, _MISSING):
+                    changes.append(FieldChange(f"config.{sub}", old.get(sub, _MISSING), new.get(sub, _MISSING)))
+        else:
+            changes.append(FieldChange(key, old, new))
+    return changes
+
+
+def _section_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    entries = []
+    flat_old = _flatten(old, depth=2 if kind == "targets" else 1)
+    flat_new = _flatten(new, depth=2 if kind == "targets" else 1)
+    for key in sorted(set(flat_old) | set(flat_new)):
+        if key not in flat_old:
+            entries.append(f"{key} added")
+        elif key not in flat_new:
+            entries.append(f"{key} removed")
+        elif flat_old[key] != flat_new[key]:
+            entries.append(f"{key} changed")
+    return entries
+
+
+def _flatten(value: dict[str, Any], depth: int) -> dict[str, Any]:
+    if depth <= 1:
+        return dict(value)
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, dict) and v:
+            out.update({f"{k}.{kk}": vv for kk, vv in _flatten(v, depth - 1).items()})
+        else:
+            out[k] = v
+    return out
+
+
+# --- apply ----------------------------------------------------------------------------------------
+
+
+def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGISTRY) -> tuple[Diff, list]:
+    """The diff between the file and the store, and the desired normalized specs (nothing written)."""
+    from upkeep.store.models import ScheduledTask
+    from upkeep.store.records import Records
+
+    desired = validate_tasks(loaded, registry)
+    diff = Diff()
+    for section in ("targets", "channels"):
+        value = getattr(loaded.model, section)
+        data = value if section == "targets" else {k: v.model_dump() for k, v in value.items()}
+        diff.warnings.extend(
+            f"{p} holds a plain-text secret: write ${{env:NAME}} instead" for p in plain_secret_warnings(data, section)
+        )
+    for spec in desired:
+        diff.warnings.extend(
+            f"{p} holds a plain-text secret: write ${{env:NAME}} instead"
+            for p in plain_secret_warnings(spec["config"], f"tasks.{spec['name']}.config")
+        )
+    with store.read() as s:
+        existing = {t.name: t for t in s.execute(sa.select(ScheduledTask)).scalars()}
+        current = {name: stored_spec(t) for name, t in existing.items()}
+        managed = {name: t.managed_by for name, t in existing.items()}
+        file_specs = {name: t.file_spec for name, t in existing.items()}
+    wanted = {spec["name"] for spec in desired}
+    for spec in desired:
+        name = spec["name"]
+        if name not in current:
+            diff.create.append(spec)
+            continue
+        if managed[name] == "file" and file_specs[name]:
+            last = {**file_specs[name], "schedule_anchor": _iso_utc(file_specs[name].get("schedule_anchor"))}
+            drift = sorted(k for k, v in last.items() if k in current[name] and current[name][k] != v)
+            if drift:
+                diff.drift[name] = drift
+        changes = _field_changes(current[name], spec)
+        if managed[name] != "file":
+            diff.adopt.append(name)
+        if changes:
+            diff.update[name] = changes
+        elif managed[name] == "file":
+            diff.unchanged += 1
+            if name in diff.drift:
+                diff.resync.append(name)
+    for name in sorted(set(current) - wanted):
+        if managed[name] == "file":
+            (diff.delete if prune else diff.orphans).append(name)
+    records = Records(store, CONFIG_DOMAIN)
+    new_targets = loaded.model.targets
+    new_channels = {k: v.model_dump() for k, v in loaded.model.channels.items()}
+    for section, new in (("targets", new_targets), ("channels", new_channels)):
+        old = records.get(section, {}) or {}
+        if old != new:
+            diff.config[section] = _section_changes(section, old, new) or ["changed"]
+    return diff, desired
+
+
+def apply_file(
+    settings: Settings,
+    store,
+    *,
+    actor: str,
+    prune: bool,
+    dry_run: bool,
+    quiet: bool = False,
+    path: str | os.PathLike | None = None,
+    echo=print,
+    registry: Registry = REGISTRY,
+) -> Diff:
+    """Reconcile the store to the config file and print the diff; returns it.
+
+    Everything is validated first: a bad task means nothing is written.
+    """
+    from upkeep.service import Upkeep
+    from upkeep.store.records import Records
+
+    loaded = load_config(path or settings.config_path)
+    diff, desired = plan(loaded, store, prune=prune, registry=registry)
+    diff.dry_run = dry_run
+    if not dry_run and (diff.changed or diff.resync):
+        service = Upkeep(settings, store, registry=registry)
+        by_name = {spec["name"]: spec for spec in desired}
+        for spec in diff.create:
+            data = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}
+            service.create_task(data, actor=actor, managed_by="file")
+        for name in sorted(set(diff.update) | set(diff.adopt) | set(diff.resync)):
+            spec = by_name[name]
+            changes = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}
+            service.update_task(name, changes, actor=actor, managed_by="file")
+        for name in diff.delete:
+            service.delete_task(name, actor=actor)
+        records = Records(store, CONFIG_DOMAIN)
+        if "targets" in diff.config:
+            records.put("targets", loaded.model.targets)
+        if "channels" in diff.config:
+            records.put("channels", {k: v.model_dump() for k, v in loaded.model.channels.items()})
+        if not diff.changed:
+            return _report(diff, loaded, quiet, echo)
+        service.record_audit(
+            actor,
+            "apply",
+            "config",
+            str(loaded.path),
+            after={k: v for k, v in diff.as_dict().items() if k != "update"},
+            detail=f"{len(diff.create)} created, {len(diff.update)} updated, {len(diff.delete)} deleted",
+        )
+    return _report(diff, loaded, quiet, echo)
+
+
+def _report(diff: Diff, loaded: LoadedConfig, quiet: bool, echo) -> Diff:
+    if quiet:
+        for line in diff.lines():
+            if diff.changed or line.startswith(("warning", "!")):
+                log.info("apply %s: %s", loaded.path.name, line)
+    else:
+        for line in diff.lines():
+            echo(line)
+    return diff
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def _defaults() -> dict[str, Any]:
+    spec = TaskSpec(name="x", type="x")
+    data = spec.model_dump(mode="python")
+    data["notify"] = spec.notify.model_dump(mode="json")
+    return data
+
+
+def compact_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A stored task's spec without fields at their default value (readable YAML)."""
+    defaults = _defaults()
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in ("name", "type") or value != defaults.get(key, object()):
+            out[key] = value
+    return out
+
+
+def export_config(store, *, file_only: bool = False, server: dict[str, Any] | None = None) -> str:
+    """The store's targets, channels and tasks as upkeep.yaml text (applies back with zero changes)."""
+    from upkeep.store.models import ScheduledTask
+    from upkeep.store.records import Records
+
+    records = Records(store, CONFIG_DOMAIN)
+    with store.read() as s:
+        query = sa.select(ScheduledTask).order_by(ScheduledTask.name)
+        if file_only:
+            query = query.where(ScheduledTask.managed_by == "file")
+        tasks = [compact_spec(stored_spec(t)) for t in s.execute(query).scalars()]
+    document: dict[str, Any] = {"version": 1}
+    if server:
+        document["server"] = server
+    document["targets"] = records.get("targets", {}) or {}
+    document["channels"] = records.get("channels", {}) or {}
+    document["tasks"] = tasks
+    header = (
+        f"# upkeep.yaml exported {datetime.now(UTC).replace(microsecond=0).isoformat()}"
+        f"{' (file-made tasks only)' if file_only else ''}.\n"
+        "# Secrets stay ${env:NAME} references. Apply with `upkeep apply -f FILE`.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def render_template(data_dir: Path) -> str:
+    """The commented default ``upkeep.yaml`` that ``upkeep init`` writes."""
+    return TEMPLATE.read_text().replace("__DATA_DIR__", str(data_dir))

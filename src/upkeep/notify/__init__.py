@@ -1,0 +1,6 @@
+"""Alerts and pings: the alerter loop, apprise channels, silences and Healthchecks-style pings.
+
+The alerter runs in the scheduler process (and in ``upkeep serve``), never in workers: it reads
+the runs that finished since its cursor from the store, so alerts are right in distributed mode
+where runs end on other hosts. See ``alerter`` for the rules.
+"""

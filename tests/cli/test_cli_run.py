@@ -1,0 +1,109 @@
+"""``upkeep run``: foreground runs with streamed events, exit codes, tiers, timeouts."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psutil
+import pytest
+
+TASKS = """
+tasks:
+  - name: nap
+    type: debug.sleep
+    config: {seconds: 5}
+  - name: quick
+    type: debug.noop
+    schedule: "@daily"
+    tiers: [daily, weekly]
+  - name: broken
+    type: debug.fail
+    tiers: [weekly]
+  - name: bad-news
+    type: debug.sleep
+    config: {seconds: 0, outcome: critical}
+  - name: forked-sleeps
+    type: shell.run
+    timeout_seconds: 2
+    config:
+      command: "sleep 61.5 & sleep 61.5 & wait"
+      shell: true
+"""
+
+
+@pytest.fixture
+def tasks(cli):
+    cli.write(TASKS)
+    cli("apply")
+    return cli
+
+
+def test_run_of_a_handler_type_streams_events_and_exits_0(cli):
+    result = cli("run", "debug.noop")
+    assert "started: attempt 1 of debug.noop" in result.stdout
+    assert "completed (ok)" in result.stdout and "nothing to do" in result.stdout
+
+
+def test_run_of_a_task_with_an_override_uses_it(tasks):
+    result = tasks("run", "nap", "--set", "seconds=0.2", "--json")
+    view = json.loads(result.stdout)
+    assert view["status"] == "completed" and view["task_name"] == "nap"
+    assert view["config"]["seconds"] == 0.2  # a YAML scalar, not the string "0.2"
+    assert view["summary"] == "slept 0.2s"
+
+
+def test_exit_codes_follow_status_and_outcome(tasks):
+    from upkeep.cli.run import exit_code_of
+
+    critical = tasks("run", "bad-news", expect=1)
+    assert "completed (critical)" in critical.stdout
+    assert exit_code_of({"status": "completed", "outcome": "warning"}) == 0
+    assert [exit_code_of({"status": s, "outcome": None}) for s in ("failed", "timed_out", "cancelled")] == [1, 1, 1]
+    tasks("run", "nap", "--set", "busy=true", expect=2)  # not overridable: refused before any run
+    tasks("run", "--daily", "quick", expect=2)
+    tasks("run", "--daily", "--weekly", expect=2)
+    tasks("run", "--yearly", expect=2)  # no task has that tier
+    tasks("run", expect=2)
+
+
+def test_run_tier_runs_each_task_and_prints_a_summary(tasks):
+    result = tasks("run", "--tier", "weekly", expect=1)
+    out = result.stdout
+    assert "tier weekly: 2 task(s)" in out
+    assert "failing on purpose" in out  # the failed run's events are streamed
+    assert "1 of 2 run(s) ok, 1 not ok" in out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert any("broken" in r and "failed" in r for r in rows) and any("quick" in r and "completed" in r for r in rows)
+    data = json.loads(tasks("run", "--daily", "--json").stdout)
+    assert data["exit_code"] == 0
+    assert [(r["task_name"], r["origin"], r["status"]) for r in data["runs"]] == [("quick", "tier", "completed")]
+
+
+def test_shell_run_timeout_kills_the_whole_process_tree(tasks):
+    result = tasks("run", "forked-sleeps", "--json", expect=1)
+    view = json.loads(result.stdout)
+    assert view["status"] == "timed_out"
+    started = time.mktime(time.strptime(view["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    finished = time.mktime(time.strptime(view["finished_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert finished - started <= 4
+    left = [
+        p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:2] == ["sleep", "61.5"]
+    ]
+    assert left == []
+
+
+def test_runs_commands_show_the_history(tasks):
+    view = json.loads(tasks("run", "quick", "--dry-run", "--json").stdout)
+    assert view["dry_run"] is True and view["status"] == "completed"
+    listing = json.loads(tasks("runs", "list", "--json").stdout)
+    run_id = listing["runs"][0]["id"]
+    assert listing["runs"][0]["task_name"] == "quick"
+    assert json.loads(tasks("runs", "show", str(run_id), "--json").stdout)["status"] == "completed"
+    events = json.loads(tasks("runs", "logs", str(run_id), "--json").stdout)
+    assert [e["event"] for e in events][0] == "started" and events[-1]["event"] == "finished"
+    assert "finished" in tasks("runs", "logs", str(run_id), "--follow").stdout
+    queued = json.loads(tasks("tasks", "trigger", "nap", "--json").stdout)
+    cancelled = json.loads(tasks("runs", "cancel", str(queued["id"]), "--json").stdout)
+    assert cancelled["status"] == "cancelled"
+    tasks("runs", "show", "999999", expect=2)

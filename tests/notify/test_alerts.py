@@ -1,0 +1,346 @@
+"""Alerts end to end: real runs (claimed and executed in-process), a real SMTP server (aiosmtpd with
+AUTH), a real HTTP receiver for the JSON webhook and the ping URL, and a controllable ``now``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from notify_receivers import HttpReceiver, SmtpServer
+
+from upkeep.engine import runs
+from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
+from upkeep.notify.alerter import Alerter
+from upkeep.notify.outbox import history, pending
+from upkeep.notify.silences import add_silence
+from upkeep.service import Upkeep
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import AlertState, Run
+from upkeep.store.records import Records
+
+SMTP_PASSWORD = "s3cret-Smtp/pa@ss"  # has URL-special characters on purpose
+TASK_SECRET = "task-secret-value-42"
+
+
+@pytest.fixture(scope="module")
+def smtp():
+    server = SmtpServer("alerts", SMTP_PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def http():
+    receiver = HttpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def env(tmp_path, smtp, http, monkeypatch):
+    monkeypatch.setenv("UPKEEP_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.setenv("UPKEEP_TEST_TASK_SECRET", TASK_SECRET)
+    settings = Settings(config=tmp_path / "upkeep.yaml", public_url="https://upkeep.example.com/", heartbeat_seconds=5)
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    Records(store, CONFIG_DOMAIN).put(
+        "channels",
+        {
+            "email": {
+                "url": f"mailto://alerts:${{env:UPKEEP_TEST_SMTP_PASSWORD}}@127.0.0.1:{smtp.port}"
+                "?from=upkeep@example.com&to=ops@example.com",
+                "timeout": 10,
+            },
+            "hook": {"url": f"json://127.0.0.1:{http.port}/hook", "timeout": 10},
+        },
+    )
+    smtp.inbox.messages.clear()
+    http.requests.clear()
+    http.status = 200
+    service = Upkeep(settings, store)
+    alerter = Alerter(store, settings)
+    alerter.evaluate_once(datetime.now(UTC), check_overdue=False)  # the cursor starts here
+    yield Env(settings, store, service, alerter, smtp, http)
+    store.dispose()
+
+
+class Env:
+    def __init__(self, settings, store, service, alerter, smtp, http):
+        self.settings, self.store, self.service, self.alerter = settings, store, service, alerter
+        self.smtp, self.http = smtp, http
+
+    def create(self, name: str, *, retries: int = 0, fail: int = 99, channels=("email", "hook"), **notify):
+        return self.service.create_task(
+            {
+                "name": name,
+                "type": "debug.fail",
+                "config": {"fail_attempts": fail, "message": "disk full on ${env:UPKEEP_TEST_TASK_SECRET}"},
+                "max_retries": retries,
+                "retry_backoff_seconds": 0,
+                "notify": {"channels": list(channels), **notify},
+                "ping_url": f"http://127.0.0.1:{self.http.port}/ping/{name}",
+            },
+            actor="test",
+        )
+
+    def attempt(self, run_id: int) -> str:
+        claimed = runs.claim(self.store, run_id, runs.WorkerIdentity.current())
+        assert claimed is not None
+        return execute_claimed(self.store, claimed, self.settings)
+
+    def retry_of(self, run_id: int) -> int | None:
+        with self.store.read() as s:
+            return s.execute(sa.select(Run.id).where(Run.retry_of == run_id)).scalar()
+
+    def run_episode(self, task: str, **overrides) -> list[int]:
+        """Trigger the task and execute every attempt (retries included); the attempts' run ids."""
+        run_id = self.service.trigger(task, actor="test", overrides=overrides)["id"]
+        ids = []
+        while run_id is not None:
+            self.attempt(run_id)
+            ids.append(run_id)
+            run_id = self.retry_of(run_id)
+        return ids
+
+    def evaluate(self, now: datetime, **kwargs):
+        return self.alerter.evaluate_once(now, **{"check_overdue": False, **kwargs})
+
+    def hooks(self) -> list[dict]:
+        return [r.json() for r in self.http.requests if r.path == "/hook"]
+
+
+def test_a_failing_task_with_two_retries_alerts_once_after_the_last_attempt_and_once_on_recovery(env):
+    env.create("backup-nightly", retries=2)
+    t0 = datetime.now(UTC)
+    run_id = env.service.trigger("backup-nightly", actor="test")["id"]
+
+    env.attempt(run_id)  # attempt 1 fails, a retry is scheduled
+    assert env.evaluate(t0) == []
+    second = env.retry_of(run_id)
+    env.attempt(second)  # attempt 2 fails, a retry is scheduled
+    assert env.evaluate(t0) == []
+    third = env.retry_of(second)
+    env.attempt(third)  # attempt 3 fails: the final one
+    assert env.retry_of(third) is None
+
+    sent = env.evaluate(t0)
+    assert sorted((n.channel, n.status) for n in sent) == [("email", "sent"), ("hook", "sent")]
+    [mail] = env.smtp.messages
+    assert mail.subject == "[upkeep] CRITICAL backup-nightly: failed"
+    assert mail.recipients == ["ops@example.com"]
+    assert "Attempt: 3 of 3" in mail.body
+    assert "disk full on ***" in mail.body, mail.body
+    assert f"https://upkeep.example.com/runs/{third}" in mail.body
+    assert TASK_SECRET not in mail.body and SMTP_PASSWORD not in mail.body
+    [hook] = env.hooks()
+    assert hook["title"] == "[upkeep] CRITICAL backup-nightly: failed"
+    assert hook["type"] == "failure"
+    assert f"/runs/{third}" in hook["message"]
+    assert TASK_SECRET not in str(hook)
+
+    # the same evaluation again sends nothing: each run is processed once
+    assert env.evaluate(t0) == []
+
+    # it keeps failing: within repeat_interval (4h) nothing more is sent
+    env.run_episode("backup-nightly")
+    assert env.evaluate(t0 + timedelta(hours=1)) == []
+    assert len(env.smtp.messages) == 1
+    # after repeat_interval one reminder
+    env.run_episode("backup-nightly")
+    sent = env.evaluate(t0 + timedelta(hours=4, minutes=1))
+    assert [n.kind for n in sent] == ["failure", "failure"]
+    assert env.smtp.messages[-1].subject == "[upkeep] CRITICAL backup-nightly: failed (still)"
+    assert "Failures in a row: 3" in env.smtp.messages[-1].body
+
+    # it succeeds again: one recovery per channel, then nothing
+    env.service.update_task("backup-nightly", {"config": {"fail_attempts": 0}}, actor="test")
+    [ok_run] = env.run_episode("backup-nightly")
+    sent = env.evaluate(t0 + timedelta(hours=5))
+    assert sorted((n.channel, n.kind) for n in sent) == [("email", "recovery"), ("hook", "recovery")]
+    assert env.smtp.messages[-1].subject.startswith("[upkeep] RESOLVED backup-nightly: recovered")
+    assert f"/runs/{ok_run}" in env.smtp.messages[-1].body
+    env.run_episode("backup-nightly")
+    assert env.evaluate(t0 + timedelta(hours=6)) == []
+    assert len(env.smtp.messages) == 3
+    assert all(login == ("alerts", True) for login in env.smtp.logins)
+
+
+def test_the_ping_url_receives_start_success_and_fail(env):
+    env.create("pinged", retries=1)
+    failed = env.run_episode("pinged")  # two attempts, both fail
+    assert len(failed) == 2
+    env.evaluate(datetime.now(UTC))
+    assert env.http.paths("/ping/") == ["/ping/pinged/start", "/ping/pinged/start", "/ping/pinged/fail"]
+    fail_ping = [r for r in env.http.requests if r.path == "/ping/pinged/fail"][0]
+    assert fail_ping.method == "POST" and b"disk full on ***" in fail_ping.body
+    assert TASK_SECRET.encode() not in fail_ping.body
+
+    env.http.requests.clear()
+    env.service.update_task("pinged", {"config": {"fail_attempts": 0}}, actor="test")
+    run_id = env.service.trigger("pinged", actor="test")["id"]
+    claimed = runs.claim(env.store, run_id, runs.WorkerIdentity.current())
+    env.evaluate(datetime.now(UTC))  # the run is running: its start is pinged now, while it runs
+    assert env.http.paths("/ping/") == ["/ping/pinged/start"]
+    execute_claimed(env.store, claimed, env.settings)
+    env.evaluate(datetime.now(UTC))
+    assert env.http.paths("/ping/") == ["/ping/pinged/start", "/ping/pinged"]  # start not repeated
+
+
+def test_a_silence_suppresses_alerts_and_records_it(env):
+    env.create("noisy")
+    now = datetime.now(UTC)
+    add_silence(env.store, task="noisy", until=now + timedelta(hours=1), reason="migration", actor="test", now=now)
+    env.run_episode("noisy")
+    notes = env.evaluate(now)
+    assert sorted((n.channel, n.status) for n in notes) == [("email", "suppressed"), ("hook", "suppressed")]
+    assert env.smtp.messages == [] and env.hooks() == []
+    assert {h["status"] for h in history(env.store)} == {"suppressed"}
+    # still failing after the silence ended: the next failure alerts (nothing was announced before)
+    env.run_episode("noisy")
+    notes = env.evaluate(now + timedelta(hours=2))
+    assert sorted((n.channel, n.status) for n in notes) == [("email", "sent"), ("hook", "sent")]
+
+
+def test_a_channel_silence_only_silences_that_channel(env):
+    env.create("half")
+    now = datetime.now(UTC)
+    add_silence(env.store, channel="email", until=now + timedelta(hours=1), actor="test", now=now)
+    env.run_episode("half")
+    notes = env.evaluate(now)
+    assert sorted((n.channel, n.status) for n in notes) == [("email", "suppressed"), ("hook", "sent")]
+
+
+def test_outcomes_and_consecutive_failures_follow_the_notify_rules(env):
+    env.service.create_task(
+        {
+            "name": "disk-check",
+            "type": "debug.sleep",
+            "config": {"seconds": 0, "outcome": "warning"},
+            "notify": {"channels": ["hook"], "on_outcome": ["warning", "critical"]},
+        },
+        actor="test",
+    )
+    env.create("flaky", channels=("hook",), after_consecutive_failures=2)
+    now = datetime.now(UTC)
+    env.run_episode("disk-check")
+    env.run_episode("flaky")
+    assert [n.title for n in env.evaluate(now)] == ["[upkeep] WARNING disk-check: completed, outcome warning"]
+    env.run_episode("disk-check", outcome="critical")  # warning -> critical alerts at once
+    env.run_episode("flaky")  # the second failure in a row reaches the threshold
+    titles = sorted(n.title for n in env.evaluate(now))
+    assert titles == ["[upkeep] CRITICAL disk-check: completed, outcome critical", "[upkeep] CRITICAL flaky: failed"]
+
+
+def test_a_failing_channel_is_retried_at_the_next_evaluation_without_losing_the_alert(env):
+    env.create("retry-me", channels=("hook",))
+    env.http.status = 500
+    env.run_episode("retry-me")
+    now = datetime.now(UTC)
+    [note] = env.evaluate(now)
+    assert note.status == "failed" and "did not accept" in note.error
+    assert len(pending(env.store)) == 1
+    env.http.status = 200
+    [note] = env.evaluate(now + timedelta(seconds=5))
+    assert note.status == "sent" and note.title == "[upkeep] CRITICAL retry-me: failed"
+    assert pending(env.store) == []
+    assert len([h for h in env.hooks() if h["title"] == note.title]) == 2  # the refused one and this one
+
+
+def test_an_unreachable_smtp_server_does_not_stop_other_channels(env, smtp):
+    records = Records(env.store, CONFIG_DOMAIN)
+    channels = records.get("channels")
+    channels["email"]["url"] = channels["email"]["url"].replace(str(smtp.port), "1")  # nothing listens there
+    records.put("channels", channels)
+    env.create("both")
+    env.run_episode("both")
+    notes = env.evaluate(datetime.now(UTC))
+    assert sorted((n.channel, n.status) for n in notes) == [("email", "failed"), ("hook", "sent")]
+    failed = [n for n in notes if n.channel == "email"][0]
+    assert SMTP_PASSWORD not in failed.error
+
+
+def test_an_overdue_task_alerts_once_per_episode(env):
+    env.service.create_task(
+        {"name": "hourly-report", "type": "debug.noop", "schedule": "@every 1h", "notify": {"channels": ["hook"]}},
+        actor="test",
+    )
+    now = datetime.now(UTC)
+    assert env.evaluate(now, check_overdue=True) == []  # its first slot is in the future
+    late = now + timedelta(hours=3)  # the scheduler never ran: the slot was not started
+    notes = env.evaluate(late, check_overdue=True)
+    assert [(n.kind, n.title) for n in notes] == [("overdue", "[upkeep] WARNING hourly-report: overdue")]
+    assert env.evaluate(late + timedelta(minutes=1), check_overdue=True) == []
+    assert env.evaluate(late + timedelta(hours=5), check_overdue=True) == []  # once, not every interval
+    with env.store.read() as s:
+        assert s.execute(sa.select(AlertState.state)).scalars().all() == ["overdue"]
+
+
+@pytest.mark.postgres
+def test_two_alerters_racing_on_postgresql_send_each_alert_once(pg_database, http, tmp_path):
+    import threading
+
+    settings = Settings(config=tmp_path / "upkeep.yaml", database_url=pg_database, heartbeat_seconds=5)
+    stores = [Store(pg_database), Store(pg_database)]
+    stores[0].upgrade()
+    Records(stores[0], CONFIG_DOMAIN).put("channels", {"hook": {"url": f"json://127.0.0.1:{http.port}/hook"}})
+    http.requests.clear()
+    http.status = 200
+    alerters = [Alerter(store, settings) for store in stores]
+    alerters[0].evaluate_once(datetime.now(UTC), check_overdue=False)
+    env = Env(settings, stores[0], Upkeep(settings, stores[0]), alerters[0], None, http)
+    env.create("pg-task", retries=1, channels=("hook",))
+    env.run_episode("pg-task")
+    env.run_episode("pg-task")  # a second failing episode: state persists, nothing more to send
+
+    results: list = []
+    barrier = threading.Barrier(2)
+
+    def evaluate(alerter):
+        barrier.wait()
+        for _ in range(3):
+            results.extend(alerter.evaluate_once(datetime.now(UTC), check_overdue=False))
+
+    threads = [threading.Thread(target=evaluate, args=(a,)) for a in alerters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [(n.channel, n.status) for n in results] == [("hook", "sent")]
+    assert [h["title"] for h in env.hooks()] == ["[upkeep] CRITICAL pg-task: failed"]
+    with stores[0].read() as s:
+        assert s.execute(sa.select(AlertState.state, AlertState.consecutive_failures)).all() == [("failing", 2)]
+    for store in stores:
+        store.dispose()
+
+
+def test_the_background_alerter_delivers_without_being_called(env):
+    import time
+
+    env.create("background", channels=("hook",))
+    alerter = Alerter(env.store, env.settings, interval=0.2)
+    alerter.start()
+    try:
+        env.run_episode("background")
+        deadline = time.monotonic() + 15
+        while not env.hooks() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        alerter.stop()
+    assert [h["title"] for h in env.hooks()] == ["[upkeep] CRITICAL background: failed"]
+    assert not alerter._thread.is_alive()
+
+
+def test_tasks_without_channels_use_default_channels_and_unknown_channels_are_skipped(env):
+    records = Records(env.store, CONFIG_DOMAIN)
+    channels = records.get("channels")
+    channels["hook"]["default"] = True
+    records.put("channels", channels)
+    env.create("no-channels", channels=())
+    env.create("typo", channels=("hoook",))
+    env.run_episode("no-channels")
+    env.run_episode("typo")
+    notes = env.evaluate(datetime.now(UTC))
+    assert [(n.task, n.channel, n.status) for n in notes] == [("no-channels", "hook", "sent")]
+    assert pending(env.store) == []
