@@ -12,27 +12,37 @@ from upkeep.store.models import Run, RunEvent
 MAX_MESSAGE = 8000
 
 
-def append_event(
-    session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None
-) -> int:
+RUNS = Run.__table__
+EVENTS = RunEvent.__table__
+
+
+def insert_event(
+    session, run_id: int, seq: int, level: str, event: str, message: str, data: dict | None, ts=None
+) -> None:
+    """Insert an event whose sequence number the caller already took from ``runs.event_count``."""
+    session.execute(
+        sa.insert(EVENTS),
+        {
+            "run_id": run_id,
+            "seq": seq,
+            "ts": ts or datetime.now(UTC),
+            "level": level,
+            "event": event[:100],
+            "message": (message or "")[:MAX_MESSAGE],
+            "data": data,
+        },
+    )
+
+
+def append_event(session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None) -> int:
     """Append one event with the run's next sequence number; returns the sequence number."""
     seq = session.execute(
-        sa.update(Run)
-        .where(Run.id == run_id)
-        .values(event_count=Run.event_count + 1)
-        .returning(Run.event_count)
+        sa.update(RUNS)
+        .where(RUNS.c.id == run_id)
+        .values(event_count=RUNS.c.event_count + 1)
+        .returning(RUNS.c.event_count)
     ).scalar_one()
-    session.execute(
-        sa.insert(RunEvent).values(
-            run_id=run_id,
-            seq=seq,
-            ts=ts or datetime.now(UTC),
-            level=level,
-            event=event[:100],
-            message=(message or "")[:MAX_MESSAGE],
-            data=data,
-        )
-    )
+    insert_event(session, run_id, seq, level, event, message, data, ts)
     return seq
 
 
@@ -51,14 +61,12 @@ class StoreJournal:
         if message is not None:
             values["progress_message"] = message[:1000]
         with self.store.write() as s:
-            s.execute(sa.update(Run).where(Run.id == run_id).values(**values))
+            s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values))
 
     def heartbeat(self, run_id: int) -> None:
         with self.store.write() as s:
             s.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == "running")
-                .values(heartbeat_at=datetime.now(UTC))
+                sa.update(Run).where(Run.id == run_id, Run.status == "running").values(heartbeat_at=datetime.now(UTC))
             )
 
     def cancel_requested(self, run_id: int) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from upkeep.engine.journal import append_event
+from upkeep.engine.journal import append_event, insert_event
 from upkeep.store.db import Store
 from upkeep.store.models import (
     ACTIVE_STATUSES,
@@ -204,6 +204,24 @@ class LockBusy(Exception):
         self.holder = holder
 
 
+RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
+TASKS = ScheduledTask.__table__
+# columns a finished run needs for retries, task summaries and lock release, returned by its UPDATE
+_FINISH_RETURNING = (
+    RUNS.c.event_count,
+    RUNS.c.attempt,
+    RUNS.c.max_retries,
+    RUNS.c.task_id,
+    RUNS.c.started_at,
+    RUNS.c.origin,
+    RUNS.c.cancel_requested_at,
+    RUNS.c.locks,
+    RUNS.c.status,
+    RUNS.c.outcome,
+    RUNS.c.id,
+)
+
+
 def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_seconds: float = 2.0) -> ClaimedRun | None:
     """Move a run to running with one conditional UPDATE, taking its mutex locks.
 
@@ -212,29 +230,30 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
     """
     now = _now()
     with store.write() as s:
-        row = s.execute(sa.select(Run).where(Run.id == run_id)).scalar_one_or_none()
+        row = s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
         if row is None or row.status not in (PENDING, SUBMITTED):
             return None
         if row.cancel_requested_at is not None:
             _finish_in_session(s, row.id, CANCELLED, None, None, "cancelled before it started", None, now)
             return None
-        try:
-            _take_locks(s, row, now)
-        except LockBusy as busy:
-            s.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status.in_((PENDING, SUBMITTED)))
-                .values(status=PENDING, due_at=now + timedelta(seconds=lock_retry_seconds), worker=None)
-            )
-            message = f"waiting for lock {busy.lock} held by run {busy.holder}"
-            if row.progress_message != message:
-                s.execute(sa.update(Run).where(Run.id == run_id).values(progress_message=message))
-                append_event(s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder})
-            return None
+        if row.locks:
+            try:
+                _take_locks(s, row.id, row.locks, now)
+            except LockBusy as busy:
+                s.execute(
+                    sa.update(RUNS)
+                    .where(RUNS.c.id == run_id, RUNS.c.status.in_((PENDING, SUBMITTED)))
+                    .values(status=PENDING, due_at=now + timedelta(seconds=lock_retry_seconds), worker=None)
+                )
+                message = f"waiting for lock {busy.lock} held by run {busy.holder}"
+                if row.progress_message != message:
+                    s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(progress_message=message))
+                    append_event(s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder})
+                return None
         deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
-        updated = s.execute(
-            sa.update(Run)
-            .where(Run.id == run_id, Run.status.in_((PENDING, SUBMITTED)))
+        seq = s.execute(
+            sa.update(RUNS)
+            .where(RUNS.c.id == run_id, RUNS.c.status.in_((PENDING, SUBMITTED)))
             .values(
                 status=RUNNING,
                 started_at=now,
@@ -245,18 +264,22 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
                 worker_pid=worker.pid,
                 worker_pgid=worker.pgid,
                 progress_message=None,
+                event_count=RUNS.c.event_count + 1,
             )
-        ).rowcount
-        if updated != 1:
+            .returning(RUNS.c.event_count)
+        ).scalar()
+        if seq is None:
             return None
         note = f" (requested as alias {row.requested_type})" if row.requested_type else ""
-        append_event(
+        insert_event(
             s,
             run_id,
+            seq,
             "info",
             "started",
             f"attempt {row.attempt} of {row.task_type}{note} on {worker.label}",
             {"worker": worker.label, "attempt": row.attempt, "alias": row.requested_type},
+            now,
         )
         return ClaimedRun(
             id=row.id,
@@ -275,16 +298,16 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
         )
 
 
-def _take_locks(s: Session, run: Run, now: datetime) -> None:
-    for name in sorted(set(run.locks or [])):
+def _take_locks(s: Session, run_id: int, locks: list[str], now: datetime) -> None:
+    for name in sorted(set(locks)):
         holder = s.execute(sa.select(RunLock.run_id).where(RunLock.name == name)).scalar()
-        if holder is not None and holder != run.id:
-            holder_status = s.execute(sa.select(Run.status).where(Run.id == holder)).scalar()
+        if holder is not None and holder != run_id:
+            holder_status = s.execute(sa.select(RUNS.c.status).where(RUNS.c.id == holder)).scalar()
             if holder_status in ACTIVE_STATUSES:
                 raise LockBusy(name, holder)
             s.execute(sa.delete(RunLock).where(RunLock.name == name))  # left by an ended run
-        if holder != run.id:
-            s.add(RunLock(name=name, run_id=run.id, acquired_at=now))
+        if holder != run_id:
+            s.add(RunLock(name=name, run_id=run_id, acquired_at=now))
     s.flush()
 
 
@@ -316,7 +339,12 @@ def _finish_in_session(
     now: datetime,
     expect: tuple[str, ...] = ACTIVE_STATUSES,
 ) -> bool:
-    values: dict[str, Any] = {"status": status, "finished_at": now, "outcome": outcome}
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "outcome": outcome,
+        "event_count": RUNS.c.event_count + 1,
+    }
     if result is not None:
         values["result"] = result
     if summary is not None:
@@ -325,23 +353,36 @@ def _finish_in_session(
         values["error"] = error[:8000]
     if status == COMPLETED:
         values["progress"] = 1.0
-    updated = s.execute(sa.update(Run).where(Run.id == run_id, Run.status.in_(expect)).values(**values)).rowcount
-    if updated != 1:
+    run = s.execute(
+        sa.update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.status.in_(expect))
+        .values(**values)
+        .returning(*_FINISH_RETURNING)
+    ).first()
+    if run is None:
         return False
-    if s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
+    if run.locks and s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
         # runs waiting for a lock this run held may start now, not at their next retry
         s.execute(
-            sa.update(Run)
-            .where(Run.status == PENDING, Run.progress_message.like(f"% held by run {run_id}"))
+            sa.update(RUNS)
+            .where(RUNS.c.status == PENDING, RUNS.c.progress_message.like(f"% held by run {run_id}"))
             .values(due_at=now)
         )
-    run = s.execute(sa.select(Run).where(Run.id == run_id)).scalar_one()
     level = "info" if status == COMPLETED else "error" if status in (FAILED, TIMED_OUT) else "warning"
     text = summary or error or status
-    append_event(s, run_id, level, "finished", f"{status}: {text}"[:2000], {"status": status, "outcome": outcome})
+    insert_event(
+        s,
+        run_id,
+        run.event_count,
+        level,
+        "finished",
+        f"{status}: {text}"[:2000],
+        {"status": status, "outcome": outcome},
+        now,
+    )
     retry_id = None
     if status in (FAILED, TIMED_OUT) and run.attempt <= run.max_retries and run.cancel_requested_at is None:
-        retry_id = _schedule_retry(s, run, now)
+        retry_id = _schedule_retry(s, s.get(Run, run_id), now)
     _update_task_summary(s, run, now, retrying=retry_id is not None)
     return True
 
@@ -390,7 +431,7 @@ def _schedule_retry(s: Session, run: Run, now: datetime) -> int:
     return retry_id
 
 
-def _update_task_summary(s: Session, run: Run, now: datetime, *, retrying: bool) -> None:
+def _update_task_summary(s: Session, run: Any, now: datetime, *, retrying: bool) -> None:
     if run.task_id is None or run.status == SKIPPED or run.origin == "procedure":
         return
     values: dict[str, Any] = {
@@ -405,8 +446,8 @@ def _update_task_summary(s: Session, run: Run, now: datetime, *, retrying: bool)
         if run.outcome in (None, "ok", "warning"):
             values["last_success_at"] = now
     elif run.status in (FAILED, TIMED_OUT) and not retrying:
-        values["consecutive_failures"] = ScheduledTask.consecutive_failures + 1
-    s.execute(sa.update(ScheduledTask).where(ScheduledTask.id == run.task_id).values(**values))
+        values["consecutive_failures"] = TASKS.c.consecutive_failures + 1
+    s.execute(sa.update(TASKS).where(TASKS.c.id == run.task_id).values(**values))
 
 
 def request_cancel(store: Store, run_id: int) -> str | None:

@@ -25,9 +25,11 @@ class Records:
         self.domain = domain
 
     def get(self, key: str, default: Any = None) -> Any:
+        table = Record.__table__
+        query = sa.select(table.c.value).where(table.c.domain == self.domain, table.c.key == key)
         with self.store.read() as s:
-            row = s.get(Record, (self.domain, key))
-            return row.value if row is not None else default
+            row = s.execute(query).first()
+            return row[0] if row is not None else default
 
     def put(self, key: str, value: Any) -> None:
         with self.store.write() as s:
