@@ -1,0 +1,86 @@
+"""Reference documentation generated from the code: the handler reference from the handlers'
+own config models (``python -m upkeep.docs > docs/handlers.md``; a test keeps it current).
+The API reference is the OpenAPI schema the server publishes at ``/docs`` and ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from upkeep.engine.registry import REGISTRY, HandlerSpec
+
+
+def _type_of(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    if "enum" in prop:
+        return " \\| ".join(json.dumps(v) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"])
+    if "anyOf" in prop:
+        return " \\| ".join(_type_of(p, defs) for p in prop["anyOf"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_of(prop.get('items', {}), defs)}]"
+    if kind == "object" and "additionalProperties" in prop and isinstance(prop["additionalProperties"], dict):
+        return f"map[{_type_of(prop['additionalProperties'], defs)}]"
+    return str(kind)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _fields_table(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    props = schema.get("properties", {})
+    if not props:
+        return ["No configuration."]
+    required = set(schema.get("required", []))
+    lines = ["| field | type | default | run may override | description |", "|---|---|---|---|---|"]
+    for name, prop in props.items():
+        default = "required" if name in required else json.dumps(prop.get("default"), default=str)
+        lines.append(
+            f"| `{name}` | {_cell(_type_of(prop, defs))} | `{_cell(default)}` | "
+            f"{'yes' if prop.get('x-overridable') else ''} | {_cell(prop.get('description', ''))} |"
+        )
+    return lines
+
+
+def handler_markdown(spec: HandlerSpec) -> str:
+    info = spec.describe()
+    schema = info["config_schema"]
+    defs = schema.get("$defs", {})
+    flags = [f for f, on in (("destructive (has dry_run)", spec.destructive), ("runs commands", spec.runs_commands))
+             if on]
+    lines = [f"## `{spec.name}`", "", info["description"] or "(no description)", ""]
+    if spec.aliases:
+        lines += [f"Aliases: {', '.join(f'`{a}`' for a in spec.aliases)}", ""]
+    if flags:
+        lines += [f"Marked: {', '.join(flags)}.", ""]
+    if spec.requires:
+        lines += [f"Needs: {', '.join(f'`{r}`' for r in spec.requires)}.", ""]
+    lines += _fields_table(schema, defs)
+    for name, sub in sorted(defs.items()):
+        if sub.get("properties"):
+            lines += ["", f"`{name}`:", "", *_fields_table(sub, defs)]
+    return "\n".join(lines) + "\n"
+
+
+def handlers_reference() -> str:
+    specs = REGISTRY.all()
+    head = [
+        "# Handler reference",
+        "",
+        "Generated from the handlers' config models by `python -m upkeep.docs`; do not edit by hand.",
+        "`upkeep handlers show TYPE` prints the same for one handler.",
+        "",
+        *(f"- [`{s.name}`](#{s.name.replace('.', '')}): {s.summary}" for s in specs),
+        "",
+    ]
+    return "\n".join(head) + "\n" + "\n".join(handler_markdown(s) for s in specs)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(handlers_reference())
