@@ -255,6 +255,7 @@ def install(app, settings: Any, store: Store, *, dependencies: list | None = Non
         tags=["health"],
         summary="Prometheus metrics",
         response_class=Response,
+        response_model=None,
         dependencies=[d if hasattr(d, "dependency") else Depends(d) for d in (dependencies or [])],
         responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {}}, "description": "Prometheus text format"}},
     )

@@ -1,28 +1,106 @@
-"""The FastAPI application. (Minimal: health endpoints; the full API comes with its own module.)"""
+"""The FastAPI application: the REST API under ``/api/v1``, the admin UI at ``/``, health probes.
+
+``create_app(settings, store=store)`` is what ``upkeep serve`` mounts. ``/healthz`` (the process
+answers) and ``/readyz`` (the database answers) need no key; everything else does (see
+``upkeep.api.security``). OpenAPI is at ``/openapi.json`` and ``/docs``. When ``upkeep.metrics``
+exists, its ``install(app, settings, store, dependencies=[require_viewer])`` adds ``/metrics``
+(Prometheus text), readable with a viewer key like the rest of the API.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+import logging
 
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from upkeep.api import audit, handlers, keys, runs, sse, tasks
+from upkeep.api.problems import ProblemError, install_problem_handlers, problem_responses
+from upkeep.api.schemas import Health
+from upkeep.api.security import Sessions, load_or_create_secret, require_viewer
+from upkeep.clock import Clock
+from upkeep.queries import Queries
+from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+API_PREFIX = "/api/v1"
+DESCRIPTION = """Scheduled maintenance tasks, their runs and the handlers that do the work.
+
+Authenticate with `Authorization: Bearer <API key>` (`upkeep keys create --role viewer|operator|admin`).
+viewer reads; operator also runs, cancels, enables and disables; admin also edits tasks and keys.
+Errors are `application/problem+json` naming the field at fault.
+"""
+
+
+def create_app(settings: Settings, *, store: Store | None = None, clock: Clock | None = None) -> FastAPI:
     store = store or Store(settings.resolved_database_url)
-    app = FastAPI(title="upkeep", version="0.1.0")
+    app = FastAPI(
+        title="upkeep",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.upkeep = Upkeep(settings, store, clock=clock)
+    app.state.queries = Queries(store, clock)
+    app.state.sessions = Sessions(load_or_create_secret(settings.resolved_data_dir))
+    install_problem_handlers(app)
 
-    @app.get("/healthz", tags=["health"])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_repeated_query)])
+    for module in (tasks, runs, sse, handlers, audit, keys):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"], response_model=Health, summary="The process answers")
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "The database does not answer"}},
+        summary="The database answers",
+    )
     def readyz():
         try:
             store.check_connection()
+            up_to_date = store.is_up_to_date()
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
-        return {"status": "ok", "schema_up_to_date": store.is_up_to_date()}
+        return {"status": "ok", "schema_up_to_date": up_to_date}
 
+    _install_metrics(app, settings, store)
+
+    from upkeep.web.routes import install_web
+
+    install_web(app)
     return app
+
+
+def reject_repeated_query(request: Request) -> None:
+    """A query parameter given twice is ambiguous (none of them takes a list): answer 422."""
+    seen: set[str] = set()
+    for key, _value in request.query_params.multi_items():
+        if key in seen:
+            raise ProblemError(422, f"query parameter {key!r} is given more than once", field=key)
+        seen.add(key)
+
+
+def _install_metrics(app: FastAPI, settings: Settings, store: Store) -> None:
+    """``/metrics`` from ``upkeep.metrics``, behind a viewer key (the alerts and metrics layer)."""
+    from upkeep import metrics
+
+    count = len(app.router.routes)
+    metrics.install(app, settings, store, dependencies=[require_viewer])
+    for route in app.router.routes[count:]:
+        if not isinstance(route, APIRoute):
+            continue
+        route.responses = {**problem_responses(401, 403), **route.responses}

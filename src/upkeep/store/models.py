@@ -115,6 +115,7 @@ class Run(Base):
         sa.Index("ix_runs_status_due", "status", "due_at"),
         sa.Index("ix_runs_task_created", "task_id", "created_at"),
         sa.Index("ix_runs_finished", "finished_at"),
+        sa.Index("ix_runs_created_status", "created_at", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)

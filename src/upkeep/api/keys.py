@@ -1,0 +1,55 @@
+"""``/api/v1/keys`` (admin): list, create (the token is shown once), revoke; ``/api/v1/me``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+
+from upkeep import auth
+from upkeep.api.deps import get_upkeep
+from upkeep.api.problems import problem_responses
+from upkeep.api.schemas import KeyCreate, KeyCreated, KeyOut, Me
+from upkeep.api.security import Principal, require_admin, require_viewer
+from upkeep.errors import Conflict
+from upkeep.service import Upkeep
+
+router = APIRouter(tags=["keys"])
+
+
+@router.get("/me", response_model=Me, responses=problem_responses(401), summary="The calling key")
+def me(principal: Principal = Depends(require_viewer)) -> dict:
+    return {"name": principal.name, "role": principal.role, "via": principal.via}
+
+
+@router.get("/keys", response_model=list[KeyOut], responses=problem_responses(401, 403), summary="List keys")
+def list_keys(_: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)) -> list:
+    return auth.list_keys(svc.store)
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201, responses=problem_responses(401, 403, 409, 422),
+             summary="Create a key (the token is shown once)")
+def create_key(body: KeyCreate, principal: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)):
+    view, token = auth.create_key(svc.store, name=body.name, role=body.role)
+    svc.record_audit(principal.actor, "create", "key", view["name"], None, {"name": view["name"], "role": view["role"]})
+    return {**view, "token": token}
+
+
+@router.delete("/keys/{ref}", response_model=KeyOut, responses=problem_responses(401, 403, 404, 409, 422),
+               summary="Revoke a key (by id or name)")
+def revoke_key(
+    ref: str = Path(min_length=1, max_length=200),
+    principal: Principal = Depends(require_admin),
+    svc: Upkeep = Depends(get_upkeep),
+) -> dict:
+    """Revoking takes effect at once, including UI sessions opened with the key. A key cannot
+    revoke itself (so an admin cannot lock everyone out by accident): use another admin key or
+    ``upkeep keys revoke``."""
+    if ref in (principal.name, str(principal.key_id)):
+        raise Conflict("a key cannot revoke itself", hint="use another admin key or `upkeep keys revoke`", field="ref")
+    if ref.isdigit() and (not ref.isascii() or int(ref) > 2**53):
+        from upkeep.errors import NotFound
+
+        raise NotFound(f"no key {ref!r}", hint="GET /api/v1/keys lists them")
+    before = auth.revoke_key(svc.store, ref)
+    svc.record_audit(principal.actor, "revoke", "key", before["name"], {"revoked_at": None},
+                     {"revoked_at": before["revoked_at"]})
+    return before

@@ -1,0 +1,264 @@
+"""Typed request and response bodies, so the OpenAPI schema says exactly what the API answers."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from upkeep.engine.taskspec import NotifySpec
+
+Role = Literal["viewer", "operator", "admin"]
+
+
+class Task(BaseModel):
+    id: int
+    name: str
+    type: str
+    description: str
+    schedule: str | None
+    timezone: str
+    schedule_text: str = Field(description="The schedule in words")
+    enabled: bool
+    tiers: list[str]
+    config: dict[str, Any] = Field(description="The handler config, secrets redacted")
+    concurrency: str
+    misfire: str
+    misfire_grace_seconds: int
+    locks: list[str]
+    windows: list[str]
+    max_retries: int
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    timeout_seconds: float | None
+    jitter_seconds: float
+    queue: str
+    notify: dict[str, Any]
+    expect_success_within_seconds: float | None
+    ping_url: str | None = Field(description="Masked: a ping URL is itself a credential")
+    managed_by: str = Field(description="file (upkeep.yaml) or api")
+    next_run_at: str | None
+    last_run_id: int | None
+    last_status: str | None
+    last_outcome: str | None
+    last_run_at: str | None
+    last_success_at: str | None
+    last_duration_seconds: float | None
+    consecutive_failures: int
+    created_at: str | None
+    updated_at: str | None
+
+
+class TaskDetail(Task):
+    next_times: list[str] = Field(default_factory=list, description="The next 5 slots (ISO-8601)")
+    drift: list[str] = Field(default_factory=list, description="Fields changed since `upkeep apply`")
+
+
+class TaskPage(BaseModel):
+    items: list[Task]
+    total: int
+    limit: int
+    offset: int
+
+
+class TaskCreate(BaseModel):
+    """A scheduled task, as in upkeep.yaml's ``tasks:``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    type: str = Field(min_length=1, max_length=200, description="Handler name, domain.action (aliases accepted)")
+    description: str = ""
+    schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
+    timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict, description="The handler's config (GET /handlers)")
+    tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] = Field(default_factory=list)
+    concurrency: Literal["forbid", "allow", "replace"] = "forbid"
+    misfire: Literal["skip", "run_once", "run_all"] = "skip"
+    misfire_grace_seconds: int = Field(60, ge=0)
+    locks: list[str] = Field(default_factory=list)
+    windows: list[str] = Field(default_factory=list, description='e.g. "Sun 02:00-05:00 Europe/Zagreb"')
+    max_retries: int = Field(0, ge=0, le=100)
+    retry_backoff_seconds: float = Field(30.0, ge=0)
+    retry_backoff_max_seconds: float = Field(3600.0, ge=0)
+    timeout_seconds: float | None = Field(None, gt=0)
+    jitter_seconds: float = Field(0.0, ge=0)
+    queue: str = Field("default", min_length=1, max_length=100)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
+    expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
+    ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
+
+
+class TaskPatch(BaseModel):
+    """A partial update. ``config`` is merged key by key into the stored config (a key set to
+    ``null`` goes back to its default); the other fields replace the stored value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    enabled: bool | None = None
+    config: dict[str, Any] | None = None
+    tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] | None = None
+    concurrency: Literal["forbid", "allow", "replace"] | None = None
+    misfire: Literal["skip", "run_once", "run_all"] | None = None
+    misfire_grace_seconds: int | None = Field(None, ge=0)
+    locks: list[str] | None = None
+    windows: list[str] | None = None
+    max_retries: int | None = Field(None, ge=0, le=100)
+    retry_backoff_seconds: float | None = Field(None, ge=0)
+    retry_backoff_max_seconds: float | None = Field(None, ge=0)
+    timeout_seconds: float | None = Field(None, gt=0)
+    jitter_seconds: float | None = Field(None, ge=0)
+    queue: str | None = Field(None, min_length=1, max_length=100)
+    notify: NotifySpec | None = None
+    expect_success_within: str | None = None
+    ping_url: str | None = None
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Values for the handler's overridable fields (x-overridable)"
+    )
+    dry_run: bool = Field(False, description="Report what would be done without doing it")
+    confirm: bool = Field(False, description="Approve a confirmed action (e.g. a restore) for this run only")
+
+
+class RunOut(BaseModel):
+    id: int
+    task_id: int | None
+    task_name: str | None
+    task_type: str
+    requested_type: str | None
+    origin: str
+    status: str
+    outcome: str | None
+    attempt: int
+    retry_of: int | None
+    parent_run_id: int | None
+    scheduled_for: str | None
+    due_at: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    heartbeat_at: str | None
+    duration_seconds: float | None
+    dry_run: bool
+    config: dict[str, Any]
+    queue: str
+    timeout_seconds: float | None
+    worker: str | None
+    progress: float | None
+    progress_message: str | None
+    summary: str | None
+    result: dict[str, Any] | None
+    error: str | None
+    cancel_requested: bool
+    triggered_by: str | None
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunEventOut(BaseModel):
+    seq: int
+    ts: str
+    level: str
+    event: str
+    message: str
+    data: dict[str, Any] | None
+
+
+class HandlerOut(BaseModel):
+    name: str
+    aliases: list[str]
+    domain: str
+    summary: str
+    description: str
+    destructive: bool
+    runs_commands: bool | str = Field(
+        description="Whether tasks of this handler run commands on the host; a sentence when it depends on the config"
+    )
+    requires: list[str]
+    overridable: list[str]
+    config_schema: dict[str, Any] = Field(description="JSON schema of the config; x-overridable marks fields")
+
+
+class AuditOut(BaseModel):
+    id: int
+    ts: str
+    actor: str
+    action: str
+    object_type: str
+    object_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class OverdueTask(BaseModel):
+    id: int
+    name: str
+    type: str
+    reason: str
+
+
+class Stats(BaseModel):
+    days: int
+    tasks: int
+    enabled: int
+    runs: int
+    by_status: dict[str, int]
+    by_outcome: dict[str, int]
+    success_rate: float | None
+    failing_now: list[str]
+    active_runs: int
+    overdue: list[OverdueTask]
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    role: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = "viewer"
+
+
+class KeyCreated(KeyOut):
+    token: str = Field(description="Shown once: it is stored hashed and cannot be recovered")
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+    via: str
+
+
+class Health(BaseModel):
+    status: str
+    schema_up_to_date: bool | None = None
+    detail: str | None = None

@@ -1,0 +1,158 @@
+"""Form fields generated from a handler's config JSON schema.
+
+Each property becomes one input: ``string`` a text input (password for secret-looking names),
+``integer``/``number`` a number input, ``boolean`` a checkbox, ``enum`` a select, and anything
+else (arrays, objects, unions) a JSON textarea. The server stays the judge: the form is submitted
+with ``novalidate`` and the API's problem+json errors are shown next to each field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from upkeep.engine.registry import OVERRIDABLE
+from upkeep.secrets import is_secret_key
+
+KINDS = ("string", "secret", "integer", "number", "boolean", "enum", "json")
+
+
+@dataclass
+class FormField:
+    name: str  # the config key
+    path: str  # the body path the API names in errors, e.g. config.seconds
+    label: str
+    kind: str
+    value: Any = None
+    text: str = ""  # the value as the input shows it
+    default: Any = None
+    has_default: bool = False
+    required: bool = False
+    nullable: bool = False
+    description: str = ""
+    overridable: bool = False
+    options: list[Any] = field(default_factory=list)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    type_label: str = ""
+
+    @property
+    def dom_id(self) -> str:
+        return "f-" + self.path.replace(".", "-")
+
+    @property
+    def default_text(self) -> str:
+        if not self.has_default:
+            return "required" if self.required else ""
+        return json.dumps(self.default) if not isinstance(self.default, str) else repr(self.default)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    seen = 0
+    while "$ref" in schema and seen < 20:
+        ref = schema["$ref"]
+        node: Any = root
+        for part in ref.lstrip("#/").split("/"):
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+        seen += 1
+    return schema
+
+
+def _unwrap_nullable(schema: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if not options:
+        return schema, False
+    non_null = [_resolve(o, root) for o in options if o.get("type") != "null"]
+    nullable = len(non_null) < len(options)
+    if len(non_null) == 1:
+        merged = {**{k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}, **non_null[0]}
+        return merged, nullable
+    return schema, nullable
+
+
+def type_label(schema: dict[str, Any], root: dict[str, Any]) -> str:
+    schema = _resolve(schema, root)
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return " or ".join(type_label(o, root) for o in options)
+    kind = schema.get("type", "any")
+    if kind == "array":
+        return f"list of {type_label(schema.get('items', {}), root)}"
+    if kind == "object":
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict) and extra:
+            return f"map of {type_label(extra, root)}"
+        return schema.get("title", "object") if "properties" in schema else "object"
+    return str(kind)
+
+
+def _kind(schema: dict[str, Any], name: str) -> str:
+    if "enum" in schema:
+        return "enum"
+    kind = schema.get("type")
+    if kind == "string":
+        return "secret" if is_secret_key(name) else "string"
+    if kind in ("integer", "number", "boolean"):
+        return kind
+    return "json"
+
+
+def fields_from_schema(
+    schema: dict[str, Any], values: dict[str, Any] | None = None, *, prefix: str = "config", only_overridable=False
+) -> list[FormField]:
+    """One ``FormField`` per property of the config schema, filled with ``values``.
+
+    Pass the handler's defaults merged under the stored config as ``values``
+    (``{**spec.defaults(), **config}``): defaults made by factories are not in the schema."""
+    values = values or {}
+    required = set(schema.get("required", []))
+    out = []
+    for name, raw in (schema.get("properties") or {}).items():
+        prop = _resolve(raw, schema)
+        overridable_flag = bool(prop.get(OVERRIDABLE) or raw.get(OVERRIDABLE))
+        if only_overridable and not overridable_flag:
+            continue
+        inner, nullable = _unwrap_nullable(prop, schema)
+        kind = _kind(inner, name)
+        has_default = "default" in prop
+        default = prop.get("default")
+        value = values.get(name, default)
+        if kind == "json":
+            text = "" if value is None else json.dumps(value, indent=2)
+        elif kind == "boolean":
+            text = ""
+        else:
+            text = "" if value is None else str(value)
+        attrs: dict[str, Any] = {}
+        if kind in ("integer", "number"):
+            attrs["step"] = "1" if kind == "integer" else "any"
+            for key, attr in (("minimum", "min"), ("maximum", "max")):
+                if key in inner:
+                    attrs[attr] = inner[key]
+        if kind in ("string", "secret") and "maxLength" in inner:
+            attrs["maxlength"] = inner["maxLength"]
+        out.append(
+            FormField(
+                name=name,
+                path=f"{prefix}.{name}",
+                label=prop.get("title") or name.replace("_", " ").capitalize(),
+                kind=kind,
+                value=value,
+                text=text,
+                default=default,
+                has_default=has_default,
+                required=name in required,
+                nullable=nullable,
+                description=prop.get("description", ""),
+                overridable=overridable_flag,
+                options=list(inner.get("enum", [])),
+                attrs=attrs,
+                type_label=type_label(raw, schema),
+            )
+        )
+    return out

@@ -1,0 +1,320 @@
+"""The admin UI's pages. Every page reads through the same service layer as the API.
+
+Pages need a login (the session cookie from ``/login``, see ``upkeep.api.security``); without one
+they redirect to ``/login``. Actions (enable, run, edit, cancel) are fetch calls to ``/api/v1``
+with the session cookie and the page's CSRF token, so the UI and the API share one code path and
+one permission check. ``X-Fragment: 1`` asks a live page for just its refreshing part.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from upkeep.api.problems import ProblemError
+from upkeep.api.redaction import safe
+from upkeep.api.security import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Principal,
+    authenticate,
+    csrf_ok,
+)
+from upkeep.auth import list_keys, verify_token
+from upkeep.errors import NotFound, UserError
+from upkeep.store.models import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
+from upkeep.web.charts import duration_chart, outcome_class
+from upkeep.web.forms import fields_from_schema
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+
+
+# --- template helpers -----------------------------------------------------------------------
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def fmt_ts(value: str | None) -> str:
+    parsed = _parse(value)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 120:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def fmt_percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+templates.env.filters.update(ts=fmt_ts, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json)
+templates.env.globals.update(outcome_class=outcome_class, urlencode=urlencode)
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _principal(request: Request) -> Principal:
+    principal = authenticate(request)
+    if principal is None:
+        raise LoginRequired()
+    return principal
+
+
+def _render(request: Request, name: str, principal: Principal | None, status: int = 200, **context) -> Response:
+    context.update(request=request, principal=principal, csrf_token=principal.csrf if principal else "")
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def _fragment(request: Request) -> bool:
+    return request.headers.get("x-fragment") == "1"
+
+
+def _svc(request: Request):
+    return request.app.state.upkeep
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+    cookie, token = request.app.state.sessions.login_token()
+    response = _render(request, "login.html", None, next=_safe_next(next), login_csrf=token, error=error)
+    response.set_cookie(LOGIN_CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=3600, path="/login",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    token: str = Form("", max_length=500),
+    csrf_token: str = Form("", max_length=200),
+    next: str = Form("/", max_length=2000),
+) -> Response:
+    sessions = request.app.state.sessions
+    target = _safe_next(next)
+    if not sessions.check_login_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return RedirectResponse(f"/login?next={quote(target)}&error=expired", status_code=303)
+    key = verify_token(request.app.state.store, token.strip()) if token.strip() else None
+    if key is None:
+        return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
+    value, _csrf = sessions.issue(key)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", max_age=sessions.max_age,
+                        path="/", secure=request.url.scheme == "https")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    _svc(request).record_audit(f"key:{key['name']}", "login", "session", key["name"], detail="web UI login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: str = Form("", max_length=200)) -> Response:
+    principal = authenticate(request)
+    if principal is not None and principal.via == "session" and not csrf_ok(principal, csrf_token):
+        raise ProblemError(403, "missing or wrong CSRF token", field="csrf_token")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request) -> Response:
+    principal = _principal(request)
+    data = safe(request.app.state.queries.dashboard(days=7))
+    name = "_dashboard.html" if _fragment(request) else "dashboard.html"
+    return _render(request, name, principal, d=data, nav="dashboard")
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+def tasks_page(
+    request: Request,
+    enabled: str | None = Query(None, max_length=5),
+    type: str | None = Query(None, max_length=200),
+    last_status: str | None = Query(None, max_length=20),
+    search: str | None = Query(None, max_length=200),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> Response:
+    principal = _principal(request)
+    svc = _svc(request)
+    filters = {
+        "enabled": {"true": True, "false": False}.get(enabled or ""),
+        "task_type": type or None,
+        "last_status": last_status if last_status in ALL_STATUSES else None,
+        "search": search or None,
+    }
+    error = None
+    try:
+        items, total = svc.list_tasks(**filters, limit=PAGE_SIZE, offset=offset)
+    except UserError as exc:
+        items, total, error = [], 0, str(exc)
+    query = {k: v for k, v in {"enabled": enabled, "type": type, "last_status": last_status,
+                               "search": search}.items() if v}
+    handlers = {spec.name: spec for spec in svc.registry.all()}
+    context = dict(
+        tasks=safe(items), total=total, offset=offset, limit=PAGE_SIZE, query=query, error=error,
+        statuses=ALL_STATUSES, handlers=handlers, nav="tasks",
+    )
+    name = "_tasks_table.html" if _fragment(request) else "tasks.html"
+    return _render(request, name, principal, **context)
+
+
+def _task_or_404(request: Request, ref: str) -> dict[str, Any]:
+    if len(ref) > 200:
+        raise NotFound(f"no task {ref[:50]!r}...")
+    if ref.isdigit() and (not ref.isascii() or len(ref) > 15):
+        raise NotFound(f"no task {ref!r}", field="task")
+    return safe(_svc(request).get_task(ref))
+
+
+@router.get("/tasks/{ref}", response_class=HTMLResponse)
+def task_page(request: Request, ref: str) -> Response:
+    principal = _principal(request)
+    svc = _svc(request)
+    try:
+        task = _task_or_404(request, ref)
+    except NotFound as exc:
+        return _render(request, "error.html", principal, status=404, message=str(exc), nav="tasks")
+    try:
+        spec = svc.registry.get(task["type"])
+    except UserError:  # a plug-in handler that is no longer installed: show the task, no form
+        handler, fields = {"name": task["type"], "summary": "(handler not installed)", "overridable": [],
+                           "destructive": False}, []
+    else:
+        handler = spec.describe()
+        fields = fields_from_schema(spec.json_schema(), {**spec.defaults(), **task["config"]})
+    runs, runs_total = svc.list_runs(task=task["id"], limit=20)
+    history = request.app.state.queries.task_history(task["id"], limit=40)
+    return _render(
+        request, "task.html", principal,
+        task=task, handler=handler, fields=fields,
+        runs=safe(runs), runs_total=runs_total, chart=duration_chart(history), nav="tasks",
+    )
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(
+    request: Request,
+    status: str | None = Query(None, max_length=20),
+    outcome: str | None = Query(None, max_length=20),
+    task: str | None = Query(None, max_length=200),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> Response:
+    principal = _principal(request)
+    error = None
+    try:
+        items, total = _svc(request).list_runs(
+            task=task or None,
+            status=status if status in ALL_STATUSES else None,
+            outcome=outcome if outcome in OUTCOMES else None,
+            limit=PAGE_SIZE,
+            offset=offset,
+        )
+    except UserError as exc:
+        items, total, error = [], 0, str(exc)
+    query = {k: v for k, v in {"status": status, "outcome": outcome, "task": task}.items() if v}
+    name = "_runs_table.html" if _fragment(request) else "runs.html"
+    return _render(request, name, principal, runs=safe(items), total=total, offset=offset, limit=PAGE_SIZE,
+                   query=query, error=error, statuses=ALL_STATUSES, outcomes=OUTCOMES, nav="runs")
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str) -> Response:
+    principal = _principal(request)
+    try:
+        if not (run_id.isascii() and run_id.isdigit()) or len(run_id) > 15:
+            raise NotFound(f"no run {run_id[:50]!r}", field="run")
+        run = safe(_svc(request).get_run(int(run_id)))
+    except NotFound as exc:
+        return _render(request, "error.html", principal, status=404, message=str(exc), nav="runs")
+    events = safe(_svc(request).run_events(run["id"], limit=5000))
+    return _render(request, "run.html", principal, run=run, events=events, active=run["status"] in ACTIVE_STATUSES,
+                   nav="runs")
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    object_type: str | None = Query(None, max_length=50),
+    object_id: str | None = Query(None, max_length=200),
+    offset: int = Query(0, ge=0, le=10**9),
+) -> Response:
+    principal = _principal(request)
+    items, total = _svc(request).list_audit(limit=PAGE_SIZE, offset=offset, object_type=object_type or None,
+                                            object_id=object_id or None)
+    query = {k: v for k, v in {"object_type": object_type, "object_id": object_id}.items() if v}
+    return _render(request, "audit.html", principal, entries=safe(items), total=total, offset=offset,
+                   limit=PAGE_SIZE, query=query, nav="audit")
+
+
+@router.get("/handlers", response_class=HTMLResponse)
+def handlers_page(request: Request) -> Response:
+    principal = _principal(request)
+    handlers = []
+    for spec in _svc(request).registry.all():
+        info = spec.describe()
+        info["fields"] = fields_from_schema(info["config_schema"])
+        handlers.append(info)
+    return _render(request, "handlers.html", principal, handlers=handlers, nav="handlers")
+
+
+@router.get("/keys", response_class=HTMLResponse)
+def keys_page(request: Request) -> Response:
+    principal = _principal(request)
+    if not principal.can("admin"):
+        return _render(request, "error.html", principal, status=403, heading="Forbidden",
+                       message="the key page needs the admin role", nav="keys")
+    return _render(request, "keys.html", principal, keys=list_keys(request.app.state.store), nav="keys")
+
+
+def install_web(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)

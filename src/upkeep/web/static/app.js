@@ -1,0 +1,317 @@
+/* upkeep admin UI: a little fetch and EventSource, no library. */
+(() => {
+  "use strict";
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "skipped"];
+
+  const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+
+  async function api(method, url, body) {
+    const opts = { method, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRF-Token": csrf } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const res = await fetch(url, opts);
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
+    if (!res.ok) {
+      const err = new Error((data && data.detail) || res.statusText);
+      err.problem = data || {};
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  function flash(message, kind) {
+    const box = document.getElementById("flash");
+    if (!box) return;
+    box.textContent = message;
+    box.className = "flash show " + (kind || "");
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(() => { box.className = "flash"; }, 6000);
+  }
+
+  function localize(root) {
+    root.querySelectorAll("time[datetime]").forEach((t) => {
+      if (t.dataset.local) return;
+      const d = new Date(t.dateTime);
+      if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(); t.dataset.local = "1"; }
+    });
+  }
+
+  function badge(status, outcome) {
+    const cls = status === "completed" ? (outcome || "ok") : (status || "pending");
+    const extra = status === "completed" && outcome && outcome !== "ok" ? " · " + outcome : "";
+    return `<span class="badge s-${esc(cls)}">${esc(status)}${esc(extra)}</span>`;
+  }
+
+  function fmtDuration(s) {
+    if (s == null) return "—";
+    if (s < 1) return Math.round(s * 1000) + " ms";
+    if (s < 120) return s.toFixed(1) + " s";
+    return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
+  }
+
+  /* --- enable toggles ------------------------------------------------------------------ */
+  document.addEventListener("change", async (ev) => {
+    const box = ev.target.closest && ev.target.closest("input[data-toggle-task]");
+    if (!box) return;
+    const id = box.dataset.toggleTask;
+    const want = box.checked;
+    box.disabled = true;
+    try {
+      const task = await api("POST", `/api/v1/scheduled-tasks/${encodeURIComponent(id)}/${want ? "enable" : "disable"}`);
+      const label = box.parentElement.querySelector("span");
+      if (label) label.textContent = task.enabled ? "enabled" : "disabled";
+      flash(`${task.name} ${task.enabled ? "enabled" : "disabled"}`, "ok");
+    } catch (err) {
+      box.checked = !want;
+      flash(err.message, "bad");
+    } finally {
+      box.disabled = false;
+    }
+  });
+
+  /* --- run now dialog ------------------------------------------------------------------ */
+  const dialog = document.getElementById("run-dialog");
+  let runTarget = null;
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest && ev.target.closest("[data-run-task]");
+    if (btn && dialog) {
+      runTarget = btn.dataset.runTask;
+      dialog.querySelector('[data-slot="name"]').textContent = btn.dataset.taskName;
+      dialog.querySelector('[data-slot="overridable"]').textContent = btn.dataset.overridable ? btn.dataset.overridable.split(",").join(", ") : "none";
+      dialog.querySelector('[data-slot="destructive"]').hidden = btn.dataset.destructive !== "true";
+      dialog.querySelector("#run-overrides").value = "{}";
+      dialog.querySelector("#run-dry").checked = false;
+      dialog.querySelector("#run-confirm").checked = false;
+      dialog.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+      dialog.showModal();
+      dialog.querySelector("#run-submit").focus();
+    }
+    if (ev.target.closest && ev.target.closest("[data-close-dialog]")) {
+      ev.target.closest("dialog").close();
+    }
+  });
+  if (dialog) {
+    dialog.querySelector("#run-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const errOverrides = dialog.querySelector("#err-run-overrides");
+      const errRun = dialog.querySelector("#err-run");
+      errOverrides.textContent = ""; errRun.textContent = "";
+      let overrides = {};
+      const raw = dialog.querySelector("#run-overrides").value.trim();
+      try {
+        overrides = raw ? JSON.parse(raw) : {};
+        if (typeof overrides !== "object" || Array.isArray(overrides) || overrides === null) throw new Error("must be a JSON object");
+      } catch (e) {
+        errOverrides.textContent = "Overrides: " + e.message;
+        return;
+      }
+      const body = { overrides, dry_run: dialog.querySelector("#run-dry").checked, confirm: dialog.querySelector("#run-confirm").checked };
+      try {
+        const run = await api("POST", `/api/v1/scheduled-tasks/${encodeURIComponent(runTarget)}/run`, body);
+        window.location.href = `/runs/${run.id}`;
+      } catch (err) {
+        const field = (err.problem && err.problem.field) || "";
+        (field.startsWith("overrides") ? errOverrides : errRun).textContent = err.message;
+      }
+    });
+  }
+
+  /* --- forms generated from the config schema (PATCH) --------------------------------- */
+  function readField(el) {
+    const kind = el.dataset.kind;
+    const v = el.value;
+    if (kind === "boolean") return el.checked;
+    if (kind === "integer" || kind === "number") {
+      if (v.trim() === "") return null;
+      const n = Number(v);
+      return Number.isNaN(n) ? v : n;
+    }
+    if (kind === "enum") return v === "" ? null : JSON.parse(v);
+    if (kind === "json") {
+      if (v.trim() === "") return null;
+      return JSON.parse(v); // a SyntaxError is reported next to the field
+    }
+    if (v === "" && (el.dataset.nullable === "true" || el.name.startsWith("config."))) return null;
+    return v;
+  }
+
+  function setPath(obj, path, value) {
+    const parts = path.split(".");
+    let node = obj;
+    parts.slice(0, -1).forEach((p) => { node = node[p] = node[p] || {}; });
+    node[parts[parts.length - 1]] = value;
+  }
+
+  function showFieldError(form, field, message) {
+    const slot = field && form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
+    if (slot) {
+      slot.textContent = message;
+      const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
+      if (input) input.setAttribute("aria-invalid", "true");
+      return true;
+    }
+    return false;
+  }
+
+  document.querySelectorAll("form.patch-form").forEach((form) => {
+    // Only fields the user changed are sent: defaults stay defaults (not copied into the task).
+    form.querySelectorAll("[data-kind]").forEach((el) => {
+      try { el.dataset.initial = JSON.stringify(readField(el)); } catch (e) { el.dataset.initial = ""; }
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+      form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+      const formError = form.querySelector(".form-error");
+      const saved = form.querySelector(".saved");
+      formError.textContent = "";
+      if (saved) saved.textContent = "";
+      const body = {};
+      let bad = false;
+      form.querySelectorAll("[data-kind]").forEach((el) => {
+        try {
+          const value = readField(el);
+          if (JSON.stringify(value) !== el.dataset.initial) setPath(body, el.name, value);
+        } catch (e) {
+          bad = true;
+          showFieldError(form, el.name, "Not valid JSON: " + e.message);
+        }
+      });
+      if (bad) return;
+      if (!Object.keys(body).length) {
+        if (saved) saved.textContent = "Nothing changed.";
+        return;
+      }
+      try {
+        await api("PATCH", form.dataset.patchUrl, body);
+        if (saved) saved.textContent = "Saved.";
+        flash("Saved.", "ok");
+        setTimeout(() => window.location.reload(), 600);
+      } catch (err) {
+        const problem = err.problem || {};
+        const errors = (problem.errors && problem.errors.length) ? problem.errors : [{ field: problem.field, message: problem.detail || err.message }];
+        let placed = false;
+        errors.forEach((e) => { if (showFieldError(form, e.field, e.message)) placed = true; else formError.textContent += (formError.textContent ? " " : "") + (e.field ? e.field + ": " : "") + e.message; });
+        const first = form.querySelector('[aria-invalid="true"]');
+        if (first) first.focus();
+        if (!placed && !formError.textContent) formError.textContent = err.message;
+      }
+    });
+  });
+
+  /* --- run page: live log over server-sent events ------------------------------------- */
+  const state = document.getElementById("run-state");
+  const cancelBtn = document.getElementById("cancel-run");
+  function renderRun(run) {
+    document.getElementById("run-status").innerHTML = badge(run.status, run.outcome);
+    document.getElementById("run-outcome").textContent = run.outcome || "—";
+    const bar = document.getElementById("run-progress");
+    if (run.progress != null) { bar.value = run.progress; bar.textContent = Math.round(run.progress * 100) + "%"; }
+    else if (TERMINAL.includes(run.status) && run.status === "completed") { bar.value = 1; }
+    document.getElementById("run-progress-message").textContent = run.progress_message || "";
+    document.getElementById("run-summary").textContent = run.summary || "—";
+    const error = document.getElementById("run-error");
+    error.textContent = run.error || "—";
+    error.className = run.error ? "error" : "";
+    document.getElementById("run-duration").textContent = fmtDuration(run.duration_seconds);
+    for (const [id, key] of [["run-started", "started_at"], ["run-finished", "finished_at"]]) {
+      const cell = document.getElementById(id);
+      cell.innerHTML = run[key] ? `<time datetime="${esc(run[key])}">${esc(run[key])}</time>` : "—";
+      localize(cell);
+    }
+    document.getElementById("run-result").textContent = run.result != null ? JSON.stringify(run.result, null, 2) : "—";
+    if (cancelBtn) cancelBtn.hidden = TERMINAL.includes(run.status);
+    state.dataset.status = run.status;
+  }
+  function appendEvent(e) {
+    const log = document.getElementById("run-log");
+    if (log.querySelector(`[data-seq="${e.seq}"]`)) return;
+    const li = document.createElement("li");
+    li.className = "lvl-" + e.level;
+    li.dataset.seq = e.seq;
+    li.innerHTML = `<time datetime="${esc(e.ts)}">${esc(e.ts)}</time> <span class="lvl">${esc(e.level)}</span> <span class="ev">${esc(e.event)}</span> <span class="msg">${esc(e.message)}</span>` +
+      (e.data ? ` <code class="data">${esc(JSON.stringify(e.data))}</code>` : "");
+    log.appendChild(li);
+    localize(li);
+  }
+  if (state && state.dataset.active === "true" && window.EventSource) {
+    const id = state.dataset.runId;
+    const label = document.getElementById("stream-state");
+    const source = new EventSource(`/api/v1/runs/${id}/events/stream?after=${state.dataset.lastSeq || 0}`);
+    source.addEventListener("log", (m) => appendEvent(JSON.parse(m.data)));
+    source.addEventListener("run", (m) => renderRun(JSON.parse(m.data)));
+    source.addEventListener("end", (m) => {
+      source.close();
+      const end = JSON.parse(m.data);
+      label.textContent = "finished: " + end.status;
+      state.dataset.active = "false";
+    });
+    source.onerror = () => { if (source.readyState === EventSource.CLOSED) label.textContent = "disconnected"; else label.textContent = "reconnecting…"; };
+  }
+  if (cancelBtn) {
+    cancelBtn.addEventListener("click", async () => {
+      if (!window.confirm("Cancel this run?")) return;
+      cancelBtn.disabled = true;
+      try {
+        const run = await api("POST", `/api/v1/runs/${cancelBtn.dataset.runId}/cancel`);
+        flash(run.status === "running" ? "Cancel requested; the run stops at its next check." : "Run " + run.status + ".", "ok");
+        renderRun(run);
+      } catch (err) {
+        flash(err.message, "bad");
+      } finally {
+        cancelBtn.disabled = false;
+      }
+    });
+  }
+
+  /* --- keys page ----------------------------------------------------------------------- */
+  const keyForm = document.getElementById("key-form");
+  if (keyForm) {
+    keyForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      keyForm.querySelectorAll(".field-error, .form-error").forEach((e) => { e.textContent = ""; });
+      try {
+        const key = await api("POST", "/api/v1/keys", { name: keyForm.name.value, role: keyForm.role.value });
+        const box = document.getElementById("new-token");
+        box.hidden = false;
+        box.querySelector(".token").textContent = key.token;
+      } catch (err) {
+        if (!showFieldError(keyForm, (err.problem || {}).field, err.message)) keyForm.querySelector(".form-error").textContent = err.message;
+      }
+    });
+  }
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest && ev.target.closest("[data-revoke-key]");
+    if (!btn) return;
+    if (!window.confirm(`Revoke key ${btn.dataset.keyName}? Clients using it stop working at once.`)) return;
+    try {
+      await api("DELETE", `/api/v1/keys/${btn.dataset.revokeKey}`);
+      window.location.reload();
+    } catch (err) {
+      flash(err.message, "bad");
+    }
+  });
+
+  /* --- live refresh of lists without a full reload ------------------------------------ */
+  document.querySelectorAll("[data-live]").forEach((el) => {
+    const every = Number(el.dataset.interval || 5000);
+    setInterval(async () => {
+      if (document.hidden || document.querySelector("dialog[open]")) return;
+      if (el.contains(document.activeElement) && document.activeElement !== document.body) return;
+      try {
+        const res = await fetch(el.dataset.live + window.location.search, { headers: { "X-Fragment": "1" }, credentials: "same-origin" });
+        if (!res.ok || res.redirected) return;
+        el.innerHTML = await res.text();
+        localize(el);
+      } catch (e) { /* offline for a moment: try again next tick */ }
+    }, every);
+  });
+
+  localize(document);
+})();

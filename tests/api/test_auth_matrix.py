@@ -1,0 +1,249 @@
+"""Every route of the application × {no key, viewer, operator, admin}: 401/403/2xx as specified.
+
+The route list comes from the app itself, so a new route without an entry in ``REQUIRED`` fails
+the test until someone decides who may call it. Changes must write an audit entry naming the key;
+configured secrets must never appear in any response or page.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.routing import Mount
+
+from upkeep.auth import create_key
+from upkeep.engine.journal import append_event
+from upkeep.store.models import Run
+from upkeep.store.records import Records
+
+OPEN, PAGE = "open", "page"
+# (method, path) -> role needed. "open": anyone; ("page", role): an HTML page (no login -> /login).
+REQUIRED: dict[tuple[str, str], object] = {
+    ("GET", "/api/v1/scheduled-tasks"): "viewer",
+    ("POST", "/api/v1/scheduled-tasks"): "admin",
+    ("GET", "/api/v1/scheduled-tasks/{ref}"): "viewer",
+    ("PATCH", "/api/v1/scheduled-tasks/{ref}"): "admin",
+    ("DELETE", "/api/v1/scheduled-tasks/{ref}"): "admin",
+    ("POST", "/api/v1/scheduled-tasks/{ref}/enable"): "operator",
+    ("POST", "/api/v1/scheduled-tasks/{ref}/disable"): "operator",
+    ("POST", "/api/v1/scheduled-tasks/{ref}/run"): "operator",
+    ("GET", "/api/v1/scheduled-tasks/{ref}/runs"): "viewer",
+    ("GET", "/api/v1/runs"): "viewer",
+    ("GET", "/api/v1/runs/{run_id}"): "viewer",
+    ("GET", "/api/v1/runs/{run_id}/events"): "viewer",
+    ("GET", "/api/v1/runs/{run_id}/events/stream"): "viewer",
+    ("POST", "/api/v1/runs/{run_id}/cancel"): "operator",
+    ("GET", "/api/v1/stats"): "viewer",
+    ("GET", "/api/v1/handlers"): "viewer",
+    ("GET", "/api/v1/handlers/{name}"): "viewer",
+    ("GET", "/api/v1/audit"): "viewer",
+    ("GET", "/api/v1/me"): "viewer",
+    ("GET", "/api/v1/keys"): "admin",
+    ("POST", "/api/v1/keys"): "admin",
+    ("DELETE", "/api/v1/keys/{ref}"): "admin",
+    ("GET", "/metrics"): "viewer",
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("GET", "/openapi.json"): OPEN,
+    ("GET", "/docs"): OPEN,
+    ("GET", "/docs/oauth2-redirect"): OPEN,
+    ("GET", "/login"): OPEN,
+    ("POST", "/login"): OPEN,
+    ("POST", "/logout"): OPEN,
+    ("GET", "/"): (PAGE, "viewer"),
+    ("GET", "/tasks"): (PAGE, "viewer"),
+    ("GET", "/tasks/{ref}"): (PAGE, "viewer"),
+    ("GET", "/runs"): (PAGE, "viewer"),
+    ("GET", "/runs/{run_id}"): (PAGE, "viewer"),
+    ("GET", "/audit"): (PAGE, "viewer"),
+    ("GET", "/handlers"): (PAGE, "viewer"),
+    ("GET", "/keys"): (PAGE, "admin"),
+}
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+SECRETS = ("hunter2", "pingtoken-s3cr3t", "pingpath-s3cr3t", "evt-hunter2", "cfg-hunter2")
+
+
+def app_routes(app) -> list[tuple[str, str]]:
+    """(method, path) of every HTTP route, flattening included routers (FastAPI >= 0.120 keeps
+    them nested; ``iter_route_contexts`` walks them)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is flat already
+        routes = list(app.routes)
+    else:
+        routes = list(iter_route_contexts(app.routes))
+    out = []
+    for route in routes:
+        if isinstance(getattr(route, "original_route", route), Mount):
+            continue
+        methods = getattr(route, "methods", None)
+        if methods is None or route.path is None:
+            continue
+        for method in sorted(methods):
+            if method != "HEAD":
+                out.append((method, route.path))
+    return sorted(set(out))
+
+
+def seed(api) -> dict:
+    """A task, a finished run with events, secrets in the targets, the ping URL, a run's config."""
+    svc = api.upkeep
+    Records(api.store, "_upkeep").put(
+        "targets", {"databases": {"main": {"url": "postgresql://app:hunter2@db.internal/app"}}}
+    )
+    task = api.post(
+        "/api/v1/scheduled-tasks",
+        json={
+            "name": "sleeper",
+            "type": "debug.sleep",
+            "schedule": "@every 1h",
+            "config": {"seconds": 1},
+            "ping_url": "https://hc.example/ping/pingpath-s3cr3t?token=pingtoken-s3cr3t",
+        },
+    ).json()
+    now = datetime.now(UTC)
+    with api.store.write() as s:
+        run = Run(
+            task_id=task["id"], task_name="sleeper", task_type="debug.sleep", status="completed", outcome="ok",
+            origin="manual", config={"seconds": 1, "password": "cfg-hunter2"}, created_at=now - timedelta(seconds=5),
+            due_at=now - timedelta(seconds=5), started_at=now - timedelta(seconds=4), finished_at=now,
+            result={"summary": "done", "url": "postgresql://u:hunter2@h/db"}, summary="done",
+            error="could not reach postgresql://u:hunter2@h/db",
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+        append_event(s, run_id, "info", "started", "started", None)
+        append_event(s, run_id, "info", "connect", "connecting", {"password": "evt-hunter2", "n": 1})
+    svc.record_audit("test", "note", "task", "sleeper", None, {"ping_url": task["ping_url"]})
+    return {"task": task, "run_id": run_id}
+
+
+class Caller:
+    """Fills a route's path parameters and body, creating fresh objects where a call consumes one."""
+
+    def __init__(self, api, seeded):
+        self.api = api
+        self.seeded = seeded
+        self.counter = itertools.count()
+
+    def fresh_task(self) -> str:
+        name = f"victim-{next(self.counter)}"
+        self.api.upkeep.create_task({"name": name, "type": "debug.noop"}, actor="test")
+        return name
+
+    def call(self, method: str, path: str, role: str | None):
+        url, kwargs = self.prepare(method, path)
+        return self.send(method, url, kwargs, role)
+
+    def send(self, method: str, url: str, kwargs: dict, role: str | None):
+        return self.api.client.request(method, url, headers=self.api.headers(role), **kwargs)
+
+    def prepare(self, method: str, path: str) -> tuple[str, dict]:
+        body = None
+        ref = "sleeper"
+        if path.startswith("/api/v1/keys/"):
+            ref = create_key(self.api.store, name=f"k-{next(self.counter)}", role="viewer")[0]["name"]
+        elif method == "DELETE":
+            ref = self.fresh_task()
+        if method == "POST" and path == "/api/v1/scheduled-tasks":
+            body = {"name": f"new-{next(self.counter)}", "type": "debug.noop"}
+        elif method == "POST" and path == "/api/v1/keys":
+            body = {"name": f"key-{next(self.counter)}", "role": "viewer"}
+        elif method == "PATCH":
+            body = {"description": f"edited {next(self.counter)}"}
+        elif path.endswith("/run"):
+            body = {"dry_run": True}
+        elif path.endswith(("/enable", "/disable")):  # make the call a real change
+            self.api.upkeep.set_enabled("sleeper", path.endswith("/disable"), actor="test")
+        url = (
+            path.replace("{ref}", ref)
+            .replace("{run_id}", str(self.seeded["run_id"]))
+            .replace("{name}", "debug.sleep")
+        )
+        kwargs = {"json": body} if body is not None else {}
+        if path in ("/login", "/logout") and method == "POST":
+            kwargs = {"data": {"token": "", "csrf_token": ""}}
+        return url, kwargs
+
+
+def audit_count(api) -> tuple[int, str | None]:
+    items, total = api.upkeep.list_audit(limit=1)
+    return total, items[0]["actor"] if items else None
+
+
+def test_every_route_answers_401_403_or_2xx_as_specified_and_audits_every_change(api):
+    seeded = seed(api)
+    caller = Caller(api, seeded)
+    routes = app_routes(api.app)
+    missing = [r for r in routes if r not in REQUIRED]
+    assert not missing, f"routes without a declared role: {missing}"
+    checked = 0
+    for (method, path), identity in itertools.product(routes, (None, "viewer", "operator", "admin")):
+        need = REQUIRED[(method, path)]
+        url, kwargs = caller.prepare(method, path)
+        before = audit_count(api)
+        response = caller.send(method, url, kwargs, identity)
+        status = response.status_code
+        where = f"{method} {path} as {identity or 'nobody'}: {status} {response.text[:200]}"
+        if need == OPEN:
+            assert status < 400, where
+        elif isinstance(need, tuple):  # an HTML page
+            role = need[1]
+            if identity is None:
+                assert status == 303 and response.headers["location"].startswith("/login"), where
+            elif RANK[identity] < RANK[role]:
+                assert status == 403, where
+            else:
+                assert status == 200 and "text/html" in response.headers["content-type"], where
+        else:
+            if identity is None:
+                assert status == 401 and response.headers["www-authenticate"] == "Bearer", where
+            elif RANK[identity] < RANK[need]:
+                assert status == 403, where
+                assert response.headers["content-type"].startswith("application/problem+json"), where
+            else:
+                assert 200 <= status < 300, where
+        after = audit_count(api)
+        if method in ("POST", "PATCH", "DELETE") and path.startswith("/api/"):
+            if identity is not None and need != OPEN and RANK[identity] >= RANK[need]:
+                assert after[0] > before[0] and after[1] == f"key:{identity}-key", f"no audit entry: {where}"
+            else:
+                assert after[0] == before[0], f"a refused call changed something: {where}"
+        checked += 1
+    assert checked >= 4 * 30
+
+
+def test_invalid_and_revoked_keys_are_401(api):
+    seed(api)
+    assert api.client.get("/api/v1/me", headers={"Authorization": "Bearer upk_0000_nope"}).status_code == 401
+    assert api.client.get("/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
+    view, token = create_key(api.store, name="short-lived", role="admin")
+    assert api.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    api.delete("/api/v1/keys/short-lived")
+    assert api.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_configured_secrets_never_appear_in_any_response_or_page(api, role):
+    seeded = seed(api)
+    caller = Caller(api, seeded)
+    pages = [
+        "/", "/tasks", "/tasks/sleeper", f"/runs/{seeded['run_id']}", "/runs", "/audit", "/handlers", "/keys",
+        "/audit?object_type=task", "/runs?task=sleeper",
+    ]
+    bodies = []
+    for method, path in app_routes(api.app):
+        if method == "GET":
+            bodies.append((path, caller.call("GET", path, role).text))
+    for page in pages:
+        for fragment in ({}, {"X-Fragment": "1"}):
+            bodies.append((page, api.client.get(page, headers={**api.headers(role), **fragment}).text))
+    assert len(bodies) > 30
+    for where, text in bodies:
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} leaked by {where}"
+    task = api.get("/api/v1/scheduled-tasks/sleeper").json()
+    assert task["ping_url"] == "https://hc.example/***"

@@ -1,0 +1,224 @@
+"""Distributed mode on real brokers (Redis, RabbitMQ) and a throwaway PostgreSQL, with real
+`upkeep scheduler` and `upkeep worker` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from support.servers import start_postgres, start_rabbitmq, start_redis
+from upkeep.service import Upkeep
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import ACTIVE_STATUSES, Run
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distributed")]
+
+
+@pytest.fixture(scope="module")
+def rabbitmq():
+    server = start_rabbitmq()
+    yield server
+    server.remove()
+
+
+class Cluster:
+    """Scheduler and worker processes sharing one store and one broker."""
+
+    def __init__(self, tmp_path: Path, database_url: str, broker_url: str):
+        self.tmp_path = tmp_path
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            "UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"),
+            "UPKEEP_DATABASE_URL": database_url,
+            "UPKEEP_EXECUTOR": "celery",
+            "UPKEEP_BROKER_URL": broker_url,
+            "UPKEEP_HEARTBEAT_SECONDS": "1",
+            "UPKEEP_REQUEUE_SUBMITTED_AFTER_SECONDS": "8",
+            "UPKEEP_SCHEDULER_MAX_SLEEP_SECONDS": "2",
+        }
+        self.settings = Settings(config=tmp_path / "upkeep.yaml", database_url=database_url, executor="celery",
+                                 broker_url=broker_url)
+        self.store = Store(database_url)
+        self.store.upgrade()
+        self.service = Upkeep(self.settings, self.store)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "upkeep.cli.main", *args], env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+        self.store.dispose()
+
+    def runs(self, **filters) -> list[Run]:
+        with self.store.read() as s:
+            query = sa.select(Run).order_by(Run.id)
+            for key, value in filters.items():
+                query = query.where(getattr(Run, key) == value)
+            return list(s.execute(query).scalars())
+
+    def wait_until(self, predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.25)
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in self.tmp_path.glob("*.log"))
+        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+
+    def stop_firing(self, names: list[str]) -> datetime:
+        """Disable the tasks (no new slots); schedulers keep dispatching and reaping the backlog."""
+        until = datetime.now(UTC)
+        for name in names:
+            self.service.set_enabled(name, False, actor="test")
+        return until
+
+    def active(self) -> int:
+        with self.store.read() as s:
+            return s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar()
+
+
+@pytest.fixture
+def pg_url(pg_database):
+    return pg_database
+
+
+def assert_every_slot_exactly_once(cluster: Cluster, names: list[str], until: datetime) -> None:
+    by_task: dict[str, list[datetime]] = defaultdict(list)
+    for run in cluster.runs(origin="scheduled"):
+        by_task[run.task_name].append(run.scheduled_for)
+    assert sorted(by_task) == sorted(names)
+    for name in names:
+        slots = sorted(by_task[name])
+        assert len(slots) == len(set(slots)), f"{name}: a slot ran twice"
+        steps = {(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)}
+        assert steps == {1.0}, f"{name}: missing slots (steps {sorted(steps)[:5]})"
+        assert slots[-1] >= until - timedelta(seconds=3), f"{name}: stopped firing at {slots[-1]}"
+    assert cluster.active() == 0, "runs left non-terminal"
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_two_schedulers_three_workers_every_slot_exactly_once(broker, request, tmp_path, pg_url):
+    server = request.getfixturevalue("redis_server" if broker == "redis" else "rabbitmq")
+    cluster = Cluster(tmp_path, pg_url, server.url)
+    names = [f"t{i:03d}" for i in range(100)]
+    try:
+        for name in names:
+            cluster.service.create_task({"name": name, "type": "debug.noop", "schedule": "@every 1s"}, actor="test")
+        for i in range(3):
+            cluster.start(f"worker{i}", "worker", "--concurrency", "2")
+        for i in range(2):
+            cluster.start(f"scheduler{i}", "scheduler")
+        time.sleep(30)
+        until = cluster.stop_firing(names)
+        cluster.wait_until(lambda: cluster.active() == 0, 90, "the backlog to drain")
+        assert_every_slot_exactly_once(cluster, names, until)
+        done = [r for r in cluster.runs(origin="scheduled") if r.status == "completed"]
+        assert len(done) >= 200, f"only {len(done)} runs completed"  # most slots may be skipped (forbid) on 2 cores
+        assert len({r.worker_pid for r in done}) >= 3, "the work was not shared between workers"
+    finally:
+        cluster.stop_all()
+
+
+def test_a_killed_workers_run_is_recovered_by_heartbeat_and_retried(tmp_path, pg_url, redis_server):
+    cluster = Cluster(tmp_path, pg_url, redis_server.url)
+    try:
+        cluster.service.create_task({"name": "long", "type": "debug.sleep", "config": {"seconds": 6},
+                                     "max_retries": 2, "retry_backoff_seconds": 1}, actor="test")
+        victim = cluster.start("victim", "worker", "--concurrency", "1")
+        cluster.start("scheduler", "scheduler")
+        first = cluster.service.trigger("long", actor="test")["id"]
+        cluster.wait_until(lambda: cluster.service.get_run(first)["status"] == "running", 60, "the run to start")
+        os.killpg(victim.pid, signal.SIGKILL)  # the worker and its pool processes, like a host crash
+        victim.wait()
+        cluster.procs.pop("victim")
+        cluster.start("rescuer", "worker", "--concurrency", "1")
+        cluster.wait_until(lambda: cluster.service.get_run(first)["status"] == "failed", 60, "the reaper")
+        error = cluster.service.get_run(first)["error"]
+        assert "heartbeat" in error or "gone" in error
+        retry = [r for r in cluster.runs(task_name="long") if r.retry_of == first]
+        assert len(retry) == 1
+        cluster.wait_until(lambda: cluster.service.get_run(retry[0].id)["status"] == "completed", 60, "the retry")
+        assert cluster.active() == 0
+    finally:
+        cluster.stop_all()
+
+
+def test_broker_and_postgres_restarts_lose_and_duplicate_nothing(tmp_path):
+    pg = start_postgres()
+    redis = start_redis()
+    cluster = Cluster(tmp_path, pg.url(pg.create_database("upkeep")), redis.url)
+    names = [f"r{i:02d}" for i in range(20)]
+    try:
+        for name in names:
+            cluster.service.create_task({"name": name, "type": "debug.noop", "schedule": "@every 1s",
+                                         "misfire_grace_seconds": 120}, actor="test")
+        cluster.start("worker0", "worker", "--concurrency", "2")
+        cluster.start("worker1", "worker", "--concurrency", "2")
+        cluster.start("scheduler0", "scheduler")
+        cluster.start("scheduler1", "scheduler")
+        time.sleep(8)
+        redis.restart()
+        time.sleep(8)
+        cluster.store.dispose()
+        pg.restart()
+        time.sleep(10)
+        until = cluster.stop_firing(names)
+        cluster.wait_until(lambda: cluster.active() == 0, 90, "the backlog to drain after the restarts")
+        assert_every_slot_exactly_once(cluster, names, until)
+        last = max(r.finished_at for r in cluster.runs(status="completed"))
+        assert last > until - timedelta(seconds=5), "workers did not reconnect"
+    finally:
+        cluster.stop_all()
+        redis.remove()
+        pg.remove()
+
+
+def test_a_run_routed_to_a_queue_runs_only_on_the_worker_consuming_it(tmp_path, pg_url, redis_server):
+    cluster = Cluster(tmp_path, pg_url, redis_server.url)
+    try:
+        cluster.service.create_task({"name": "rotate-a", "type": "debug.noop", "queue": "host-a"}, actor="test")
+        cluster.service.create_task({"name": "anywhere", "type": "debug.noop"}, actor="test")
+        host_a = cluster.start("host-a", "worker", "--queues", "host-a", "--concurrency", "1")
+        other = cluster.start("other", "worker", "--queues", "default", "--concurrency", "1")
+        cluster.start("scheduler", "scheduler")
+        ids = [cluster.service.trigger("rotate-a", actor="test")["id"] for _ in range(6)]
+        ids += [cluster.service.trigger("anywhere", actor="test")["id"] for _ in range(6)]
+        cluster.wait_until(lambda: cluster.active() == 0, 60, "all runs")
+        runs_ = {r.id: r for r in cluster.runs()}
+        import psutil
+
+        a_pids = {p.pid for p in psutil.Process(host_a.pid).children(recursive=True)} | {host_a.pid}
+        other_pids = {p.pid for p in psutil.Process(other.pid).children(recursive=True)} | {other.pid}
+        for run_id in ids[:6]:
+            assert runs_[run_id].status == "completed" and runs_[run_id].worker_pid in a_pids
+        for run_id in ids[6:]:
+            assert runs_[run_id].status == "completed" and runs_[run_id].worker_pid in other_pids
+    finally:
+        cluster.stop_all()

@@ -1,0 +1,154 @@
+"""The admin UI's pages, login session and CSRF protection (HTTP level; the browser test drives it)."""
+
+from __future__ import annotations
+
+import re
+import stat
+
+from pydantic import Field
+
+from upkeep.engine.registry import HandlerConfig, overridable
+from upkeep.web.forms import fields_from_schema
+
+
+def login(api, role="admin", next_url="/"):
+    page = api.client.get("/login")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return api.client.post(
+        "/login", data={"token": api.tokens[role], "csrf_token": token, "next": next_url}
+    )
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'<meta name="csrf-token" content="([^"]*)"', html).group(1)
+
+
+def test_pages_redirect_to_login_and_a_key_opens_an_httponly_strict_session(api):
+    assert api.client.get("/tasks?enabled=true").headers["location"] == "/login?next=/tasks%3Fenabled%3Dtrue"
+    response = login(api, next_url="/tasks")
+    assert response.status_code == 303 and response.headers["location"] == "/tasks"
+    cookie = response.headers["set-cookie"]
+    assert "upkeep_session=" in cookie and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert api.tokens["admin"] not in cookie
+    page = api.client.get("/")
+    assert page.status_code == 200 and "Dashboard" in page.text and "admin-key" in page.text
+    key_file = api.settings.resolved_data_dir / "session.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_login_needs_the_form_token_and_a_valid_key(api):
+    no_csrf = api.client.post("/login", data={"token": api.tokens["admin"], "csrf_token": "x"})
+    assert "error=expired" in no_csrf.headers["location"] and "set-cookie" not in no_csrf.headers
+    page = api.client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    bad = api.client.post("/login", data={"token": "upk_1234_wrong", "csrf_token": token})
+    assert "error=invalid" in bad.headers["location"]
+    evil = login(api, next_url="//evil.example/")
+    assert evil.headers["location"] == "/"
+
+
+def test_session_requests_that_change_something_need_the_csrf_token(api):
+    api.upkeep.create_task({"name": "t", "type": "debug.noop"}, actor="test")
+    login(api)
+    csrf = csrf_of(api.client.get("/tasks").text)
+    refused = api.client.post("/api/v1/scheduled-tasks/t/disable")
+    assert refused.status_code == 403 and refused.json()["field"] == "X-CSRF-Token"
+    wrong = api.client.post("/api/v1/scheduled-tasks/t/disable", headers={"X-CSRF-Token": "nope"})
+    assert wrong.status_code == 403
+    ok = api.client.post("/api/v1/scheduled-tasks/t/disable", headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200 and ok.json()["enabled"] is False
+    assert api.client.get("/api/v1/me").json() == {"name": "admin-key", "role": "admin", "via": "session"}
+    entry = api.upkeep.list_audit(limit=1)[0][0]
+    assert (entry["actor"], entry["action"]) == ("key:admin-key", "disable")
+    logout = api.client.post("/logout", data={"csrf_token": csrf})
+    assert logout.status_code == 303
+    api.client.cookies.clear()
+    assert api.client.get("/").status_code == 303
+
+
+def test_revoking_the_key_ends_its_sessions(api):
+    login(api, role="operator")
+    assert api.client.get("/").status_code == 200
+    api.delete("/api/v1/keys/operator-key")
+    assert api.client.get("/").status_code == 303
+
+
+def test_viewer_sees_no_operator_controls_and_admin_pages_are_forbidden(api):
+    api.upkeep.create_task({"name": "t", "type": "debug.sleep"}, actor="test")
+    login(api, role="viewer")
+    page = api.client.get("/tasks/t").text
+    assert "Run now" not in page and "Save configuration" not in page and 'id="run-dialog"' not in page
+    assert api.client.get("/keys").status_code == 403
+
+
+def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_runs(api):
+    api.upkeep.create_task(
+        {"name": "t", "type": "debug.sleep", "schedule": "0 3 * * *", "description": "Nightly nap",
+         "config": {"seconds": 2, "outcome": "warning"}},
+        actor="test",
+    )
+    api.upkeep.trigger("t", actor="test")
+    login(api)
+    html = api.client.get("/tasks/t").text
+    assert "Nightly nap" in html and html.count("<li><time") >= 5
+    assert 'id="f-config-seconds"' in html and 'type="number"' in html and 'value="2"' in html
+    assert 'id="f-config-busy"' in html and 'type="checkbox"' in html
+    assert 'data-error-for="config.seconds"' in html and "overridable" in html
+    assert "<svg" in html and 'href="/runs/1"' in html
+
+
+def test_live_fragments_return_only_the_refreshing_part(api):
+    api.upkeep.create_task({"name": "t", "type": "debug.noop"}, actor="test")
+    login(api)
+    fragment = api.client.get("/tasks", headers={"X-Fragment": "1"}).text
+    assert "<html" not in fragment and 'data-task-row="t"' in fragment
+    dashboard = api.client.get("/", headers={"X-Fragment": "1"}).text
+    assert "<html" not in dashboard and 'data-stat="tasks">1<' in dashboard
+
+
+def test_pages_for_unknown_objects_are_404_pages(api):
+    login(api)
+    assert api.client.get("/tasks/nope").status_code == 404
+    assert api.client.get("/runs/12345").status_code == 404
+    assert api.client.get("/runs/abc").status_code == 404
+
+
+def test_handler_reference_lists_fields_with_type_default_and_overridable_marker(api):
+    login(api)
+    html = api.client.get("/handlers").text
+    section = html[html.index('id="h-debug.sleep"'):]
+    section = section[: section.index("</section>")]
+    assert "<code>seconds</code> <span class=\"tag\">overridable</span>" in section
+    assert "How long to sleep" in section and "<code>1.0</code>" in section
+
+
+class Nested(HandlerConfig):
+    depth: int = 1
+
+
+class Sample(HandlerConfig):
+    name: str = Field(description="A name")
+    count: int = overridable(3, ge=1, le=9)
+    ratio: float | None = None
+    mode: str = Field("fast", json_schema_extra={"enum": ["fast", "slow"]})
+    flag: bool = False
+    items: list[str] = Field(default_factory=list)
+    nested: Nested = Field(default_factory=Nested)
+    api_token: str = ""
+
+
+def test_form_fields_are_generated_per_json_schema_type():
+    fields = {f.name: f for f in fields_from_schema(
+        Sample.model_json_schema(), {"items": [], "nested": {"depth": 1}, "count": 5, "api_token": "***"}
+    )}
+    assert fields["name"].kind == "string" and fields["name"].required
+    assert fields["count"].kind == "integer" and fields["count"].text == "5" and fields["count"].overridable
+    assert fields["count"].attrs == {"step": "1", "min": 1, "max": 9}
+    assert fields["ratio"].kind == "number" and fields["ratio"].nullable and fields["ratio"].text == ""
+    assert fields["mode"].kind == "enum" and fields["mode"].options == ["fast", "slow"]
+    assert fields["flag"].kind == "boolean"
+    assert fields["items"].kind == "json" and fields["items"].text == "[]"
+    assert fields["nested"].kind == "json" and '"depth": 1' in fields["nested"].text
+    assert fields["api_token"].kind == "secret"
+    assert fields["count"].path == "config.count" and fields["count"].dom_id == "f-config-count"
