@@ -21,7 +21,7 @@ from upkeep.store.db import Store
 @pytest.fixture
 def engine(tmp_path):
     settings = Settings(
-        config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, cancel_grace_seconds=1, allow_command_tasks_via_api=True
+        config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, cancel_grace_seconds=2.5, allow_command_tasks_via_api=True
     )
     store = Store(settings.resolved_database_url)
     store.upgrade()

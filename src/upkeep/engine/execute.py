@@ -36,7 +36,7 @@ def load_targets(store: Store) -> dict[str, Any]:
 class Heartbeat(threading.Thread):
     """Beats every ``interval`` seconds and polls for a cancel request every ``poll`` seconds."""
 
-    def __init__(self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 1.0):
+    def __init__(self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 0.5):
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
         self.store, self.run_id, self.cancel_event = store, run_id, cancel_event
         self.interval, self.poll = interval, min(poll, interval)

@@ -159,8 +159,11 @@ class EmbeddedExecutor:
         slot.process.join(5)
         slot.conn.close()
 
-    def _replace(self, slot: Slot) -> None:
+    def _replace(self, slot: Slot, then=None) -> None:
+        """Kill a slot's process tree, call ``then()`` (record how the run ended), start a new worker."""
         self._kill(slot)
+        if then is not None:
+            then()
         if not slot.ready:
             # it died before it was ready: do not respawn in a tight loop
             log.error(
@@ -186,15 +189,18 @@ class EmbeddedExecutor:
         self._receive(timeout=0)
         self._enforce_limits()
         idle = [s for s in self._slots if s.ready and not s.busy]
+        starved = False
         if idle:
-            ids = runs.dispatch_due(self.store, limit=len(idle), queues=self.queues, worker=self.label)
-            for slot, run_id in zip(idle, ids, strict=False):
-                self._assign(slot, run_id)
-        self._receive(timeout=self._sleep_time())
+            due = runs.dispatch_due_runs(self.store, limit=len(idle), queues=self.queues, worker=self.label)
+            for slot, run in zip(idle, due, strict=False):
+                self._assign(slot, run.id, run.timeout_seconds)
+            starved = len(due) < len(idle)  # idle workers remain: when is the next run due?
+        self._receive(timeout=self._sleep_time(check_due=starved))
 
-    def _assign(self, slot: Slot, run_id: int) -> None:
-        with self.store.read() as s:
-            timeout = s.execute(sa.select(Run.timeout_seconds).where(Run.id == run_id)).scalar()
+    def _assign(self, slot: Slot, run_id: int, timeout: float | None = None) -> None:
+        if timeout is None:
+            with self.store.read() as s:
+                timeout = s.execute(sa.select(Run.timeout_seconds).where(Run.id == run_id)).scalar()
         slot.run_id = run_id
         slot.assigned_at = time.monotonic()
         slot.deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
@@ -203,10 +209,10 @@ class EmbeddedExecutor:
         except (BrokenPipeError, OSError):
             self._worker_lost(slot, "worker process exited before taking the run")
 
-    def _sleep_time(self) -> float:
+    def _sleep_time(self, *, check_due: bool = True) -> float:
         now = datetime.now(UTC)
         candidates = [self.settings.scheduler_max_sleep_seconds]
-        if any(s.ready and not s.busy for s in self._slots):
+        if check_due and any(s.ready and not s.busy for s in self._slots):
             due = runs.next_pending_due(self.store, self.queues)
             if due is not None:
                 candidates.append((due - now).total_seconds())
@@ -256,13 +262,15 @@ class EmbeddedExecutor:
         for slot in busy:
             if slot.deadline and now >= slot.deadline:
                 run_id = slot.run_id
-                self._replace(slot)
-                runs.finish(
-                    self.store,
-                    run_id,
-                    TIMED_OUT,
-                    error="timed out: the deadline passed and the run's process tree was killed",
-                    expect=(RUNNING,),
+                self._replace(
+                    slot,
+                    then=lambda run_id=run_id: runs.finish(
+                        self.store,
+                        run_id,
+                        TIMED_OUT,
+                        expect=(RUNNING,),
+                        error="timed out: the deadline passed and the run's process tree was killed",
+                    ),
                 )
         busy = [s for s in self._slots if s.busy]
         if not busy:
@@ -279,13 +287,15 @@ class EmbeddedExecutor:
             at = requested.get(slot.run_id)
             if at is not None and now >= at + grace:
                 run_id = slot.run_id
-                self._replace(slot)
-                runs.finish(
-                    self.store,
-                    run_id,
-                    CANCELLED,
-                    error="cancelled: the run's process tree was killed",
-                    expect=(RUNNING,),
+                self._replace(
+                    slot,
+                    then=lambda run_id=run_id: runs.finish(
+                        self.store,
+                        run_id,
+                        CANCELLED,
+                        error="cancelled: the run's process tree was killed",
+                        expect=(RUNNING,),
+                    ),
                 )
 
 

@@ -146,30 +146,47 @@ def create_run(
     return session.execute(sa.insert(Run).values(**values).returning(Run.id)).scalar_one()
 
 
-def dispatch_due(
+@dataclass(frozen=True)
+class Dispatched:
+    id: int
+    queue: str
+    timeout_seconds: float | None
+
+
+def dispatch_due_runs(
     store: Store, *, limit: int, queues: list[str] | None, worker: str, now: datetime | None = None
-) -> list[int]:
-    """Move due pending runs to submitted for this dispatcher; returns their ids (oldest first).
+) -> list[Dispatched]:
+    """Move due pending runs to submitted for this dispatcher (oldest first).
 
     On PostgreSQL concurrent dispatchers skip each other's rows (``FOR UPDATE SKIP LOCKED``);
     on SQLite the write transaction is ``BEGIN IMMEDIATE``.
     """
     now = now or _now()
+    table = Run.__table__
     with store.write() as s:
-        query = sa.select(Run.id).where(Run.status == PENDING, Run.due_at <= now)
+        query = sa.select(table.c.id, table.c.queue, table.c.timeout_seconds).where(
+            table.c.status == PENDING, table.c.due_at <= now
+        )
         if queues:
-            query = query.where(Run.queue.in_(queues))
-        query = query.order_by(Run.due_at, Run.id).limit(limit)
+            query = query.where(table.c.queue.in_(queues))
+        query = query.order_by(table.c.due_at, table.c.id).limit(limit)
         if store.is_postgres:
             query = query.with_for_update(skip_locked=True)
-        ids = list(s.execute(query).scalars())
-        if ids:
+        rows = [Dispatched(*row) for row in s.execute(query)]
+        if rows:
             s.execute(
-                sa.update(Run)
-                .where(Run.id.in_(ids), Run.status == PENDING)
+                sa.update(table)
+                .where(table.c.id.in_([r.id for r in rows]), table.c.status == PENDING)
                 .values(status=SUBMITTED, submitted_at=now, worker=worker)
             )
-        return ids
+        return rows
+
+
+def dispatch_due(
+    store: Store, *, limit: int, queues: list[str] | None, worker: str, now: datetime | None = None
+) -> list[int]:
+    """``dispatch_due_runs``, the ids only."""
+    return [r.id for r in dispatch_due_runs(store, limit=limit, queues=queues, worker=worker, now=now)]
 
 
 def next_pending_due(store: Store, queues: list[str] | None = None) -> datetime | None:
@@ -228,11 +245,12 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
     Returns None when someone else has the run (or it was cancelled) or a lock is busy (the run
     goes back to pending and tries again shortly; the history says which run holds the lock).
     """
+    with store.read() as s:  # read outside the write lock; the conditional UPDATE below decides
+        row = s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
+    if row is None or row.status not in (PENDING, SUBMITTED):
+        return None
     now = _now()
     with store.write() as s:
-        row = s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
-        if row is None or row.status not in (PENDING, SUBMITTED):
-            return None
         if row.cancel_requested_at is not None:
             _finish_in_session(s, row.id, CANCELLED, None, None, "cancelled before it started", None, now)
             return None

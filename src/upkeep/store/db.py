@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,9 +47,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+SQLITE_WRITE_WAIT_SECONDS = 30.0
+
+
 def _sqlite_begin(conn) -> None:
-    immediate = conn.get_execution_options().get("sqlite_immediate", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if not conn.get_execution_options().get("sqlite_immediate", False):
+        conn.exec_driver_sql("BEGIN")
+        return
+    # Take the write lock ourselves: SQLite's busy handler sleeps 1, 2, 5, 10 ... 100 ms between
+    # tries, so with several writer processes a waiter sleeps through most of the time the lock is
+    # free. Short random sleeps keep the lock busy instead of the waiters.
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA busy_timeout=0")
+    deadline = time.monotonic() + SQLITE_WRITE_WAIT_SECONDS
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(random.uniform(0.0001, 0.001))
+    finally:
+        raw.execute("PRAGMA busy_timeout=30000")
 
 
 class Store:
