@@ -209,3 +209,21 @@ def test_health_probes_need_no_key(api):
     assert api.client.get("/healthz").json() == {"status": "ok", "schema_up_to_date": None, "detail": None}
     ready = api.client.get("/readyz").json()
     assert ready["status"] == "ok" and ready["schema_up_to_date"] is True
+
+
+def test_api_docs_are_served_without_a_cdn(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from upkeep.api.app import create_app
+    from upkeep.settings import Settings
+    from upkeep.store.db import Store
+
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    client = TestClient(create_app(settings, store=store))
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text.split("<body>")[0]
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/openapi.json").json()["info"]["title"] == "upkeep"

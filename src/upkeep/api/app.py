@@ -42,7 +42,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         title="upkeep",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served below from packaged assets: the docs work offline too
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -78,11 +78,36 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
         return {"status": "ok", "schema_up_to_date": up_to_date}
 
     _install_metrics(app, settings, store)
+    _install_docs(app)
 
     from upkeep.web.routes import install_web
 
     install_web(app)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from the swagger-ui-bundle package, not a CDN."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} API",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def docs_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def reject_repeated_query(request: Request) -> None:
