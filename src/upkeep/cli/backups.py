@@ -1,16 +1,12 @@
 """``upkeep backups list|show|verify|restore``: a thin Typer sub-app over the backup catalog.
 
-The lead mounts it (``app.add_typer(backups_app, name="backups")``) and wires it once with
-``wire(get_store, run_task_now)``: ``get_store() -> Store`` for reading the catalog, and
-``run_task_now(task_type, config, dry_run, confirm) -> int`` (the exit code) to run
-``backup.verify`` / ``backup.restore`` through the engine like any other run.
+Listing reads the catalog (records domain ``backup``); ``verify`` and ``restore`` run
+``backup.verify`` / ``backup.restore`` in the foreground like ``upkeep run``, streaming events.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -25,31 +21,17 @@ from upkeep.store.records import Records
 backups_app = typer.Typer(help="Backups: the catalog, verification and restores.", no_args_is_help=True)
 
 
-@dataclass
-class Wiring:
-    get_store: Callable[[], Any] | None = None
-    run_task_now: Callable[[str, dict, bool, bool], int] | None = None
+def _records(ctx: typer.Context) -> Records:
+    from upkeep.cli.common import state
+
+    return Records(state(ctx).store(), catalog.DOMAIN)
 
 
-WIRING = Wiring()
+def _run(ctx: typer.Context, task_type: str, config: dict, dry_run: bool, confirm: bool) -> None:
+    from upkeep.cli.common import state
+    from upkeep.cli.run import run_handler_now
 
-
-def wire(get_store: Callable[[], Any], run_task_now: Callable[[str, dict, bool, bool], int]) -> None:
-    WIRING.get_store = get_store
-    WIRING.run_task_now = run_task_now
-
-
-def _records() -> Records:
-    if WIRING.get_store is None:
-        raise RuntimeError("upkeep.cli.backups is not wired (call wire(get_store, run_task_now))")
-    return Records(WIRING.get_store(), catalog.DOMAIN)
-
-
-def _run(task_type: str, config: dict, dry_run: bool, confirm: bool) -> None:
-    if WIRING.run_task_now is None:
-        raise RuntimeError("upkeep.cli.backups is not wired (call wire(get_store, run_task_now))")
-    code = WIRING.run_task_now(task_type, config, dry_run, confirm)
-    raise typer.Exit(code)
+    raise typer.Exit(run_handler_now(state(ctx), task_type, config, dry_run=dry_run, confirm=confirm))
 
 
 def _fail(exc: UserError) -> None:
@@ -74,12 +56,13 @@ def _age(hours: float) -> str:
 
 @backups_app.command("list")
 def list_cmd(
+    ctx: typer.Context,
     source: str | None = typer.Option(None, "--source", "-s", help="Only this source."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List catalogued backups, newest first."""
     now = utcnow()
-    rows = [catalog.summary_row(e, now) for e in catalog.entries(_records(), source)]
+    rows = [catalog.summary_row(e, now) for e in catalog.entries(_records(ctx), source)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -87,20 +70,28 @@ def list_cmd(
     styles = {"verified": "green", "broken": "bold red", "created": "yellow"}
     for r in rows:
         status = r["status"] or "-"
-        table.add_row(r["id"], r["source"], r["created_at"][:19].replace("T", " "), _age(r["age_hours"]),
-                      _size(r["size"]), (r["sha256"] or "")[:12], f"[{styles.get(status, '')}]{status}[/]")
+        table.add_row(
+            r["id"],
+            r["source"],
+            r["created_at"][:19].replace("T", " "),
+            _age(r["age_hours"]),
+            _size(r["size"]),
+            (r["sha256"] or "")[:12],
+            f"[{styles.get(status, '')}]{status}[/]",
+        )
     Console().print(table)
 
 
 @backups_app.command("show")
 def show_cmd(
+    ctx: typer.Context,
     backup_id: str = typer.Argument(..., help="A backup id (or source/id)."),
     source: str | None = typer.Option(None, "--source", "-s"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show one backup: manifest, files, verification."""
     try:
-        entry = catalog.find(_records(), backup_id, source)
+        entry = catalog.find(_records(ctx), backup_id, source)
     except UserError as exc:
         _fail(exc)
         return
@@ -110,12 +101,17 @@ def show_cmd(
     console = Console()
     m = entry["manifest"]
     console.print(f"[bold]{entry['source']}/{entry['id']}[/] ({entry['type']}, {entry['status']})")
-    for label, value in [("path", entry["path"]), ("size", f"{_size(m['size'])} (raw {_size(m['raw_size'])})"),
-                         ("sha256", m["sha256"]), ("compression", m["compression"]),
-                         ("encryption key id", m.get("encryption_key_id") or "-"),
-                         ("server version", m.get("server_version") or "-"),
-                         ("created", entry["created_at"]), ("verified at", entry.get("verified_at") or "never"),
-                         ("copies", ", ".join(c["path"] for c in entry.get("copies", [])) or "-")]:
+    for label, value in [
+        ("path", entry["path"]),
+        ("size", f"{_size(m['size'])} (raw {_size(m['raw_size'])})"),
+        ("sha256", m["sha256"]),
+        ("compression", m["compression"]),
+        ("encryption key id", m.get("encryption_key_id") or "-"),
+        ("server version", m.get("server_version") or "-"),
+        ("created", entry["created_at"]),
+        ("verified at", entry.get("verified_at") or "never"),
+        ("copies", ", ".join(c["path"] for c in entry.get("copies", [])) or "-"),
+    ]:
         console.print(f"  {label:18} {value}")
     for check in (entry.get("verification") or {}).get("checks", []):
         mark = "[green]ok[/]" if check["ok"] else "[red]FAIL[/]"
@@ -124,6 +120,7 @@ def show_cmd(
 
 @backups_app.command("verify")
 def verify_cmd(
+    ctx: typer.Context,
     which: str = typer.Argument("latest", help="latest | all | a backup id"),
     source: str | None = typer.Option(None, "--source", "-s"),
 ) -> None:
@@ -131,11 +128,12 @@ def verify_cmd(
     config: dict[str, Any] = {"which": which}
     if source:
         config["source"] = source
-    _run("backup.verify", config, False, False)
+    _run(ctx, "backup.verify", config, False, False)
 
 
 @backups_app.command("restore")
 def restore_cmd(
+    ctx: typer.Context,
     backup: str = typer.Argument("latest", help="A backup id, or latest (the newest verified)."),
     source: str | None = typer.Option(None, "--source", "-s"),
     target_database: str | None = typer.Option(None, "--target-database", help="Restore into this database."),
@@ -154,4 +152,4 @@ def restore_cmd(
         config["create"] = True
     if allow_unverified:
         config["allow_unverified"] = True
-    _run("backup.restore", config, dry_run, yes)
+    _run(ctx, "backup.restore", config, dry_run, yes)

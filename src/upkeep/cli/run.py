@@ -218,6 +218,10 @@ def run(
             worker=f"cli:{HOSTNAME}:{os.getpid()}",
         )
         reserved = True
+    raise typer.Exit(_follow_and_report(st, view, reserved=reserved, show=show, as_json=as_json))
+
+
+def _follow_and_report(st, view: dict[str, Any], *, reserved: bool, show, as_json: bool) -> int:
     if show:
         what = view.get("task_name") or view["task_type"]
         show(f"run {view['id']}: {what}{' (dry run)' if view['dry_run'] else ''}")
@@ -226,7 +230,23 @@ def run(
         print_json(final)
     else:
         echo(format_result(final))
-    raise typer.Exit(exit_code_of(final))
+    return exit_code_of(final)
+
+
+def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool, confirm: bool) -> int:
+    """Run a handler type ad hoc in the foreground, streaming its events; the exit code."""
+    from upkeep.engine.runs import HOSTNAME
+
+    view = st.service.create_adhoc_run(
+        task_type,
+        config,
+        actor=actor(),
+        dry_run=dry_run,
+        confirm=confirm,
+        status="submitted",
+        worker=f"cli:{HOSTNAME}:{os.getpid()}",
+    )
+    return _follow_and_report(st, view, reserved=True, show=echo, as_json=False)
 
 
 def _run_tier(st, tier: str, *, dry_run: bool, show, as_json: bool) -> int:
@@ -265,4 +285,3 @@ def _run_tier(st, tier: str, *, dry_run: bool, show, as_json: bool) -> int:
     failed = sum(exit_code_of(v) for v in finals)
     echo(f"{len(finals) - failed} of {len(finals)} run(s) ok" + (f", {failed} not ok" if failed else ""))
     return code
-
