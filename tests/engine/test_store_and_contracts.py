@@ -119,3 +119,13 @@ def test_run_command_checks_exit_code_and_kills_tree_at_deadline(sqlite_store):
     ctx.deadline = ctx.now() + timedelta(seconds=0.5)
     with pytest.raises(DeadlineExceeded):
         ctx.run_command(["sh", "-c", "sleep 30 & sleep 30; wait"])
+
+
+def test_recovery_never_kills_its_own_process_group_or_init():
+    import os
+
+    from upkeep.engine.context import kill_process_group
+
+    assert kill_process_group(os.getpgid(0)) == 0
+    assert kill_process_group(1) == 0
+    assert kill_process_group(0) == 0

@@ -296,7 +296,13 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> int:
-    """Kill every process still in group ``pgid`` (and their descendants). Returns the count."""
+    """Kill every process still in group ``pgid`` (and their descendants). Returns the count.
+
+    Never the caller's own group, nor group 0 or 1: a run recorded with such a group (a worker
+    whose ``setsid`` failed) is not worth taking the recovering process down with it.
+    """
+    if pgid <= 1 or pgid == os.getpgid(0):
+        return 0
     members = []
     for p in psutil.process_iter(["pid"]):
         try:

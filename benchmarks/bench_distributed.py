@@ -1,0 +1,190 @@
+"""Distributed mode (issue 6): no-op run throughput with 3 Celery workers, and p99 fire latency with
+10,000 tasks on PostgreSQL, next to the embedded mode's figures measured in the same run.
+
+Everything runs on throwaway servers started here (PostgreSQL via initdb/pg_ctl, redis-server).
+Environment: UPKEEP_BENCH_RUNS (2000), UPKEEP_BENCH_TASKS (10000), UPKEEP_BENCH_SECONDS (70).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = int(os.environ.get("UPKEEP_BENCH_RUNS", "2000"))
+TASKS = int(os.environ.get("UPKEEP_BENCH_TASKS", "10000"))
+SECONDS = float(os.environ.get("UPKEEP_BENCH_SECONDS", "70"))
+
+
+def _servers():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.servers import start_postgres, start_redis
+
+    return start_postgres(), start_redis()
+
+
+def _env(workdir: str, database_url: str, broker_url: str | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path]),
+        "UPKEEP_CONFIG": str(Path(workdir) / "upkeep.yaml"),
+        "UPKEEP_DATABASE_URL": database_url,
+    }
+    if broker_url:
+        env.update(UPKEEP_EXECUTOR="celery", UPKEEP_BROKER_URL=broker_url)
+    return env
+
+
+def _start(env: dict[str, str], workdir: str, name: str, *args: str) -> subprocess.Popen:
+    log = open(Path(workdir) / f"{name}.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "upkeep.cli.main", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _throughput(store, env, workdir, *, celery: bool) -> float:
+    import sqlalchemy as sa
+
+    from upkeep.engine.wakeup import broadcast
+    from upkeep.settings import Settings
+    from upkeep.store.models import Run
+
+    procs = [_start(env, workdir, "scheduler", "scheduler")]
+    workers = ["--concurrency", "1"] if celery else ["--concurrency", "3"]
+    procs += [_start(env, workdir, f"worker{i}", "worker", *workers) for i in range(3 if celery else 1)]
+    time.sleep(8)
+    now = datetime.now(UTC)
+    with store.write() as s:
+        s.execute(
+            sa.insert(Run),
+            [
+                dict(
+                    task_type="debug.noop",
+                    origin="manual",
+                    status="pending",
+                    due_at=now,
+                    created_at=now,
+                    config={},
+                    locks=[],
+                    event_count=0,
+                )
+                for _ in range(RUNS)
+            ],
+        )
+    begin = time.monotonic()
+    broadcast(store, Settings(config=Path(workdir) / "upkeep.yaml").resolved_data_dir)
+    while True:
+        with store.read() as s:
+            left = s.execute(
+                sa.select(sa.func.count(Run.id)).where(Run.status.in_(("pending", "submitted", "running")))
+            ).scalar()
+        if left == 0 or time.monotonic() - begin > 600:
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - begin
+    _stop(procs)
+    return RUNS / elapsed
+
+
+def _latency(store, env, workdir, *, celery: bool) -> dict:
+    import sqlalchemy as sa
+
+    from upkeep.store.models import Run, ScheduledTask
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
+    rows = [
+        dict(
+            name=f"t{i}",
+            task_type="debug.noop",
+            schedule="@every 60s",
+            timezone="UTC",
+            schedule_anchor=start + timedelta(milliseconds=i * 60000 / TASKS),
+            enabled=True,
+            config={},
+            tiers=[],
+            locks=[],
+            windows=[],
+            notify={},
+            next_run_at=start + timedelta(milliseconds=i * 60000 / TASKS),
+            created_at=start,
+            updated_at=start,
+            description="",
+            concurrency="forbid",
+            misfire="skip",
+            misfire_grace_seconds=60,
+            max_retries=0,
+            retry_backoff_seconds=30.0,
+            retry_backoff_max_seconds=3600.0,
+            jitter_seconds=0.0,
+            queue="default",
+            managed_by="api",
+            consecutive_failures=0,
+        )
+        for i in range(TASKS)
+    ]
+    with store.write() as s:
+        s.execute(sa.insert(ScheduledTask), rows)
+    procs = [_start(env, workdir, "scheduler", "scheduler")]
+    procs += [_start(env, workdir, f"worker{i}", "worker", "--concurrency", "2") for i in range(3 if celery else 1)]
+    time.sleep(15 + SECONDS)
+    _stop(procs)
+    with store.read() as s:
+        pairs = s.execute(
+            sa.select(Run.scheduled_for, Run.started_at).where(Run.origin == "scheduled", Run.started_at.is_not(None))
+        ).all()
+    lat = sorted((b - a).total_seconds() * 1000 for a, b in pairs)
+    q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
+    return {"fired": len(lat), "p50": q[49], "p99": q[98]}
+
+
+def main() -> None:
+    from upkeep.store.db import Store
+
+    pg, redis = _servers()
+    try:
+        results = {}
+        for mode, celery in (("embedded on PostgreSQL", False), ("Celery over Redis, PostgreSQL", True)):
+            for what in ("throughput", "latency"):
+                database = pg.create_database()
+                url = pg.url(database)
+                store = Store(url)
+                store.upgrade()
+                with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
+                    env = _env(workdir, url, redis.url if celery else None)
+                    if what == "throughput":
+                        results[(mode, what)] = _throughput(store, env, workdir, celery=celery)
+                        print(f"{mode}: {results[(mode, what)]:.0f} no-op runs/s ({RUNS} runs)", flush=True)
+                    else:
+                        res = _latency(store, env, workdir, celery=celery)
+                        results[(mode, what)] = res
+                        print(
+                            f"{mode}: {TASKS} tasks @every 60s: fired {res['fired']}, p50 {res['p50']:.1f} ms, "
+                            f"p99 {res['p99']:.1f} ms (target p99 <= 100 ms)",
+                            flush=True,
+                        )
+                store.dispose()
+                pg.drop_database(database)
+        emb, cel = (
+            results[("embedded on PostgreSQL", "throughput")],
+            results[("Celery over Redis, PostgreSQL", "throughput")],
+        )
+        print(f"throughput ratio Celery/embedded: {cel / emb:.2f}x")
+    finally:
+        redis.remove()
+        pg.remove()
