@@ -647,36 +647,13 @@ class Upkeep:
             self._audit(s, actor, action, object_type, object_id, before, after, detail)
 
     def overdue_tasks(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        """Tasks with no run started within a slot + grace, or no success within expect_success_within."""
-        now = now or self.clock.now()
-        out = []
-        with self.store.read() as s:
-            tasks = s.execute(sa.select(ScheduledTask).where(ScheduledTask.enabled.is_(True))).scalars().all()
-            # the oldest waiting run of every task, in one query
-            waiting = {
-                task_id: (run_id, due)
-                for task_id, run_id, due in s.execute(
-                    sa.select(Run.task_id, sa.func.min(Run.id), sa.func.min(Run.due_at))
-                    .where(Run.status.in_(("pending", "submitted")), Run.task_id.is_not(None))
-                    .group_by(Run.task_id)
-                ).all()
-            }
-            for task in tasks:
-                reason = None
-                grace = timedelta(seconds=max(task.misfire_grace_seconds, 60))
-                if task.expect_success_within_seconds:
-                    since = task.last_success_at or task.created_at
-                    if now - since > timedelta(seconds=task.expect_success_within_seconds):
-                        reason = f"no success since {since.isoformat()}"
-                if reason is None and task.next_run_at is not None and now - task.next_run_at > grace:
-                    reason = f"slot {task.next_run_at.isoformat()} not started (scheduler behind or down)"
-                if reason is None and task.schedule and task.id in waiting:
-                    run_id, due = waiting[task.id]
-                    if due < now - grace:
-                        reason = f"run {run_id} due at {due.isoformat()} has not started"
-                if reason:
-                    out.append({"id": task.id, "name": task.name, "type": task.task_type, "reason": reason})
-        return out
+        """Tasks with no run started within a slot + grace, or no success within expect_success_within.
+
+        One definition for the CLI, the API, alerts and metrics: ``Queries.overdue``.
+        """
+        from upkeep.queries import Queries
+
+        return Queries(self.store, self.clock).overdue(now)
 
     def stats(self, days: int = 7) -> dict[str, Any]:
         if days < 1 or days > 366:

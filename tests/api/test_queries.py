@@ -36,8 +36,11 @@ def test_overdue_matches_the_engine_definition_and_dashboard_counts_the_window(s
                   origin="manual", due_at=later - timedelta(days=9), created_at=later - timedelta(days=9)))
     clock.advance(3 * 3600)
     queries = Queries(sqlite_store, clock)
-    assert queries.overdue() == sorted(svc.overdue_tasks(), key=lambda t: t["id"])
-    assert {t["name"] for t in queries.overdue()} == {"behind", "never-ok", "stuck"}
+    overdue = {t["name"]: t["reason"] for t in svc.overdue_tasks()}
+    assert set(overdue) == {"behind", "never-ok", "stuck"}  # not fresh (next slot ahead), not off (disabled)
+    assert "not started" in overdue["behind"] and "no success since" in overdue["never-ok"]
+    assert "has not started" in overdue["stuck"]
+    assert queries.overdue() == svc.overdue_tasks()
     board = queries.dashboard(days=7)
     stats = svc.stats(days=7)
     assert board["by_status"] == stats["by_status"] == {"pending": 1, "failed": 1}
