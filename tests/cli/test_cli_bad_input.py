@@ -125,3 +125,21 @@ def test_unreachable_database_is_exit_2_one_line_no_password_nothing_written(cli
     assert len(lines) == 1 and lines[0].startswith("error: cannot connect to the database"), proc.stderr
     assert "secretpw" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
     assert sorted(p.name for p in cli.root.rglob("*")) == before
+
+
+def test_a_run_that_cannot_reach_its_server_exits_2_with_one_line_and_no_password(tmp_path):
+    """Found during the run, not before it: still exit 2, the operator has something to fix."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "upkeep.cli.main", "run", "db.vacuum",
+         "--set", "target=postgresql://app:s3cret-pw@127.0.0.1:1/app"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot connect" in done.stdout.lower() or "cannot connect" in done.stderr.lower()
+    assert "s3cret-pw" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

@@ -31,8 +31,13 @@ TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
 
 
 def exit_code_of(view: dict[str, Any]) -> int:
-    """0 for a completed run whose outcome is ok or warning; 1 otherwise."""
-    return 0 if view["status"] == "completed" and view.get("outcome") != "critical" else 1
+    """0 for a completed run whose outcome is ok or warning; 2 for a run that failed on bad input,
+    config or an unreachable server (something the operator must fix); 1 otherwise."""
+    if view["status"] == "completed" and view.get("outcome") != "critical":
+        return 0
+    if view["status"] == "failed" and (view.get("result") or {}).get("error_kind") == "user":
+        return 2
+    return 1
 
 
 def format_event(event: dict[str, Any], prefix: str = "") -> str:
@@ -263,7 +268,7 @@ def _run_tier(st, tier: str, *, dry_run: bool, show, as_json: bool) -> int:
         finals.append(final)
         if show:
             show("  " + format_result(final))
-    code = max((exit_code_of(v) for v in finals), default=0)
+    code = 1 if any(exit_code_of(v) for v in finals) else 0  # runs happened: a failure is 1, not 2
     if as_json:
         print_json({"tier": tier, "exit_code": code, "runs": finals})
         return code
@@ -282,6 +287,6 @@ def _run_tier(st, tier: str, *, dry_run: bool, show, as_json: bool) -> int:
         ],
         title=f"tier {tier}",
     )
-    failed = sum(exit_code_of(v) for v in finals)
+    failed = sum(1 for v in finals if exit_code_of(v))
     echo(f"{len(finals) - failed} of {len(finals)} run(s) ok" + (f", {failed} not ok" if failed else ""))
     return code

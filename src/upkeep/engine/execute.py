@@ -117,7 +117,11 @@ def execute_claimed(
         status, error = CANCELLED, "cancelled on request"
     except DeadlineExceeded as exc:
         status, error = TIMED_OUT, str(exc)
-    except (UserError, CommandFailed) as exc:
+    except UserError as exc:
+        # bad input, config or an unreachable server: the operator must fix something (CLI exit 2)
+        status, error = FAILED, str(exc)
+        result = {"error_kind": "user", "error_type": type(exc).__name__}
+    except CommandFailed as exc:
         status, error = FAILED, str(exc)
     except Exception as exc:
         status, error = FAILED, f"{type(exc).__name__}: {exc}"
