@@ -71,9 +71,7 @@ class _Tables(_Target):
         "('orders' in any schema); empty = all user tables.",
     )
     exclude_tables: list[str] = Field(default_factory=list, description="Table globs to leave out.")
-    include_catalogs: bool = Field(
-        False, description="Also system catalogs (pg_catalog) when no tables are given."
-    )
+    include_catalogs: bool = Field(False, description="Also system catalogs (pg_catalog) when no tables are given.")
     lock_timeout: str | None = Field(
         "5s",
         description="Per-session lock_timeout: a table locked by someone else "
@@ -113,9 +111,7 @@ class ReindexConfig(_Target):
         "every index is a candidate.",
     )
     bloat_threshold_percent: float = Field(30.0, ge=0, le=100, description="Bloat share for bloated_only.")
-    bloat_min_bytes: int = Field(
-        10 * 1024**2, ge=0, description="Wasted bytes for bloated_only (default 10 MiB)."
-    )
+    bloat_min_bytes: int = Field(10 * 1024**2, ge=0, description="Wasted bytes for bloated_only (default 10 MiB).")
     bloat_method: str = Field(
         "auto",
         pattern="^(estimate|pgstattuple|auto)$",
@@ -133,8 +129,7 @@ class ReindexConfig(_Target):
     )
     lock_timeout: str | None = Field(
         "5s",
-        description="Per-session lock_timeout for each REINDEX/DROP; a failed "
-        "rebuild's leftover is dropped again.",
+        description="Per-session lock_timeout for each REINDEX/DROP; a failed rebuild's leftover is dropped again.",
     )
     statement_timeout: str | None = Field("0", description="Per-session statement_timeout ('0' = none).")
 
@@ -162,9 +157,7 @@ class TerminateConfig(HandlerConfig):
     idle_in_transaction_minutes: float | None = overridable(
         5.0, ge=0, description="End sessions idle in a transaction longer than this (None = skip)."
     )
-    idle_minutes: float | None = overridable(
-        30.0, ge=0, description="End idle sessions older than this (None = skip)."
-    )
+    idle_minutes: float | None = overridable(30.0, ge=0, description="End idle sessions older than this (None = skip).")
     databases: list[str] | None = overridable(None, description="Only sessions in these databases (globs).")
     users: list[str] | None = overridable(None, description="Only sessions of these users (globs).")
     applications: list[str] | None = overridable(
@@ -173,8 +166,7 @@ class TerminateConfig(HandlerConfig):
     include_superusers: bool = Field(False, description="Also end superusers' sessions.")
     protected_applications: list[str] = Field(
         default_factory=list,
-        description="More application-name globs "
-        "never to end, besides the built-in backup and replication tools.",
+        description="More application-name globs never to end, besides the built-in backup and replication tools.",
     )
     wait_seconds: float = Field(
         5.0, ge=0, le=60, description="How long pg_terminate_backend waits for each session to exit."
@@ -244,12 +236,12 @@ def _session(conn: psycopg.Connection, config: Any) -> None:
 # --- VACUUM / ANALYZE -------------------------------------------------------------------------
 
 
-def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitioned: bool = False) -> dict:
-    target = target_from_ctx(ctx, config.target)
-    where = describe(target)
-    dbs = _databases(target, config)
-    findings: list[dict] = []
-    report: list[dict] = []
+def _each_database(
+    ctx: RunContext, target: dict, config: Any, verb: str, findings: list[dict], dbs: list[str] | None = None
+):
+    """Each chosen database with an open session (timeouts set), reporting progress; a database
+    that cannot be reached becomes a warning finding and is skipped."""
+    dbs = _databases(target, config) if dbs is None else dbs
     for n, db in enumerate(dbs):
         ctx.check_cancelled()
         ctx.progress(n / max(1, len(dbs)), f"{verb} {db}")
@@ -260,46 +252,55 @@ def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitione
             continue
         with conn:
             _session(conn, config)
-            try:
-                tables = maint.tables(
-                    conn,
-                    config.tables,
-                    config.exclude_tables,
-                    catalogs=config.include_catalogs and not config.tables,
-                    partitioned=partitioned,
-                )
-            except psycopg.Error as exc:
-                findings.append(
-                    {
-                        "severity": "warning",
-                        "item": db,
-                        "message": f"cannot list the tables of {db}: {_error_text(exc)}",
-                    }
-                )
-                continue
-            rows = []
-            for t in tables:
-                ctx.check_cancelled()
-                stmt = statement(t)
-                row = {
-                    "table": t["table"],
-                    "bytes_before": t["bytes"],
-                    "dead_tuples_before": t["dead_tuples"],
+            yield db, conn
+
+
+def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitioned: bool = False) -> dict:
+    target = target_from_ctx(ctx, config.target)
+    where = describe(target)
+    findings: list[dict] = []
+    report: list[dict] = []
+    for db, conn in _each_database(ctx, target, config, verb, findings):
+        try:
+            tables = maint.tables(
+                conn,
+                config.tables,
+                config.exclude_tables,
+                catalogs=config.include_catalogs and not config.tables,
+                partitioned=partitioned,
+            )
+        except psycopg.Error as exc:
+            findings.append(
+                {
+                    "severity": "warning",
+                    "item": db,
+                    "message": f"cannot list the tables of {db}: {_error_text(exc)}",
                 }
-                if ctx.dry_run:
-                    ctx.info(
-                        "plan",
-                        f"would run {stmt.as_string(conn)} in {db}",
-                        action=verb,
-                        database=db,
-                        table=t["table"],
-                        bytes=t["bytes"],
-                        dead_tuples=t["dead_tuples"],
-                    )
-                    rows.append({**row, "status": "planned"})
-                    continue
-                rows.append(_run_one(ctx, conn, db, t, stmt, row, findings))
-            report.append({"database": db, "tables": rows})
+            )
+            continue
+        rows = []
+        for t in tables:
+            ctx.check_cancelled()
+            stmt = statement(t)
+            row = {
+                "table": t["table"],
+                "bytes_before": t["bytes"],
+                "dead_tuples_before": t["dead_tuples"],
+            }
+            if ctx.dry_run:
+                ctx.info(
+                    "plan",
+                    f"would run {stmt.as_string(conn)} in {db}",
+                    action=verb,
+                    database=db,
+                    table=t["table"],
+                    bytes=t["bytes"],
+                    dead_tuples=t["dead_tuples"],
+                )
+                rows.append({**row, "status": "planned"})
+                continue
+            rows.append(_run_one(ctx, conn, db, t, stmt, row, findings))
+        report.append({"database": db, "tables": rows})
     ctx.progress(1.0, f"{verb} done")
     done = [r for d in report for r in d["tables"] if r["status"] == "done"]
     totals = {
@@ -434,9 +435,7 @@ def _sqlite_maintain(
             if problems:
                 for p in problems:
                     findings.append({"severity": "critical", "item": str(path), "message": p})
-                ctx.error(
-                    "integrity", f"{path} failed its integrity check: not running {verb}", problems=problems
-                )
+                ctx.error("integrity", f"{path} failed its integrity check: not running {verb}", problems=problems)
                 return _sqlite_result(verb, path, before, None, findings, ctx, actions)
         ctx.check_cancelled()
         if reindex:
@@ -507,9 +506,7 @@ def _bloat_by_index(conn: psycopg.Connection, method: str) -> dict[str, dict]:
 
     if method == "auto":
         method = "pgstattuple" if maint.has_extension(conn, "pgstattuple") else "estimate"
-    rows = (
-        _pg_inspect._bloat_pgstattuple(conn) if method == "pgstattuple" else _pg_inspect._bloat_estimate(conn)
-    )
+    rows = _pg_inspect._bloat_pgstattuple(conn) if method == "pgstattuple" else _pg_inspect._bloat_estimate(conn)
     return {r["name"]: r for r in rows if r["kind"] == "index"}
 
 
@@ -607,65 +604,53 @@ def reindex(ctx: RunContext, config: ReindexConfig) -> dict:
     rebuilt: list[dict] = []
     skipped: list[dict] = []
     dbs = _databases(target, config)
-    for n, db in enumerate(dbs):
-        ctx.check_cancelled()
-        ctx.progress(n / max(1, len(dbs)), f"reindex {db}")
-        try:
-            conn = connect(target, db, connect_timeout=config.connect_timeout)
-        except ConnectionFailed as exc:
-            findings.append({"severity": "warning", "item": db, "message": str(exc)})
-            continue
-        with conn:
-            _session(conn, config)
-            all_indexes = maint.indexes(conn)
-            if config.drop_leftovers:
-                for ix in filter(maint.is_leftover, all_indexes):
-                    if ix["build_in_progress"]:
-                        skipped.append(
-                            {
-                                "database": db,
-                                "index": ix["index"],
-                                "reason": "an index build is "
-                                "running on its table (it may be that build's own new index)",
-                            }
-                        )
-                        continue
-                    dropped.append(
-                        _drop_index(ctx, conn, db, ix, "INVALID leftover of a failed concurrent rebuild")
-                    )
-            chosen = [ix for ix in all_indexes if not maint.is_leftover(ix) and _wanted(ix, config)]
-            if config.bloated_only:
-                bloat = _bloat_by_index(conn, config.bloat_method)
-                keep = []
-                for ix in chosen:
-                    b = bloat.get(ix["index"])
-                    if (
-                        b
-                        and b["bloat_percent"] >= config.bloat_threshold_percent
-                        and b["wasted_bytes"] >= config.bloat_min_bytes
-                    ):
-                        keep.append({**ix, "bloat_percent": b["bloat_percent"]})
-                chosen = keep
-            for ix in chosen:
-                ctx.check_cancelled()
-                reason = None
-                if not ix["valid"] and not config.indexes:
-                    reason = "INVALID (a failed CREATE INDEX CONCURRENTLY?): name it in indexes to rebuild it"
-                elif ix["exclusion"] and config.concurrently:
-                    reason = "exclusion-constraint indexes cannot be rebuilt concurrently"
-                if reason:
-                    skipped.append({"database": db, "index": ix["index"], "reason": reason})
-                    continue
-                row = _reindex_one(ctx, conn, db, ix, config, dropped)
-                rebuilt.append(row)
-                if row["status"] == "failed":
-                    findings.append(
+    for db, conn in _each_database(ctx, target, config, "reindex", findings, dbs):
+        all_indexes = maint.indexes(conn)
+        if config.drop_leftovers:
+            for ix in filter(maint.is_leftover, all_indexes):
+                if ix["build_in_progress"]:
+                    skipped.append(
                         {
-                            "severity": "warning",
-                            "item": f"{db}:{ix['index']}",
-                            "message": f"rebuild of {ix['index']} in {db} failed: {row['problem']}",
+                            "database": db,
+                            "index": ix["index"],
+                            "reason": "an index build is running on its table (it may be that build's own new index)",
                         }
                     )
+                    continue
+                dropped.append(_drop_index(ctx, conn, db, ix, "INVALID leftover of a failed concurrent rebuild"))
+        chosen = [ix for ix in all_indexes if not maint.is_leftover(ix) and _wanted(ix, config)]
+        if config.bloated_only:
+            bloat = _bloat_by_index(conn, config.bloat_method)
+            keep = []
+            for ix in chosen:
+                b = bloat.get(ix["index"])
+                if (
+                    b
+                    and b["bloat_percent"] >= config.bloat_threshold_percent
+                    and b["wasted_bytes"] >= config.bloat_min_bytes
+                ):
+                    keep.append({**ix, "bloat_percent": b["bloat_percent"]})
+            chosen = keep
+        for ix in chosen:
+            ctx.check_cancelled()
+            reason = None
+            if not ix["valid"] and not config.indexes:
+                reason = "INVALID (a failed CREATE INDEX CONCURRENTLY?): name it in indexes to rebuild it"
+            elif ix["exclusion"] and config.concurrently:
+                reason = "exclusion-constraint indexes cannot be rebuilt concurrently"
+            if reason:
+                skipped.append({"database": db, "index": ix["index"], "reason": reason})
+                continue
+            row = _reindex_one(ctx, conn, db, ix, config, dropped)
+            rebuilt.append(row)
+            if row["status"] == "failed":
+                findings.append(
+                    {
+                        "severity": "warning",
+                        "item": f"{db}:{ix['index']}",
+                        "message": f"rebuild of {ix['index']} in {db} failed: {row['problem']}",
+                    }
+                )
     for d in dropped:
         if d["status"] == "failed":
             findings.append(
@@ -681,8 +666,7 @@ def reindex(ctx: RunContext, config: ReindexConfig) -> dict:
     after = sum(r["bytes_after"] or 0 for r in ok)
     if ctx.dry_run:
         summary = (
-            f"dry run: would rebuild {len(rebuilt)} indexes and drop {len(dropped)} leftovers "
-            f"in {len(dbs)} databases"
+            f"dry run: would rebuild {len(rebuilt)} indexes and drop {len(dropped)} leftovers in {len(dbs)} databases"
         )
     else:
         summary = (
@@ -822,9 +806,7 @@ def _why_protected(row: dict, config: TerminateConfig) -> str | None:
     if row["backend_type"] != "client backend":
         return f"{row['backend_type']} (replication or server process)"
     app = row["application"] or ""
-    if any(
-        fnmatchcase(app.lower(), p.lower()) for p in (*BACKUP_APPLICATIONS, *config.protected_applications)
-    ):
+    if any(fnmatchcase(app.lower(), p.lower()) for p in (*BACKUP_APPLICATIONS, *config.protected_applications)):
         return f"backup/replication tool ({app})"
     if _BACKUP_QUERY_RE.search(row["query"] or ""):
         return "backup in progress (COPY ... TO stdout / base backup)"
@@ -892,9 +874,7 @@ def _sessions(conn: psycopg.Connection) -> list[dict]:
     return [dict(zip(cols, r, strict=True)) for r in rows]
 
 
-@handler(
-    "db.terminate_sessions", config=TerminateConfig, aliases=["postgres.terminate_sessions"], destructive=True
-)
+@handler("db.terminate_sessions", config=TerminateConfig, aliases=["postgres.terminate_sessions"], destructive=True)
 def terminate_sessions(ctx: RunContext, config: TerminateConfig) -> dict:
     """Emergency runbook: end long-running queries, sessions idle in a transaction and old idle sessions,
     sparing upkeep's own session, replication, backups and (unless told) superusers."""
@@ -959,9 +939,7 @@ def terminate_sessions(ctx: RunContext, config: TerminateConfig) -> dict:
             except psycopg.Error as exc:
                 entry["status"], entry["problem"] = "failed", _error_text(exc)
             level = "warning" if entry["status"] == "terminated" else "error"
-            ctx.log(
-                level, "terminate", f"{entry['status']}: {what}", pid=entry["pid"], status=entry["status"]
-            )
+            ctx.log(level, "terminate", f"{entry['status']}: {what}", pid=entry["pid"], status=entry["status"])
     findings = [
         {
             "severity": "warning",
