@@ -105,39 +105,11 @@ def _throughput(store, env, workdir, *, celery: bool) -> float:
 def _latency(store, env, workdir, *, celery: bool) -> dict:
     import sqlalchemy as sa
 
+    from benchmarks._tasks import spread_tasks
     from upkeep.store.models import Run, ScheduledTask
 
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=15)
-    rows = [
-        dict(
-            name=f"t{i}",
-            task_type="debug.noop",
-            schedule="@every 60s",
-            timezone="UTC",
-            schedule_anchor=start + timedelta(milliseconds=i * 60000 / TASKS),
-            enabled=True,
-            config={},
-            tiers=[],
-            locks=[],
-            windows=[],
-            notify={},
-            next_run_at=start + timedelta(milliseconds=i * 60000 / TASKS),
-            created_at=start,
-            updated_at=start,
-            description="",
-            concurrency="forbid",
-            misfire="skip",
-            misfire_grace_seconds=60,
-            max_retries=0,
-            retry_backoff_seconds=30.0,
-            retry_backoff_max_seconds=3600.0,
-            jitter_seconds=0.0,
-            queue="default",
-            managed_by="api",
-            consecutive_failures=0,
-        )
-        for i in range(TASKS)
-    ]
+    rows = spread_tasks(TASKS, start)
     with store.write() as s:
         s.execute(sa.insert(ScheduledTask), rows)
     procs = [_start(env, workdir, "scheduler", "scheduler")]

@@ -43,21 +43,14 @@ from upkeep.store.db import Store
 from upkeep.store.models import Run, ScheduledTask
 from upkeep.engine.scheduler import Scheduler
 from upkeep.engine.executor import EmbeddedExecutor
+from benchmarks._tasks import spread_tasks
 
 def main():
     workdir, tasks, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     settings = Settings(config=os.path.join(workdir, "upkeep.yaml"), worker_processes=4)
     store = Store(settings.resolved_database_url); store.upgrade()
     now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
-    rows = []
-    for i in range(tasks):
-        anchor = now + timedelta(milliseconds=i * 60000 / tasks)
-        rows.append(dict(name=f"t{i}", task_type="debug.noop", schedule="@every 60s", timezone="UTC",
-                         schedule_anchor=anchor, enabled=True, config={}, tiers=[], locks=[], windows=[],
-                         notify={}, next_run_at=anchor, created_at=now, updated_at=now, description="",
-                         concurrency="forbid", misfire="skip", misfire_grace_seconds=60, max_retries=0,
-                         retry_backoff_seconds=30.0, retry_backoff_max_seconds=3600.0, jitter_seconds=0.0,
-                         queue="default", managed_by="api", consecutive_failures=0))
+    rows = spread_tasks(tasks, now)
     with store.write() as s:
         s.execute(sa.insert(ScheduledTask), rows)
     scheduler = Scheduler(store, settings)
