@@ -291,8 +291,23 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
             count += 1
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(procs, timeout=2)
+    _wait_dead(procs, timeout=2.0)
     return count
+
+
+def _wait_dead(procs: list[psutil.Process], timeout: float) -> None:
+    """Wait until every process has exited. A zombie has: it only waits for its parent to reap it
+    (``psutil.wait_procs`` counts zombies as alive and would wait out the whole timeout)."""
+
+    def dead(p: psutil.Process) -> bool:
+        try:
+            return p.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    deadline = time.monotonic() + timeout
+    while not all(dead(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> int:
