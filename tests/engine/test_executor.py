@@ -103,6 +103,20 @@ def test_cancel_is_cooperative_first_then_kills(engine):
     assert killed["status"] == "cancelled" and "killed" in killed["error"]
 
 
+def test_a_long_run_keeps_beating_so_the_reaper_leaves_it_alone(engine):
+    """The supervisor claims plain runs for its workers and beats their heartbeats (every 1 s here)."""
+    service, store = engine
+    # busy: the handler spins without reporting progress, which would beat the heartbeat too
+    service.create_task({"name": "long", "type": "debug.sleep", "config": {"seconds": 4.5, "busy": True}}, actor="t")
+    run_id = service.trigger("long", actor="t")["id"]
+    started = wait_for(service, run_id, ("running",))
+    assert started["worker"] and started["worker"].split(":")[-1] != str(os.getpid())  # the worker's pid
+    time.sleep(3.8)  # past 3 missed heartbeats had nobody beaten
+    assert Reaper(store, service.settings).find_stale() == []
+    assert service.get_run(run_id)["status"] == "running"
+    assert wait_for(service, run_id)["status"] == "completed"
+
+
 def test_tasks_sharing_a_lock_never_overlap_in_the_pool(engine):
     service, _ = engine
     for name in ("a", "b", "c"):

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -69,10 +69,26 @@ class Inventory:
     """The targets from ``upkeep.yaml`` (``targets: {kind: {name: {...}}}``), secrets resolved on read."""
 
     def __init__(
-        self, targets: Mapping[str, Mapping[str, Any]] | None = None, secrets: list[str] | None = None
+        self,
+        targets: Mapping[str, Mapping[str, Any]] | None = None,
+        secrets: list[str] | None = None,
+        *,
+        loader: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
     ):
-        self._targets = {k: dict(v or {}) for k, v in (targets or {}).items()}
+        """``loader`` reads the targets on first use: most handlers never look at them."""
+        self._loaded = None if loader else self._normalise(targets)
+        self._loader = loader
         self._secrets = secrets if secrets is not None else []
+
+    @staticmethod
+    def _normalise(targets: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        return {k: dict(v or {}) for k, v in (targets or {}).items()}
+
+    @property
+    def _targets(self) -> dict[str, dict[str, Any]]:
+        if self._loaded is None:
+            self._loaded = self._normalise(self._loader() if self._loader else None)
+        return self._loaded
 
     @property
     def raw(self) -> dict[str, dict[str, Any]]:
@@ -167,7 +183,7 @@ class RunContext:
     def check_cancelled(self) -> None:
         """Raise ``RunCancelled`` after a cancel request, ``DeadlineExceeded`` past the deadline.
 
-        Cheap enough for a loop: the executor's heartbeat thread polls the store and sets an event.
+        Cheap enough for a loop: the executor watches the store for cancel requests and sets an event.
         """
         if self.cancel_event.is_set():
             raise RunCancelled("cancel requested")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from upkeep import secrets as secret_refs
@@ -60,20 +61,40 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
 
-def execute_claimed(
+@dataclass(frozen=True)
+class Ending:
+    """How a handler call ended, ready for ``runs.finish``."""
+
+    status: str
+    outcome: str | None = None
+    result: dict | None = None
+    summary: str | None = None
+    error: str | None = None
+
+    def record(self, store: Store, run_id: int) -> bool:
+        return runs.finish(
+            store,
+            run_id,
+            self.status,
+            outcome=self.outcome,
+            result=self.result,
+            summary=self.summary,
+            error=self.error,
+        )
+
+
+def call_handler(
     store: Store,
     claimed: runs.ClaimedRun,
     settings: Settings,
     *,
+    cancel_event: threading.Event,
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
     services: Any = None,
-) -> str:
-    """Run the handler of a claimed run and record how it ended; returns the final status."""
+) -> Ending:
+    """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = StoreJournal(store)
-    cancel_event = threading.Event()
-    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
-    beat.start()
     status, outcome, result, summary, error = FAILED, None, None, None, None
     collected: list[str] = []
     try:
@@ -95,7 +116,7 @@ def execute_claimed(
             dry_run=claimed.dry_run or bool(flags.get("dry_run", False)),
             confirm=claimed.confirm,
             deadline=claimed.deadline_at,
-            targets=Inventory(load_targets(store), secrets=collected),
+            targets=Inventory(loader=lambda: load_targets(store), secrets=collected),
             clock=clock or Clock(),
             data_dir=settings.resolved_data_dir,
             services=services,
@@ -129,8 +150,6 @@ def execute_claimed(
             journal.event(claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)})
         except Exception:
             log.exception("could not record the exception of run %s", claimed.id)
-    finally:
-        beat.stop()
     if result is not None and collected:
         from upkeep.engine.context import _scrub_data
 
@@ -139,8 +158,30 @@ def execute_claimed(
         error = secret_refs.scrub(error, collected)
     if summary:
         summary = secret_refs.scrub(str(summary), collected)
-    runs.finish(store, claimed.id, status, outcome=outcome, result=result, summary=summary, error=error)
-    return status
+    return Ending(status, outcome, result, summary, error)
+
+
+def execute_claimed(
+    store: Store,
+    claimed: runs.ClaimedRun,
+    settings: Settings,
+    *,
+    registry: Registry = REGISTRY,
+    clock: Clock | None = None,
+    services: Any = None,
+) -> str:
+    """Run the handler of a claimed run, beating its heartbeat, and record how it ended."""
+    cancel_event = threading.Event()
+    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
+    beat.start()
+    try:
+        ending = call_handler(
+            store, claimed, settings, cancel_event=cancel_event, registry=registry, clock=clock, services=services
+        )
+    finally:
+        beat.stop()
+    ending.record(store, claimed.id)
+    return ending.status
 
 
 def execute_run(

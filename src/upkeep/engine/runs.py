@@ -9,6 +9,7 @@ can never both run the same run. Retries are new runs that point at the run they
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from upkeep.engine.journal import append_event, insert_event
+from upkeep.engine.journal import EVENTS_INSERT, append_event, event_row, insert_event
 from upkeep.store.db import Store
 from upkeep.store.models import (
     ACTIVE_STATUSES,
@@ -33,6 +35,7 @@ from upkeep.store.models import (
     Run,
     RunLock,
     ScheduledTask,
+    UTCDateTime,
 )
 
 HOSTNAME = socket.gethostname()
@@ -104,14 +107,15 @@ def run_values(
     )
 
 
-def insert_scheduled_runs(session: Session, rows: list[dict[str, Any]]) -> dict[tuple[int, datetime], int]:
+def insert_scheduled_runs(session: Session | Connection, rows: list[dict[str, Any]]) -> dict[tuple[int, datetime], int]:
     """Insert scheduled runs in one statement; a slot that already has its run is left alone.
 
     Returns the ids of the runs this call created, by (task id, slot).
     """
     if not rows:
         return {}
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    if bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
@@ -239,28 +243,100 @@ _FINISH_RETURNING = (
 )
 
 
+# The common claim: a run with no mutex locks and no cancel request. One conditional UPDATE takes
+# it and returns what the worker needs; anything else goes the careful way (``_claim_slow``).
+_CLAIM_COLUMNS = (
+    RUNS.c.id,
+    RUNS.c.task_id,
+    RUNS.c.task_name,
+    RUNS.c.task_type,
+    RUNS.c.requested_type,
+    RUNS.c.config,
+    RUNS.c.dry_run,
+    RUNS.c.confirm,
+    RUNS.c.attempt,
+    RUNS.c.timeout_seconds,
+    RUNS.c.parent_run_id,
+    RUNS.c.event_count,
+)
+_TS = UTCDateTime()
+_CLAIMABLE = RUNS.c.status.in_((PENDING, SUBMITTED))
+_CLAIM_VALUES = dict(
+    status=RUNNING,
+    started_at=sa.bindparam("now", type_=_TS),
+    heartbeat_at=sa.bindparam("now", type_=_TS),
+    worker=sa.bindparam("worker"),
+    worker_host=sa.bindparam("host"),
+    worker_pid=sa.bindparam("pid"),
+    worker_pgid=sa.bindparam("pgid"),
+    progress_message=None,
+    event_count=RUNS.c.event_count + 1,
+)
+_CLAIM_FAST = (
+    sa.update(RUNS)
+    .where(
+        RUNS.c.id == sa.bindparam("run_id"),
+        _CLAIMABLE,
+        RUNS.c.cancel_requested_at.is_(None),
+        sa.cast(RUNS.c.locks, sa.Text) == "[]",
+    )
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIM_COLUMNS)
+)
+_CLAIM_LOCKED = (
+    sa.update(RUNS)
+    .where(RUNS.c.id == sa.bindparam("run_id"), _CLAIMABLE)
+    .values(**_CLAIM_VALUES)
+    .returning(*_CLAIM_COLUMNS)
+)
+_SET_DEADLINE = (
+    sa.update(RUNS).where(RUNS.c.id == sa.bindparam("run_id")).values(deadline_at=sa.bindparam("deadline", type_=_TS))
+)
+
+
 def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_seconds: float = 2.0) -> ClaimedRun | None:
     """Move a run to running with one conditional UPDATE, taking its mutex locks.
 
     Returns None when someone else has the run (or it was cancelled) or a lock is busy (the run
     goes back to pending and tries again shortly; the history says which run holds the lock).
     """
-    with store.read() as s:  # read outside the write lock; the conditional UPDATE below decides
-        row = s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
-    if row is None or row.status not in (PENDING, SUBMITTED):
-        return None
     now = _now()
+    params = {
+        "run_id": run_id,
+        "now": now,
+        "worker": worker.label,
+        "host": worker.host,
+        "pid": worker.pid,
+        "pgid": worker.pgid,
+    }
+    with store.write_connection() as c:
+        row = c.execute(_CLAIM_FAST, params).first()
+        if row is not None:
+            return _started(c, row, worker, now)
+    return _claim_slow(store, params, lock_retry_seconds)
+
+
+def _claim_slow(store: Store, params: dict[str, Any], lock_retry_seconds: float) -> ClaimedRun | None:
+    """Claim a run that holds mutex locks or has a cancel request (or someone else's run)."""
+    run_id, now = params["run_id"], params["now"]
     with store.write() as s:
+        row = s.execute(
+            sa.select(RUNS.c.status, RUNS.c.cancel_requested_at, RUNS.c.locks, RUNS.c.progress_message).where(
+                RUNS.c.id == run_id
+            )
+        ).first()
+        if row is None or row.status not in (PENDING, SUBMITTED):
+            return None
         if row.cancel_requested_at is not None:
-            _finish_in_session(s, row.id, CANCELLED, None, None, "cancelled before it started", None, now)
+            _finish_in_session(s, run_id, CANCELLED, None, None, "cancelled before it started", None, now)
             return None
         if row.locks:
             try:
-                _take_locks(s, row.id, row.locks, now)
+                _take_locks(s, run_id, row.locks, now)
             except LockBusy as busy:
                 s.execute(
                     sa.update(RUNS)
-                    .where(RUNS.c.id == run_id, RUNS.c.status.in_((PENDING, SUBMITTED)))
+                    .where(RUNS.c.id == run_id, _CLAIMABLE)
                     .values(status=PENDING, due_at=now + timedelta(seconds=lock_retry_seconds), worker=None)
                 )
                 message = f"waiting for lock {busy.lock} held by run {busy.holder}"
@@ -268,55 +344,159 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
                     s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(progress_message=message))
                     append_event(s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder})
                 return None
-        deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
-        seq = s.execute(
-            sa.update(RUNS)
-            .where(RUNS.c.id == run_id, RUNS.c.status.in_((PENDING, SUBMITTED)))
-            .values(
-                status=RUNNING,
-                started_at=now,
-                heartbeat_at=now,
-                deadline_at=deadline,
-                worker=worker.label,
-                worker_host=worker.host,
-                worker_pid=worker.pid,
-                worker_pgid=worker.pgid,
-                progress_message=None,
-                event_count=RUNS.c.event_count + 1,
-            )
-            .returning(RUNS.c.event_count)
-        ).scalar()
-        if seq is None:
+        claimed = s.execute(_CLAIM_LOCKED, params).first()
+        if claimed is None:
             return None
-        note = f" (requested as alias {row.requested_type})" if row.requested_type else ""
-        insert_event(
-            s,
-            run_id,
-            seq,
-            "info",
-            "started",
-            f"attempt {row.attempt} of {row.task_type}{note} on {worker.label}",
-            {"worker": worker.label, "attempt": row.attempt, "alias": row.requested_type},
-            now,
+        worker = WorkerIdentity(host=params["host"], pid=params["pid"], pgid=params["pgid"])
+        return _started(s, claimed, worker, now)
+
+
+def _claimed_run(row: Any, now: datetime) -> ClaimedRun:
+    deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
+    return ClaimedRun(
+        id=row.id,
+        task_id=row.task_id,
+        task_name=row.task_name,
+        task_type=row.task_type,
+        requested_type=row.requested_type,
+        config=dict(row.config or {}),
+        dry_run=row.dry_run,
+        confirm=row.confirm,
+        attempt=row.attempt,
+        timeout_seconds=row.timeout_seconds,
+        started_at=now,
+        deadline_at=deadline,
+        parent_run_id=row.parent_run_id,
+    )
+
+
+def _started_event(row: Any, seq: int, worker: WorkerIdentity, now: datetime) -> dict[str, Any]:
+    note = f" (requested as alias {row.requested_type})" if row.requested_type else ""
+    return event_row(
+        row.id,
+        seq,
+        "info",
+        "started",
+        f"attempt {row.attempt} of {row.task_type}{note} on {worker.label}",
+        {"worker": worker.label, "attempt": row.attempt, "alias": row.requested_type},
+        now,
+    )
+
+
+def _started(c: Any, row: Any, worker: WorkerIdentity, now: datetime) -> ClaimedRun:
+    """Record the deadline and the ``started`` event of a run just claimed."""
+    claimed = _claimed_run(row, now)
+    if claimed.deadline_at is not None:
+        c.execute(_SET_DEADLINE, {"run_id": row.id, "deadline": claimed.deadline_at})
+    c.execute(EVENTS_INSERT, _started_event(row, row.event_count, worker, now))
+    return claimed
+
+
+# the batch claim of ``start_due_runs``: the sequence number and deadline come from the row read
+_START = (
+    sa.update(RUNS)
+    .where(RUNS.c.id == sa.bindparam("run_id"), RUNS.c.status == PENDING)
+    .values(
+        **_CLAIM_VALUES
+        | dict(
+            submitted_at=sa.bindparam("now", type_=_TS),
+            deadline_at=sa.bindparam("deadline", type_=_TS),
+            event_count=sa.bindparam("seq"),
         )
-        return ClaimedRun(
-            id=row.id,
-            task_id=row.task_id,
-            task_name=row.task_name,
-            task_type=row.task_type,
-            requested_type=row.requested_type,
-            config=dict(row.config or {}),
-            dry_run=row.dry_run,
-            confirm=row.confirm,
-            attempt=row.attempt,
-            timeout_seconds=row.timeout_seconds,
-            started_at=now,
-            deadline_at=deadline,
-            parent_run_id=row.parent_run_id,
-        )
+    )
+)
+
+
+def start_due_runs(
+    store: Store,
+    workers: list[WorkerIdentity],
+    *,
+    queues: list[str] | None,
+    dispatcher: str,
+    now: datetime | None = None,
+) -> list[ClaimedRun | Dispatched]:
+    """Hand the oldest due pending runs to idle workers, one run per worker, in one transaction.
+
+    A plain run (no mutex locks, no cancel request) is claimed here for its worker: running, with
+    the worker's pid and process group and its ``started`` event, so the worker only calls the
+    handler. A run with locks or a cancel request is only submitted (``Dispatched``): its worker
+    claims it with ``claim``, which owns the lock logic.
+    """
+    if not workers:
+        return []
+    now = now or _now()
+    columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
+    query = sa.select(*columns).where(RUNS.c.status == PENDING, RUNS.c.due_at <= now)
+    if queues:
+        query = query.where(RUNS.c.queue.in_(queues))
+    query = query.order_by(RUNS.c.due_at, RUNS.c.id).limit(len(workers))
+    if store.is_postgres:
+        query = query.with_for_update(skip_locked=True)
+    handed: list[ClaimedRun | Dispatched] = []
+    starts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    submitted: list[int] = []
+    with store.write_connection() as c:
+        for row, worker in zip(c.execute(query).all(), workers, strict=False):
+            if row.locks or row.cancel_requested_at is not None:
+                submitted.append(row.id)
+                handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
+                continue
+            claimed = _claimed_run(row, now)
+            seq = row.event_count + 1
+            starts.append(
+                {
+                    "run_id": row.id,
+                    "now": now,
+                    "deadline": claimed.deadline_at,
+                    "worker": worker.label,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "pgid": worker.pgid,
+                    "seq": seq,
+                }
+            )
+            events.append(_started_event(row, seq, worker, now))
+            handed.append(claimed)
+        if starts:
+            c.execute(_START, starts)
+            c.execute(EVENTS_INSERT, events)
+        if submitted:
+            c.execute(
+                sa.update(RUNS)
+                .where(RUNS.c.id.in_(submitted), RUNS.c.status == PENDING)
+                .values(status=SUBMITTED, submitted_at=now, worker=dispatcher)
+            )
+    return handed
+
+
+@dataclass(frozen=True)
+class Finish:
+    """One run's end, for ``finish_many``."""
+
+    run_id: int
+    status: str
+    outcome: str | None = None
+    result: dict | None = None
+    summary: str | None = None
+    error: str | None = None
+
+
+def finish_many(store: Store, endings: list[Finish]) -> list[bool]:
+    """``finish`` for several runs in one transaction (the embedded executor's batch of results)."""
+    if not endings:
+        return []
+    now = _now()
+    with store.write_connection() as c:
+        return [
+            _finish_in_session(c, e.run_id, e.status, e.outcome, e.result, e.summary, e.error, now, expect=(RUNNING,))
+            for e in endings
+        ]
 
 
 def _take_locks(s: Session, run_id: int, locks: list[str], now: datetime) -> None:
+    """Take every lock or none (a run waiting for one lock must not sit on the others)."""
+    take = []
     for name in sorted(set(locks)):
         holder = s.execute(sa.select(RunLock.run_id).where(RunLock.name == name)).scalar()
         if holder is not None and holder != run_id:
@@ -325,7 +505,8 @@ def _take_locks(s: Session, run_id: int, locks: list[str], now: datetime) -> Non
                 raise LockBusy(name, holder)
             s.execute(sa.delete(RunLock).where(RunLock.name == name))  # left by an ended run
         if holder != run_id:
-            s.add(RunLock(name=name, run_id=run_id, acquired_at=now))
+            take.append(name)
+    s.add_all(RunLock(name=name, run_id=run_id, acquired_at=now) for name in take)
     s.flush()
 
 
@@ -342,12 +523,25 @@ def finish(
 ) -> bool:
     """End a run (if it is still in one of ``expect``), release its locks, schedule a retry."""
     now = _now()
-    with store.write() as s:
-        return _finish_in_session(s, run_id, status, outcome, result, summary, error, now, expect=expect)
+    with store.write_connection() as c:
+        return _finish_in_session(c, run_id, status, outcome, result, summary, error, now, expect=expect)
+
+
+@functools.cache
+def _finish_statement(fields: frozenset[str], expect: tuple[str, ...]) -> sa.Update:
+    """The finishing UPDATE for one combination of set fields (built once, compiled once)."""
+    values: dict[str, Any] = {name: sa.bindparam(name, type_=RUNS.c[name].type) for name in fields}
+    values["event_count"] = RUNS.c.event_count + 1
+    return (
+        sa.update(RUNS)
+        .where(RUNS.c.id == sa.bindparam("run_id"), RUNS.c.status.in_(expect))
+        .values(**values)
+        .returning(*_FINISH_RETURNING)
+    )
 
 
 def _finish_in_session(
-    s: Session,
+    s: Session | Connection,
     run_id: int,
     status: str,
     outcome: str | None,
@@ -357,12 +551,7 @@ def _finish_in_session(
     now: datetime,
     expect: tuple[str, ...] = ACTIVE_STATUSES,
 ) -> bool:
-    values: dict[str, Any] = {
-        "status": status,
-        "finished_at": now,
-        "outcome": outcome,
-        "event_count": RUNS.c.event_count + 1,
-    }
+    values: dict[str, Any] = {"status": status, "finished_at": now, "outcome": outcome}
     if result is not None:
         values["result"] = result
     if summary is not None:
@@ -371,12 +560,7 @@ def _finish_in_session(
         values["error"] = error[:8000]
     if status == COMPLETED:
         values["progress"] = 1.0
-    run = s.execute(
-        sa.update(RUNS)
-        .where(RUNS.c.id == run_id, RUNS.c.status.in_(expect))
-        .values(**values)
-        .returning(*_FINISH_RETURNING)
-    ).first()
+    run = s.execute(_finish_statement(frozenset(values), tuple(expect)), {**values, "run_id": run_id}).first()
     if run is None:
         return False
     if run.locks and s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
@@ -400,7 +584,7 @@ def _finish_in_session(
     )
     retry_id = None
     if status in (FAILED, TIMED_OUT) and run.attempt <= run.max_retries and run.cancel_requested_at is None:
-        retry_id = _schedule_retry(s, s.get(Run, run_id), now)
+        retry_id = _schedule_retry(s, s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).one(), now)
     _update_task_summary(s, run, now, retrying=retry_id is not None)
     return True
 
@@ -410,8 +594,12 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
     return min(cap, base * (2 ** max(0, attempt - 1)))
 
 
-def _schedule_retry(s: Session, run: Run, now: datetime) -> int:
-    task = s.get(ScheduledTask, run.task_id) if run.task_id else None
+def _schedule_retry(s: Session | Connection, run: Any, now: datetime) -> int:
+    task = None
+    if run.task_id is not None:
+        task = s.execute(
+            sa.select(TASKS.c.retry_backoff_seconds, TASKS.c.retry_backoff_max_seconds).where(TASKS.c.id == run.task_id)
+        ).first()
     base = task.retry_backoff_seconds if task else 30.0
     cap = task.retry_backoff_max_seconds if task else 3600.0
     delay = backoff_seconds(run.attempt, base, cap)
@@ -437,7 +625,7 @@ def _schedule_retry(s: Session, run: Run, now: datetime) -> int:
         created_at=now,
         event_count=0,
     )
-    retry_id = s.execute(sa.insert(Run).values(**values).returning(Run.id)).scalar_one()
+    retry_id = s.execute(sa.insert(RUNS).values(**values).returning(RUNS.c.id)).scalar_one()
     append_event(
         s,
         run.id,
@@ -449,7 +637,15 @@ def _schedule_retry(s: Session, run: Run, now: datetime) -> int:
     return retry_id
 
 
-def _update_task_summary(s: Session, run: Any, now: datetime, *, retrying: bool) -> None:
+@functools.cache
+def _task_summary_statement(fields: frozenset[str], count_failure: bool) -> sa.Update:
+    values: dict[str, Any] = {name: sa.bindparam(name, type_=TASKS.c[name].type) for name in fields}
+    if count_failure:
+        values["consecutive_failures"] = TASKS.c.consecutive_failures + 1
+    return sa.update(TASKS).where(TASKS.c.id == sa.bindparam("task_id")).values(**values)
+
+
+def _update_task_summary(s: Session | Connection, run: Any, now: datetime, *, retrying: bool) -> None:
     if run.task_id is None or run.status == SKIPPED or run.origin == "procedure":
         return
     values: dict[str, Any] = {
@@ -463,9 +659,9 @@ def _update_task_summary(s: Session, run: Any, now: datetime, *, retrying: bool)
         values["consecutive_failures"] = 0
         if run.outcome in (None, "ok", "warning"):
             values["last_success_at"] = now
-    elif run.status in (FAILED, TIMED_OUT) and not retrying:
-        values["consecutive_failures"] = TASKS.c.consecutive_failures + 1
-    s.execute(sa.update(TASKS).where(TASKS.c.id == run.task_id).values(**values))
+    count_failure = run.status in (FAILED, TIMED_OUT) and not retrying
+    statement = _task_summary_statement(frozenset(values), count_failure)
+    s.execute(statement, {**values, "task_id": run.task_id})
 
 
 def request_cancel(store: Store, run_id: int) -> str | None:
@@ -505,6 +701,12 @@ def heartbeat(store: Store, run_id: int) -> bool:
     with store.write() as s:
         s.execute(sa.update(Run).where(Run.id == run_id, Run.status == RUNNING).values(heartbeat_at=_now()))
         return s.execute(sa.select(Run.cancel_requested_at).where(Run.id == run_id)).scalar() is not None
+
+
+def beat(store: Store, run_ids: list[int]) -> None:
+    """Heartbeat several running runs at once (the embedded supervisor beats for its workers)."""
+    with store.write_connection() as c:
+        c.execute(sa.update(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.status == RUNNING).values(heartbeat_at=_now()))
 
 
 def release_submitted(store: Store, run_id: int) -> bool:

@@ -315,9 +315,7 @@ def _parse_duration(argument: str, text: str) -> timedelta:
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
     every = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if every < timedelta(seconds=1):
-        raise ScheduleError(
-            f"invalid schedule {text!r}: the @every period must be at least 1s, e.g. @every 10m"
-        )
+        raise ScheduleError(f"invalid schedule {text!r}: the @every period must be at least 1s, e.g. @every 10m")
     return every
 
 

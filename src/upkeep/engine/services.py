@@ -47,15 +47,11 @@ class EngineServices:
                 ).scalars()
             )
             remaining = s.execute(
-                sa.select(sa.func.count(Run.id)).where(
-                    Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff
-                )
+                sa.select(sa.func.count(Run.id)).where(Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff)
             ).scalar_one() - len(ids)
             events = 0
             if ids:
-                events = s.execute(
-                    sa.select(sa.func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids))
-                ).scalar_one()
+                events = s.execute(sa.select(sa.func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids))).scalar_one()
             if ids and not dry_run:
                 s.execute(sa.delete(RunEvent).where(RunEvent.run_id.in_(ids)))
                 # never a non-terminal run, even if it changed since the select
@@ -76,9 +72,7 @@ class EngineServices:
         with self.store.read() as s:
             by_status = dict(
                 s.execute(
-                    sa.select(Run.status, sa.func.count(Run.id))
-                    .where(Run.created_at >= since)
-                    .group_by(Run.status)
+                    sa.select(Run.status, sa.func.count(Run.id)).where(Run.created_at >= since).group_by(Run.status)
                 ).all()
             )
             depth = dict(
@@ -88,9 +82,7 @@ class EngineServices:
                     .group_by(Run.status)
                 ).all()
             )
-            active = s.execute(
-                sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))
-            ).scalar_one()
+            active = s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar_one()
             failing = [
                 {"name": n, "status": st, "outcome": o, "consecutive_failures": c}
                 for n, st, o, c in s.execute(
@@ -142,9 +134,9 @@ class EngineServices:
 
     def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
         """Finished runs in a period (for reports and performance reviews)."""
-        query = sa.select(
-            Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at
-        ).where(Run.finished_at >= since)
+        query = sa.select(Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at).where(
+            Run.finished_at >= since
+        )
         if until:
             query = query.where(Run.finished_at < until)
         with self.store.read() as s:
@@ -177,16 +169,23 @@ class EngineServices:
             loaded = load_config(path)
             validate_tasks(loaded, self.registry)
         except UserError as exc:
-            return [{"severity": "critical", "check": "upkeep_config", "line": None, "key": None,
-                     "message": str(exc)}]
+            return [{"severity": "critical", "check": "upkeep_config", "line": None, "key": None, "message": str(exc)}]
         data = loaded.model.model_dump(mode="python")
         found: list[str] = []
         for section in ("server", "targets", "channels"):
             found += plain_secret_warnings(data.get(section) or {}, section)
         for index, task in enumerate(data.get("tasks") or []):
             found += plain_secret_warnings(task, f"tasks[{index}]")
-        return [{"severity": "warning", "check": "plain_secret", "line": None, "key": where,
-                 "message": f"{path}: {where}: plain-text secret (write it as ${{env:NAME}})"} for where in found]
+        return [
+            {
+                "severity": "warning",
+                "check": "plain_secret",
+                "line": None,
+                "key": where,
+                "message": f"{path}: {where}: plain-text secret (write it as ${{env:NAME}})",
+            }
+            for where in found
+        ]
 
     def send_to_channel(self, name: str, title: str, body: str, notify_type: str = "info") -> None:
         """Send one message to a named alert channel (``DeliveryFailed``/``NotFound`` when it cannot)."""

@@ -112,9 +112,7 @@ def validate_task(data: dict[str, Any], registry: Registry = REGISTRY, where: st
     except ValidationError as exc:
         name = data.get("name") if isinstance(data, dict) else None
         label = f"{where} {name!r}" if name else where
-        raise ConfigError(
-            f"invalid {label}: {format_validation_error(exc, prefix='')}".replace(": .", ": ")
-        ) from None
+        raise ConfigError(f"invalid {label}: {format_validation_error(exc, prefix='')}".replace(": .", ": ")) from None
     handler, _alias = registry.resolve(spec.type)
     try:
         parse_schedule(spec.schedule, spec.timezone, spec.schedule_anchor)

@@ -65,9 +65,7 @@ class Notifier:
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
         if store is not None and store.is_postgres:
-            self._listener = threading.Thread(
-                target=self._listen, args=(store,), daemon=True, name="pg-listen"
-            )
+            self._listener = threading.Thread(target=self._listen, args=(store,), daemon=True, name="pg-listen")
             self._listener.start()
 
     def fileno(self) -> int:

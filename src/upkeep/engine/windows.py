@@ -119,9 +119,7 @@ def parse_window(text: str) -> Window:
     normalised = " ".join((text or "").split())
 
     def fail(problem: str) -> UserError:
-        return UserError(
-            f"invalid maintenance window {normalised!r}: {problem} ({WINDOW_FORMAT})", field="window"
-        )
+        return UserError(f"invalid maintenance window {normalised!r}: {problem} ({WINDOW_FORMAT})", field="window")
 
     parts = normalised.split(" ")
     if len(parts) not in (2, 3):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -125,6 +125,18 @@ class Store:
         """A write transaction: committed on success, rolled back on error."""
         with self._write_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection: for the run hot path, where a Session's
+        bookkeeping costs more than the statements (Core statements only)."""
+        with self.write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:
