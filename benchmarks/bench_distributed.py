@@ -102,6 +102,55 @@ def _throughput(store, env, workdir, *, celery: bool) -> float:
     return RUNS / elapsed
 
 
+BARE_CELERY_APP = """
+import redis
+from celery import Celery
+
+app = Celery("bare", broker="{broker}")
+app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, task_ignore_result=True,
+                worker_hijack_root_logger=False, worker_send_task_events=False)
+counter = redis.Redis.from_url("{counter}")
+
+
+@app.task(name="bare.noop")
+def noop():
+    counter.incr("done")
+"""
+
+
+def _bare_celery(broker_url: str, workdir: str) -> float:
+    """The floor: tasks/s of a Celery task that only increments a Redis counter, with upkeep's
+    Celery settings (acks_late, prefetch 1) and the same 3 single-process workers."""
+    import redis as redis_lib
+
+    counter = broker_url.rsplit("/", 1)[0] + "/14"
+    Path(workdir, "bare_app.py").write_text(BARE_CELERY_APP.format(broker=broker_url, counter=counter))
+    env = {**os.environ, "PYTHONPATH": workdir}
+    argv = [sys.executable, "-m", "celery", "-A", "bare_app", "worker", "--pool=prefork", "--concurrency=1"]
+    argv += ["--without-gossip", "--without-mingle", "--loglevel=WARNING"]
+    log = open(Path(workdir) / "bare.log", "ab")  # noqa: SIM115
+    procs = [
+        subprocess.Popen([*argv, "-n", f"bare{i}@%h"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+        for i in range(3)
+    ]
+    sys.path.insert(0, workdir)
+    try:
+        from bare_app import app
+
+        done = redis_lib.Redis.from_url(counter)
+        done.delete("done")
+        time.sleep(8)
+        begin = time.monotonic()
+        for _ in range(RUNS):
+            app.send_task("bare.noop")
+        while int(done.get("done") or 0) < RUNS and time.monotonic() - begin < 300:
+            time.sleep(0.02)
+        return RUNS / (time.monotonic() - begin)
+    finally:
+        sys.path.remove(workdir)
+        _stop(procs)
+
+
 def _latency(store, env, workdir, *, celery: bool) -> dict:
     import sqlalchemy as sa
 
@@ -157,6 +206,12 @@ def main() -> None:
             results[("Celery over Redis, PostgreSQL", "throughput")],
         )
         print(f"throughput ratio Celery/embedded: {cel / emb:.2f}x")
+        with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
+            bare = _bare_celery(redis.url, workdir)
+        print(
+            f"baseline: bare Celery no-op task (no store), same settings and workers: {bare:.0f} tasks/s; "
+            f"upkeep's Celery runs reach {cel / bare:.2f}x of it"
+        )
     finally:
         redis.remove()
         pg.remove()

@@ -163,28 +163,18 @@ class CeleryDispatcher:
         self.notifier.close()
 
     def dispatch_once(self) -> int:
-        import sqlalchemy as sa
-
-        from upkeep.store.models import Run
-
-        ids = runs.dispatch_due(self.store, limit=200, queues=None, worker=self.label)
-        if not ids:
-            return 0
-        with self.store.read() as s:
-            rows = dict(s.execute(sa.select(Run.id, Run.queue).where(Run.id.in_(ids))).all())
-            timeouts = dict(s.execute(sa.select(Run.id, Run.timeout_seconds).where(Run.id.in_(ids))).all())
+        due = runs.dispatch_due_runs(self.store, limit=200, queues=None, worker=self.label)
         sent = 0
-        for run_id in ids:
-            timeout = timeouts.get(run_id)
-            options = {"queue": rows.get(run_id) or "default", "task_id": f"run-{run_id}-{time.time_ns()}"}
-            if timeout:
-                options["time_limit"] = timeout + 30  # backstop; the watchdog ends the run at the deadline
+        for run in due:
+            options = {"queue": run.queue or "default", "task_id": f"run-{run.id}-{time.time_ns()}"}
+            if run.timeout_seconds:
+                options["time_limit"] = run.timeout_seconds + 30  # backstop; the watchdog ends the run
             try:
-                self.app.send_task(TASK_NAME, args=[run_id], **options)
+                self.app.send_task(TASK_NAME, args=[run.id], **options)
                 sent += 1
             except Exception as exc:
-                log.warning("could not publish run %s (%s); it goes back to pending", run_id, exc)
-                runs.release_submitted(self.store, run_id)
+                log.warning("could not publish run %s (%s); it goes back to pending", run.id, exc)
+                runs.release_submitted(self.store, run.id)
                 self._stop.wait(1.0)
         return sent
 
@@ -212,11 +202,13 @@ def revoke(settings: Settings, run_id: int) -> None:
 def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
     """``upkeep worker`` in Celery mode: a Celery worker plus an instance heartbeat in the store."""
     from upkeep.clock import utcnow
+    from upkeep.engine.registry import REGISTRY
     from upkeep.engine.scheduler import record_instance
 
     app = make_celery(settings)
     store = Store(settings.resolved_database_url)
     store.check_connection()
+    REGISTRY.ensure_loaded()  # before the pool forks: children share the imports, the first run waits for none
     queue_list = queues or ["default"]
     instance = f"worker:{runs.HOSTNAME}:{os.getpid()}"
     stop = threading.Event()
