@@ -82,15 +82,20 @@ def serve(
         apply_file(settings, store, actor="serve", prune=False, dry_run=False, quiet=True)
     recover_on_start(store, settings)
     parts: list = []
-    if scheduler:
-        parts.append(Scheduler(store, settings))
     if worker:
         if settings.executor == "celery":
             log.warning("UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs")
         else:
-            parts.append(EmbeddedExecutor(settings, store))
-    for part in parts:
-        part.start()
+            executor = EmbeddedExecutor(settings, store)
+            executor.start()
+            parts.append(executor)
+            # the first slots should find workers ready, not wait for their start-up
+            if not executor.wait_ready(WORKERS_READY_SECONDS):
+                log.warning("workers not ready after %ss; starting the scheduler anyway", WORKERS_READY_SECONDS)
+    if scheduler:
+        for part in scheduler_parts(settings, store):  # the scheduler, the alerter, a Celery dispatcher
+            part.start()
+            parts.append(part)
     app = create_app(settings, store=store)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
     server = uvicorn.Server(config)
@@ -99,6 +104,9 @@ def serve(
     finally:
         for part in reversed(parts):
             part.stop()
+
+
+WORKERS_READY_SECONDS = 30.0
 
 
 def scheduler_parts(settings: Settings, store: Store) -> list:

@@ -344,3 +344,42 @@ def test_tasks_without_channels_use_default_channels_and_unknown_channels_are_sk
     notes = env.evaluate(datetime.now(UTC))
     assert [(n.task, n.channel, n.status) for n in notes] == [("no-channels", "hook", "sent")]
     assert pending(env.store) == []
+
+
+def test_upkeep_serve_alone_delivers_a_failure_alert(tmp_path, http):
+    """The embedded default is one process: `upkeep serve` must run the alerter too."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from support.servers import free_port, wait_for_port
+
+    config = tmp_path / "upkeep.yaml"
+    config.write_text(
+        f"channels:\n  hook: {{url: 'json://127.0.0.1:{http.port}/serve-hook', timeout: 10}}\n"
+        "tasks:\n  - {name: broken, type: debug.fail, config: {fail_attempts: 9}, notify: {channels: [hook]}}\n"
+    )
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "UPKEEP_CONFIG": str(config)}
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upkeep.cli.main", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, 60)
+        settings = Settings(config=config)
+        store = Store(settings.resolved_database_url)
+        Upkeep(settings, store).trigger("broken", actor="test")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r.path == "/serve-hook" for r in http.requests):
+            time.sleep(0.1)
+        hooks = [r.json() for r in http.requests if r.path == "/serve-hook"]
+        assert [h["title"] for h in hooks] == ["[upkeep] CRITICAL broken: failed"], (tmp_path / "serve.log").read_text()
+        store.dispose()
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -176,6 +176,15 @@ class EmbeddedExecutor:
         self._thread = threading.Thread(target=self._loop, name="executor", daemon=True)
         self._thread.start()
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until every worker process has started (imported the handlers); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not all(slot.ready for slot in self._slots):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.notifier.wake()
