@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from upkeep import secrets as secret_refs
@@ -61,28 +60,6 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
 
-@dataclass(frozen=True)
-class Ending:
-    """How a handler call ended, ready for ``runs.finish``."""
-
-    status: str
-    outcome: str | None = None
-    result: dict | None = None
-    summary: str | None = None
-    error: str | None = None
-
-    def record(self, store: Store, run_id: int) -> bool:
-        return runs.finish(
-            store,
-            run_id,
-            self.status,
-            outcome=self.outcome,
-            result=self.result,
-            summary=self.summary,
-            error=self.error,
-        )
-
-
 def call_handler(
     store: Store,
     claimed: runs.ClaimedRun,
@@ -92,7 +69,7 @@ def call_handler(
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
     services: Any = None,
-) -> Ending:
+) -> runs.Finish:
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = StoreJournal(store)
     status, outcome, result, summary, error = FAILED, None, None, None, None
@@ -158,7 +135,7 @@ def call_handler(
         error = secret_refs.scrub(error, collected)
     if summary:
         summary = secret_refs.scrub(str(summary), collected)
-    return Ending(status, outcome, result, summary, error)
+    return runs.Finish(claimed.id, status, outcome, result, summary, error)
 
 
 def execute_claimed(
@@ -180,7 +157,7 @@ def execute_claimed(
         )
     finally:
         beat.stop()
-    ending.record(store, claimed.id)
+    runs.finish_many(store, [ending])
     return ending.status
 
 

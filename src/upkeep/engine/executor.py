@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -54,7 +53,7 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
-    handler, send the ``Ending`` back), ``("run", run_id)`` (claim it here, execute and record it),
+    handler, send its ``runs.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
     ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
     them, so a cancel reaches a handler that is still running.
     """
@@ -63,7 +62,7 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from upkeep.engine.execute import Ending, call_handler, execute_run
+    from upkeep.engine.execute import call_handler, execute_run
     from upkeep.engine.registry import REGISTRY
 
     settings = Settings.model_validate_json(settings_json)
@@ -106,7 +105,7 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
         except Exception as exc:  # the store went away: report and let the reaper recover the run
             log.exception("run %s could not be executed", run_id)
             if kind == "claimed":
-                reply = ("ended", run_id, Ending(FAILED, error=f"{type(exc).__name__}: {exc}"))
+                reply = ("ended", run_id, runs.Finish(run_id, FAILED, error=f"{type(exc).__name__}: {exc}"))
             else:
                 reply = ("done", run_id, f"error: {exc}")
         finally:
@@ -332,8 +331,7 @@ class EmbeddedExecutor:
                     slot.ready = True
                 elif message[0] in ("ended", "done"):
                     if message[0] == "ended":
-                        ending = message[2]
-                        endings.append(runs.Finish(message[1], **dataclasses.asdict(ending)))
+                        endings.append(message[2])
                     slot.free()
         if endings:
             runs.finish_many(self.store, endings)  # one transaction for every result of this wake-up

@@ -39,6 +39,8 @@ from upkeep.store.models import (
 )
 
 HOSTNAME = socket.gethostname()
+RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
+TASKS = ScheduledTask.__table__
 
 
 def _now() -> datetime:
@@ -166,24 +168,29 @@ def dispatch_due_runs(
     on SQLite the write transaction is ``BEGIN IMMEDIATE``.
     """
     now = now or _now()
-    table = Run.__table__
-    with store.write() as s:
-        query = sa.select(table.c.id, table.c.queue, table.c.timeout_seconds).where(
-            table.c.status == PENDING, table.c.due_at <= now
-        )
-        if queues:
-            query = query.where(table.c.queue.in_(queues))
-        query = query.order_by(table.c.due_at, table.c.id).limit(limit)
-        if store.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = [Dispatched(*row) for row in s.execute(query)]
+    with store.write_connection() as c:
+        query = _due_pending(store, (RUNS.c.id, RUNS.c.queue, RUNS.c.timeout_seconds), limit, queues, now)
+        rows = [Dispatched(*row) for row in c.execute(query)]
         if rows:
-            s.execute(
-                sa.update(table)
-                .where(table.c.id.in_([r.id for r in rows]), table.c.status == PENDING)
-                .values(status=SUBMITTED, submitted_at=now, worker=worker)
-            )
+            _mark_submitted(c, [r.id for r in rows], worker, now)
         return rows
+
+
+def _due_pending(store: Store, columns: tuple, limit: int, queues: list[str] | None, now: datetime) -> sa.Select:
+    """The oldest due pending runs (of ``queues``); locked against other dispatchers on PostgreSQL."""
+    query = sa.select(*columns).where(RUNS.c.status == PENDING, RUNS.c.due_at <= now)
+    if queues:
+        query = query.where(RUNS.c.queue.in_(queues))
+    query = query.order_by(RUNS.c.due_at, RUNS.c.id).limit(limit)
+    return query.with_for_update(skip_locked=True) if store.is_postgres else query
+
+
+def _mark_submitted(c: Connection, run_ids: list[int], dispatcher: str, now: datetime) -> None:
+    c.execute(
+        sa.update(RUNS)
+        .where(RUNS.c.id.in_(run_ids), RUNS.c.status == PENDING)
+        .values(status=SUBMITTED, submitted_at=now, worker=dispatcher)
+    )
 
 
 def dispatch_due(
@@ -225,8 +232,6 @@ class LockBusy(Exception):
         self.holder = holder
 
 
-RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
-TASKS = ScheduledTask.__table__
 # columns a finished run needs for retries, task summaries and lock release, returned by its UPDATE
 _FINISH_RETURNING = (
     RUNS.c.event_count,
@@ -426,12 +431,7 @@ def start_due_runs(
         return []
     now = now or _now()
     columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
-    query = sa.select(*columns).where(RUNS.c.status == PENDING, RUNS.c.due_at <= now)
-    if queues:
-        query = query.where(RUNS.c.queue.in_(queues))
-    query = query.order_by(RUNS.c.due_at, RUNS.c.id).limit(len(workers))
-    if store.is_postgres:
-        query = query.with_for_update(skip_locked=True)
+    query = _due_pending(store, columns, len(workers), queues, now)
     handed: list[ClaimedRun | Dispatched] = []
     starts: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -462,11 +462,7 @@ def start_due_runs(
             c.execute(_START, starts)
             c.execute(EVENTS_INSERT, events)
         if submitted:
-            c.execute(
-                sa.update(RUNS)
-                .where(RUNS.c.id.in_(submitted), RUNS.c.status == PENDING)
-                .values(status=SUBMITTED, submitted_at=now, worker=dispatcher)
-            )
+            _mark_submitted(c, submitted, dispatcher, now)
     return handed
 
 
