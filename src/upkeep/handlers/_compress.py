@@ -19,7 +19,6 @@ size (and zstd's per-thread window), whatever the file's size.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import os
 import tempfile
@@ -29,8 +28,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
-
-import zstandard
 
 Method = Literal["gzip", "zstd"]
 METHODS: tuple[str, ...] = ("gzip", "zstd")
@@ -128,6 +125,8 @@ def _gzip_stream(reader: BinaryIO, out: BinaryIO, level: int) -> int:
 
 
 def _zstd_stream(reader: BinaryIO, out: BinaryIO, level: int, threads: int, size: int) -> int:
+    import zstandard  # here, not at module level: loading the handlers must not load it
+
     cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
     total = 0
     with cctx.stream_writer(out, size=size, closefd=False) as writer:
@@ -173,9 +172,13 @@ def open_decompressed(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary reader of ``path``'s content, decompressing ``.gz`` / ``.zst`` by suffix (streaming)."""
     method = method_of(path)
     if method == "gzip":
+        import gzip
+
         with gzip.open(path, "rb") as handle:
             yield handle  # type: ignore[misc]
     elif method == "zstd":
+        import zstandard
+
         with open(path, "rb") as raw:
             reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
             with io.BufferedReader(reader, BLOCK) as handle:  # type: ignore[arg-type]

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import psycopg
-from psycopg import conninfo as pg_conninfo
+from typing import TYPE_CHECKING, Any
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError, ConnectionFailed
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = [
     "ConnectionFailed",
@@ -118,6 +118,9 @@ def _params(target: dict | str, dbname: str | None) -> dict[str, Any]:
                 f"database URL {secret_refs.redact_url_password(url)!r} is not postgresql:// or sqlite:///",
                 hint="write it as postgresql://user:${env:PASSWORD}@host:port/dbname",
             )
+        import psycopg  # here, not at module level: loading the handlers must not load psycopg
+        from psycopg import conninfo as pg_conninfo
+
         try:
             params.update(pg_conninfo.conninfo_to_dict(url))
         except psycopg.ProgrammingError:
@@ -160,6 +163,8 @@ def connect(
     Raises ``ConnectionFailed`` with one message (no password) when the server is unreachable,
     the password is wrong, the database does not exist or the role may not log in.
     """
+    import psycopg
+
     params = _params(target, dbname)
     params["connect_timeout"] = str(max(1, int(round(connect_timeout))))
     password = params.get("password") or ""

@@ -22,13 +22,15 @@ Bloat method (``bloat_method``):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import psycopg
 from pydantic import Field
 
 from upkeep.engine.registry import HandlerConfig
 from upkeep.handlers._pg_maint import LOCKED_CTE, has_extension, safe_size
+
+if TYPE_CHECKING:
+    import psycopg
 
 GIB = 1024**3
 MIB = 1024**2
@@ -272,6 +274,8 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
 
 def inspect_database(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, Any]:
     """Everything the inspection checks inside the database ``conn`` is connected to."""
+    import psycopg
+
     db = conn.info.dbname
     findings: list[dict] = []
     conn.execute("SELECT pg_stat_clear_snapshot()")

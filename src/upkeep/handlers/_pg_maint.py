@@ -11,10 +11,11 @@ import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
 
 LEFTOVER_RE = re.compile(r"_cc(new|old)[0-9]*$")
 _USER_SCHEMAS = (
@@ -149,6 +150,8 @@ def table_stats(conn: psycopg.Connection, oid: int) -> dict[str, Any]:
 def vacuum_statement(
     schema: str, name: str, *, full: bool, analyze: bool, verbose: bool, only_analyze: bool = False
 ) -> sql.Composed:
+    from psycopg import sql
+
     options = [o for o, on in (("FULL", full), ("ANALYZE", analyze), ("VERBOSE", verbose)) if on]
     if only_analyze:
         options = ["VERBOSE"] if verbose else []

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import psycopg
-from psycopg import sql
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
@@ -42,6 +40,10 @@ from upkeep.handlers import _pg_maint as maint
 from upkeep.handlers import _sqlite_maint as lite
 from upkeep.handlers._pg import connect, describe, is_sqlite, list_databases, sqlite_path, target_from_ctx
 from upkeep.handlers._pg_inspect import InspectThresholds, inspect_database, inspect_server
+
+if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
+    import psycopg
+    from psycopg import sql
 
 __all__ = ["InspectThresholds", "inspect_database", "inspect_server"]
 
@@ -227,6 +229,8 @@ def _bad_setting(exc: psycopg.Error, config: Any) -> ConfigError:
 
 
 def _session(conn: psycopg.Connection, config: Any) -> None:
+    import psycopg
+
     try:
         maint.set_timeouts(conn, config.lock_timeout, config.statement_timeout)
     except psycopg.errors.InvalidParameterValue as exc:
@@ -256,6 +260,8 @@ def _each_database(
 
 
 def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitioned: bool = False) -> dict:
+    import psycopg
+
     target = target_from_ctx(ctx, config.target)
     where = describe(target)
     findings: list[dict] = []
@@ -335,6 +341,8 @@ def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitione
 def _run_one(
     ctx: RunContext, conn: psycopg.Connection, db: str, t: dict, stmt, row: dict, findings: list[dict]
 ) -> dict:
+    import psycopg
+
     item = f"{db}:{t['table']}"
     with maint.notices(conn) as notes:
         try:
@@ -511,6 +519,9 @@ def _bloat_by_index(conn: psycopg.Connection, method: str) -> dict[str, dict]:
 
 
 def _drop_index(ctx: RunContext, conn: psycopg.Connection, db: str, ix: dict, why: str) -> dict:
+    import psycopg
+    from psycopg import sql
+
     name = sql.Identifier(ix["schema"], ix["name"])
     entry = {"database": db, "index": ix["index"], "table": ix["table"], "bytes": ix["bytes"], "reason": why}
     if ctx.dry_run:
@@ -535,6 +546,9 @@ def _drop_index(ctx: RunContext, conn: psycopg.Connection, db: str, ix: dict, wh
 def _reindex_one(
     ctx: RunContext, conn: psycopg.Connection, db: str, ix: dict, config: ReindexConfig, dropped: list[dict]
 ) -> dict:
+    import psycopg
+    from psycopg import sql
+
     entry = {"database": db, "index": ix["index"], "table": ix["table"], "bytes_before": ix["bytes"]}
     word = "REINDEX INDEX CONCURRENTLY" if config.concurrently else "REINDEX INDEX"
     if ctx.dry_run:
@@ -878,6 +892,8 @@ def _sessions(conn: psycopg.Connection) -> list[dict]:
 def terminate_sessions(ctx: RunContext, config: TerminateConfig) -> dict:
     """Emergency runbook: end long-running queries, sessions idle in a transaction and old idle sessions,
     sparing upkeep's own session, replication, backups and (unless told) superusers."""
+    import psycopg
+
     target = target_from_ctx(ctx, config.target)
     if is_sqlite(target):
         raise ConfigError(

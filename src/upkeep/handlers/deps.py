@@ -28,7 +28,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from packaging.version import InvalidVersion, Version
 from pydantic import Field
 
 from upkeep.engine.context import CommandFailed, RunContext
@@ -60,6 +59,8 @@ class DepsCheckConfig(HandlerConfig):
 
 
 def _release(version: str) -> tuple[int, ...] | None:
+    from packaging.version import InvalidVersion, Version  # on use: loading the handlers must not load it
+
     try:
         return Version(version).release
     except InvalidVersion:

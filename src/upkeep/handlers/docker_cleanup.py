@@ -24,9 +24,8 @@ import json
 import os
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, field_validator
 
 from upkeep.engine.context import RunContext
@@ -35,6 +34,9 @@ from upkeep.errors import ConfigError, ConnectionFailed, UserError
 
 from ._checks.base import human_bytes
 from ._checks.docker import DEFAULT_HOST, Engine
+
+if TYPE_CHECKING:  # httpx is imported where it is used: loading the handlers must not load it
+    import httpx
 
 DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(d|h|m|s)")
 UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -235,6 +237,8 @@ async def _cleanup(host: str, config: DockerCleanupConfig, now: datetime, dry_ru
 @handler("docker.cleanup", config=DockerCleanupConfig, aliases=["docker.prune"], destructive=True)
 def docker_cleanup(ctx: RunContext, config: DockerCleanupConfig) -> dict:
     """Remove stopped containers, dangling images, unused networks and build cache; never unlisted volumes."""
+    import httpx
+
     host = config.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     try:
         result = asyncio.run(_cleanup(host, config, ctx.now(), ctx.dry_run))

@@ -23,9 +23,6 @@ import hashlib
 import os
 import struct
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from upkeep.errors import ConfigError
 
 MAGIC = b"UPKEEPENC1"
@@ -82,6 +79,8 @@ class Encryptor:
     """Streaming encryptor: ``update(data)`` and ``finalize()`` return ciphertext bytes to write."""
 
     def __init__(self, key: bytes, chunk_size: int = DEFAULT_CHUNK):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # not at import time (memory)
+
         self._aead = AESGCM(key)
         self._chunk = chunk_size
         self.header = MAGIC + key_id(key).encode() + os.urandom(8) + struct.pack(">I", chunk_size)
@@ -122,6 +121,8 @@ class Decryptor:
     """Streaming decryptor, the inverse of ``Encryptor``; raises ``DecryptionError``."""
 
     def __init__(self, key: bytes):
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._aead = AESGCM(key)
         self._key_id = key_id(key)
         self._buf = bytearray()
@@ -157,6 +158,8 @@ class Decryptor:
     def _open(self, sealed: bytes) -> bytes:
         if self._done:
             raise DecryptionError("data after the final chunk")
+        from cryptography.exceptions import InvalidTag
+
         nonce = self._prefix + struct.pack(">I", self._index)
         assert self._header is not None
         for final in (0, 1):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import tarfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import UserError
 from upkeep.handlers._backup.checks import check, compare_counts
+
+if TYPE_CHECKING:  # tarfile is imported where it is used: loading the handlers need not load it
+    import tarfile
 
 
 def _inside(path: Path, roots: Iterable[Path]) -> bool:
@@ -32,6 +34,8 @@ def layout(config) -> tuple[str, str]:
 
 
 def create(ctx, source, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+    import tarfile
+
     paths = [Path(p) for p in (source.spec.get("paths") or [source.spec["path"]])]
     patterns = list(source.spec.get("excludes") or []) + list(config.excludes)
     for p in paths:
@@ -96,6 +100,8 @@ def _add_tree(ctx, tar: tarfile.TarFile, root: Path, arcroot: str, patterns: lis
 
 def tar_directory(ctx, directory: Path, writer) -> None:
     """Archive a directory (a pg_dump -Fd dump) into ``writer`` with names relative to it."""
+    import tarfile
+
     with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for entry in sorted(directory.iterdir()):
             ctx.check_cancelled()
@@ -103,12 +109,16 @@ def tar_directory(ctx, directory: Path, writer) -> None:
 
 
 def extract_tar(archive: Path, target: Path) -> None:
+    import tarfile
+
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive, "r:") as tar:
         tar.extractall(target, filter="data")
 
 
 def verify(ctx, entry: dict[str, Any], raw: Path) -> list[dict[str, Any]]:
+    import tarfile
+
     counts = {"entries": 0, "files": 0, "bytes": 0}
     try:
         with tarfile.open(raw, "r:") as tar:

@@ -16,16 +16,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from typing import TYPE_CHECKING, Any
 
 from upkeep import secrets as secret_refs
 from upkeep.engine.context import kill_tree
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers import _pg
+
+if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
+    import psycopg
+    from psycopg import sql
 
 LIBPQ_KEYS = {
     "host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "sslcert",
@@ -42,6 +42,9 @@ class PgTarget:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> PgTarget:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
         params: dict[str, Any] = {}
         url = spec.get("url") or spec.get("dsn")
         if url:
@@ -71,6 +74,8 @@ class PgTarget:
         return PgTarget(params={**self.params, "dbname": dbname}, password=self.password)
 
     def conninfo(self, dbname: str | None = None) -> str:
+        from psycopg.conninfo import make_conninfo
+
         params = dict(self.params)
         if dbname:
             params["dbname"] = dbname
@@ -235,6 +240,8 @@ class Table:
 
     @property
     def ident(self) -> sql.Composed:
+        from psycopg import sql
+
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
 
 
@@ -243,6 +250,8 @@ def list_tables(conn: psycopg.Connection) -> list[Table]:
 
 
 def count_rows(conn: psycopg.Connection, tables: list[Table]) -> dict[str, int]:
+    from psycopg import sql
+
     out = {}
     for t in tables:
         out[t.key] = int(conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(t.ident)).fetchone()[0])
@@ -251,6 +260,8 @@ def count_rows(conn: psycopg.Connection, tables: list[Table]) -> dict[str, int]:
 
 def checksum_query(t: Table) -> sql.Composed:
     """``md5(string_agg(t::text, '' ORDER BY <pk or the row text>))`` of one table."""
+    from psycopg import sql
+
     pk_order = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in t.pk or [])
     order = pk_order if t.pk else sql.SQL("t::text")
     return sql.SQL("SELECT md5(coalesce(string_agg(t::text, '' ORDER BY {}), '')) FROM ONLY {} t").format(
@@ -374,6 +385,8 @@ def database_size(conn: psycopg.Connection, name: str) -> int:
 
 
 def create_database(conn: psycopg.Connection, name: str) -> None:
+    from psycopg import sql
+
     conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
 
 
@@ -386,6 +399,8 @@ def terminate_connections(conn: psycopg.Connection, name: str) -> int:
 
 
 def drop_database(conn: psycopg.Connection, name: str) -> None:
+    from psycopg import sql
+
     if server_major(conn) >= 13:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     else:
@@ -422,6 +437,8 @@ def restore_list(ctx, tools: Tools, source: Path) -> int:
 
 def run_assertions(conn: psycopg.Connection, assertions: list[str]) -> list[dict[str, Any]]:
     """Each assertion is a query whose first column of the first row must be true."""
+    import psycopg
+
     results = []
     for query in assertions:
         try:

@@ -11,13 +11,14 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
-
-import redis as redis_lib
+from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 from upkeep.handlers._backup.checks import check
 from upkeep.handlers._backup.stream import fsync_dir, temp_name
+
+if TYPE_CHECKING:  # redis is imported where it is used: loading the handlers must not load it
+    import redis as redis_lib
 
 
 def layout(config) -> tuple[str, str]:
@@ -25,6 +26,8 @@ def layout(config) -> tuple[str, str]:
 
 
 def _client(spec: dict[str, Any]) -> redis_lib.Redis:
+    import redis as redis_lib
+
     url = spec.get("url") or f"redis://{spec.get('host', '127.0.0.1')}:{spec.get('port', 6379)}/0"
     client = redis_lib.Redis.from_url(str(url), socket_timeout=30, socket_connect_timeout=10)
     try:
@@ -39,6 +42,8 @@ def _client(spec: dict[str, Any]) -> redis_lib.Redis:
 
 
 def _bgsave(ctx, client: redis_lib.Redis, timeout: float) -> None:
+    import redis as redis_lib
+
     deadline = time.monotonic() + timeout
     for attempt in range(2):
         try:
@@ -64,6 +69,8 @@ def _wait_idle(ctx, client: redis_lib.Redis, deadline: float) -> None:
 
 
 def _rdb_path(client: redis_lib.Redis, spec: dict[str, Any], config) -> Path:
+    import redis as redis_lib
+
     configured = config.rdb_path or spec.get("rdb_path")
     if configured:
         return Path(configured)
@@ -77,6 +84,8 @@ def _rdb_path(client: redis_lib.Redis, spec: dict[str, Any], config) -> Path:
 
 
 def create(ctx, source, config, new_writer, work_dir: Path) -> dict[str, Any]:
+    import redis as redis_lib
+
     client = _client(source.spec)
     try:
         version = client.info("server").get("redis_version", "")

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from upkeep.handlers._backup.crypto import DecryptionError, Decryptor, Encryptor
 
 CHUNK = 1 << 20
@@ -58,6 +56,8 @@ class _Identity:
 def make_compressor(compression: str, level: int | None = None, threads: int = 0):
     level = DEFAULT_LEVELS[compression] if level is None else level
     if compression == "zstd":
+        import zstandard  # here, not at module level: loading the handlers must not load it
+
         return zstandard.ZstdCompressor(level=level, threads=threads).compressobj(size=-1)
     if compression == "gzip":
         return zlib.compressobj(level, zlib.DEFLATED, 31)
@@ -70,6 +70,8 @@ class _ZstdDecompressor:
     """Decompresses a stream of one or more zstd frames."""
 
     def __init__(self) -> None:
+        import zstandard
+
         self._ctx = zstandard.ZstdDecompressor()
         self._obj = self._ctx.decompressobj()
         self._in_frame = False
@@ -251,6 +253,8 @@ class ArtifactReader:
         return self._hash.hexdigest()
 
     def chunks(self, keep_going: bool = False) -> Iterator[bytes]:
+        import zstandard
+
         decompressor = make_decompressor(self.compression)
         decryptor = Decryptor(self._key) if self._key else None
         failed = False

@@ -17,7 +17,6 @@ import os
 import time
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from .base import CRITICAL, WARNING, CheckEnv, CheckResult, TargetBase, ms, worst
@@ -41,6 +40,8 @@ class Engine:
     """One Engine API endpoint: an httpx client and the container list, fetched once per run."""
 
     def __init__(self, host: str, timeout: float):
+        import httpx  # here, not at module level: loading the handlers must not load it
+
         self.host = host
         if host.startswith("unix://"):
             transport = httpx.AsyncHTTPTransport(uds=host[len("unix://"):])
@@ -123,6 +124,8 @@ def evaluate(info: dict[str, Any], wanted: str, name: str, previous: dict[str, A
 
 
 async def check(target: DockerTarget, env: CheckEnv) -> CheckResult:
+    import httpx
+
     name = target.name or target.default_name()
     wanted = target.container or name
     host = target.docker_host or env.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST

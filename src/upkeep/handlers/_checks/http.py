@@ -27,16 +27,18 @@ import re
 import ssl
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from upkeep.secrets import redact_url_password
 
 from . import jsonpath
 from .base import CRITICAL, OK, WARNING, CheckEnv, CheckResult, TargetBase, ms, threshold_status, worst
+
+if TYPE_CHECKING:  # aiohttp is imported where it is used: loading the handlers must not load it
+    import aiohttp
 
 BLOCKING = False
 _STATUS_RE = re.compile(r"^(?:(\d)xx|(\d{3})-(\d{3})|(\d{3}))$", re.I)
@@ -155,6 +157,8 @@ class HttpClients:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp
+
             connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
                 connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}
@@ -185,6 +189,8 @@ async def check(target: HttpTarget, env: CheckEnv) -> CheckResult:
 
 async def _fetch(target: HttpTarget, clients: HttpClients, timeout: float) -> tuple[int, bytes, str]:
     """``(status, body, charset)`` of one request."""
+    import aiohttp
+
     async with clients.session().request(
         target.method.upper(),
         target.url,
@@ -228,6 +234,8 @@ async def _read_not_after(host: str, port: int, clients: HttpClients, timeout: f
 
 
 async def _attempt(target: HttpTarget, env: CheckEnv, name: str) -> CheckResult:
+    import aiohttp
+
     timeout = env.timeout_for(target)
     shown_url = redact_url_password(target.url)
     started = time.perf_counter()
@@ -282,6 +290,8 @@ async def _attempt(target: HttpTarget, env: CheckEnv, name: str) -> CheckResult:
 
 
 def _connect_error(exc: BaseException, url: str) -> str:
+    import aiohttp
+
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         reason = getattr(exc.certificate_error, "verify_message", None) or str(exc.certificate_error)
         return (f"TLS verification failed for {url}: {reason} (set verify_tls: false to accept a self-signed "

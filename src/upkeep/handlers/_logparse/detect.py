@@ -5,14 +5,11 @@ Only the head of a file is read here (64 KiB after decompression); the full scan
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import zstandard
 
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_LINES = 200
@@ -79,6 +76,10 @@ def sniff_compression(head: bytes) -> str:
 
 
 def read_head(path: Path, compression: str) -> bytes:
+    import gzip
+
+    import zstandard  # here, not at module level: loading the handlers must not load it
+
     with open(path, "rb") as raw:
         if compression == "gzip":
             stream: io.BufferedIOBase | gzip.GzipFile = gzip.GzipFile(fileobj=raw)

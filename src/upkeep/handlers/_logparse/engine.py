@@ -23,12 +23,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from upkeep.handlers._logparse.detect import FileInfo
 from upkeep.handlers._logparse.levels import ERROR_LEVELS, error_level_literals, normalise_level
 from upkeep.handlers._logparse.sql import quote_literal, source_select
+
+if TYPE_CHECKING:  # duckdb is imported where it is used: loading the handlers must not load it
+    import duckdb
 
 BUCKETS = {0: "in_window", 1: "before_window", 2: "after_window", 3: "no_timestamp", 4: "malformed"}
 KEYS = ("b", "d", "lv", "sc", "em", "route", "e5", "dk")
@@ -167,6 +169,8 @@ def empty_result(options: AnalysisOptions) -> dict:
 
 def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
     """Aggregate the readable, non-empty files in ``infos`` (already inspected) into one result."""
+    import duckdb
+
     result = empty_result(options)
     groups: dict[tuple, list[FileInfo]] = defaultdict(list)
     for info in infos:
