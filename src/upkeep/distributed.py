@@ -27,12 +27,13 @@ from celery import Celery, signals
 
 from upkeep.engine import runs
 from upkeep.settings import Settings
-from upkeep.store.db import Store
+from upkeep.store.db import Store, once_more_if_disconnected
 from upkeep.store.models import CANCELLED, RUNNING, TIMED_OUT
 
 log = logging.getLogger(__name__)
 TASK_NAME = "upkeep.execute_run"
 VISIBILITY_TIMEOUT = 12 * 3600
+DISPATCH_BATCH = 200
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -123,7 +124,7 @@ def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
 
     store = _worker_store(settings)
     identity = runs.WorkerIdentity.current()
-    claimed = runs.claim(store, run_id, identity)
+    claimed = once_more_if_disconnected(lambda: runs.claim(store, run_id, identity))
     if claimed is None:
         return None  # redelivered, cancelled, or waiting for a lock (claim put it back to pending)
     watchdog = Watchdog(store, settings, run_id, claimed.deadline_at)
@@ -162,30 +163,28 @@ class CeleryDispatcher:
             self._thread.join(10)
         self.notifier.close()
 
-    def dispatch_once(self) -> int:
-        due = runs.dispatch_due_runs(self.store, limit=200, queues=None, worker=self.label)
-        sent = 0
-        for run in due:
+    def dispatch_once(self) -> runs.Handout:
+        """Publish the due runs; the handout says which were taken and when the next is due."""
+        handout = runs.dispatch_due_runs(self.store, limit=DISPATCH_BATCH, queues=None, worker=self.label)
+        for run in handout.items:
             options = {"queue": run.queue or "default", "task_id": f"run-{run.id}-{time.time_ns()}"}
             if run.timeout_seconds:
                 options["time_limit"] = run.timeout_seconds + 30  # backstop; the watchdog ends the run
             try:
                 self.app.send_task(TASK_NAME, args=[run.id], **options)
-                sent += 1
             except Exception as exc:
                 log.warning("could not publish run %s (%s); it goes back to pending", run.id, exc)
                 runs.release_submitted(self.store, run.id)
                 self._stop.wait(1.0)
-        return sent
+        return handout
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.dispatch_once()
-                due = runs.next_pending_due(self.store)
-                sleep = self.settings.scheduler_max_sleep_seconds
-                if due is not None:
-                    sleep = min(sleep, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+                handout = self.dispatch_once()
+                if len(handout.items) == DISPATCH_BATCH:
+                    continue  # more are due
+                sleep = handout.sleep_seconds(self.settings.scheduler_max_sleep_seconds)
                 if sleep > 0:
                     self.notifier.wait(sleep)
             except Exception:
@@ -200,15 +199,20 @@ def revoke(settings: Settings, run_id: int) -> None:
 
 
 def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
-    """``upkeep worker`` in Celery mode: a Celery worker plus an instance heartbeat in the store."""
+    """``upkeep worker`` in Celery mode: a Celery worker in a child process, started again when it
+    dies, plus an instance heartbeat in the store.
+
+    Celery gives up ("Unrecoverable error") on some broker reconnects: kombu's Redis transport
+    can lose its connection parameters while the broker restarts. The store keeps every run, so
+    a fresh Celery worker picks up where the dead one stopped.
+    """
+    import multiprocessing
+
     from upkeep.clock import utcnow
-    from upkeep.engine.registry import REGISTRY
     from upkeep.engine.scheduler import record_instance
 
-    app = make_celery(settings)
     store = Store(settings.resolved_database_url)
     store.check_connection()
-    REGISTRY.ensure_loaded()  # before the pool forks: children share the imports, the first run waits for none
     queue_list = queues or ["default"]
     instance = f"worker:{runs.HOSTNAME}:{os.getpid()}"
     stop = threading.Event()
@@ -220,17 +224,51 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
 
     record_instance(store, instance, "worker", utcnow(), queues=queue_list)
     threading.Thread(target=beat, daemon=True).start()
-    argv = [
-        "worker",
-        "--loglevel=INFO",
-        f"--queues={','.join(queue_list)}",
-        "--pool=prefork",
-        f"--concurrency={concurrency or settings.worker_processes}",
-        "--without-gossip",
-        "--without-mingle",
-        f"--hostname=upkeep-{os.getpid()}@{runs.HOSTNAME}",
-    ]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    context = multiprocessing.get_context("spawn")
+    backoff = 1.0
     try:
-        app.worker_main(argv)
+        while not stop.is_set():
+            child = context.Process(
+                target=_celery_worker_main,
+                args=(settings.model_dump_json(), queue_list, concurrency or settings.worker_processes, os.getpid()),
+                name="upkeep-celery-worker",
+            )
+            started = time.monotonic()
+            child.start()
+            while child.is_alive() and not stop.is_set():
+                child.join(0.5)
+            if stop.is_set():
+                if child.is_alive():
+                    os.kill(child.pid, signal.SIGTERM)  # Celery's warm shutdown: running tasks finish
+                child.join()
+                break
+            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
+            log.error("the Celery worker exited (exit code %s); starting a new one in %gs", child.exitcode, backoff)
+            stop.wait(backoff)
     finally:
         stop.set()
+        store.dispose()
+
+
+def _celery_worker_main(settings_json: str, queue_list: list[str], concurrency: int, parent_pid: int) -> None:
+    from upkeep.engine.executor import die_with_parent
+    from upkeep.engine.registry import REGISTRY
+
+    die_with_parent(parent_pid)
+    settings = Settings.model_validate_json(settings_json)
+    app = make_celery(settings)
+    REGISTRY.ensure_loaded()  # before the pool forks: children share the imports, the first run waits for none
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel=INFO",
+            f"--queues={','.join(queue_list)}",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=upkeep-{os.getpid()}@{runs.HOSTNAME}",
+        ]
+    )

@@ -90,7 +90,12 @@ class Cluster:
                 return
             time.sleep(0.25)
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in self.tmp_path.glob("*.log"))
-        raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        active = [
+            f"run {r.id} {r.origin} {r.status} due {r.due_at:%H:%M:%S.%f} submitted {r.submitted_at} by {r.worker}"
+            for r in self.runs()
+            if r.status in ("pending", "submitted", "running")
+        ]
+        raise AssertionError(f"timed out waiting for {what}; still active:\n" + "\n".join(active[:20]) + f"\n{logs}")
 
     def stop_firing(self, names: list[str]) -> datetime:
         """Disable the tasks (no new slots); schedulers keep dispatching and reaping the backlog."""
@@ -220,5 +225,38 @@ def test_a_run_routed_to_a_queue_runs_only_on_the_worker_consuming_it(tmp_path, 
             assert runs_[run_id].status == "completed" and runs_[run_id].worker_pid in a_pids
         for run_id in ids[6:]:
             assert runs_[run_id].status == "completed" and runs_[run_id].worker_pid in other_pids
+    finally:
+        cluster.stop_all()
+
+
+def test_a_celery_worker_that_dies_is_started_again(tmp_path, pg_url, redis_server):
+    """Celery exits on some broker reconnect errors; ``upkeep worker`` starts a new one."""
+    import psutil
+
+    cluster = Cluster(tmp_path, pg_url, redis_server.url)
+    try:
+        cluster.service.create_task({"name": "noop", "type": "debug.noop"}, actor="test")
+        worker = cluster.start("worker", "worker", "--concurrency", "1")
+        cluster.start("scheduler", "scheduler")
+        first = cluster.service.trigger("noop", actor="test")["id"]
+        cluster.wait_until(lambda: cluster.active() == 0, 60, "the first run")
+
+        def celery_mains() -> list[psutil.Process]:
+            return [
+                p for p in psutil.Process(worker.pid).children()
+                if "resource_tracker" not in " ".join(p.cmdline())
+            ]
+
+        (dead,) = celery_mains()
+        assert dead.children(), "the child of upkeep worker is Celery's main process, with its pool"
+        dead_tree = {dead.pid} | {p.pid for p in dead.children(recursive=True)}
+        dead.kill()
+        second = cluster.service.trigger("noop", actor="test")["id"]
+        cluster.wait_until(lambda: cluster.active() == 0, 60, "the run after the Celery worker died")
+        by_id = {r.id: r for r in cluster.runs()}
+        assert by_id[first].status == by_id[second].status == "completed"
+        assert by_id[second].worker_pid not in dead_tree
+        assert worker.poll() is None, "upkeep worker itself keeps running"
+        assert [p.pid for p in celery_mains()] != [dead.pid]
     finally:
         cluster.stop_all()

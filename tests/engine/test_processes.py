@@ -57,6 +57,14 @@ class Procs:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.tmp_path.glob("*.log"))
 
 
+def alive(process: psutil.Process) -> bool:
+    """Running code: a zombie (killed, not yet reaped by init) is dead."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def active_count(store: Store) -> int:
     with store.read() as s:
         return s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar()
@@ -132,7 +140,7 @@ def test_serve_killed_during_a_run_recovers_it_on_restart(tmp_path):
         (leftover,) = sleepers()
         procs.kill("serve1")  # kill -9 of upkeep serve during the run
         time.sleep(0.5)
-        assert leftover.is_running(), "the test needs the child to outlive its server"
+        assert alive(leftover), "the test needs the child to outlive its server"
         procs.start("serve2", "serve", "--port", str(port))
         deadline = time.monotonic() + 60
         second = None
@@ -143,7 +151,7 @@ def test_serve_killed_during_a_run_recovers_it_on_restart(tmp_path):
                 break
             time.sleep(0.1)
         assert second is not None, procs.logs()
-        assert not leftover.is_running(), "the dead attempt's child was still alive when attempt 2 started"
+        assert not alive(leftover), "the dead attempt's child was still alive when attempt 2 started"
         assert service.get_run(first)["status"] == "failed"
         deadline = time.monotonic() + 60
         while service.get_run(second["id"])["status"] != "completed" and time.monotonic() < deadline:

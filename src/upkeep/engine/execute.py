@@ -20,7 +20,7 @@ from upkeep.engine.journal import StoreJournal
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.errors import UserError
 from upkeep.settings import Settings
-from upkeep.store.db import Store
+from upkeep.store.db import Store, once_more_if_disconnected
 from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT
 from upkeep.store.records import Records
 
@@ -157,7 +157,7 @@ def execute_claimed(
         )
     finally:
         beat.stop()
-    runs.finish_many(store, [ending])
+    once_more_if_disconnected(lambda: runs.finish_many(store, [ending]))
     return ending.status
 
 

@@ -35,7 +35,7 @@ from upkeep.engine import runs
 from upkeep.engine.context import kill_process_group, kill_tree
 from upkeep.engine.wakeup import Notifier
 from upkeep.settings import Settings
-from upkeep.store.db import Store
+from upkeep.store.db import Store, once_more_if_disconnected
 from upkeep.store.models import CANCELLED, FAILED, RUNNING, TIMED_OUT, Run
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,12 @@ PR_SET_PDEATHSIG = 1
 CANCEL_CHECK_SECONDS = 0.25  # how often the supervisor looks for cancel requests of busy runs
 
 
-def _die_with_parent() -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies; exit now if it already has."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
@@ -58,9 +61,7 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     them, so a cancel reaches a handler that is still running.
     """
     os.setsid()
-    _die_with_parent()
-    if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from upkeep.engine.execute import call_handler, execute_run
     from upkeep.engine.registry import REGISTRY
@@ -253,15 +254,16 @@ class EmbeddedExecutor:
         self._enforce_limits()
         self._beat()
         idle = [s for s in self._slots if s.ready and not s.busy]
-        starved = False
+        until_due = None
         if idle:
-            handed = runs.start_due_runs(
+            handout = runs.start_due_runs(
                 self.store, [s.identity for s in idle], queues=self.queues, dispatcher=self.label
             )
-            for slot, item in zip(idle, handed, strict=False):
+            for slot, item in zip(idle, handout.items, strict=False):
                 self._hand(slot, item)
-            starved = len(handed) < len(idle)  # idle workers remain: when is the next run due?
-        self._receive(timeout=self._sleep_time(check_due=starved))
+            if len(handout.items) < len(idle):  # idle workers remain: sleep until the next run is due
+                until_due = handout.sleep_seconds(self.settings.scheduler_max_sleep_seconds)
+        self._receive(timeout=self._sleep_time(until_due))
 
     def _hand(self, slot: Slot, item: runs.ClaimedRun | runs.Dispatched) -> None:
         if isinstance(item, runs.ClaimedRun):
@@ -297,13 +299,11 @@ class EmbeddedExecutor:
         if ids:
             runs.beat(self.store, ids)
 
-    def _sleep_time(self, *, check_due: bool = True) -> float:
+    def _sleep_time(self, until_due: float | None) -> float:
         now = datetime.now(UTC)
         candidates = [self.settings.scheduler_max_sleep_seconds]
-        if check_due and any(s.ready and not s.busy for s in self._slots):
-            due = runs.next_pending_due(self.store, self.queues)
-            if due is not None:
-                candidates.append((due - now).total_seconds())
+        if until_due is not None:
+            candidates.append(until_due)
         for slot in self._slots:
             if slot.busy:
                 candidates.append(CANCEL_CHECK_SECONDS)  # cancel requests of busy runs
@@ -334,7 +334,8 @@ class EmbeddedExecutor:
                         endings.append(message[2])
                     slot.free()
         if endings:
-            runs.finish_many(self.store, endings)  # one transaction for every result of this wake-up
+            # one transaction for every result of this wake-up
+            once_more_if_disconnected(lambda: runs.finish_many(self.store, endings))
         for sentinel, slot in sentinels.items():
             if sentinel in ready and not slot.process.is_alive():
                 self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")

@@ -117,19 +117,24 @@ def insert_scheduled_runs(session: Session | Connection, rows: list[dict[str, An
     if not rows:
         return {}
     bind = session if isinstance(session, Connection) else session.get_bind()
-    if bind.dialect.name == "postgresql":
+    stmt = _insert_scheduled_statement(bind.dialect.name)
+    return {(task_id, slot): run_id for run_id, task_id, slot in session.execute(stmt, rows)}
+
+
+@functools.cache
+def _insert_scheduled_statement(dialect: str) -> sa.Insert:
+    """One statement per dialect whatever the row count: built, hashed and compiled once."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = (
-        insert(Run)
+    return (
+        insert(RUNS)
         .on_conflict_do_nothing(
             index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'")
         )
-        .returning(Run.id, Run.task_id, Run.scheduled_for)
+        .returning(RUNS.c.id, RUNS.c.task_id, RUNS.c.scheduled_for)
     )
-    # one statement shape whatever the row count, so it is compiled once and cached
-    return {(task_id, slot): run_id for run_id, task_id, slot in session.execute(stmt, rows)}
 
 
 def create_run(
@@ -159,9 +164,37 @@ class Dispatched:
     timeout_seconds: float | None
 
 
+# how soon a dispatcher looks again at due work another one holds (SKIP LOCKED), instead of spinning
+HELD_ELSEWHERE_SECONDS = 0.02
+
+
+def seconds_until(next_due: datetime | None, as_of: datetime, *, cap: float, now: datetime) -> float:
+    """How long to sleep before looking for due work again, after a look at ``as_of`` that found
+    the next item due at ``next_due``. Due already at ``as_of`` yet left: another scheduler or
+    dispatcher holds it and will take it, so look again shortly rather than spin. Due since: now."""
+    if next_due is None:
+        return cap
+    if next_due <= as_of:
+        return min(cap, HELD_ELSEWHERE_SECONDS)
+    return min(cap, max(0.0, (next_due - now).total_seconds()))
+
+
+@dataclass
+class Handout:
+    """What one transaction handed out at ``as_of``, and when the next pending run is due
+    (``None``: none is pending)."""
+
+    items: list
+    next_due: datetime | None
+    as_of: datetime
+
+    def sleep_seconds(self, cap: float) -> float:
+        return seconds_until(self.next_due, self.as_of, cap=cap, now=_now())
+
+
 def dispatch_due_runs(
     store: Store, *, limit: int, queues: list[str] | None, worker: str, now: datetime | None = None
-) -> list[Dispatched]:
+) -> Handout:
     """Move due pending runs to submitted for this dispatcher (oldest first).
 
     On PostgreSQL concurrent dispatchers skip each other's rows (``FOR UPDATE SKIP LOCKED``);
@@ -169,20 +202,30 @@ def dispatch_due_runs(
     """
     now = now or _now()
     with store.write_connection() as c:
-        query = _due_pending(store, (RUNS.c.id, RUNS.c.queue, RUNS.c.timeout_seconds), limit, queues, now)
-        rows = [Dispatched(*row) for row in c.execute(query)]
+        columns = (RUNS.c.id, RUNS.c.queue, RUNS.c.timeout_seconds)
+        rows = [Dispatched(*row) for row in _due_pending(c, store, columns, limit, queues, now)]
         if rows:
             _mark_submitted(c, [r.id for r in rows], worker, now)
-        return rows
+        return Handout(rows, now if len(rows) == limit else _next_pending_due(c, queues), now)
 
 
-def _due_pending(store: Store, columns: tuple, limit: int, queues: list[str] | None, now: datetime) -> sa.Select:
+def _due_pending(
+    c: Connection, store: Store, columns: tuple, limit: int, queues: list[str] | None, now: datetime
+) -> list[Any]:
     """The oldest due pending runs (of ``queues``); locked against other dispatchers on PostgreSQL."""
-    query = sa.select(*columns).where(RUNS.c.status == PENDING, RUNS.c.due_at <= now)
-    if queues:
-        query = query.where(RUNS.c.queue.in_(queues))
-    query = query.order_by(RUNS.c.due_at, RUNS.c.id).limit(limit)
-    return query.with_for_update(skip_locked=True) if store.is_postgres else query
+    query = _due_pending_query(columns, store.is_postgres, bool(queues))
+    params = {"now": now, "limit": limit} | ({"queues": list(queues)} if queues else {})
+    return c.execute(query, params).all()
+
+
+@functools.lru_cache(maxsize=16)
+def _due_pending_query(columns: tuple, postgres: bool, by_queue: bool) -> sa.Select:
+    """Built once per shape: building and hashing a statement costs more than running it."""
+    query = sa.select(*columns).where(RUNS.c.status == PENDING, RUNS.c.due_at <= sa.bindparam("now", type_=_TS))
+    if by_queue:
+        query = query.where(RUNS.c.queue.in_(sa.bindparam("queues", expanding=True)))
+    query = query.order_by(RUNS.c.due_at, RUNS.c.id).limit(sa.bindparam("limit"))
+    return query.with_for_update(skip_locked=True) if postgres else query
 
 
 def _mark_submitted(c: Connection, run_ids: list[int], dispatcher: str, now: datetime) -> None:
@@ -197,15 +240,22 @@ def dispatch_due(
     store: Store, *, limit: int, queues: list[str] | None, worker: str, now: datetime | None = None
 ) -> list[int]:
     """``dispatch_due_runs``, the ids only."""
-    return [r.id for r in dispatch_due_runs(store, limit=limit, queues=queues, worker=worker, now=now)]
+    return [r.id for r in dispatch_due_runs(store, limit=limit, queues=queues, worker=worker, now=now).items]
+
+
+_NEXT_PENDING_DUE = sa.select(sa.func.min(RUNS.c.due_at)).where(RUNS.c.status == PENDING)
+_NEXT_PENDING_DUE_IN = _NEXT_PENDING_DUE.where(RUNS.c.queue.in_(sa.bindparam("queues", expanding=True)))
+
+
+def _next_pending_due(c: Connection, queues: list[str] | None) -> datetime | None:
+    if queues:
+        return c.execute(_NEXT_PENDING_DUE_IN, {"queues": list(queues)}).scalar()
+    return c.execute(_NEXT_PENDING_DUE).scalar()
 
 
 def next_pending_due(store: Store, queues: list[str] | None = None) -> datetime | None:
-    with store.read() as s:
-        query = sa.select(sa.func.min(Run.due_at)).where(Run.status == PENDING)
-        if queues:
-            query = query.where(Run.queue.in_(queues))
-        return s.execute(query).scalar()
+    with store.read_connection() as c:
+        return _next_pending_due(c, queues)
 
 
 @dataclass
@@ -419,7 +469,7 @@ def start_due_runs(
     queues: list[str] | None,
     dispatcher: str,
     now: datetime | None = None,
-) -> list[ClaimedRun | Dispatched]:
+) -> Handout:
     """Hand the oldest due pending runs to idle workers, one run per worker, in one transaction.
 
     A plain run (no mutex locks, no cancel request) is claimed here for its worker: running, with
@@ -428,16 +478,16 @@ def start_due_runs(
     claims it with ``claim``, which owns the lock logic.
     """
     if not workers:
-        return []
+        return Handout([], None, _now())
     now = now or _now()
     columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
-    query = _due_pending(store, columns, len(workers), queues, now)
     handed: list[ClaimedRun | Dispatched] = []
     starts: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     submitted: list[int] = []
     with store.write_connection() as c:
-        for row, worker in zip(c.execute(query).all(), workers, strict=False):
+        due = _due_pending(c, store, columns, len(workers), queues, now)
+        for row, worker in zip(due, workers, strict=False):
             if row.locks or row.cancel_requested_at is not None:
                 submitted.append(row.id)
                 handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
@@ -463,7 +513,8 @@ def start_due_runs(
             c.execute(EVENTS_INSERT, events)
         if submitted:
             _mark_submitted(c, submitted, dispatcher, now)
-    return handed
+        next_due = now if len(handed) == len(workers) else _next_pending_due(c, queues)
+    return Handout(handed, next_due, now)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,7 +32,7 @@ from upkeep.clock import Clock
 from upkeep.engine import runs
 from upkeep.engine.journal import append_event
 from upkeep.engine.schedules import Schedule, parse_schedule
-from upkeep.engine.wakeup import Notifier, broadcast
+from upkeep.engine.wakeup import Notifier, notify_hosts, wake_local
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
 from upkeep.store.db import Store
 from upkeep.store.models import ACTIVE_STATUSES, PENDING, SKIPPED, Instance, Run, ScheduledTask
@@ -60,6 +61,7 @@ class TickResult:
     skipped: list[int] = field(default_factory=list)
     tasks: int = 0
     next_due: datetime | None = None
+    as_of: datetime | None = None
 
 
 @dataclass
@@ -117,13 +119,14 @@ _SET_NEXT_SLOT = (
 )
 
 
-def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
+def tick(store: Store, now: datetime, *, limit: int = 500, announce_to: Path | None = None) -> TickResult:
     """Create the runs of every task that is due at ``now``, in one transaction.
 
     Core statements on a bare connection: a tick runs for every slot of every task, so at
-    thousands of tasks a minute the ORM's per-object work would be most of its cost.
+    thousands of tasks a minute the ORM's per-object work would be most of its cost. With
+    ``announce_to`` (a data directory), sleepers on other hosts are told of new runs at commit.
     """
-    result = TickResult()
+    result = TickResult(as_of=now)
     query = _DUE_TASKS.with_for_update(skip_locked=True) if store.is_postgres else _DUE_TASKS
     with store.write_connection() as c:
         tasks = c.execute(query, {"now": now, "limit": limit}).all()
@@ -134,6 +137,8 @@ def tick(store: Store, now: datetime, *, limit: int = 500) -> TickResult:
             for task in tasks:
                 _plan_task(task, now, active.get(task.id, []), plan)
             _write(c, plan, result)
+            if result.created and announce_to is not None:
+                notify_hosts(c, announce_to)
         result.next_due = c.execute(_NEXT_DUE).scalar()
     return result
 
@@ -278,11 +283,12 @@ class Scheduler:
 
     def run_once(self) -> TickResult:
         now = self.clock.now()
-        result = tick(self.store, now)
+        data_dir = self.settings.resolved_data_dir
+        result = tick(self.store, now, announce_to=data_dir)
         self.ticks += 1
         self._record_tick(now)
         if result.created:
-            broadcast(self.store, self.settings.resolved_data_dir)
+            wake_local(data_dir, exclude=self.notifier)
         return result
 
     def run_forever(self) -> None:
@@ -297,9 +303,9 @@ class Scheduler:
                     next_reap = time.monotonic() + min(self.settings.heartbeat_seconds, 5.0)
                 if result.tasks >= 500:
                     continue  # more due work than one tick takes
-                sleep = self.settings.scheduler_max_sleep_seconds
-                if result.next_due is not None:
-                    sleep = min(sleep, (result.next_due - self.clock.now()).total_seconds())
+                sleep = runs.seconds_until(
+                    result.next_due, result.as_of, cap=self.settings.scheduler_max_sleep_seconds, now=self.clock.now()
+                )
                 sleep = min(sleep, max(0.0, next_reap - time.monotonic()))
                 if sleep > 0:
                     self.notifier.wait(sleep)

@@ -3,13 +3,16 @@
 The scheduler sleeps until its next due slot and the executor until its next due run; a change
 (a task enabled, a run triggered, a run finished) wakes them early:
 - in the same process and across processes on one host: a Unix datagram socket per sleeper in
-  ``<data_dir>/wake/``; ``broadcast`` sends one byte to each;
-- across hosts on PostgreSQL: ``NOTIFY upkeep_wake``, which every sleeper ``LISTEN``s to.
+  ``<data_dir>/wake/``; ``wake_local`` sends one byte to each (but the sender's own);
+- across hosts on PostgreSQL: ``NOTIFY upkeep_wake`` with the sender's *wake domain* (host and
+  wake directory) as payload. One ``LISTEN`` connection per process wakes that process's
+  sleepers, and ignores its own domain's notifications: the sockets delivered those already.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -17,10 +20,14 @@ import threading
 import uuid
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from upkeep.store.db import Store
 
 log = logging.getLogger(__name__)
 CHANNEL = "upkeep_wake"
+_NOTIFY = sa.text("SELECT pg_notify(:channel, :domain)")
 
 
 def _wake_dir(data_dir: Path) -> Path:
@@ -29,13 +36,22 @@ def _wake_dir(data_dir: Path) -> Path:
     return path
 
 
-def broadcast(store: Store | None, data_dir: Path) -> None:
-    """Wake every sleeper on this host (and, on PostgreSQL, on every host)."""
+def wake_domain(data_dir: Path) -> str:
+    """Who shares this host's wake sockets: a NOTIFY from the same domain needs no delivery."""
+    where = f"{socket.gethostname()}:{_wake_dir(data_dir).resolve()}"
+    return hashlib.sha1(where.encode()).hexdigest()[:16]
+
+
+def wake_local(data_dir: Path, *, exclude: Notifier | None = None) -> None:
+    """Wake every sleeper on this host, except ``exclude`` (a sleeper does not wake itself)."""
     directory = _wake_dir(data_dir)
+    skip = exclude.path if exclude is not None else None
     sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sender.setblocking(False)
     try:
         for path in directory.glob("*.sock"):
+            if path == skip:
+                continue
             try:
                 sender.sendto(b"!", str(path))
             except (ConnectionRefusedError, FileNotFoundError):
@@ -45,11 +61,21 @@ def broadcast(store: Store | None, data_dir: Path) -> None:
                 pass  # its buffer is full: it is awake already
     finally:
         sender.close()
+
+
+def notify_hosts(conn: Connection, data_dir: Path) -> None:
+    """Wake the sleepers on other hosts when ``conn``'s transaction commits (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NOTIFY, {"channel": CHANNEL, "domain": wake_domain(data_dir)})
+
+
+def broadcast(store: Store | None, data_dir: Path, *, exclude: Notifier | None = None) -> None:
+    """Wake every sleeper on this host (and, on PostgreSQL, on every host)."""
+    wake_local(data_dir, exclude=exclude)
     if store is not None and store.is_postgres:
         try:
-            with store.engine.connect() as conn:
-                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
-                conn.commit()
+            with store.engine.begin() as conn:
+                notify_hosts(conn, data_dir)
         except Exception:
             log.debug("NOTIFY failed", exc_info=True)
 
@@ -62,11 +88,9 @@ class Notifier:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
         self.sock.setblocking(False)
-        self._listener: threading.Thread | None = None
-        self._closed = threading.Event()
+        self._listener: _Listener | None = None
         if store is not None and store.is_postgres:
-            self._listener = threading.Thread(target=self._listen, args=(store,), daemon=True, name="pg-listen")
-            self._listener.start()
+            self._listener = _Listener.join(store, data_dir, self)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -97,23 +121,57 @@ class Notifier:
         return bool(ready)
 
     def close(self) -> None:
-        self._closed.set()
+        if self._listener is not None:
+            self._listener.leave(self)
         self.sock.close()
         with contextlib.suppress(OSError):
             self.path.unlink()
 
-    def _listen(self, store: Store) -> None:
+
+class _Listener:
+    """This process's one ``LISTEN`` connection per database and wake domain: a notification
+    from another domain wakes every sleeper of the process that joined."""
+
+    _lock = threading.Lock()
+    _running: dict[tuple[str, str], _Listener] = {}
+
+    def __init__(self, dsn: str, domain: str):
+        self.dsn, self.domain = dsn, domain
+        self.sleepers: set[Notifier] = set()
+        self.closed = threading.Event()
+        threading.Thread(target=self._listen, daemon=True, name="pg-listen").start()
+
+    @classmethod
+    def join(cls, store: Store, data_dir: Path, sleeper: Notifier) -> _Listener:
+        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        key = (dsn, wake_domain(data_dir))
+        with cls._lock:
+            listener = cls._running.get(key)
+            if listener is None:
+                listener = cls._running[key] = cls(*key)
+            listener.sleepers.add(sleeper)
+        return listener
+
+    def leave(self, sleeper: Notifier) -> None:
+        with self._lock:
+            self.sleepers.discard(sleeper)
+            if not self.sleepers:
+                self.closed.set()
+                self._running.pop((self.dsn, self.domain), None)
+
+    def _listen(self) -> None:
         import psycopg
 
-        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        while not self._closed.is_set():
+        while not self.closed.is_set():
             try:
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    for _ in conn.notifies(timeout=None, stop_after=None):
-                        if self._closed.is_set():
-                            return
-                        self.wake()
+                    while not self.closed.is_set():
+                        # returns after a second without notifications, to look at ``closed``
+                        for note in conn.notifies(timeout=1.0):
+                            if note.payload != self.domain:
+                                for sleeper in list(self.sleepers):
+                                    sleeper.wake()
             except Exception:
-                if self._closed.wait(1.0):
+                if self.closed.wait(1.0):
                     return

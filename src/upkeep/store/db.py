@@ -12,14 +12,15 @@ import logging
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from upkeep.errors import ConnectionFailed, UserError
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 ADVISORY_LOCK_ID = 0x75706B6565  # "upkee": serialises concurrent migrators on PostgreSQL
+T = TypeVar("T")
 
 
 def redact_url(url: str) -> str:
@@ -75,6 +77,32 @@ def _sqlite_begin(conn) -> None:
         raw.execute("PRAGMA busy_timeout=30000")
 
 
+# A pooled PostgreSQL connection idle longer than this is pinged before use, and replaced if the
+# server went away (a restart, a dropped TCP connection). A connection in steady use is not: a ping
+# per checkout is a round trip per transaction. When the server goes away under a busy connection,
+# its statement fails, SQLAlchemy discards the whole pool and the caller's retry reconnects.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _note_idle(_dbapi_connection, record, *_args) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def once_more_if_disconnected(operation: Callable[[], T]) -> T:
+    """Run ``operation``; if the server connection broke under it, run it once more on a new one.
+
+    For operations that are safe to repeat: conditional transitions (claim, finish) whose second
+    attempt changes nothing if the first one committed before the connection broke.
+    """
+    try:
+        return operation()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection lost (%s); retrying once", str(exc.orig).strip().splitlines()[0])
+        return operation()
+
+
 class Store:
     """One database: an engine for reads, one for writes, and session helpers."""
 
@@ -94,7 +122,7 @@ class Store:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif self.dialect == "postgresql":
-            kwargs.update(pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=pool_size, max_overflow=10)  # pinged when idle: see _ping_if_idle
             kwargs["connect_args"] = {"connect_timeout": 5}
         else:
             raise UserError(
@@ -108,9 +136,21 @@ class Store:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine, "connect", _note_idle)
+            event.listen(self.engine, "checkin", _note_idle)
+            event.listen(self.engine, "checkout", self._ping_if_idle)
         self.write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+
+    def _ping_if_idle(self, dbapi_connection, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool retries the checkout with a new connection
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
     @property
     def is_sqlite(self) -> bool:
