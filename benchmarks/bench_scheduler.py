@@ -65,6 +65,8 @@ def main():
         time.sleep(1)
         rss_peak = max(rss_peak, me.memory_info().rss)
     workers_rss = sum(c.memory_info().rss for c in me.children(recursive=True))
+    # RSS counts pages the workers share with their fork server once per process; PSS splits them
+    tree_pss = sum(p.memory_full_info().pss for p in [me, *me.children(recursive=True)])
     scheduler.stop(); executor.stop()
     with store.read() as s:
         rows = s.execute(sa.select(Run.scheduled_for, Run.started_at, Run.status, Run.event_count)
@@ -74,7 +76,7 @@ def main():
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [0] * 99
     print(json.dumps({"fired": len(lat), "skipped": skipped, "p50": q[49], "p99": q[98], "max": lat[-1] if lat else 0,
                       "events": sum(r[3] for r in rows), "rss_mb": rss_peak / 2**20,
-                      "workers_rss_mb": workers_rss / 2**20}))
+                      "workers_rss_mb": workers_rss / 2**20, "tree_pss_mb": tree_pss / 2**20}))
 
 if __name__ == "__main__":
     main()
@@ -172,7 +174,8 @@ def main() -> None:
     print(
         f"  upkeep (SQLite, full history): fired {ours['fired']} (skipped {ours['skipped']}), "
         f"p50 {ours['p50']:.1f} ms, p99 {ours['p99']:.1f} ms, max {ours['max']:.1f} ms, "
-        f"{ours['events']} events; RSS {ours['rss_mb']:.0f} MB (+ workers {ours['workers_rss_mb']:.0f} MB)"
+        f"{ours['events']} events; RSS {ours['rss_mb']:.0f} MB (+ workers {ours['workers_rss_mb']:.0f} MB; "
+        f"PSS of all processes {ours['tree_pss_mb']:.0f} MB)"
     )
     print(
         f"  APScheduler 3.11 (SQLite job store, no history): fired {aps['fired']}, p50 {aps['p50']:.1f} ms, "

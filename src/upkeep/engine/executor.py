@@ -52,6 +52,14 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _worker_context():
+    """Worker processes fork from a server process that imported the engine and every handler
+    once (``forkserver`` with preload): they share those pages instead of importing them each."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["upkeep.engine.worker_preload"])
+    return context
+
+
 def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
@@ -61,7 +69,8 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     them, so a cancel reaches a handler that is still running.
     """
     os.setsid()
-    die_with_parent(parent_pid)
+    # forked by the fork server, which exits when the supervisor does
+    die_with_parent(os.getppid() if os.getppid() != 1 else parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from upkeep.engine.execute import call_handler, execute_run
     from upkeep.engine.registry import REGISTRY
@@ -160,7 +169,7 @@ class EmbeddedExecutor:
         self.queues = queues
         self.notifier = notifier or Notifier(store, settings.resolved_data_dir)
         self.label = f"{runs.HOSTNAME}:{os.getpid()}"
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = _worker_context()
         self._slots: list[Slot] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
