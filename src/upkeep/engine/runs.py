@@ -253,11 +253,6 @@ def _next_pending_due(c: Connection, queues: list[str] | None) -> datetime | Non
     return c.execute(_NEXT_PENDING_DUE).scalar()
 
 
-def next_pending_due(store: Store, queues: list[str] | None = None) -> datetime | None:
-    with store.read_connection() as c:
-        return _next_pending_due(c, queues)
-
-
 @dataclass
 class ClaimedRun:
     id: int
