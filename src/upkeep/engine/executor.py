@@ -60,7 +60,7 @@ def _worker_context():
     return context
 
 
-def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
+def worker_main(conn: Connection, settings_json: str) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
@@ -69,8 +69,9 @@ def worker_main(conn: Connection, settings_json: str, parent_pid: int) -> None:
     them, so a cancel reaches a handler that is still running.
     """
     os.setsid()
-    # forked by the fork server, which exits when the supervisor does
-    die_with_parent(os.getppid() if os.getppid() != 1 else parent_pid)
+    # the parent is the fork server, which exits with the supervisor; a supervisor already gone
+    # shows as EOF on ``conn``, which ends this loop
+    die_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from upkeep.engine.execute import call_handler, execute_run
     from upkeep.engine.registry import REGISTRY
@@ -214,7 +215,7 @@ class EmbeddedExecutor:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._settings_json, os.getpid()),
+            args=(child, self._settings_json),
             name="upkeep-worker",
             daemon=False,
         )

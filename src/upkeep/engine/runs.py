@@ -206,7 +206,7 @@ def dispatch_due_runs(
         rows = [Dispatched(*row) for row in _due_pending(c, store, columns, limit, queues, now)]
         if rows:
             _mark_submitted(c, [r.id for r in rows], worker, now)
-        return Handout(rows, now if len(rows) == limit else _next_pending_due(c, queues), now)
+        return _handout(c, rows, limit, queues, now)
 
 
 def _due_pending(
@@ -245,6 +245,11 @@ def dispatch_due(
 
 _NEXT_PENDING_DUE = sa.select(sa.func.min(RUNS.c.due_at)).where(RUNS.c.status == PENDING)
 _NEXT_PENDING_DUE_IN = _NEXT_PENDING_DUE.where(RUNS.c.queue.in_(sa.bindparam("queues", expanding=True)))
+
+
+def _handout(c: Connection, items: list, wanted: int, queues: list[str] | None, now: datetime) -> Handout:
+    """``items`` taken of ``wanted``: with all taken more may be due now, else ask when the next is."""
+    return Handout(items, now if len(items) == wanted else _next_pending_due(c, queues), now)
 
 
 def _next_pending_due(c: Connection, queues: list[str] | None) -> datetime | None:
@@ -508,8 +513,7 @@ def start_due_runs(
             c.execute(EVENTS_INSERT, events)
         if submitted:
             _mark_submitted(c, submitted, dispatcher, now)
-        next_due = now if len(handed) == len(workers) else _next_pending_due(c, queues)
-    return Handout(handed, next_due, now)
+        return _handout(c, handed, len(workers), queues, now)
 
 
 @dataclass(frozen=True)
