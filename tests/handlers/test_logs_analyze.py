@@ -17,7 +17,7 @@ import upkeep.handlers.logs_analyze  # noqa: F401  (registers the handler)
 from support.contexts import run_handler
 from upkeep.clock import FakeClock
 from upkeep.errors import ConfigError
-from upkeep.handlers.logs_analyze import analyze_paths
+from upkeep.handlers._logparse import analyze_paths
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PINO_LEVELS = {"info": 30, "warn": 40, "error": 50, "fatal": 60}

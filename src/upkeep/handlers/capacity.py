@@ -169,7 +169,7 @@ def _database_metrics(ctx: RunContext, name: str, config: CapacitySampleConfig) 
 
 
 def _request_metrics(ctx: RunContext, config: CapacitySampleConfig) -> dict[str, float]:
-    from .logs_analyze import analyze_paths, parse_window
+    from ._logparse import analyze_paths, parse_window
 
     now = ctx.now()
     start, end = parse_window(config.request_window, now)

@@ -31,7 +31,7 @@ from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
 
-from .logs_analyze import WINDOW_RE, WINDOW_UNITS
+from ._logparse import WINDOW_RE, WINDOW_UNITS
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
 DOMAIN = "performance"
@@ -78,7 +78,7 @@ def _log_figures(analysis: dict) -> dict[str, Any]:
 
 def review_logs(ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime,
                 now: datetime) -> tuple[dict, list[dict]]:
-    from .logs_analyze import analyze_paths
+    from ._logparse import analyze_paths
 
     out: dict[str, Any] = {}
     findings: list[dict] = []

@@ -1,10 +1,20 @@
-"""Private helpers of ``logs.analyze``: format detection, DuckDB SQL building, aggregation.
+"""The log analysis behind ``logs.analyze``: format detection, DuckDB SQL building, aggregation.
 
-``analyze_files`` is the entry point; ``upkeep.handlers.logs_analyze.analyze_paths`` wraps it with
-glob expansion and window parsing for other handlers.
+``analyze_paths`` (globs and a window in, figures out) is the entry point for handlers;
+``analyze_files`` is the engine under it.
 """
 
 from upkeep.handlers._logparse.engine import AnalysisOptions, analyze_files
 from upkeep.handlers._logparse.levels import normalise_level
+from upkeep.handlers._logparse.paths import WINDOW_RE, WINDOW_UNITS, analyze_paths, expand, parse_window
 
-__all__ = ["AnalysisOptions", "analyze_files", "normalise_level"]
+__all__ = [
+    "WINDOW_RE",
+    "WINDOW_UNITS",
+    "AnalysisOptions",
+    "analyze_files",
+    "analyze_paths",
+    "expand",
+    "normalise_level",
+    "parse_window",
+]
