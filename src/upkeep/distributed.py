@@ -5,10 +5,11 @@
   A publish that fails puts the run back to pending; it is published again later.
 - One Celery task, ``upkeep.execute_run(run_id)``, claims the run with the same conditional
   UPDATE as the embedded executor, so a redelivered message (``acks_late``) never runs twice.
-- Every pool process leads its own process group. A watchdog thread in it kills that group (the
-  handler and all its subprocesses) at the run's deadline or a cancel's grace period, after
-  recording the end; Celery's hard time limit is only a backstop. If the worker's main process
-  dies, the watchdog kills its group too, the heartbeat stops and the reaper retries the run.
+- Every pool process leads its own process group. Its one watcher thread (``PoolWatch``) beats
+  the heartbeat of the run in progress, passes cancel requests on to the handler, and kills that
+  group (the handler and all its subprocesses) at the run's deadline or a cancel's grace period,
+  after recording the end; Celery's hard time limit is only a backstop. If the worker's main
+  process dies, the watcher kills its group too, the heartbeat stops and the reaper retries the run.
 - Broker visibility timeout (Redis) must exceed the longest task timeout, or the broker redelivers
   long runs: redelivery is harmless (the claim fails) but wasteful. Default here: 12 h.
 """
@@ -21,6 +22,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from celery import Celery, signals
@@ -84,39 +87,95 @@ def _worker_store(settings: Settings) -> Store:
     return _store
 
 
-class Watchdog(threading.Thread):
-    """Ends the run and kills this process group at the deadline, after a cancel, or when the
-    worker's main process is gone."""
+@dataclass
+class _Watched:
+    claimed: runs.ClaimedRun
+    cancel_event: threading.Event
+    next_beat: float
+    cancel_at: float | None = None
 
-    def __init__(self, store: Store, settings: Settings, run_id: int, deadline: datetime | None):
-        super().__init__(daemon=True, name=f"watchdog-{run_id}")
-        self.store, self.settings, self.run_id, self.deadline = store, settings, run_id, deadline
-        self.done = threading.Event()
+
+class PoolWatch(threading.Thread):
+    """The one watcher thread of a pool process, for all the runs it executes in turn.
+
+    For the run in progress it beats the heartbeat, passes a cancel request on to the handler
+    (its cancel flag), and at the deadline or when a cancel's grace period is over records the
+    end and kills this process group: the handler and all its subprocesses. At any time it kills
+    the group when the worker's main process is gone; the reaper then recovers the run by its
+    stopped heartbeat. One thread per process rather than two per run: starting threads was a
+    fifth of a pool process's own CPU per no-op run.
+    """
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, store: Store, settings: Settings):
+        super().__init__(daemon=True, name="upkeep-pool-watch")
+        self.store, self.settings = store, settings
+        self._lock = threading.Lock()
+        self._watched: _Watched | None = None
+
+    @contextlib.contextmanager
+    def watching(
+        self, store: Store, claimed: runs.ClaimedRun, settings: Settings, cancel_event: threading.Event
+    ) -> Iterator[None]:
+        """``execute_claimed``'s ``watch``: watch ``claimed`` while the handler runs."""
+        watched = _Watched(claimed, cancel_event, time.monotonic() + settings.heartbeat_seconds)
+        with self._lock:
+            self._watched = watched
+        try:
+            yield
+        finally:
+            with self._lock:  # a check in progress ends first: nothing is killed after the run ended
+                self._watched = None
 
     def run(self) -> None:
         from upkeep.engine.journal import StoreJournal
 
-        cancel_at = None
-        while not self.done.wait(0.2):
-            now = datetime.now(UTC)
-            if self.deadline and now >= self.deadline:
-                self._end(TIMED_OUT, "timed out: the deadline passed and the run's process tree was killed")
+        journal = StoreJournal(self.store)
+        while True:
+            time.sleep(self.POLL_SECONDS)
             if _parent_pid is not None and os.getppid() != _parent_pid:
-                self._kill_group()  # the worker died: the reaper will recover the run by heartbeat
-            if cancel_at is None:
-                with contextlib.suppress(Exception):
-                    if StoreJournal(self.store).cancel_requested(self.run_id):
-                        cancel_at = time.monotonic() + self.settings.cancel_grace_seconds
-            elif time.monotonic() >= cancel_at:
-                self._end(CANCELLED, "cancelled: the run's process tree was killed")
+                self._kill_group()
+            with self._lock:
+                if self._watched is not None:
+                    try:
+                        self._check(self._watched, journal)
+                    except Exception:  # the store may blip; the next check tries again
+                        log.warning("watching run %s failed", self._watched.claimed.id, exc_info=True)
 
-    def _end(self, status: str, error: str) -> None:
+    def _check(self, watched: _Watched, journal) -> None:
+        run_id, deadline, now = watched.claimed.id, watched.claimed.deadline_at, time.monotonic()
+        if deadline is not None and datetime.now(UTC) >= deadline:
+            self._end(run_id, TIMED_OUT, "timed out: the deadline passed and the run's process tree was killed")
+        if watched.cancel_at is None:
+            if journal.cancel_requested(run_id):
+                watched.cancel_event.set()
+                watched.cancel_at = now + self.settings.cancel_grace_seconds
+        elif now >= watched.cancel_at:
+            self._end(run_id, CANCELLED, "cancelled: the run's process tree was killed")
+        if now >= watched.next_beat:
+            watched.next_beat = now + self.settings.heartbeat_seconds
+            runs.beat(self.store, [run_id])
+
+    def _end(self, run_id: int, status: str, error: str) -> None:
         with contextlib.suppress(Exception):
-            runs.finish(self.store, self.run_id, status, error=error, expect=(RUNNING,))
+            runs.finish(self.store, run_id, status, error=error, expect=(RUNNING,))
         self._kill_group()
 
-    def _kill_group(self) -> None:
+    @staticmethod
+    def _kill_group() -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+_watch: PoolWatch | None = None
+
+
+def _pool_watch(store: Store, settings: Settings) -> PoolWatch:
+    global _watch
+    if _watch is None:
+        _watch = PoolWatch(store, settings)
+        _watch.start()
+    return _watch
 
 
 def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
@@ -127,12 +186,7 @@ def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
     claimed = once_more_if_disconnected(lambda: runs.claim(store, run_id, identity))
     if claimed is None:
         return None  # redelivered, cancelled, or waiting for a lock (claim put it back to pending)
-    watchdog = Watchdog(store, settings, run_id, claimed.deadline_at)
-    watchdog.start()
-    try:
-        return execute_claimed(store, claimed, settings)
-    finally:
-        watchdog.done.set()
+    return execute_claimed(store, claimed, settings, watch=_pool_watch(store, settings).watching)
 
 
 # --- scheduler side ---------------------------------------------------------------------------
@@ -167,9 +221,9 @@ class CeleryDispatcher:
         """Publish the due runs; the handout says which were taken and when the next is due."""
         handout = runs.dispatch_due_runs(self.store, limit=DISPATCH_BATCH, queues=None, worker=self.label)
         for run in handout.items:
-            options = {"queue": run.queue or "default", "task_id": f"run-{run.id}-{time.time_ns()}"}
+            options = {"queue": run.queue or "default", "task_id": task_id_of(run.id)}
             if run.timeout_seconds:
-                options["time_limit"] = run.timeout_seconds + 30  # backstop; the watchdog ends the run
+                options["time_limit"] = run.timeout_seconds + 30  # backstop; the pool watcher ends the run
             try:
                 self.app.send_task(TASK_NAME, args=[run.id], **options)
             except Exception as exc:
@@ -192,10 +246,21 @@ class CeleryDispatcher:
                 self._stop.wait(1.0)
 
 
+def task_id_of(run_id: int) -> str:
+    """The Celery task id of a run's message: the same for every publish of the run, so one revoke
+    covers a message published again after a lost dispatch."""
+    return f"run-{run_id}"
+
+
 def revoke(settings: Settings, run_id: int) -> None:
-    """Best effort: tell workers to drop a queued message of this run (the claim refuses it anyway)."""
+    """Best effort, one connection attempt: tell the workers to drop the queued message of a
+    cancelled run. The run already ended in the store, so a worker that gets the message anyway
+    fails to claim it and does nothing."""
     with contextlib.suppress(Exception):
-        make_celery(settings).control.revoke(f"run-{run_id}", terminate=False)
+        app = make_celery(settings)
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+            app.control.revoke(task_id_of(run_id), connection=connection)
 
 
 def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:

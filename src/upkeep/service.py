@@ -595,6 +595,10 @@ class Upkeep:
     def cancel_run(self, run_id: int, *, actor: str) -> dict[str, Any]:
         before = self.get_run(run_id)
         status = run_ops.request_cancel(self.store, run_id)
+        if before["status"] == "submitted" and self.settings.executor == "celery":
+            from upkeep.distributed import revoke
+
+            revoke(self.settings, run_id)  # its message is on the broker: workers drop it unseen
         with self.store.write() as s:
             self._audit(s, actor, "cancel", "run", run_id, {"status": before["status"]}, {"status": status})
         self._wake()

@@ -260,3 +260,54 @@ def test_a_celery_worker_that_dies_is_started_again(tmp_path, pg_url, redis_serv
         assert [p.pid for p in celery_mains()] != [dead.pid]
     finally:
         cluster.stop_all()
+
+
+def test_deadline_and_cancel_reach_runs_on_a_celery_worker(tmp_path, pg_url, redis_server):
+    """A handler spinning past its deadline is killed; a cancel stops a polite handler at its next
+    check and kills a busy one after the grace period; meanwhile the pool's one watcher thread
+    keeps the busy run's heartbeat fresh, and the pool replaces the killed processes. Cancelling a
+    run whose message waits on the broker revokes the message on the workers."""
+    cluster = Cluster(tmp_path, pg_url, redis_server.url)
+    cluster.env["UPKEEP_CANCEL_GRACE_SECONDS"] = "1"
+    try:
+        tasks = {
+            "spin": {"type": "debug.sleep", "timeout_seconds": 2, "config": {"seconds": 60, "busy": True}},
+            "polite": {"type": "debug.sleep", "config": {"seconds": 60}},
+            "rude": {"type": "debug.sleep", "config": {"seconds": 60, "busy": True}},
+            "after": {"type": "debug.noop"},
+            "elsewhere": {"type": "debug.noop", "queue": "nobody-consumes-this"},
+        }
+        for name, spec in tasks.items():
+            cluster.service.create_task({"name": name, **spec}, actor="test")
+        cluster.start("worker", "worker", "--concurrency", "3")
+        cluster.start("scheduler", "scheduler")
+        spin, polite, rude = (cluster.service.trigger(name, actor="test")["id"] for name in ("spin", "polite", "rude"))
+
+        def status(run_id: int) -> str:
+            return cluster.service.get_run(run_id)["status"]
+
+        cluster.wait_until(lambda: all(status(r) == "running" for r in (polite, rude)), 60, "the runs to start")
+        first_beat = cluster.runs(id=rude)[0].heartbeat_at
+        cluster.wait_until(lambda: status(spin) == "timed_out", 15, "the spinning run to time out")
+        assert cluster.runs(id=rude)[0].heartbeat_at > first_beat, "no heartbeat while the busy run ran"
+        timed_out = cluster.service.get_run(spin)
+        assert "killed" in timed_out["error"] and timed_out["duration_seconds"] < 4.0
+
+        cluster.service.cancel_run(polite, actor="test")
+        cluster.service.cancel_run(rude, actor="test")
+        cluster.wait_until(lambda: status(polite) != "running" and status(rude) != "running", 20, "the cancels")
+        assert cluster.service.get_run(polite)["error"] == "cancelled on request"  # it checked and stopped
+        killed = cluster.service.get_run(rude)
+        assert killed["status"] == "cancelled" and "killed" in killed["error"]
+
+        after = cluster.service.trigger("after", actor="test")["id"]
+        cluster.wait_until(lambda: status(after) == "completed", 60, "a run after the kills")
+
+        queued = cluster.service.trigger("elsewhere", actor="test")["id"]
+        cluster.wait_until(lambda: status(queued) == "submitted", 30, "the run's message to be published")
+        assert cluster.service.cancel_run(queued, actor="test")["status"] == "cancelled"
+        log = tmp_path / "worker.log"
+        cluster.wait_until(lambda: f"revoked: run-{queued}" in log.read_text(), 10, "the revoke to reach the worker")
+        assert cluster.active() == 0
+    finally:
+        cluster.stop_all()

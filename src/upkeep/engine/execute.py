@@ -7,9 +7,11 @@ the deadline, a heartbeat thread, and cooperative cancellation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from upkeep import secrets as secret_refs
@@ -138,6 +140,19 @@ def call_handler(
     return runs.Finish(claimed.id, status, outcome, result, summary, error)
 
 
+@contextlib.contextmanager
+def heartbeat_thread(
+    store: Store, claimed: runs.ClaimedRun, settings: Settings, cancel_event: threading.Event
+) -> Iterator[None]:
+    """A Heartbeat thread of its own for the length of one run."""
+    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
+    beat.start()
+    try:
+        yield
+    finally:
+        beat.stop()
+
+
 def execute_claimed(
     store: Store,
     claimed: runs.ClaimedRun,
@@ -146,17 +161,19 @@ def execute_claimed(
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
     services: Any = None,
+    watch: Callable[..., contextlib.AbstractContextManager] = heartbeat_thread,
 ) -> str:
-    """Run the handler of a claimed run, beating its heartbeat, and record how it ended."""
+    """Run the handler of a claimed run and record how it ended.
+
+    While the handler runs, ``watch(store, claimed, settings, cancel_event)`` beats the run's
+    heartbeat and sets ``cancel_event`` on a cancel request: by default a thread for this run, in
+    a Celery pool process the one watcher thread that process keeps for all its runs.
+    """
     cancel_event = threading.Event()
-    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
-    beat.start()
-    try:
+    with watch(store, claimed, settings, cancel_event):
         ending = call_handler(
             store, claimed, settings, cancel_event=cancel_event, registry=registry, clock=clock, services=services
         )
-    finally:
-        beat.stop()
     once_more_if_disconnected(lambda: runs.finish_many(store, [ending]))
     return ending.status
 
