@@ -321,3 +321,37 @@ def test_command_tasks_are_decided_by_their_config_and_only_come_from_the_file(s
     with pytest.raises(Forbidden):
         service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="api")
     service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="file", managed_by="file")
+
+
+def test_claim_and_finish_leave_the_same_history_on_both_stores(service, store):
+    """On PostgreSQL the claim (with its deadline and ``started`` event) and a completed run's
+    finish (with its ``finished`` event and the task's summary) are one statement each; on SQLite
+    several. Both write exactly this."""
+    service.create_task({"name": "timed", "type": "debug.noop", "timeout_seconds": 90}, actor="t")
+    run_id = service.trigger("timed", actor="t")["id"]
+    with store.write() as s:  # as if the run had been asked for under another name
+        s.execute(sa.update(Run).where(Run.id == run_id).values(requested_type="debug.nothing"))
+    claimed = runs.claim(store, run_id, WORKER)
+    assert claimed.deadline_at == claimed.started_at + timedelta(seconds=90)
+    assert runs.finish_many(store, [runs.Finish(run_id, "completed", "warning", {"n": 1}, "all good")]) == [True]
+    assert runs.finish_many(store, [runs.Finish(run_id, "completed", "ok", None, "again")]) == [False]
+    with store.read() as s:
+        run = s.get(Run, run_id)
+        history = [
+            (e.seq, e.level, e.event, e.message, e.data, e.ts)
+            for e in s.execute(sa.select(RunEvent).where(RunEvent.run_id == run_id).order_by(RunEvent.seq)).scalars()
+        ]
+        task = s.execute(sa.select(ScheduledTask).where(ScheduledTask.name == "timed")).scalar_one()
+    assert (run.status, run.outcome, run.result, run.summary, run.progress) == (
+        "completed", "warning", {"n": 1}, "all good", 1.0
+    )
+    assert run.deadline_at == claimed.deadline_at and run.event_count == 2
+    assert history == [
+        (1, "info", "started", "attempt 1 of debug.noop (requested as alias debug.nothing) on test:1",
+         {"worker": "test:1", "attempt": 1, "alias": "debug.nothing"}, run.started_at),
+        (2, "info", "finished", "completed: all good", {"status": "completed", "outcome": "warning"}, run.finished_at),
+    ]
+    assert (task.last_run_id, task.last_status, task.last_outcome) == (run_id, "completed", "warning")
+    assert task.last_run_at == run.started_at and task.last_success_at == run.finished_at
+    assert task.last_duration_seconds == pytest.approx((run.finished_at - run.started_at).total_seconds(), abs=1e-6)
+    assert task.consecutive_failures == 0
