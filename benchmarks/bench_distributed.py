@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("UPKEEP_BENCH_RUNS", "2000"))
 TASKS = int(os.environ.get("UPKEEP_BENCH_TASKS", "10000"))
 SECONDS = float(os.environ.get("UPKEEP_BENCH_SECONDS", "70"))
+WARM_UP = 20  # seconds of slots left out of the steady-state figure (printed next to the whole window's)
 
 
 def _servers():
@@ -171,7 +172,10 @@ def _latency(store, env, workdir, *, celery: bool) -> dict:
         ).all()
     lat = sorted((b - a).total_seconds() * 1000 for a, b in pairs)
     q = statistics.quantiles(lat, n=100) if len(lat) > 100 else [float("nan")] * 99
-    return {"fired": len(lat), "p50": q[49], "p99": q[98]}
+    steady_from = start + timedelta(seconds=WARM_UP)
+    steady = [(b - a).total_seconds() * 1000 for a, b in pairs if a >= steady_from]
+    qs = statistics.quantiles(steady, n=100) if len(steady) > 100 else [float("nan")] * 99
+    return {"fired": len(lat), "p50": q[49], "p99": q[98], "steady_p99": qs[98]}
 
 
 def main() -> None:
@@ -196,7 +200,8 @@ def main() -> None:
                         results[(mode, what)] = res
                         print(
                             f"{mode}: {TASKS} tasks @every 60s: fired {res['fired']}, p50 {res['p50']:.1f} ms, "
-                            f"p99 {res['p99']:.1f} ms (target p99 <= 100 ms)",
+                            f"p99 {res['p99']:.1f} ms (target p99 <= 100 ms); slots after the first {WARM_UP} s: "
+                            f"p99 {res['steady_p99']:.1f} ms",
                             flush=True,
                         )
                 store.dispose()

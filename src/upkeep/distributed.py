@@ -36,7 +36,7 @@ from celery import Celery, signals
 from upkeep.engine import runs
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import CANCELLED, RUNNING, TIMED_OUT
+from upkeep.store.models import CANCELLED, COMPLETED, RUNNING, TIMED_OUT
 
 log = logging.getLogger(__name__)
 TASK_NAME = "upkeep.execute_run"
@@ -75,13 +75,33 @@ _store: Store | None = None
 _parent_pid: int | None = None
 
 
+_pool_settings: Settings | None = None  # set by _celery_worker_main; its pool processes inherit it
+
+
 @signals.worker_process_init.connect
 def _pool_process_init(**_kwargs) -> None:
-    """Each pool process leads its own group, so killing the group kills exactly one run's tree."""
+    """Each pool process leads its own group, so killing the group kills exactly one run's tree;
+    then it gets ready for its first run."""
     global _parent_pid
     _parent_pid = os.getppid()
     with contextlib.suppress(OSError):
         os.setsid()
+    if _pool_settings is not None:
+        try:
+            _warm_up(_pool_settings)
+        except Exception:  # the store may be down now: the first run connects again
+            log.warning("pool process warm-up failed", exc_info=True)
+
+
+def _warm_up(settings: Settings) -> None:
+    """Connect to the store, start the watcher and compile the claim and finish statements before
+    the first message arrives: each pool process's first run used to wait for all of it (fire
+    latency up to 0.7 s in the first second of the 10k-task benchmark)."""
+    store = _worker_store(settings)
+    _pool_watch(store, settings)
+    nobody = -1  # no run has this id: the statements run, compile and change nothing
+    runs.claim(store, nobody, runs.WorkerIdentity.current())
+    runs.finish_many(store, [runs.Finish(nobody, COMPLETED)])
 
 
 def _worker_store(settings: Settings) -> Store:
@@ -325,8 +345,9 @@ def _celery_worker_main(settings_json: str, queue_list: list[str], concurrency: 
     from upkeep.engine.executor import die_with_parent
     from upkeep.engine.registry import REGISTRY
 
+    global _pool_settings
     die_with_parent(parent_pid)
-    settings = Settings.model_validate_json(settings_json)
+    settings = _pool_settings = Settings.model_validate_json(settings_json)
     app = make_celery(settings)
     REGISTRY.ensure_loaded()  # before the pool forks: children share the imports, the first run waits for none
     app.worker_main(

@@ -39,9 +39,12 @@ from upkeep.store.models import ACTIVE_STATUSES, PENDING, SKIPPED, Instance, Run
 
 log = logging.getLogger(__name__)
 MAX_RUN_ALL = 1000
-# When slots fall due back to back (thousands of tasks a minute), a tick waits until this long
-# after the previous one began, so it takes several slots at once: the per-tick statements are
-# most of a tick's cost. A slot due after a quiet spell still fires at once.
+# On PostgreSQL, when slots fall due back to back (thousands of tasks a minute), a tick waits
+# until this long after the previous one began, so it takes several slots at once: the per-tick
+# round trips are most of a tick's cost. Measured with 10,000 tasks a minute in Celery mode: CPU
+# per run of all processes 10.0 -> 6.9-8.1 ms, steady p99 fire latency 253-329 -> 179-208 ms.
+# On SQLite a tick is cheap and the wait only added latency (p50 0.8 -> 13 ms), so it has none.
+# A slot due after a quiet spell still fires at once.
 MIN_TICK_INTERVAL = 0.02
 
 
@@ -312,7 +315,7 @@ class Scheduler:
                     result.next_due, result.as_of, cap=self.settings.scheduler_max_sleep_seconds, now=self.clock.now()
                 )
                 sleep = min(sleep, max(0.0, next_reap - time.monotonic()))
-                if sleep < MIN_TICK_INTERVAL:
+                if sleep < MIN_TICK_INTERVAL and self.store.is_postgres:
                     sleep = max(sleep, MIN_TICK_INTERVAL - (time.monotonic() - began))
                 if sleep > 0:
                     self.notifier.wait(sleep)
