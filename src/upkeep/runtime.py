@@ -109,25 +109,87 @@ def serve(
 WORKERS_READY_SECONDS = 30.0
 
 
-def scheduler_parts(settings: Settings, store: Store) -> list:
-    """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter."""
+def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool = False) -> list:
+    """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter (in
+    this process, or with ``alerter_process`` in a child process of its own)."""
     parts: list = [Scheduler(store, settings)]
     if settings.executor == "celery":
         from upkeep.distributed import CeleryDispatcher
 
         parts.append(CeleryDispatcher(settings, store))
-    try:
+    if alerter_process:
+        parts.append(AlerterProcess(settings))
+    else:
         from upkeep.notify.alerter import Alerter
-    except ImportError:
-        Alerter = None
-    if Alerter is not None:
+
         parts.append(Alerter(store, settings))
     return parts
 
 
+class AlerterProcess:
+    """The alerter of ``upkeep scheduler``, in a child process that is started again if it dies.
+
+    An evaluation turns every run finished since the last one into rules, metrics and records:
+    with 10,000 tasks a minute, about 0.1 s of Python every 5 s. In the scheduler's process
+    that held the interpreter lock away from the tick and the dispatcher, whose many short
+    round trips each waited for it: fire latency spiked every 5 s (p99 of 10k tasks in Celery
+    mode 214-444 ms; 44-50 ms with the alerter in its own process, measured in the same setup).
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._child = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._supervise, name="alerter-process", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        child = self._child
+        if child is not None and child.is_alive():
+            child.terminate()
+            child.join(10)
+        if self._thread:
+            self._thread.join(10)
+
+    def _supervise(self) -> None:
+        import multiprocessing
+        import os
+
+        context = multiprocessing.get_context("spawn")
+        while not self._stop.is_set():
+            self._child = context.Process(
+                target=_alerter_main, args=(self.settings.model_dump_json(), os.getpid()), name="upkeep-alerter"
+            )
+            self._child.start()
+            while self._child.is_alive() and not self._stop.is_set():
+                self._child.join(0.5)
+            if not self._stop.is_set():
+                log.error("the alerter process exited (exit code %s); starting a new one", self._child.exitcode)
+                self._stop.wait(1.0)
+
+
+def _alerter_main(settings_json: str, parent_pid: int) -> None:
+    from upkeep.engine.executor import die_with_parent
+    from upkeep.notify.alerter import Alerter
+
+    die_with_parent(parent_pid)
+    settings = Settings.model_validate_json(settings_json)
+    store = Store(settings.resolved_database_url)
+    alerter = Alerter(store, settings)
+    alerter.start()
+    stop = threading.Event()
+    _wait_for_signal(stop)
+    alerter.stop()
+    store.dispose()
+
+
 def run_scheduler(settings: Settings) -> None:
     store = open_store(settings, upgrade=False)
-    parts = scheduler_parts(settings, store)
+    parts = scheduler_parts(settings, store, alerter_process=True)
     for part in parts:
         part.start()
     stop = threading.Event()

@@ -383,3 +383,48 @@ def test_upkeep_serve_alone_delivers_a_failure_alert(tmp_path, http):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_upkeep_scheduler_alerts_from_a_child_process_that_is_replaced_when_it_dies(env, tmp_path):
+    """``upkeep scheduler`` evaluates alerts in a child process of its own, so an evaluation does
+    not hold the interpreter lock against the tick and the dispatcher. Alerts still go out, and
+    an alerter process that dies is replaced."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    env.create("nightly", channels=("hook",))
+    proc_env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "UPKEEP_CONFIG": str(env.settings.config)}
+    with open(tmp_path / "scheduler.log", "ab") as log:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "upkeep.cli.main", "scheduler"], env=proc_env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def alerters() -> list[psutil.Process]:
+        kids = psutil.Process(scheduler.pid).children()
+        return [p for p in kids if "resource_tracker" not in " ".join(p.cmdline())]
+
+    def wait(predicate, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate():
+            log_text = (tmp_path / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, f"timed out waiting for {what}\n{log_text}"
+            time.sleep(0.2)
+
+    try:
+        wait(lambda: len(alerters()) == 1, "the alerter process")
+        (first,) = alerters()
+        first.kill()
+        wait(lambda: [p.pid for p in alerters()] not in ([], [first.pid]), "a new alerter process")
+        env.run_episode("nightly")
+        wait(lambda: env.http.paths("/hook"), "the alert")
+        assert "nightly" in env.http.requests[-1].body.decode()
+        (replacement,) = alerters()
+    finally:
+        scheduler.terminate()
+        scheduler.wait(30)
+    assert scheduler.returncode == 0
+    assert not replacement.is_running() or replacement.status() == psutil.STATUS_ZOMBIE
