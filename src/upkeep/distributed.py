@@ -295,9 +295,8 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     can lose its connection parameters while the broker restarts. The store keeps every run, so
     a fresh Celery worker picks up where the dead one stopped.
     """
-    import multiprocessing
-
     from upkeep.clock import utcnow
+    from upkeep.engine.children import keep_running
     from upkeep.engine.scheduler import record_instance
 
     store = Store(settings.resolved_database_url)
@@ -315,27 +314,14 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     threading.Thread(target=beat, daemon=True).start()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    context = multiprocessing.get_context("spawn")
-    backoff = 1.0
     try:
-        while not stop.is_set():
-            child = context.Process(
-                target=_celery_worker_main,
-                args=(settings.model_dump_json(), queue_list, concurrency or settings.worker_processes, os.getpid()),
-                name="upkeep-celery-worker",
-            )
-            started = time.monotonic()
-            child.start()
-            while child.is_alive() and not stop.is_set():
-                child.join(0.5)
-            if stop.is_set():
-                if child.is_alive():
-                    os.kill(child.pid, signal.SIGTERM)  # Celery's warm shutdown: running tasks finish
-                child.join()
-                break
-            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 30.0)
-            log.error("the Celery worker exited (exit code %s); starting a new one in %gs", child.exitcode, backoff)
-            stop.wait(backoff)
+        keep_running(  # on stop, SIGTERM is Celery's warm shutdown: running tasks finish
+            _celery_worker_main,
+            (settings.model_dump_json(), queue_list, concurrency or settings.worker_processes, os.getpid()),
+            name="upkeep-celery-worker",
+            what="the Celery worker",
+            stop=stop,
+        )
     finally:
         stop.set()
         store.dispose()

@@ -140,36 +140,26 @@ class AlerterProcess:
         self.settings = settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._child = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._supervise, name="alerter-process", daemon=True)
+        import os
+
+        from upkeep.engine.children import keep_running
+
+        self._thread = threading.Thread(
+            target=keep_running,
+            args=(_alerter_main, (self.settings.model_dump_json(), os.getpid())),
+            kwargs={"name": "upkeep-alerter", "what": "the alerter process", "stop": self._stop, "max_backoff": 1.0,
+                    "stop_timeout": 10.0},
+            name="alerter-process",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        child = self._child
-        if child is not None and child.is_alive():
-            child.terminate()
-            child.join(10)
         if self._thread:
-            self._thread.join(10)
-
-    def _supervise(self) -> None:
-        import multiprocessing
-        import os
-
-        context = multiprocessing.get_context("spawn")
-        while not self._stop.is_set():
-            self._child = context.Process(
-                target=_alerter_main, args=(self.settings.model_dump_json(), os.getpid()), name="upkeep-alerter"
-            )
-            self._child.start()
-            while self._child.is_alive() and not self._stop.is_set():
-                self._child.join(0.5)
-            if not self._stop.is_set():
-                log.error("the alerter process exited (exit code %s); starting a new one", self._child.exitcode)
-                self._stop.wait(1.0)
+            self._thread.join(11)
 
 
 def _alerter_main(settings_json: str, parent_pid: int) -> None:
