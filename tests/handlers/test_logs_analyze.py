@@ -262,6 +262,27 @@ def test_error_messages_group_across_numbers_uuids_and_hex(tmp_path):
     assert result["errors"] == 40
 
 
+def test_top_errors_and_error_count_share_one_definition_of_an_error_level(tmp_path):
+    levels = {
+        # raw level -> is it an error (as normalise_level says)
+        "Error": True, " ERROR ": True, "55": True, "1e2": True, "crit": True, "Panic": True,
+        "Exception": False, "inf": False, "notice": False, "30": False, "49.9": False, "": False,
+    }
+    lines = []
+    for n, (raw, _) in enumerate(levels.items()):
+        for i in range(n + 1):  # a distinct count per level, so a wrong grouping shows
+            lines.append(json.dumps({"level": raw, "time": iso(NOW - timedelta(minutes=i)),
+                                     "msg": f"{'bad' if levels[raw] else 'fine'} thing {i} at level {raw!r}"}))
+    write(tmp_path / "levels.log", lines)
+    result = analyze_paths([str(tmp_path / "levels.log")], now=NOW, top_errors=50)
+    expected_errors = sum(n + 1 for n, (_, is_error) in enumerate(levels.items()) if is_error)
+    assert result["errors"] == expected_errors
+    assert sum(t["count"] for t in result["top_errors"]) == expected_errors
+    assert all(t["example"].startswith("bad thing") for t in result["top_errors"])
+    assert "inf" in result["levels"] and "fatal" in result["levels"]
+    assert result["levels"]["fatal"] == 4 + 5 + 6  # 1e2 (100), crit, Panic
+
+
 def test_malformed_lines_empty_files_and_unmatched_globs_are_reported_not_fatal(tmp_path):
     good = [json.dumps({"level": "info", "time": iso(NOW - timedelta(minutes=5)), "msg": "ok", "statusCode": 200})]
     write(tmp_path / "x.log", good + ["{not json", "\x00\x01 binary junk", '{"level": "info", "time": '] + good)

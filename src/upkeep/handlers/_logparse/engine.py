@@ -2,8 +2,10 @@
 
 The scan feeds a ``GROUPING SETS`` aggregation whose two sets are all the figures need:
 
-1. ``(b, d, lv, sc, em)``: window bucket, UTC day, raw level, status code, normalised error message
-   (NULL unless the record is an error) -> counts, duration sum/max, one example message;
+1. ``(b, d, lv, sc, em)``: window bucket, UTC day, raw level, status code, normalised message of an
+   error candidate (see ``error_candidate_sql``; NULL for other records) -> counts, duration sum/max,
+   one example message. Which raw levels really are errors is decided once per distinct level,
+   after the scan, by ``normalise_level``: the one definition of an error level;
 2. ``(route, e5, dk)``: route (NULL for records that are no request), 5xx or not, duration key ->
    counts: per route figures, and summed over routes the histogram of all in-window durations.
 
@@ -26,8 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from upkeep.handlers._logparse.detect import FileInfo
-from upkeep.handlers._logparse.levels import ERROR_LEVELS, error_level_literals, normalise_level
-from upkeep.handlers._logparse.sql import quote_literal, source_select
+from upkeep.handlers._logparse.levels import ERROR_LEVELS, error_candidate_sql, normalise_level
+from upkeep.handlers._logparse.sql import quote_literal, source_select, truncate
 
 if TYPE_CHECKING:  # duckdb is imported where it is used: loading the handlers must not load it
     import duckdb
@@ -74,7 +76,7 @@ def _duration_key(dur: str) -> str:
 
 def _message_key(msg: str) -> str:
     uuid = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    expr = f"regexp_replace(left({msg}, 300), '{uuid}', '<uuid>', 'g')"
+    expr = f"regexp_replace({truncate(msg, 300)}, '{uuid}', '<uuid>', 'g')"
     expr = f"regexp_replace({expr}, '0x[0-9a-fA-F]+|\\b[0-9a-fA-F]{{12,}}\\b', '<hex>', 'g')"
     expr = f"regexp_replace({expr}, '[0-9]+([.,][0-9]+)?', '<n>', 'g')"
     return f"trim(regexp_replace({expr}, '\\s+', ' ', 'g'))"
@@ -84,7 +86,6 @@ def build_query(sources: list[str], since_ms: float | None, until_ms: float | No
     union = "\nUNION ALL\n".join(sources)
     before = f"ts < {since_ms!r}" if since_ms is not None else "false"
     after = f"ts > {until_ms!r}" if until_ms is not None else "false"
-    errors = quote_literal("(?i)(" + "|".join(error_level_literals()) + ")")
     dur = "(CASE WHEN isfinite(dur) THEN dur END)"
     dkey = _duration_key("dur")
     msgkey = _message_key("coalesce(msg, '')")
@@ -98,7 +99,7 @@ n AS (
 k0 AS (
   SELECT b, ts, lv, st, route, msg, dur,
     CASE WHEN b = 0 AND dur IS NOT NULL THEN {dkey} END AS dk,
-    CASE WHEN b = 0 AND regexp_full_match(lv, {errors}) THEN true END AS is_err
+    CASE WHEN b = 0 AND {error_candidate_sql("lv")} THEN true END AS is_err
   FROM n
 ),
 k AS (
@@ -111,7 +112,7 @@ k AS (
     CASE WHEN b = 0 AND st IS NOT NULL THEN st >= 500 END AS e5,
     CASE WHEN is_err THEN {msgkey} END AS em,
     CASE WHEN b = 0 THEN dur END AS dur,
-    CASE WHEN is_err THEN left(msg, 300) END AS example
+    CASE WHEN is_err THEN {truncate("msg", 300)} END AS example
   FROM k0
 )
 SELECT GROUPING({", ".join(KEYS)}) AS g, {", ".join(KEYS)},
@@ -202,6 +203,7 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
     gid = {name: _grouping_id(keys) for name, keys in SETS.items()}
     records = result["records"]
     levels: dict[str, int] = defaultdict(int)
+    error_levels: set[str] = set()  # raw level texts that normalise to an error level
     codes: dict[int, int] = defaultdict(int)
     per_day: dict[int, int] = defaultdict(int)
     count_dur, sum_dur, max_dur = 0, 0.0, None
@@ -212,7 +214,10 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
         records["total"] += c
         if b != 0:
             continue
-        levels[normalise_level(lv)] += c
+        level = normalise_level(lv)
+        levels[level] += c
+        if level in ERROR_LEVELS:
+            error_levels.add(lv)
         if sc is not None:
             codes[sc] += c
             per_day[d] += c
@@ -249,9 +254,9 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
     result["top_errors"] = [
         {"message": em, "count": c, "example": example}
         for em, c, example in con.execute(
-            "SELECT em, sum(c) AS n, min(example) FROM agg WHERE g = ? AND em IS NOT NULL GROUP BY em "
-            "ORDER BY n DESC, em LIMIT ?",
-            [gid["day"], options.top_errors],
+            "SELECT em, sum(c) AS n, min(example) FROM agg WHERE g = ? AND em IS NOT NULL "
+            "AND list_contains(?, lv) GROUP BY em ORDER BY n DESC, em LIMIT ?",
+            [gid["day"], sorted(error_levels), options.top_errors],
         ).fetchall()
     ]
 
