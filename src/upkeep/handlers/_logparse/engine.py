@@ -187,6 +187,8 @@ def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
     spill = tempfile.mkdtemp(prefix="upkeep-logs-")
     con = duckdb.connect(config={"memory_limit": options.memory_limit, "temp_directory": spill})
     try:
+        # DuckDB draws a progress bar on stdout for queries over 2 s: into a worker's or the CLI's output
+        con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = false")
         con.execute(f"SET TimeZone = {quote_literal(options.timezone)}")
         if options.threads:
