@@ -250,8 +250,9 @@ def test_error_messages_group_across_numbers_uuids_and_hex(tmp_path):
         lines.append(json.dumps({"level": "error", "time": ts,
                                  "msg": f"order {1000 + i} failed: request 3f2b8c1e-5d4a-4b7e-9c2d-{i:012d} "
                                         f"at 0x7f{i:06x}"}))
-        if i % 3 == 0:
-            lines.append(json.dumps({"level": "fatal", "time": ts, "msg": f"disk full on /dev/sd{i}"}))
+        if i % 3 == 0:  # half of them with runs of blanks, tabs and a trailing newline: one group still
+            text = f"disk full on /dev/sd{i}" if i % 2 else f"disk  full\ton \t/dev/sd{i}\n"
+            lines.append(json.dumps({"level": "fatal", "time": ts, "msg": text}))
         lines.append(json.dumps({"level": "info", "time": ts, "msg": f"order {i} ok"}))
     write(tmp_path / "e.log", lines)
     result = analyze_paths([str(tmp_path / "e.log")], now=NOW, top_errors=5)
@@ -259,6 +260,7 @@ def test_error_messages_group_across_numbers_uuids_and_hex(tmp_path):
     assert [t["count"] for t in top] == [30, 10]
     assert top[0]["message"] == "order <n> failed: request <uuid> at <hex>"
     assert top[0]["example"].startswith("order 10")
+    assert top[1]["message"] == "disk full on /dev/sd<n>"
     assert result["errors"] == 40
 
 
