@@ -23,9 +23,11 @@ from one field per file, in milliseconds unless ``duration_unit`` says otherwise
 for ``request_time`` and access logs, milliseconds for everything else).
 
 Engine: DuckDB. Measured on a 1 GB, 5M-line JSON API log on two cores before choosing: DuckDB's
-``read_ndjson`` with six typed columns scans it in about 1 s wall (1.5-2 s CPU over both cores), the
-whole analysis costs about 3.5 s CPU (about 1.8 s wall on an idle machine) against 8.2 s wall for the
-seed's grep|awk steps on the same file, with a peak RSS under 200 MB. msgspec was measured too: typed
+``read_ndjson`` with six typed columns scans it in about 0.9 s wall (1.9 s CPU over both cores), and
+the whole analysis takes about 1.5 s wall including interpreter start (2.8 s CPU, peak RSS about
+160 MB) against about 7 s for the seed's grep|awk steps on the same file (``make bench``,
+``benchmarks/bench_logs_analyze.py``: 4.5-4.7x). polars' ``scan_ndjson`` (1.6 s) and pyarrow's JSON
+reader (2.7 s) were slower at the scan alone, with 1 GB RSS. msgspec was measured too: typed
 decoding of the same lines into a 6-field Struct took about 1 µs a line and even a minimal Python
 loop over the decoded records (5xx count, duration sum, level counts; no timestamps, windows or
 histograms) another 0.3 µs, so 6.5 s+ of CPU for 5M lines before the real work, twice DuckDB's total.
