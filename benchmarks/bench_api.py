@@ -233,11 +233,15 @@ def _measure_pages(client, store) -> None:
         _times(warm, 5)
     bare_ms, health_ms = _times(bare, 100), _times(health, 100)
     page_ms, api_ms = _times(page, 100), _times(api_page, 100)
-    print(f"task list page (HTML, 50 of {TASKS}): p50 {statistics.median(page_ms):.1f} ms, "
-          f"p95 {p95(page_ms):.1f} ms (target < 50 ms)")
+    print(
+        f"task list page (HTML, 50 of {TASKS}): p50 {statistics.median(page_ms):.1f} ms, "
+        f"p95 {p95(page_ms):.1f} ms (target < 50 ms)"
+    )
     print(f"task list API (JSON, 50):           p50 {statistics.median(api_ms):.1f} ms, p95 {p95(api_ms):.1f} ms")
-    print(f"baselines: bare SQL page of 50 p95 {p95(bare_ms):.2f} ms, GET /healthz p95 {p95(health_ms):.2f} ms; "
-          f"page/bare p95 ratio {p95(page_ms) / p95(bare_ms):.1f}x")
+    print(
+        f"baselines: bare SQL page of 50 p95 {p95(bare_ms):.2f} ms, GET /healthz p95 {p95(health_ms):.2f} ms; "
+        f"page/bare p95 ratio {p95(page_ms) / p95(bare_ms):.1f}x"
+    )
 
     def dashboard(_i: int) -> None:
         get("/")
@@ -251,10 +255,14 @@ def _measure_pages(client, store) -> None:
     _times(dashboard, 1)
     dash_ms = _times(dashboard, 10)
     stats_ms = _times(service_stats, 3)
-    print(f"dashboard render ({RUNS} runs):        median {statistics.median(dash_ms):.0f} ms, "
-          f"max {max(dash_ms):.0f} ms (target < 500 ms)")
-    print(f"baseline service stats() (per-task overdue queries): median {statistics.median(stats_ms):.0f} ms; "
-          f"ratio {statistics.median(stats_ms) / statistics.median(dash_ms):.1f}x slower than the page")
+    print(
+        f"dashboard render ({RUNS} runs):        median {statistics.median(dash_ms):.0f} ms, "
+        f"max {max(dash_ms):.0f} ms (target < 500 ms)"
+    )
+    print(
+        f"baseline service stats() (per-task overdue queries): median {statistics.median(stats_ms):.0f} ms; "
+        f"ratio {statistics.median(stats_ms) / statistics.median(dash_ms):.1f}x slower than the page"
+    )
 
 
 def _sse_latency(app, store, base: str, headers: dict) -> None:
@@ -290,8 +298,10 @@ def _sse_latency(app, store, base: str, headers: dict) -> None:
         time.sleep(random.uniform(0.01, 0.12))
     run_ops.finish(store, run["id"], "completed", outcome="ok")
     reader.join(5)
-    print(f"SSE event latency (write -> client): median {statistics.median(latencies):.0f} ms, "
-          f"max {max(latencies):.0f} ms (target < 200 ms); baseline poll interval {sse.POLL_SECONDS * 1000:.0f} ms")
+    print(
+        f"SSE event latency (write -> client): median {statistics.median(latencies):.0f} ms, "
+        f"max {max(latencies):.0f} ms (target < 200 ms); baseline poll interval {sse.POLL_SECONDS * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

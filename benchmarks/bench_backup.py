@@ -38,8 +38,13 @@ def main() -> None:
     store.upgrade()
     try:
         db = server.create_database("bench")
-        t = _timed(lambda: subprocess.run([server.bin("pgbench"), "-i", "-s", str(SCALE), "-q", "-d", server.dsn(db)],
-                                          check=True, capture_output=True))
+        t = _timed(
+            lambda: subprocess.run(
+                [server.bin("pgbench"), "-i", "-s", str(SCALE), "-q", "-d", server.dsn(db)],
+                check=True,
+                capture_output=True,
+            )
+        )
         size = int(server.psql("select pg_database_size('bench')"))
         print(f"pgbench -i -s {SCALE}: {t:.1f}s, database {size / 2**20:.0f} MiB")
         plain = work / "plain.dump"
@@ -53,21 +58,33 @@ def main() -> None:
 
         def create(compression: str):
             def run() -> None:
-                results[compression] = run_handler(store, "backup.create", {
-                    "source": {**source, "name": f"bench_{compression}"},
-                    "destination": str(work / compression), "compression": compression,
-                    "retention": {"keep_last": 1, "min_keep": 1}}, data_dir=work)
+                results[compression] = run_handler(
+                    store,
+                    "backup.create",
+                    {
+                        "source": {**source, "name": f"bench_{compression}"},
+                        "destination": str(work / compression),
+                        "compression": compression,
+                        "retention": {"keep_last": 1, "min_keep": 1},
+                    },
+                    data_dir=work,
+                )
+
             return run
 
         rounds = [(_timed(pg_dump), _timed(create("zstd")), _timed(create("gzip"))) for _ in range(ROUNDS)]
         base, zstd_t, gzip_t = (min(r[i] for r in rounds) for i in range(3))  # interleaved: same load
         plain_size = plain.stat().st_size
         print(f"pg_dump -Fc > file        {base:6.2f}s  {plain_size / 2**20:7.1f} MiB")
-        print(f"backup.create zstd        {zstd_t:6.2f}s  {results['zstd']['size'] / 2**20:7.1f} MiB"
-              f"  wall {zstd_t / base:.2f}x (target <= 1.10x)  size {plain_size / results['zstd']['size']:.2f}x smaller"
-              " (target >= 2x)")
-        print(f"backup.create gzip        {gzip_t:6.2f}s  {results['gzip']['size'] / 2**20:7.1f} MiB"
-              f"  wall {gzip_t / base:.2f}x")
+        print(
+            f"backup.create zstd        {zstd_t:6.2f}s  {results['zstd']['size'] / 2**20:7.1f} MiB"
+            f"  wall {zstd_t / base:.2f}x (target <= 1.10x)  size {plain_size / results['zstd']['size']:.2f}x smaller"
+            " (target >= 2x)"
+        )
+        print(
+            f"backup.create gzip        {gzip_t:6.2f}s  {results['gzip']['size'] / 2**20:7.1f} MiB"
+            f"  wall {gzip_t / base:.2f}x"
+        )
 
         def pg_restore() -> None:
             server.psql("drop database if exists plain_restore")

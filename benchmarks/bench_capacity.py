@@ -49,14 +49,29 @@ def main() -> None:
         rows = []
         for i in range(SAMPLES):
             at = start + timedelta(hours=6 * i)
-            metrics = {f"disk.used_percent:/m{m}": 20 + 0.1 * i / 4 * (m % 5) / 5 + (i % 7) * 0.01
-                       for m in range(METRICS)}
-            rows.append(Record(domain="capacity", key=sample_key(at), value={"at": at.isoformat(),
-                                                                              "metrics": metrics},
-                               created_at=at, updated_at=at))
-        runs = [Run(task_name=f"task-{i % 30}", task_type="health.check", status="failed" if i % 50 == 0 else
-                    "completed", outcome="ok", started_at=now - timedelta(minutes=8 * i + 1),
-                    finished_at=now - timedelta(minutes=8 * i)) for i in range(RUNS)]
+            metrics = {
+                f"disk.used_percent:/m{m}": 20 + 0.1 * i / 4 * (m % 5) / 5 + (i % 7) * 0.01 for m in range(METRICS)
+            }
+            rows.append(
+                Record(
+                    domain="capacity",
+                    key=sample_key(at),
+                    value={"at": at.isoformat(), "metrics": metrics},
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        runs = [
+            Run(
+                task_name=f"task-{i % 30}",
+                task_type="health.check",
+                status="failed" if i % 50 == 0 else "completed",
+                outcome="ok",
+                started_at=now - timedelta(minutes=8 * i + 1),
+                finished_at=now - timedelta(minutes=8 * i),
+            )
+            for i in range(RUNS)
+        ]
         with store.write() as s:
             s.add_all(rows)
             s.add_all(runs)
@@ -72,19 +87,28 @@ def main() -> None:
             return spec.func(ctx, spec.validate_config({"lookback_days": 400}))
 
         plan_s, result = _timed(run_plan)
-        print(f"capacity.plan: {METRICS} metrics x {len(items)} samples: {plan_s * 1000:.0f} ms "
-              f"(reading the samples alone {read_s * 1000:.0f} ms; ratio {plan_s / read_s:.2f}x); "
-              f"outcome {result['outcome']}")
+        print(
+            f"capacity.plan: {METRICS} metrics x {len(items)} samples: {plan_s * 1000:.0f} ms "
+            f"(reading the samples alone {read_s * 1000:.0f} ms; ratio {plan_s / read_s:.2f}x); "
+            f"outcome {result['outcome']}"
+        )
         query_s, history = _timed(lambda: services.run_history(since=now - timedelta(days=30), until=now))
         digest_s, digest = _timed(lambda: build_digest(services, "month", now))
         render_s, html = _timed(lambda: render_html(digest))
-        print(f"monthly digest over {len(history)} runs: build {digest_s * 1000:.0f} ms, render HTML "
-              f"{render_s * 1000:.1f} ms ({len(html) // 1024} KiB); run_history query alone {query_s * 1000:.0f} ms "
-              f"(ratio {digest_s / query_s:.2f}x)")
+        print(
+            f"monthly digest over {len(history)} runs: build {digest_s * 1000:.0f} ms, render HTML "
+            f"{render_s * 1000:.1f} ms ({len(html) // 1024} KiB); run_history query alone {query_s * 1000:.0f} ms "
+            f"(ratio {digest_s / query_s:.2f}x)"
+        )
         lines = []
         for i in range(5000):
-            lines.append(f"export KEY_{i}=\"value with spaces {i}\"" if i % 3 == 0 else
-                         f"KEY_{i}='single {i}'" if i % 3 == 1 else f"KEY_{i}=plain{i} # comment")
+            lines.append(
+                f'export KEY_{i}="value with spaces {i}"'
+                if i % 3 == 0
+                else f"KEY_{i}='single {i}'"
+                if i % 3 == 1
+                else f"KEY_{i}=plain{i} # comment"
+            )
         text = "\n".join(lines) + "\n"
         ours_s, parsed = _timed(lambda: parse_env_text(text))
         env_file = sys_path / "big.env"
@@ -94,8 +118,10 @@ def main() -> None:
 
             theirs_s, values = _timed(lambda: dotenv_values(env_file, interpolate=False))
             assert len(values) == len(parsed.entries)
-            print(f".env parser, 5,000 lines: {ours_s * 1000:.1f} ms; python-dotenv {theirs_s * 1000:.1f} ms "
-                  f"(ratio {ours_s / theirs_s:.2f}x)")
+            print(
+                f".env parser, 5,000 lines: {ours_s * 1000:.1f} ms; python-dotenv {theirs_s * 1000:.1f} ms "
+                f"(ratio {ours_s / theirs_s:.2f}x)"
+            )
         except ImportError:
             print(f".env parser, 5,000 lines: {ours_s * 1000:.1f} ms (python-dotenv not installed: no baseline)")
         store.dispose()

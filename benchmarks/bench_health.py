@@ -54,10 +54,13 @@ def _bulk_put_many(self, items) -> None:
     with self.store.write() as session:
         existing: set[str] = set()
         for i in range(0, len(keys), 500):
-            query = sa.select(Record.key).where(Record.domain == self.domain, Record.key.in_(keys[i:i + 500]))
+            query = sa.select(Record.key).where(Record.domain == self.domain, Record.key.in_(keys[i : i + 500]))
             existing.update(session.scalars(query.with_for_update() if self.store.is_postgres else query))
-        new = [{"domain": self.domain, "key": k, "value": v, "created_at": now, "updated_at": now}
-               for k, v in items if k not in existing]
+        new = [
+            {"domain": self.domain, "key": k, "value": v, "created_at": now, "updated_at": now}
+            for k, v in items
+            if k not in existing
+        ]
         old = [{"domain": self.domain, "key": k, "value": v, "updated_at": now} for k, v in items if k in existing]
         if new:
             session.execute(sa.insert(Record), new)
@@ -67,8 +70,10 @@ def _bulk_put_many(self, items) -> None:
 
 def _report(label: str, seconds: float, result: dict) -> None:
     timing = result.get("timing", {})
-    print(f"  {label}: {seconds:.3f} s  (checks {timing.get('checks_seconds', 0):.3f} s, "
-          f"records {timing.get('records_seconds', 0):.3f} s; upkeep process CPU {result['_cpu']:.3f} s)")
+    print(
+        f"  {label}: {seconds:.3f} s  (checks {timing.get('checks_seconds', 0):.3f} s, "
+        f"records {timing.get('records_seconds', 0):.3f} s; upkeep process CPU {result['_cpu']:.3f} s)"
+    )
 
 
 def _run_health(store, checks) -> tuple[float, dict]:
@@ -94,8 +99,10 @@ def main() -> None:
         port = int(server.stdout.readline())
         base = f"http://127.0.0.1:{port}"
         urls = [f"{base}/svc/{i}/health" for i in range(TARGETS)]
-        checks = [{"name": f"svc{i:04d}", "type": "http", "url": url,
-                   "expect_body": [{"jsonpath": '$.status == "healthy"'}]} for i, url in enumerate(urls)]
+        checks = [
+            {"name": f"svc{i:04d}", "type": "http", "url": url, "expect_body": [{"jsonpath": '$.status == "healthy"'}]}
+            for i, url in enumerate(urls)
+        ]
         store = Store(f"sqlite:///{workdir / 'upkeep.db'}")
         store.upgrade()
         print(f"health.check, {TARGETS} HTTP targets (status + JSONPath body + records), SQLite store:")
@@ -127,8 +134,9 @@ def main() -> None:
             subprocess.run([curl, "-f", "-s", "-o", "/dev/null", url], check=True)
         sample = time.perf_counter() - started
         loop = sample * TARGETS / CURL_SAMPLE
-        print(f"sequential curl -f loop: {sample:.3f} s for {CURL_SAMPLE} URLs, "
-              f"extrapolated to {TARGETS}: {loop:.2f} s")
+        print(
+            f"sequential curl -f loop: {sample:.3f} s for {CURL_SAMPLE} URLs, extrapolated to {TARGETS}: {loop:.2f} s"
+        )
         print(f"ratio: health.check is {loop / best:.1f}x faster than the sequential curl loop")
     finally:
         server.terminate()

@@ -96,8 +96,10 @@ def ensure_file() -> Path:
         return PATH
     started = time.perf_counter()
     generate(PATH, LINES)
-    print(f"generated {PATH} ({PATH.stat().st_size / 1e9:.2f} GB, {LINES:,} lines) in "
-          f"{time.perf_counter() - started:.1f}s")
+    print(
+        f"generated {PATH} ({PATH.stat().st_size / 1e9:.2f} GB, {LINES:,} lines) in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
     return PATH
 
 
@@ -111,14 +113,21 @@ def run_seed(path: Path) -> tuple[float, float, str]:
     subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
     cpu0 = _children_cpu()
     started = time.perf_counter()
-    out = subprocess.run(["bash", "-c", SEED_PIPELINE, "bench", str(path)], capture_output=True, text=True,
-                         check=True, env={**os.environ, "LC_ALL": "C"}).stdout
+    out = subprocess.run(
+        ["bash", "-c", SEED_PIPELINE, "bench", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+    ).stdout
     return time.perf_counter() - started, _children_cpu() - cpu0, out
 
 
 def run_analyze(path: Path) -> tuple[float, dict]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
-                                                      os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
@@ -138,24 +147,34 @@ def main() -> None:
             seeds.append(run_seed(path))
             runs.append(run_analyze(path)[1])
         seed_best, seed_cpu, seed_out = min(seeds)
-        print(f"seed grep|awk pipeline: {seed_best:.2f}s wall (runs {', '.join(f'{s[0]:.2f}s' for s in seeds)}), "
-              f"{seed_cpu:.2f}s CPU")
+        print(
+            f"seed grep|awk pipeline: {seed_best:.2f}s wall (runs {', '.join(f'{s[0]:.2f}s' for s in seeds)}), "
+            f"{seed_cpu:.2f}s CPU"
+        )
         print(textwrap.indent(seed_out.strip(), "    "))
         best = min(runs, key=lambda d: d["wall"])
         walls = ", ".join(f"{r['wall']:.2f}s" for r in runs)
-        print(f"logs.analyze (analyze_paths, window=all): {best['elapsed']:.2f}s in the call, "
-              f"{best['wall']:.2f}s with interpreter start (runs {walls}), "
-              f"{best['cpu']:.2f}s CPU (both cores); peak RSS {best['rss_mb']:.0f} MB")
+        print(
+            f"logs.analyze (analyze_paths, window=all): {best['elapsed']:.2f}s in the call, "
+            f"{best['wall']:.2f}s with interpreter start (runs {walls}), "
+            f"{best['cpu']:.2f}s CPU (both cores); peak RSS {best['rss_mb']:.0f} MB"
+        )
         print(f"    levels {best['levels']}")
-        print(f"    requests {best['requests']['total']}, 5xx {best['requests']['status_classes'].get('5xx', 0)}, "
-              f"5xx rate {best['requests']['rate_5xx']:.4%}")
+        print(
+            f"    requests {best['requests']['total']}, 5xx {best['requests']['status_classes'].get('5xx', 0)}, "
+            f"5xx rate {best['requests']['rate_5xx']:.4%}"
+        )
         print(f"    duration {best['duration']}")
         ratio = seed_best / best["wall"]
-        print(f"ratio seed/analyze (best wall of each, incl. interpreter start): {ratio:.1f}x (target >= 4x); "
-              f"CPU ratio {seed_cpu / best['cpu']:.1f}x; "
-              f"peak RSS {best['rss_mb']:.0f} MB (target < 500 MB)")
-        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-              "(wall ratios are only meaningful on an otherwise idle machine)")
+        print(
+            f"ratio seed/analyze (best wall of each, incl. interpreter start): {ratio:.1f}x (target >= 4x); "
+            f"CPU ratio {seed_cpu / best['cpu']:.1f}x; "
+            f"peak RSS {best['rss_mb']:.0f} MB (target < 500 MB)"
+        )
+        print(
+            f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+            "(wall ratios are only meaningful on an otherwise idle machine)"
+        )
     finally:
         if os.environ.get("UPKEEP_BENCH_KEEP") != "1":
             path.unlink(missing_ok=True)

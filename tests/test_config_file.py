@@ -94,18 +94,24 @@ def test_the_init_template_validates_and_touches_nothing_outside_the_data_dir(tm
 
 def test_apply_creates_updates_and_prunes_only_file_made_tasks(setup):
     settings, store, apply = setup
-    diff, out = apply("tasks:\n  - {name: a, type: gc.cleanup, schedule: '@daily', config: {retention_days: 9}}\n"
-                      "  - {name: b, type: debug.noop}\n")
+    diff, out = apply(
+        "tasks:\n  - {name: a, type: gc.cleanup, schedule: '@daily', config: {retention_days: 9}}\n"
+        "  - {name: b, type: debug.noop}\n"
+    )
     assert [t["name"] for t in diff.create] == ["a", "b"] and "+ create task a" in out
     Upkeep(settings, store).create_task({"name": "api", "type": "debug.noop"}, actor="test")
-    diff, out = apply("tasks:\n  - {name: a, type: runs.cleanup_expired, schedule: '@daily', "
-                      "config: {retention_days: 3}}\n", prune=True)
+    diff, out = apply(
+        "tasks:\n  - {name: a, type: runs.cleanup_expired, schedule: '@daily', config: {retention_days: 3}}\n",
+        prune=True,
+    )
     assert "config.retention_days: 9 → 3" in out  # the alias and the canonical type are the same task
     assert diff.delete == ["b"] and "api" not in diff.delete
     tasks, _ = Upkeep(settings, store).list_tasks()
     assert sorted(t["name"] for t in tasks) == ["a", "api"]
-    diff, out = apply("tasks:\n  - {name: a, type: runs.cleanup_expired, schedule: '@daily', "
-                      "config: {retention_days: 3}}\n", prune=True)
+    diff, out = apply(
+        "tasks:\n  - {name: a, type: runs.cleanup_expired, schedule: '@daily', config: {retention_days: 3}}\n",
+        prune=True,
+    )
     assert not diff.changed and diff.unchanged == 1
 
 
@@ -114,11 +120,14 @@ def test_an_invalid_file_writes_nothing_and_dry_run_writes_nothing(setup):
     apply("tasks:\n  - {name: a, type: debug.noop}\n")
     before = _dump(store)
     with pytest.raises(ConfigError):
-        apply("targets:\n  logs: {app: {paths: [/x]}}\ntasks:\n  - {name: a, type: debug.noop}\n"
-              "  - {name: c, type: debug.noop}\n  - {name: z, type: debug.noop, schedule: '61 * * * *'}\n")
+        apply(
+            "targets:\n  logs: {app: {paths: [/x]}}\ntasks:\n  - {name: a, type: debug.noop}\n"
+            "  - {name: c, type: debug.noop}\n  - {name: z, type: debug.noop, schedule: '61 * * * *'}\n"
+        )
     assert _dump(store) == before
-    diff, out = apply("targets:\n  logs: {app: {paths: [/x]}}\ntasks:\n  - {name: n, type: debug.noop}\n",
-                      dry_run=True, prune=True)
+    diff, out = apply(
+        "targets:\n  logs: {app: {paths: [/x]}}\ntasks:\n  - {name: n, type: debug.noop}\n", dry_run=True, prune=True
+    )
     assert diff.changed and "dry run: nothing was written" in out
     assert _dump(store) == before
 
@@ -134,10 +143,12 @@ def test_api_made_tasks_named_in_the_file_are_adopted(setup):
 def test_targets_and_channels_are_stored_unresolved_and_export_round_trips(setup, monkeypatch):
     settings, store, apply = setup
     monkeypatch.setenv("PG_PW", "resolved-secret")
-    text = ("targets:\n  databases:\n    main: {url: 'postgresql://app:${env:PG_PW}@127.0.0.1/app'}\n"
-            "channels:\n  ops: {url: '${env:OPS_URL}', tag: x}\n"
-            "tasks:\n  - {name: every, type: debug.noop, schedule: '@every 10m', expect_success_within: 1h}\n"
-            "  - {name: sleepy, type: debug.sleep, timeout_seconds: 30, notify: {channels: [ops]}}\n")
+    text = (
+        "targets:\n  databases:\n    main: {url: 'postgresql://app:${env:PG_PW}@127.0.0.1/app'}\n"
+        "channels:\n  ops: {url: '${env:OPS_URL}', tag: x}\n"
+        "tasks:\n  - {name: every, type: debug.noop, schedule: '@every 10m', expect_success_within: 1h}\n"
+        "  - {name: sleepy, type: debug.sleep, timeout_seconds: 30, notify: {channels: [ops]}}\n"
+    )
     diff, out = apply(text)
     records = Records(store, CONFIG_DOMAIN)
     assert records.get("targets")["databases"]["main"]["url"] == "postgresql://app:${env:PG_PW}@127.0.0.1/app"

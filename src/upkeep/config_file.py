@@ -387,8 +387,10 @@ class Diff:
             out.append(f"no changes ({self.unchanged} task(s) unchanged)")
         else:
             verb = "would change" if self.dry_run else "changed"
-            out.append(f"{verb}: {len(self.create)} create, {len(self.update)} update, "
-                       f"{len(self.delete)} delete; {self.unchanged} unchanged ({total} task change(s))")
+            out.append(
+                f"{verb}: {len(self.create)} create, {len(self.update)} update, "
+                f"{len(self.delete)} delete; {self.unchanged} unchanged ({total} task change(s))"
+            )
             if self.dry_run:
                 out.append("dry run: nothing was written")
         return out

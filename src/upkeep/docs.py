@@ -52,8 +52,9 @@ def handler_markdown(spec: HandlerSpec) -> str:
     info = spec.describe()
     schema = info["config_schema"]
     defs = schema.get("$defs", {})
-    flags = [f for f, on in (("destructive (has dry_run)", spec.destructive), ("runs commands", spec.runs_commands))
-             if on]
+    flags = [
+        f for f, on in (("destructive (has dry_run)", spec.destructive), ("runs commands", spec.runs_commands)) if on
+    ]
     lines = [f"## `{spec.name}`", "", info["description"] or "(no description)", ""]
     if spec.aliases:
         lines += [f"Aliases: {', '.join(f'`{a}`' for a in spec.aliases)}", ""]

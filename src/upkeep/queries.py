@@ -30,9 +30,7 @@ def key_by_id(store: Store, key_id: int) -> dict[str, Any] | None:
     """An API key's id, name, role, prefix and revocation time (never its hash)."""
     with store.read() as s:
         row = s.execute(
-            sa.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.prefix, ApiKey.revoked_at).where(
-                ApiKey.id == key_id
-            )
+            sa.select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.prefix, ApiKey.revoked_at).where(ApiKey.id == key_id)
         ).first()
     if row is None:
         return None
@@ -95,8 +93,9 @@ class Queries:
         with self.store.read() as s:
             # 1. no success within expect_success_within
             for row in s.execute(
-                sa.select(t.id, t.name, t.task_type, t.last_success_at, t.created_at, t.expect_success_within_seconds)
-                .where(t.enabled.is_(True), t.expect_success_within_seconds.is_not(None))
+                sa.select(
+                    t.id, t.name, t.task_type, t.last_success_at, t.created_at, t.expect_success_within_seconds
+                ).where(t.enabled.is_(True), t.expect_success_within_seconds.is_not(None))
             ):
                 if not row.expect_success_within_seconds:
                     continue
@@ -192,8 +191,15 @@ class Queries:
                 {**dict(r._mapping), "created_at": _iso(r.created_at), "finished_at": _iso(r.finished_at)}
                 for r in s.execute(
                     sa.select(
-                        Run.id, Run.task_name, Run.task_type, Run.status, Run.outcome, Run.error,
-                        Run.summary, Run.created_at, Run.finished_at,
+                        Run.id,
+                        Run.task_name,
+                        Run.task_type,
+                        Run.status,
+                        Run.outcome,
+                        Run.error,
+                        Run.summary,
+                        Run.created_at,
+                        Run.finished_at,
                     )
                     .where(Run.id.in_(failed_ids))
                     .order_by(Run.id.desc())

@@ -149,8 +149,13 @@ class AlerterProcess:
         self._thread = threading.Thread(
             target=keep_running,
             args=(_alerter_main, (self.settings.model_dump_json(), os.getpid())),
-            kwargs={"name": "upkeep-alerter", "what": "the alerter process", "stop": self._stop, "max_backoff": 1.0,
-                    "stop_timeout": 10.0},
+            kwargs={
+                "name": "upkeep-alerter",
+                "what": "the alerter process",
+                "stop": self._stop,
+                "max_backoff": 1.0,
+                "stop_timeout": 10.0,
+            },
             name="alerter-process",
             daemon=True,
         )

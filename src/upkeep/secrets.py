@@ -68,13 +68,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
-            if (
-                isinstance(k, str)
-                and is_secret_key(k)
-                and isinstance(v, str)
-                and v
-                and not REF_RE.fullmatch(v)
-            ):
+            if isinstance(k, str) and is_secret_key(k) and isinstance(v, str) and v and not REF_RE.fullmatch(v):
                 out[k] = REDACTED
             else:
                 out[k] = redact(v)

@@ -106,10 +106,19 @@ def seed(api) -> dict:
     now = datetime.now(UTC)
     with api.store.write() as s:
         run = Run(
-            task_id=task["id"], task_name="sleeper", task_type="debug.sleep", status="completed", outcome="ok",
-            origin="manual", config={"seconds": 1, "password": "cfg-hunter2"}, created_at=now - timedelta(seconds=5),
-            due_at=now - timedelta(seconds=5), started_at=now - timedelta(seconds=4), finished_at=now,
-            result={"summary": "done", "url": "postgresql://u:hunter2@h/db"}, summary="done",
+            task_id=task["id"],
+            task_name="sleeper",
+            task_type="debug.sleep",
+            status="completed",
+            outcome="ok",
+            origin="manual",
+            config={"seconds": 1, "password": "cfg-hunter2"},
+            created_at=now - timedelta(seconds=5),
+            due_at=now - timedelta(seconds=5),
+            started_at=now - timedelta(seconds=4),
+            finished_at=now,
+            result={"summary": "done", "url": "postgresql://u:hunter2@h/db"},
+            summary="done",
             error="could not reach postgresql://u:hunter2@h/db",
         )
         s.add(run)
@@ -159,9 +168,7 @@ class Caller:
         elif path.endswith(("/enable", "/disable")):  # make the call a real change
             self.api.upkeep.set_enabled("sleeper", path.endswith("/disable"), actor="test")
         url = (
-            path.replace("{ref}", ref)
-            .replace("{run_id}", str(self.seeded["run_id"]))
-            .replace("{name}", "debug.sleep")
+            path.replace("{ref}", ref).replace("{run_id}", str(self.seeded["run_id"])).replace("{name}", "debug.sleep")
         )
         kwargs = {"json": body} if body is not None else {}
         if path in ("/login", "/logout") and method == "POST":
@@ -231,8 +238,16 @@ def test_configured_secrets_never_appear_in_any_response_or_page(api, role):
     seeded = seed(api)
     caller = Caller(api, seeded)
     pages = [
-        "/", "/tasks", "/tasks/sleeper", f"/runs/{seeded['run_id']}", "/runs", "/audit", "/handlers", "/keys",
-        "/audit?object_type=task", "/runs?task=sleeper",
+        "/",
+        "/tasks",
+        "/tasks/sleeper",
+        f"/runs/{seeded['run_id']}",
+        "/runs",
+        "/audit",
+        "/handlers",
+        "/keys",
+        "/audit?object_type=task",
+        "/runs?task=sleeper",
     ]
     bodies = []
     for method, path in app_routes(api.app):

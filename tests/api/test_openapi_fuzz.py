@@ -38,8 +38,19 @@ def build_app(tmp: Path):
     svc.create_task({"name": "fail", "type": "debug.fail", "enabled": False}, actor="test")
     now = datetime.now(UTC)
     with store.write() as s:
-        s.add(Run(task_id=1, task_name="noop", task_type="debug.noop", status="completed", outcome="ok",
-                  created_at=now - timedelta(minutes=1), due_at=now, started_at=now, finished_at=now))
+        s.add(
+            Run(
+                task_id=1,
+                task_name="noop",
+                task_type="debug.noop",
+                status="completed",
+                outcome="ok",
+                created_at=now - timedelta(minutes=1),
+                due_at=now,
+                started_at=now,
+                finished_at=now,
+            )
+        )
     return env
 
 

@@ -20,20 +20,52 @@ def test_overdue_matches_the_engine_definition_and_dashboard_counts_the_window(s
     svc.create_task({"name": "fresh", "type": "debug.noop", "schedule": "0 * * * *"}, actor="t")
     svc.create_task({"name": "behind", "type": "debug.noop", "schedule": "*/5 * * * *"}, actor="t")
     svc.create_task({"name": "never-ok", "type": "debug.noop", "expect_success_within": "1h"}, actor="t")
-    svc.create_task({"name": "stuck", "type": "debug.noop", "schedule": "@every 1h",
-                     "misfire_grace_seconds": 600}, actor="t")
+    svc.create_task(
+        {"name": "stuck", "type": "debug.noop", "schedule": "@every 1h", "misfire_grace_seconds": 600}, actor="t"
+    )
     svc.create_task({"name": "off", "type": "debug.noop", "schedule": "*/5 * * * *", "enabled": False}, actor="t")
     later = start + timedelta(hours=3)
     with sqlite_store.write() as s:
         stuck_id = s.execute(sa.select(ScheduledTask.id).where(ScheduledTask.name == "stuck")).scalar_one()
-        s.execute(sa.update(ScheduledTask).where(ScheduledTask.name.in_(("fresh", "stuck")))
-                  .values(next_run_at=later + timedelta(minutes=30)))
-        s.add(Run(task_id=stuck_id, task_name="stuck", task_type="debug.noop", status="pending",
-                  origin="manual", due_at=later - timedelta(minutes=20), created_at=later - timedelta(minutes=20)))
-        s.add(Run(task_id=stuck_id, task_name="stuck", task_type="debug.noop", status="failed",
-                  origin="manual", due_at=later - timedelta(days=2), created_at=later - timedelta(days=2)))
-        s.add(Run(task_id=stuck_id, task_name="stuck", task_type="debug.noop", status="completed", outcome="ok",
-                  origin="manual", due_at=later - timedelta(days=9), created_at=later - timedelta(days=9)))
+        s.execute(
+            sa.update(ScheduledTask)
+            .where(ScheduledTask.name.in_(("fresh", "stuck")))
+            .values(next_run_at=later + timedelta(minutes=30))
+        )
+        s.add(
+            Run(
+                task_id=stuck_id,
+                task_name="stuck",
+                task_type="debug.noop",
+                status="pending",
+                origin="manual",
+                due_at=later - timedelta(minutes=20),
+                created_at=later - timedelta(minutes=20),
+            )
+        )
+        s.add(
+            Run(
+                task_id=stuck_id,
+                task_name="stuck",
+                task_type="debug.noop",
+                status="failed",
+                origin="manual",
+                due_at=later - timedelta(days=2),
+                created_at=later - timedelta(days=2),
+            )
+        )
+        s.add(
+            Run(
+                task_id=stuck_id,
+                task_name="stuck",
+                task_type="debug.noop",
+                status="completed",
+                outcome="ok",
+                origin="manual",
+                due_at=later - timedelta(days=9),
+                created_at=later - timedelta(days=9),
+            )
+        )
     clock.advance(3 * 3600)
     queries = Queries(sqlite_store, clock)
     overdue = {t["name"]: t["reason"] for t in svc.overdue_tasks()}

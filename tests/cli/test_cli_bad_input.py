@@ -60,8 +60,10 @@ def test_apply_with_an_unknown_task_type_writes_nothing(seeded):
 
 def test_a_bad_task_anywhere_means_the_good_ones_are_not_written_either(seeded):
     before = seeded.dump()
-    seeded.write(GOOD + "  - name: new-good\n    type: debug.noop\n  - name: bad\n    type: debug.noop\n"
-                 "    schedule: '61 * * * *'\n")
+    seeded.write(
+        GOOD + "  - name: new-good\n    type: debug.noop\n  - name: bad\n    type: debug.noop\n"
+        "    schedule: '61 * * * *'\n"
+    )
     result = seeded("apply", expect=None)
     _assert_one_line_error(result, "line 8")
     assert seeded.dump() == before
@@ -118,7 +120,12 @@ def test_unreachable_database_is_exit_2_one_line_no_password_nothing_written(cli
     subprocess_env["UPKEEP_DATABASE_URL"] = url
     proc = subprocess.run(  # a real process without a TTY: the exit code and stderr as a shell sees them
         [sys.executable, "-m", "upkeep.cli.main", "run", "debug.noop"],
-        env=subprocess_env, cwd=cli.root, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env=subprocess_env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -135,9 +142,19 @@ def test_a_run_that_cannot_reach_its_server_exits_2_with_one_line_and_no_passwor
 
     env = {**os.environ, "UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"), "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [sys.executable, "-m", "upkeep.cli.main", "run", "db.vacuum",
-         "--set", "target=postgresql://app:s3cret-pw@127.0.0.1:1/app"],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "upkeep.cli.main",
+            "run",
+            "db.vacuum",
+            "--set",
+            "target=postgresql://app:s3cret-pw@127.0.0.1:1/app",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "cannot connect" in done.stdout.lower() or "cannot connect" in done.stderr.lower()

@@ -58,7 +58,7 @@ def test_apply_prints_a_field_level_diff_and_prune_deletes_only_file_made_tasks(
     cli.write("tasks:\n  - {name: a, type: debug.noop, schedule: '0 4 * * *', tiers: [daily]}\n")
     dry = cli("apply", "--dry-run", "--prune")
     before_dry = cli.dump()
-    assert "schedule: \"@daily\" → \"0 4 * * *\"" in dry.stdout and "- delete task b" in dry.stdout
+    assert 'schedule: "@daily" → "0 4 * * *"' in dry.stdout and "- delete task b" in dry.stdout
     assert "dry run: nothing was written" in dry.stdout
     assert cli.dump() == before_dry
     kept = cli("apply")
@@ -117,9 +117,24 @@ def test_secrets_stay_references_and_are_never_printed(cli, monkeypatch):
 
 
 def test_tasks_commands_go_through_the_service(cli):
-    created = json.loads(cli("tasks", "create", "t1", "--type", "gc.cleanup", "--schedule", "0 1 * * *",
-                             "--tz", "Europe/Zagreb", "--set", "retention_days=7", "--tier", "daily",
-                             "--json").stdout)
+    created = json.loads(
+        cli(
+            "tasks",
+            "create",
+            "t1",
+            "--type",
+            "gc.cleanup",
+            "--schedule",
+            "0 1 * * *",
+            "--tz",
+            "Europe/Zagreb",
+            "--set",
+            "retention_days=7",
+            "--tier",
+            "daily",
+            "--json",
+        ).stdout
+    )
     assert created["type"] == "runs.cleanup_expired" and created["config"] == {"retention_days": 7}
     assert created["managed_by"] == "api"
     shown = cli("tasks", "show", "t1").stdout
@@ -149,8 +164,9 @@ def test_handlers_list_and_show(cli):
 def test_schedule_explain_says_or_for_day_of_month_and_day_of_week(cli):
     out = cli("schedule", "explain", "0 3 1-7 * 0", "--count", "3").stdout
     assert "1 through 7 or on Sunday" in out
-    data = json.loads(cli("schedule", "explain", "30 2 * * *", "--tz", "Europe/Zagreb", "--count", "2",
-                          "--json").stdout)
+    data = json.loads(
+        cli("schedule", "explain", "30 2 * * *", "--tz", "Europe/Zagreb", "--count", "2", "--json").stdout
+    )
     assert len(data["next"]) == 2 and all(t.endswith(("+01:00", "+02:00")) for t in data["next"])
     assert "02:30:00" in data["next"][0]
     cli("schedule", "explain", "61 * * * *", expect=2)
@@ -222,13 +238,23 @@ def test_console_entry_point_works_without_a_tty(cli, subprocess_env):
     cli.write("tasks:\n  - {name: a, type: debug.noop, tiers: [daily]}\n")
     proc = subprocess.run(
         [sys.executable, "-c", "from upkeep.cli.main import main; main()", "apply"],
-        env=subprocess_env, cwd=cli.root, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        env=subprocess_env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "+ create task a" in proc.stdout
     usage = subprocess.run(
         [sys.executable, "-m", "upkeep.cli.main", "tasks", "list", "--bogus"],
-        env=subprocess_env, cwd=cli.root, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        env=subprocess_env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
 

@@ -87,9 +87,7 @@ def test_shell_run_timeout_kills_the_whole_process_tree(tasks):
     started = time.mktime(time.strptime(view["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
     finished = time.mktime(time.strptime(view["finished_at"][:19], "%Y-%m-%dT%H:%M:%S"))
     assert finished - started <= 4
-    left = [
-        p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:2] == ["sleep", "61.5"]
-    ]
+    left = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:2] == ["sleep", "61.5"]]
     assert left == []
 
 

@@ -47,8 +47,9 @@ class Cluster:
             "UPKEEP_REQUEUE_SUBMITTED_AFTER_SECONDS": "8",
             "UPKEEP_SCHEDULER_MAX_SLEEP_SECONDS": "2",
         }
-        self.settings = Settings(config=tmp_path / "upkeep.yaml", database_url=database_url, executor="celery",
-                                 broker_url=broker_url)
+        self.settings = Settings(
+            config=tmp_path / "upkeep.yaml", database_url=database_url, executor="celery", broker_url=broker_url
+        )
         self.store = Store(database_url)
         self.store.upgrade()
         self.service = Upkeep(self.settings, self.store)
@@ -56,8 +57,13 @@ class Cluster:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "upkeep.cli.main", *args], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upkeep.cli.main", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         return proc
 
@@ -154,8 +160,16 @@ def test_two_schedulers_three_workers_every_slot_exactly_once(broker, request, t
 def test_a_killed_workers_run_is_recovered_by_heartbeat_and_retried(tmp_path, pg_url, redis_server):
     cluster = Cluster(tmp_path, pg_url, redis_server.url)
     try:
-        cluster.service.create_task({"name": "long", "type": "debug.sleep", "config": {"seconds": 6},
-                                     "max_retries": 2, "retry_backoff_seconds": 1}, actor="test")
+        cluster.service.create_task(
+            {
+                "name": "long",
+                "type": "debug.sleep",
+                "config": {"seconds": 6},
+                "max_retries": 2,
+                "retry_backoff_seconds": 1,
+            },
+            actor="test",
+        )
         victim = cluster.start("victim", "worker", "--concurrency", "1")
         cluster.start("scheduler", "scheduler")
         first = cluster.service.trigger("long", actor="test")["id"]
@@ -182,8 +196,10 @@ def test_broker_and_postgres_restarts_lose_and_duplicate_nothing(tmp_path):
     names = [f"r{i:02d}" for i in range(20)]
     try:
         for name in names:
-            cluster.service.create_task({"name": name, "type": "debug.noop", "schedule": "@every 1s",
-                                         "misfire_grace_seconds": 120}, actor="test")
+            cluster.service.create_task(
+                {"name": name, "type": "debug.noop", "schedule": "@every 1s", "misfire_grace_seconds": 120},
+                actor="test",
+            )
         cluster.start("worker0", "worker", "--concurrency", "2")
         cluster.start("worker1", "worker", "--concurrency", "2")
         cluster.start("scheduler0", "scheduler")
@@ -242,10 +258,7 @@ def test_a_celery_worker_that_dies_is_started_again(tmp_path, pg_url, redis_serv
         cluster.wait_until(lambda: cluster.active() == 0, 60, "the first run")
 
         def celery_mains() -> list[psutil.Process]:
-            return [
-                p for p in psutil.Process(worker.pid).children()
-                if "resource_tracker" not in " ".join(p.cmdline())
-            ]
+            return [p for p in psutil.Process(worker.pid).children() if "resource_tracker" not in " ".join(p.cmdline())]
 
         (dead,) = celery_mains()
         assert dead.children(), "the child of upkeep worker is Celery's main process, with its pool"

@@ -32,8 +32,9 @@ class Procs:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "upkeep.cli.main", *args], env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "upkeep.cli.main", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         self.procs[name] = proc
         return proc
 
@@ -78,8 +79,15 @@ def test_three_schedulers_one_killed_every_slot_exactly_once(tmp_path, pg_databa
     names = [f"t{i:02d}" for i in range(50)]
     for name in names:
         service.create_task({"name": name, "type": "debug.noop", "schedule": "@every 1s"}, actor="test")
-    procs = Procs(tmp_path, {"UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"), "UPKEEP_DATABASE_URL": pg_database,
-                             "UPKEEP_HEARTBEAT_SECONDS": "1", "UPKEEP_WORKER_PROCESSES": "2"})
+    procs = Procs(
+        tmp_path,
+        {
+            "UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"),
+            "UPKEEP_DATABASE_URL": pg_database,
+            "UPKEEP_HEARTBEAT_SECONDS": "1",
+            "UPKEEP_WORKER_PROCESSES": "2",
+        },
+    )
     try:
         for i in range(2):
             procs.start(f"worker{i}", "worker", "--concurrency", "2")
@@ -117,9 +125,17 @@ def test_serve_killed_during_a_run_recovers_it_on_restart(tmp_path):
     store = Store(settings.resolved_database_url)
     store.upgrade()
     service = Upkeep(settings, store)
-    service.create_task({"name": "long-shell", "type": "shell.run", "max_retries": 1, "retry_backoff_seconds": 0,
-                         "config": {"command": ["sh", "-c", f"sleep {marker}; echo done"]}},
-                        actor="test", managed_by="file")
+    service.create_task(
+        {
+            "name": "long-shell",
+            "type": "shell.run",
+            "max_retries": 1,
+            "retry_backoff_seconds": 0,
+            "config": {"command": ["sh", "-c", f"sleep {marker}; echo done"]},
+        },
+        actor="test",
+        managed_by="file",
+    )
     port = free_port()
     procs = Procs(tmp_path, {"UPKEEP_CONFIG": str(tmp_path / "upkeep.yaml"), "UPKEEP_HEARTBEAT_SECONDS": "1"})
 

@@ -343,12 +343,22 @@ def test_claim_and_finish_leave_the_same_history_on_both_stores(service, store):
         ]
         task = s.execute(sa.select(ScheduledTask).where(ScheduledTask.name == "timed")).scalar_one()
     assert (run.status, run.outcome, run.result, run.summary, run.progress) == (
-        "completed", "warning", {"n": 1}, "all good", 1.0
+        "completed",
+        "warning",
+        {"n": 1},
+        "all good",
+        1.0,
     )
     assert run.deadline_at == claimed.deadline_at and run.event_count == 2
     assert history == [
-        (1, "info", "started", "attempt 1 of debug.noop (requested as alias debug.nothing) on test:1",
-         {"worker": "test:1", "attempt": 1, "alias": "debug.nothing"}, run.started_at),
+        (
+            1,
+            "info",
+            "started",
+            "attempt 1 of debug.noop (requested as alias debug.nothing) on test:1",
+            {"worker": "test:1", "attempt": 1, "alias": "debug.nothing"},
+            run.started_at,
+        ),
         (2, "info", "finished", "completed: all good", {"status": "completed", "outcome": "warning"}, run.finished_at),
     ]
     assert (task.last_run_id, task.last_status, task.last_outcome) == (run_id, "completed", "warning")

@@ -23,8 +23,12 @@ def test_list_show_verify_and_a_dry_run_restore_through_the_cli(tmp_path, monkey
     with sqlite3.connect(db) as conn:
         conn.execute("create table t(x)")
         conn.executemany("insert into t values (?)", [(i,) for i in range(100)])
-    made = run_handler(store, "backup.create", {"source": {"type": "sqlite", "path": str(db), "name": "a"},
-                                                "destination": str(tmp_path / "b")}, data_dir=tmp_path)
+    made = run_handler(
+        store,
+        "backup.create",
+        {"source": {"type": "sqlite", "path": str(db), "name": "a"}, "destination": str(tmp_path / "b")},
+        data_dir=tmp_path,
+    )
     runner = CliRunner()
 
     listed = runner.invoke(app, ["backups", "list", "--json"])
@@ -41,8 +45,9 @@ def test_list_show_verify_and_a_dry_run_restore_through_the_cli(tmp_path, monkey
     assert json.loads(runner.invoke(app, ["backups", "list", "--json"]).output)[0]["status"] == "verified"
 
     before = hashlib.sha256(db.read_bytes()).hexdigest()
-    planned = runner.invoke(app, ["backups", "restore", made["backup_id"], "--source", "a", "--target-path", str(db),
-                                  "--dry-run"])
+    planned = runner.invoke(
+        app, ["backups", "restore", made["backup_id"], "--source", "a", "--target-path", str(db), "--dry-run"]
+    )
     assert planned.exit_code == 0, planned.output
     assert "dry run" in planned.output.lower()
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before

@@ -36,16 +36,22 @@ def test_sqlite_backup_verify_and_restore_into_a_new_file(sqlite_store, tmp_path
     live.execute("begin immediate")
     live.execute("insert into notes(body) values ('uncommitted')")
     source = {"type": "sqlite", "path": str(db)}
-    made = run_handler(sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")},
-                       data_dir=tmp_path)
+    made = run_handler(
+        sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
+    )
     live.rollback()
     live.close()
     assert made["row_counts"] == {"notes": 300}
     verified = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
     assert verified["outcome"] == "ok", verified["summary"]
     target = tmp_path / "restored.db"
-    result = run_handler(sqlite_store, "backup.restore", {"source": source, "target_path": str(target),
-                                                         "create": True}, data_dir=tmp_path, confirm=True)
+    result = run_handler(
+        sqlite_store,
+        "backup.restore",
+        {"source": source, "target_path": str(target), "create": True},
+        data_dir=tmp_path,
+        confirm=True,
+    )
     assert result["outcome"] == "ok"
     assert sqlite3.connect(target).execute("select count(*) from notes").fetchone()[0] == 300
 
@@ -78,9 +84,12 @@ def test_encrypted_files_backup_round_trips_and_names_only_the_key_id(sqlite_sto
     secret.mkdir()
     (secret / "token.txt").write_text("top-secret-token-value")
     source = {"type": "files", "paths": [str(secret)]}
-    made = run_handler(sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b"),
-                                                      "encrypt": True, "encryption_key_env": "BACKUP_KEY"},
-                       data_dir=tmp_path)
+    made = run_handler(
+        sqlite_store,
+        "backup.create",
+        {"source": source, "destination": str(tmp_path / "b"), "encrypt": True, "encryption_key_env": "BACKUP_KEY"},
+        data_dir=tmp_path,
+    )
     artifact = Path(made["path"])
     assert artifact.name.endswith(".tar.zst.enc")
     assert b"top-secret-token-value" not in artifact.read_bytes()
@@ -88,8 +97,13 @@ def test_encrypted_files_backup_round_trips_and_names_only_the_key_id(sqlite_sto
     assert key_id(bytes.fromhex(KEY_HEX)) in manifest_text and KEY_HEX not in manifest_text
     assert run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)["outcome"] == "ok"
     out = tmp_path / "out"
-    run_handler(sqlite_store, "backup.restore", {"source": source, "target_path": str(out), "allow_unverified": True},
-                data_dir=tmp_path, confirm=True)
+    run_handler(
+        sqlite_store,
+        "backup.restore",
+        {"source": source, "target_path": str(out), "allow_unverified": True},
+        data_dir=tmp_path,
+        confirm=True,
+    )
     assert (out / "secrets" / "token.txt").read_text() == "top-secret-token-value"
     monkeypatch.setenv("BACKUP_KEY", "22" * 32)
     with pytest.raises(ConfigError, match="key id"):
@@ -115,19 +129,30 @@ def test_encrypt_without_a_key_is_a_config_error_and_writes_nothing(sqlite_store
     monkeypatch.delenv("NO_SUCH_KEY", raising=False)
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match="NO_SUCH_KEY is not set"):
-        run_handler(sqlite_store, "backup.create", {"source": {"type": "files", "paths": [str(tmp_path / "f")]},
-                                                    "destination": str(tmp_path / "b"), "encrypt": True,
-                                                    "encryption_key_env": "NO_SUCH_KEY"}, data_dir=tmp_path)
+        run_handler(
+            sqlite_store,
+            "backup.create",
+            {
+                "source": {"type": "files", "paths": [str(tmp_path / "f")]},
+                "destination": str(tmp_path / "b"),
+                "encrypt": True,
+                "encryption_key_env": "NO_SUCH_KEY",
+            },
+            data_dir=tmp_path,
+        )
     assert not (tmp_path / "b").exists()
 
 
 def test_copy_to_second_location_is_checksummed(sqlite_store, tmp_path):
     db = tmp_path / "c.db"
     _db(db, 10)
-    made = run_handler(sqlite_store, "backup.create", {"source": {"type": "sqlite", "path": str(db)},
-                                                      "destination": "main"},
-                       targets={"backups": {"main": {"path": str(tmp_path / "one"), "copy_to": str(tmp_path / "two")}}},
-                       data_dir=tmp_path)
+    made = run_handler(
+        sqlite_store,
+        "backup.create",
+        {"source": {"type": "sqlite", "path": str(db)}, "destination": "main"},
+        targets={"backups": {"main": {"path": str(tmp_path / "one"), "copy_to": str(tmp_path / "two")}}},
+        data_dir=tmp_path,
+    )
     copy = Path(made["copies"][0]["path"])
     assert copy.parent == tmp_path / "two" / "c"
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == made["sha256"]
@@ -144,8 +169,9 @@ def test_redis_backup_is_verified_with_redis_check_rdb_on_a_copy(sqlite_store, t
         client = redis.Redis(port=server.port)
         client.mset({f"k{i}": f"v{i}" for i in range(200)})
         source = {"type": "redis", "url": server.url, "name": "cache"}
-        made = run_handler(sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")},
-                           data_dir=tmp_path)
+        made = run_handler(
+            sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
+        )
         artifact = Path(made["path"])
         before = (hashlib.sha256(artifact.read_bytes()).hexdigest(), artifact.stat().st_mtime_ns)
         rdb = zstandard.ZstdDecompressor().decompressobj().decompress(artifact.read_bytes())

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def pgbench_db(pg_server):
     name = pg_server.create_database()
-    subprocess.run([pg_server.bin("pgbench"), "-i", "-s", "10", "-q", "-d", pg_server.dsn(name)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [pg_server.bin("pgbench"), "-i", "-s", "10", "-q", "-d", pg_server.dsn(name)], check=True, capture_output=True
+    )
     yield name
     pg_server.drop_database(name)
 
@@ -50,15 +51,21 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     dsn = pg_server.dsn(pgbench_db)
     source = {"type": "postgres", "url": dsn, "name": "bench"}
     dest = tmp_path / "backups"
-    load = subprocess.Popen([pg_server.bin("pgbench"), "-n", "-c", "2", "-T", "60", "-d", dsn],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    load = subprocess.Popen(
+        [pg_server.bin("pgbench"), "-n", "-c", "2", "-T", "60", "-d", dsn],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while _scalar(dsn, "select count(*) from pgbench_history") < 50 and time.monotonic() < deadline:
             time.sleep(0.05)
-        created = run_handler(sqlite_store, "backup.create",
-                              {"source": source, "destination": str(dest), "table_checksums": True},
-                              data_dir=tmp_path)
+        created = run_handler(
+            sqlite_store,
+            "backup.create",
+            {"source": source, "destination": str(dest), "table_checksums": True},
+            data_dir=tmp_path,
+        )
         history_in_dump = created["row_counts"]["public.pgbench_history"]
         time.sleep(0.3)
         assert _scalar(dsn, "select count(*) from pgbench_history") > history_in_dump  # pgbench kept writing
@@ -83,8 +90,9 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0x01
     artifact.write_bytes(bytes(data))
-    flipped = run_handler(sqlite_store, "backup.verify", {"source": source, "which": created["backup_id"]},
-                          data_dir=tmp_path)
+    flipped = run_handler(
+        sqlite_store, "backup.verify", {"source": source, "which": created["backup_id"]}, data_dir=tmp_path
+    )
     assert flipped["outcome"] == "critical"
     assert "checksum mismatch: expected" in flipped["summary"]
     from upkeep.handlers._backup import catalog
@@ -96,20 +104,39 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     shutil.copy2(good, artifact)
     with open(artifact, "r+b") as fh:
         fh.truncate(artifact.stat().st_size // 2)
-    truncated = run_handler(sqlite_store, "backup.verify", {"source": source, "which": created["backup_id"]},
-                            data_dir=tmp_path)
+    truncated = run_handler(
+        sqlite_store, "backup.verify", {"source": source, "which": created["backup_id"]}, data_dir=tmp_path
+    )
     assert truncated["outcome"] == "critical"
     assert "size" in truncated["summary"] and "checksum mismatch" in truncated["summary"]
 
     shutil.copy2(good, artifact)
     with pytest.raises(UserError, match="needs confirmation"):
-        run_handler(sqlite_store, "backup.restore", {"source": source, "backup": created["backup_id"],
-                                                     "allow_unverified": True, "target_database": "restored_new",
-                                                     "create": True}, data_dir=tmp_path)
-    restored = run_handler(sqlite_store, "backup.restore",
-                           {"source": source, "backup": created["backup_id"], "allow_unverified": True,
-                            "target_database": "restored_new", "create": True},
-                           data_dir=tmp_path, confirm=True)
+        run_handler(
+            sqlite_store,
+            "backup.restore",
+            {
+                "source": source,
+                "backup": created["backup_id"],
+                "allow_unverified": True,
+                "target_database": "restored_new",
+                "create": True,
+            },
+            data_dir=tmp_path,
+        )
+    restored = run_handler(
+        sqlite_store,
+        "backup.restore",
+        {
+            "source": source,
+            "backup": created["backup_id"],
+            "allow_unverified": True,
+            "target_database": "restored_new",
+            "create": True,
+        },
+        data_dir=tmp_path,
+        confirm=True,
+    )
     try:
         assert restored["outcome"] == "ok", restored["summary"]
         new_dsn = pg_server.dsn("restored_new")
@@ -121,9 +148,12 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
         # the live database moved on; the restored one is the dump's snapshot
         assert _scalar(dsn, "select count(*) from pgbench_history") > counts["public.pgbench_history"]
         # pgbench's invariant holds only in a consistent snapshot: every delta is in the history
-        sums = _scalar(new_dsn, "select array[(select sum(abalance) from pgbench_accounts), "
-                                "(select sum(delta) from pgbench_history), "
-                                "(select sum(bbalance) from pgbench_branches)]")
+        sums = _scalar(
+            new_dsn,
+            "select array[(select sum(abalance) from pgbench_accounts), "
+            "(select sum(delta) from pgbench_history), "
+            "(select sum(bbalance) from pgbench_branches)]",
+        )
         assert sums[0] == sums[1] == sums[2]
     finally:
         pg_server.drop_database("restored_new")
@@ -131,16 +161,22 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
 
 def test_restore_into_the_original_database_takes_a_safety_backup_and_ends_sessions(pg_server, sqlite_store, tmp_path):
     name = pg_server.create_database()
-    pg_server.psql("create table items(id int primary key, v text); insert into items select g, 'v' || g "
-                   "from generate_series(1, 500) g", name)
+    pg_server.psql(
+        "create table items(id int primary key, v text); insert into items select g, 'v' || g "
+        "from generate_series(1, 500) g",
+        name,
+    )
     target = {"type": "postgres", "url": pg_server.dsn(name), "name": "small"}
     cfg = {"source": target, "destination": str(tmp_path / "b")}
     made = run_handler(sqlite_store, "backup.create", cfg, data_dir=tmp_path)
     assert run_handler(sqlite_store, "backup.verify", {"source": target}, data_dir=tmp_path)["outcome"] == "ok"
     pg_server.psql("insert into items values (1000, 'after the backup')", name)
     marker = tmp_path / "events.txt"
-    restore_cfg = {"source": target, "stop_command": ["sh", "-c", f"echo stop >> {marker}"],
-                   "start_command": ["sh", "-c", f"echo start >> {marker}"]}
+    restore_cfg = {
+        "source": target,
+        "stop_command": ["sh", "-c", f"echo stop >> {marker}"],
+        "start_command": ["sh", "-c", f"echo start >> {marker}"],
+    }
 
     plan = run_handler(sqlite_store, "backup.restore", restore_cfg, data_dir=tmp_path, dry_run=True)
     assert plan["dry_run"] and plan["plan"]["backup_id"] == made["backup_id"] and plan["plan"]["drops"] == name
@@ -182,8 +218,9 @@ def _leftovers(directory: Path) -> list[Path]:
 def test_unreachable_server_is_one_clear_error_and_leaves_nothing(sqlite_store, tmp_path):
     source = {"type": "postgres", "url": f"postgresql://postgres:s3cret-pw@127.0.0.1:{free_port()}/app"}
     with pytest.raises(ConnectionFailed) as err:
-        run_handler(sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "d")},
-                    data_dir=tmp_path)
+        run_handler(
+            sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "d")}, data_dir=tmp_path
+        )
     assert "127.0.0.1" in str(err.value) and "s3cret-pw" not in str(err.value)
     assert _leftovers(tmp_path / "d") == []
 
@@ -192,20 +229,30 @@ def test_missing_pg_dump_is_one_clear_error(pg_server, sqlite_store, tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
     with pytest.raises(UserError, match="pg_dump not found in pg_bin_dir"):
-        run_handler(sqlite_store, "backup.create", {"source": {"url": pg_server.dsn()}, "pg_bin_dir": str(empty),
-                                                    "destination": str(tmp_path / "d")}, data_dir=tmp_path)
+        run_handler(
+            sqlite_store,
+            "backup.create",
+            {"source": {"url": pg_server.dsn()}, "pg_bin_dir": str(empty), "destination": str(tmp_path / "d")},
+            data_dir=tmp_path,
+        )
     assert _leftovers(tmp_path / "d") == []
 
 
 def test_pg_dump_older_than_the_server_is_refused_before_dumping(pg_server, sqlite_store, tmp_path):
     fake = tmp_path / "bin" / "pg_dump"
     fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 12.0'; exit 0; fi\n"
-                    "echo dumped > /dev/stdout\n")
+    fake.write_text(
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 12.0'; exit 0; fi\n"
+        "echo dumped > /dev/stdout\n"
+    )
     fake.chmod(0o755)
     with pytest.raises(UserError) as err:
-        run_handler(sqlite_store, "backup.create", {"source": {"url": pg_server.dsn()}, "pg_dump_path": str(fake),
-                                                    "destination": str(tmp_path / "d")}, data_dir=tmp_path)
+        run_handler(
+            sqlite_store,
+            "backup.create",
+            {"source": {"url": pg_server.dsn()}, "pg_dump_path": str(fake), "destination": str(tmp_path / "d")},
+            data_dir=tmp_path,
+        )
     assert "pg_dump 12 is older than the server (15)" in str(err.value)
     assert "postgresql-client-15" in str(err.value)
     assert _leftovers(tmp_path / "d") == []
@@ -215,13 +262,19 @@ def test_a_failing_pg_dump_leaves_no_partial_artifact(pg_server, sqlite_store, t
     real = pg_server.bin("pg_dump")
     fake = tmp_path / "bin" / "pg_dump"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\nif [ \"$1\" = --version ]; then exec {real} --version; fi\n"
-                    "head -c 300000 /dev/urandom; echo 'pg_dump: error: disk on fire' >&2; exit 1\n")
+    fake.write_text(
+        f'#!/bin/sh\nif [ "$1" = --version ]; then exec {real} --version; fi\n'
+        "head -c 300000 /dev/urandom; echo 'pg_dump: error: disk on fire' >&2; exit 1\n"
+    )
     fake.chmod(0o755)
     os.symlink(pg_server.bin("pg_restore"), tmp_path / "bin" / "pg_restore")
     with pytest.raises(UserError, match="disk on fire"):
-        run_handler(sqlite_store, "backup.create", {"source": {"url": pg_server.dsn()}, "pg_bin_dir": str(fake.parent),
-                                                    "destination": str(tmp_path / "d")}, data_dir=tmp_path)
+        run_handler(
+            sqlite_store,
+            "backup.create",
+            {"source": {"url": pg_server.dsn()}, "pg_bin_dir": str(fake.parent), "destination": str(tmp_path / "d")},
+            data_dir=tmp_path,
+        )
     assert _leftovers(tmp_path / "d") == []
 
 

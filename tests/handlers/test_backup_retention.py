@@ -19,9 +19,15 @@ backups_st = st.lists(
     st.tuples(st.floats(min_value=0, max_value=400 * 24, allow_nan=False), st.booleans()), max_size=40
 ).map(lambda items: [BackupInfo(f"b{i:03d}", NOW - timedelta(hours=h), v) for i, (h, v) in enumerate(items)])
 opt = st.one_of(st.none(), st.integers(min_value=1, max_value=10))
-policy_st = st.builds(Policy, keep_last=opt, keep_daily=opt, keep_weekly=opt, keep_monthly=opt,
-                      max_age_days=st.one_of(st.none(), st.floats(min_value=0.1, max_value=400)),
-                      min_keep=st.integers(min_value=0, max_value=5))
+policy_st = st.builds(
+    Policy,
+    keep_last=opt,
+    keep_daily=opt,
+    keep_weekly=opt,
+    keep_monthly=opt,
+    max_age_days=st.one_of(st.none(), st.floats(min_value=0.1, max_value=400)),
+    min_keep=st.integers(min_value=0, max_value=5),
+)
 
 
 @given(backups_st, policy_st)
@@ -47,8 +53,11 @@ def test_grandfather_father_son_keeps_one_per_period():
 
 
 def test_max_age_overrides_keep_rules_but_not_the_protections():
-    backups = [BackupInfo("old-verified", NOW - timedelta(days=100), True),
-               BackupInfo("old", NOW - timedelta(days=90)), BackupInfo("new", NOW - timedelta(days=1))]
+    backups = [
+        BackupInfo("old-verified", NOW - timedelta(days=100), True),
+        BackupInfo("old", NOW - timedelta(days=90)),
+        BackupInfo("new", NOW - timedelta(days=1)),
+    ]
     decision = select(backups, Policy(keep_last=10, max_age_days=30, min_keep=1), NOW)
     assert decision.delete == ["old"]
     assert decision.keep["old-verified"] == ["newest verified"]
@@ -64,14 +73,25 @@ def test_prune_dry_run_deletes_nothing(sqlite_store, tmp_path, backups, policy):
         path = tmp_path / f"{b.id}.dump.zst"
         path.write_bytes(b"x")
         files.append(path)
-        catalog.put(records, {"id": b.id, "source": "s", "type": "postgres", "created_at": b.created_at.isoformat(),
-                              "status": "verified" if b.verified else "created", "path": str(path),
-                              "copies": [], "manifest": {"size": 1}})
+        catalog.put(
+            records,
+            {
+                "id": b.id,
+                "source": "s",
+                "type": "postgres",
+                "created_at": b.created_at.isoformat(),
+                "status": "verified" if b.verified else "created",
+                "path": str(path),
+                "copies": [],
+                "manifest": {"size": 1},
+            },
+        )
     from upkeep.clock import FakeClock
 
     cfg = {k: v for k, v in vars(policy).items() if v is not None}
-    result = run_handler(sqlite_store, "backup.prune", {"source": "s", "retention": cfg}, dry_run=True,
-                         clock=FakeClock(NOW))
+    result = run_handler(
+        sqlite_store, "backup.prune", {"source": "s", "retention": cfg}, dry_run=True, clock=FakeClock(NOW)
+    )
     assert all(p.exists() for p in files)
     assert len(records.keys("s/")) == len(backups)
     assert len(result["would_delete"]) == len(select(backups, policy, NOW).delete)
@@ -86,13 +106,24 @@ def test_prune_deletes_artifacts_and_catalog_entries(sqlite_store, tmp_path):
         path.write_bytes(b"x")
         Path(str(path) + ".manifest.json").write_text("{}")
         paths[b_id] = path
-        catalog.put(records, {"id": b_id, "source": "s", "type": "postgres", "status": "verified" if days == 3 else
-                              "created", "created_at": (NOW - timedelta(days=days)).isoformat(), "path": str(path),
-                              "copies": [], "manifest": {"size": 1}})
+        catalog.put(
+            records,
+            {
+                "id": b_id,
+                "source": "s",
+                "type": "postgres",
+                "status": "verified" if days == 3 else "created",
+                "created_at": (NOW - timedelta(days=days)).isoformat(),
+                "path": str(path),
+                "copies": [],
+                "manifest": {"size": 1},
+            },
+        )
     from upkeep.clock import FakeClock
 
-    result = run_handler(sqlite_store, "backup.prune", {"source": "s", "retention": {"keep_last": 2}},
-                         clock=FakeClock(NOW))
+    result = run_handler(
+        sqlite_store, "backup.prune", {"source": "s", "retention": {"keep_last": 2}}, clock=FakeClock(NOW)
+    )
     assert sorted(d["id"] for d in result["deleted"]) == ["b2", "b4"]
     assert sorted(records.keys("s/")) == ["s/b0", "s/b1", "s/b3"]  # b3: the newest verified
     assert not paths["b4"].exists() and not Path(str(paths["b4"]) + ".manifest.json").exists()

@@ -25,12 +25,16 @@ def _samples(store, days: int, every_hours: float = 24.0) -> datetime:
     while at <= T0 + timedelta(days=days):
         d = (at - T0).total_seconds() / 86400
         noise = 0.2 if step % 2 else -0.2
-        store_sample(records, at, {
-            "disk.used_percent:/data": 50 + 0.5 * d + noise,  # reaches 80 at day 60
-            "db.size:app": (60 + 1.0 * d) * GIB + noise * 1e6,  # reaches 100 GiB at day 40
-            "requests.per_min:api": 1200 + noise,  # already over 1,000
-            "memory.used_percent": 40 - 0.1 * d,  # shrinking, no threshold
-        })
+        store_sample(
+            records,
+            at,
+            {
+                "disk.used_percent:/data": 50 + 0.5 * d + noise,  # reaches 80 at day 60
+                "db.size:app": (60 + 1.0 * d) * GIB + noise * 1e6,  # reaches 100 GiB at day 40
+                "requests.per_min:api": 1200 + noise,  # already over 1,000
+                "memory.used_percent": 40 - 0.1 * d,  # shrinking, no threshold
+            },
+        )
         at += timedelta(hours=every_hours)
         step += 1
     return at - timedelta(hours=every_hours)
@@ -56,8 +60,12 @@ def test_projected_crossing_dates_are_within_a_day_of_the_truth(sqlite_store):
 
 def test_thresholds_in_config_override_the_scaling_triggers(sqlite_store):
     last = _samples(sqlite_store, days=20)
-    result = run_handler(sqlite_store, "capacity.plan", {"thresholds": {"disk.used_percent:/data": 70},
-                                                         "metrics": ["disk.*"]}, clock=FakeClock(last))
+    result = run_handler(
+        sqlite_store,
+        "capacity.plan",
+        {"thresholds": {"disk.used_percent:/data": 70}, "metrics": ["disk.*"]},
+        clock=FakeClock(last),
+    )
     (disk,) = result["metrics"]
     assert abs(datetime.fromisoformat(disk["crossing_date"]) - (T0 + timedelta(days=40))) < timedelta(days=1)
     assert disk["status"] == "warning"
@@ -92,15 +100,31 @@ def test_capacity_sample_records_real_metrics(sqlite_store, tmp_path, pg_server,
     (data / "sub" / "b.bin").write_bytes(b"y" * 1000)
     log = tmp_path / "api.log"
     now = datetime.now(UTC)
-    lines = [{"level": "info", "time": (now - timedelta(minutes=i)).isoformat(), "statusCode": 200,
-              "durationMs": 12, "msg": "request"} for i in range(30)]
+    lines = [
+        {
+            "level": "info",
+            "time": (now - timedelta(minutes=i)).isoformat(),
+            "statusCode": 200,
+            "durationMs": 12,
+            "msg": "request",
+        }
+        for i in range(30)
+    ]
     log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
     url = pg_database.replace("postgresql+psycopg://", "postgresql://")
-    result = run_handler(sqlite_store, "capacity.sample", {
-        "disk_paths": [str(tmp_path)], "size_paths": [str(data)], "databases": [url, "upkeep"],
-        "logs": [str(log)], "cpu_sample_seconds": 0.1,
-    }, services=services)
+    result = run_handler(
+        sqlite_store,
+        "capacity.sample",
+        {
+            "disk_paths": [str(tmp_path)],
+            "size_paths": [str(data)],
+            "databases": [url, "upkeep"],
+            "logs": [str(log)],
+            "cpu_sample_seconds": 0.1,
+        },
+        services=services,
+    )
     m = result["metrics"]
     assert result["outcome"] == "ok", result["findings"]
     assert m[f"dir.bytes:{data}"] == 5096

@@ -17,8 +17,13 @@ from upkeep.settings import Settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "env"
 PWNED = Path("/tmp/upkeep-pwned")
-SECRET_VALUES = ["CHANGE_ME_secret_key", "tiny-token-value", "a-sufficiently-long-random-secret-value-0123456789",
-                 "duplicate-but-also-long-enough-secret-value-0123456789", "changeme"]
+SECRET_VALUES = [
+    "CHANGE_ME_secret_key",
+    "tiny-token-value",
+    "a-sufficiently-long-random-secret-value-0123456789",
+    "duplicate-but-also-long-enough-secret-value-0123456789",
+    "changeme",
+]
 
 
 @pytest.fixture
@@ -44,15 +49,22 @@ def test_every_finding_kind_is_reported_with_file_line_and_key(sqlite_store, env
     if shutil.which("git"):
         subprocess.run(["git", "init", "-q", str(env_dir)], check=True)
         subprocess.run(["git", "-C", str(env_dir), "add", ".env"], check=True)
-    result = run_handler(sqlite_store, "config.audit", {
-        "paths": [str(env), str(tmp_path / "missing.env")],
-        "required_keys": ["ADMIN_EMAIL", "MAIL_FROM"],
-        "validate_upkeep_config": False,
-    })
+    result = run_handler(
+        sqlite_store,
+        "config.audit",
+        {
+            "paths": [str(env), str(tmp_path / "missing.env")],
+            "required_keys": ["ADMIN_EMAIL", "MAIL_FROM"],
+            "validate_upkeep_config": False,
+        },
+    )
     found = _by_check(result)
     where = {(f["check"], f["line"], f["key"]) for f in result["findings"]}
-    assert {("placeholder", 3, "SECRET_KEY"), ("placeholder", 5, "SMTP_PASSWORD"),
-            ("placeholder", 6, "SENTRY_DSN")} <= where
+    assert {
+        ("placeholder", 3, "SECRET_KEY"),
+        ("placeholder", 5, "SMTP_PASSWORD"),
+        ("placeholder", 6, "SENTRY_DSN"),
+    } <= where
     assert ("short_secret", 4, "API_TOKEN") in where
     assert ("empty_required", 7, "ADMIN_EMAIL") in where
     assert ("duplicate_key", 9, "JWT_SECRET") in where
@@ -72,8 +84,9 @@ def test_every_finding_kind_is_reported_with_file_line_and_key(sqlite_store, env
 
 
 def test_no_secret_value_appears_in_the_result_or_the_events(sqlite_store, env_dir):
-    result = run_handler(sqlite_store, "config.audit", {"paths": [str(env_dir / ".env")],
-                                                        "validate_upkeep_config": False})
+    result = run_handler(
+        sqlite_store, "config.audit", {"paths": [str(env_dir / ".env")], "validate_upkeep_config": False}
+    )
     shown = json.dumps(result) + json.dumps(events_of(sqlite_store, result["_run_id"]))
     for value in SECRET_VALUES:
         assert value not in shown
@@ -84,8 +97,9 @@ def test_a_command_substitution_is_reported_and_never_executed(sqlite_store, tmp
     env = tmp_path / ".env"
     env.write_text("X=$(touch /tmp/upkeep-pwned)\n")
     os.chmod(env, 0o600)
-    result = run_handler(sqlite_store, "config.audit", {"paths": [str(env)], "check_git": False,
-                                                        "validate_upkeep_config": False})
+    result = run_handler(
+        sqlite_store, "config.audit", {"paths": [str(env)], "check_git": False, "validate_upkeep_config": False}
+    )
     assert [(f["check"], f["line"], f["key"]) for f in result["findings"]] == [("command_substitution", 1, "X")]
     assert not PWNED.exists()
 
@@ -94,15 +108,17 @@ def test_a_clean_private_file_is_ok(sqlite_store, tmp_path):
     env = tmp_path / "prod.env"
     env.write_text("# ok\nexport SECRET_KEY='0123456789abcdef0123456789abcdef'\nDEBUG=false # comment\n")
     os.chmod(env, 0o600)
-    result = run_handler(sqlite_store, "config.audit", {"paths": [str(env)], "required_keys": ["DEBUG"],
-                                                        "validate_upkeep_config": False})
+    result = run_handler(
+        sqlite_store, "config.audit", {"paths": [str(env)], "required_keys": ["DEBUG"], "validate_upkeep_config": False}
+    )
     assert result["outcome"] == "ok", result["findings"]
     assert result["files"][0]["keys"] == 2
 
 
 def test_parser_reads_quotes_exports_comments_and_multiline_values():
-    parsed = parse_env_text('export A="x \\"y\\" # not a comment"\nB=plain # comment\nC=\'$(literal)\'\n'
-                            'D="two\nlines"\nE=a#b\n')
+    parsed = parse_env_text(
+        'export A="x \\"y\\" # not a comment"\nB=plain # comment\nC=\'$(literal)\'\nD="two\nlines"\nE=a#b\n'
+    )
     values = {e.key: e.value for e in parsed.entries}
     assert values == {"A": 'x "y" # not a comment', "B": "plain", "C": "$(literal)", "D": "two\nlines", "E": "a#b"}
     assert not parsed.problems
@@ -111,8 +127,10 @@ def test_parser_reads_quotes_exports_comments_and_multiline_values():
 
 def test_upkeep_yaml_is_validated_too(sqlite_store, tmp_path):
     config = tmp_path / "upkeep.yaml"
-    config.write_text("channels:\n  mail: {url: 'mailto://ops:hunter2hunter2@smtp.example.com'}\n"
-                      "tasks:\n  - {name: t1, type: runs.cleanup_stale, schedule: '@every 5m'}\n")
+    config.write_text(
+        "channels:\n  mail: {url: 'mailto://ops:hunter2hunter2@smtp.example.com'}\n"
+        "tasks:\n  - {name: t1, type: runs.cleanup_stale, schedule: '@every 5m'}\n"
+    )
     services = EngineServices(sqlite_store, Settings(config=config))
     result = run_handler(sqlite_store, "config.audit", {"upkeep_config": str(config)}, services=services)
     assert result["upkeep_config"] == str(config)

@@ -53,9 +53,7 @@ def test_wrong_password_is_reported_without_any_password(sqlite_store, pg_server
     monkeypatch.setenv("PG_TEST_PW", "wrong-" + PASSWORD)
     targets = {
         "databases": {
-            "app": {
-                "url": f"postgresql://{password_role}:${{env:PG_TEST_PW}}@127.0.0.1:{pg_server.port}/postgres"
-            }
+            "app": {"url": f"postgresql://{password_role}:${{env:PG_TEST_PW}}@127.0.0.1:{pg_server.port}/postgres"}
         }
     }
     with pytest.raises(ConnectionFailed) as info:

@@ -56,17 +56,13 @@ def items_db(pg_server):
 def test_inspect_reports_duplicate_and_invalid_indexes_and_missing_pg_stat_statements(
     sqlite_store, pg_server, items_db
 ):
-    result = run_handler(
-        sqlite_store, "db.inspect", {"target": pg_server.dsn(items_db), "databases": [items_db]}
-    )
+    result = run_handler(sqlite_store, "db.inspect", {"target": pg_server.dsn(items_db), "databases": [items_db]})
 
     by_check: dict[str, list[dict]] = {}
     for f in result["findings"]:
         by_check.setdefault(f["check"], []).append(f)
     dups = by_check["duplicate_index"]
-    assert [(d["item"], d["duplicate_of"]) for d in dups] == [
-        ("public.items_sku_again", "public.items_sku_idx")
-    ]
+    assert [(d["item"], d["duplicate_of"]) for d in dups] == [("public.items_sku_again", "public.items_sku_idx")]
     assert sorted(f["item"] for f in by_check["invalid_index"]) == [
         "public.items_sku_idx_ccnew",
         "public.items_sku_unique",
@@ -133,9 +129,7 @@ def test_reindex_dry_run_lists_every_action_and_changes_nothing(sqlite_store, pg
     assert {n: _index(dsn, n) for n in before} == before
 
 
-def test_reindex_drops_leftover_and_rebuilds_while_another_connection_writes(
-    sqlite_store, pg_server, items_db
-):
+def test_reindex_drops_leftover_and_rebuilds_while_another_connection_writes(sqlite_store, pg_server, items_db):
     dsn = pg_server.dsn(items_db)
     old_sku, old_pkey = _index(dsn, "items_sku_idx"), _index(dsn, "items_pkey")
     stop = threading.Event()
@@ -171,9 +165,7 @@ def test_reindex_drops_leftover_and_rebuilds_while_another_connection_writes(
     assert errors == []
     assert writes_during > 0
     assert result["outcome"] == "ok", result["findings"]
-    assert [(d["index"], d["status"]) for d in result["dropped"]] == [
-        ("public.items_sku_idx_ccnew", "dropped")
-    ]
+    assert [(d["index"], d["status"]) for d in result["dropped"]] == [("public.items_sku_idx_ccnew", "dropped")]
     assert _index(dsn, "items_sku_idx_ccnew") is None
     rebuilt = {r["index"]: r for r in result["rebuilt"]}
     assert set(rebuilt) == {"public.items_sku_idx", "public.items_pkey"}
@@ -195,9 +187,7 @@ def test_reindex_drops_the_leftover_of_its_own_failed_rebuild(sqlite_store, pg_s
     assert row["status"] == "failed" and "could not create unique index" in row["problem"]
     assert result["outcome"] == "warning"
     with psycopg.connect(dsn, autocommit=True) as c:
-        names = {
-            r[0] for r in c.execute("SELECT relname FROM pg_class WHERE relname LIKE 'items_sku_unique%'")
-        }
+        names = {r[0] for r in c.execute("SELECT relname FROM pg_class WHERE relname LIKE 'items_sku_unique%'")}
     assert names == {"items_sku_unique"}  # no items_sku_unique_ccnew left behind
 
 
@@ -234,9 +224,7 @@ def test_reindex_bloated_only_rebuilds_just_the_bloated_index(sqlite_store, pg_s
 def test_inspect_measures_bloat_exactly_with_pgstattuple_when_installed(sqlite_store, pg_server, items_db):
     dsn = pg_server.dsn(items_db)
     _exec(dsn, "CREATE EXTENSION pgstattuple", "DELETE FROM items WHERE id % 2 = 0")
-    result = run_handler(
-        sqlite_store, "db.inspect", {"target": dsn, "databases": [items_db], "bloat_method": "auto"}
-    )
+    result = run_handler(sqlite_store, "db.inspect", {"target": dsn, "databases": [items_db], "bloat_method": "auto"})
     bloat = result["databases"][items_db]["bloat"]
     assert bloat["method"] == "pgstattuple"
     (items,) = [r for r in bloat["relations"] if r["name"] == "public.items"]

@@ -23,9 +23,7 @@ def holey_db(tmp_path) -> Path:
     with sqlite3.connect(path) as c:
         c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
         c.execute("CREATE INDEX notes_body ON notes (body)")
-        c.executemany(
-            "INSERT INTO notes (body) VALUES (?)", [(f"note {i} " + "x" * 300,) for i in range(3000)]
-        )
+        c.executemany("INSERT INTO notes (body) VALUES (?)", [(f"note {i} " + "x" * 300,) for i in range(3000)])
         c.execute("DELETE FROM notes WHERE id % 10 != 0")
     c.close()
     return path
@@ -39,9 +37,9 @@ def test_sqlite_vacuum_gives_free_pages_back_and_dry_run_changes_nothing(sqlite_
     dry = run_handler(sqlite_store, "db.vacuum", {"target": target}, dry_run=True)
     assert holey_db.read_bytes() == content
     assert dry["actions"] == ["PRAGMA integrity_check", "VACUUM", "ANALYZE", "PRAGMA optimize"]
-    assert [
-        e["data"]["action"] for e in events_of(sqlite_store, dry["_run_id"]) if e["event"] == "plan"
-    ] == dry["actions"]
+    assert [e["data"]["action"] for e in events_of(sqlite_store, dry["_run_id"]) if e["event"] == "plan"] == dry[
+        "actions"
+    ]
 
     result = run_handler(sqlite_store, "db.vacuum", {"target": target})
     assert result["outcome"] == "ok"
@@ -107,9 +105,7 @@ def test_integrity_problems_are_critical_and_stop_vacuum(sqlite_store, tmp_path)
 
     inspected = run_handler(sqlite_store, "db.inspect", {"target": f"sqlite:///{path}"})
     assert inspected["outcome"] == "critical"
-    assert inspected["integrity"] != ["ok"] and all(
-        f["severity"] == "critical" for f in inspected["findings"]
-    )
+    assert inspected["integrity"] != ["ok"] and all(f["severity"] == "critical" for f in inspected["findings"])
 
     vacuumed = run_handler(sqlite_store, "db.vacuum", {"target": f"sqlite:///{path}"})
     assert vacuumed["outcome"] == "critical" and vacuumed["after"] is None

@@ -52,9 +52,7 @@ def churned(request, pg_server, two_databases):
 
 
 @pytest.mark.parametrize("churned", [50_000], indirect=True)
-def test_vacuum_removes_dead_tuples_of_mass_updates_in_every_chosen_database(
-    sqlite_store, pg_server, churned
-):
+def test_vacuum_removes_dead_tuples_of_mass_updates_in_every_chosen_database(sqlite_store, pg_server, churned):
     targets = {"databases": {"main": {"url": pg_server.dsn("postgres")}}}
     for name in churned:
         assert _stats(pg_server.dsn(name))[0] > 10_000
@@ -84,9 +82,7 @@ def test_vacuum_removes_dead_tuples_of_mass_updates_in_every_chosen_database(
 def test_vacuum_dry_run_lists_every_database_and_changes_nothing(sqlite_store, pg_server, churned):
     before = {name: _stats(pg_server.dsn(name)) for name in churned}
 
-    result = run_handler(
-        sqlite_store, "db.vacuum", {"target": pg_server.dsn("postgres"), "full": True}, dry_run=True
-    )
+    result = run_handler(sqlite_store, "db.vacuum", {"target": pg_server.dsn("postgres"), "full": True}, dry_run=True)
 
     planned = {d["database"]: {t["table"] for t in d["tables"]} for d in result["databases"]}
     assert set(churned) <= set(planned) and "postgres" in planned  # every database, not just one
@@ -106,9 +102,7 @@ def test_analyze_updates_statistics_of_chosen_tables_only(sqlite_store, pg_serve
     with psycopg.connect(pg_server.dsn(name), autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS events")
         c.execute("CREATE TABLE events (id int, at date) PARTITION BY RANGE (at)")
-        c.execute(
-            "CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
-        )
+        c.execute("CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')")
     result = run_handler(
         sqlite_store,
         "db.analyze",

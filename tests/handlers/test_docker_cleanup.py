@@ -64,30 +64,70 @@ class FakeEngine:
             return 200, "OK"
         if (method, path) == ("GET", "/containers/json"):
             return 200, [
-                {"Id": "a" * 64, "Names": ["/old-job"], "State": "exited", "Image": "job:1", "Created": OLD,
-                 "SizeRw": 10_000_000, "Labels": {"team": "ops"}},
-                {"Id": "b" * 64, "Names": ["/fresh-job"], "State": "exited", "Image": "job:1", "Created": NEW,
-                 "SizeRw": 5_000, "Labels": {"team": "ops"}},
-                {"Id": "c" * 64, "Names": ["/keep-me"], "State": "exited", "Image": "db:1", "Created": OLD,
-                 "SizeRw": 1_000, "Labels": {"keep": "true"}},
+                {
+                    "Id": "a" * 64,
+                    "Names": ["/old-job"],
+                    "State": "exited",
+                    "Image": "job:1",
+                    "Created": OLD,
+                    "SizeRw": 10_000_000,
+                    "Labels": {"team": "ops"},
+                },
+                {
+                    "Id": "b" * 64,
+                    "Names": ["/fresh-job"],
+                    "State": "exited",
+                    "Image": "job:1",
+                    "Created": NEW,
+                    "SizeRw": 5_000,
+                    "Labels": {"team": "ops"},
+                },
+                {
+                    "Id": "c" * 64,
+                    "Names": ["/keep-me"],
+                    "State": "exited",
+                    "Image": "db:1",
+                    "Created": OLD,
+                    "SizeRw": 1_000,
+                    "Labels": {"keep": "true"},
+                },
             ]
         if (method, path) == ("GET", "/images/json"):
             return 200, [{"Id": "sha256:" + "d" * 64, "Created": OLD, "Size": 200_000_000, "Labels": None}]
         if (method, path) == ("GET", "/networks"):
-            return 200, [{"Id": "n1" * 32, "Name": "bridge", "Created": "2020-01-01T00:00:00Z"},
-                         {"Id": "n2" * 32, "Name": "old-net", "Created": "2020-01-01T00:00:00.123456789Z"},
-                         {"Id": "n3" * 32, "Name": "busy-net", "Created": "2020-01-01T00:00:00Z"}]
+            return 200, [
+                {"Id": "n1" * 32, "Name": "bridge", "Created": "2020-01-01T00:00:00Z"},
+                {"Id": "n2" * 32, "Name": "old-net", "Created": "2020-01-01T00:00:00.123456789Z"},
+                {"Id": "n3" * 32, "Name": "busy-net", "Created": "2020-01-01T00:00:00Z"},
+            ]
         if method == "GET" and path.startswith("/networks/"):
             busy = path.endswith("n3" * 32)
             return 200, {"Containers": {"x": {}} if busy else {}}
         if (method, path) == ("GET", "/system/df"):
-            return 200, {"BuildCache": [
-                {"ID": "cache1", "Type": "regular", "Size": 50_000_000, "InUse": False, "Shared": False,
-                 "LastUsedAt": "2020-01-01T00:00:00Z"},
-                {"ID": "cache2", "Type": "regular", "Size": 1, "InUse": True, "Shared": False,
-                 "LastUsedAt": "2020-01-01T00:00:00Z"}],
-                "Volumes": [{"Name": "scratch", "UsageData": {"Size": 7_000, "RefCount": 0}},
-                            {"Name": "db-data", "UsageData": {"Size": 9_000_000, "RefCount": 1}}]}
+            return 200, {
+                "BuildCache": [
+                    {
+                        "ID": "cache1",
+                        "Type": "regular",
+                        "Size": 50_000_000,
+                        "InUse": False,
+                        "Shared": False,
+                        "LastUsedAt": "2020-01-01T00:00:00Z",
+                    },
+                    {
+                        "ID": "cache2",
+                        "Type": "regular",
+                        "Size": 1,
+                        "InUse": True,
+                        "Shared": False,
+                        "LastUsedAt": "2020-01-01T00:00:00Z",
+                    },
+                ],
+                "Volumes": [
+                    {"Name": "scratch", "UsageData": {"Size": 7_000, "RefCount": 0}},
+                    {"Name": "db-data", "UsageData": {"Size": 9_000_000, "RefCount": 1}},
+                ],
+            }
         if method == "GET" and path.startswith("/volumes/"):
             name = path.rsplit("/", 1)[-1]
             return (200, {"Name": name}) if name in ("scratch", "db-data") else (404, {"message": "no such volume"})
@@ -119,8 +159,12 @@ def engine():
 
 
 def test_dry_run_lists_what_would_go_and_calls_no_mutating_endpoint(sqlite_store, engine):
-    result = run_handler(sqlite_store, "docker.cleanup", {"docker_host": engine.host, "until": "24h",
-                                                          "exclude_labels": ["keep=true"]}, dry_run=True)
+    result = run_handler(
+        sqlite_store,
+        "docker.cleanup",
+        {"docker_host": engine.host, "until": "24h", "exclude_labels": ["keep=true"]},
+        dry_run=True,
+    )
     assert engine.mutating() == []
     plan = result["would_remove"]
     assert [c["name"] for c in plan["containers"]] == ["old-job"]  # fresh-job is younger, keep-me is excluded
@@ -134,8 +178,9 @@ def test_dry_run_lists_what_would_go_and_calls_no_mutating_endpoint(sqlite_store
 
 
 def test_a_real_run_prunes_with_filters_and_never_prunes_volumes(sqlite_store, engine):
-    result = run_handler(sqlite_store, "docker.cleanup", {"docker_host": engine.host, "until": "2d",
-                                                          "labels": ["team=ops"]})
+    result = run_handler(
+        sqlite_store, "docker.cleanup", {"docker_host": engine.host, "until": "2d", "labels": ["team=ops"]}
+    )
     paths = [p for _, p in engine.mutating()]
     assert paths == ["/containers/prune", "/images/prune", "/networks/prune", "/build/prune"]
     assert "/volumes/prune" not in [p for _, p, _ in engine.requests]
@@ -147,9 +192,18 @@ def test_a_real_run_prunes_with_filters_and_never_prunes_volumes(sqlite_store, e
 
 
 def test_only_listed_volumes_are_removed_one_by_one(sqlite_store, engine):
-    result = run_handler(sqlite_store, "docker.cleanup", {
-        "docker_host": engine.host, "containers": False, "images": False, "networks": False, "build_cache": False,
-        "volumes": ["scratch", "db-data"]})
+    result = run_handler(
+        sqlite_store,
+        "docker.cleanup",
+        {
+            "docker_host": engine.host,
+            "containers": False,
+            "images": False,
+            "networks": False,
+            "build_cache": False,
+            "volumes": ["scratch", "db-data"],
+        },
+    )
     assert engine.mutating() == [("DELETE", "/volumes/scratch"), ("DELETE", "/volumes/db-data")]
     assert result["counts"]["volumes"] == 1
     assert result["outcome"] == "warning"  # db-data is in use: the engine refused
@@ -157,8 +211,9 @@ def test_only_listed_volumes_are_removed_one_by_one(sqlite_store, engine):
 
 
 def test_dry_run_with_volumes_reads_their_size_and_deletes_nothing(sqlite_store, engine):
-    result = run_handler(sqlite_store, "docker.cleanup", {"docker_host": engine.host, "volumes": ["scratch"]},
-                         dry_run=True)
+    result = run_handler(
+        sqlite_store, "docker.cleanup", {"docker_host": engine.host, "volumes": ["scratch"]}, dry_run=True
+    )
     assert engine.mutating() == []
     assert result["would_remove"]["volumes"] == [{"name": "scratch", "bytes": 7_000, "in_use": False}]
 

@@ -79,16 +79,21 @@ def _self_signed(directory, days: float) -> tuple[str, str]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.now(UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=days))
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / f"cert{days}.pem", directory / f"key{days}.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -117,10 +122,13 @@ def check(store, checks, **config):
 
 def test_http_200_is_ok_and_500_is_critical(sqlite_store, http_server):
     _, base = http_server
-    result, targets = check(sqlite_store, [
-        {"name": "api", "type": "http", "url": f"{base}/ok"},
-        {"name": "broken", "type": "http", "url": f"{base}/error"},
-    ])
+    result, targets = check(
+        sqlite_store,
+        [
+            {"name": "api", "type": "http", "url": f"{base}/ok"},
+            {"name": "broken", "type": "http", "url": f"{base}/error"},
+        ],
+    )
     assert targets["api"]["status"] == "ok"
     assert targets["api"]["data"]["http_status"] == 200
     assert targets["api"]["latency_ms"] > 0
@@ -136,15 +144,26 @@ def test_http_200_is_ok_and_500_is_critical(sqlite_store, http_server):
 def test_unhealthy_body_fails_jsonpath_healthy_condition(sqlite_store, http_server):
     _, base = http_server
     healthy = [{"jsonpath": '$.status == "healthy"'}]
-    _, targets = check(sqlite_store, [
-        {"name": "good", "type": "http", "url": f"{base}/ok", "expect_body": healthy},
-        {"name": "bad", "type": "http", "url": f"{base}/unhealthy", "expect_body": healthy},
-        {"name": "substring", "type": "http", "url": f"{base}/unhealthy", "expect_body": [{"contains": "healthy"}]},
-        {"name": "regex", "type": "http", "url": f"{base}/unhealthy",
-         "expect_body": [{"regex": r'"status"\s*:\s*"healthy"'}]},
-        {"name": "nested", "type": "http", "url": f"{base}/ok",
-         "expect_body": [{"jsonpath": '$.checks[0].db in ["up", "degraded"]'}, {"jsonpath": "$.uptime > 10"}]},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "good", "type": "http", "url": f"{base}/ok", "expect_body": healthy},
+            {"name": "bad", "type": "http", "url": f"{base}/unhealthy", "expect_body": healthy},
+            {"name": "substring", "type": "http", "url": f"{base}/unhealthy", "expect_body": [{"contains": "healthy"}]},
+            {
+                "name": "regex",
+                "type": "http",
+                "url": f"{base}/unhealthy",
+                "expect_body": [{"regex": r'"status"\s*:\s*"healthy"'}],
+            },
+            {
+                "name": "nested",
+                "type": "http",
+                "url": f"{base}/ok",
+                "expect_body": [{"jsonpath": '$.checks[0].db in ["up", "degraded"]'}, {"jsonpath": "$.uptime > 10"}],
+            },
+        ],
+    )
     assert targets["good"]["status"] == "ok"
     assert targets["bad"]["status"] == "critical"
     assert '$.status is "unhealthy", expected == "healthy"' in targets["bad"]["detail"]
@@ -156,18 +175,30 @@ def test_unhealthy_body_fails_jsonpath_healthy_condition(sqlite_store, http_serv
 
 def test_500_with_healthy_body_is_still_critical(sqlite_store, http_server):
     _, base = http_server
-    _, targets = check(sqlite_store, [{"name": "api", "type": "http", "url": f"{base}/error",
-                                       "expect_body": [{"jsonpath": '$.status == "healthy"'}]}])
+    _, targets = check(
+        sqlite_store,
+        [
+            {
+                "name": "api",
+                "type": "http",
+                "url": f"{base}/error",
+                "expect_body": [{"jsonpath": '$.status == "healthy"'}],
+            }
+        ],
+    )
     assert targets["api"]["status"] == "critical"
 
 
 def test_expected_status_list_and_ranges(sqlite_store, http_server):
     _, base = http_server
-    _, targets = check(sqlite_store, [
-        {"name": "listed", "type": "http", "url": f"{base}/error", "expect_status": [500, 503]},
-        {"name": "range", "type": "http", "url": f"{base}/missing", "expect_status": ["200-499"]},
-        {"name": "class", "type": "http", "url": f"{base}/missing", "expect_status": ["2xx", "3xx"]},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "listed", "type": "http", "url": f"{base}/error", "expect_status": [500, 503]},
+            {"name": "range", "type": "http", "url": f"{base}/missing", "expect_status": ["200-499"]},
+            {"name": "class", "type": "http", "url": f"{base}/missing", "expect_status": ["2xx", "3xx"]},
+        ],
+    )
     assert targets["listed"]["status"] == "ok"
     assert targets["range"]["status"] == "ok"
     assert targets["class"]["status"] == "critical"
@@ -176,11 +207,14 @@ def test_expected_status_list_and_ranges(sqlite_store, http_server):
 
 def test_slow_response_crosses_response_time_thresholds(sqlite_store, http_server):
     _, base = http_server
-    _, targets = check(sqlite_store, [
-        {"name": "warn", "type": "http", "url": f"{base}/slow", "warn_ms": 100},
-        {"name": "crit", "type": "http", "url": f"{base}/slow", "warn_ms": 50, "critical_ms": 100},
-        {"name": "timeout", "type": "http", "url": f"{base}/slow", "timeout": 0.05},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "warn", "type": "http", "url": f"{base}/slow", "warn_ms": 100},
+            {"name": "crit", "type": "http", "url": f"{base}/slow", "warn_ms": 50, "critical_ms": 100},
+            {"name": "timeout", "type": "http", "url": f"{base}/slow", "timeout": 0.05},
+        ],
+    )
     assert targets["warn"]["status"] == "warning"
     assert "slow" in targets["warn"]["detail"]
     assert targets["crit"]["status"] == "critical"
@@ -189,12 +223,20 @@ def test_slow_response_crosses_response_time_thresholds(sqlite_store, http_serve
 
 
 def test_certificate_expiry_read_from_self_signed_servers(sqlite_store, tls_servers):
-    _, targets = check(sqlite_store, [
-        {"name": "soon", "type": "http", "url": f"{tls_servers[3]}/ok", "verify_tls": False},
-        {"name": "month", "type": "http", "url": f"{tls_servers[20]}/ok", "verify_tls": False},
-        {"name": "relaxed", "type": "http", "url": f"{tls_servers[20]}/ok", "verify_tls": False,
-         "cert_warn_days": 10},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "soon", "type": "http", "url": f"{tls_servers[3]}/ok", "verify_tls": False},
+            {"name": "month", "type": "http", "url": f"{tls_servers[20]}/ok", "verify_tls": False},
+            {
+                "name": "relaxed",
+                "type": "http",
+                "url": f"{tls_servers[20]}/ok",
+                "verify_tls": False,
+                "cert_warn_days": 10,
+            },
+        ],
+    )
     assert targets["soon"]["status"] == "critical"
     assert "certificate expires in" in targets["soon"]["detail"]
     assert 2 < targets["soon"]["data"]["cert_days_left"] <= 3
@@ -212,8 +254,9 @@ def test_verify_tls_rejects_self_signed_certificate(sqlite_store, tls_servers):
 
 def test_refused_connection_is_a_critical_target_not_an_error(sqlite_store):
     url = f"http://127.0.0.1:{free_port()}/health"
-    result, targets = check(sqlite_store, [{"name": "down", "type": "http", "url": url, "retries": 1,
-                                             "retry_delay": 0}])
+    result, targets = check(
+        sqlite_store, [{"name": "down", "type": "http", "url": url, "retries": 1, "retry_delay": 0}]
+    )
     assert result["outcome"] == "critical"
     assert "cannot connect" in targets["down"]["detail"]
 
@@ -221,8 +264,12 @@ def test_refused_connection_is_a_critical_target_not_an_error(sqlite_store):
 def test_failure_threshold_damps_a_blip_and_success_threshold_delays_recovery(sqlite_store, http_server):
     server, base = http_server
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    config = {"services": [], "failure_threshold": 2, "success_threshold": 2,
-              "checks": [{"name": "flappy", "type": "http", "url": f"{base}/toggle"}]}
+    config = {
+        "services": [],
+        "failure_threshold": 2,
+        "success_threshold": 2,
+        "checks": [{"name": "flappy", "type": "http", "url": f"{base}/toggle"}],
+    }
 
     def run():
         clock.advance(60)
@@ -262,11 +309,13 @@ def test_per_target_threshold_overrides_task_default(sqlite_store, http_server):
 
 def test_inventory_services_are_checked_and_summarised_from_records(sqlite_store, http_server):
     _, base = http_server
-    targets = {"services": {
-        "api": {"type": "http", "url": f"{base}/ok", "expect_body": [{"jsonpath": '$.status == "healthy"'}]},
-        "admin": {"type": "http", "url": f"{base}/error"},
-        "other": {"type": "http", "url": f"{base}/unhealthy"},
-    }}
+    targets = {
+        "services": {
+            "api": {"type": "http", "url": f"{base}/ok", "expect_body": [{"jsonpath": '$.status == "healthy"'}]},
+            "admin": {"type": "http", "url": f"{base}/error"},
+            "other": {"type": "http", "url": f"{base}/unhealthy"},
+        }
+    }
     result = run_handler(sqlite_store, "health.check", {"services": ["api", "admin"]}, targets=targets)
     assert [t["name"] for t in result["targets"]] == ["api", "admin"]
     result = run_handler(sqlite_store, "health.check", {}, targets=targets)
@@ -308,11 +357,14 @@ def test_secret_in_url_is_not_shown(sqlite_store, monkeypatch):
 def test_retries_absorb_a_single_failed_request_and_headers_are_sent(sqlite_store, http_server):
     server, base = http_server
     server.state["flaky"] = 0
-    _, targets = check(sqlite_store, [
-        {"name": "flaky", "type": "http", "url": f"{base}/flaky", "retries": 1, "retry_delay": 0},
-        {"name": "auth", "type": "http", "url": f"{base}/auth", "headers": {"X-Token": "abc"}},
-        {"name": "noauth", "type": "http", "url": f"{base}/auth"},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "flaky", "type": "http", "url": f"{base}/flaky", "retries": 1, "retry_delay": 0},
+            {"name": "auth", "type": "http", "url": f"{base}/auth", "headers": {"X-Token": "abc"}},
+            {"name": "noauth", "type": "http", "url": f"{base}/auth"},
+        ],
+    )
     assert server.state["flaky"] == 2  # first attempt 500, the retry 200
     assert targets["flaky"]["status"] == "ok"
     assert targets["auth"]["status"] == "ok"

@@ -28,8 +28,7 @@ def test_report_flags_a_missing_scheduler_failing_tasks_and_log_errors(sqlite_st
     lines += [{"level": "ERROR", "time": (now - timedelta(days=3)).isoformat(), "msg": "old"}] * 5
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    result = run_handler(sqlite_store, "health.report", {"logs": [str(log)], "alert_threshold": 2},
-                         services=services)
+    result = run_handler(sqlite_store, "health.report", {"logs": [str(log)], "alert_threshold": 2}, services=services)
     assert result["outcome"] == "critical"  # no scheduler has ever ticked
     assert [t["name"] for t in result["failing_tasks"]] == ["broken"]
     assert result["log_errors"]["errors"] == 3  # the last 24 h only, not the whole file

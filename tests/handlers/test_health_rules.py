@@ -11,29 +11,38 @@ from upkeep.handlers._checks.base import CheckResult
 from upkeep.handlers._checks.damping import apply
 from upkeep.handlers.health import summarize_health_records, summary_line
 
-DOC = {"status": "healthy", "db": {"pool": {"free": 3}}, "items": [{"id": 1}, {"id": 2}], "ok": True,
-       "weird-key": "x", "n": None}
+DOC = {
+    "status": "healthy",
+    "db": {"pool": {"free": 3}},
+    "items": [{"id": 1}, {"id": 2}],
+    "ok": True,
+    "weird-key": "x",
+    "n": None,
+}
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ('$.status == "healthy"', True),
-    ("$.status == 'healthy'", True),
-    ('$.status != "healthy"', False),
-    ('$.status in ["healthy", "degraded"]', True),
-    ('$.status not in ["healthy"]', False),
-    ("$.db.pool.free > 2", True),
-    ("$.db.pool.free <= 2", False),
-    ("$.items[1].id == 2", True),
-    ("$.items[-1].id == 2", True),
-    ("$.items[5].id == 2", False),
-    ('$["weird-key"] == "x"', True),
-    ("$.ok == true", True),
-    ("$.ok == 1", False),
-    ("$.status > 1", False),
-    ("$.ok", True),
-    ("$.n", False),
-    ("$.missing", False),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ('$.status == "healthy"', True),
+        ("$.status == 'healthy'", True),
+        ('$.status != "healthy"', False),
+        ('$.status in ["healthy", "degraded"]', True),
+        ('$.status not in ["healthy"]', False),
+        ("$.db.pool.free > 2", True),
+        ("$.db.pool.free <= 2", False),
+        ("$.items[1].id == 2", True),
+        ("$.items[-1].id == 2", True),
+        ("$.items[5].id == 2", False),
+        ('$["weird-key"] == "x"', True),
+        ("$.ok == true", True),
+        ("$.ok == 1", False),
+        ("$.status > 1", False),
+        ("$.ok", True),
+        ("$.n", False),
+        ("$.missing", False),
+    ],
+)
 def test_jsonpath_subset(expression, expected):
     assert jsonpath.parse(expression).evaluate(DOC)[0] is expected
 
@@ -62,8 +71,11 @@ def test_damping_needs_n_failures_and_m_successes():
     for i in range(3):
         record, reported, note = _observe(record, "critical", t + timedelta(minutes=i + 1))
         seen.append((reported, note))
-    assert seen == [("warning", "failure 1 of 3 before critical"), ("warning", "failure 2 of 3 before critical"),
-                    ("critical", "")]
+    assert seen == [
+        ("warning", "failure 1 of 3 before critical"),
+        ("warning", "failure 2 of 3 before critical"),
+        ("critical", ""),
+    ]
     assert record["since"] == (t + timedelta(minutes=3)).isoformat()
     record, reported, note = _observe(record, "warning", t + timedelta(minutes=4))
     assert (reported, note) == ("critical", "recovering: 1 of 2 successes")

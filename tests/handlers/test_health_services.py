@@ -73,10 +73,16 @@ def test_redis_up_is_ok_memory_near_maxmemory_warns_then_stopped_is_critical(sql
 # --- Docker: an Engine API served over a unix socket by the test --------------------------------
 
 CONTAINERS = {
-    "aaaaaaaaaaaa1111": {"Names": ["/web"], "State": {"Status": "running", "Running": True, "Restarting": False,
-                                                      "Health": {"Status": "healthy"}}, "RestartCount": 0},
-    "bbbbbbbbbbbb2222": {"Names": ["/worker"], "State": {"Status": "restarting", "Running": True,
-                                                         "Restarting": True, "ExitCode": 1}, "RestartCount": 7},
+    "aaaaaaaaaaaa1111": {
+        "Names": ["/web"],
+        "State": {"Status": "running", "Running": True, "Restarting": False, "Health": {"Status": "healthy"}},
+        "RestartCount": 0,
+    },
+    "bbbbbbbbbbbb2222": {
+        "Names": ["/worker"],
+        "State": {"Status": "restarting", "Running": True, "Restarting": True, "ExitCode": 1},
+        "RestartCount": 7,
+    },
 }
 
 
@@ -100,8 +106,9 @@ class EngineHandler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
         if self.path.startswith("/containers/json"):
-            self._json(200, [{"Id": cid, "Names": c["Names"], "State": c["State"]["Status"]}
-                             for cid, c in CONTAINERS.items()])
+            self._json(
+                200, [{"Id": cid, "Names": c["Names"], "State": c["State"]["Status"]} for cid, c in CONTAINERS.items()]
+            )
             return
         parts = self.path.split("/")
         if len(parts) == 4 and parts[1] == "containers" and parts[3] == "json" and parts[2] in CONTAINERS:
@@ -127,11 +134,14 @@ def docker_engine(tmp_path):
 
 def test_docker_healthy_container_ok_and_restarting_container_critical(sqlite_store, docker_engine):
     server, host = docker_engine
-    result, targets = check(sqlite_store, [
-        {"name": "web", "type": "docker", "docker_host": host},
-        {"name": "worker", "type": "docker", "docker_host": host},
-        {"name": "ghost", "type": "docker", "docker_host": host},
-    ])
+    result, targets = check(
+        sqlite_store,
+        [
+            {"name": "web", "type": "docker", "docker_host": host},
+            {"name": "worker", "type": "docker", "docker_host": host},
+            {"name": "ghost", "type": "docker", "docker_host": host},
+        ],
+    )
     assert targets["web"]["status"] == "ok"
     assert targets["web"]["detail"].startswith("web running (healthy)")
     assert targets["worker"]["status"] == "critical"
@@ -158,8 +168,11 @@ def test_docker_restart_count_growth_warns_on_next_run(sqlite_store, docker_engi
 
 def test_docker_without_engine_says_no_engine_reachable(sqlite_store, tmp_path):
     host = f"unix://{tmp_path}/absent.sock"
-    result = run_handler(sqlite_store, "health.check",
-                         {"services": [], "docker_host": host, "checks": [{"name": "web", "type": "docker"}]})
+    result = run_handler(
+        sqlite_store,
+        "health.check",
+        {"services": [], "docker_host": host, "checks": [{"name": "web", "type": "docker"}]},
+    )
     assert result["outcome"] == "critical"
     assert result["targets"][0]["detail"].startswith(f"no Docker engine reachable at {host}")
 
@@ -204,11 +217,14 @@ def test_process_by_cmdline_regex_and_missing_pidfile(sqlite_store, tmp_path):
     marker = f"upkeep-health-marker-{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", marker])
     try:
-        _, targets = check(sqlite_store, [
-            {"name": "marked", "type": "process", "cmdline": marker},
-            {"name": "two", "type": "process", "cmdline": marker, "min_count": 2},
-            {"name": "nofile", "type": "process", "pidfile": str(tmp_path / "none.pid")},
-        ])
+        _, targets = check(
+            sqlite_store,
+            [
+                {"name": "marked", "type": "process", "cmdline": marker},
+                {"name": "two", "type": "process", "cmdline": marker, "min_count": 2},
+                {"name": "nofile", "type": "process", "pidfile": str(tmp_path / "none.pid")},
+            ],
+        )
     finally:
         proc.kill()
         proc.wait()
@@ -224,10 +240,13 @@ def test_tcp_open_port_ok_and_closed_port_critical(sqlite_store):
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     try:
-        _, targets = check(sqlite_store, [
-            {"name": "open", "type": "tcp", "port": listener.getsockname()[1]},
-            {"name": "closed", "type": "tcp", "port": free_port()},
-        ])
+        _, targets = check(
+            sqlite_store,
+            [
+                {"name": "open", "type": "tcp", "port": listener.getsockname()[1]},
+                {"name": "closed", "type": "tcp", "port": free_port()},
+            ],
+        )
     finally:
         listener.close()
     assert targets["open"]["status"] == "ok" and targets["open"]["latency_ms"] is not None
@@ -236,12 +255,15 @@ def test_tcp_open_port_ok_and_closed_port_critical(sqlite_store):
 
 
 def test_disk_thresholds_judge_a_real_path(sqlite_store, tmp_path):
-    _, targets = check(sqlite_store, [
-        {"name": "default", "type": "disk", "path": str(tmp_path), "warn_percent": 100, "critical_percent": 100},
-        {"name": "tight", "type": "disk", "path": str(tmp_path), "warn_percent": 0, "critical_percent": 100},
-        {"name": "minfree", "type": "disk", "path": str(tmp_path), "min_free": "1000000T"},
-        {"name": "absent", "type": "disk", "path": str(tmp_path / "nope")},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "default", "type": "disk", "path": str(tmp_path), "warn_percent": 100, "critical_percent": 100},
+            {"name": "tight", "type": "disk", "path": str(tmp_path), "warn_percent": 0, "critical_percent": 100},
+            {"name": "minfree", "type": "disk", "path": str(tmp_path), "min_free": "1000000T"},
+            {"name": "absent", "type": "disk", "path": str(tmp_path / "nope")},
+        ],
+    )
     assert targets["default"]["status"] == "ok"
     assert targets["tight"]["status"] == "warning"
     assert targets["tight"]["data"]["total"] == shutil.disk_usage(tmp_path).total
@@ -252,12 +274,15 @@ def test_disk_thresholds_judge_a_real_path(sqlite_store, tmp_path):
 
 
 def test_memory_and_load_thresholds(sqlite_store):
-    _, targets = check(sqlite_store, [
-        {"name": "mem", "type": "memory"},
-        {"name": "mem-tight", "type": "memory", "warn_percent": 0, "critical_percent": 100},
-        {"name": "load", "type": "load", "warn_per_core": {}, "critical_per_core": {}},
-        {"name": "load-tight", "type": "load", "warn_per_core": {"load1": 0, "load15": 0}, "critical_per_core": {}},
-    ])
+    _, targets = check(
+        sqlite_store,
+        [
+            {"name": "mem", "type": "memory"},
+            {"name": "mem-tight", "type": "memory", "warn_percent": 0, "critical_percent": 100},
+            {"name": "load", "type": "load", "warn_per_core": {}, "critical_per_core": {}},
+            {"name": "load-tight", "type": "load", "warn_per_core": {"load1": 0, "load15": 0}, "critical_per_core": {}},
+        ],
+    )
     assert targets["mem"]["data"]["memory"]["total"] > 0
     assert targets["mem-tight"]["status"] == "warning"
     assert targets["load"]["status"] == "ok"
@@ -267,11 +292,13 @@ def test_memory_and_load_thresholds(sqlite_store):
 
 # --- PM2 and systemd: real tools where present, recorded output otherwise ----------------------
 
-JLIST = json.dumps([
-    {"name": "meta-chat-api", "pm_id": 0, "pm2_env": {"status": "online", "restart_time": 3, "pm_uptime": 1000}},
-    {"name": "meta-chat-api", "pm_id": 1, "pm2_env": {"status": "online", "restart_time": 1, "pm_uptime": 1000}},
-    {"name": "worker", "pm_id": 2, "pm2_env": {"status": "errored", "restart_time": 15}},
-])
+JLIST = json.dumps(
+    [
+        {"name": "meta-chat-api", "pm_id": 0, "pm2_env": {"status": "online", "restart_time": 3, "pm_uptime": 1000}},
+        {"name": "meta-chat-api", "pm_id": 1, "pm2_env": {"status": "online", "restart_time": 1, "pm_uptime": 1000}},
+        {"name": "worker", "pm_id": 2, "pm2_env": {"status": "errored", "restart_time": 15}},
+    ]
+)
 
 
 def test_pm2_jlist_judgement():

@@ -45,8 +45,9 @@ def quantile(values: list[float], p: float) -> float:
 
 
 def expected(records: list[Rec], since: datetime | None, until: datetime | None) -> dict:
-    inside = [r for r in records if r.ts is not None and (since is None or r.ts >= since)
-              and (until is None or r.ts <= until)]
+    inside = [
+        r for r in records if r.ts is not None and (since is None or r.ts >= since) and (until is None or r.ts <= until)
+    ]
     levels: dict[str, int] = {}
     for r in inside:
         levels[r.level or "none"] = levels.get(r.level or "none", 0) + 1
@@ -74,8 +75,14 @@ def expected(records: list[Rec], since: datetime | None, until: datetime | None)
     }
 
 
-def make_records(rnd: random.Random, n: int, *, with_requests: bool = True, float_durations: bool = False,
-                 spread: timedelta = timedelta(hours=48)) -> list[Rec]:
+def make_records(
+    rnd: random.Random,
+    n: int,
+    *,
+    with_requests: bool = True,
+    float_durations: bool = False,
+    spread: timedelta = timedelta(hours=48),
+) -> list[Rec]:
     """Records spread over [NOW - spread, NOW + 1 h]: some before the window, a few after."""
     out = []
     routes = ["/api/chat", "/api/messages", "/api/search"]
@@ -132,8 +139,7 @@ def structlog_line(r: Rec) -> str:
 
 def combined_line(r: Rec) -> str:
     stamp = r.ts.strftime("%d/%b/%Y:%H:%M:%S +0000")
-    return (f'10.0.0.1 - - [{stamp}] "GET {r.route}?page=2 HTTP/1.1" {r.status} 512 "-" "curl/8.5" '
-            f"{r.dur_ms / 1000:.3f}")
+    return f'10.0.0.1 - - [{stamp}] "GET {r.route}?page=2 HTTP/1.1" {r.status} 512 "-" "curl/8.5" {r.dur_ms / 1000:.3f}'
 
 
 def text_line(r: Rec) -> str:
@@ -247,9 +253,15 @@ def test_error_messages_group_across_numbers_uuids_and_hex(tmp_path):
     lines = []
     for i in range(30):
         ts = iso(NOW - timedelta(minutes=i))
-        lines.append(json.dumps({"level": "error", "time": ts,
-                                 "msg": f"order {1000 + i} failed: request 3f2b8c1e-5d4a-4b7e-9c2d-{i:012d} "
-                                        f"at 0x7f{i:06x}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "level": "error",
+                    "time": ts,
+                    "msg": f"order {1000 + i} failed: request 3f2b8c1e-5d4a-4b7e-9c2d-{i:012d} at 0x7f{i:06x}",
+                }
+            )
+        )
         if i % 3 == 0:  # half of them with runs of blanks, tabs and a trailing newline: one group still
             text = f"disk full on /dev/sd{i}" if i % 2 else f"disk  full\ton \t/dev/sd{i}\n"
             lines.append(json.dumps({"level": "fatal", "time": ts, "msg": text}))
@@ -267,14 +279,31 @@ def test_error_messages_group_across_numbers_uuids_and_hex(tmp_path):
 def test_top_errors_and_error_count_share_one_definition_of_an_error_level(tmp_path):
     levels = {
         # raw level -> is it an error (as normalise_level says)
-        "Error": True, " ERROR ": True, "55": True, "1e2": True, "crit": True, "Panic": True,
-        "Exception": False, "inf": False, "notice": False, "30": False, "49.9": False, "": False,
+        "Error": True,
+        " ERROR ": True,
+        "55": True,
+        "1e2": True,
+        "crit": True,
+        "Panic": True,
+        "Exception": False,
+        "inf": False,
+        "notice": False,
+        "30": False,
+        "49.9": False,
+        "": False,
     }
     lines = []
     for n, (raw, _) in enumerate(levels.items()):
         for i in range(n + 1):  # a distinct count per level, so a wrong grouping shows
-            lines.append(json.dumps({"level": raw, "time": iso(NOW - timedelta(minutes=i)),
-                                     "msg": f"{'bad' if levels[raw] else 'fine'} thing {i} at level {raw!r}"}))
+            lines.append(
+                json.dumps(
+                    {
+                        "level": raw,
+                        "time": iso(NOW - timedelta(minutes=i)),
+                        "msg": f"{'bad' if levels[raw] else 'fine'} thing {i} at level {raw!r}",
+                    }
+                )
+            )
     write(tmp_path / "levels.log", lines)
     result = analyze_paths([str(tmp_path / "levels.log")], now=NOW, top_errors=50)
     expected_errors = sum(n + 1 for n, (_, is_error) in enumerate(levels.items()) if is_error)
@@ -299,24 +328,34 @@ def test_malformed_lines_empty_files_and_unmatched_globs_are_reported_not_fatal(
 def test_handler_default_window_is_last_24h_by_the_records_own_time(sqlite_store, tmp_path):
     lines = []
     for hours_ago in (1, 2, 30, 50, 200):  # the seed counted all five
-        lines.append(json.dumps({"level": "ERROR", "timestamp": iso(NOW - timedelta(hours=hours_ago)),
-                                 "message": "boom"}))
+        lines.append(
+            json.dumps({"level": "ERROR", "timestamp": iso(NOW - timedelta(hours=hours_ago)), "message": "boom"})
+        )
     write(tmp_path / "api-out.log", lines)
-    result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api-out.log")]},
-                         clock=FakeClock(NOW))
+    result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api-out.log")]}, clock=FakeClock(NOW))
     analysis = result["targets"]["paths"]
     assert analysis["errors"] == 2
     assert analysis["records"]["before_window"] == 3
     assert result["outcome"] == "ok"
-    week = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api-out.log")], "window": "7d"},
-                       clock=FakeClock(NOW))
+    week = run_handler(
+        sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api-out.log")], "window": "7d"}, clock=FakeClock(NOW)
+    )
     assert week["targets"]["paths"]["errors"] == 4
 
 
 def _request_lines(n: int, n5xx: int, dur_ms: float) -> list[str]:
-    return [json.dumps({"level": "info", "time": iso(NOW - timedelta(minutes=1 + i % 600)),
-                        "statusCode": 503 if i < n5xx else 200, "durationMs": dur_ms, "route": "/r"})
-            for i in range(n)]
+    return [
+        json.dumps(
+            {
+                "level": "info",
+                "time": iso(NOW - timedelta(minutes=1 + i % 600)),
+                "statusCode": 503 if i < n5xx else 200,
+                "durationMs": dur_ms,
+                "route": "/r",
+            }
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -341,11 +380,12 @@ def test_thresholds_set_the_outcome(sqlite_store, tmp_path, n5xx, dur, extra, ou
 
 
 def test_error_count_thresholds_and_missing_target_files(sqlite_store, tmp_path):
-    lines = [json.dumps({"level": 50, "time": int((NOW - timedelta(minutes=i)).timestamp() * 1000), "msg": "x"})
-             for i in range(12)]
+    lines = [
+        json.dumps({"level": 50, "time": int((NOW - timedelta(minutes=i)).timestamp() * 1000), "msg": "x"})
+        for i in range(12)
+    ]
     write(tmp_path / "w.log", lines)
-    config = {"paths": [str(tmp_path / "w.log"), str(tmp_path / "gone-*.log")], "errors_warn": 5,
-              "errors_critical": 10}
+    config = {"paths": [str(tmp_path / "w.log"), str(tmp_path / "gone-*.log")], "errors_warn": 5, "errors_critical": 10}
     result = run_handler(sqlite_store, "logs.analyze", config, clock=FakeClock(NOW))
     assert result["outcome"] == "critical"
     checks = {f["check"]: f["severity"] for f in result["findings"]}
@@ -353,8 +393,7 @@ def test_error_count_thresholds_and_missing_target_files(sqlite_store, tmp_path)
 
 
 def test_only_missing_files_is_a_warning_not_a_crash(sqlite_store, tmp_path):
-    result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "none*.log")]},
-                         clock=FakeClock(NOW))
+    result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "none*.log")]}, clock=FakeClock(NOW))
     assert result["outcome"] == "warning"
     assert result["targets"]["paths"]["records"]["total"] == 0
 
@@ -363,17 +402,27 @@ def test_few_requests_give_no_rate_verdict_and_bad_config_is_a_clear_error(sqlit
     write(tmp_path / "api.log", _request_lines(5, 5, 10))
     result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api.log")]}, clock=FakeClock(NOW))
     assert result["outcome"] == "ok"
-    strict = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api.log")], "min_requests": 1},
-                         clock=FakeClock(NOW))
+    strict = run_handler(
+        sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api.log")], "min_requests": 1}, clock=FakeClock(NOW)
+    )
     assert strict["outcome"] == "critical"
     with pytest.raises(ConfigError, match="window"):
-        run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "api.log")], "window": "yesterday"},
-                    clock=FakeClock(NOW))
+        run_handler(
+            sqlite_store,
+            "logs.analyze",
+            {"paths": [str(tmp_path / "api.log")], "window": "yesterday"},
+            clock=FakeClock(NOW),
+        )
     with pytest.raises(ConfigError, match="nothing to read"):
         run_handler(sqlite_store, "logs.analyze", {}, clock=FakeClock(NOW))
     with pytest.raises(ConfigError, match="targets.logs.api"):
-        run_handler(sqlite_store, "logs.analyze", {}, targets={"logs": {"api": {"paths": ["x"], "bogus": 1}}},
-                    clock=FakeClock(NOW))
+        run_handler(
+            sqlite_store,
+            "logs.analyze",
+            {},
+            targets={"logs": {"api": {"paths": ["x"], "bogus": 1}}},
+            clock=FakeClock(NOW),
+        )
 
 
 def test_naive_timestamps_follow_the_configured_time_zone(tmp_path):
@@ -386,11 +435,22 @@ def test_naive_timestamps_follow_the_configured_time_zone(tmp_path):
 
 
 def test_explicit_since_until_and_configured_duration_field(tmp_path):
-    lines = [json.dumps({"level": "info", "ts": iso(NOW - timedelta(hours=h)), "status": 200,
-                         "took_s": 0.25 * h, "durationMs": 1}) for h in range(1, 11)]
+    lines = [
+        json.dumps(
+            {"level": "info", "ts": iso(NOW - timedelta(hours=h)), "status": 200, "took_s": 0.25 * h, "durationMs": 1}
+        )
+        for h in range(1, 11)
+    ]
     write(tmp_path / "d.log", lines)
-    result = analyze_paths([str(tmp_path / "d.log")], now=NOW, window=None, since=NOW - timedelta(hours=4.5),
-                           until=NOW - timedelta(hours=1.5), duration_field="took_s", duration_unit="s")
+    result = analyze_paths(
+        [str(tmp_path / "d.log")],
+        now=NOW,
+        window=None,
+        since=NOW - timedelta(hours=4.5),
+        until=NOW - timedelta(hours=1.5),
+        duration_field="took_s",
+        duration_unit="s",
+    )
     assert result["requests"]["total"] == 3  # 2, 3 and 4 hours ago
     assert result["duration"]["avg_ms"] == pytest.approx(750.0)
     assert result["duration"]["max_ms"] == pytest.approx(1000.0)

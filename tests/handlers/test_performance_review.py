@@ -26,8 +26,15 @@ def _log(path, now: datetime) -> None:
     for i in range(400):
         at = now - timedelta(minutes=20 * i + 1)
         status = 500 if i % 20 == 0 else 200
-        lines.append({"level": "error" if status == 500 else "info", "time": at.isoformat(), "statusCode": status,
-                      "durationMs": 300, "msg": "req"})
+        lines.append(
+            {
+                "level": "error" if status == 500 else "info",
+                "time": at.isoformat(),
+                "statusCode": status,
+                "durationMs": 300,
+                "msg": "req",
+            }
+        )
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
 
 
@@ -35,12 +42,28 @@ def _runs(store, now: datetime) -> None:
     rows = []
     for i in range(10):  # previous period: backup takes 60 s, never fails
         end = now - timedelta(days=8, hours=i)
-        rows.append(Run(task_name="backup", task_type="backup.create", status="completed", outcome="ok",
-                        started_at=end - timedelta(seconds=60), finished_at=end))
+        rows.append(
+            Run(
+                task_name="backup",
+                task_type="backup.create",
+                status="completed",
+                outcome="ok",
+                started_at=end - timedelta(seconds=60),
+                finished_at=end,
+            )
+        )
     for i in range(10):  # this period: 150 s, 3 of 10 failed
         end = now - timedelta(days=1, hours=i)
-        rows.append(Run(task_name="backup", task_type="backup.create", status="failed" if i < 3 else "completed",
-                        outcome=None if i < 3 else "ok", started_at=end - timedelta(seconds=150), finished_at=end))
+        rows.append(
+            Run(
+                task_name="backup",
+                task_type="backup.create",
+                status="failed" if i < 3 else "completed",
+                outcome=None if i < 3 else "ok",
+                started_at=end - timedelta(seconds=150),
+                finished_at=end,
+            )
+        )
     with store.write() as s:
         s.add_all(rows)
 
@@ -50,8 +73,13 @@ def test_regressions_against_the_previous_period_are_findings(sqlite_store, tmp_
     _log(log, NOW)
     _runs(sqlite_store, NOW)
     services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
-    result = run_handler(sqlite_store, "performance.review", {"period": "7d", "logs": [str(log)]},
-                         services=services, clock=FakeClock(NOW))
+    result = run_handler(
+        sqlite_store,
+        "performance.review",
+        {"period": "7d", "logs": [str(log)]},
+        services=services,
+        clock=FakeClock(NOW),
+    )
     figures = result["logs"][str(log)]
     assert figures["current"]["requests"] == 400 and figures["previous"]["requests"] == 200
     assert figures["current"]["avg_ms"] == 300 and figures["previous"]["avg_ms"] == 100
@@ -69,8 +97,9 @@ def test_regressions_against_the_previous_period_are_findings(sqlite_store, tmp_
 
 def test_database_slow_queries_and_bloat_are_reviewed(sqlite_store, tmp_path, pg_server, pg_database):
     url = pg_database.replace("postgresql+psycopg://", "postgresql://")
-    first = run_handler(sqlite_store, "performance.review", {"databases": [url], "include_runs": False},
-                        clock=FakeClock(NOW))
+    first = run_handler(
+        sqlite_store, "performance.review", {"databases": [url], "include_runs": False}, clock=FakeClock(NOW)
+    )
     review = first["databases"][url]
     assert review["previous"] is None
     assert review["current"]["size_bytes"] > 0
@@ -80,8 +109,12 @@ def test_database_slow_queries_and_bloat_are_reviewed(sqlite_store, tmp_path, pg
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         for _ in range(5):
             conn.execute("SELECT pg_sleep(0.11)")
-    second = run_handler(sqlite_store, "performance.review", {"databases": [url], "include_runs": False},
-                         clock=FakeClock(NOW + timedelta(days=30)))
+    second = run_handler(
+        sqlite_store,
+        "performance.review",
+        {"databases": [url], "include_runs": False},
+        clock=FakeClock(NOW + timedelta(days=30)),
+    )
     review = second["databases"][url]
     assert review["previous"]["at"] == NOW.isoformat()
     assert any("pg_sleep" in q["query"] for q in review["slow_queries"])

@@ -34,13 +34,23 @@ class TlsServer:
     def __init__(self, directory: Path, not_after: datetime):
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(not_after - timedelta(days=90))
-                .not_valid_after(not_after).sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_after - timedelta(days=90))
+            .not_valid_after(not_after)
+            .sign(key, hashes.SHA256())
+        )
         cert_path, key_path = directory / f"{id(self)}.crt", directory / f"{id(self)}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert_path, key_path)
         self.sock = socket.create_server(("127.0.0.1", 0))
@@ -89,8 +99,11 @@ def test_an_unreachable_tls_host_is_a_warning_not_a_crash(sqlite_store):
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    result = run_handler(sqlite_store, "security.audit", {"tls_hosts": [f"https://127.0.0.1:{port}/"],
-                                                          "tls_timeout": 2, "check_upkeep_keys": False})
+    result = run_handler(
+        sqlite_store,
+        "security.audit",
+        {"tls_hosts": [f"https://127.0.0.1:{port}/"], "tls_timeout": 2, "check_upkeep_keys": False},
+    )
     assert result["findings"][0]["severity"] == "warning"
     assert "cannot read the certificate" in result["findings"][0]["message"]
 
@@ -117,14 +130,21 @@ def test_keys_in_an_application_table_are_aged_too(sqlite_store, pg_server, pg_d
     start = datetime(2026, 3, 1, tzinfo=UTC)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute('CREATE TABLE admin_keys (name text, "createdAt" timestamptz)')
-        conn.execute("INSERT INTO admin_keys VALUES ('ci-deploy', %s), ('new', %s)",
-                     (start, start + timedelta(days=50)))
+        conn.execute(
+            "INSERT INTO admin_keys VALUES ('ci-deploy', %s), ('new', %s)", (start, start + timedelta(days=50))
+        )
     url = pg_database.replace("postgresql+psycopg://", "postgresql://")
-    result = run_handler(sqlite_store, "security.audit", {
-        "check_upkeep_keys": False,
-        "key_tables": [{"target": url, "table": "public.admin_keys", "name_column": "name",
-                        "created_column": "createdAt"}],
-    }, clock=FakeClock(start + timedelta(days=100)))
+    result = run_handler(
+        sqlite_store,
+        "security.audit",
+        {
+            "check_upkeep_keys": False,
+            "key_tables": [
+                {"target": url, "table": "public.admin_keys", "name_column": "name", "created_column": "createdAt"}
+            ],
+        },
+        clock=FakeClock(start + timedelta(days=100)),
+    )
     assert [f["message"].split("'")[1] for f in result["findings"]] == ["ci-deploy"]
 
 
@@ -168,7 +188,7 @@ def test_npm_audit_error_document_is_a_warning():
 def _replay(tmp_path: Path, name: str, fixture: str, exit_code: int) -> str:
     """A stand-in tool that prints a recorded output and records its arguments."""
     script = tmp_path / name
-    script.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/{name}.argv\ncat {FIXTURES / fixture}\nexit {exit_code}\n")
+    script.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/{name}.argv\ncat {FIXTURES / fixture}\nexit {exit_code}\n')
     script.chmod(0o755)
     return str(script)
 
@@ -178,12 +198,17 @@ def test_the_handler_runs_pip_audit_and_npm_audit_on_the_configured_projects(sql
     web = tmp_path / "web"
     web.mkdir()
     (web / "package.json").write_text("{}")
-    result = run_handler(sqlite_store, "security.audit", {
-        "check_upkeep_keys": False,
-        "python_projects": [str(tmp_path)], "npm_projects": [str(web)],
-        "pip_audit_command": [_replay(tmp_path, "pip-audit", "pip-audit-constructed.json", 1)],
-        "npm_command": [_replay(tmp_path, "npm", "npm-audit-constructed.json", 1)],
-    })
+    result = run_handler(
+        sqlite_store,
+        "security.audit",
+        {
+            "check_upkeep_keys": False,
+            "python_projects": [str(tmp_path)],
+            "npm_projects": [str(web)],
+            "pip_audit_command": [_replay(tmp_path, "pip-audit", "pip-audit-constructed.json", 1)],
+            "npm_command": [_replay(tmp_path, "npm", "npm-audit-constructed.json", 1)],
+        },
+    )
     checks = {f["check"] for f in result["findings"]}
     assert checks == {"pip_audit", "npm_audit"}
     assert result["outcome"] == "critical"
@@ -202,8 +227,9 @@ def test_world_writable_files_are_found_and_sticky_directories_are_not(sqlite_st
     (root / "private.txt").write_text("x")
     os.chmod(root / "private.txt", 0o600)
     os.symlink("/etc/passwd", root / "link")
-    result = run_handler(sqlite_store, "security.audit", {"world_writable_paths": [str(root)],
-                                                          "check_upkeep_keys": False})
+    result = run_handler(
+        sqlite_store, "security.audit", {"world_writable_paths": [str(root)], "check_upkeep_keys": False}
+    )
     items = sorted(f["item"] for f in result["findings"])
     assert items == [str(root / "open"), str(root / "sticky" / "shared.txt")]
     assert all(stat.S_IMODE(os.stat(i).st_mode) & 0o002 for i in items)

@@ -12,11 +12,21 @@ from support.contexts import run_handler
 
 
 def test_resources_report_disk_memory_cpu_load_and_top_processes(sqlite_store, tmp_path):
-    result = run_handler(sqlite_store, "system.resources",
-                         {"paths": ["/", str(tmp_path)], "cpu_sample_seconds": 0.1, "top": 3,
-                          "disk_warn_percent": 100, "disk_critical_percent": 100,
-                          "memory_warn_percent": 100, "memory_critical_percent": 100,
-                          "load_warn_per_core": {}, "load_critical_per_core": {}})
+    result = run_handler(
+        sqlite_store,
+        "system.resources",
+        {
+            "paths": ["/", str(tmp_path)],
+            "cpu_sample_seconds": 0.1,
+            "top": 3,
+            "disk_warn_percent": 100,
+            "disk_critical_percent": 100,
+            "memory_warn_percent": 100,
+            "memory_critical_percent": 100,
+            "load_warn_per_core": {},
+            "load_critical_per_core": {},
+        },
+    )
     assert result["outcome"] == "ok", result["findings"]
     assert [d["path"] for d in result["disks"]] == ["/", str(tmp_path)]
     assert result["disks"][1]["total"] == shutil.disk_usage(tmp_path).total
@@ -30,14 +40,28 @@ def test_resources_report_disk_memory_cpu_load_and_top_processes(sqlite_store, t
 
 
 def test_thresholds_set_the_outcome(sqlite_store, tmp_path):
-    result = run_handler(sqlite_store, "system.resources",
-                         {"paths": [str(tmp_path)], "cpu_sample_seconds": 0.1, "top": 1, "disk_warn_percent": 0,
-                          "disk_critical_percent": 100, "memory_warn_percent": 100,
-                          "memory_critical_percent": 100, "load_warn_per_core": {}, "load_critical_per_core": {}})
+    result = run_handler(
+        sqlite_store,
+        "system.resources",
+        {
+            "paths": [str(tmp_path)],
+            "cpu_sample_seconds": 0.1,
+            "top": 1,
+            "disk_warn_percent": 0,
+            "disk_critical_percent": 100,
+            "memory_warn_percent": 100,
+            "memory_critical_percent": 100,
+            "load_warn_per_core": {},
+            "load_critical_per_core": {},
+        },
+    )
     assert result["outcome"] == "warning"
     assert [f["item"] for f in result["findings"]] == [f"disk:{tmp_path}"]
-    result = run_handler(sqlite_store, "system.resources",
-                         {"paths": [str(tmp_path / "missing")], "cpu_sample_seconds": 0.1, "memory_warn_percent": 0})
+    result = run_handler(
+        sqlite_store,
+        "system.resources",
+        {"paths": [str(tmp_path / "missing")], "cpu_sample_seconds": 0.1, "memory_warn_percent": 0},
+    )
     assert result["outcome"] == "critical"
     assert {f["item"] for f in result["findings"]} >= {str(tmp_path / "missing"), "memory"}
 

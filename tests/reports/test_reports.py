@@ -33,12 +33,26 @@ def seed(store: Store, now: datetime) -> None:
     rows = []
     for day in range(7):
         end = now - timedelta(days=day, hours=1)
-        rows.append(Run(task_name="health", task_type="health.check", status="completed",
-                        outcome="warning" if day == 2 else "ok", started_at=end - timedelta(seconds=3),
-                        finished_at=end))
-        rows.append(Run(task_name="nightly-backup", task_type="backup.create",
-                        status="failed" if day == 1 else "completed", outcome=None if day == 1 else "ok",
-                        started_at=end - timedelta(seconds=90), finished_at=end))
+        rows.append(
+            Run(
+                task_name="health",
+                task_type="health.check",
+                status="completed",
+                outcome="warning" if day == 2 else "ok",
+                started_at=end - timedelta(seconds=3),
+                finished_at=end,
+            )
+        )
+        rows.append(
+            Run(
+                task_name="nightly-backup",
+                task_type="backup.create",
+                status="failed" if day == 1 else "completed",
+                outcome=None if day == 1 else "ok",
+                started_at=end - timedelta(seconds=90),
+                finished_at=end,
+            )
+        )
     with store.write() as s:
         s.add_all(rows)
     health = Records(store, "health")
@@ -47,14 +61,25 @@ def seed(store: Store, now: datetime) -> None:
     backups = Records(store, "backup")
     for day in range(3):
         created = now - timedelta(days=day, hours=2)
-        backups.put(f"app/b{day}", {"id": f"b{day}", "source": "app", "type": "postgres",
-                                    "created_at": created.isoformat(), "manifest": {"size": (100 + day) * 2**20},
-                                    "status": "verified" if day else "broken",
-                                    "verified_at": (created + timedelta(minutes=10)).isoformat()})
+        backups.put(
+            f"app/b{day}",
+            {
+                "id": f"b{day}",
+                "source": "app",
+                "type": "postgres",
+                "created_at": created.isoformat(),
+                "manifest": {"size": (100 + day) * 2**20},
+                "status": "verified" if day else "broken",
+                "verified_at": (created + timedelta(minutes=10)).isoformat(),
+            },
+        )
     capacity = Records(store, "capacity")
     for day in range(20):
-        store_sample(capacity, now - timedelta(days=19 - day), {"db.size:app": (70 + 1.5 * day) * GIB,
-                                                                "disk.used_percent:/": 40.0 + 0.1 * day})
+        store_sample(
+            capacity,
+            now - timedelta(days=19 - day),
+            {"db.size:app": (70 + 1.5 * day) * GIB, "disk.used_percent:/": 40.0 + 0.1 * day},
+        )
 
 
 @pytest.fixture
@@ -127,8 +152,10 @@ def test_html_report_renders_with_charts_in_headless_chromium(seeded, tmp_path, 
     requests: list[str] = []
     errors: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.on("request", lambda r: requests.append(r.url))
@@ -185,10 +212,15 @@ def receiver():
 
 def test_report_send_posts_the_digest_through_a_channel(seeded, receiver, tmp_path):
     store, services, now = seeded
-    Records(store, "_upkeep").put("channels", {"ops": {"url": f"json://127.0.0.1:{receiver.port}/hook",
-                                                       "timeout": 10}})
-    result = run_handler(store, "report.send", {"period": "week", "channels": ["ops"]}, services=services,
-                         data_dir=tmp_path / ".upkeep", clock=FakeClock(now))
+    Records(store, "_upkeep").put("channels", {"ops": {"url": f"json://127.0.0.1:{receiver.port}/hook", "timeout": 10}})
+    result = run_handler(
+        store,
+        "report.send",
+        {"period": "week", "channels": ["ops"]},
+        services=services,
+        data_dir=tmp_path / ".upkeep",
+        clock=FakeClock(now),
+    )
     assert result["sent"] == ["ops"] and result["outcome"] == "ok"
     (body,) = receiver.bodies
     assert body["title"] == "[upkeep] weekly report: CRITICAL"
@@ -200,8 +232,9 @@ def test_report_send_posts_the_digest_through_a_channel(seeded, receiver, tmp_pa
 def test_report_send_dry_run_sends_nothing(seeded, receiver, tmp_path):
     store, services, _ = seeded
     Records(store, "_upkeep").put("channels", {"ops": {"url": f"json://127.0.0.1:{receiver.port}/hook"}})
-    result = run_handler(store, "report.send", {"channels": ["ops"]}, services=services, dry_run=True,
-                         data_dir=tmp_path / ".upkeep")
+    result = run_handler(
+        store, "report.send", {"channels": ["ops"]}, services=services, dry_run=True, data_dir=tmp_path / ".upkeep"
+    )
     assert result["sent"] == [] and "would send" in result["summary"]
     assert receiver.bodies == []
     assert not Path(result["html_path"]).exists()

@@ -54,8 +54,13 @@ def test_operator_flow_in_a_real_browser(api, browser, artifacts_dir):
     shots.mkdir(parents=True, exist_ok=True)
     svc = api.upkeep
     svc.create_task(
-        {"name": "nap", "type": "debug.sleep", "schedule": "0 3 * * *", "description": "A short nap",
-         "config": {"seconds": 1.5}},
+        {
+            "name": "nap",
+            "type": "debug.sleep",
+            "schedule": "0 3 * * *",
+            "description": "A short nap",
+            "config": {"seconds": 1.5},
+        },
         actor="test",
     )
     svc.create_task({"name": "other", "type": "debug.noop", "schedule": "@every 1h"}, actor="test")

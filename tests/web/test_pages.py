@@ -15,9 +15,7 @@ def login(api, role="admin", next_url="/"):
     page = api.client.get("/login")
     assert page.status_code == 200
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    return api.client.post(
-        "/login", data={"token": api.tokens[role], "csrf_token": token, "next": next_url}
-    )
+    return api.client.post("/login", data={"token": api.tokens[role], "csrf_token": token, "next": next_url})
 
 
 def csrf_of(html: str) -> str:
@@ -84,8 +82,13 @@ def test_viewer_sees_no_operator_controls_and_admin_pages_are_forbidden(api):
 
 def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_runs(api):
     api.upkeep.create_task(
-        {"name": "t", "type": "debug.sleep", "schedule": "0 3 * * *", "description": "Nightly nap",
-         "config": {"seconds": 2, "outcome": "warning"}},
+        {
+            "name": "t",
+            "type": "debug.sleep",
+            "schedule": "0 3 * * *",
+            "description": "Nightly nap",
+            "config": {"seconds": 2, "outcome": "warning"},
+        },
         actor="test",
     )
     api.upkeep.trigger("t", actor="test")
@@ -117,9 +120,9 @@ def test_pages_for_unknown_objects_are_404_pages(api):
 def test_handler_reference_lists_fields_with_type_default_and_overridable_marker(api):
     login(api)
     html = api.client.get("/handlers").text
-    section = html[html.index('id="h-debug.sleep"'):]
+    section = html[html.index('id="h-debug.sleep"') :]
     section = section[: section.index("</section>")]
-    assert "<code>seconds</code> <span class=\"tag\">overridable</span>" in section
+    assert '<code>seconds</code> <span class="tag">overridable</span>' in section
     assert "How long to sleep" in section and "<code>1.0</code>" in section
 
 
@@ -139,9 +142,12 @@ class Sample(HandlerConfig):
 
 
 def test_form_fields_are_generated_per_json_schema_type():
-    fields = {f.name: f for f in fields_from_schema(
-        Sample.model_json_schema(), {"items": [], "nested": {"depth": 1}, "count": 5, "api_token": "***"}
-    )}
+    fields = {
+        f.name: f
+        for f in fields_from_schema(
+            Sample.model_json_schema(), {"items": [], "nested": {"depth": 1}, "count": 5, "api_token": "***"}
+        )
+    }
     assert fields["name"].kind == "string" and fields["name"].required
     assert fields["count"].kind == "integer" and fields["count"].text == "5" and fields["count"].overridable
     assert fields["count"].attrs == {"step": "1", "min": 1, "max": 9}

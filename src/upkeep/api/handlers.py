@@ -18,8 +18,12 @@ def list_handlers(_: Principal = Depends(require_viewer), svc: Upkeep = Depends(
     return [spec.describe() for spec in svc.registry.all()]
 
 
-@router.get("/{name}", response_model=HandlerOut, responses=problem_responses(401, 403, 404, 422),
-            summary="One handler (aliases accepted)")
+@router.get(
+    "/{name}",
+    response_model=HandlerOut,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="One handler (aliases accepted)",
+)
 def get_handler(
     name: str = Path(max_length=200), _: Principal = Depends(require_viewer), svc: Upkeep = Depends(get_upkeep)
 ) -> dict:

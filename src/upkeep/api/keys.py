@@ -25,16 +25,25 @@ def list_keys(_: Principal = Depends(require_admin), svc: Upkeep = Depends(get_u
     return auth.list_keys(svc.store)
 
 
-@router.post("/keys", response_model=KeyCreated, status_code=201, responses=problem_responses(401, 403, 409, 422),
-             summary="Create a key (the token is shown once)")
+@router.post(
+    "/keys",
+    response_model=KeyCreated,
+    status_code=201,
+    responses=problem_responses(401, 403, 409, 422),
+    summary="Create a key (the token is shown once)",
+)
 def create_key(body: KeyCreate, principal: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)):
     view, token = auth.create_key(svc.store, name=body.name, role=body.role)
     svc.record_audit(principal.actor, "create", "key", view["name"], None, {"name": view["name"], "role": view["role"]})
     return {**view, "token": token}
 
 
-@router.delete("/keys/{ref}", response_model=KeyOut, responses=problem_responses(401, 403, 404, 409, 422),
-               summary="Revoke a key (by id or name)")
+@router.delete(
+    "/keys/{ref}",
+    response_model=KeyOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Revoke a key (by id or name)",
+)
 def revoke_key(
     ref: str = Path(min_length=1, max_length=200),
     principal: Principal = Depends(require_admin),
@@ -50,6 +59,7 @@ def revoke_key(
 
         raise NotFound(f"no key {ref!r}", hint="GET /api/v1/keys lists them")
     before = auth.revoke_key(svc.store, ref)
-    svc.record_audit(principal.actor, "revoke", "key", before["name"], {"revoked_at": None},
-                     {"revoked_at": before["revoked_at"]})
+    svc.record_audit(
+        principal.actor, "revoke", "key", before["name"], {"revoked_at": None}, {"revoked_at": before["revoked_at"]}
+    )
     return before

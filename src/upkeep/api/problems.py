@@ -96,9 +96,7 @@ def problem_response(
         hint=hint,
         errors=[FieldError(**e) for e in (errors or [])],
     )
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def loc_to_field(loc: tuple | list, *, skip_body: bool = True) -> str | None:

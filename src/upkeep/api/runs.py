@@ -38,8 +38,9 @@ def parse_since(text: str | None) -> datetime | None:
 
 @router.get("/runs", response_model=RunPage, responses=READ, summary="List runs, newest first")
 def list_runs(
-    task: str | None = Query(None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
-                             description="Task id or name"),
+    task: str | None = Query(
+        None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", description="Task id or name"
+    ),
     status: Status | None = None,
     outcome: Outcome | None = None,
     task_type: str | None = Query(None, alias="type", max_length=200),
@@ -58,16 +59,19 @@ def list_runs(
     if task is not None and task.isdigit() and int(task) > MAX_ID:
         return {"items": [], "total": 0, "limit": limit, "offset": offset}
     items, total = svc.list_runs(
-        task=task, status=status, outcome=outcome, task_type=task_type or None, since=since_at,
-        limit=limit, offset=offset,
+        task=task,
+        status=status,
+        outcome=outcome,
+        task_type=task_type or None,
+        since=since_at,
+        limit=limit,
+        offset=offset,
     )
     return {"items": safe(items), "total": total, "limit": limit, "offset": offset}
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, responses=READ, summary="Read a run")
-def get_run(
-    run_id: int = RunId, _: Principal = Depends(require_viewer), svc: Upkeep = Depends(get_upkeep)
-) -> dict:
+def get_run(run_id: int = RunId, _: Principal = Depends(require_viewer), svc: Upkeep = Depends(get_upkeep)) -> dict:
     return safe(svc.get_run(run_id))
 
 

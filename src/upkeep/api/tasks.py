@@ -124,8 +124,9 @@ def patch_task(
             TaskSpec.model_validate({"name": raw["name"], "type": raw["type"], **others})
         except ValidationError as exc:
             errors = errors_from_validation(exc)
-            raise ProblemError(422, "invalid change: " + errors[0]["message"], field=errors[0]["field"],
-                               errors=errors) from None
+            raise ProblemError(
+                422, "invalid change: " + errors[0]["message"], field=errors[0]["field"], errors=errors
+            ) from None
     if "config" in changes:
         changes["config"] = _merge_config(raw["config"], changes["config"] or {})
         check_config(svc.registry, raw["type"], changes["config"])
@@ -133,9 +134,7 @@ def patch_task(
     return safe(svc.get_task(view["id"]))
 
 
-@router.delete(
-    "/{ref}", status_code=204, response_class=Response, responses=WRITE, summary="Delete a task"
-)
+@router.delete("/{ref}", status_code=204, response_class=Response, responses=WRITE, summary="Delete a task")
 def delete_task(
     ref: str = Depends(task_ref), principal: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)
 ) -> Response:

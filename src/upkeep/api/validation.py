@@ -51,6 +51,7 @@ def check_task(registry: Registry, data: dict[str, Any]) -> None:
         _raise(errors_from_validation(exc), "task")
     except UserError as exc:  # validators of time zones and windows raise UserError
         field = FIELD_ALIASES.get(exc.field or "", exc.field)
-        raise ProblemError(exc.status_code, exc.message, field=field, hint=exc.hint,
-                           errors=[{"field": field, "message": exc.message}]) from None
+        raise ProblemError(
+            exc.status_code, exc.message, field=field, hint=exc.hint, errors=[{"field": field, "message": exc.message}]
+        ) from None
     check_config(registry, spec.type, spec.config)

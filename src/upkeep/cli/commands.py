@@ -119,9 +119,7 @@ def serve(
     )
 
 
-def scheduler(
-    ctx: typer.Context, log_level: str = typer.Option("INFO", "--log-level", help="Log level")
-) -> None:
+def scheduler(ctx: typer.Context, log_level: str = typer.Option("INFO", "--log-level", help="Log level")) -> None:
     """Run a scheduler alone (several may run against one PostgreSQL store)."""
     from upkeep.runtime import configure_logging, run_scheduler
 

@@ -118,11 +118,23 @@ def _permission_checks(data_dir: Path) -> list[Check]:
         return [Check("data directory", False, f"{data_dir} does not exist", "run `upkeep init`")]
     mode = data_dir.stat().st_mode
     if not os.access(data_dir, os.W_OK | os.X_OK):
-        checks.append(Check("data directory", False, f"{data_dir} is not writable by this user",
-                            f"chown the directory to the user upkeep runs as: `chown -R $USER {data_dir}`"))
+        checks.append(
+            Check(
+                "data directory",
+                False,
+                f"{data_dir} is not writable by this user",
+                f"chown the directory to the user upkeep runs as: `chown -R $USER {data_dir}`",
+            )
+        )
     elif mode & stat.S_IWOTH:
-        checks.append(Check("data directory", False, f"{data_dir} is world-writable (mode {stat.S_IMODE(mode):o})",
-                            f"chmod 700 {data_dir}"))
+        checks.append(
+            Check(
+                "data directory",
+                False,
+                f"{data_dir} is world-writable (mode {stat.S_IMODE(mode):o})",
+                f"chmod 700 {data_dir}",
+            )
+        )
     else:
         checks.append(Check("data directory", True, f"{data_dir} writable, mode {stat.S_IMODE(mode):o}"))
     key = data_dir / "admin.key"
@@ -144,11 +156,23 @@ def _timezone_checks(tasks: list[dict]) -> list[Check]:
             ZoneInfo(zone)
         count = len(available_timezones())
     except Exception as exc:
-        return [Check("time zones", False, f"time-zone data missing: {exc}",
-                      "install the tzdata package (`apt-get install tzdata` or `pip install tzdata`)")]
+        return [
+            Check(
+                "time zones",
+                False,
+                f"time-zone data missing: {exc}",
+                "install the tzdata package (`apt-get install tzdata` or `pip install tzdata`)",
+            )
+        ]
     if count == 0:
-        return [Check("time zones", False, "no time-zone data found",
-                      "install the tzdata package (`apt-get install tzdata` or `pip install tzdata`)")]
+        return [
+            Check(
+                "time zones",
+                False,
+                "no time-zone data found",
+                "install the tzdata package (`apt-get install tzdata` or `pip install tzdata`)",
+            )
+        ]
     return [Check("time zones", True, f"{count} zones available")]
 
 
@@ -159,8 +183,9 @@ def run_checks(st) -> list[Check]:
             from upkeep.config_file import find_config
             from upkeep.settings import Settings
 
-            settings = Settings(config=find_config(st.config),
-                                **({"database_url": st.database_url} if st.database_url else {}))
+            settings = Settings(
+                config=find_config(st.config), **({"database_url": st.database_url} if st.database_url else {})
+            )
         except Exception:
             settings = None
     if settings is not None:

@@ -67,8 +67,14 @@ def show(
     if alias:
         echo(f"{alias} is an alias of {spec.name}")
     echo(f"{spec.name}{'  (aliases: ' + ', '.join(spec.aliases) + ')' if spec.aliases else ''}")
-    flags = [f for f, on in (("destructive: honours dry_run", spec.destructive),
-                             ("runs commands: config-file tasks only", spec.runs_commands)) if on]
+    flags = [
+        f
+        for f, on in (
+            ("destructive: honours dry_run", spec.destructive),
+            ("runs commands: config-file tasks only", spec.runs_commands),
+        )
+        if on
+    ]
     if flags:
         echo("; ".join(flags))
     if spec.requires:

@@ -41,8 +41,15 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help
     table(
         ["id", "name", "role", "prefix", "created", "last used", "revoked"],
         [
-            [k["id"], k["name"], k["role"], k["prefix"], short_time(k["created_at"]),
-             short_time(k["last_used_at"]), short_time(k["revoked_at"])]
+            [
+                k["id"],
+                k["name"],
+                k["role"],
+                k["prefix"],
+                short_time(k["created_at"]),
+                short_time(k["last_used_at"]),
+                short_time(k["revoked_at"]),
+            ]
             for k in keys
         ],
     )
@@ -59,8 +66,9 @@ def revoke(
 
     st = state(ctx)
     view = revoke_key(st.store(), name)
-    st.service.record_audit(actor(), "revoke", "api_key", view["name"], before={"revoked": False},
-                            after={"revoked": True})
+    st.service.record_audit(
+        actor(), "revoke", "api_key", view["name"], before={"revoked": False}, after={"revoked": True}
+    )
     if as_json:
         print_json(view)
     else:

@@ -58,8 +58,22 @@ def show(
     if as_json:
         print_json(view)
         return
-    for key in ("id", "task_name", "task_type", "origin", "status", "outcome", "attempt", "dry_run",
-                "created_at", "started_at", "finished_at", "worker", "summary", "error"):
+    for key in (
+        "id",
+        "task_name",
+        "task_type",
+        "origin",
+        "status",
+        "outcome",
+        "attempt",
+        "dry_run",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "worker",
+        "summary",
+        "error",
+    ):
         value = view.get(key)
         if value not in (None, ""):
             echo(f"{key + ':':<14}{value}")

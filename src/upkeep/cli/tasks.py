@@ -219,4 +219,3 @@ def delete(
     confirm_or_fail(yes, f"delete task {task['name']}?")
     service.delete_task(task["name"], actor=actor())
     echo(f"deleted task {task['name']}")
-

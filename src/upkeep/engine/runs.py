@@ -390,13 +390,18 @@ def _claim_and_start_pg() -> sa.Select:
     (data-modifying CTEs), one round trip where ``_started`` adds one or two. The event's text and
     data are the ones ``_started_event`` writes."""
     now = sa.bindparam("now", type_=_TS)
-    claimed = _CLAIM_FAST.values(
-        deadline_at=now + sa.func.make_interval(0, 0, 0, 0, 0, 0, RUNS.c.timeout_seconds)
-    ).cte("claimed")
+    claimed = _CLAIM_FAST.values(deadline_at=now + sa.func.make_interval(0, 0, 0, 0, 0, 0, RUNS.c.timeout_seconds)).cte(
+        "claimed"
+    )
     alias = sa.func.coalesce(" (requested as alias " + claimed.c.requested_type + ")", "")
     message = (
-        "attempt " + sa.cast(claimed.c.attempt, sa.Text) + " of " + claimed.c.task_type + alias
-        + " on " + sa.bindparam("worker", type_=sa.Text)
+        "attempt "
+        + sa.cast(claimed.c.attempt, sa.Text)
+        + " of "
+        + claimed.c.task_type
+        + alias
+        + " on "
+        + sa.bindparam("worker", type_=sa.Text)
     )
     data = sa.func.jsonb_build_object(
         "worker", sa.bindparam("worker", type_=sa.Text), "attempt", claimed.c.attempt, "alias", claimed.c.requested_type

@@ -93,9 +93,7 @@ def sqlite_path(target: dict | str) -> Path:
         if url.startswith(prefix):
             path = url[len(prefix) :].split("?", 1)[0]
             if not path or path == ":memory:":
-                raise ConfigError(
-                    f"{url!r} is not a SQLite database file", hint="use sqlite:////absolute/path.db"
-                )
+                raise ConfigError(f"{url!r} is not a SQLite database file", hint="use sqlite:////absolute/path.db")
             return Path(path)
     raise ConfigError(f"{secret_refs.redact_url_password(url)!r} is not a sqlite:/// URL")
 
@@ -258,9 +256,7 @@ def target_from_ctx(ctx: Any, name_or_url: str) -> dict:
     The result always has ``name`` and either ``url`` or libpq fields (host, port, user, ...).
     """
     if not name_or_url:
-        raise ConfigError(
-            "no database target given", hint="set target: NAME (from targets.databases) or a URL"
-        )
+        raise ConfigError("no database target given", hint="set target: NAME (from targets.databases) or a URL")
     collected = getattr(ctx, "secrets", None)
     if "://" in name_or_url:
         url = secret_refs.resolve(name_or_url, collected=collected)
@@ -271,9 +267,7 @@ def target_from_ctx(ctx: Any, name_or_url: str) -> dict:
         if isinstance(value, str):
             value = {"url": value}
         if not isinstance(value, dict):
-            raise ConfigError(
-                f"targets.databases.{name_or_url} must be a mapping with url: or host:/port:/user:"
-            )
+            raise ConfigError(f"targets.databases.{name_or_url} must be a mapping with url: or host:/port:/user:")
         return {"name": name_or_url, **value}
     if name_or_url == "upkeep":
         url = secret_refs.resolve(_own_store_url(ctx), collected=collected)

@@ -63,8 +63,7 @@ class InspectThresholds(HandlerConfig):
     bloat_warning_bytes: int = Field(
         GIB,
         ge=0,
-        description="Wasted bytes in one table or index that make a "
-        "warning (check_postgres 'bloat' default: 1 GB).",
+        description="Wasted bytes in one table or index that make a warning (check_postgres 'bloat' default: 1 GB).",
     )
     bloat_critical_bytes: int = Field(
         5 * GIB, ge=0, description="Wasted bytes that make it critical (check_postgres default: 5 GB)."
@@ -82,9 +81,7 @@ class InspectThresholds(HandlerConfig):
         "table exceeds this (autovacuum_vacuum_scale_factor default 0.2: "
         "autovacuum is not keeping up).",
     )
-    dead_tuples_min: int = Field(
-        10_000, ge=0, description="...and the table has at least this many dead tuples."
-    )
+    dead_tuples_min: int = Field(10_000, ge=0, description="...and the table has at least this many dead tuples.")
     unused_index_min_bytes: int = Field(
         MIB,
         ge=0,
@@ -164,9 +161,7 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
     findings: list[dict] = []
     max_conn = int(conn.execute("SELECT current_setting('max_connections')").fetchone()[0])
     reserved = int(conn.execute("SELECT current_setting('superuser_reserved_connections')").fetchone()[0])
-    used = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-    ).fetchone()[0]
+    used = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
     ratio = used / max_conn if max_conn else 0.0
     sev = _severity(ratio, t.connections_warning_ratio, t.connections_critical_ratio)
     if sev:
@@ -175,8 +170,7 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
                 sev,
                 "connections",
                 "server",
-                f"{used} of max_connections {max_conn} in use "
-                f"({ratio:.0%}; {reserved} reserved for superusers)",
+                f"{used} of max_connections {max_conn} in use ({ratio:.0%}; {reserved} reserved for superusers)",
                 used=used,
                 max=max_conn,
             )
@@ -238,9 +232,7 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
                 )
         else:
             minutes = _minutes(s_age)
-            sev = _severity(
-                minutes, t.idle_in_transaction_warning_minutes, t.idle_in_transaction_critical_minutes
-            )
+            sev = _severity(minutes, t.idle_in_transaction_warning_minutes, t.idle_in_transaction_critical_minutes)
             if sev:
                 idle_tx.append({**row, "minutes": minutes})
                 findings.append(

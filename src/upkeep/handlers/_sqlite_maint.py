@@ -38,9 +38,7 @@ def open_db(path: Path, busy_timeout: float = 30.0, readonly: bool = False) -> I
         )
     mode = "ro" if readonly else "rw"
     try:
-        conn = sqlite3.connect(
-            f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout, isolation_level=None
-        )
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=busy_timeout, isolation_level=None)
     except sqlite3.Error as exc:
         raise ConnectionFailed(f"cannot open SQLite database {path}: {exc}") from None
     try:

@@ -157,8 +157,13 @@ class _ArtifactSet:
 
     def new(self, suffix: str = "") -> ArtifactWriter:
         name = f"{self.stem}{suffix or self.base_ext}{EXTENSIONS[self.compression]}{'.enc' if self.key else ''}"
-        writer = ArtifactWriter(self.directory / name, self.compression, self.config.compression_level,
-                                self.key, threads=self.config.compression_threads)
+        writer = ArtifactWriter(
+            self.directory / name,
+            self.compression,
+            self.config.compression_level,
+            self.key,
+            threads=self.config.compression_threads,
+        )
         self.writers.append(writer)
         return writer
 
@@ -199,8 +204,9 @@ def _connection_of(source: Source) -> dict[str, Any]:
     return source.public()
 
 
-def create_backup(ctx, source: Source, config: CreateConfig, destination: Path, copy_to: Path | None,
-                  tags: list[str] | None = None) -> dict[str, Any]:
+def create_backup(
+    ctx, source: Source, config: CreateConfig, destination: Path, copy_to: Path | None, tags: list[str] | None = None
+) -> dict[str, Any]:
     """Take one backup of ``source``; returns the catalog entry. Leaves nothing behind on failure."""
     module = MODULES[source.type]
     key = crypto.load_key(config.encryption_key_env) if config.encrypt else None
@@ -215,10 +221,14 @@ def create_backup(ctx, source: Source, config: CreateConfig, destination: Path, 
     records = ctx.records(catalog.DOMAIN)
     copies: list[dict[str, Any]] = []
     try:
-        ctx.info("backup_started", f"backing up {source.name} ({source.type}) to {directory}",
-                 source=source.name, backup_id=backup_id)
+        ctx.info(
+            "backup_started",
+            f"backing up {source.name} ({source.type}) to {directory}",
+            source=source.name,
+            backup_id=backup_id,
+        )
         if source.type == "files":
-            never = [destination, *( [copy_to] if copy_to else []), *_catalogued_paths(records)]
+            never = [destination, *([copy_to] if copy_to else []), *_catalogued_paths(records)]
             fields = module.create(ctx, source, config, artifacts.new, work_dir, never)
         else:
             fields = module.create(ctx, source, config, artifacts.new, work_dir)
@@ -226,14 +236,24 @@ def create_backup(ctx, source: Source, config: CreateConfig, destination: Path, 
         assert main is not None
         finished = ctx.now()
         manifest = {
-            "manifest_version": 1, "id": backup_id, "source": source.name, "type": source.type,
-            "compression": config.compression, "stream_compression": stream_compression,
+            "manifest_version": 1,
+            "id": backup_id,
+            "source": source.name,
+            "type": source.type,
+            "compression": config.compression,
+            "stream_compression": stream_compression,
             "encryption_key_id": crypto.key_id(key) if key else None,
             "encryption_key_env": config.encryption_key_env if key else None,
-            "artifact": main.path.name, "size": main.size, "raw_size": main.raw_size, "sha256": main.sha256,
-            "started_at": started.isoformat(), "finished_at": finished.isoformat(),
-            "duration_s": round(time.monotonic() - t0, 3), "tags": list(tags or config.tags),
-            "extra_artifacts": [], **fields,
+            "artifact": main.path.name,
+            "size": main.size,
+            "raw_size": main.raw_size,
+            "sha256": main.sha256,
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "duration_s": round(time.monotonic() - t0, 3),
+            "tags": list(tags or config.tags),
+            "extra_artifacts": [],
+            **fields,
         }
         manifest["tool_versions"] = {**fields.get("tool_versions", {}), "zstandard": _zstd_version()}
         write_manifest(main.path, manifest)
@@ -256,14 +276,30 @@ def create_backup(ctx, source: Source, config: CreateConfig, destination: Path, 
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     entry = {
-        "id": backup_id, "source": source.name, "type": source.type, "created_at": started.isoformat(),
-        "status": "created", "path": str(main.path), "manifest_path": str(manifest_path(main.path)),
-        "copies": copies, "tags": manifest["tags"], "target_name": source.target_name,
-        "connection": _connection_of(source), "manifest": manifest, "verified_at": None, "verification": None,
+        "id": backup_id,
+        "source": source.name,
+        "type": source.type,
+        "created_at": started.isoformat(),
+        "status": "created",
+        "path": str(main.path),
+        "manifest_path": str(manifest_path(main.path)),
+        "copies": copies,
+        "tags": manifest["tags"],
+        "target_name": source.target_name,
+        "connection": _connection_of(source),
+        "manifest": manifest,
+        "verified_at": None,
+        "verification": None,
     }
     catalog.put(records, entry)
-    ctx.info("backup_created", f"{source.name}/{backup_id}: {main.size} bytes, sha256 {main.sha256[:12]}",
-             source=source.name, backup_id=backup_id, path=str(main.path), size=main.size)
+    ctx.info(
+        "backup_created",
+        f"{source.name}/{backup_id}: {main.size} bytes, sha256 {main.sha256[:12]}",
+        source=source.name,
+        backup_id=backup_id,
+        path=str(main.path),
+        size=main.size,
+    )
     return entry
 
 
@@ -276,15 +312,16 @@ def _zstd_version() -> str:
 def apply_retention(ctx, source_name: str, config: RetentionConfig, dry_run: bool) -> dict[str, Any]:
     records = ctx.records(catalog.DOMAIN)
     by_id = {e["id"]: e for e in catalog.entries(records, source_name)}
-    infos = [retention.BackupInfo(e["id"], datetime.fromisoformat(e["created_at"]), e.get("status") == "verified")
-             for e in by_id.values()]
+    infos = [
+        retention.BackupInfo(e["id"], datetime.fromisoformat(e["created_at"]), e.get("status") == "verified")
+        for e in by_id.values()
+    ]
     decision = retention.select(infos, config.policy(), ctx.now())
     removed = []
     for backup_id in decision.delete:
         entry = by_id[backup_id]
         paths = [Path(entry["path"]), *(Path(c["path"]) for c in entry.get("copies", []))]
-        extras = [Path(entry["path"]).with_name(x["artifact"])
-                  for x in entry["manifest"].get("extra_artifacts", [])]
+        extras = [Path(entry["path"]).with_name(x["artifact"]) for x in entry["manifest"].get("extra_artifacts", [])]
         if dry_run:
             ctx.info("plan", f"would delete backup {source_name}/{backup_id}", action="delete", path=str(paths[0]))
         else:
@@ -309,8 +346,9 @@ def _source_name(ctx, source: SourceField | None) -> str | None:
     return resolve_source(ctx, source).name if source in known else safe_name(source)
 
 
-def _pg_target(ctx, explicit: SourceField | None, source: SourceField | None, entry: dict[str, Any],
-               field: str) -> PgTarget | None:
+def _pg_target(
+    ctx, explicit: SourceField | None, source: SourceField | None, entry: dict[str, Any], field: str
+) -> PgTarget | None:
     """Server for a test restore or restore: explicit target, the configured source, the catalogued
     target name, or the catalogued connection (no password: PGPASSWORD / .pgpass apply)."""
     known = ctx.targets.names("databases")
@@ -354,8 +392,9 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     results = []
     size = path.stat().st_size
     size_ok = size == manifest["size"]
-    results.append(check("size", size_ok, f"size {size} bytes" + ("" if size_ok else
-                                                                    f" != manifest {manifest['size']} bytes")))
+    results.append(
+        check("size", size_ok, f"size {size} bytes" + ("" if size_ok else f" != manifest {manifest['size']} bytes"))
+    )
     key = _key_for(entry, config)
     direct = entry["type"] == "postgres" and manifest["stream_compression"] == "none" and key is None
     if direct:
@@ -372,9 +411,14 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     for extra in manifest.get("extra_artifacts", []):
         extra_path = path.with_name(extra["artifact"])
         got = sha256_file(extra_path) if extra_path.is_file() else "missing"
-        results.append(check(f"checksum_{extra['kind']}", got == extra["sha256"],
-                             f"{extra['artifact']}: " + ("ok" if got == extra["sha256"] else
-                                                         f"checksum mismatch: expected {extra['sha256']} got {got}")))
+        results.append(
+            check(
+                f"checksum_{extra['kind']}",
+                got == extra["sha256"],
+                f"{extra['artifact']}: "
+                + ("ok" if got == extra["sha256"] else f"checksum mismatch: expected {extra['sha256']} got {got}"),
+            )
+        )
     if error:
         results.append(check("decode", False, error))
         return None, results
@@ -386,8 +430,14 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
 # --- handlers --------------------------------------------------------------------------------
 
 
-@handler("backup.create", config=CreateConfig, aliases=["backup.run", "db.backup"], destructive=True,
-         runs_commands=uses_fields("pg_dump_path", "pg_bin_dir"), requires=("pg_dump",))
+@handler(
+    "backup.create",
+    config=CreateConfig,
+    aliases=["backup.run", "db.backup"],
+    destructive=True,
+    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir"),
+    requires=("pg_dump",),
+)
 def backup_create(ctx, config: CreateConfig) -> dict:
     """Take a backup (PostgreSQL, SQLite, Redis, files), write its manifest, catalog it, apply retention.
 
@@ -400,20 +450,35 @@ def backup_create(ctx, config: CreateConfig) -> dict:
     if config.encrypt:
         crypto.load_key(config.encryption_key_env)  # fail before any work
     if ctx.dry_run:
-        ctx.info("plan", f"would back up {source.name} ({source.type}) to {destination / source.name}",
-                 action="create", path=str(destination / source.name))
-        result: dict[str, Any] = {"summary": f"dry run: would back up {source.name} to {destination}",
-                                  "dry_run": True, "source": source.name, "destination": str(destination)}
+        ctx.info(
+            "plan",
+            f"would back up {source.name} ({source.type}) to {destination / source.name}",
+            action="create",
+            path=str(destination / source.name),
+        )
+        result: dict[str, Any] = {
+            "summary": f"dry run: would back up {source.name} to {destination}",
+            "dry_run": True,
+            "source": source.name,
+            "destination": str(destination),
+        }
         if config.retention:
             result["retention"] = apply_retention(ctx, source.name, config.retention, dry_run=True)
         return result
     entry = create_backup(ctx, source, config, destination, copy_to)
     m = entry["manifest"]
     result = {
-        "summary": (f"backed up {source.name} ({source.type}): {m['raw_size']} -> {m['size']} bytes "
-                    f"{m['compression']} in {m['duration_s']:.1f}s, sha256 {m['sha256'][:12]}"),
-        "backup_id": entry["id"], "path": entry["path"], "size": m["size"], "raw_size": m["raw_size"],
-        "sha256": m["sha256"], "row_counts": m.get("row_counts"), "copies": entry["copies"],
+        "summary": (
+            f"backed up {source.name} ({source.type}): {m['raw_size']} -> {m['size']} bytes "
+            f"{m['compression']} in {m['duration_s']:.1f}s, sha256 {m['sha256'][:12]}"
+        ),
+        "backup_id": entry["id"],
+        "path": entry["path"],
+        "size": m["size"],
+        "raw_size": m["raw_size"],
+        "sha256": m["sha256"],
+        "row_counts": m.get("row_counts"),
+        "copies": entry["copies"],
     }
     if config.retention:
         result["retention"] = apply_retention(ctx, source.name, config.retention, dry_run=False)
@@ -452,9 +517,13 @@ def verify_entry(ctx, entry: dict[str, Any], config: VerifyConfig) -> tuple[bool
     return all(r["ok"] for r in results), results
 
 
-@handler("backup.verify", config=VerifyConfig, aliases=["backup.check"],
-         runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "redis_check_rdb_path"),
-         requires=("pg_restore",))
+@handler(
+    "backup.verify",
+    config=VerifyConfig,
+    aliases=["backup.check"],
+    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "redis_check_rdb_path"),
+    requires=("pg_restore",),
+)
 def backup_verify(ctx, config: VerifyConfig) -> dict:
     """Verify backups: size, checksum, readable contents, a test restore with row counts and
     assertions, and age against the RPO. Results are stored on the catalog entries."""
@@ -495,9 +564,16 @@ def backup_verify(ctx, config: VerifyConfig) -> dict:
             continue
         age = now - datetime.fromisoformat(good[0]["created_at"])
         if age > timedelta(hours=config.rpo_hours):
-            findings.append({"severity": "warning", "item": n, "message": (
-                f"newest verified backup of {n} is {age.total_seconds() / 3600:.1f} h old "
-                f"(RPO {config.rpo_hours:g} h)")})
+            findings.append(
+                {
+                    "severity": "warning",
+                    "item": n,
+                    "message": (
+                        f"newest verified backup of {n} is {age.total_seconds() / 3600:.1f} h old "
+                        f"(RPO {config.rpo_hours:g} h)"
+                    ),
+                }
+            )
     if not chosen:
         findings.append({"severity": "critical", "item": name or "*", "message": "no backups in the catalog"})
     severities = {f["severity"] for f in findings}
@@ -518,20 +594,31 @@ def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
         if name is None:
             known = catalog.sources(records)
             if len(known) != 1:
-                raise ConfigError("backup: latest needs source (which source's latest backup?)",
-                                  hint=f"catalogued sources: {', '.join(known) or 'none'}", field="config.source")
+                raise ConfigError(
+                    "backup: latest needs source (which source's latest backup?)",
+                    hint=f"catalogued sources: {', '.join(known) or 'none'}",
+                    field="config.source",
+                )
             name = known[0]
         return catalog.latest(records, name, verified_only=not config.allow_unverified)
     entry = catalog.find(records, config.backup, name)
     if entry.get("status") == "broken" and not config.allow_unverified:
-        raise UserError(f"backup {entry['id']} is marked broken by its last verification",
-                        hint="choose another backup, or set allow_unverified: true", field="config.backup")
+        raise UserError(
+            f"backup {entry['id']} is marked broken by its last verification",
+            hint="choose another backup, or set allow_unverified: true",
+            field="config.backup",
+        )
     return entry
 
 
-@handler("backup.restore", config=RestoreConfig, aliases=["backup.recover"], destructive=True,
-         runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir"),
-         requires=("pg_restore",))
+@handler(
+    "backup.restore",
+    config=RestoreConfig,
+    aliases=["backup.recover"],
+    destructive=True,
+    runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir"),
+    requires=("pg_restore",),
+)
 def backup_restore(ctx, config: RestoreConfig) -> dict:
     """Restore a catalogued backup (by id, or the latest verified one) into the original or a new
     database. dry_run prints the plan; a real restore needs per-run confirmation (--yes)."""
@@ -545,13 +632,23 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
         plan = postgres.restore_plan(entry, target, config)
     else:
         plan = MODULES[kind].restore_plan(entry, config)
-    plan = {"backup_id": entry["id"], "source": entry["source"], "file": entry["path"],
-            "size": entry["manifest"]["size"], "status": entry.get("status"), **plan}
+    plan = {
+        "backup_id": entry["id"],
+        "source": entry["source"],
+        "file": entry["path"],
+        "size": entry["manifest"]["size"],
+        "status": entry.get("status"),
+        **plan,
+    }
     if ctx.dry_run:
         for step in plan["steps"]:
             ctx.info("plan", f"would {step}", action="restore", backup_id=entry["id"])
-        return {"summary": f"dry run: would restore {entry['source']}/{entry['id']} "
-                           f"into {plan.get('database') or plan.get('target_path')}", "dry_run": True, "plan": plan}
+        return {
+            "summary": f"dry run: would restore {entry['source']}/{entry['id']} "
+            f"into {plan.get('database') or plan.get('target_path')}",
+            "dry_run": True,
+            "plan": plan,
+        }
     if not ctx.confirm:
         raise UserError("restore needs confirmation: rerun with --yes (or confirm in the API request)")
     if entry.get("status") != "verified":
@@ -586,14 +683,17 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
     where = plan.get("database") or plan.get("target_path")
     return {
         "outcome": "ok" if ok else "critical",
-        "summary": f"restored {entry['source']}/{entry['id']} into {where}" + ("" if ok else ": " + "; ".join(
-            r["message"] for r in results if not r["ok"])),
-        "plan": plan, "checks": results, "safety_backup": safety,
+        "summary": f"restored {entry['source']}/{entry['id']} into {where}"
+        + ("" if ok else ": " + "; ".join(r["message"] for r in results if not r["ok"])),
+        "plan": plan,
+        "checks": results,
+        "safety_backup": safety,
     }
 
 
-def _safety_backup(ctx, entry: dict[str, Any], config: RestoreConfig, target: PgTarget | None,
-                   plan: dict[str, Any]) -> str:
+def _safety_backup(
+    ctx, entry: dict[str, Any], config: RestoreConfig, target: PgTarget | None, plan: dict[str, Any]
+) -> str:
     if entry["type"] == "postgres":
         assert target is not None
         spec: dict[str, Any] = {"type": "postgres", **target.params, "dbname": plan["database"]}
@@ -605,6 +705,10 @@ def _safety_backup(ctx, entry: dict[str, Any], config: RestoreConfig, target: Pg
     create_cfg = CreateConfig(source=source.name, pg_dump_path=config.pg_dump_path, pg_bin_dir=config.pg_bin_dir)
     destination = Path(config.safety_destination) if config.safety_destination else Path(entry["path"]).parent.parent
     made = create_backup(ctx, source, create_cfg, destination, None, tags=["safety", f"before-restore-{entry['id']}"])
-    ctx.info("safety_backup", f"safety backup {made['id']} of {plan.get('database') or plan.get('target_path')}",
-             backup_id=made["id"], path=made["path"])
+    ctx.info(
+        "safety_backup",
+        f"safety backup {made['id']} of {plan.get('database') or plan.get('target_path')}",
+        backup_id=made["id"],
+        path=made["path"],
+    )
     return made["id"]

@@ -69,9 +69,18 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "requests.per_min:*": 1000.0,
     "queue.depth*": 5000.0,
 }
-UNITS = {"disk.used_percent": "%", "disk.used_bytes": "bytes", "dir.bytes": "bytes", "db.size": "bytes",
-         "table.bytes": "bytes", "table.rows": "rows", "requests.per_min": "req/min", "cpu.percent": "%",
-         "memory.used_percent": "%", "queue.depth": "runs"}
+UNITS = {
+    "disk.used_percent": "%",
+    "disk.used_bytes": "bytes",
+    "dir.bytes": "bytes",
+    "db.size": "bytes",
+    "table.bytes": "bytes",
+    "table.rows": "rows",
+    "requests.per_min": "req/min",
+    "cpu.percent": "%",
+    "memory.used_percent": "%",
+    "queue.depth": "runs",
+}
 RANK = {"ok": 0, "no_threshold": 0, "too_few_samples": 0, "warning": 1, "critical": 2}
 
 
@@ -233,8 +242,7 @@ def sample_key(at: datetime) -> str:
 
 
 def store_sample(records: Any, at: datetime, metrics: dict[str, float]) -> None:
-    records.put(sample_key(at), {"at": at.isoformat(), "metrics": metrics,
-                                 "units": {m: unit_of(m) for m in metrics}})
+    records.put(sample_key(at), {"at": at.isoformat(), "metrics": metrics, "units": {m: unit_of(m) for m in metrics}})
 
 
 @handler("capacity.sample", config=CapacitySampleConfig, aliases=["capacity.collect"])
@@ -252,9 +260,14 @@ def capacity_sample(ctx: RunContext, config: CapacitySampleConfig) -> dict:
         records.delete(key)
         removed += 1
     outcome = "warning" if findings else "ok"
-    return {"outcome": outcome, "summary": f"{len(metrics)} metrics sampled" + (f", {len(findings)} problems"
-                                                                                   if findings else ""),
-            "at": now.isoformat(), "metrics": metrics, "findings": findings, "samples_removed": removed}
+    return {
+        "outcome": outcome,
+        "summary": f"{len(metrics)} metrics sampled" + (f", {len(findings)} problems" if findings else ""),
+        "at": now.isoformat(),
+        "metrics": metrics,
+        "findings": findings,
+        "samples_removed": removed,
+    }
 
 
 # --- planning -----------------------------------------------------------------------------------------------
@@ -303,19 +316,38 @@ def threshold_for(metric: str, thresholds: dict[str, float]) -> float | None:
     return max(matches)[1] if matches else None
 
 
-def project(metric: str, points: list[tuple[datetime, float]], threshold: float | None, now: datetime,
-            *, min_samples: int = 3, min_span_days: float = 1.0, warn_within_days: float = 30) -> dict[str, Any]:
+def project(
+    metric: str,
+    points: list[tuple[datetime, float]],
+    threshold: float | None,
+    now: datetime,
+    *,
+    min_samples: int = 3,
+    min_span_days: float = 1.0,
+    warn_within_days: float = 30,
+) -> dict[str, Any]:
     """One metric's trend, projected crossing date and status (see the module docstring)."""
     span = (points[-1][0] - points[0][0]).total_seconds() / 86400 if points else 0.0
-    out: dict[str, Any] = {"metric": metric, "unit": unit_of(metric), "samples": len(points),
-                           "span_days": round(span, 3), "latest": points[-1][1] if points else None,
-                           "latest_at": points[-1][0].isoformat() if points else None, "threshold": threshold,
-                           "growth_per_day": None, "crossing_date": None, "days_until_crossing": None, "r2": None,
-                           "fit": None}
+    out: dict[str, Any] = {
+        "metric": metric,
+        "unit": unit_of(metric),
+        "samples": len(points),
+        "span_days": round(span, 3),
+        "latest": points[-1][1] if points else None,
+        "latest_at": points[-1][0].isoformat() if points else None,
+        "threshold": threshold,
+        "growth_per_day": None,
+        "crossing_date": None,
+        "days_until_crossing": None,
+        "r2": None,
+        "fit": None,
+    }
     if len(points) < min_samples or span < min_span_days:
         out["status"] = "too_few_samples"
-        out["message"] = (f"too few samples to project: {len(points)} over {span:.1f} days (need at least "
-                          f"{min_samples} over {min_span_days:g} day(s))")
+        out["message"] = (
+            f"too few samples to project: {len(points)} over {span:.1f} days (need at least "
+            f"{min_samples} over {min_span_days:g} day(s))"
+        )
         return out
     fit = fit_trend(points)
     if fit is None:
@@ -344,16 +376,20 @@ def project(metric: str, points: list[tuple[datetime, float]], threshold: float 
     offset_days = (threshold - fit["intercept"]) / slope
     if offset_days > MAX_PROJECTION_DAYS:  # a tiny slope: no meaningful date (and beyond datetime's range)
         out["status"] = "ok"
-        out["message"] = (f"growing {fmt(slope, out['unit'])}/day; reaches {fmt(threshold, out['unit'])} in more "
-                          f"than {MAX_PROJECTION_DAYS // 365} years")
+        out["message"] = (
+            f"growing {fmt(slope, out['unit'])}/day; reaches {fmt(threshold, out['unit'])} in more "
+            f"than {MAX_PROJECTION_DAYS // 365} years"
+        )
         return out
     crossing = t0 + timedelta(days=offset_days)
     days = max(0.0, (crossing - now).total_seconds() / 86400)
     out["crossing_date"] = max(crossing, now).isoformat()
     out["days_until_crossing"] = round(days, 2)
     out["status"] = "warning" if days <= warn_within_days else "ok"
-    out["message"] = (f"growing {fmt(slope, out['unit'])}/day; reaches {fmt(threshold, out['unit'])} around "
-                      f"{max(crossing, now):%Y-%m-%d} (in {days:.0f} days)")
+    out["message"] = (
+        f"growing {fmt(slope, out['unit'])}/day; reaches {fmt(threshold, out['unit'])} around "
+        f"{max(crossing, now):%Y-%m-%d} (in {days:.0f} days)"
+    )
     return out
 
 
@@ -381,13 +417,29 @@ def capacity_plan(ctx: RunContext, config: CapacityPlanConfig) -> dict:
     for metric in sorted(series):
         if not any(fnmatchcase(metric, p) for p in config.metrics):
             continue
-        results.append(project(metric, series[metric], threshold_for(metric, thresholds), now,
-                               min_samples=config.min_samples, min_span_days=config.min_span_days,
-                               warn_within_days=config.warn_within_days))
+        results.append(
+            project(
+                metric,
+                series[metric],
+                threshold_for(metric, thresholds),
+                now,
+                min_samples=config.min_samples,
+                min_span_days=config.min_span_days,
+                warn_within_days=config.warn_within_days,
+            )
+        )
     worst = max((RANK[r["status"]] for r in results), default=0)
     outcome = {0: "ok", 1: "warning", 2: "critical"}[worst]
-    findings = [{"severity": r["status"], "item": r["metric"], "message": f"{r['metric']}: {r['message']}",
-                 "crossing_date": r["crossing_date"]} for r in results if r["status"] in ("warning", "critical")]
+    findings = [
+        {
+            "severity": r["status"],
+            "item": r["metric"],
+            "message": f"{r['metric']}: {r['message']}",
+            "crossing_date": r["crossing_date"],
+        }
+        for r in results
+        if r["status"] in ("warning", "critical")
+    ]
     few = [r["metric"] for r in results if r["status"] == "too_few_samples"]
     for f in findings:
         ctx.warning("capacity", f["message"], metric=f["item"], crossing_date=f["crossing_date"])
@@ -401,5 +453,11 @@ def capacity_plan(ctx: RunContext, config: CapacityPlanConfig) -> dict:
             summary += f"; {len(few)} with too few samples"
     plan = {"at": now.isoformat(), "outcome": outcome, "metrics": results, "thresholds": thresholds}
     records.put(PLAN_KEY, plan)
-    return {"outcome": outcome, "summary": summary, "metrics": results, "findings": findings,
-            "too_few_samples": few, "thresholds": thresholds}
+    return {
+        "outcome": outcome,
+        "summary": summary,
+        "metrics": results,
+        "findings": findings,
+        "too_few_samples": few,
+        "thresholds": thresholds,
+    }

@@ -164,9 +164,13 @@ def parse_env_text(text: str) -> EnvFile:
             continue
         match = KEY_RE.match(stripped)
         if not match:
-            result.problems.append(EnvProblem(number, "not_assignment",
-                                              "line is not a KEY=value assignment (a shell sourcing the file "
-                                              "would execute it as a command)"))
+            result.problems.append(
+                EnvProblem(
+                    number,
+                    "not_assignment",
+                    "line is not a KEY=value assignment (a shell sourcing the file would execute it as a command)",
+                )
+            )
             continue
         key, rest = match.group(1), match.group(2)
         if rest[:1] in ("'", '"'):
@@ -180,7 +184,7 @@ def parse_env_text(text: str) -> EnvFile:
             if end < 0:
                 result.problems.append(EnvProblem(number, "syntax", f"unterminated {quote} quote", key))
                 continue
-            value, after = body[:end], body[end + 1:].strip()
+            value, after = body[:end], body[end + 1 :].strip()
             if after and not after.startswith("#"):
                 result.problems.append(EnvProblem(number, "syntax", "text after the closing quote", key))
             substitution = quote == '"' and bool(SUBSTITUTION_RE.search(value))
@@ -223,33 +227,69 @@ def audit_env_file(path: Path, required: list[str], rules: _Rules) -> tuple[list
     except OSError as exc:
         return [_finding("warning", "unreadable", path, None, None, f"cannot read: {exc.strerror}")], 0
     parsed = parse_env_text(text)
-    out = [_finding("critical" if p.check == "command_substitution" else "warning", p.check, path, p.line, p.key,
-                    p.message) for p in parsed.problems]
+    out = [
+        _finding(
+            "critical" if p.check == "command_substitution" else "warning", p.check, path, p.line, p.key, p.message
+        )
+        for p in parsed.problems
+    ]
     first: dict[str, EnvEntry] = {}
     for entry in parsed.entries:
         if entry.key in first:
-            out.append(_finding("warning", "duplicate_key", path, entry.line, entry.key,
-                                f"defined again (first on line {first[entry.key].line}; the later one wins)"))
+            out.append(
+                _finding(
+                    "warning",
+                    "duplicate_key",
+                    path,
+                    entry.line,
+                    entry.key,
+                    f"defined again (first on line {first[entry.key].line}; the later one wins)",
+                )
+            )
         else:
             first[entry.key] = entry
         if entry.substitution:
-            out.append(_finding("critical", "command_substitution", path, entry.line, entry.key,
-                                "value contains a command substitution ($(...) or backticks) that a shell "
-                                "sourcing this file would execute; upkeep never does"))
+            out.append(
+                _finding(
+                    "critical",
+                    "command_substitution",
+                    path,
+                    entry.line,
+                    entry.key,
+                    "value contains a command substitution ($(...) or backticks) that a shell "
+                    "sourcing this file would execute; upkeep never does",
+                )
+            )
         value = entry.value
         if entry.key in required and value == "":
             out.append(_finding("critical", "empty_required", path, entry.line, entry.key, "required key is empty"))
             continue
         if value and rules.is_placeholder(value):
-            out.append(_finding("warning", "placeholder", path, entry.line, entry.key,
-                                "value is a placeholder (replace it with the real value)"))
+            out.append(
+                _finding(
+                    "warning",
+                    "placeholder",
+                    path,
+                    entry.line,
+                    entry.key,
+                    "value is a placeholder (replace it with the real value)",
+                )
+            )
             continue
         if rules.is_secret(entry.key):
             if value == "":
                 out.append(_finding("warning", "empty_secret", path, entry.line, entry.key, "secret is empty"))
             elif len(value) < rules.min_secret_length and not re.fullmatch(r"\$\{[^}]+\}", value):
-                out.append(_finding("warning", "short_secret", path, entry.line, entry.key,
-                                    f"secret is {len(value)} characters, shorter than {rules.min_secret_length}"))
+                out.append(
+                    _finding(
+                        "warning",
+                        "short_secret",
+                        path,
+                        entry.line,
+                        entry.key,
+                        f"secret is {len(value)} characters, shorter than {rules.min_secret_length}",
+                    )
+                )
     for key in required:
         if key not in first:
             out.append(_finding("critical", "missing_required", path, None, key, "required key is missing"))
@@ -268,8 +308,16 @@ def permission_findings(path: Path) -> list[dict]:
         loose.append("writable")
     if not loose:
         return []
-    return [_finding("warning", "permissions", path, None, None,
-                     f"{' and '.join(loose)} by group or others (mode {stat.S_IMODE(mode):04o}); chmod 600 it")]
+    return [
+        _finding(
+            "warning",
+            "permissions",
+            path,
+            None,
+            None,
+            f"{' and '.join(loose)} by group or others (mode {stat.S_IMODE(mode):04o}); chmod 600 it",
+        )
+    ]
 
 
 def git_findings(ctx: RunContext, path: Path) -> list[dict] | None:
@@ -281,9 +329,17 @@ def git_findings(ctx: RunContext, path: Path) -> list[dict] | None:
     except CommandFailed:
         return None
     if result.returncode == 0:
-        return [_finding("critical", "tracked_by_git", path, None, None,
-                         "tracked by git: its secrets are in the repository history (git rm --cached it, add it "
-                         "to .gitignore and rotate the secrets)")]
+        return [
+            _finding(
+                "critical",
+                "tracked_by_git",
+                path,
+                None,
+                None,
+                "tracked by git: its secrets are in the repository history (git rm --cached it, add it "
+                "to .gitignore and rotate the secrets)",
+            )
+        ]
     return []
 
 
@@ -329,8 +385,16 @@ def _upkeep_config_findings(ctx: RunContext, config: ConfigAuditConfig) -> tuple
         return [], None
     out = []
     for problem in services.validate_config_file(path):
-        out.append({"severity": problem["severity"], "check": problem["check"], "file": str(path),
-                    "line": problem.get("line"), "key": problem.get("key"), "message": problem["message"]})
+        out.append(
+            {
+                "severity": problem["severity"],
+                "check": problem["check"],
+                "file": str(path),
+                "line": problem.get("line"),
+                "key": problem.get("key"),
+                "message": problem["message"],
+            }
+        )
     return out, str(path)
 
 
@@ -370,8 +434,16 @@ def config_audit(ctx: RunContext, config: ConfigAuditConfig) -> dict:
                 tracked = git_findings(ctx, path)
                 if tracked is None:
                     git_available = False
-                    findings.append({"severity": "info", "check": "git", "file": None, "line": None, "key": None,
-                                     "message": "git is not installed: tracked .env files were not checked"})
+                    findings.append(
+                        {
+                            "severity": "info",
+                            "check": "git",
+                            "file": None,
+                            "line": None,
+                            "key": None,
+                            "message": "git is not installed: tracked .env files were not checked",
+                        }
+                    )
                 else:
                     file_findings += tracked
             findings.extend(file_findings)
@@ -387,17 +459,32 @@ def config_audit(ctx: RunContext, config: ConfigAuditConfig) -> dict:
         )
     for f in findings:
         if f["severity"] != "info":
-            ctx.log("warning" if f["severity"] == "warning" else "error", f"finding.{f['check']}", f["message"],
-                    file=f["file"], line=f["line"], key=f["key"], severity=f["severity"])
+            ctx.log(
+                "warning" if f["severity"] == "warning" else "error",
+                f"finding.{f['check']}",
+                f["message"],
+                file=f["file"],
+                line=f["line"],
+                key=f["key"],
+                severity=f["severity"],
+            )
     worst = max((RANK[f["severity"]] for f in findings), default=0)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
-    summary = (f"{len(files)} file(s) audited{' + upkeep.yaml' if upkeep_path else ''}: "
-               f"{counts['critical']} critical, {counts['warning']} warning")
+    summary = (
+        f"{len(files)} file(s) audited{' + upkeep.yaml' if upkeep_path else ''}: "
+        f"{counts['critical']} critical, {counts['warning']} warning"
+    )
     if findings:
         top = sorted(findings, key=lambda f: -RANK[f["severity"]])[0]
         summary += f" ({top['message']})"
-    return {"outcome": OUTCOME[worst], "summary": summary, "findings": findings, "files": files,
-            "upkeep_config": upkeep_path, "counts": counts}
+    return {
+        "outcome": OUTCOME[worst],
+        "summary": summary,
+        "findings": findings,
+        "files": files,
+        "upkeep_config": upkeep_path,
+        "counts": counts,
+    }
 
 
 __all__ = ["ConfigAuditConfig", "EnvEntry", "EnvFile", "audit_env_file", "config_audit", "parse_env_text"]

@@ -89,8 +89,14 @@ def classify(current: str, latest: str) -> str:
 
 
 def _row(source: str, name: str, current: str, latest: str, **extra: Any) -> dict[str, Any]:
-    return {"source": source, "name": name, "current": current, "latest": latest,
-            "level": classify(current, latest), **extra}
+    return {
+        "source": source,
+        "name": name,
+        "current": current,
+        "latest": latest,
+        "level": classify(current, latest),
+        **extra,
+    }
 
 
 def parse_pip_outdated(data: list[dict], source: str = "pip") -> list[dict]:
@@ -105,8 +111,9 @@ def parse_npm_outdated(data: dict, source: str = "npm") -> list[dict]:
         current = info.get("current")
         if not current:  # declared but not installed: nothing to compare
             continue
-        rows.append(_row(source, name, current, info.get("latest") or info.get("wanted") or current,
-                         wanted=info.get("wanted")))
+        rows.append(
+            _row(source, name, current, info.get("latest") or info.get("wanted") or current, wanted=info.get("wanted"))
+        )
     return rows
 
 
@@ -116,8 +123,16 @@ def parse_apt_upgradable(text: str) -> list[dict]:
         match = APT_RE.match(line.strip())
         if match:
             suite = match.group("suite")
-            rows.append(_row("apt", match.group("name"), match.group("old"), match.group("new"), suite=suite,
-                             security="-security" in suite or suite.endswith("/updates")))
+            rows.append(
+                _row(
+                    "apt",
+                    match.group("name"),
+                    match.group("old"),
+                    match.group("new"),
+                    suite=suite,
+                    security="-security" in suite or suite.endswith("/updates"),
+                )
+            )
     return rows
 
 
@@ -136,8 +151,7 @@ def _json(text: str) -> Any:
     return json.loads(text[start:]) if start >= 0 else None
 
 
-@handler("deps.check", config=DepsCheckConfig, aliases=["dependencies.check", "packages.outdated"],
-         runs_commands=True)
+@handler("deps.check", config=DepsCheckConfig, aliases=["dependencies.check", "packages.outdated"], runs_commands=True)
 def deps_check(ctx: RunContext, config: DepsCheckConfig) -> dict:
     """Outdated pip, npm and apt packages split into patch/minor/major; never upgrades anything."""
     packages: list[dict] = []
@@ -194,13 +208,25 @@ def deps_check(ctx: RunContext, config: DepsCheckConfig) -> dict:
     for level in config.warn_on:
         if by_level[level]:
             outcome = "warning"
-            findings.append({"severity": "warning", "check": "outdated", "item": level,
-                             "message": f"{by_level[level]} {level} update(s) available"})
+            findings.append(
+                {
+                    "severity": "warning",
+                    "check": "outdated",
+                    "item": level,
+                    "message": f"{by_level[level]} {level} update(s) available",
+                }
+            )
     security = [p for p in packages if p.get("security")]
     if security and config.security_outcome != "ok":
-        findings.append({"severity": config.security_outcome, "check": "security_updates", "item": "apt",
-                         "message": f"{len(security)} apt security update(s) pending: "
-                         + ", ".join(p["name"] for p in security[:10])})
+        findings.append(
+            {
+                "severity": config.security_outcome,
+                "check": "security_updates",
+                "item": "apt",
+                "message": f"{len(security)} apt security update(s) pending: "
+                + ", ".join(p["name"] for p in security[:10]),
+            }
+        )
     severities = [f["severity"] for f in findings]
     if "critical" in severities:
         outcome = "critical"
@@ -208,10 +234,18 @@ def deps_check(ctx: RunContext, config: DepsCheckConfig) -> dict:
         outcome = "warning"
     for p in packages:
         ctx.debug("outdated", f"{p['source']}: {p['name']} {p['current']} -> {p['latest']} ({p['level']})", package=p)
-    summary = (f"{len(packages)} outdated ({by_level['major']} major, {by_level['minor']} minor, "
-               f"{by_level['patch']} patch) in {', '.join(checked) or 'nothing checked'}")
+    summary = (
+        f"{len(packages)} outdated ({by_level['major']} major, {by_level['minor']} minor, "
+        f"{by_level['patch']} patch) in {', '.join(checked) or 'nothing checked'}"
+    )
     if security:
         summary += f"; {len(security)} security"
-    return {"outcome": outcome, "summary": summary, "packages": packages, "by_level": by_level,
-            "checked": checked, "findings": findings,
-            "note": "report only: upgrade with your package manager after review"}
+    return {
+        "outcome": outcome,
+        "summary": summary,
+        "packages": packages,
+        "by_level": by_level,
+        "checked": checked,
+        "findings": findings,
+        "note": "report only: upgrade with your package manager after review",
+    }

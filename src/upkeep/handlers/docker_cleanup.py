@@ -134,21 +134,25 @@ class Cleaner:
     async def plan(self) -> dict[str, list[dict]]:
         """What a real run would remove, read-only."""
         c = self.config
-        plan: dict[str, list[dict]] = {"containers": [], "images": [], "networks": [], "build_cache": [],
-                                       "volumes": []}
+        plan: dict[str, list[dict]] = {"containers": [], "images": [], "networks": [], "build_cache": [], "volumes": []}
         if c.containers:
             rows = await self.get("/containers/json", all="1", size="1", filters=json.dumps({"status": STOPPED}))
             for row in rows:
-                if self._old_enough(row.get("Created")) and _label_match(row.get("Labels"), c.labels,
-                                                                         c.exclude_labels):
+                if self._old_enough(row.get("Created")) and _label_match(row.get("Labels"), c.labels, c.exclude_labels):
                     name = ((row.get("Names") or ["/?"])[0]).lstrip("/")
-                    plan["containers"].append({"id": row["Id"][:12], "name": name, "state": row.get("State"),
-                                               "image": row.get("Image"), "bytes": int(row.get("SizeRw") or 0)})
+                    plan["containers"].append(
+                        {
+                            "id": row["Id"][:12],
+                            "name": name,
+                            "state": row.get("State"),
+                            "image": row.get("Image"),
+                            "bytes": int(row.get("SizeRw") or 0),
+                        }
+                    )
         if c.images:
             rows = await self.get("/images/json", filters=json.dumps({"dangling": ["true"]}))
             for row in rows:
-                if self._old_enough(row.get("Created")) and _label_match(row.get("Labels"), c.labels,
-                                                                         c.exclude_labels):
+                if self._old_enough(row.get("Created")) and _label_match(row.get("Labels"), c.labels, c.exclude_labels):
                     plan["images"].append({"id": row["Id"].split(":")[-1][:12], "bytes": int(row.get("Size") or 0)})
         if c.networks:
             for row in await self.get("/networks"):
@@ -166,8 +170,13 @@ class Cleaner:
                 if row.get("InUse"):
                     continue
                 if self._old_enough(row.get("LastUsedAt") or row.get("CreatedAt")):
-                    plan["build_cache"].append({"id": str(row.get("ID", ""))[:12], "type": row.get("Type"),
-                                                "bytes": 0 if row.get("Shared") else int(row.get("Size") or 0)})
+                    plan["build_cache"].append(
+                        {
+                            "id": str(row.get("ID", ""))[:12],
+                            "type": row.get("Type"),
+                            "bytes": 0 if row.get("Shared") else int(row.get("Size") or 0),
+                        }
+                    )
         if c.volumes:
             if df is None:
                 df = await self.get("/system/df")
@@ -179,15 +188,22 @@ class Cleaner:
                     plan["volumes"].append({"name": name, "bytes": 0, "missing": True})
                     continue
                 response.raise_for_status()
-                plan["volumes"].append({"name": name, "bytes": max(0, int(sizes.get(name) or 0)),
-                                        "in_use": bool(refs.get(name))})
+                plan["volumes"].append(
+                    {"name": name, "bytes": max(0, int(sizes.get(name) or 0)), "in_use": bool(refs.get(name))}
+                )
         return plan
 
     async def run(self) -> dict[str, Any]:
         """Prune through the engine's endpoints; never ``/volumes/prune``."""
         c = self.config
-        out: dict[str, Any] = {"containers": [], "images": [], "networks": [], "build_cache": [], "volumes": [],
-                               "reclaimed": {}}
+        out: dict[str, Any] = {
+            "containers": [],
+            "images": [],
+            "networks": [],
+            "build_cache": [],
+            "volumes": [],
+            "reclaimed": {},
+        }
 
         async def prune(path: str, filters: str) -> dict[str, Any]:
             response = await self.client.post(path, params={"filters": filters})
@@ -243,45 +259,84 @@ def docker_cleanup(ctx: RunContext, config: DockerCleanupConfig) -> dict:
     try:
         result = asyncio.run(_cleanup(host, config, ctx.now(), ctx.dry_run))
     except (httpx.TransportError, OSError) as exc:
-        raise ConnectionFailed(f"no Docker engine reachable at {host} ({str(exc) or type(exc).__name__})",
-                               hint="start Docker, or set docker_host (unix:///path.sock or tcp://host:port)") \
-            from None
+        raise ConnectionFailed(
+            f"no Docker engine reachable at {host} ({str(exc) or type(exc).__name__})",
+            hint="start Docker, or set docker_host (unix:///path.sock or tcp://host:port)",
+        ) from None
     except httpx.HTTPStatusError as exc:
         body = exc.response.text.strip()[:200]
-        raise UserError(f"the Docker engine at {host} refused {exc.request.method} {exc.request.url.path}: "
-                        f"HTTP {exc.response.status_code} {body}") from None
+        raise UserError(
+            f"the Docker engine at {host} refused {exc.request.method} {exc.request.url.path}: "
+            f"HTTP {exc.response.status_code} {body}"
+        ) from None
     plan = result["plan"]
     would_free = sum(item["bytes"] for items in plan.values() for item in items)
     for kind, items in plan.items():
         for item in items:
             label = item.get("name") or item.get("id")
             verb = "would remove" if ctx.dry_run else "remove"
-            ctx.info("plan", f"{verb} {kind.rstrip('s').replace('_', ' ')} {label} ({human_bytes(item['bytes'])})",
-                     action="remove", kind=kind, **item)
+            ctx.info(
+                "plan",
+                f"{verb} {kind.rstrip('s').replace('_', ' ')} {label} ({human_bytes(item['bytes'])})",
+                action="remove",
+                kind=kind,
+                **item,
+            )
     counts = {kind: len(items) for kind, items in plan.items()}
     findings = []
     for volume in plan["volumes"]:
         if volume.get("in_use"):
-            findings.append({"severity": "warning", "item": f"volume:{volume['name']}",
-                             "message": f"volume {volume['name']} is in use: the engine will refuse to remove it"})
+            findings.append(
+                {
+                    "severity": "warning",
+                    "item": f"volume:{volume['name']}",
+                    "message": f"volume {volume['name']} is in use: the engine will refuse to remove it",
+                }
+            )
         if volume.get("missing"):
-            findings.append({"severity": "info", "item": f"volume:{volume['name']}",
-                             "message": f"volume {volume['name']} does not exist"})
+            findings.append(
+                {
+                    "severity": "info",
+                    "item": f"volume:{volume['name']}",
+                    "message": f"volume {volume['name']} does not exist",
+                }
+            )
     what = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n) or "nothing"
     if ctx.dry_run:
         summary = f"dry run: would remove {what}, freeing {human_bytes(would_free)}"
-        return {"outcome": "ok", "summary": summary, "dry_run": True, "would_remove": plan, "counts": counts,
-                "would_free_bytes": would_free, "findings": findings, "docker_host": host}
+        return {
+            "outcome": "ok",
+            "summary": summary,
+            "dry_run": True,
+            "would_remove": plan,
+            "counts": counts,
+            "would_free_bytes": would_free,
+            "findings": findings,
+            "docker_host": host,
+        }
     done = result["done"]
     reclaimed = sum(done["reclaimed"].values())
     removed = {k: len(done[k]) for k in ("containers", "images", "networks", "build_cache")}
     removed["volumes"] = sum(1 for v in done["volumes"] if v.get("removed"))
     for volume in done["volumes"]:
         if not volume.get("removed") and volume.get("error") != "no such volume":
-            findings.append({"severity": "warning", "item": f"volume:{volume['name']}",
-                             "message": f"volume {volume['name']} not removed: {volume['error']}"})
+            findings.append(
+                {
+                    "severity": "warning",
+                    "item": f"volume:{volume['name']}",
+                    "message": f"volume {volume['name']} not removed: {volume['error']}",
+                }
+            )
     outcome = "warning" if any(f["severity"] == "warning" for f in findings) else "ok"
     what = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in removed.items() if n) or "nothing"
-    return {"outcome": outcome, "summary": f"removed {what}, reclaimed {human_bytes(reclaimed)}", "dry_run": False,
-            "removed": done, "counts": removed, "reclaimed_bytes": reclaimed, "planned": plan, "findings": findings,
-            "docker_host": host}
+    return {
+        "outcome": outcome,
+        "summary": f"removed {what}, reclaimed {human_bytes(reclaimed)}",
+        "dry_run": False,
+        "removed": done,
+        "counts": removed,
+        "reclaimed_bytes": reclaimed,
+        "planned": plan,
+        "findings": findings,
+        "docker_host": host,
+    }

@@ -158,14 +158,17 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
     disk, memory, load); report each target's status with flap damping kept in records."""
     targets = _collect_targets(ctx, config)
     if not targets:
-        return {"outcome": OK, "summary": "no health targets configured", "targets": [], "counts": {},
-                "findings": []}
+        return {"outcome": OK, "summary": "no health targets configured", "targets": [], "counts": {}, "findings": []}
     records = ctx.records(DOMAIN)
-    previous = {key[len(KEY_PREFIX):]: value for key, value in records.items(KEY_PREFIX)}
+    previous = {key[len(KEY_PREFIX) :]: value for key, value in records.items(KEY_PREFIX)}
     env = CheckEnv(
-        now=ctx.now(), timeout=config.timeout, cert_warn_days=config.cert_warn_days,
-        cert_critical_days=config.cert_critical_days, docker_host=config.docker_host,
-        previous=previous, run_command=ctx.run_command,
+        now=ctx.now(),
+        timeout=config.timeout,
+        cert_warn_days=config.cert_warn_days,
+        cert_critical_days=config.cert_critical_days,
+        docker_host=config.docker_host,
+        previous=previous,
+        run_command=ctx.run_command,
     )
     done = [0, time.monotonic()]
 
@@ -176,8 +179,9 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
             ctx.progress(done[0] / len(targets), f"{done[0]}/{len(targets)} targets checked")
 
     started = time.perf_counter()
-    results = run_checks(targets, env, concurrency=config.concurrency, on_result=on_result,
-                         before_each=ctx.check_cancelled)
+    results = run_checks(
+        targets, env, concurrency=config.concurrency, on_result=on_result, before_each=ctx.check_cancelled
+    )
     checks_seconds = time.perf_counter() - started
     now = ctx.now()
     rows: list[dict[str, Any]] = []
@@ -187,32 +191,55 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
         target = by_name[result.name]
         result.detail = scrub(result.detail, ctx.secrets)
         record, reported, note = apply_damping(
-            previous.get(result.name), result, now,
+            previous.get(result.name),
+            result,
+            now,
             target.failure_threshold or config.failure_threshold,
             target.success_threshold or config.success_threshold,
         )
         writes.append((KEY_PREFIX + result.name, record))
         detail = f"{result.detail} ({note})" if note else result.detail
-        rows.append({"name": result.name, "kind": result.kind, "status": reported, "observed": result.status,
-                     "latency_ms": result.latency_ms, "detail": detail, "data": result.data})
+        rows.append(
+            {
+                "name": result.name,
+                "kind": result.kind,
+                "status": reported,
+                "observed": result.status,
+                "latency_ms": result.latency_ms,
+                "detail": detail,
+                "data": result.data,
+            }
+        )
     started = time.perf_counter()
     _put_records(records, writes)
     timing = {"checks_seconds": round(checks_seconds, 3), "records_seconds": round(time.perf_counter() - started, 3)}
     findings = [
         {"severity": r["status"], "target": r["name"], "kind": r["kind"], "message": r["detail"]}
-        for r in sorted(rows, key=lambda r: -rank(r["status"])) if r["status"] != OK
+        for r in sorted(rows, key=lambda r: -rank(r["status"]))
+        if r["status"] != OK
     ]
     for finding in findings[:MAX_TARGET_EVENTS]:  # one event each (a store write), bounded
-        ctx.log("error" if finding["severity"] == "critical" else "warning", "target",
-                f"{finding['target']}: {finding['message']}", target=finding["target"], status=finding["severity"])
+        ctx.log(
+            "error" if finding["severity"] == "critical" else "warning",
+            "target",
+            f"{finding['target']}: {finding['message']}",
+            target=finding["target"],
+            status=finding["severity"],
+        )
     if len(findings) > MAX_TARGET_EVENTS:
         ctx.warning("target", f"{len(findings) - MAX_TARGET_EVENTS} more targets not ok (see the result)")
     counts = {s: sum(1 for r in rows if r["status"] == s) for s in STATUSES}
     outcome = worst(r["status"] for r in rows)
     summary = summary_line([(r["name"], r["status"], r["detail"]) for r in rows])
     ctx.info("summary", summary, counts=counts)
-    return {"outcome": outcome, "summary": summary, "counts": counts, "targets": rows, "findings": findings,
-            "timing": timing}
+    return {
+        "outcome": outcome,
+        "summary": summary,
+        "counts": counts,
+        "targets": rows,
+        "findings": findings,
+        "timing": timing,
+    }
 
 
 def summary_line(entries: list[tuple[str, str, str]], limit: int = 3) -> str:
@@ -254,18 +281,20 @@ def summarize_health_records(
         if not isinstance(record, dict) or record.get("status") not in STATUSES:
             continue
         name = record.get("name") or key.removeprefix(KEY_PREFIX)
-        targets.append({
-            "name": name,
-            "kind": record.get("kind"),
-            "status": record["status"],
-            "observed": record.get("observed"),
-            "detail": record.get("detail", ""),
-            "note": record.get("note", ""),
-            "latency_ms": record.get("latency_ms"),
-            "since": record.get("since"),
-            "last_check": record.get("last_check"),
-            "consecutive_failures": record.get("consecutive_failures", 0),
-        })
+        targets.append(
+            {
+                "name": name,
+                "kind": record.get("kind"),
+                "status": record["status"],
+                "observed": record.get("observed"),
+                "detail": record.get("detail", ""),
+                "note": record.get("note", ""),
+                "latency_ms": record.get("latency_ms"),
+                "since": record.get("since"),
+                "last_check": record.get("last_check"),
+                "consecutive_failures": record.get("consecutive_failures", 0),
+            }
+        )
     targets.sort(key=lambda t: t["name"])
     stale = []
     if now is not None:
@@ -284,5 +313,12 @@ def summarize_health_records(
     if stale:
         summary += f"; {len(stale)} not checked for over {stale_after}"
         outcome = worst([outcome, WARNING])
-    return {"outcome": outcome, "summary": summary, "total": len(targets), "counts": counts,
-            "problems": problems, "targets": targets, "stale": stale}
+    return {
+        "outcome": outcome,
+        "summary": summary,
+        "total": len(targets),
+        "counts": counts,
+        "problems": problems,
+        "targets": targets,
+        "stale": stale,
+    }

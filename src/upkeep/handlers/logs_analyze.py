@@ -144,28 +144,47 @@ def findings_for(name: str, analysis: dict, cfg: LogsAnalyzeConfig) -> list[dict
     if records["malformed"]:
         add("info", f"{records['malformed']} malformed lines skipped", check="malformed", count=records["malformed"])
     if records["no_timestamp"]:
-        add("info", f"{records['no_timestamp']} records without a parseable timestamp (not in the window)",
-            check="no_timestamp", count=records["no_timestamp"])
+        add(
+            "info",
+            f"{records['no_timestamp']} records without a parseable timestamp (not in the window)",
+            check="no_timestamp",
+            count=records["no_timestamp"],
+        )
     requests = analysis["requests"]
     rate = requests["rate_5xx"]
     if requests["total"] >= max(cfg.min_requests, 1):
         for severity, limit in (("critical", cfg.rate_5xx_critical), ("warning", cfg.rate_5xx_warn)):
             if limit is not None and rate >= limit:
-                add(severity, f"5xx rate {rate:.2%} of {requests['total']} requests (threshold {limit:.2%})",
-                    check="rate_5xx", value=rate, threshold=limit)
+                add(
+                    severity,
+                    f"5xx rate {rate:.2%} of {requests['total']} requests (threshold {limit:.2%})",
+                    check="rate_5xx",
+                    value=rate,
+                    threshold=limit,
+                )
                 break
     p95 = analysis["duration"]["p95_ms"]
     if p95 is not None:
         for severity, limit in (("critical", cfg.p95_critical_ms), ("warning", cfg.p95_warn_ms)):
             if limit is not None and p95 >= limit:
-                add(severity, f"p95 duration {p95:.0f} ms (threshold {limit:g} ms)", check="p95", value=p95,
-                    threshold=limit)
+                add(
+                    severity,
+                    f"p95 duration {p95:.0f} ms (threshold {limit:g} ms)",
+                    check="p95",
+                    value=p95,
+                    threshold=limit,
+                )
                 break
     errors = analysis["errors"]
     for severity, limit in (("critical", cfg.errors_critical), ("warning", cfg.errors_warn)):
         if limit is not None and errors >= limit:
-            add(severity, f"{errors} error records in the window (threshold {limit})", check="errors",
-                value=errors, threshold=limit)
+            add(
+                severity,
+                f"{errors} error records in the window (threshold {limit})",
+                check="errors",
+                value=errors,
+                threshold=limit,
+            )
             break
     return out
 
@@ -202,12 +221,27 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
     for index, (name, paths, cfg) in enumerate(jobs):
         ctx.check_cancelled()
         ctx.progress(index / len(jobs), f"analysing {name}")
-        fields = {"time": cfg.time_field, "level": cfg.level_field, "message": cfg.message_field,
-                  "status": cfg.status_field, "route": cfg.route_field}
+        fields = {
+            "time": cfg.time_field,
+            "level": cfg.level_field,
+            "message": cfg.message_field,
+            "status": cfg.status_field,
+            "route": cfg.route_field,
+        }
         analysis = analyze_paths(
-            paths, window="all" if start is None else None, now=now, since=start, until=end, format=cfg.format,
-            duration_field=cfg.duration_field, duration_unit=cfg.duration_unit, timezone=cfg.timezone,
-            fields=fields, top_errors=cfg.top_errors, top_routes=cfg.top_routes, memory_limit=cfg.memory_limit,
+            paths,
+            window="all" if start is None else None,
+            now=now,
+            since=start,
+            until=end,
+            format=cfg.format,
+            duration_field=cfg.duration_field,
+            duration_unit=cfg.duration_unit,
+            timezone=cfg.timezone,
+            fields=fields,
+            top_errors=cfg.top_errors,
+            top_routes=cfg.top_routes,
+            memory_limit=cfg.memory_limit,
         )
         analyses[name] = analysis
         found = findings_for(name, analysis, cfg)
@@ -217,8 +251,11 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
                 ctx.warning("threshold", f["message"], target=name, check=f.get("check"))
     ctx.progress(1.0, "done")
     worst = max((SEVERITY_ORDER[f["severity"]] for f in findings), default=0)
-    window = {"since": start.isoformat() if start else None, "until": end.isoformat() if end else None,
-              "window": config.window if config.since is None else None}
+    window = {
+        "since": start.isoformat() if start else None,
+        "until": end.isoformat() if end else None,
+        "window": config.window if config.since is None else None,
+    }
     summary = "; ".join(_summary_of(n, a) for n, a in analyses.items())
     return {
         "outcome": OUTCOMES[worst],

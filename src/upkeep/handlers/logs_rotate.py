@@ -617,8 +617,13 @@ def _rules_run_commands(config: dict) -> bool:
     return any(isinstance(rule, dict) and rule.get("postrotate") for rule in config.get("rules") or [])
 
 
-@handler("logs.rotate", config=LogsRotateConfig, destructive=True, runs_commands=_rules_run_commands,
-         aliases=["logs.logrotate"])
+@handler(
+    "logs.rotate",
+    config=LogsRotateConfig,
+    destructive=True,
+    runs_commands=_rules_run_commands,
+    aliases=["logs.logrotate"],
+)
 def rotate_logs(ctx: RunContext, config: LogsRotateConfig) -> dict:
     """Rotate log files with logrotate's semantics: triggers, collision-free names, safe compression."""
     zone = ZoneInfo(config.timezone) if config.timezone else None

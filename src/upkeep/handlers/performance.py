@@ -71,13 +71,20 @@ def _f(severity: str, area: str, item: str, message: str, **data: Any) -> dict[s
 def _log_figures(analysis: dict) -> dict[str, Any]:
     req = analysis["requests"]
     dur = analysis["duration"]
-    return {"requests": req["total"], "rate_5xx": req["rate_5xx"], "errors": analysis["errors"],
-            "avg_ms": dur["avg_ms"], "p95_ms": dur["p95_ms"], "p99_ms": dur.get("p99_ms"),
-            "per_day": req.get("per_day", {})}
+    return {
+        "requests": req["total"],
+        "rate_5xx": req["rate_5xx"],
+        "errors": analysis["errors"],
+        "avg_ms": dur["avg_ms"],
+        "p95_ms": dur["p95_ms"],
+        "p99_ms": dur.get("p99_ms"),
+        "per_day": req.get("per_day", {}),
+    }
 
 
-def review_logs(ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime,
-                now: datetime) -> tuple[dict, list[dict]]:
+def review_logs(
+    ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime, now: datetime
+) -> tuple[dict, list[dict]]:
     from ._logparse import analyze_paths
 
     out: dict[str, Any] = {}
@@ -97,15 +104,36 @@ def review_logs(ctx: RunContext, config: PerformanceReviewConfig, start: datetim
         for key, label in (("p95_ms", "p95 response time"), ("avg_ms", "average response time")):
             r = _ratio(current[key], previous[key])
             if enough and r is not None and r > config.regression_ratio:
-                findings.append(_f("warning", "logs", entry, f"{entry}: {label} {current[key]:.0f} ms, up from "
-                                   f"{previous[key]:.0f} ms ({r - 1:+.0%})", metric=key))
+                findings.append(
+                    _f(
+                        "warning",
+                        "logs",
+                        entry,
+                        f"{entry}: {label} {current[key]:.0f} ms, up from {previous[key]:.0f} ms ({r - 1:+.0%})",
+                        metric=key,
+                    )
+                )
         if enough and current["rate_5xx"] - previous["rate_5xx"] > config.rate_5xx_increase:
-            findings.append(_f("warning", "logs", entry, f"{entry}: 5xx rate {current['rate_5xx']:.2%}, up from "
-                               f"{previous['rate_5xx']:.2%}", metric="rate_5xx"))
+            findings.append(
+                _f(
+                    "warning",
+                    "logs",
+                    entry,
+                    f"{entry}: 5xx rate {current['rate_5xx']:.2%}, up from {previous['rate_5xx']:.2%}",
+                    metric="rate_5xx",
+                )
+            )
         r = _ratio(current["requests"], previous["requests"])
         if r is not None and (r > config.volume_change_ratio or r < 1 / config.volume_change_ratio):
-            findings.append(_f("info", "logs", entry, f"{entry}: {current['requests']} requests, "
-                               f"{previous['requests']} the period before ({r:.1f}x)", metric="requests"))
+            findings.append(
+                _f(
+                    "info",
+                    "logs",
+                    entry,
+                    f"{entry}: {current['requests']} requests, {previous['requests']} the period before ({r:.1f}x)",
+                    metric="requests",
+                )
+            )
     return out, findings
 
 
@@ -127,27 +155,46 @@ def task_figures(runs: list[dict]) -> dict[str, dict[str, Any]]:
     for task, rows in sorted(by_task.items()):
         durations = [r["duration_seconds"] for r in rows if r.get("duration_seconds") is not None]
         failed = sum(1 for r in rows if r.get("status") in ("failed", "timed_out"))
-        out[task] = {"runs": len(rows), "failed": failed, "failure_rate": round(failed / len(rows), 4),
-                     "critical": sum(1 for r in rows if r.get("outcome") == "critical"),
-                     "avg_seconds": round(sum(durations) / len(durations), 3) if durations else None,
-                     "p95_seconds": round(_p95(durations), 3) if durations else None}
+        out[task] = {
+            "runs": len(rows),
+            "failed": failed,
+            "failure_rate": round(failed / len(rows), 4),
+            "critical": sum(1 for r in rows if r.get("outcome") == "critical"),
+            "avg_seconds": round(sum(durations) / len(durations), 3) if durations else None,
+            "p95_seconds": round(_p95(durations), 3) if durations else None,
+        }
     return out
 
 
-def review_runs(ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime,
-                now: datetime) -> tuple[dict, list[dict]]:
+def review_runs(
+    ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime, now: datetime
+) -> tuple[dict, list[dict]]:
     current = task_figures(ctx.services.run_history(since=start, until=now))
     previous = task_figures(ctx.services.run_history(since=prev_start, until=start))
     findings = []
     for task, fig in current.items():
         if fig["failure_rate"] > config.task_failure_rate_warn:
-            findings.append(_f("warning", "runs", task, f"task {task}: {fig['failed']} of {fig['runs']} runs failed "
-                               f"({fig['failure_rate']:.0%})", failure_rate=fig["failure_rate"]))
+            findings.append(
+                _f(
+                    "warning",
+                    "runs",
+                    task,
+                    f"task {task}: {fig['failed']} of {fig['runs']} runs failed ({fig['failure_rate']:.0%})",
+                    failure_rate=fig["failure_rate"],
+                )
+            )
         before = previous.get(task, {})
         r = _ratio(fig["p95_seconds"], before.get("p95_seconds"))
         if r is not None and r > config.regression_ratio and fig["runs"] >= 3:
-            findings.append(_f("warning", "runs", task, f"task {task}: p95 duration {fig['p95_seconds']:.1f}s, up "
-                               f"from {before['p95_seconds']:.1f}s ({r - 1:+.0%})"))
+            findings.append(
+                _f(
+                    "warning",
+                    "runs",
+                    task,
+                    f"task {task}: p95 duration {fig['p95_seconds']:.1f}s, up "
+                    f"from {before['p95_seconds']:.1f}s ({r - 1:+.0%})",
+                )
+            )
     return {"current": current, "previous": previous}, findings
 
 
@@ -177,15 +224,25 @@ def review_databases(ctx: RunContext, config: PerformanceReviewConfig, now: date
         }
         previous = records.get(f"db/{name}")
         records.put(f"db/{name}", figures)
-        out[name] = {"current": figures, "previous": previous,
-                     "slow_queries": sorted(slow, key=lambda q: -q["mean_ms"])[:10],
-                     "bloat": sorted(bloat, key=lambda b: -b.get("wasted_bytes", 0))[:10]}
+        out[name] = {
+            "current": figures,
+            "previous": previous,
+            "slow_queries": sorted(slow, key=lambda q: -q["mean_ms"])[:10],
+            "bloat": sorted(bloat, key=lambda b: -b.get("wasted_bytes", 0))[:10],
+        }
         for f in report.get("findings") or []:
             if f["severity"] in ("warning", "critical"):
                 findings.append(_f(f["severity"], "database", f"{name}:{f.get('item')}", f"{name}: {f['message']}"))
         if previous and figures["slow_queries"] > previous.get("slow_queries", 0):
-            findings.append(_f("warning", "database", name, f"{name}: {figures['slow_queries']} slow queries, "
-                               f"{previous.get('slow_queries', 0)} at the previous review"))
+            findings.append(
+                _f(
+                    "warning",
+                    "database",
+                    name,
+                    f"{name}: {figures['slow_queries']} slow queries, "
+                    f"{previous.get('slow_queries', 0)} at the previous review",
+                )
+            )
     return out, findings
 
 
@@ -197,10 +254,12 @@ def performance_review(ctx: RunContext, config: PerformanceReviewConfig) -> dict
     now = ctx.now()
     start, prev_start = now - length, now - 2 * length
     if not config.logs and not config.databases and not (config.include_runs and ctx.services is not None):
-        raise ConfigError("performance.review has nothing to review",
-                          hint="set logs (targets.logs names or globs) and/or databases")
-    result: dict[str, Any] = {"period": {"since": start.isoformat(), "until": now.isoformat(),
-                                         "previous_since": prev_start.isoformat()}}
+        raise ConfigError(
+            "performance.review has nothing to review", hint="set logs (targets.logs names or globs) and/or databases"
+        )
+    result: dict[str, Any] = {
+        "period": {"since": start.isoformat(), "until": now.isoformat(), "previous_since": prev_start.isoformat()}
+    }
     findings: list[dict] = []
     if config.logs:
         ctx.progress(0.0, "logs")
@@ -228,5 +287,9 @@ def performance_review(ctx: RunContext, config: PerformanceReviewConfig) -> dict
         parts.append(f"{sum(d['current']['slow_queries'] for d in result['databases'].values())} slow queries")
     regressions = sum(1 for f in findings if f["severity"] != "info")
     summary = f"{config.period}: " + "; ".join(parts) + f"; {regressions} finding(s)"
-    return {"outcome": {0: "ok", 1: "warning", 2: "critical"}[worst], "summary": summary, "findings": findings,
-            **result}
+    return {
+        "outcome": {0: "ok", 1: "warning", 2: "critical"}[worst],
+        "summary": summary,
+        "findings": findings,
+        **result,
+    }

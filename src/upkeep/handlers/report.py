@@ -17,9 +17,7 @@ RANK = {"ok": 0, "warning": 1, "critical": 2}
 
 class ReportConfig(HandlerConfig):
     max_queue_depth: int = Field(100, ge=0, description="Warning when more runs than this wait to start")
-    scheduler_stale_seconds: float = Field(
-        120, gt=0, description="Critical when no scheduler ticked for this long"
-    )
+    scheduler_stale_seconds: float = Field(120, gt=0, description="Critical when no scheduler ticked for this long")
     failing_tasks_outcome: str = Field(
         "warning", pattern="^(ok|warning|critical)$", description="Outcome when some task is failing"
     )
@@ -27,12 +25,8 @@ class ReportConfig(HandlerConfig):
         "warning", pattern="^(ok|warning|critical)$", description="Outcome when some task is overdue"
     )
     include_health_targets: bool = Field(True, description="Summarise the health.check target records")
-    logs: list[str] = Field(
-        default_factory=list, description="Log globs or targets.logs names for error counts"
-    )
-    alert_threshold: int = Field(
-        100, ge=0, description="Warning when the logs hold more errors than this in 24 h"
-    )
+    logs: list[str] = Field(default_factory=list, description="Log globs or targets.logs names for error counts")
+    alert_threshold: int = Field(100, ge=0, description="Warning when the logs hold more errors than this in 24 h")
 
 
 def _worse(a: str, b: str) -> str:
@@ -59,9 +53,7 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
         findings.append({"severity": "warning", "item": "queue", "message": f"{depth} runs waiting to start"})
     if summary["failing_tasks"] and config.failing_tasks_outcome != "ok":
         names = ", ".join(t["name"] for t in summary["failing_tasks"][:10])
-        findings.append(
-            {"severity": config.failing_tasks_outcome, "item": "tasks", "message": f"failing: {names}"}
-        )
+        findings.append({"severity": config.failing_tasks_outcome, "item": "tasks", "message": f"failing: {names}"})
     if summary["overdue_tasks"] and config.overdue_outcome != "ok":
         names = ", ".join(t["name"] for t in summary["overdue_tasks"][:10])
         findings.append({"severity": config.overdue_outcome, "item": "tasks", "message": f"overdue: {names}"})
@@ -85,9 +77,7 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
         summary["log_errors"] = _log_errors(ctx, config)
         errors = summary["log_errors"].get("errors", 0)
         if errors > config.alert_threshold:
-            findings.append(
-                {"severity": "warning", "item": "logs", "message": f"{errors} errors in the last 24 h"}
-            )
+            findings.append({"severity": "warning", "item": "logs", "message": f"{errors} errors in the last 24 h"})
     for finding in findings:
         if finding["severity"] in RANK:
             outcome = _worse(outcome, finding["severity"])

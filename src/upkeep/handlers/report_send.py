@@ -45,8 +45,14 @@ def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
     digest = build_digest(ctx.services, config.period, now)
     body = render_markdown(digest)
     title = f"[upkeep] {ADJECTIVE[config.period]} report: {digest['status'].upper()}"
-    result = {"period": config.period, "status": digest["status"], "title": title, "channels": config.channels,
-              "runs": digest["runs"]["total"], "failed": digest["runs"]["failed_count"]}
+    result = {
+        "period": config.period,
+        "status": digest["status"],
+        "title": title,
+        "channels": config.channels,
+        "runs": digest["runs"]["total"],
+        "failed": digest["runs"]["failed_count"],
+    }
     if config.save_html:
         path = Path(ctx.data_dir) / "reports" / f"{config.period}-{now:%Y-%m-%d}.html"
         if not ctx.dry_run:
@@ -54,13 +60,17 @@ def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
             path.write_text(render_html(digest), encoding="utf-8")
         result["html_path"] = str(path)
     if config.only_on_problems and digest["status"] == "ok":
-        return {**result, "outcome": "ok", "summary": f"{ADJECTIVE[config.period]} report all ok: not sent",
-                "sent": []}
+        return {**result, "outcome": "ok", "summary": f"{ADJECTIVE[config.period]} report all ok: not sent", "sent": []}
     if ctx.dry_run:
         for name in config.channels:
             ctx.info("plan", f"would send {title!r} to channel {name}", action="send", channel=name)
-        return {**result, "outcome": "ok", "summary": f"dry run: would send {title!r} to "
-                f"{', '.join(config.channels)}", "sent": [], "body": body}
+        return {
+            **result,
+            "outcome": "ok",
+            "summary": f"dry run: would send {title!r} to {', '.join(config.channels)}",
+            "sent": [],
+            "body": body,
+        }
     sent, findings = [], []
     for name in config.channels:
         ctx.check_cancelled()
@@ -73,9 +83,15 @@ def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
         sent.append(name)
         ctx.info("sent", f"report sent to {name}", channel=name)
     if not sent:
-        raise UserError(f"the {ADJECTIVE[config.period]} report reached no channel: "
-                        + "; ".join(f["message"] for f in findings),
-                        hint="check the channels with `upkeep notify test NAME`")
-    return {**result, "outcome": "warning" if findings else "ok", "sent": sent, "findings": findings,
-            "summary": f"{ADJECTIVE[config.period]} report ({digest['status']}) sent to {', '.join(sent)}"
-            + (f"; {len(findings)} channel(s) failed" if findings else "")}
+        raise UserError(
+            f"the {ADJECTIVE[config.period]} report reached no channel: " + "; ".join(f["message"] for f in findings),
+            hint="check the channels with `upkeep notify test NAME`",
+        )
+    return {
+        **result,
+        "outcome": "warning" if findings else "ok",
+        "sent": sent,
+        "findings": findings,
+        "summary": f"{ADJECTIVE[config.period]} report ({digest['status']}) sent to {', '.join(sent)}"
+        + (f"; {len(findings)} channel(s) failed" if findings else ""),
+    }

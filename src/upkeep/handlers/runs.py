@@ -34,9 +34,7 @@ def cleanup_stale(ctx: RunContext, config: CleanupStaleConfig) -> dict:
 
 
 class CleanupExpiredConfig(HandlerConfig):
-    retention_days: int = Field(
-        30, ge=1, description="Delete terminal runs that ended more than this many days ago"
-    )
+    retention_days: int = Field(30, ge=1, description="Delete terminal runs that ended more than this many days ago")
     batch_size: int = Field(1000, ge=1, le=100_000, description="At most this many runs per execution")
 
 
@@ -52,8 +50,7 @@ def cleanup_expired(ctx: RunContext, config: CleanupExpiredConfig) -> dict:
     verb = "would delete" if ctx.dry_run else "deleted"
     ctx.info(
         "cleanup",
-        f"{verb} {result['runs']} run(s) and {result['events']} event(s) older than "
-        f"{config.retention_days} days",
+        f"{verb} {result['runs']} run(s) and {result['events']} event(s) older than {config.retention_days} days",
         **result,
     )
     return {

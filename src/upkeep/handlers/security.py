@@ -71,8 +71,9 @@ class SecurityAuditConfig(HandlerConfig):
     npm_projects: list[str] = Field(default_factory=list, description="Directories with a package-lock.json.")
     pip_audit_command: list[str] = Field(["pip-audit"], description="How to run pip-audit.")
     npm_command: list[str] = Field(["npm"], description="How to run npm.")
-    pip_audit_severity: str = Field("warning", pattern="^(info|warning|critical)$",
-                                    description="Severity of each pip-audit vulnerability.")
+    pip_audit_severity: str = Field(
+        "warning", pattern="^(info|warning|critical)$", description="Severity of each pip-audit vulnerability."
+    )
     npm_critical_severities: list[str] = Field(["critical", "high"], description="npm severities that are critical.")
     audit_timeout: float = Field(300, gt=0, description="Seconds each pip-audit / npm audit may take.")
     key_max_age_days: float = Field(90, gt=0, description="API keys older than this are a warning.")
@@ -129,11 +130,13 @@ def tls_findings(hosts: list[tuple[str, int]], now: datetime, config: SecurityAu
         if days <= 0:
             findings.append(_f("critical", "tls", item, f"{item}: certificate expired on {when}", days_left=days))
         elif days <= config.cert_critical_days:
-            findings.append(_f("critical", "tls", item, f"{item}: certificate expires in {days:.1f} days ({when})",
-                               days_left=days))
+            findings.append(
+                _f("critical", "tls", item, f"{item}: certificate expires in {days:.1f} days ({when})", days_left=days)
+            )
         elif days <= config.cert_warn_days:
-            findings.append(_f("warning", "tls", item, f"{item}: certificate expires in {days:.1f} days ({when})",
-                               days_left=days))
+            findings.append(
+                _f("warning", "tls", item, f"{item}: certificate expires in {days:.1f} days ({when})", days_left=days)
+            )
     return findings, rows
 
 
@@ -156,15 +159,31 @@ def parse_pip_audit(data: Any, severity: str = "warning", project: str = "") -> 
             fixes = ", ".join(vuln.get("fix_versions") or []) or "no fixed version"
             aliases = [a for a in vuln.get("aliases") or [] if a.startswith("CVE-")]
             ident = vuln.get("id", "?") + (f" ({', '.join(aliases)})" if aliases else "")
-            findings.append(_f(severity, "pip_audit", f"{name} {dep.get('version', '')}".strip(),
-                               f"{project + ': ' if project else ''}{name} {dep.get('version', '')} has {ident}; "
-                               f"fixed in {fixes}", id=vuln.get("id"), package=name, version=dep.get("version"),
-                               fix_versions=vuln.get("fix_versions") or [], aliases=vuln.get("aliases") or []))
+            findings.append(
+                _f(
+                    severity,
+                    "pip_audit",
+                    f"{name} {dep.get('version', '')}".strip(),
+                    f"{project + ': ' if project else ''}{name} {dep.get('version', '')} has {ident}; fixed in {fixes}",
+                    id=vuln.get("id"),
+                    package=name,
+                    version=dep.get("version"),
+                    fix_versions=vuln.get("fix_versions") or [],
+                    aliases=vuln.get("aliases") or [],
+                )
+            )
     if skipped:
-        findings.append(_f("warning", "pip_audit", project or "pip-audit",
-                           f"{project + ': ' if project else ''}pip-audit could not audit {len(skipped)} "
-                           f"package(s): {', '.join(skipped[:10])} (vulnerability service unreachable or "
-                           "packages not on PyPI)", skipped=skipped))
+        findings.append(
+            _f(
+                "warning",
+                "pip_audit",
+                project or "pip-audit",
+                f"{project + ': ' if project else ''}pip-audit could not audit {len(skipped)} "
+                f"package(s): {', '.join(skipped[:10])} (vulnerability service unreachable or "
+                "packages not on PyPI)",
+                skipped=skipped,
+            )
+        )
     return findings, {"dependencies": len(deps), "vulnerabilities": count, "skipped": len(skipped)}
 
 
@@ -188,12 +207,25 @@ def parse_npm_audit(data: dict, project: str = "", critical: list[str] | None = 
         if not titles and via_names:
             titles = f"through {', '.join(via_names)}"
         fix = vuln.get("fixAvailable")
-        fix_text = ("fix available" if fix is True else
-                    f"fix: {fix.get('name')}@{fix.get('version')}{' (major)' if fix.get('isSemVerMajor') else ''}"
-                    if isinstance(fix, dict) else "no fix available")
-        findings.append(_f(severity, "npm_audit", name, f"{prefix}{name} {vuln.get('range', '')} ({level}): "
-                           f"{titles}; {fix_text}", package=name, npm_severity=level, direct=vuln.get("isDirect"),
-                           advisories=[a.get("url") for a in advisories]))
+        fix_text = (
+            "fix available"
+            if fix is True
+            else f"fix: {fix.get('name')}@{fix.get('version')}{' (major)' if fix.get('isSemVerMajor') else ''}"
+            if isinstance(fix, dict)
+            else "no fix available"
+        )
+        findings.append(
+            _f(
+                severity,
+                "npm_audit",
+                name,
+                f"{prefix}{name} {vuln.get('range', '')} ({level}): {titles}; {fix_text}",
+                package=name,
+                npm_severity=level,
+                direct=vuln.get("isDirect"),
+                advisories=[a.get("url") for a in advisories],
+            )
+        )
     counts = (data.get("metadata") or {}).get("vulnerabilities") or {}
     return findings, counts
 
@@ -219,9 +251,14 @@ def dependency_findings(ctx: RunContext, config: SecurityAuditConfig) -> tuple[l
     if config.python_projects:
         tool = shutil.which(config.pip_audit_command[0])
         if tool is None:
-            findings.append(_f("info", "pip_audit", "pip-audit",
-                               "pip-audit is not installed: Python dependencies were not audited "
-                               "(pip install pip-audit)"))
+            findings.append(
+                _f(
+                    "info",
+                    "pip_audit",
+                    "pip-audit",
+                    "pip-audit is not installed: Python dependencies were not audited (pip install pip-audit)",
+                )
+            )
         for project in config.python_projects if tool else []:
             ctx.check_cancelled()
             path = Path(project)
@@ -288,9 +325,15 @@ def key_findings(ctx: RunContext, config: SecurityAuditConfig, now: datetime) ->
         age = _age_days(created, now)
         rows.append({"source": source, "name": name, "age_days": None if age is None else round(age, 1)})
         if age is not None and age > config.key_max_age_days:
-            findings.append(_f("warning", "key_age", f"{source}:{name}",
-                               f"API key {name!r} ({source}) is {age:.0f} days old (over "
-                               f"{config.key_max_age_days:g}): rotate it", age_days=round(age, 1)))
+            findings.append(
+                _f(
+                    "warning",
+                    "key_age",
+                    f"{source}:{name}",
+                    f"API key {name!r} ({source}) is {age:.0f} days old (over {config.key_max_age_days:g}): rotate it",
+                    age_days=round(age, 1),
+                )
+            )
     return findings, rows
 
 
@@ -309,9 +352,10 @@ def _table_keys(ctx: RunContext, table: KeyTable) -> list[tuple[str, Any]]:
         try:
             return [(r[0], r[1]) for r in conn.execute(query).fetchall()]
         except Exception as exc:  # psycopg.Error: name the table and the fix, not a traceback
-            raise UserError(f"cannot read keys from {table.table} on {table.target}: "
-                            f"{str(exc).strip().splitlines()[0]}", hint="check key_tables (table and columns)") \
-                from None
+            raise UserError(
+                f"cannot read keys from {table.table} on {table.target}: {str(exc).strip().splitlines()[0]}",
+                hint="check key_tables (table and columns)",
+            ) from None
 
 
 # --- files and ports ----------------------------------------------------------------------------------------
@@ -344,9 +388,15 @@ def world_writable(paths: list[str], max_entries: int) -> tuple[list[dict], int]
                     stack.append(entry.path)
                 if st.st_mode & stat.S_IWOTH and not (is_dir and st.st_mode & stat.S_ISVTX):
                     kind = "directory" if is_dir else "file"
-                    findings.append(_f("warning", "world_writable", entry.path,
-                                       f"{entry.path}: world-writable {kind} (mode {stat.S_IMODE(st.st_mode):04o}); "
-                                       "chmod o-w it", mode=f"{stat.S_IMODE(st.st_mode):04o}"))
+                    findings.append(
+                        _f(
+                            "warning",
+                            "world_writable",
+                            entry.path,
+                            f"{entry.path}: world-writable {kind} (mode {stat.S_IMODE(st.st_mode):04o}); chmod o-w it",
+                            mode=f"{stat.S_IMODE(st.st_mode):04o}",
+                        )
+                    )
         if seen >= max_entries:
             findings.append(_f("info", "world_writable", root, f"stopped after {max_entries} entries (max_files)"))
             break
@@ -391,9 +441,15 @@ def port_findings(config: SecurityAuditConfig) -> tuple[list[dict], list[dict]]:
     for p in ports:
         if p["port"] not in allowed:
             who = f" by {p['process']} (pid {p['pid']})" if p["process"] else ""
-            findings.append(_f("warning", "ports", f"{p['protocol']}/{p['port']}",
-                               f"{p['protocol']} port {p['port']} is open on {p['address']}{who} and not in "
-                               "allowed_ports", **p))
+            findings.append(
+                _f(
+                    "warning",
+                    "ports",
+                    f"{p['protocol']}/{p['port']}",
+                    f"{p['protocol']} port {p['port']} is open on {p['address']}{who} and not in allowed_ports",
+                    **p,
+                )
+            )
     return findings, ports
 
 
@@ -443,8 +499,13 @@ def security_audit(ctx: RunContext, config: SecurityAuditConfig) -> dict:
         findings += ports
     for f in findings:
         if f["severity"] != "info":
-            ctx.log("warning" if f["severity"] == "warning" else "error", f"finding.{f['check']}", f["message"],
-                    item=f["item"], severity=f["severity"])
+            ctx.log(
+                "warning" if f["severity"] == "warning" else "error",
+                f"finding.{f['check']}",
+                f["message"],
+                item=f["item"],
+                severity=f["severity"],
+            )
     worst = max((RANK[f["severity"]] for f in findings), default=0)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
     by_check: dict[str, int] = {}

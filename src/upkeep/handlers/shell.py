@@ -13,9 +13,7 @@ class ShellConfig(HandlerConfig):
     command: list[str] | str = Field(description="argv list; a string only with shell: true")
     shell: bool = Field(False, description="Run `command` through /bin/sh -c")
     cwd: str | None = Field(None, description="Working directory")
-    env: dict[str, str] = Field(
-        default_factory=dict, description="Extra environment (values may be ${env:X})"
-    )
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment (values may be ${env:X})")
     user: str | None = Field(None, description="Run as this user (upkeep must run as root)")
     timeout_seconds: float | None = Field(None, gt=0, description="Kill the command after this long")
     tail_lines: int = Field(40, ge=0, le=1000, description="Output lines kept in the run's events")
@@ -56,9 +54,7 @@ def run(ctx: RunContext, config: ShellConfig) -> dict:
     if tail:
         ctx.info("output", tail, lines=len(tail.splitlines()))
     if result.returncode != 0:
-        raise CommandFailed(
-            f"{shown} exited with {result.returncode}" + (f": {result.tail(3)}" if tail else "")
-        )
+        raise CommandFailed(f"{shown} exited with {result.returncode}" + (f": {result.tail(3)}" if tail else ""))
     return {
         "returncode": 0,
         "duration_seconds": round(result.duration, 3),

@@ -68,14 +68,16 @@ def _sample_processes(seconds: float) -> tuple[float, list[float], list[dict[str
     for proc in procs:
         try:
             with proc.oneshot():
-                rows.append({
-                    "pid": proc.pid,
-                    "name": proc.info.get("name"),
-                    "user": proc.info.get("username"),
-                    "cpu_percent": round(proc.cpu_percent(None), 1),
-                    "rss": proc.memory_info().rss,
-                    "cmdline": " ".join(proc.cmdline())[:200],
-                })
+                rows.append(
+                    {
+                        "pid": proc.pid,
+                        "name": proc.info.get("name"),
+                        "user": proc.info.get("username"),
+                        "cpu_percent": round(proc.cpu_percent(None), 1),
+                        "rss": proc.memory_info().rss,
+                        "cmdline": " ".join(proc.cmdline())[:200],
+                    }
+                )
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return total, per_cpu, rows
@@ -101,26 +103,34 @@ def system_resources(ctx: RunContext, config: SystemResourcesConfig) -> dict:
         if status != OK:
             findings.append({"severity": status, "item": f"disk:{path}", "message": detail})
     mem = memory.measure()
-    mem_status = threshold_status(mem["memory"]["used_percent"], config.memory_warn_percent,
-                                  config.memory_critical_percent)
+    mem_status = threshold_status(
+        mem["memory"]["used_percent"], config.memory_warn_percent, config.memory_critical_percent
+    )
     statuses.append(mem_status)
     if mem_status != OK:
-        findings.append({"severity": mem_status, "item": "memory",
-                         "message": f"memory {mem['memory']['used_percent']:.1f}% used"})
+        findings.append(
+            {"severity": mem_status, "item": "memory", "message": f"memory {mem['memory']['used_percent']:.1f}% used"}
+        )
     swap_status = OK
     if config.swap_warn_percent is not None and mem["swap"]["total"]:
         swap_status = threshold_status(mem["swap"]["used_percent"], config.swap_warn_percent, None)
         statuses.append(swap_status)
         if swap_status != OK:
-            findings.append({"severity": swap_status, "item": "swap",
-                             "message": f"swap {mem['swap']['used_percent']:.1f}% used"})
+            findings.append(
+                {"severity": swap_status, "item": "swap", "message": f"swap {mem['swap']['used_percent']:.1f}% used"}
+            )
     loads = load.measure()
     load_status = load.judge(loads, config.load_warn_per_core, config.load_critical_per_core)
     statuses.append(load_status)
     if load_status != OK:
         pc = loads["per_core"]
-        findings.append({"severity": load_status, "item": "load",
-                         "message": f"load per core {pc['load1']:.2f}/{pc['load5']:.2f}/{pc['load15']:.2f}"})
+        findings.append(
+            {
+                "severity": load_status,
+                "item": "load",
+                "message": f"load per core {pc['load1']:.2f}/{pc['load5']:.2f}/{pc['load15']:.2f}",
+            }
+        )
     ctx.progress(0.5, "sampling CPU")
     cpu_total, per_cpu, procs = _sample_processes(config.cpu_sample_seconds)
     top_cpu = sorted(procs, key=lambda p: (-p["cpu_percent"], -p["rss"]))[: config.top]
@@ -128,9 +138,11 @@ def system_resources(ctx: RunContext, config: SystemResourcesConfig) -> dict:
     outcome = worst(statuses)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in STATUSES if s != OK}
     disk_text = ", ".join(f"{d['path']} {d['used_percent']:.0f}%" for d in disks) or "no disks"
-    summary = (f"disk {disk_text}; memory {mem['memory']['used_percent']:.0f}% of "
-               f"{human_bytes(mem['memory']['total'])}; cpu {cpu_total:.0f}%; load5/core "
-               f"{loads['per_core']['load5']:.2f}")
+    summary = (
+        f"disk {disk_text}; memory {mem['memory']['used_percent']:.0f}% of "
+        f"{human_bytes(mem['memory']['total'])}; cpu {cpu_total:.0f}%; load5/core "
+        f"{loads['per_core']['load5']:.2f}"
+    )
     if findings:
         summary += " (" + "; ".join(f["message"] for f in findings[:3]) + ")"
     return {
@@ -141,8 +153,12 @@ def system_resources(ctx: RunContext, config: SystemResourcesConfig) -> dict:
         "disks": disks,
         "memory": {**mem["memory"], "status": mem_status},
         "swap": {**mem["swap"], "status": swap_status},
-        "cpu": {"percent": cpu_total, "per_cpu": per_cpu, "cores": loads["cores"],
-                "sample_seconds": config.cpu_sample_seconds},
+        "cpu": {
+            "percent": cpu_total,
+            "per_cpu": per_cpu,
+            "cores": loads["cores"],
+            "sample_seconds": config.cpu_sample_seconds,
+        },
         "load": {**loads, "status": load_status},
         "top_cpu": top_cpu,
         "top_rss": top_rss,

@@ -62,8 +62,9 @@ def runs_section(runs: list[dict], since: datetime, until: datetime) -> dict[str
             elif outcome in day:
                 day[outcome] += 1
         name = run.get("task") or run.get("type") or "?"
-        t = tasks.setdefault(name, {"task": name, "type": run.get("type"), "runs": 0, "failed": 0, "critical": 0,
-                                    "total_seconds": 0.0})
+        t = tasks.setdefault(
+            name, {"task": name, "type": run.get("type"), "runs": 0, "failed": 0, "critical": 0, "total_seconds": 0.0}
+        )
         t["runs"] += 1
         t["failed"] += bad
         t["critical"] += outcome == "critical"
@@ -73,9 +74,15 @@ def runs_section(runs: list[dict], since: datetime, until: datetime) -> dict[str
     for t in tasks.values():
         t["avg_seconds"] = round(t.pop("total_seconds") / t["runs"], 2) if t["runs"] else None
     failed.sort(key=lambda r: r.get("finished_at") or "", reverse=True)
-    return {"total": len(runs), "by_status": by_status, "by_outcome": by_outcome, "failed": failed[:50],
-            "failed_count": len(failed), "per_day": [{"day": d, **v} for d, v in days.items()],
-            "tasks": sorted(tasks.values(), key=lambda t: (-t["failed"], -t["critical"], t["task"]))}
+    return {
+        "total": len(runs),
+        "by_status": by_status,
+        "by_outcome": by_outcome,
+        "failed": failed[:50],
+        "failed_count": len(failed),
+        "per_day": [{"day": d, **v} for d, v in days.items()],
+        "tasks": sorted(tasks.values(), key=lambda t: (-t["failed"], -t["critical"], t["task"])),
+    }
 
 
 def health_section(services: Any, now: datetime) -> dict[str, Any]:
@@ -85,16 +92,22 @@ def health_section(services: Any, now: datetime) -> dict[str, Any]:
         if isinstance(rec, dict):
             targets.append({k: rec.get(k) for k in ("name", "kind", "status", "detail", "since", "last_check")})
     targets.sort(key=lambda t: (-RANK.get(t["status"] or "ok", 0), t["name"] or ""))
-    return {"queue_depth": summary.get("queue_depth"), "failing_tasks": summary.get("failing_tasks", []),
-            "overdue_tasks": summary.get("overdue_tasks", []), "active_runs": summary.get("active_runs"),
-            "last_scheduler_tick": summary.get("last_scheduler_tick"), "targets": targets}
+    return {
+        "queue_depth": summary.get("queue_depth"),
+        "failing_tasks": summary.get("failing_tasks", []),
+        "overdue_tasks": summary.get("overdue_tasks", []),
+        "active_runs": summary.get("active_runs"),
+        "last_scheduler_tick": summary.get("last_scheduler_tick"),
+        "targets": targets,
+    }
 
 
 def backups_section(services: Any, since: datetime, now: datetime) -> dict[str, Any]:
     entries = [v for _, v in services.records("backup").items() if isinstance(v, dict) and v.get("created_at")]
     in_period = [e for e in entries if datetime.fromisoformat(e["created_at"]) >= since]
-    verified_in_period = [e for e in entries if e.get("verified_at") and
-                          datetime.fromisoformat(e["verified_at"]) >= since]
+    verified_in_period = [
+        e for e in entries if e.get("verified_at") and datetime.fromisoformat(e["verified_at"]) >= since
+    ]
     latest: dict[str, dict] = {}
     sizes: dict[str, list] = {}
     for e in sorted(entries, key=lambda e: e["created_at"]):
@@ -105,12 +118,24 @@ def backups_section(services: Any, since: datetime, now: datetime) -> dict[str, 
     sources = []
     for source, e in sorted(latest.items()):
         age = (now - datetime.fromisoformat(e["created_at"])).total_seconds() / 3600
-        sources.append({"source": source, "id": e.get("id"), "latest_at": e["created_at"], "age_hours": round(age, 1),
-                        "status": e.get("status"), "verified_at": e.get("verified_at"),
-                        "size": (e.get("manifest") or {}).get("size")})
-    return {"created": len(in_period), "verified": sum(1 for e in verified_in_period if e.get("status") == "verified"),
-            "broken": sum(1 for e in verified_in_period if e.get("status") == "broken"), "sources": sources,
-            "sizes": sizes}
+        sources.append(
+            {
+                "source": source,
+                "id": e.get("id"),
+                "latest_at": e["created_at"],
+                "age_hours": round(age, 1),
+                "status": e.get("status"),
+                "verified_at": e.get("verified_at"),
+                "size": (e.get("manifest") or {}).get("size"),
+            }
+        )
+    return {
+        "created": len(in_period),
+        "verified": sum(1 for e in verified_in_period if e.get("status") == "verified"),
+        "broken": sum(1 for e in verified_in_period if e.get("status") == "broken"),
+        "sources": sources,
+        "sizes": sizes,
+    }
 
 
 def capacity_section(services: Any, now: datetime, max_charts: int = 6) -> dict[str, Any]:
@@ -121,15 +146,17 @@ def capacity_section(services: Any, now: datetime, max_charts: int = 6) -> dict[
     metrics = plan.get("metrics") or []
     warnings = [m for m in metrics if m.get("status") in ("warning", "critical")]
     too_few = [m["metric"] for m in metrics if m.get("status") == "too_few_samples"]
-    chosen = warnings + [m for m in metrics if m not in warnings and m.get("threshold") is not None
-                         and m.get("status") not in ("too_few_samples",)]
+    chosen = warnings + [
+        m
+        for m in metrics
+        if m not in warnings and m.get("threshold") is not None and m.get("status") not in ("too_few_samples",)
+    ]
     series = load_series(records, now - timedelta(days=90)) if chosen else {}
     charts = []
     for m in chosen[:max_charts]:
         points = series.get(m["metric"], [])
         charts.append({"metric": m["metric"], "samples": [[t.isoformat(), v] for t, v in points], "projection": m})
-    return {"at": plan.get("at"), "warnings": warnings, "too_few": too_few, "metrics": len(metrics),
-            "charts": charts}
+    return {"at": plan.get("at"), "warnings": warnings, "too_few": too_few, "metrics": len(metrics), "charts": charts}
 
 
 def build_digest(services: Any, period: str = "week", now: datetime | None = None) -> dict[str, Any]:
@@ -141,12 +168,29 @@ def build_digest(services: Any, period: str = "week", now: datetime | None = Non
     backups = backups_section(services, since, now)
     capacity = capacity_section(services, now)
     status = "ok"
-    if runs["failed_count"] or health["failing_tasks"] or backups["broken"] or health["overdue_tasks"] \
-            or capacity["warnings"] or any(t["status"] != "ok" for t in health["targets"]):
+    if (
+        runs["failed_count"]
+        or health["failing_tasks"]
+        or backups["broken"]
+        or health["overdue_tasks"]
+        or capacity["warnings"]
+        or any(t["status"] != "ok" for t in health["targets"])
+    ):
         status = "warning"
-    if (any(t["status"] == "critical" for t in health["targets"]) or backups["broken"]
-            or any(w.get("status") == "critical" for w in capacity["warnings"])):
+    if (
+        any(t["status"] == "critical" for t in health["targets"])
+        or backups["broken"]
+        or any(w.get("status") == "critical" for w in capacity["warnings"])
+    ):
         status = "critical"
-    return {"period": period, "since": since.isoformat(), "until": until.isoformat(),
-            "generated_at": now.isoformat(), "status": status, "runs": runs, "health": health,
-            "backups": backups, "capacity": capacity}
+    return {
+        "period": period,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "generated_at": now.isoformat(),
+        "status": status,
+        "runs": runs,
+        "health": health,
+        "backups": backups,
+        "capacity": capacity,
+    }

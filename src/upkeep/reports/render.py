@@ -12,8 +12,17 @@ from html import escape
 from typing import Any
 
 ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
-COLORS = {"ok": "#2e7d32", "warning": "#ef6c00", "critical": "#c62828", "failed": "#6a1b9a",
-          "line": "#1565c0", "trend": "#1565c0", "threshold": "#c62828", "grid": "#e0e0e0", "text": "#424242"}
+COLORS = {
+    "ok": "#2e7d32",
+    "warning": "#ef6c00",
+    "critical": "#c62828",
+    "failed": "#6a1b9a",
+    "line": "#1565c0",
+    "trend": "#1565c0",
+    "threshold": "#c62828",
+    "grid": "#e0e0e0",
+    "text": "#424242",
+}
 
 
 # --- formatting -----------------------------------------------------------------------------------------
@@ -48,9 +57,11 @@ def _ts(value: Any) -> datetime:
 
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
-            f"<title>{escape(label)}</title>" + "".join(body) + "</svg>")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">'
+        f"<title>{escape(label)}</title>" + "".join(body) + "</svg>"
+    )
 
 
 def runs_chart_svg(per_day: list[dict[str, Any]], width: int = 480, height: int = 160) -> str:
@@ -62,12 +73,11 @@ def runs_chart_svg(per_day: list[dict[str, Any]], width: int = 480, height: int 
     slot = (width - left - right) / n
     bar = max(2.0, slot * 0.7)
     plot_h = height - top - bottom
-    body = [f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" '
-            f'stroke="{COLORS["grid"]}"/>',
-            f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end" '
-            f'fill="{COLORS["text"]}">{peak}</text>',
-            f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end" '
-            f'fill="{COLORS["text"]}">0</text>']
+    body = [
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="{COLORS["grid"]}"/>',
+        f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end" fill="{COLORS["text"]}">{peak}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" font-size="10" text-anchor="end" fill="{COLORS["text"]}">0</text>',
+    ]
     for i, d in enumerate(per_day):
         x = left + i * slot + (slot - bar) / 2
         y = top + plot_h
@@ -77,22 +87,31 @@ def runs_chart_svg(per_day: list[dict[str, Any]], width: int = 480, height: int 
                 continue
             h = plot_h * count / peak
             y -= h
-            body.append(f'<rect class="bar-{k}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                        f'fill="{COLORS[k]}"><title>{escape(d["day"])}: {count} {k}</title></rect>')
+            body.append(
+                f'<rect class="bar-{k}" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{COLORS[k]}"><title>{escape(d["day"])}: {count} {k}</title></rect>'
+            )
         if n <= 10 or i % max(1, n // 8) == 0:
-            body.append(f'<text x="{x + bar / 2:.1f}" y="{height - 6}" font-size="9" text-anchor="middle" '
-                        f'fill="{COLORS["text"]}">{escape(d["day"][5:])}</text>')
+            body.append(
+                f'<text x="{x + bar / 2:.1f}" y="{height - 6}" font-size="9" text-anchor="middle" '
+                f'fill="{COLORS["text"]}">{escape(d["day"][5:])}</text>'
+            )
     return _svg(width, height, "runs per day by outcome", body)
 
 
-def line_chart_svg(points: list[tuple[Any, float]], label: str, unit: str = "", width: int = 480,
-                   height: int = 140) -> str:
+def line_chart_svg(
+    points: list[tuple[Any, float]], label: str, unit: str = "", width: int = 480, height: int = 140
+) -> str:
     """A simple time series (e.g. backup sizes)."""
     return capacity_chart_svg(points, {"metric": label, "unit": unit}, width=width, height=height)
 
 
-def capacity_chart_svg(samples: list[tuple[Any, float]] | list[list[Any]], projection: dict[str, Any] | None,
-                       width: int = 480, height: int = 180) -> str:
+def capacity_chart_svg(
+    samples: list[tuple[Any, float]] | list[list[Any]],
+    projection: dict[str, Any] | None,
+    width: int = 480,
+    height: int = 180,
+) -> str:
     """One metric as an SVG chart: samples (line and dots), the fitted trend projected forward (dashed),
     the threshold (red line) and the crossing date (marker).
 
@@ -106,11 +125,14 @@ def capacity_chart_svg(samples: list[tuple[Any, float]] | list[list[Any]], proje
     points = sorted(((_ts(t), float(v)) for t, v in samples), key=lambda p: p[0])
     left, right, top, bottom = 58, 10, 22, 22
     plot_w, plot_h = width - left - right, height - top - bottom
-    body: list[str] = [f'<text x="{left}" y="14" font-size="11" font-weight="bold" fill="{COLORS["text"]}">'
-                       f"{escape(label)}</text>"]
+    body: list[str] = [
+        f'<text x="{left}" y="14" font-size="11" font-weight="bold" fill="{COLORS["text"]}">{escape(label)}</text>'
+    ]
     if not points:
-        body.append(f'<text x="{width / 2}" y="{height / 2}" font-size="11" text-anchor="middle" '
-                    f'fill="{COLORS["text"]}">no samples yet</text>')
+        body.append(
+            f'<text x="{width / 2}" y="{height / 2}" font-size="11" text-anchor="middle" '
+            f'fill="{COLORS["text"]}">no samples yet</text>'
+        )
         return _svg(width, height, f"{label}: no samples", body)
     fit = projection.get("fit") or None
     threshold = projection.get("threshold")
@@ -144,34 +166,48 @@ def capacity_chart_svg(samples: list[tuple[Any, float]] | list[list[Any]], proje
 
     for frac in (0.0, 0.5, 1.0):
         v = y_lo + (y_hi - y_lo) * frac
-        body.append(f'<line x1="{left}" y1="{sy(v):.1f}" x2="{width - right}" y2="{sy(v):.1f}" '
-                    f'stroke="{COLORS["grid"]}"/>')
-        body.append(f'<text x="{left - 4}" y="{sy(v) + 3:.1f}" font-size="9" text-anchor="end" '
-                    f'fill="{COLORS["text"]}">{escape(fmt_value(v, unit))}</text>')
+        body.append(
+            f'<line x1="{left}" y1="{sy(v):.1f}" x2="{width - right}" y2="{sy(v):.1f}" stroke="{COLORS["grid"]}"/>'
+        )
+        body.append(
+            f'<text x="{left - 4}" y="{sy(v) + 3:.1f}" font-size="9" text-anchor="end" '
+            f'fill="{COLORS["text"]}">{escape(fmt_value(v, unit))}</text>'
+        )
     body.append(f'<text x="{left}" y="{height - 6}" font-size="9" fill="{COLORS["text"]}">{x_min:%Y-%m-%d}</text>')
-    body.append(f'<text x="{width - right}" y="{height - 6}" font-size="9" text-anchor="end" '
-                f'fill="{COLORS["text"]}">{end:%Y-%m-%d}</text>')
+    body.append(
+        f'<text x="{width - right}" y="{height - 6}" font-size="9" text-anchor="end" '
+        f'fill="{COLORS["text"]}">{end:%Y-%m-%d}</text>'
+    )
     if threshold is not None:
         y = sy(float(threshold))
-        body.append(f'<line class="threshold" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
-                    f'stroke="{COLORS["threshold"]}" stroke-width="1.5"/>')
-        body.append(f'<text x="{width - right - 2}" y="{y - 3:.1f}" font-size="9" text-anchor="end" '
-                    f'fill="{COLORS["threshold"]}">threshold {escape(fmt_value(float(threshold), unit))}</text>')
+        body.append(
+            f'<line class="threshold" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+            f'stroke="{COLORS["threshold"]}" stroke-width="1.5"/>'
+        )
+        body.append(
+            f'<text x="{width - right - 2}" y="{y - 3:.1f}" font-size="9" text-anchor="end" '
+            f'fill="{COLORS["threshold"]}">threshold {escape(fmt_value(float(threshold), unit))}</text>'
+        )
     if fit:
-        body.append(f'<line class="trend" x1="{sx(x_min):.1f}" y1="{sy(fit_at(x_min)):.1f}" x2="{sx(end):.1f}" '
-                    f'y2="{sy(fit_at(end)):.1f}" stroke="{COLORS["trend"]}" stroke-dasharray="5,4" '
-                    'stroke-width="1.2" opacity="0.8"/>')
+        body.append(
+            f'<line class="trend" x1="{sx(x_min):.1f}" y1="{sy(fit_at(x_min)):.1f}" x2="{sx(end):.1f}" '
+            f'y2="{sy(fit_at(end)):.1f}" stroke="{COLORS["trend"]}" stroke-dasharray="5,4" '
+            'stroke-width="1.2" opacity="0.8"/>'
+        )
     path = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in points)
-    body.append(f'<polyline class="samples" points="{path}" fill="none" stroke="{COLORS["line"]}" '
-                'stroke-width="1.8"/>')
+    body.append(f'<polyline class="samples" points="{path}" fill="none" stroke="{COLORS["line"]}" stroke-width="1.8"/>')
     if len(points) <= 60:
         body += [f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="2.2" fill="{COLORS["line"]}"/>' for t, v in points]
     if crossing is not None and threshold is not None and crossing <= end:
         cx, cy = sx(crossing), sy(float(threshold))
-        body.append(f'<circle class="crossing" cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="none" '
-                    f'stroke="{COLORS["threshold"]}" stroke-width="2"/>')
-        body.append(f'<text x="{min(cx, width - right - 60):.1f}" y="{cy + 14:.1f}" font-size="9" '
-                    f'fill="{COLORS["threshold"]}">{crossing:%Y-%m-%d}</text>')
+        body.append(
+            f'<circle class="crossing" cx="{cx:.1f}" cy="{cy:.1f}" r="4" fill="none" '
+            f'stroke="{COLORS["threshold"]}" stroke-width="2"/>'
+        )
+        body.append(
+            f'<text x="{min(cx, width - right - 60):.1f}" y="{cy + 14:.1f}" font-size="9" '
+            f'fill="{COLORS["threshold"]}">{crossing:%Y-%m-%d}</text>'
+        )
     text = projection.get("message") or f"{len(points)} samples"
     return _svg(width, height, f"{label}: {text}", body)
 
@@ -187,16 +223,23 @@ def _dur(seconds: float | None) -> str:
 
 def render_markdown(d: dict[str, Any]) -> str:
     runs, health, backups, capacity = d["runs"], d["health"], d["backups"], d["capacity"]
-    lines = [f"# upkeep {ADJECTIVE.get(d['period'], d['period'])} report: {d['status'].upper()}", "",
-             f"{d['since'][:16].replace('T', ' ')} to {d['until'][:16].replace('T', ' ')} UTC", "",
-             "## What ran", ""]
+    lines = [
+        f"# upkeep {ADJECTIVE.get(d['period'], d['period'])} report: {d['status'].upper()}",
+        "",
+        f"{d['since'][:16].replace('T', ' ')} to {d['until'][:16].replace('T', ' ')} UTC",
+        "",
+        "## What ran",
+        "",
+    ]
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(runs["by_status"].items())) or "no runs"
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(runs["by_outcome"].items()))
     lines.append(f"{runs['total']} runs: {statuses}" + (f" (outcomes: {outcomes})" if outcomes else ""))
     if runs["tasks"]:
         lines += ["", "| task | runs | failed | critical | avg |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {t['task']} | {t['runs']} | {t['failed']} | {t['critical']} | {_dur(t['avg_seconds'])} |"
-                  for t in runs["tasks"][:30]]
+        lines += [
+            f"| {t['task']} | {t['runs']} | {t['failed']} | {t['critical']} | {_dur(t['avg_seconds'])} |"
+            for t in runs["tasks"][:30]
+        ]
     lines += ["", "## What failed", ""]
     if runs["failed"]:
         for r in runs["failed"][:20]:
@@ -207,30 +250,38 @@ def render_markdown(d: dict[str, Any]) -> str:
         lines.append("Nothing failed.")
     lines += ["", "## Health", ""]
     q = health.get("queue_depth") or {}
-    lines.append(f"Queue: {q.get('pending', 0)} pending, {q.get('submitted', 0)} submitted; "
-                 f"{len(health['failing_tasks'])} failing task(s), {len(health['overdue_tasks'])} overdue.")
+    lines.append(
+        f"Queue: {q.get('pending', 0)} pending, {q.get('submitted', 0)} submitted; "
+        f"{len(health['failing_tasks'])} failing task(s), {len(health['overdue_tasks'])} overdue."
+    )
     for t in health["failing_tasks"][:10]:
         lines.append(f"- failing: {t['name']} ({t.get('status') or ''} {t.get('outcome') or ''})".rstrip())
     for t in health["overdue_tasks"][:10]:
         lines.append(f"- overdue: {t.get('name', t)}")
     if health["targets"]:
         lines += ["", "| target | kind | status | detail |", "|---|---|---|---|"]
-        lines += [f"| {t['name']} | {t['kind']} | {t['status']} | {(t['detail'] or '').replace('|', '/')} |"
-                  for t in health["targets"][:40]]
-    lines += ["", "## Backups", "",
-              f"{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken "
-              "in the period."]
+        lines += [
+            f"| {t['name']} | {t['kind']} | {t['status']} | {(t['detail'] or '').replace('|', '/')} |"
+            for t in health["targets"][:40]
+        ]
+    lines += [
+        "",
+        "## Backups",
+        "",
+        f"{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken in the period.",
+    ]
     if backups["sources"]:
         lines += ["", "| source | latest | age | size | status | verified |", "|---|---|---:|---:|---|---|"]
-        lines += [f"| {s['source']} | {s['latest_at'][:16].replace('T', ' ')} | {s['age_hours']:.0f} h | "
-                  f"{human_bytes(s['size'])} | {s['status']} | {(s['verified_at'] or 'never')[:16].replace('T', ' ')} |"
-                  for s in backups["sources"]]
+        lines += [
+            f"| {s['source']} | {s['latest_at'][:16].replace('T', ' ')} | {s['age_hours']:.0f} h | "
+            f"{human_bytes(s['size'])} | {s['status']} | {(s['verified_at'] or 'never')[:16].replace('T', ' ')} |"
+            for s in backups["sources"]
+        ]
     lines += ["", "## Capacity", ""]
     if capacity["warnings"]:
         lines += [f"- **{w['metric']}** ({w['status']}): {w.get('message', '')}" for w in capacity["warnings"]]
     elif capacity["at"]:
-        lines.append(f"No metric is near its threshold ({capacity['metrics']} metrics, plan of "
-                     f"{capacity['at'][:10]}).")
+        lines.append(f"No metric is near its threshold ({capacity['metrics']} metrics, plan of {capacity['at'][:10]}).")
     else:
         lines.append("No capacity plan yet (schedule capacity.sample and capacity.plan).")
     if capacity["too_few"]:
@@ -265,8 +316,10 @@ def _backup_badge(status: str | None) -> str:
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
     numeric = numeric or set()
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{c}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=num' if i in numeric else ''}>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -274,59 +327,124 @@ def render_html(d: dict[str, Any]) -> str:
     runs, health, backups, capacity = d["runs"], d["health"], d["backups"], d["capacity"]
     e = escape
     name = e(ADJECTIVE.get(d["period"], d["period"]))
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>upkeep {name} report</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>upkeep {name} report {_badge(d['status'])}</h1>",
-             f'<div class="muted">{e(d["since"][:16].replace("T", " "))} to {e(d["until"][:16].replace("T", " "))} UTC'
-             f" &middot; generated {e(d['generated_at'][:16].replace('T', ' '))}</div>",
-             "<h2>What ran</h2>"]
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>upkeep {name} report</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>upkeep {name} report {_badge(d['status'])}</h1>",
+        f'<div class="muted">{e(d["since"][:16].replace("T", " "))} to {e(d["until"][:16].replace("T", " "))} UTC'
+        f" &middot; generated {e(d['generated_at'][:16].replace('T', ' '))}</div>",
+        "<h2>What ran</h2>",
+    ]
     statuses = ", ".join(f"{e(k)} {v}" for k, v in sorted(runs["by_status"].items())) or "no runs"
     parts.append(f"<p>{runs['total']} runs: {statuses}</p>")
     parts.append(runs_chart_svg(runs["per_day"]))
-    parts.append('<div class="legend muted">' + "".join(
-        f'<span><span class="badge {k}">&nbsp;</span> {k}</span>' for k in ("ok", "warning", "critical", "failed"))
-        + "</div>")
+    parts.append(
+        '<div class="legend muted">'
+        + "".join(
+            f'<span><span class="badge {k}">&nbsp;</span> {k}</span>' for k in ("ok", "warning", "critical", "failed")
+        )
+        + "</div>"
+    )
     if runs["tasks"]:
-        parts.append(_table(["task", "runs", "failed", "critical", "avg"],
-                            [[e(t["task"]), str(t["runs"]), str(t["failed"]), str(t["critical"]),
-                              _dur(t["avg_seconds"])] for t in runs["tasks"][:30]], {1, 2, 3, 4}))
+        parts.append(
+            _table(
+                ["task", "runs", "failed", "critical", "avg"],
+                [
+                    [e(t["task"]), str(t["runs"]), str(t["failed"]), str(t["critical"]), _dur(t["avg_seconds"])]
+                    for t in runs["tasks"][:30]
+                ],
+                {1, 2, 3, 4},
+            )
+        )
     parts.append("<h2>What failed</h2>")
     if runs["failed"]:
-        parts.append(_table(["finished", "task", "status", "outcome"],
-                            [[e((r["finished_at"] or "?")[:16].replace("T", " ")), e(r["task"] or r["type"] or "?"),
-                              _badge(r["status"]), _badge(r["outcome"]) if r.get("outcome") else ""]
-                             for r in runs["failed"][:30]]))
+        parts.append(
+            _table(
+                ["finished", "task", "status", "outcome"],
+                [
+                    [
+                        e((r["finished_at"] or "?")[:16].replace("T", " ")),
+                        e(r["task"] or r["type"] or "?"),
+                        _badge(r["status"]),
+                        _badge(r["outcome"]) if r.get("outcome") else "",
+                    ]
+                    for r in runs["failed"][:30]
+                ],
+            )
+        )
     else:
         parts.append("<p>Nothing failed.</p>")
     parts.append("<h2>Health</h2>")
     q = health.get("queue_depth") or {}
-    parts.append(f"<p>Queue: {q.get('pending', 0)} pending, {q.get('submitted', 0)} submitted; "
-                 f"{len(health['failing_tasks'])} failing task(s), {len(health['overdue_tasks'])} overdue.</p>")
+    parts.append(
+        f"<p>Queue: {q.get('pending', 0)} pending, {q.get('submitted', 0)} submitted; "
+        f"{len(health['failing_tasks'])} failing task(s), {len(health['overdue_tasks'])} overdue.</p>"
+    )
     if health["failing_tasks"]:
-        parts.append(_table(["failing task", "status", "outcome", "consecutive failures"],
-                            [[e(t["name"]), e(str(t.get("status") or "")), e(str(t.get("outcome") or "")),
-                              str(t.get("consecutive_failures") or 0)] for t in health["failing_tasks"][:20]]))
+        parts.append(
+            _table(
+                ["failing task", "status", "outcome", "consecutive failures"],
+                [
+                    [
+                        e(t["name"]),
+                        e(str(t.get("status") or "")),
+                        e(str(t.get("outcome") or "")),
+                        str(t.get("consecutive_failures") or 0),
+                    ]
+                    for t in health["failing_tasks"][:20]
+                ],
+            )
+        )
     if health["targets"]:
-        parts.append(_table(["target", "kind", "status", "detail"],
-                            [[e(str(t["name"])), e(str(t["kind"])), _badge(t["status"]), e(t["detail"] or "")]
-                             for t in health["targets"][:40]]))
+        parts.append(
+            _table(
+                ["target", "kind", "status", "detail"],
+                [
+                    [e(str(t["name"])), e(str(t["kind"])), _badge(t["status"]), e(t["detail"] or "")]
+                    for t in health["targets"][:40]
+                ],
+            )
+        )
     parts.append("<h2>Backups</h2>")
-    parts.append(f"<p>{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken "
-                 "in the period.</p>")
+    parts.append(
+        f"<p>{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken "
+        "in the period.</p>"
+    )
     if backups["sources"]:
-        parts.append(_table(["source", "latest", "age", "size", "status", "verified"],
-                            [[e(s["source"]), e(s["latest_at"][:16].replace("T", " ")), f"{s['age_hours']:.0f} h",
-                              human_bytes(s["size"]), _backup_badge(s["status"]),
-                              e((s["verified_at"] or "never")[:16].replace("T", " "))]
-                             for s in backups["sources"]], {2, 3}))
-        charts = [line_chart_svg([(t, v) for t, v in pts], f"backup size: {src}", "bytes", width=320, height=120)
-                  for src, pts in sorted(backups["sizes"].items()) if len(pts) >= 2]
+        parts.append(
+            _table(
+                ["source", "latest", "age", "size", "status", "verified"],
+                [
+                    [
+                        e(s["source"]),
+                        e(s["latest_at"][:16].replace("T", " ")),
+                        f"{s['age_hours']:.0f} h",
+                        human_bytes(s["size"]),
+                        _backup_badge(s["status"]),
+                        e((s["verified_at"] or "never")[:16].replace("T", " ")),
+                    ]
+                    for s in backups["sources"]
+                ],
+                {2, 3},
+            )
+        )
+        charts = [
+            line_chart_svg([(t, v) for t, v in pts], f"backup size: {src}", "bytes", width=320, height=120)
+            for src, pts in sorted(backups["sizes"].items())
+            if len(pts) >= 2
+        ]
         if charts:
             parts.append('<div class="charts">' + "".join(charts) + "</div>")
     parts.append("<h2>Capacity</h2>")
     if capacity["warnings"]:
-        parts.append("<ul>" + "".join(f"<li>{_badge(w['status'])} <b>{e(w['metric'])}</b>: "
-                                      f"{e(w.get('message', ''))}</li>" for w in capacity["warnings"]) + "</ul>")
+        parts.append(
+            "<ul>"
+            + "".join(
+                f"<li>{_badge(w['status'])} <b>{e(w['metric'])}</b>: {e(w.get('message', ''))}</li>"
+                for w in capacity["warnings"]
+            )
+            + "</ul>"
+        )
     elif capacity["at"]:
         parts.append(f"<p>No metric is near its threshold ({capacity['metrics']} metrics).</p>")
     else:
@@ -334,7 +452,10 @@ def render_html(d: dict[str, Any]) -> str:
     if capacity["too_few"]:
         parts.append(f'<p class="muted">Too few samples to project: {e(", ".join(capacity["too_few"][:10]))}.</p>')
     if capacity["charts"]:
-        parts.append('<div class="charts">' + "".join(capacity_chart_svg(c["samples"], c["projection"])
-                                                      for c in capacity["charts"]) + "</div>")
+        parts.append(
+            '<div class="charts">'
+            + "".join(capacity_chart_svg(c["samples"], c["projection"]) for c in capacity["charts"])
+            + "</div>"
+        )
     parts.append("</body></html>")
     return "".join(parts)

@@ -119,9 +119,7 @@ class Run(Base):
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    task_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("scheduled_tasks.id", ondelete="SET NULL"), nullable=True
-    )
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scheduled_tasks.id", ondelete="SET NULL"), nullable=True)
     task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     task_type: Mapped[str] = mapped_column(sa.String(200))
     requested_type: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # alias used

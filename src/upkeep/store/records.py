@@ -100,8 +100,6 @@ class Records:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.store.write() as s:
             result = s.execute(
-                sa.delete(Record).where(
-                    Record.domain == self.domain, Record.key.like(f"{escaped}%", escape="\\")
-                )
+                sa.delete(Record).where(Record.domain == self.domain, Record.key.like(f"{escaped}%", escape="\\"))
             )
             return result.rowcount

@@ -120,8 +120,15 @@ def _safe_next(target: str | None) -> str:
 def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
     cookie, token = request.app.state.sessions.login_token()
     response = _render(request, "login.html", None, next=_safe_next(next), login_csrf=token, error=error)
-    response.set_cookie(LOGIN_CSRF_COOKIE, cookie, httponly=True, samesite="strict", max_age=3600, path="/login",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        cookie,
+        httponly=True,
+        samesite="strict",
+        max_age=3600,
+        path="/login",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -141,8 +148,15 @@ def login(
         return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
     value, _csrf = sessions.issue(key)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="strict", max_age=sessions.max_age,
-                        path="/", secure=request.url.scheme == "https")
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        max_age=sessions.max_age,
+        path="/",
+        secure=request.url.scheme == "https",
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     _svc(request).record_audit(f"key:{key['name']}", "login", "session", key["name"], detail="web UI login")
     return response
@@ -191,12 +205,20 @@ def tasks_page(
         items, total = svc.list_tasks(**filters, limit=PAGE_SIZE, offset=offset)
     except UserError as exc:
         items, total, error = [], 0, str(exc)
-    query = {k: v for k, v in {"enabled": enabled, "type": type, "last_status": last_status,
-                               "search": search}.items() if v}
+    query = {
+        k: v for k, v in {"enabled": enabled, "type": type, "last_status": last_status, "search": search}.items() if v
+    }
     handlers = {spec.name: spec for spec in svc.registry.all()}
     context = dict(
-        tasks=safe(items), total=total, offset=offset, limit=PAGE_SIZE, query=query, error=error,
-        statuses=ALL_STATUSES, handlers=handlers, nav="tasks",
+        tasks=safe(items),
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        query=query,
+        error=error,
+        statuses=ALL_STATUSES,
+        handlers=handlers,
+        nav="tasks",
     )
     name = "_tasks_table.html" if _fragment(request) else "tasks.html"
     return _render(request, name, principal, **context)
@@ -221,17 +243,26 @@ def task_page(request: Request, ref: str) -> Response:
     try:
         spec = svc.registry.get(task["type"])
     except UserError:  # a plug-in handler that is no longer installed: show the task, no form
-        handler, fields = {"name": task["type"], "summary": "(handler not installed)", "overridable": [],
-                           "destructive": False}, []
+        handler, fields = (
+            {"name": task["type"], "summary": "(handler not installed)", "overridable": [], "destructive": False},
+            [],
+        )
     else:
         handler = spec.describe()
         fields = fields_from_schema(spec.json_schema(), {**spec.defaults(), **task["config"]})
     runs, runs_total = svc.list_runs(task=task["id"], limit=20)
     history = request.app.state.queries.task_history(task["id"], limit=40)
     return _render(
-        request, "task.html", principal,
-        task=task, handler=handler, fields=fields,
-        runs=safe(runs), runs_total=runs_total, chart=duration_chart(history), nav="tasks",
+        request,
+        "task.html",
+        principal,
+        task=task,
+        handler=handler,
+        fields=fields,
+        runs=safe(runs),
+        runs_total=runs_total,
+        chart=duration_chart(history),
+        nav="tasks",
     )
 
 
@@ -257,8 +288,20 @@ def runs_page(
         items, total, error = [], 0, str(exc)
     query = {k: v for k, v in {"status": status, "outcome": outcome, "task": task}.items() if v}
     name = "_runs_table.html" if _fragment(request) else "runs.html"
-    return _render(request, name, principal, runs=safe(items), total=total, offset=offset, limit=PAGE_SIZE,
-                   query=query, error=error, statuses=ALL_STATUSES, outcomes=OUTCOMES, nav="runs")
+    return _render(
+        request,
+        name,
+        principal,
+        runs=safe(items),
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        query=query,
+        error=error,
+        statuses=ALL_STATUSES,
+        outcomes=OUTCOMES,
+        nav="runs",
+    )
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
@@ -271,8 +314,9 @@ def run_page(request: Request, run_id: str) -> Response:
     except NotFound as exc:
         return _render(request, "error.html", principal, status=404, message=str(exc), nav="runs")
     events = safe(_svc(request).run_events(run["id"], limit=5000))
-    return _render(request, "run.html", principal, run=run, events=events, active=run["status"] in ACTIVE_STATUSES,
-                   nav="runs")
+    return _render(
+        request, "run.html", principal, run=run, events=events, active=run["status"] in ACTIVE_STATUSES, nav="runs"
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -283,11 +327,21 @@ def audit_page(
     offset: int = Query(0, ge=0, le=10**9),
 ) -> Response:
     principal = _principal(request)
-    items, total = _svc(request).list_audit(limit=PAGE_SIZE, offset=offset, object_type=object_type or None,
-                                            object_id=object_id or None)
+    items, total = _svc(request).list_audit(
+        limit=PAGE_SIZE, offset=offset, object_type=object_type or None, object_id=object_id or None
+    )
     query = {k: v for k, v in {"object_type": object_type, "object_id": object_id}.items() if v}
-    return _render(request, "audit.html", principal, entries=safe(items), total=total, offset=offset,
-                   limit=PAGE_SIZE, query=query, nav="audit")
+    return _render(
+        request,
+        "audit.html",
+        principal,
+        entries=safe(items),
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        query=query,
+        nav="audit",
+    )
 
 
 @router.get("/handlers", response_class=HTMLResponse)
@@ -305,8 +359,15 @@ def handlers_page(request: Request) -> Response:
 def keys_page(request: Request) -> Response:
     principal = _principal(request)
     if not principal.can("admin"):
-        return _render(request, "error.html", principal, status=403, heading="Forbidden",
-                       message="the key page needs the admin role", nav="keys")
+        return _render(
+            request,
+            "error.html",
+            principal,
+            status=403,
+            heading="Forbidden",
+            message="the key page needs the admin role",
+            nav="keys",
+        )
     return _render(request, "keys.html", principal, keys=list_keys(request.app.state.store), nav="keys")
 
 

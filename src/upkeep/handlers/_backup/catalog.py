@@ -57,8 +57,9 @@ def put(records, entry: dict[str, Any]) -> None:
     records.put(key(entry["source"], entry["id"]), entry)
 
 
-def record_verification(records, entry: dict[str, Any], ok: bool, checks: list[dict[str, Any]],
-                        at: datetime) -> dict[str, Any]:
+def record_verification(
+    records, entry: dict[str, Any], ok: bool, checks: list[dict[str, Any]], at: datetime
+) -> dict[str, Any]:
     def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
         if current is None:
             return None

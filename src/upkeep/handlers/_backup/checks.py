@@ -17,6 +17,10 @@ def compare_counts(expected: dict[str, Any], actual: dict[str, Any], what: str =
             diffs.append(f"{name}: expected {expected.get(name, 'absent')}, got {actual.get(name, 'absent')}")
     if diffs:
         more = f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""
-        return check(what.replace(" ", "_"), False, f"{what} differ from the manifest: " + "; ".join(diffs[:5]) + more,
-                     differences=diffs[:50])
+        return check(
+            what.replace(" ", "_"),
+            False,
+            f"{what} differ from the manifest: " + "; ".join(diffs[:5]) + more,
+            differences=diffs[:50],
+        )
     return check(what.replace(" ", "_"), True, f"{what} match the manifest ({len(expected)} entries)")

@@ -51,12 +51,25 @@ def create(ctx, source, config, new_writer, work_dir: Path, never_include: list[
     writer.finish()
     if skipped:
         ctx.info("excluded", f"left out {len(skipped)} path(s)", paths=skipped[:50])
-    return {"format": "tar", "row_counts": counts, "excluded": skipped[:200], "paths": [str(p) for p in paths],
-            "tool_versions": {"tarfile": "python"}}
+    return {
+        "format": "tar",
+        "row_counts": counts,
+        "excluded": skipped[:200],
+        "paths": [str(p) for p in paths],
+        "tool_versions": {"tarfile": "python"},
+    }
 
 
-def _add_tree(ctx, tar: tarfile.TarFile, root: Path, arcroot: str, patterns: list[str], never: list[Path],
-              counts: dict[str, int], skipped: list[str]) -> None:
+def _add_tree(
+    ctx,
+    tar: tarfile.TarFile,
+    root: Path,
+    arcroot: str,
+    patterns: list[str],
+    never: list[Path],
+    counts: dict[str, int],
+    skipped: list[str],
+) -> None:
     def add(path: Path, arcname: str) -> None:
         if _inside(path.resolve(), never):
             skipped.append(str(path))
@@ -134,20 +147,30 @@ def verify(ctx, entry: dict[str, Any], raw: Path) -> list[dict[str, Any]]:
                             pass
     except (tarfile.TarError, OSError, EOFError) as exc:
         return [check("archive", False, f"archive unreadable: {exc}")]
-    return [check("archive", True, f"archive readable ({counts['entries']} entries)"),
-            compare_counts(entry["manifest"].get("row_counts") or {}, counts, "entry counts")]
+    return [
+        check("archive", True, f"archive readable ({counts['entries']} entries)"),
+        compare_counts(entry["manifest"].get("row_counts") or {}, counts, "entry counts"),
+    ]
 
 
 def restore_plan(entry: dict[str, Any], config) -> dict[str, Any]:
     if not config.target_path:
-        raise UserError("restoring a files backup needs target_path (an empty or new directory)",
-                        field="config.target_path")
+        raise UserError(
+            "restoring a files backup needs target_path (an empty or new directory)", field="config.target_path"
+        )
     target = Path(config.target_path)
     if target.exists() and any(target.iterdir()):
-        raise UserError(f"target_path {target} is not empty", hint="restore into a new or empty directory",
-                        field="config.target_path")
-    return {"target_path": str(target), "creates": str(target), "drops": None,
-            "steps": [f"extract backup {entry['id']} ({entry['manifest']['size']} bytes) into {target}"]}
+        raise UserError(
+            f"target_path {target} is not empty",
+            hint="restore into a new or empty directory",
+            field="config.target_path",
+        )
+    return {
+        "target_path": str(target),
+        "creates": str(target),
+        "drops": None,
+        "steps": [f"extract backup {entry['id']} ({entry['manifest']['size']} bytes) into {target}"],
+    }
 
 
 def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,8 +28,22 @@ if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers 
     from psycopg import sql
 
 LIBPQ_KEYS = {
-    "host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "sslrootcert", "sslcert",
-    "sslkey", "application_name", "connect_timeout", "options", "passfile", "service", "target_session_attrs",
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "password",
+    "dbname",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "application_name",
+    "connect_timeout",
+    "options",
+    "passfile",
+    "service",
+    "target_session_attrs",
 }
 PG_LIB = Path("/usr/lib/postgresql")
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
@@ -134,8 +148,11 @@ def find_tool(name: str, *, path: str | None = None, bin_dir: str | None = None,
     found = shutil.which(name)
     if found:
         return found
-    installed = sorted(PG_LIB.glob(f"*/bin/{name}"), key=lambda p: int(p.parent.parent.name) if
-                       p.parent.parent.name.isdigit() else 0, reverse=True)
+    installed = sorted(
+        PG_LIB.glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+        reverse=True,
+    )
     if installed:
         return str(installed[0])
     major = f"-{server}" if server else ""
@@ -289,8 +306,9 @@ def _drain(stream, into: list[bytes]) -> None:
         into.append(line)
 
 
-def run_streaming(ctx, argv: list[str], env: dict[str, str], consume: Callable[[Any], None] | None,
-                  stdin: Any = None) -> str:
+def run_streaming(
+    ctx, argv: list[str], env: dict[str, str], consume: Callable[[Any], None] | None, stdin: Any = None
+) -> str:
     """Run ``argv``; ``consume(proc.stdout)`` reads its output in this thread. Returns stderr text.
 
     The process tree is killed if ``consume`` raises (cancel, deadline, disk full). A non-zero exit
@@ -330,8 +348,9 @@ def run_streaming(ctx, argv: list[str], env: dict[str, str], consume: Callable[[
     return text
 
 
-def dump_in_snapshot(ctx, target: PgTarget, argv_without_snapshot: list[str],
-                     consume: Callable[[Any], None] | None, with_checksums: bool) -> SnapshotStats:
+def dump_in_snapshot(
+    ctx, target: PgTarget, argv_without_snapshot: list[str], consume: Callable[[Any], None] | None, with_checksums: bool
+) -> SnapshotStats:
     """Run pg_dump inside an exported snapshot while counting rows in the same snapshot."""
     conn = connect(target)
     stats = SnapshotStats(server_version=server_version_text(conn))
@@ -408,8 +427,18 @@ def drop_database(conn: psycopg.Connection, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def restore_into(ctx, tools: Tools, target: PgTarget, dbname: str, source: Path | None, *, jobs: int = 1,
-                 stdin: Any = None, fast: bool = False, no_owner: bool = False) -> None:
+def restore_into(
+    ctx,
+    tools: Tools,
+    target: PgTarget,
+    dbname: str,
+    source: Path | None,
+    *,
+    jobs: int = 1,
+    stdin: Any = None,
+    fast: bool = False,
+    no_owner: bool = False,
+) -> None:
     """``pg_restore`` a custom- or directory-format dump into ``dbname`` (which must exist)."""
     argv = [tools.pg_restore, "-d", target.conninfo(dbname)]
     if jobs > 1 and source is not None:

@@ -59,8 +59,17 @@ def create(ctx, source, config, new_writer: Callable[[str], ArtifactWriter], wor
         stats = dump_in_snapshot(ctx, target, argv, lambda out: writer.copy_from(out, progress), config.table_checksums)
     else:
         dump_dir = work_dir / "dump"
-        argv = [tools.pg_dump, "-Fd", "-j", str(config.jobs), f"-Z{dump_level}", "-f", str(dump_dir),
-                "-d", target.conninfo()]
+        argv = [
+            tools.pg_dump,
+            "-Fd",
+            "-j",
+            str(config.jobs),
+            f"-Z{dump_level}",
+            "-f",
+            str(dump_dir),
+            "-d",
+            target.conninfo(),
+        ]
         stats = dump_in_snapshot(ctx, target, argv, None, config.table_checksums)
         tar_files.tar_directory(ctx, dump_dir, writer)
         shutil.rmtree(dump_dir, ignore_errors=True)
@@ -70,8 +79,15 @@ def create(ctx, source, config, new_writer: Callable[[str], ArtifactWriter], wor
         gwriter = new_writer(".globals.sql")
         dumpall_globals(ctx, tools, target, lambda out: gwriter.copy_from(out, ctx.check_cancelled))
         info = gwriter.finish()
-        extra.append({"kind": "globals", "artifact": info.path.name, "size": info.size, "raw_size": info.raw_size,
-                      "sha256": info.sha256})
+        extra.append(
+            {
+                "kind": "globals",
+                "artifact": info.path.name,
+                "size": info.size,
+                "raw_size": info.raw_size,
+                "sha256": info.sha256,
+            }
+        )
     return {
         "format": config.format,
         "dump_compression": dump_level,
@@ -109,8 +125,9 @@ def _dump_path(ctx, entry: dict[str, Any], raw: Path, work_dir: Path) -> Path:
     return raw
 
 
-def verify(ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | None,
-           work_dir: Path) -> list[dict[str, Any]]:
+def verify(
+    ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | None, work_dir: Path
+) -> list[dict[str, Any]]:
     manifest = entry["manifest"]
     results: list[dict[str, Any]] = []
     if scratch is None:
@@ -135,8 +152,9 @@ def verify(ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | No
         drop_database(admin, name)  # a leftover of a crashed verification
         create_database(admin, name)
         try:
-            ctx.info("test_restore", f"restoring {entry['id']} into scratch database {name}",
-                     server=scratch.describe(name))
+            ctx.info(
+                "test_restore", f"restoring {entry['id']} into scratch database {name}", server=scratch.describe(name)
+            )
             try:
                 restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
             except UserError as exc:
@@ -148,8 +166,9 @@ def verify(ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | No
                 tables = list_tables(conn)
                 results.append(compare_counts(manifest.get("row_counts") or {}, count_rows(conn, tables)))
                 if manifest.get("table_checksums") and config.compare_checksums:
-                    results.append(compare_counts(manifest["table_checksums"], table_checksums(conn, tables),
-                                                  "table checksums"))
+                    results.append(
+                        compare_counts(manifest["table_checksums"], table_checksums(conn, tables), "table checksums")
+                    )
                 for a in run_assertions(conn, config.assertions):
                     results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
             finally:
@@ -169,15 +188,18 @@ def restore_plan(entry: dict[str, Any], target: PgTarget, config) -> dict[str, A
         size = database_size(admin, dbname) if exists else 0
         sessions = 0
         if exists:
-            sessions = int(admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
-            ).fetchone()[0])
+            sessions = int(
+                admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+                ).fetchone()[0]
+            )
     finally:
         admin.close()
     if dbname == config.maintenance_database:
         raise UserError(
             f"cannot restore into {dbname}: it is the maintenance database upkeep connects to",
-            hint="set maintenance_database to another database", field="config.maintenance_database",
+            hint="set maintenance_database to another database",
+            field="config.maintenance_database",
         )
     if config.create and exists:
         raise UserError(
@@ -198,12 +220,21 @@ def restore_plan(entry: dict[str, Any], target: PgTarget, config) -> dict[str, A
     steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
     if config.start_command:
         steps.append(f"run start_command {config.start_command} (always)")
-    return {"server": target.describe(dbname), "database": dbname, "exists": exists, "size": size,
-            "drops": dbname if exists else None, "creates": dbname, "sessions": sessions, "steps": steps}
+    return {
+        "server": target.describe(dbname),
+        "database": dbname,
+        "exists": exists,
+        "size": size,
+        "drops": dbname if exists else None,
+        "creates": dbname,
+        "sessions": sessions,
+        "steps": steps,
+    }
 
 
-def restore(ctx, entry: dict[str, Any], raw: Path, target: PgTarget, plan: dict[str, Any], config,
-            work_dir: Path) -> list[dict[str, Any]]:
+def restore(
+    ctx, entry: dict[str, Any], raw: Path, target: PgTarget, plan: dict[str, Any], config, work_dir: Path
+) -> list[dict[str, Any]]:
     """Drop (if present) and create the target database, restore, compare counts."""
     dbname = plan["database"]
     admin = connect(target, dbname=config.maintenance_database)

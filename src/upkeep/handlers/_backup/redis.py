@@ -56,8 +56,10 @@ def _bgsave(ctx, client: redis_lib.Redis, timeout: float) -> None:
     _wait_idle(ctx, client, deadline)
     info = client.info("persistence")
     if info.get("rdb_last_bgsave_status") != "ok":
-        raise UserError(f"Redis BGSAVE failed (rdb_last_bgsave_status={info.get('rdb_last_bgsave_status')})",
-                        hint="see the Redis log (disk full? permissions of dir?)")
+        raise UserError(
+            f"Redis BGSAVE failed (rdb_last_bgsave_status={info.get('rdb_last_bgsave_status')})",
+            hint="see the Redis log (disk full? permissions of dir?)",
+        )
 
 
 def _wait_idle(ctx, client: redis_lib.Redis, deadline: float) -> None:
@@ -78,8 +80,9 @@ def _rdb_path(client: redis_lib.Redis, spec: dict[str, Any], config) -> Path:
         directory = client.config_get("dir")["dir"]
         name = client.config_get("dbfilename")["dbfilename"]
     except (redis_lib.ResponseError, KeyError):
-        raise ConfigError("cannot read the RDB location with CONFIG GET", hint="set rdb_path in the source",
-                          field="config.rdb_path") from None
+        raise ConfigError(
+            "cannot read the RDB location with CONFIG GET", hint="set rdb_path in the source", field="config.rdb_path"
+        ) from None
     return Path(directory) / name
 
 
@@ -95,14 +98,23 @@ def create(ctx, source, config, new_writer, work_dir: Path) -> dict[str, Any]:
     finally:
         client.close()
     if not path.is_file():
-        raise UserError(f"RDB file {path} not found after BGSAVE", hint="set rdb_path to where Redis writes it",
-                        field="config.rdb_path")
+        raise UserError(
+            f"RDB file {path} not found after BGSAVE",
+            hint="set rdb_path to where Redis writes it",
+            field="config.rdb_path",
+        )
     writer = new_writer("")
     with open(path, "rb") as fh:  # Redis replaces the file by rename: this handle stays consistent
         writer.copy_from(fh, ctx.check_cancelled)
     writer.finish()
-    return {"format": "rdb", "row_counts": {}, "keys_at_save": keys, "server_version": version,
-            "tool_versions": {"redis-py": redis_lib.__version__}, "rdb_path": str(path)}
+    return {
+        "format": "rdb",
+        "row_counts": {},
+        "keys_at_save": keys,
+        "server_version": version,
+        "tool_versions": {"redis-py": redis_lib.__version__},
+        "rdb_path": str(path),
+    }
 
 
 def find_checker(config) -> str:
@@ -130,8 +142,9 @@ def verify(ctx, entry: dict[str, Any], raw_copy: Path, config) -> list[dict[str,
 def restore_plan(entry: dict[str, Any], config) -> dict[str, Any]:
     target = config.target_path or entry["manifest"].get("rdb_path")
     if not target:
-        raise UserError("restoring a Redis backup needs target_path (the server's RDB file)",
-                        field="config.target_path")
+        raise UserError(
+            "restoring a Redis backup needs target_path (the server's RDB file)", field="config.target_path"
+        )
     exists = Path(target).exists()
     steps = []
     if config.stop_command:
@@ -141,8 +154,13 @@ def restore_plan(entry: dict[str, Any], config) -> dict[str, Any]:
     steps.append(f"replace {target} with backup {entry['id']}")
     if config.start_command:
         steps.append(f"run start_command {config.start_command} (always)")
-    return {"target_path": str(target), "exists": exists, "drops": str(target) if exists else None,
-            "creates": None if exists else str(target), "steps": steps}
+    return {
+        "target_path": str(target),
+        "exists": exists,
+        "drops": str(target) if exists else None,
+        "creates": None if exists else str(target),
+        "steps": steps,
+    }
 
 
 def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any], config) -> list[dict[str, Any]]:

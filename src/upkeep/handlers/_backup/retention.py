@@ -59,8 +59,13 @@ def _month(t: datetime) -> str:
     return t.strftime("%Y-%m")
 
 
-def _buckets(ordered: list[BackupInfo], count: int | None, key: Callable[[datetime], str], label: str,
-             reasons: dict[str, list[str]]) -> None:
+def _buckets(
+    ordered: list[BackupInfo],
+    count: int | None,
+    key: Callable[[datetime], str],
+    label: str,
+    reasons: dict[str, list[str]],
+) -> None:
     if not count:
         return
     seen: set[str] = set()

@@ -15,10 +15,15 @@ def layout(config) -> tuple[str, str]:
 
 
 def _counts(conn: sqlite3.Connection) -> dict[str, int]:
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    return {n: int(conn.execute(f'SELECT count(*) FROM "{n.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
-            for n in names}
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
+    return {
+        n: int(conn.execute(f'SELECT count(*) FROM "{n.replace(chr(34), chr(34) * 2)}"').fetchone()[0]) for n in names
+    }
 
 
 def _online_copy(source: Path, target: Path) -> None:
@@ -53,8 +58,13 @@ def create(ctx, source, config, new_writer, work_dir: Path) -> dict[str, Any]:
         writer.copy_from(fh, ctx.check_cancelled)
     writer.finish()
     copy.unlink()
-    return {"format": "sqlite", "row_counts": counts, "server_version": version,
-            "tool_versions": {"sqlite": version}, "database": str(path)}
+    return {
+        "format": "sqlite",
+        "row_counts": counts,
+        "server_version": version,
+        "tool_versions": {"sqlite": version},
+        "database": str(path),
+    }
 
 
 def verify(ctx, entry: dict[str, Any], raw: Path) -> list[dict[str, Any]]:
@@ -84,8 +94,13 @@ def restore_plan(entry: dict[str, Any], config) -> dict[str, Any]:
     if exists and config.safety_backup:
         steps.append(f"take a safety backup of {target}")
     steps.append(f"{'overwrite' if exists else 'create'} {target} from backup {entry['id']} (online backup API)")
-    return {"target_path": str(target), "exists": exists, "drops": str(target) if exists else None,
-            "creates": None if exists else str(target), "steps": steps}
+    return {
+        "target_path": str(target),
+        "exists": exists,
+        "drops": str(target) if exists else None,
+        "creates": None if exists else str(target),
+        "steps": steps,
+    }
 
 
 def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,13 +18,30 @@ from . import disk, docker, http, load, memory, pm2, postgres, process, redis, s
 from .base import CRITICAL, CheckEnv, CheckResult, TargetBase
 
 KINDS = {
-    "http": http, "tcp": tcp, "postgres": postgres, "redis": redis, "process": process, "pm2": pm2,
-    "systemd": systemd, "docker": docker, "disk": disk, "memory": memory, "load": load,
+    "http": http,
+    "tcp": tcp,
+    "postgres": postgres,
+    "redis": redis,
+    "process": process,
+    "pm2": pm2,
+    "systemd": systemd,
+    "docker": docker,
+    "disk": disk,
+    "memory": memory,
+    "load": load,
 }
 
 AnyTarget = Annotated[
-    http.HttpTarget | tcp.TcpTarget | postgres.PostgresTarget | redis.RedisTarget | process.ProcessTarget
-    | pm2.Pm2Target | systemd.SystemdTarget | docker.DockerTarget | disk.DiskTarget | memory.MemoryTarget
+    http.HttpTarget
+    | tcp.TcpTarget
+    | postgres.PostgresTarget
+    | redis.RedisTarget
+    | process.ProcessTarget
+    | pm2.Pm2Target
+    | systemd.SystemdTarget
+    | docker.DockerTarget
+    | disk.DiskTarget
+    | memory.MemoryTarget
     | load.LoadTarget,
     Field(discriminator="type"),
 ]

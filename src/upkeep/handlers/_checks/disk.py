@@ -37,14 +37,21 @@ class DiskTarget(TargetBase):
 
 def measure(path: str) -> dict[str, Any]:
     usage = psutil.disk_usage(path)
-    return {"path": path, "total": usage.total, "used": usage.used, "free": usage.free,
-            "used_percent": round(usage.percent, 1)}
+    return {
+        "path": path,
+        "total": usage.total,
+        "used": usage.used,
+        "free": usage.free,
+        "used_percent": round(usage.percent, 1),
+    }
 
 
 def judge(figures: dict[str, Any], warn: float, critical: float, min_free: int | None = None) -> tuple[str, str]:
     statuses = [threshold_status(figures["used_percent"], warn, critical)]
-    detail = (f"{figures['path']}: {figures['used_percent']:.1f}% used, {human_bytes(figures['free'])} free "
-              f"of {human_bytes(figures['total'])}")
+    detail = (
+        f"{figures['path']}: {figures['used_percent']:.1f}% used, {human_bytes(figures['free'])} free "
+        f"of {human_bytes(figures['total'])}"
+    )
     if min_free is not None and figures["free"] < min_free:
         statuses.append(CRITICAL)
         detail += f" (below min_free {human_bytes(min_free)})"

@@ -44,10 +44,10 @@ class Engine:
 
         self.host = host
         if host.startswith("unix://"):
-            transport = httpx.AsyncHTTPTransport(uds=host[len("unix://"):])
+            transport = httpx.AsyncHTTPTransport(uds=host[len("unix://") :])
             self.client = httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout)
         else:
-            base = "http://" + host[len("tcp://"):] if host.startswith("tcp://") else host
+            base = "http://" + host[len("tcp://") :] if host.startswith("tcp://") else host
             self.client = httpx.AsyncClient(base_url=base, timeout=timeout, trust_env=False)
         self._lock = asyncio.Lock()
         self._containers: list[dict[str, Any]] | None = None
@@ -91,8 +91,9 @@ def _find(containers: list[dict[str, Any]], wanted: str) -> dict[str, Any] | Non
     return None
 
 
-def evaluate(info: dict[str, Any], wanted: str, name: str, previous: dict[str, Any],
-             target: DockerTarget) -> CheckResult:
+def evaluate(
+    info: dict[str, Any], wanted: str, name: str, previous: dict[str, Any], target: DockerTarget
+) -> CheckResult:
     """Judge one container from its inspect document."""
     state = info.get("State") or {}
     health = (state.get("Health") or {}).get("Status")
@@ -140,11 +141,9 @@ async def check(target: DockerTarget, env: CheckEnv) -> CheckResult:
         info = await engine.inspect(found["Id"])
     except (httpx.TransportError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
-        return CheckResult(name, "docker", CRITICAL, f"no Docker engine reachable at {host} ({reason})",
-                           state=previous)
+        return CheckResult(name, "docker", CRITICAL, f"no Docker engine reachable at {host} ({reason})", state=previous)
     except (httpx.HTTPStatusError, ValueError) as exc:
-        return CheckResult(name, "docker", CRITICAL, f"Docker engine at {host} answered badly: {exc}",
-                           state=previous)
+        return CheckResult(name, "docker", CRITICAL, f"Docker engine at {host} answered badly: {exc}", state=previous)
     result = evaluate(info, wanted, name, previous, target)
     result.latency_ms = ms(time.perf_counter() - started)
     return result

@@ -242,8 +242,9 @@ async def _attempt(target: HttpTarget, env: CheckEnv, name: str) -> CheckResult:
     try:
         code, body, charset = await _fetch(target, _clients(env), timeout)
     except TimeoutError:
-        return CheckResult(name, "http", CRITICAL, f"timed out after {timeout:g}s ({shown_url})",
-                           ms(time.perf_counter() - started))
+        return CheckResult(
+            name, "http", CRITICAL, f"timed out after {timeout:g}s ({shown_url})", ms(time.perf_counter() - started)
+        )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return CheckResult(name, "http", CRITICAL, _connect_error(exc, shown_url), ms(time.perf_counter() - started))
     latency = ms(time.perf_counter() - started)
@@ -294,8 +295,10 @@ def _connect_error(exc: BaseException, url: str) -> str:
 
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         reason = getattr(exc.certificate_error, "verify_message", None) or str(exc.certificate_error)
-        return (f"TLS verification failed for {url}: {reason} (set verify_tls: false to accept a self-signed "
-                "certificate; its expiry is still checked)")
+        return (
+            f"TLS verification failed for {url}: {reason} (set verify_tls: false to accept a self-signed "
+            "certificate; its expiry is still checked)"
+        )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect to {url}: {exc.os_error.strerror or exc.os_error}"
     text = str(exc) or type(exc).__name__

@@ -101,7 +101,7 @@ def parse(expression: str) -> Condition:
     """Parse ``expression``; raises ``JsonPathError`` naming what is wrong."""
     text = expression.strip()
     if not text.startswith("$"):
-        raise JsonPathError(f"{expression!r}: a JSONPath starts with `$` (e.g. `$.status == \"healthy\"`)")
+        raise JsonPathError(f'{expression!r}: a JSONPath starts with `$` (e.g. `$.status == "healthy"`)')
     pos = 1
     path: list[str | int] = []
     while pos < len(text):
@@ -134,6 +134,4 @@ def _literal(expression: str, literal: str) -> Any:
     try:
         return json.loads(literal)
     except json.JSONDecodeError:
-        raise JsonPathError(
-            f"{expression!r}: {literal!r} is not a JSON value (quote strings: \"healthy\")"
-        ) from None
+        raise JsonPathError(f'{expression!r}: {literal!r} is not a JSON value (quote strings: "healthy")') from None

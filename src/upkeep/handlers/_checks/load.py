@@ -38,9 +38,14 @@ def measure() -> dict[str, Any]:
     load1, load5, load15 = psutil.getloadavg()
     return {
         "cores": cores,
-        "load1": round(load1, 2), "load5": round(load5, 2), "load15": round(load15, 2),
-        "per_core": {"load1": round(load1 / cores, 3), "load5": round(load5 / cores, 3),
-                     "load15": round(load15 / cores, 3)},
+        "load1": round(load1, 2),
+        "load5": round(load5, 2),
+        "load15": round(load15, 2),
+        "per_core": {
+            "load1": round(load1 / cores, 3),
+            "load5": round(load5 / cores, 3),
+            "load15": round(load15 / cores, 3),
+        },
     }
 
 
@@ -54,6 +59,8 @@ async def check(target: LoadTarget, env: CheckEnv) -> CheckResult:
     figures = measure()
     status = judge(figures, target.warn_per_core, target.critical_per_core)
     pc = figures["per_core"]
-    detail = (f"load {figures['load1']:.2f} {figures['load5']:.2f} {figures['load15']:.2f} on {figures['cores']} "
-              f"cores ({pc['load1']:.2f}/{pc['load5']:.2f}/{pc['load15']:.2f} per core)")
+    detail = (
+        f"load {figures['load1']:.2f} {figures['load5']:.2f} {figures['load15']:.2f} on {figures['cores']} "
+        f"cores ({pc['load1']:.2f}/{pc['load5']:.2f}/{pc['load15']:.2f} per core)"
+    )
     return CheckResult(name, "load", status, detail, None, figures)

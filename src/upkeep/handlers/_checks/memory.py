@@ -28,8 +28,12 @@ def measure() -> dict[str, Any]:
     vm = psutil.virtual_memory()
     sw = psutil.swap_memory()
     return {
-        "memory": {"total": vm.total, "available": vm.available, "used": vm.total - vm.available,
-                   "used_percent": round(vm.percent, 1)},
+        "memory": {
+            "total": vm.total,
+            "available": vm.available,
+            "used": vm.total - vm.available,
+            "used_percent": round(vm.percent, 1),
+        },
         "swap": {"total": sw.total, "used": sw.used, "free": sw.free, "used_percent": round(sw.percent, 1)},
     }
 
@@ -39,6 +43,7 @@ async def check(target: MemoryTarget, env: CheckEnv) -> CheckResult:
     figures = measure()
     mem = figures["memory"]
     status = threshold_status(mem["used_percent"], target.warn_percent, target.critical_percent)
-    detail = (f"{mem['used_percent']:.1f}% used, {human_bytes(mem['available'])} available "
-              f"of {human_bytes(mem['total'])}")
+    detail = (
+        f"{mem['used_percent']:.1f}% used, {human_bytes(mem['available'])} available of {human_bytes(mem['total'])}"
+    )
     return CheckResult(name, "memory", status, detail, None, figures)

@@ -65,8 +65,9 @@ def parse_jlist(text: str) -> list[dict[str, Any]] | str:
     return "`pm2 jlist` did not print a JSON list"
 
 
-def evaluate(apps: list[dict[str, Any]], target: Pm2Target, name: str, previous: dict[str, Any],
-             now: float | None = None) -> CheckResult:
+def evaluate(
+    apps: list[dict[str, Any]], target: Pm2Target, name: str, previous: dict[str, Any], now: float | None = None
+) -> CheckResult:
     """Judge one app from ``pm2 jlist`` entries (pure: tested with recorded jlist output)."""
     app = target.app or name
     entries = [a for a in apps if a.get("name") == app]

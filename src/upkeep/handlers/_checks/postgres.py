@@ -66,8 +66,13 @@ def check(target: PostgresTarget, env: CheckEnv) -> CheckResult:
             version = conn.info.server_version
     except psycopg.Error as exc:
         reason = _clean(str(exc), target.url)
-        return CheckResult(name, "postgres", CRITICAL, f"cannot query PostgreSQL at {where}: {reason}",
-                           ms(time.perf_counter() - started))
+        return CheckResult(
+            name,
+            "postgres",
+            CRITICAL,
+            f"cannot query PostgreSQL at {where}: {reason}",
+            ms(time.perf_counter() - started),
+        )
     latency = ms(time.perf_counter() - started)
     status = threshold_status(latency, target.warn_ms, target.critical_ms)
     major, minor = version // 10000, version % 10000

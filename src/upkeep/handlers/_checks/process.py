@@ -111,8 +111,13 @@ def check(target: ProcessTarget, env: CheckEnv) -> CheckResult:
         restarts += 1
     uptime = max(0.0, time.time() - main_started)
     state: dict[str, Any] = {"main_pid": main_pid, "main_started": main_started, "restarts": restarts}
-    data = {"pids": [pid for _, pid in started], "count": len(started), "uptime_seconds": round(uptime),
-            "restarts": restarts, "restarted": restarted}
+    data = {
+        "pids": [pid for _, pid in started],
+        "count": len(started),
+        "uptime_seconds": round(uptime),
+        "restarts": restarts,
+        "restarted": restarted,
+    }
     status = OK
     detail = f"{len(started)} running, pid {main_pid}, up {_duration(uptime)}"
     if len(started) < target.min_count:

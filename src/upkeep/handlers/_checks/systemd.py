@@ -49,8 +49,15 @@ def evaluate(props: dict[str, str], unit: str, name: str, previous: dict[str, An
     if grew > 0:
         detail += f", {grew} since last check"
         statuses.append(WARNING)
-    return CheckResult(name, "systemd", worst(statuses), detail, None,
-                       {"active_state": active, "sub_state": sub, "restarts": restarts}, {"restarts": restarts})
+    return CheckResult(
+        name,
+        "systemd",
+        worst(statuses),
+        detail,
+        None,
+        {"active_state": active, "sub_state": sub, "restarts": restarts},
+        {"restarts": restarts},
+    )
 
 
 def check(target: SystemdTarget, env: CheckEnv) -> CheckResult:

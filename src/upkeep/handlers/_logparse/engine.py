@@ -168,8 +168,7 @@ def empty_result(options: AnalysisOptions) -> dict:
         "errors": 0,
         "warnings": 0,
         "top_errors": [],
-        "requests": {"total": 0, "status_classes": {}, "status_codes": {}, "5xx": 0, "rate_5xx": 0.0,
-                     "per_day": {}},
+        "requests": {"total": 0, "status_classes": {}, "status_codes": {}, "5xx": 0, "rate_5xx": 0.0, "per_day": {}},
         "duration": {"count": 0, "avg_ms": None, "max_ms": None, **{f"{k}_ms": None for k in QUANTILES}},
         "routes": [],
     }

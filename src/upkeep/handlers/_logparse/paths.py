@@ -37,7 +37,8 @@ def parse_window(
         match = WINDOW_RE.match(text)
         if not match:
             raise ConfigError(
-                f"window {window!r} is not a duration", hint="use e.g. '30m', '24h', '7d', '2w' or 'all'",
+                f"window {window!r} is not a duration",
+                hint="use e.g. '30m', '24h', '7d', '2w' or 'all'",
                 field="window",
             )
         start = now - timedelta(**{WINDOW_UNITS[match.group(2)]: float(match.group(1))})
@@ -115,8 +116,14 @@ def analyze_paths(
     )
     result = analyze_files(infos, options)
     result["files"] = [
-        {"path": i.path, "size": i.size, "format": i.format, "compression": i.compression,
-         "fields": i.fields, **({"error": i.error} if i.error else {})}
+        {
+            "path": i.path,
+            "size": i.size,
+            "format": i.format,
+            "compression": i.compression,
+            "fields": i.fields,
+            **({"error": i.error} if i.error else {}),
+        }
         for i in infos
     ]
     result["missing"] = missing

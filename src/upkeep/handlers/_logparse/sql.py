@@ -135,8 +135,13 @@ def duration_factor(field: str | None, unit: str, default: str = "ms") -> float:
 
 def json_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str:
     fields = info.fields
-    role_types = {"level": "VARCHAR", "message": "VARCHAR", "status": "INTEGER", "duration": "DOUBLE",
-                  "route": "VARCHAR"}
+    role_types = {
+        "level": "VARCHAR",
+        "message": "VARCHAR",
+        "status": "INTEGER",
+        "duration": "DOUBLE",
+        "route": "VARCHAR",
+    }
     types: dict[str, str] = {}
     times = []
     for key in fields.get("time", []):
