@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "LIBPQ_KEYS",
     "ConnectionFailed",
     "connect",
     "describe",
@@ -53,20 +54,26 @@ __all__ = [
     "target_from_ctx",
 ]
 
-_LIBPQ_KEYS = (
-    "host",
-    "port",
-    "user",
-    "password",
-    "dbname",
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "options",
-    "application_name",
-    "passfile",
-    "service",
+# Connection keys a target may set, passed to libpq as they are (database and backup targets alike).
+LIBPQ_KEYS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "user",
+        "password",
+        "dbname",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "options",
+        "application_name",
+        "connect_timeout",
+        "passfile",
+        "service",
+        "target_session_attrs",
+    }
 )
 _SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
 _PG_PREFIXES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://")
@@ -126,7 +133,7 @@ def _params(target: dict | str, dbname: str | None) -> dict[str, Any]:
                 f"cannot parse database URL {secret_refs.redact_url_password(url)!r}",
                 hint="write it as postgresql://user:${env:PASSWORD}@host:port/dbname",
             ) from None
-    for key in _LIBPQ_KEYS:
+    for key in sorted(LIBPQ_KEYS):
         if target.get(key) not in (None, ""):
             params[key] = str(target[key])
     if dbname:

@@ -27,24 +27,6 @@ if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers 
     import psycopg
     from psycopg import sql
 
-LIBPQ_KEYS = {
-    "host",
-    "hostaddr",
-    "port",
-    "user",
-    "password",
-    "dbname",
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "application_name",
-    "connect_timeout",
-    "options",
-    "passfile",
-    "service",
-    "target_session_attrs",
-}
 PG_LIB = Path("/usr/lib/postgresql")
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
@@ -72,7 +54,7 @@ class PgTarget:
                     field="config.source.url",
                 ) from None
         for key, value in spec.items():
-            if key in LIBPQ_KEYS and value is not None:
+            if key in _pg.LIBPQ_KEYS and value is not None:
                 params[key] = str(value)
         if spec.get("database") and "dbname" not in spec:
             params["dbname"] = str(spec["database"])
