@@ -404,8 +404,15 @@ def test_upkeep_scheduler_alerts_from_a_child_process_that_is_replaced_when_it_d
         )
 
     def alerters() -> list[psutil.Process]:
-        kids = psutil.Process(scheduler.pid).children()
-        return [p for p in kids if "resource_tracker" not in " ".join(p.cmdline())]
+        # a killed alerter is a zombie until the scheduler reaps it: not an alerter any more
+        out = []
+        for p in psutil.Process(scheduler.pid).children():
+            try:
+                if "resource_tracker" not in " ".join(p.cmdline()):
+                    out.append(p)
+            except psutil.NoSuchProcess:  # ZombieProcess is one
+                pass
+        return out
 
     def wait(predicate, what: str) -> None:
         deadline = time.monotonic() + 30
