@@ -341,3 +341,101 @@ def start_rabbitmq() -> RabbitMQServer:
     server = RabbitMQServer(port=port, dist_port=dist_port, directory=directory, node=f"upkeep{port}@localhost")
     server.start()
     return server
+
+
+@dataclass
+class MariaDBServer:
+    """A throwaway MariaDB: its own datadir, port and socket, run as ``mysql`` when root.
+
+    ``root`` connects over TCP without a password (``--auth-root-authentication-method=normal``).
+    """
+
+    port: int
+    base: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.base / "mysqld.sock"
+
+    def url(self, database: str = "", scheme: str = "mariadb") -> str:
+        return f"{scheme}://root@127.0.0.1:{self.port}/{database}"
+
+    def client(self, *args: str, database: str = "", stdin: str | None = None) -> str:
+        argv = [require_binary("mariadb"), "-uroot", "-h127.0.0.1", f"-P{self.port}", "-N", "-B"]
+        out = subprocess.run(
+            [*argv, *args, *([database] if database else [])], input=stdin, capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"mariadb client failed: {out.stderr.strip()}")
+        return out.stdout.strip()
+
+    def sql(self, sql: str, database: str = "") -> str:
+        return self.client(database=database, stdin=sql)
+
+    def create_database(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        self.sql(f"CREATE DATABASE `{name}`")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def start(self) -> None:
+        binary = require_binary("mariadbd", [Path("/usr/sbin")])
+        argv = [
+            binary,
+            "--no-defaults",
+            f"--datadir={self.base / 'data'}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.base / 'mysqld.pid'}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            "--event-scheduler=ON",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--innodb-flush-log-at-trx-commit=0",
+            f"--log-error={self.base / 'error.log'}",
+        ]
+        if os.geteuid() == 0:
+            argv.append("--user=mysql")
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.port, timeout=60)
+        except TimeoutError:
+            log = (self.base / "error.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"mariadbd did not start: {log}") from None
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start_mariadb() -> MariaDBServer:
+    install = require_binary("mariadb-install-db")
+    base = Path(tempfile.mkdtemp(prefix="upkeep-mariadb-"))
+    os.chmod(base, 0o755)
+    argv = [
+        install,
+        "--no-defaults",
+        f"--datadir={base / 'data'}",
+        "--auth-root-authentication-method=normal",
+        "--skip-test-db",
+    ]
+    if os.geteuid() == 0:
+        shutil.chown(base, "mysql", "mysql")
+        argv.append("--user=mysql")
+    subprocess.run(argv, check=True, capture_output=True)
+    server = MariaDBServer(port=free_port(), base=base)
+    server.start()
+    return server

@@ -19,8 +19,13 @@ NEEDED = {
     "redis-server": "redis-server",
     "redis-check-rdb": "redis-tools",
     "pg_ctl": "postgresql",
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "mariadb-dump": "mariadb-client",
+    "sshd": "openssh-server",
 }
 PG_BINARIES = ("/usr/lib/postgresql/15/bin/pg_ctl",)
+SBIN = ("/usr/sbin", "/usr/local/sbin")  # daemons, off a non-root PATH
 
 
 def missing() -> list[str]:
@@ -28,7 +33,8 @@ def missing() -> list[str]:
     for binary, package in NEEDED.items():
         if binary == "pg_ctl" and any(os.path.exists(p) for p in PG_BINARIES):
             continue
-        if shutil.which(binary) is None and package not in out:
+        found = shutil.which(binary) or any(os.path.exists(os.path.join(d, binary)) for d in SBIN)
+        if not found and package not in out:
             out.append(package)
     return out
 

@@ -37,11 +37,10 @@ from pydantic import Field
 
 from upkeep.engine.registry import HandlerConfig, handler, overridable, uses_fields
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._backup import catalog, crypto, files, postgres, redis, retention, sqlite
+from upkeep.handlers._backup import catalog, crypto, retention
 from upkeep.handlers._backup.checks import check
 from upkeep.handlers._backup.manifest import manifest_path, new_backup_id, write_manifest
-from upkeep.handlers._backup.pg import PgTarget
-from upkeep.handlers._backup.sources import Source, resolve_destination, resolve_source, safe_name
+from upkeep.handlers._backup.sources import OnRestored, Source, kind, resolve_destination, resolve_source, safe_name
 from upkeep.handlers._backup.stream import (
     EXTENSIONS,
     ArtifactReader,
@@ -51,7 +50,6 @@ from upkeep.handlers._backup.stream import (
     temp_name,
 )
 
-MODULES: dict[str, Any] = {"postgres": postgres, "sqlite": sqlite, "redis": redis, "files": files}
 SourceField = str | dict[str, Any]
 
 
@@ -75,6 +73,9 @@ class RetentionConfig(HandlerConfig):
 class PgToolsConfig(HandlerConfig):
     pg_dump_path: str | None = Field(None, description="pg_dump executable (its directory also gives pg_restore).")
     pg_bin_dir: str | None = Field(None, description="Directory of pg_dump/pg_restore/pg_dumpall.")
+    mysql_bin_dir: str | None = Field(
+        None, description="Directory of mariadb-dump/mariadb (or mysqldump/mysql); default PATH."
+    )
     encryption_key_env: str | None = Field(
         None, description="Environment variable holding the 32-byte key (64 hex digits or base64)."
     )
@@ -198,24 +199,17 @@ def _catalogued_paths(records) -> list[Path]:
     return out
 
 
-def _connection_of(source: Source) -> dict[str, Any]:
-    if source.type == "postgres":
-        return dict(PgTarget.from_spec(source.spec).params)
-    return source.public()
-
-
 def create_backup(
     ctx, source: Source, config: CreateConfig, destination: Path, copy_to: Path | None, tags: list[str] | None = None
 ) -> dict[str, Any]:
     """Take one backup of ``source``; returns the catalog entry. Leaves nothing behind on failure."""
-    module = MODULES[source.type]
     key = crypto.load_key(config.encryption_key_env) if config.encrypt else None
     started = ctx.now()
     t0 = time.monotonic()
     backup_id = new_backup_id(started)
     directory = destination / source.name
     directory.mkdir(parents=True, exist_ok=True)
-    base_ext, stream_compression = module.layout(config)
+    base_ext, stream_compression = source.layout(config)
     artifacts = _ArtifactSet(directory, f"{source.name}-{backup_id}", base_ext, stream_compression, config, key)
     work_dir = Path(tempfile.mkdtemp(dir=directory, prefix=".upkeep-work-"))
     records = ctx.records(catalog.DOMAIN)
@@ -227,11 +221,8 @@ def create_backup(
             source=source.name,
             backup_id=backup_id,
         )
-        if source.type == "files":
-            never = [destination, *([copy_to] if copy_to else []), *_catalogued_paths(records)]
-            fields = module.create(ctx, source, config, artifacts.new, work_dir, never)
-        else:
-            fields = module.create(ctx, source, config, artifacts.new, work_dir)
+        never = [destination, *([copy_to] if copy_to else []), *_catalogued_paths(records)]
+        fields = source.create(ctx, config, artifacts.new, work_dir, never)
         main = artifacts.writers[0].info
         assert main is not None
         finished = ctx.now()
@@ -286,7 +277,8 @@ def create_backup(
         "copies": copies,
         "tags": manifest["tags"],
         "target_name": source.target_name,
-        "connection": _connection_of(source),
+        "connection": source.connection(),
+        "assertions": list(source.spec.get("assertions") or []),
         "manifest": manifest,
         "verified_at": None,
         "verification": None,
@@ -346,26 +338,39 @@ def _source_name(ctx, source: SourceField | None) -> str | None:
     return resolve_source(ctx, source).name if source in known else safe_name(source)
 
 
-def _pg_target(
+def server_for(
     ctx, explicit: SourceField | None, source: SourceField | None, entry: dict[str, Any], field: str
-) -> PgTarget | None:
-    """Server for a test restore or restore: explicit target, the configured source, the catalogued
-    target name, or the catalogued connection (no password: PGPASSWORD / .pgpass apply)."""
+) -> dict[str, Any] | None:
+    """Database server (a source spec, secrets resolved) for a test restore or restore of ``entry``:
+    the explicit target, the configured source, the catalogued target name, or the catalogued
+    connection (no password: the client's own password file applies). None for kinds without one."""
+    kind_type = entry["type"]
+    if not kind(kind_type).uses_server:
+        return None
     known = ctx.targets.names("databases")
     for candidate in (explicit, source):
         if candidate is source and isinstance(candidate, str) and candidate not in known:
             continue  # a catalog source name, not an inventory target
         if candidate is not None:
             resolved = resolve_source(ctx, candidate, field=field)
-            if resolved.type != "postgres":
-                raise ConfigError(f"{field} must be a PostgreSQL target", field=field)
-            return PgTarget.from_spec(resolved.spec)
+            if resolved.type != kind_type:
+                raise ConfigError(f"{field} must be a {kind_type} target like the backup's source", field=field)
+            return resolved.spec
+    name = entry.get("target_name")
+    if name and name in known:
+        return resolve_source(ctx, name, field=field).spec
+    if entry.get("connection"):
+        return dict(entry["connection"])
+    return None
+
+
+def _current_assertions(ctx, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with its source's assertions as upkeep.yaml has them now (the catalogued ones when
+    the source is not in the inventory any more)."""
     name = entry.get("target_name")
     if name and name in ctx.targets.names("databases"):
-        return PgTarget.from_spec(ctx.targets.get("databases", name))
-    if entry.get("connection"):
-        return PgTarget(params=dict(entry["connection"]))
-    return None
+        return {**entry, "assertions": list(ctx.targets.get("databases", name).get("assertions") or [])}
+    return entry
 
 
 def _key_for(entry: dict[str, Any], config) -> bytes | None:
@@ -396,7 +401,7 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
         check("size", size_ok, f"size {size} bytes" + ("" if size_ok else f" != manifest {manifest['size']} bytes"))
     )
     key = _key_for(entry, config)
-    direct = entry["type"] == "postgres" and manifest["stream_compression"] == "none" and key is None
+    direct = key is None and kind(entry["type"]).reads_artifact_directly(manifest)
     if direct:
         digest, error, raw = sha256_file(path), None, path
     else:
@@ -435,7 +440,7 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     config=CreateConfig,
     aliases=["backup.run", "db.backup"],
     destructive=True,
-    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir"),
+    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "mysql_bin_dir"),
     requires=("pg_dump",),
 )
 def backup_create(ctx, config: CreateConfig) -> dict:
@@ -496,22 +501,17 @@ def backup_prune(ctx, config: PruneConfig) -> dict:
     return {"summary": f"{name}: {verb} {len(gone)} backup(s), kept {len(out['kept'])}", **out}
 
 
-def verify_entry(ctx, entry: dict[str, Any], config: VerifyConfig) -> tuple[bool, list[dict[str, Any]]]:
+def verify_entry(
+    ctx, entry: dict[str, Any], config: VerifyConfig, on_restored: OnRestored | None = None
+) -> tuple[bool, list[dict[str, Any]]]:
     """Verify one catalogued backup without ever writing to its files."""
     work_dir = Path(tempfile.mkdtemp(prefix="upkeep-verify-", dir=config.scratch_dir))
     try:
         raw, results = _decode(ctx, entry, config, work_dir)
         if raw is not None:
-            kind = entry["type"]
-            if kind == "postgres":
-                scratch = _pg_target(ctx, config.scratch_target, config.source, entry, "config.scratch_target")
-                results += postgres.verify(ctx, entry, raw, config, scratch, work_dir)
-            elif kind == "sqlite":
-                results += sqlite.verify(ctx, entry, raw)
-            elif kind == "redis":
-                results += redis.verify(ctx, entry, raw, config)
-            else:
-                results += files.verify(ctx, entry, raw)
+            server = server_for(ctx, config.scratch_target, config.source, entry, "config.scratch_target")
+            entry = _current_assertions(ctx, entry)
+            results += kind(entry["type"]).verify(ctx, entry, raw, config, work_dir, server, on_restored)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return all(r["ok"] for r in results), results
@@ -521,7 +521,7 @@ def verify_entry(ctx, entry: dict[str, Any], config: VerifyConfig) -> tuple[bool
     "backup.verify",
     config=VerifyConfig,
     aliases=["backup.check"],
-    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "redis_check_rdb_path"),
+    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "mysql_bin_dir", "redis_check_rdb_path"),
     requires=("pg_restore",),
 )
 def backup_verify(ctx, config: VerifyConfig) -> dict:
@@ -616,22 +616,18 @@ def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
     config=RestoreConfig,
     aliases=["backup.recover"],
     destructive=True,
-    runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir"),
+    runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir", "mysql_bin_dir"),
     requires=("pg_restore",),
 )
 def backup_restore(ctx, config: RestoreConfig) -> dict:
     """Restore a catalogued backup (by id, or the latest verified one) into the original or a new
     database. dry_run prints the plan; a real restore needs per-run confirmation (--yes)."""
     entry = _pick(ctx, config)
-    kind = entry["type"]
-    target: PgTarget | None = None
-    if kind == "postgres":
-        target = _pg_target(ctx, config.target, config.source, entry, "config.target")
-        if target is None:
-            raise ConfigError("no PostgreSQL target to restore into", field="config.target")
-        plan = postgres.restore_plan(entry, target, config)
-    else:
-        plan = MODULES[kind].restore_plan(entry, config)
+    source_kind = kind(entry["type"])
+    server = server_for(ctx, config.target, config.source, entry, "config.target")
+    if source_kind.uses_server and server is None:
+        raise ConfigError(f"no {entry['type']} server to restore into", field="config.target")
+    plan = source_kind.restore_plan(ctx, entry, config, server)
     plan = {
         "backup_id": entry["id"],
         "source": entry["source"],
@@ -654,8 +650,9 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
     if entry.get("status") != "verified":
         ctx.warning("unverified", f"restoring {entry['id']} which has status {entry.get('status')}")
     safety = None
-    if config.safety_backup and plan.get("exists") and kind in ("postgres", "sqlite"):
-        safety = _safety_backup(ctx, entry, config, target, plan)
+    safety_spec = source_kind.safety_spec(entry, plan, server)
+    if config.safety_backup and plan.get("exists") and safety_spec is not None:
+        safety = _safety_backup(ctx, entry, config, safety_spec, plan)
     work_dir = Path(tempfile.mkdtemp(prefix="upkeep-restore-", dir=config.scratch_dir))
     try:
         raw, checks = _decode(ctx, entry, config, work_dir)
@@ -665,13 +662,7 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
         try:
             if config.stop_command:
                 ctx.run_command(config.stop_command)
-            if kind == "postgres":
-                assert target is not None
-                results = postgres.restore(ctx, entry, raw, target, plan, config, work_dir)
-            elif kind == "redis":
-                results = redis.restore(ctx, entry, raw, plan, config)
-            else:
-                results = MODULES[kind].restore(ctx, entry, raw, plan)
+            results = source_kind.restore(ctx, entry, raw, plan, config, server, work_dir)
         finally:
             if config.start_command:
                 started = ctx.run_command(config.start_command, check=False)
@@ -692,17 +683,15 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
 
 
 def _safety_backup(
-    ctx, entry: dict[str, Any], config: RestoreConfig, target: PgTarget | None, plan: dict[str, Any]
+    ctx, entry: dict[str, Any], config: RestoreConfig, spec: dict[str, Any], plan: dict[str, Any]
 ) -> str:
-    if entry["type"] == "postgres":
-        assert target is not None
-        spec: dict[str, Any] = {"type": "postgres", **target.params, "dbname": plan["database"]}
-        if target.password:
-            spec["password"] = target.password
-    else:
-        spec = {"type": "sqlite", "path": plan["target_path"]}
-    source = Source(name=safe_name(f"{entry['source']}-safety"), type=entry["type"], spec=spec)
-    create_cfg = CreateConfig(source=source.name, pg_dump_path=config.pg_dump_path, pg_bin_dir=config.pg_bin_dir)
+    source = kind(entry["type"])(name=safe_name(f"{entry['source']}-safety"), spec=spec)
+    create_cfg = CreateConfig(
+        source=source.name,
+        pg_dump_path=config.pg_dump_path,
+        pg_bin_dir=config.pg_bin_dir,
+        mysql_bin_dir=config.mysql_bin_dir,
+    )
     destination = Path(config.safety_destination) if config.safety_destination else Path(entry["path"]).parent.parent
     made = create_backup(ctx, source, create_cfg, destination, None, tags=["safety", f"before-restore-{entry['id']}"])
     ctx.info(

@@ -24,3 +24,9 @@ def compare_counts(expected: dict[str, Any], actual: dict[str, Any], what: str =
             differences=diffs[:50],
         )
     return check(what.replace(" ", "_"), True, f"{what} match the manifest ({len(expected)} entries)")
+
+
+def assertions_of(entry: dict[str, Any], config) -> list[str]:
+    """The SQL assertions of a test restore: the source's own (catalogued with the backup) and the
+    task's ``assertions``."""
+    return [*(entry.get("assertions") or []), *(getattr(config, "assertions", None) or [])]

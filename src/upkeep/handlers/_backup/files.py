@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upkeep.errors import UserError
+from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup.checks import check, compare_counts
+from upkeep.handlers._backup.sources import Source
 
 if TYPE_CHECKING:  # tarfile is imported where it is used: loading the handlers need not load it
     import tarfile
@@ -176,3 +177,35 @@ def restore_plan(entry: dict[str, Any], config) -> dict[str, Any]:
 def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any]) -> list[dict[str, Any]]:
     extract_tar(raw, Path(plan["target_path"]))
     return [check("extracted", True, f"extracted into {plan['target_path']}")]
+
+
+class FilesSource(Source):
+    type = "files"
+
+    @classmethod
+    def check_spec(cls, spec: dict[str, Any], field: str) -> None:
+        if not (spec.get("paths") or spec.get("path")):
+            raise ConfigError("a files source needs paths: [...]", field=f"{field}.paths")
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        paths = spec.get("paths") or [spec.get("path", "files")]
+        return Path(str(paths[0])).name or "files"
+
+    def layout(self, config) -> tuple[str, str]:
+        return layout(config)
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return create(ctx, self, config, new_writer, work_dir, never_include)
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        return verify(ctx, entry, raw)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return restore_plan(entry, config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return restore(ctx, entry, raw, plan)

@@ -10,7 +10,7 @@ from typing import Any
 
 from upkeep.errors import UserError
 from upkeep.handlers._backup import files as tar_files
-from upkeep.handlers._backup.checks import check, compare_counts
+from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
 from upkeep.handlers._backup.pg import (
     PgTarget,
     connect,
@@ -31,6 +31,7 @@ from upkeep.handlers._backup.pg import (
     table_checksums,
     terminate_connections,
 )
+from upkeep.handlers._backup.sources import OnRestored, Source
 from upkeep.handlers._backup.stream import ArtifactWriter
 
 
@@ -42,7 +43,7 @@ def layout(config) -> tuple[str, str]:
     return base, config.compression
 
 
-def create(ctx, source, config, new_writer: Callable[[str], ArtifactWriter], work_dir: Path) -> dict[str, Any]:
+def create(ctx, source: Source, config, new_writer: Callable[[str], ArtifactWriter], work_dir: Path) -> dict[str, Any]:
     target = PgTarget.from_spec(source.spec)
     conn = connect(target)
     try:
@@ -126,7 +127,13 @@ def _dump_path(ctx, entry: dict[str, Any], raw: Path, work_dir: Path) -> Path:
 
 
 def verify(
-    ctx, entry: dict[str, Any], raw: Path, config, scratch: PgTarget | None, work_dir: Path
+    ctx,
+    entry: dict[str, Any],
+    raw: Path,
+    config,
+    scratch: PgTarget | None,
+    work_dir: Path,
+    on_restored: OnRestored | None = None,
 ) -> list[dict[str, Any]]:
     manifest = entry["manifest"]
     results: list[dict[str, Any]] = []
@@ -169,10 +176,12 @@ def verify(
                     results.append(
                         compare_counts(manifest["table_checksums"], table_checksums(conn, tables), "table checksums")
                     )
-                for a in run_assertions(conn, config.assertions):
+                for a in run_assertions(conn, assertions_of(entry, config)):
                     results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
             finally:
                 conn.close()
+            if on_restored is not None:
+                results += on_restored(_spec_of(scratch, name))
         finally:
             drop_database(admin, name)
     finally:
@@ -255,3 +264,49 @@ def restore(
         return [compare_counts(entry["manifest"].get("row_counts") or {}, count_rows(conn, list_tables(conn)))]
     finally:
         conn.close()
+
+
+def _spec_of(target: PgTarget, dbname: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": "postgres", **target.params, "dbname": dbname}
+    if target.password:
+        spec["password"] = target.password
+    return spec
+
+
+class PostgresSource(Source):
+    type = "postgres"
+    uses_server = True
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        return PgTarget.from_spec(spec).dbname
+
+    def connection(self) -> dict[str, Any]:
+        return dict(PgTarget.from_spec(self.spec).params)
+
+    def layout(self, config) -> tuple[str, str]:
+        return layout(config)
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return create(ctx, self, config, new_writer, work_dir)
+
+    @classmethod
+    def reads_artifact_directly(cls, manifest: dict[str, Any]) -> bool:
+        return manifest["stream_compression"] == "none"
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        scratch = PgTarget.from_spec(server) if server is not None else None
+        return verify(ctx, entry, raw, config, scratch, work_dir, on_restored)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return restore_plan(entry, PgTarget.from_spec(server), config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return restore(ctx, entry, raw, PgTarget.from_spec(server), plan, config, work_dir)
+
+    @classmethod
+    def safety_spec(cls, entry, plan, server):
+        return _spec_of(PgTarget.from_spec(server), plan["database"])

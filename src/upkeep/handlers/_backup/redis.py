@@ -8,6 +8,7 @@ Source fields: ``url`` (``redis://[:password@]host:port/db``), optional ``rdb_pa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 from upkeep.handlers._backup.checks import check
+from upkeep.handlers._backup.sources import Source
 from upkeep.handlers._backup.stream import fsync_dir, temp_name
 
 if TYPE_CHECKING:  # redis is imported where it is used: loading the handlers must not load it
@@ -177,3 +179,31 @@ def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any], config)
     finally:
         tmp.unlink(missing_ok=True)
     return [check("replaced", True, f"wrote {target}")]
+
+
+class RedisSource(Source):
+    type = "redis"
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        url = str(spec.get("url", ""))
+        m = re.search(r":(\d+)", url.split("//", 1)[-1])
+        return f"redis-{spec.get('port') or (m.group(1) if m else '6379')}"
+
+    def layout(self, config) -> tuple[str, str]:
+        return layout(config)
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return create(ctx, self, config, new_writer, work_dir)
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        return verify(ctx, entry, raw, config)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return restore_plan(entry, config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return restore(ctx, entry, raw, plan, config)

@@ -1,4 +1,4 @@
-"""Resolve a backup ``source`` (a target name or an inline dict) into a typed ``Source``.
+"""The ``Source`` interface every backup kind implements, and resolving a task's ``source``.
 
 Inventory (upkeep.yaml)::
 
@@ -6,29 +6,41 @@ Inventory (upkeep.yaml)::
       databases:            # read by backup.* (and the db.* handlers)
         main: {type: postgres, url: "postgresql://app:${env:PG_PASSWORD}@db:5432/app"}
         # or host/port/user/password/dbname (sslmode, ...) instead of url
+        shop: {url: "mariadb://backup:${env:MY_PASSWORD}@127.0.0.1:3306/shop"}   # or mysql://
         cache: {type: redis, url: "redis://127.0.0.1:6379/0", rdb_path: /var/lib/redis/dump.rdb}
         local: {type: sqlite, path: /var/lib/app/app.db}
       files:                # file/directory sources
         etc: {paths: [/etc/app], excludes: ["*.tmp"]}
-      backups:              # destinations
-        nightly: {path: /srv/backups, copy_to: /mnt/offsite/backups}
+      backups:              # destinations (see _backup/offsite.py for offsite)
+        nightly: {path: /srv/backups, copy_to: /mnt/second-disk/backups}
 
 An inline source is the same dict under the task's ``source`` key, with ``type`` and optionally
-``name`` (the catalog name; default: the database name, file stem, or ``redis-<port>``).
+``name`` (the catalog name; default: the database name, file stem, or ``redis-<port>``). A
+database source may carry ``assertions``: SQL queries whose first column must be true, run in
+every test restore and drill of its backups.
+
+``backup.create``, ``backup.verify``, ``backup.restore`` and ``backup.drill`` dispatch through one
+table, ``kind(type)``: creation calls methods of a resolved ``Source``; verification and restore act
+on a catalog entry and call the class methods of its type.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError
 
-TYPES = ("postgres", "sqlite", "redis", "files")
+TYPES = ("postgres", "mysql", "sqlite", "redis", "files")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+Check = dict[str, Any]
+# Called while a test restore's scratch database exists: gets the scratch database's spec (a
+# source spec of the same type, secrets resolved) and returns more checks (a drill's health checks).
+OnRestored = Callable[[dict[str, Any]], list[Check]]
 
 
 def safe_name(text: str) -> str:
@@ -36,46 +48,110 @@ def safe_name(text: str) -> str:
     return name[:80]
 
 
-@dataclass
 class Source:
-    name: str
-    type: str
-    spec: dict[str, Any]  # secrets resolved
-    target_name: str | None = None
+    """One kind of backup source. An instance is a resolved source (``name``, ``spec`` with secrets
+    resolved); the class methods act on catalog entries of the kind."""
+
+    type: ClassVar[str]
+    # verify and restore need a database server (``scratch_target`` / ``target``)
+    uses_server: ClassVar[bool] = False
+
+    def __init__(self, name: str, spec: dict[str, Any], target_name: str | None = None):
+        self.name, self.spec, self.target_name = name, spec, target_name
 
     def public(self) -> dict[str, Any]:
         """The spec without plain-text secrets, safe to store in the catalog and show."""
         return secret_refs.redact({k: v for k, v in self.spec.items() if k != "password"})
 
+    # --- resolving ---------------------------------------------------------------------------
 
-def _infer_type(spec: dict[str, Any]) -> str:
+    @classmethod
+    def check_spec(cls, spec: dict[str, Any], field: str) -> None:
+        """Raise ``ConfigError`` for a spec this kind cannot back up (may fill derived keys)."""
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def connection(self) -> dict[str, Any]:
+        """What the catalog keeps to find the server again (no password)."""
+        return self.public()
+
+    # --- creating ----------------------------------------------------------------------------
+
+    def layout(self, config) -> tuple[str, str]:
+        """(file extension before compression, compression upkeep applies around the tool's output)."""
+        return "", config.compression
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        """Write the artifact(s) through ``new_writer``; returns the kind's manifest fields."""
+        raise NotImplementedError
+
+    # --- verifying and restoring a catalog entry --------------------------------------------
+
+    @classmethod
+    def reads_artifact_directly(cls, manifest: dict[str, Any]) -> bool:
+        """The artifact needs no decoding and verification only reads it (no scratch copy)."""
+        return False
+
+    @classmethod
+    def verify(
+        cls,
+        ctx,
+        entry: dict[str, Any],
+        raw: Path,
+        config,
+        work_dir: Path,
+        server: dict[str, Any] | None,
+        on_restored: OnRestored | None = None,
+    ) -> list[Check]:
+        raise NotImplementedError
+
+    @classmethod
+    def restore_plan(cls, ctx, entry: dict[str, Any], config, server: dict[str, Any] | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def restore(
+        cls, ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any], config, server, work_dir: Path
+    ) -> list[Check]:
+        raise NotImplementedError
+
+    @classmethod
+    def safety_spec(cls, entry: dict[str, Any], plan: dict[str, Any], server) -> dict[str, Any] | None:
+        """The source spec to back up before a restore overwrites it (None: the kind needs none)."""
+        return None
+
+
+def kind(type_name: str) -> type[Source]:
+    """The ``Source`` class of a backup type."""
+    from upkeep.handlers._backup import files, mysql, postgres, redis, sqlite
+
+    kinds: dict[str, type[Source]] = {
+        "postgres": postgres.PostgresSource,
+        "mysql": mysql.MysqlSource,
+        "sqlite": sqlite.SqliteSource,
+        "redis": redis.RedisSource,
+        "files": files.FilesSource,
+    }
+    return kinds[type_name]
+
+
+def infer_type(spec: dict[str, Any]) -> str:
     if spec.get("type"):
-        return str(spec["type"])
+        return "mysql" if spec["type"] == "mariadb" else str(spec["type"])
     url = str(spec.get("url") or spec.get("dsn") or "")
     if url.startswith("sqlite"):
         return "sqlite"
     if url.startswith("redis"):
         return "redis"
+    if url.startswith(("mysql", "mariadb")):
+        return "mysql"
     if "paths" in spec:
         return "files"
     if "path" in spec and "url" not in spec:
         return "sqlite"
     return "postgres"
-
-
-def _default_name(kind: str, spec: dict[str, Any]) -> str:
-    if kind == "postgres":
-        from upkeep.handlers._backup.pg import PgTarget
-
-        return PgTarget.from_spec(spec).dbname
-    if kind == "sqlite":
-        return Path(str(spec["path"])).stem
-    if kind == "redis":
-        url = str(spec.get("url", ""))
-        m = re.search(r":(\d+)", url.split("//", 1)[-1])
-        return f"redis-{spec.get('port') or (m.group(1) if m else '6379')}"
-    paths = spec.get("paths") or [spec.get("path", "files")]
-    return Path(str(paths[0])).name or "files"
 
 
 def resolve_source(ctx, source: str | dict[str, Any], field: str = "config.source") -> Source:
@@ -95,19 +171,13 @@ def resolve_source(ctx, source: str | dict[str, Any], field: str = "config.sourc
             )
     else:
         spec = secret_refs.resolve(dict(source), collected=ctx.secrets)
-    kind = _infer_type(spec)
-    if kind not in TYPES:
-        raise ConfigError(f"source type {kind!r} is not one of {', '.join(TYPES)}", field=f"{field}.type")
-    if kind == "sqlite" and not spec.get("path") and spec.get("url"):
-        from upkeep.handlers import _pg
-
-        spec["path"] = str(_pg.sqlite_path(str(spec["url"])))
-    if kind == "sqlite" and not spec.get("path"):
-        raise ConfigError("a sqlite source needs path", field=f"{field}.path")
-    if kind == "files" and not (spec.get("paths") or spec.get("path")):
-        raise ConfigError("a files source needs paths: [...]", field=f"{field}.paths")
-    name = spec.get("name") or target_name or _default_name(kind, spec)
-    return Source(name=safe_name(str(name)), type=kind, spec=spec, target_name=target_name)
+    type_name = infer_type(spec)
+    if type_name not in TYPES:
+        raise ConfigError(f"source type {type_name!r} is not one of {', '.join(TYPES)}", field=f"{field}.type")
+    cls = kind(type_name)
+    cls.check_spec(spec, field)
+    name = spec.get("name") or target_name or cls.default_name(spec)
+    return cls(name=safe_name(str(name)), spec=spec, target_name=target_name)
 
 
 def resolve_destination(ctx, destination: str | None) -> tuple[Path, Path | None]:

@@ -6,8 +6,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from upkeep.errors import UserError
+from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup.checks import check, compare_counts
+from upkeep.handlers._backup.sources import Source
 
 
 def layout(config) -> tuple[str, str]:
@@ -114,3 +115,42 @@ def restore(ctx, entry: dict[str, Any], raw: Path, plan: dict[str, Any]) -> list
         dst.close()
         src.close()
     return [compare_counts(entry["manifest"].get("row_counts") or {}, counts)]
+
+
+class SqliteSource(Source):
+    type = "sqlite"
+
+    @classmethod
+    def check_spec(cls, spec: dict[str, Any], field: str) -> None:
+        if not spec.get("path") and spec.get("url"):
+            from upkeep.handlers import _pg
+
+            spec["path"] = str(_pg.sqlite_path(str(spec["url"])))
+        if not spec.get("path"):
+            raise ConfigError("a sqlite source needs path", field=f"{field}.path")
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        return Path(str(spec["path"])).stem
+
+    def layout(self, config) -> tuple[str, str]:
+        return layout(config)
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return create(ctx, self, config, new_writer, work_dir)
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        return verify(ctx, entry, raw)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return restore_plan(entry, config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return restore(ctx, entry, raw, plan)
+
+    @classmethod
+    def safety_spec(cls, entry, plan, server):
+        return {"type": "sqlite", "path": plan["target_path"]}

@@ -1,0 +1,557 @@
+"""MariaDB/MySQL backups: ``mariadb-dump`` (or ``mysqldump``) ``--single-transaction`` with routines,
+triggers and events; row counts taken in the dump's own snapshot; verification by test restore into a
+scratch database; restore with the same plan and confirmation as PostgreSQL.
+
+Source (``targets.databases``): ``url: mariadb://user:${env:MY_PASSWORD}@host:3306/db`` (or
+``mysql://``; ``?unix_socket=/run/mysqld/mysqld.sock`` for a socket), or ``host``/``port``/``user``/
+``password``/``database``/``unix_socket`` keys. The password reaches the client tools through a
+private (0600) option file in the run's work directory, never through argv or the environment.
+
+Consistent row counts: MySQL cannot share a snapshot between sessions, so upkeep holds ``FLUSH
+TABLES WITH READ LOCK`` from its own session while it opens a consistent snapshot and starts the
+dump, and releases it as soon as the dump's output shows it is past its own ``START TRANSACTION WITH
+CONSISTENT SNAPSHOT`` (the first table, routine or event section, or the end). Writers wait for that
+long only (the dump's start, tens of milliseconds). Without the RELOAD privilege the counts are taken
+in a snapshot opened beside the dump, and the manifest says ``row_counts_exact: false``.
+
+Test restores create events DISABLED (the dump's ``ENABLE`` is rewritten in the stream), so a
+scratch copy never runs scheduled events against the server it is restored on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from upkeep import secrets as secret_refs
+from upkeep.errors import ConfigError, ConnectionFailed, UserError
+from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
+from upkeep.handlers._backup.pg import run_streaming
+from upkeep.handlers._backup.sources import Source
+from upkeep.handlers._backup.stream import CHUNK
+
+if TYPE_CHECKING:  # pymysql is imported where it is used: loading the handlers must not load it
+    import pymysql
+
+# what the dump writes only after its START TRANSACTION WITH CONSISTENT SNAPSHOT
+_PAST_SNAPSHOT = (
+    b"\n-- Table structure for table ",
+    b"\n-- Dumping events",
+    b"\n-- Dumping routines",
+    b"\n-- Dump completed",
+)
+_EVENT_ENABLE = re.compile(rb"^(/\*!50106 CREATE\*/ .*?/\*!50106 EVENT .*? ON COMPLETION (?:NOT )?PRESERVE) ENABLE\b")
+
+
+@dataclass
+class MyTarget:
+    """A MariaDB/MySQL server and database (password kept apart from the describable parts)."""
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str | None = None
+    database: str = ""
+    unix_socket: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], field: str = "config.source") -> MyTarget:
+        target = cls()
+        url = spec.get("url") or spec.get("dsn")
+        if url:
+            parts = urlsplit(str(url))
+            if parts.scheme not in ("mysql", "mariadb"):
+                raise ConfigError(
+                    f"invalid MariaDB/MySQL url {secret_refs.redact_url_password(str(url))!r}",
+                    hint="use mariadb://user@host:3306/dbname (or mysql://)",
+                    field=f"{field}.url",
+                )
+            try:
+                port = parts.port
+            except ValueError:
+                raise ConfigError("invalid port in the MariaDB/MySQL url", field=f"{field}.url") from None
+            target.host = parts.hostname or target.host
+            target.port = port or target.port
+            target.user = unquote(parts.username) if parts.username else None
+            target.password = unquote(parts.password) if parts.password else None
+            target.database = unquote(parts.path.lstrip("/"))
+            socket = parse_qs(parts.query).get("unix_socket")
+            target.unix_socket = socket[0] if socket else None
+        for key in ("host", "user", "password", "unix_socket"):
+            if spec.get(key):
+                setattr(target, key, str(spec[key]))
+        if spec.get("port"):
+            target.port = int(spec["port"])
+        if spec.get("database") or spec.get("dbname"):
+            target.database = str(spec.get("database") or spec.get("dbname"))
+        return target
+
+    def params(self) -> dict[str, Any]:
+        """Connection parameters without the password (kept in the catalog)."""
+        out: dict[str, Any] = {"type": "mysql", "host": self.host, "port": self.port, "database": self.database}
+        if self.user:
+            out["user"] = self.user
+        if self.unix_socket:
+            out["unix_socket"] = self.unix_socket
+        return out
+
+    def spec(self, database: str | None = None) -> dict[str, Any]:
+        out = {**self.params(), "database": database if database is not None else self.database}
+        if self.password:
+            out["password"] = self.password
+        return out
+
+    def describe(self, database: str | None = None) -> str:
+        where = self.unix_socket or f"{self.host}:{self.port}"
+        return f"{self.user or '(default user)'}@{where}/{database if database is not None else self.database}"
+
+    def option_file(self, directory: Path) -> Path:
+        """A private ``[client]`` option file for the command-line tools (password never in argv)."""
+        lines = ["[client]", f"host={self.host}", f"port={self.port}"]
+        if self.user:
+            lines.append(f"user={self.user}")
+        if self.password:
+            lines.append(f"password={self.password}")
+        if self.unix_socket:
+            lines.append(f"socket={self.unix_socket}")
+        path = directory / f"client-{os.getpid()}-{threading.get_ident()}.cnf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return path
+
+
+def connect(target: MyTarget, database: str | None = None) -> pymysql.Connection:
+    import pymysql
+
+    kwargs: dict[str, Any] = {
+        "user": target.user,
+        "password": target.password or "",
+        "database": database if database is not None else (target.database or None),
+        "autocommit": True,
+        "connect_timeout": 10,
+        "charset": "utf8mb4",
+    }
+    if target.unix_socket:
+        kwargs["unix_socket"] = target.unix_socket
+    else:
+        kwargs.update(host=target.host, port=target.port)
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.Error as exc:
+        detail = secret_refs.scrub(str(exc), [target.password] if target.password else [])
+        raise ConnectionFailed(
+            f"cannot connect to MariaDB/MySQL at {target.describe(database)}: {detail}",
+            hint="check the url, user and password of the target (targets.databases)",
+        ) from None
+
+
+def _query(conn: pymysql.Connection, sql: str, args: Any = None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def list_tables(conn: pymysql.Connection, database: str) -> list[str]:
+    rows = _query(
+        conn,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+        "ORDER BY table_name",
+        (database,),
+    )
+    return [r[0] for r in rows]
+
+
+def count_rows(conn: pymysql.Connection, database: str) -> dict[str, int]:
+    return {
+        t: int(_query(conn, f"SELECT COUNT(*) FROM {quote(database)}.{quote(t)}")[0][0])
+        for t in list_tables(conn, database)
+    }
+
+
+def database_exists(conn: pymysql.Connection, name: str) -> bool:
+    return bool(_query(conn, "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,)))
+
+
+def database_size(conn: pymysql.Connection, name: str) -> int:
+    row = _query(
+        conn,
+        "SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = %s",
+        (name,),
+    )
+    return int(row[0][0]) if row else 0
+
+
+def sessions_on(conn: pymysql.Connection, name: str) -> list[int]:
+    rows = _query(
+        conn, "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()", (name,)
+    )
+    return [int(r[0]) for r in rows]
+
+
+def run_assertions(conn: pymysql.Connection, assertions: list[str]) -> list[dict[str, Any]]:
+    """Each assertion is a query whose first column of the first row must be true (1)."""
+    import pymysql
+
+    results = []
+    for query in assertions:
+        try:
+            rows = _query(conn, query)
+            value = rows[0][0] if rows else None
+            ok = value is not None and not isinstance(value, str) and value == 1
+            results.append({"assertion": query, "ok": ok, "value": None if not rows else repr(value)})
+        except pymysql.Error as exc:
+            results.append({"assertion": query, "ok": False, "value": f"error: {str(exc).strip()[:200]}"})
+    return results
+
+
+# --- client tools -----------------------------------------------------------------------------
+
+
+@dataclass
+class Tools:
+    dump: str
+    client: str
+
+
+def find_tools(config) -> Tools:
+    """``mariadb-dump`` and ``mariadb`` (or ``mysqldump`` and ``mysql``), from ``mysql_bin_dir`` or PATH."""
+    bin_dir = getattr(config, "mysql_bin_dir", None)
+
+    def find(*names: str) -> str:
+        for name in names:
+            if bin_dir:
+                candidate = Path(bin_dir) / name
+                if candidate.is_file() and os.access(candidate, os.X_OK):
+                    return str(candidate)
+            else:
+                found = shutil.which(name)
+                if found:
+                    return found
+        where = f"in mysql_bin_dir {bin_dir}" if bin_dir else "on PATH"
+        raise UserError(
+            f"{' / '.join(names)} not found {where}",
+            hint="install mariadb-client (or mysql-client) or set mysql_bin_dir",
+            field="config.mysql_bin_dir" if bin_dir else None,
+        )
+
+    return Tools(dump=find("mariadb-dump", "mysqldump"), client=find("mariadb", "mysql"))
+
+
+def _tool_version(ctx, tool: str) -> str:
+    from upkeep.engine.context import CommandFailed
+
+    try:
+        return ctx.run_command([tool, "--version"], timeout=30).stdout.strip()
+    except CommandFailed as exc:
+        raise UserError(f"cannot run {tool} --version: {exc}", hint="check mysql_bin_dir") from None
+
+
+# --- create -----------------------------------------------------------------------------------
+
+
+class _SnapshotCounter:
+    """Counts rows in an open consistent snapshot on a thread, once the dump is past its own."""
+
+    def __init__(self, conn: pymysql.Connection, database: str):
+        self.conn, self.database = conn, database
+        self.counts: dict[str, int] = {}
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="upkeep-backup-counts", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.counts = count_rows(self.conn, self.database)
+        except BaseException as exc:  # reported after the dump finished
+            self.failure = exc
+
+
+def _dump_argv(tools: Tools, option_file: Path, database: str) -> list[str]:
+    return [
+        tools.dump,
+        f"--defaults-extra-file={option_file}",
+        "--single-transaction",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--hex-blob",
+        "--default-character-set=utf8mb4",
+        "--skip-dump-date",
+        database,
+    ]
+
+
+def create(ctx, source: Source, config, new_writer, work_dir: Path) -> dict[str, Any]:
+    import pymysql
+
+    target = MyTarget.from_spec(source.spec)
+    if not target.database:
+        raise ConfigError("a MariaDB/MySQL source needs a database (the url's path)", field="config.source.url")
+    tools = find_tools(config)
+    version_text = _tool_version(ctx, tools.dump)
+    conn = connect(target)
+    locked = exact = False
+    try:
+        server_version = str(_query(conn, "SELECT VERSION()")[0][0])
+        if not database_exists(conn, target.database):
+            raise UserError(f"database {target.database} does not exist on {target.describe()}")
+        try:
+            _query(conn, "FLUSH TABLES WITH READ LOCK")
+            locked = exact = True
+        except pymysql.err.OperationalError as exc:
+            ctx.warning(
+                "counts_outside_snapshot",
+                f"no RELOAD privilege for FLUSH TABLES WITH READ LOCK ({exc.args[-1]}): row counts are taken "
+                "beside the dump, not in its snapshot, and may differ under concurrent writes",
+            )
+        _query(conn, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        _query(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        counter = _SnapshotCounter(conn, target.database)
+        if not locked:
+            counter.thread.start()
+        writer = new_writer("")
+        option_file = target.option_file(work_dir)
+
+        def consume(out) -> None:
+            nonlocal locked
+            tail = b""
+            while chunk := out.read(CHUNK):
+                writer.write(chunk)
+                if locked and any(m in tail + chunk for m in _PAST_SNAPSHOT):
+                    _query(conn, "UNLOCK TABLES")
+                    locked = False
+                    counter.thread.start()
+                tail = chunk[-64:]
+                ctx.check_cancelled()
+
+        try:
+            run_streaming(ctx, _dump_argv(tools, option_file, target.database), {}, consume)
+        finally:
+            option_file.unlink(missing_ok=True)
+            if counter.thread.ident is not None:
+                counter.thread.join()
+            if locked:
+                _query(conn, "UNLOCK TABLES")
+                locked = False
+        if counter.thread.ident is None:  # no section marker seen: the lock was held for the whole dump
+            counter._run()
+        if counter.failure is not None:
+            raise UserError(f"counting rows in the dump's snapshot failed: {counter.failure}")
+        _query(conn, "COMMIT")
+        writer.finish()
+    finally:
+        try:
+            if locked:
+                _query(conn, "UNLOCK TABLES")
+        finally:
+            conn.close()
+    return {
+        "format": "sql",
+        "row_counts": counter.counts,
+        "row_counts_exact": exact,
+        "server_version": server_version,
+        "tool_versions": {"dump": version_text},
+        "database": target.database,
+    }
+
+
+# --- verify and restore -----------------------------------------------------------------------
+
+
+def _sql_stream(raw: Path, disable_events: bool) -> Iterator[bytes]:
+    with open(raw, "rb") as fh:
+        for line in fh:
+            if disable_events and line.startswith(b"/*!50106 CREATE*/"):
+                line = _EVENT_ENABLE.sub(rb"\1 DISABLE", line, count=1)
+            yield line
+
+
+def load_sql(ctx, tools: Tools, target: MyTarget, database: str, raw: Path, work_dir: Path, scratch: bool) -> None:
+    """Feed a dump to the ``mariadb`` client connected to ``database`` (which must exist)."""
+    option_file = target.option_file(work_dir)
+    argv = [tools.client, f"--defaults-extra-file={option_file}", "--batch", "--binary-mode", database]
+    reader, writer = os.pipe()
+
+    def feed() -> None:
+        try:
+            with os.fdopen(writer, "wb") as pipe:
+                for chunk in _sql_stream(raw, disable_events=scratch):
+                    pipe.write(chunk)
+        except BrokenPipeError:
+            pass  # the client exited: run_streaming reports its error
+
+    feeder = threading.Thread(target=feed, name="upkeep-restore-feed", daemon=True)
+    feeder.start()
+    try:
+        with os.fdopen(reader, "rb") as stdin:
+            run_streaming(ctx, argv, {}, None, stdin=stdin)
+    finally:
+        feeder.join(timeout=30)
+        option_file.unlink(missing_ok=True)
+
+
+def scratch_name(backup_id: str) -> str:
+    return ("upkeep_verify_" + re.sub(r"[^a-z0-9_]", "_", backup_id.lower()))[:64]
+
+
+def verify(ctx, entry, raw: Path, config, scratch: MyTarget | None, work_dir: Path, on_restored=None) -> list:
+    manifest = entry["manifest"]
+    if scratch is None:
+        raise UserError(
+            f"no server to test-restore backup {entry['id']} on",
+            hint="set scratch_target (a targets.databases name or an inline connection) or source",
+            field="config.scratch_target",
+        )
+    results: list[dict[str, Any]] = []
+    if not config.test_restore:
+        return results
+    tools = find_tools(config)
+    name = scratch_name(entry["id"])
+    admin = connect(scratch, database="")
+    try:
+        _query(admin, f"DROP DATABASE IF EXISTS {quote(name)}")  # a leftover of a crashed verification
+        _query(admin, f"CREATE DATABASE {quote(name)}")
+        try:
+            ctx.info(
+                "test_restore", f"restoring {entry['id']} into scratch database {name}", server=scratch.describe(name)
+            )
+            try:
+                load_sql(ctx, tools, scratch, name, raw, work_dir, scratch=True)
+            except UserError as exc:
+                results.append(check("test_restore", False, f"test restore failed: {exc}"))
+                return results
+            results.append(check("test_restore", True, f"restored into scratch database {name}"))
+            conn = connect(scratch, database=name)
+            try:
+                results.append(compare_counts(manifest.get("row_counts") or {}, count_rows(conn, name)))
+                for a in run_assertions(conn, assertions_of(entry, config)):
+                    results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
+            finally:
+                conn.close()
+            if on_restored is not None:
+                results += on_restored(scratch.spec(name))
+        finally:
+            _query(admin, f"DROP DATABASE IF EXISTS {quote(name)}")
+    finally:
+        admin.close()
+    return results
+
+
+def restore_plan(entry, target: MyTarget, config) -> dict[str, Any]:
+    dbname = config.target_database or target.database or entry["manifest"].get("database")
+    if not dbname:
+        raise UserError("restoring a MariaDB/MySQL backup needs target_database", field="config.target_database")
+    admin = connect(target, database="")
+    try:
+        exists = database_exists(admin, dbname)
+        size = database_size(admin, dbname) if exists else 0
+        sessions = len(sessions_on(admin, dbname)) if exists else 0
+    finally:
+        admin.close()
+    if config.create and exists:
+        raise UserError(
+            f"target database {dbname} already exists and create: true asks for a new one",
+            hint="choose another target_database, or drop create: true to replace it",
+            field="config.target_database",
+        )
+    steps = []
+    if exists and config.safety_backup:
+        steps.append(f"take a safety backup of {dbname} ({size} bytes)")
+    if config.stop_command:
+        steps.append(f"run stop_command {config.stop_command}")
+    if exists:
+        steps.append(f"end {sessions} session(s) connected to {dbname}")
+        steps.append(f"DROP database {dbname} ({size} bytes)")
+    steps.append(f"CREATE database {dbname}")
+    steps.append(f"load backup {entry['id']} ({entry['manifest']['size']} bytes) into {dbname} with the mariadb client")
+    steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
+    if config.start_command:
+        steps.append(f"run start_command {config.start_command} (always)")
+    return {
+        "server": target.describe(dbname),
+        "database": dbname,
+        "exists": exists,
+        "size": size,
+        "drops": dbname if exists else None,
+        "creates": dbname,
+        "sessions": sessions,
+        "steps": steps,
+    }
+
+
+def restore(ctx, entry, raw: Path, target: MyTarget, plan: dict[str, Any], config, work_dir: Path) -> list:
+    dbname = plan["database"]
+    tools = find_tools(config)
+    admin = connect(target, database="")
+    try:
+        if database_exists(admin, dbname):
+            ended = 0
+            for session in sessions_on(admin, dbname):
+                try:
+                    _query(admin, f"KILL CONNECTION {int(session)}")
+                    ended += 1
+                except Exception:  # it ended by itself meanwhile
+                    pass
+            ctx.info("terminated", f"ended {ended} session(s) on {dbname}", database=dbname, count=ended)
+            _query(admin, f"DROP DATABASE {quote(dbname)}")
+            ctx.info("dropped", f"dropped database {dbname}", database=dbname)
+        _query(admin, f"CREATE DATABASE {quote(dbname)}")
+    finally:
+        admin.close()
+    load_sql(ctx, tools, target, dbname, raw, work_dir, scratch=False)
+    conn = connect(target, database=dbname)
+    try:
+        return [compare_counts(entry["manifest"].get("row_counts") or {}, count_rows(conn, dbname))]
+    finally:
+        conn.close()
+
+
+class MysqlSource(Source):
+    type = "mysql"
+    uses_server = True
+
+    @classmethod
+    def check_spec(cls, spec: dict[str, Any], field: str) -> None:
+        spec["type"] = "mysql"
+        MyTarget.from_spec(spec, field)
+
+    @classmethod
+    def default_name(cls, spec: dict[str, Any]) -> str:
+        return MyTarget.from_spec(spec).database or "mysql"
+
+    def connection(self) -> dict[str, Any]:
+        return MyTarget.from_spec(self.spec).params()
+
+    def layout(self, config) -> tuple[str, str]:
+        return ".sql", config.compression
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return create(ctx, self, config, new_writer, work_dir)
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        scratch = MyTarget.from_spec(server) if server is not None else None
+        return verify(ctx, entry, raw, config, scratch, work_dir, on_restored)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return restore_plan(entry, MyTarget.from_spec(server), config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return restore(ctx, entry, raw, MyTarget.from_spec(server), plan, config, work_dir)
+
+    @classmethod
+    def safety_spec(cls, entry, plan, server):
+        return MyTarget.from_spec(server).spec(plan["database"])
