@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 import subprocess
 import tempfile
 import time
@@ -437,5 +438,113 @@ def start_mariadb() -> MariaDBServer:
         argv.append("--user=mysql")
     subprocess.run(argv, check=True, capture_output=True)
     server = MariaDBServer(port=free_port(), base=base)
+    server.start()
+    return server
+
+
+@dataclass
+class S3Server:
+    """moto's S3-compatible server mode (from PyPI) on a free loopback port."""
+
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test-key",
+            aws_secret_access_key="test-secret",
+        )
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, timeout=30)
+
+    def remove(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_s3() -> S3Server:
+    pytest.importorskip("moto.server")
+    server = S3Server(port=free_port())
+    server.start()
+    return server
+
+
+@dataclass
+class SshServer:
+    """OpenSSH's sshd on loopback with its own host key; ``key`` logs in as ``user``."""
+
+    port: int
+    base: Path
+    user: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def key(self) -> Path:
+        return self.base / "client_key"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.base / "known_hosts"
+
+    def start(self) -> None:
+        binary = require_binary("sshd", [Path("/usr/sbin")])
+        self.process = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(self.base / "sshd_config")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "sshd.log", "ab"),  # noqa: SIM115
+        )
+        try:
+            wait_for_port(self.port, timeout=20)
+        except TimeoutError:
+            raise RuntimeError(f"sshd did not start: {(self.base / 'sshd.log').read_text()[-2000:]}") from None
+
+    def remove(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def start_sshd() -> SshServer:
+    import getpass
+
+    keygen = require_binary("ssh-keygen")
+    require_binary("sshd", [Path("/usr/sbin")])
+    base = Path(tempfile.mkdtemp(prefix="upkeep-sshd-"))
+    for name in ("host_key", "client_key"):
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(base / name)], check=True)
+    (base / "authorized_keys").write_text((base / "client_key.pub").read_text())
+    os.chmod(base / "authorized_keys", 0o600)
+    port = free_port()
+    (base / "known_hosts").write_text(f"[127.0.0.1]:{port} {(base / 'host_key.pub').read_text()}")
+    (base / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\nPidFile {base / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {base / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
+        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+    )
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    server = SshServer(port=port, base=base, user=getpass.getuser())
     server.start()
     return server

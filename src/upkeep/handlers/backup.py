@@ -37,9 +37,10 @@ from pydantic import Field
 
 from upkeep.engine.registry import HandlerConfig, handler, overridable, uses_fields
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._backup import catalog, crypto, retention
+from upkeep.handlers._backup import catalog, crypto, offsite, replicate, retention
 from upkeep.handlers._backup.checks import check
 from upkeep.handlers._backup.manifest import manifest_path, new_backup_id, write_manifest
+from upkeep.handlers._backup.retention import RetentionConfig
 from upkeep.handlers._backup.sources import OnRestored, Source, kind, resolve_destination, resolve_source, safe_name
 from upkeep.handlers._backup.stream import (
     EXTENSIONS,
@@ -54,20 +55,6 @@ SourceField = str | dict[str, Any]
 
 
 # --- config ----------------------------------------------------------------------------------
-
-
-class RetentionConfig(HandlerConfig):
-    """Grandfather-father-son retention per source (see ``_backup/retention.py``)."""
-
-    keep_last: int | None = Field(None, ge=1, description="Keep the N newest backups.")
-    keep_daily: int | None = Field(None, ge=1, description="Keep the newest backup of each of the last N days.")
-    keep_weekly: int | None = Field(None, ge=1, description="... of each of the last N ISO weeks.")
-    keep_monthly: int | None = Field(None, ge=1, description="... of each of the last N months.")
-    max_age_days: float | None = Field(None, gt=0, description="Older backups lose every keep_* reason.")
-    min_keep: int = Field(1, ge=0, description="The N newest backups are always kept.")
-
-    def policy(self) -> retention.Policy:
-        return retention.Policy(**self.model_dump())
 
 
 class PgToolsConfig(HandlerConfig):
@@ -101,6 +88,11 @@ class CreateConfig(PgToolsConfig):
     rdb_path: str | None = Field(None, description="Redis: the RDB file (default from CONFIG GET).")
     tags: list[str] = Field(default_factory=list, description="Labels stored on the catalog entry.")
     retention: RetentionConfig | None = Field(None, description="Applied to this source after a successful backup.")
+    offsite: bool = overridable(
+        True,
+        description="Copy the backup (and any earlier one a repository lacks) to the destination's off-site "
+        "repositories, then apply each repository's own retention.",
+    )
 
 
 class VerifyConfig(PgToolsConfig):
@@ -117,6 +109,9 @@ class VerifyConfig(PgToolsConfig):
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j for the test restore.")
     compare_checksums: bool = Field(True, description="Compare table checksums when the manifest has them.")
     scratch_dir: str | None = Field(None, description="Where decoded scratch copies go (default the temp dir).")
+    from_repository: str | None = overridable(
+        None, description="Verify the copies in this off-site repository (download, checksum, test restore)."
+    )
     redis_check_rdb_path: str | None = Field(None, description="redis-check-rdb executable.")
 
 
@@ -138,11 +133,15 @@ class RestoreConfig(PgToolsConfig):
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j.")
     no_owner: bool = Field(False, description="pg_restore --no-owner.")
     scratch_dir: str | None = Field(None, description="Where the decoded artifact goes (default the temp dir).")
+    from_repository: str | None = overridable(
+        None, description="Restore the copy in this off-site repository (downloaded and checked first)."
+    )
 
 
 class PruneConfig(HandlerConfig):
     source: SourceField = Field(description="Source name whose backups are pruned.")
-    retention: RetentionConfig = Field(description="The retention policy.")
+    retention: RetentionConfig = Field(description="The retention policy of the local copies.")
+    offsite: bool = Field(True, description="Also apply each off-site repository's own retention to its copies.")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -200,7 +199,13 @@ def _catalogued_paths(records) -> list[Path]:
 
 
 def create_backup(
-    ctx, source: Source, config: CreateConfig, destination: Path, copy_to: Path | None, tags: list[str] | None = None
+    ctx,
+    source: Source,
+    config: CreateConfig,
+    destination: Path,
+    copy_to: Path | None,
+    tags: list[str] | None = None,
+    destination_name: str | None = None,
 ) -> dict[str, Any]:
     """Take one backup of ``source``; returns the catalog entry. Leaves nothing behind on failure."""
     key = crypto.load_key(config.encryption_key_env) if config.encrypt else None
@@ -275,6 +280,7 @@ def create_backup(
         "path": str(main.path),
         "manifest_path": str(manifest_path(main.path)),
         "copies": copies,
+        "destination": destination_name,
         "tags": manifest["tags"],
         "target_name": source.target_name,
         "connection": source.connection(),
@@ -303,7 +309,7 @@ def _zstd_version() -> str:
 
 def apply_retention(ctx, source_name: str, config: RetentionConfig, dry_run: bool) -> dict[str, Any]:
     records = ctx.records(catalog.DOMAIN)
-    by_id = {e["id"]: e for e in catalog.entries(records, source_name)}
+    by_id = {e["id"]: e for e in catalog.entries(records, source_name) if not e.get("local_deleted")}
     infos = [
         retention.BackupInfo(e["id"], datetime.fromisoformat(e["created_at"]), e.get("status") == "verified")
         for e in by_id.values()
@@ -320,7 +326,10 @@ def apply_retention(ctx, source_name: str, config: RetentionConfig, dry_run: boo
             for p in [*paths, *extras]:
                 p.unlink(missing_ok=True)
                 manifest_path(p).unlink(missing_ok=True)
-            catalog.remove(records, entry)
+            if entry.get("offsite"):  # still restorable from a repository: keep its catalog entry
+                catalog.put(records, {**entry, "local_deleted": ctx.now().isoformat()})
+            else:
+                catalog.remove(records, entry)
             ctx.info("deleted", f"deleted backup {source_name}/{backup_id}", action="delete", path=str(paths[0]))
         removed.append({"id": backup_id, "path": str(paths[0]), "created_at": entry["created_at"]})
     return {
@@ -444,7 +453,8 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     requires=("pg_dump",),
 )
 def backup_create(ctx, config: CreateConfig) -> dict:
-    """Take a backup (PostgreSQL, SQLite, Redis, files), write its manifest, catalog it, apply retention.
+    """Take a backup (PostgreSQL, MariaDB/MySQL, SQLite, Redis, files), write its manifest, catalog it,
+    copy it off-site, apply retention.
 
     Destructive only through retention (which honours dry_run). With dry_run nothing is written.
     """
@@ -454,6 +464,7 @@ def backup_create(ctx, config: CreateConfig) -> dict:
         copy_to = Path(config.copy_to)
     if config.encrypt:
         crypto.load_key(config.encryption_key_env)  # fail before any work
+    repos = offsite.repositories(ctx, config.destination) if config.offsite else []
     if ctx.dry_run:
         ctx.info(
             "plan",
@@ -467,10 +478,14 @@ def backup_create(ctx, config: CreateConfig) -> dict:
             "source": source.name,
             "destination": str(destination),
         }
+        for repo in repos:
+            ctx.info("plan", f"would copy it to off-site repository {repo.name}", action="upload")
         if config.retention:
             result["retention"] = apply_retention(ctx, source.name, config.retention, dry_run=True)
+        if repos:
+            result["offsite_retention"] = [replicate.prune(ctx, r, source.name, dry_run=True) for r in repos]
         return result
-    entry = create_backup(ctx, source, config, destination, copy_to)
+    entry = create_backup(ctx, source, config, destination, copy_to, destination_name=config.destination)
     m = entry["manifest"]
     result = {
         "summary": (
@@ -485,8 +500,17 @@ def backup_create(ctx, config: CreateConfig) -> dict:
         "row_counts": m.get("row_counts"),
         "copies": entry["copies"],
     }
+    if repos:
+        uploads = replicate.sync(ctx, repos, source.name)
+        result["offsite"] = uploads
+        failed = [u for u in uploads if not u["ok"]]
+        if failed:
+            result["outcome"] = "critical"
+            result["summary"] += f"; off-site copy failed: {failed[0]['message']}"
     if config.retention:
         result["retention"] = apply_retention(ctx, source.name, config.retention, dry_run=False)
+    if repos:
+        result["offsite_retention"] = [replicate.prune(ctx, r, source.name, dry_run=False) for r in repos]
     return result
 
 
@@ -498,15 +522,33 @@ def backup_prune(ctx, config: PruneConfig) -> dict:
     out = apply_retention(ctx, name, config.retention, ctx.dry_run)
     gone = out.get("deleted", out.get("would_delete", []))
     verb = "would delete" if ctx.dry_run else "deleted"
-    return {"summary": f"{name}: {verb} {len(gone)} backup(s), kept {len(out['kept'])}", **out}
+    summary = f"{name}: {verb} {len(gone)} backup(s), kept {len(out['kept'])}"
+    if config.offsite:
+        repos = replicate.repositories_of(ctx, catalog.entries(ctx.records(catalog.DOMAIN), name))
+        out["offsite"] = [replicate.prune(ctx, r, name, ctx.dry_run) for r in repos]
+        for r in out["offsite"]:
+            gone_there = r.get("deleted", r.get("would_delete", []))
+            summary += f"; {r['repository']}: {verb} {len(gone_there)}"
+            if r["locked"]:
+                summary += f", {len(r['locked'])} still locked"
+    return {"summary": summary, **out}
 
 
 def verify_entry(
-    ctx, entry: dict[str, Any], config: VerifyConfig, on_restored: OnRestored | None = None
+    ctx,
+    entry: dict[str, Any],
+    config: VerifyConfig,
+    on_restored: OnRestored | None = None,
+    repo: offsite.Repository | None = None,
 ) -> tuple[bool, list[dict[str, Any]]]:
-    """Verify one catalogued backup without ever writing to its files."""
+    """Verify one catalogued backup (or its copy in ``repo``) without ever writing to its files."""
     work_dir = Path(tempfile.mkdtemp(prefix="upkeep-verify-", dir=config.scratch_dir))
     try:
+        if repo is not None:
+            try:
+                entry = replicate.fetch(ctx, repo, entry, work_dir)
+            except offsite.OffsiteError as exc:
+                return False, [check("download", False, str(exc))]
         raw, results = _decode(ctx, entry, config, work_dir)
         if raw is not None:
             server = server_for(ctx, config.scratch_target, config.source, entry, "config.scratch_target")
@@ -530,9 +572,39 @@ def backup_verify(ctx, config: VerifyConfig) -> dict:
     records = ctx.records(catalog.DOMAIN)
     name = _source_name(ctx, config.source)
     names = [name] if name else catalog.sources(records)
+    repo = offsite.find(ctx, config.from_repository) if config.from_repository else None
+    try:
+        return _verify(ctx, config, records, name, names, repo)
+    finally:
+        if repo is not None:
+            repo.close()
+
+
+def held_by(entry: dict[str, Any], repo: offsite.Repository | None) -> bool:
+    """Whether the entry has a copy to verify or restore: locally, or in ``repo``."""
+    if repo is None:
+        return not entry.get("local_deleted")
+    copy = (entry.get("offsite") or {}).get(repo.name) or {}
+    return copy.get("status") in ("uploaded", "verified", "broken")
+
+
+def verified_in(entry: dict[str, Any], repo: offsite.Repository | None) -> bool:
+    """Whether the last verification of the entry (or of its copy in ``repo``) passed."""
+    if repo is None:
+        return entry.get("status") == "verified" and not entry.get("local_deleted")
+    return ((entry.get("offsite") or {}).get(repo.name) or {}).get("status") == "verified"
+
+
+def _content_verified(entry: dict[str, Any], repo: offsite.Repository) -> bool:
+    """The backup was verified locally and its copy in ``repo`` is not known to be broken."""
+    copy = (entry.get("offsite") or {}).get(repo.name) or {}
+    return entry.get("status") == "verified" and copy.get("status") != "broken"
+
+
+def _verify(ctx, config: VerifyConfig, records, name: str | None, names: list[str], repo) -> dict:
     chosen: list[dict[str, Any]] = []
     for n in names:
-        all_entries = catalog.entries(records, n)
+        all_entries = [e for e in catalog.entries(records, n) if held_by(e, repo)]
         if config.which == "latest":
             chosen += all_entries[:1]
         elif config.which == "all":
@@ -545,12 +617,17 @@ def backup_verify(ctx, config: VerifyConfig) -> dict:
     for i, entry in enumerate(chosen):
         ctx.check_cancelled()
         ctx.progress(i / max(len(chosen), 1), f"verifying {entry['source']}/{entry['id']}")
-        ok, checks = verify_entry(ctx, entry, config)
-        catalog.record_verification(records, entry, ok, checks, ctx.now())
+        ok, checks = verify_entry(ctx, entry, config, repo=repo)
+        if repo is None:
+            catalog.record_verification(records, entry, ok, checks, ctx.now())
+        else:
+            replicate.record_verification(ctx, repo.name, entry, ok, checks)
         failed = [c for c in checks if not c["ok"]]
-        label = f"{entry['source']}/{entry['id']}"
+        label = f"{entry['source']}/{entry['id']}" + (f" in repository {repo.name}" if repo else "")
         if failed:
-            message = "; ".join(f"{c['check']}: {c['message']}" for c in failed)
+            message = (f"repository {repo.name}: " if repo else "") + "; ".join(
+                f"{c['check']}: {c['message']}" for c in failed
+            )
             findings.append({"severity": "critical", "item": label, "message": message})
             ctx.error("backup_broken", f"{label} is broken: {message}", backup_id=entry["id"])
         else:
@@ -558,9 +635,10 @@ def backup_verify(ctx, config: VerifyConfig) -> dict:
         verified.append({"id": entry["id"], "source": entry["source"], "ok": ok, "checks": checks})
     now = ctx.now()
     for n in names:
-        good = [e for e in catalog.entries(records, n) if e.get("status") == "verified"]
+        good = [e for e in catalog.entries(records, n) if verified_in(e, repo)]
         if not good:
-            findings.append({"severity": "warning", "item": n, "message": f"no verified backup of {n}"})
+            where = f" in repository {repo.name}" if repo else ""
+            findings.append({"severity": "warning", "item": n, "message": f"no verified backup of {n}{where}"})
             continue
         age = now - datetime.fromisoformat(good[0]["created_at"])
         if age > timedelta(hours=config.rpo_hours):
@@ -587,7 +665,7 @@ def backup_verify(ctx, config: VerifyConfig) -> dict:
     return {"outcome": outcome, "summary": summary, "backups": verified, "findings": findings}
 
 
-def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
+def _pick(ctx, config: RestoreConfig, repo: offsite.Repository | None) -> dict[str, Any]:
     records = ctx.records(catalog.DOMAIN)
     name = _source_name(ctx, config.source)
     if config.backup == "latest":
@@ -600,7 +678,13 @@ def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
                     field="config.source",
                 )
             name = known[0]
-        return catalog.latest(records, name, verified_only=not config.allow_unverified)
+        return catalog.latest(
+            records,
+            name,
+            verified_only=not config.allow_unverified,
+            where=lambda e: held_by(e, repo),
+            verified=lambda e: verified_in(e, repo) or (repo is not None and _content_verified(e, repo)),
+        )
     entry = catalog.find(records, config.backup, name)
     if entry.get("status") == "broken" and not config.allow_unverified:
         raise UserError(
@@ -622,16 +706,35 @@ def _pick(ctx, config: RestoreConfig) -> dict[str, Any]:
 def backup_restore(ctx, config: RestoreConfig) -> dict:
     """Restore a catalogued backup (by id, or the latest verified one) into the original or a new
     database. dry_run prints the plan; a real restore needs per-run confirmation (--yes)."""
-    entry = _pick(ctx, config)
+    repo = offsite.find(ctx, config.from_repository) if config.from_repository else None
+    try:
+        return _restore(ctx, config, repo)
+    finally:
+        if repo is not None:
+            repo.close()
+
+
+def _restore(ctx, config: RestoreConfig, repo: offsite.Repository | None) -> dict[str, Any]:
+    entry = _pick(ctx, config, repo)
+    if not held_by(entry, repo):
+        where = f"a copy in repository {repo.name}" if repo else "its local files (retention removed them)"
+        raise UserError(
+            f"backup {entry['id']} has no {where}",
+            hint="restore it from an off-site repository: set from_repository",
+            field="config.from_repository",
+        )
     source_kind = kind(entry["type"])
     server = server_for(ctx, config.target, config.source, entry, "config.target")
     if source_kind.uses_server and server is None:
         raise ConfigError(f"no {entry['type']} server to restore into", field="config.target")
     plan = source_kind.restore_plan(ctx, entry, config, server)
+    if repo is not None:
+        plan["steps"].insert(0, f"download backup {entry['id']} from repository {repo.name} and check its sha256")
     plan = {
         "backup_id": entry["id"],
         "source": entry["source"],
         "file": entry["path"],
+        "repository": repo.name if repo else None,
         "size": entry["manifest"]["size"],
         "status": entry.get("status"),
         **plan,
@@ -655,7 +758,8 @@ def backup_restore(ctx, config: RestoreConfig) -> dict:
         safety = _safety_backup(ctx, entry, config, safety_spec, plan)
     work_dir = Path(tempfile.mkdtemp(prefix="upkeep-restore-", dir=config.scratch_dir))
     try:
-        raw, checks = _decode(ctx, entry, config, work_dir)
+        fetched = replicate.fetch(ctx, repo, entry, work_dir) if repo is not None else entry
+        raw, checks = _decode(ctx, fetched, config, work_dir)
         if raw is None:
             failed = "; ".join(c["message"] for c in checks if not c["ok"])
             raise UserError(f"backup {entry['id']} failed its integrity checks, nothing restored: {failed}")

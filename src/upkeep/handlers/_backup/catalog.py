@@ -44,9 +44,14 @@ def find(records, backup_id: str, source: str | None = None) -> dict[str, Any]:
     raise NotFound(f"no backup {backup_id!r}{where}", hint="`upkeep backups list` shows the catalog")
 
 
-def latest(records, source: str, verified_only: bool) -> dict[str, Any]:
+def latest(records, source: str, verified_only: bool, where=None, verified=None) -> dict[str, Any]:
+    """The newest verified (or, without ``verified_only``, not broken) entry that ``where`` accepts;
+    ``verified(entry)`` says what counts as verified (default: its last verification passed)."""
     for entry in entries(records, source):
-        if entry.get("status") == "verified" or (not verified_only and entry.get("status") != "broken"):
+        if where is not None and not where(entry):
+            continue
+        good = verified(entry) if verified is not None else entry.get("status") == "verified"
+        if good or (not verified_only and entry.get("status") != "broken"):
             return entry
     what = "verified backup" if verified_only else "usable backup"
     hint = "run backup.verify first, or set allow_unverified: true" if verified_only else "run backup.create"

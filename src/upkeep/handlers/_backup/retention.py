@@ -18,6 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import Field
+
+from upkeep.engine.registry import HandlerConfig
+
 
 @dataclass(frozen=True)
 class BackupInfo:
@@ -109,3 +113,25 @@ def select(backups: Iterable[BackupInfo], policy: Policy, now: datetime) -> Deci
         else:
             decision.delete.append(b.id)
     return decision
+
+
+class RetentionConfig(HandlerConfig):
+    """Grandfather-father-son retention per source (see ``_backup/retention.py``)."""
+
+    keep_last: int | None = Field(None, ge=1, description="Keep the N newest backups.")
+    keep_daily: int | None = Field(None, ge=1, description="Keep the newest backup of each of the last N days.")
+    keep_weekly: int | None = Field(None, ge=1, description="... of each of the last N ISO weeks.")
+    keep_monthly: int | None = Field(None, ge=1, description="... of each of the last N months.")
+    max_age_days: float | None = Field(None, gt=0, description="Older backups lose every keep_* reason.")
+    min_keep: int = Field(1, ge=0, description="The N newest backups are always kept.")
+
+    def policy(self) -> Policy:
+        return Policy(**self.model_dump())
+
+    def horizon_days(self) -> float | None:
+        """How long this policy surely keeps a backup: ``max_age_days``, else the shortest of
+        keep_daily (N days), keep_weekly (7N), keep_monthly (28N); None when only counts decide."""
+        if self.max_age_days is not None:
+            return self.max_age_days
+        spans = [n * d for n, d in ((self.keep_daily, 1), (self.keep_weekly, 7), (self.keep_monthly, 28)) if n]
+        return min(spans) if spans else None
