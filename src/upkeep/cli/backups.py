@@ -1,7 +1,8 @@
-"""``upkeep backups list|show|verify|restore``: a thin Typer sub-app over the backup catalog.
+"""``upkeep backups list|show|verify|restore|drill|estimate``: a thin Typer sub-app over the backup catalog.
 
-Listing reads the catalog (records domain ``backup``); ``verify`` and ``restore`` run
-``backup.verify`` / ``backup.restore`` in the foreground like ``upkeep run``, streaming events.
+Listing reads the catalog (records domain ``backup``); ``verify``, ``restore`` and ``drill`` run
+``backup.verify`` / ``backup.restore`` / ``backup.drill`` in the foreground like ``upkeep run``,
+streaming events; ``estimate`` reads the drill and verify history.
 """
 
 from __future__ import annotations
@@ -153,3 +154,41 @@ def restore_cmd(
     if allow_unverified:
         config["allow_unverified"] = True
     _run(ctx, "backup.restore", config, dry_run, yes)
+
+
+@backups_app.command("drill")
+def drill_cmd(
+    ctx: typer.Context,
+    sources: list[str] = typer.Argument(None, help="Sources to drill (default every catalogued source)."),
+    rto: str | None = typer.Option(None, "--rto", help="Recovery time objective, e.g. 30m."),
+    rpo: str | None = typer.Option(None, "--rpo", help="Recovery point objective, e.g. 26h."),
+    from_repository: str | None = typer.Option(None, "--from-repository", help="Drill from this off-site copy."),
+) -> None:
+    """Run a disaster-recovery drill now: restore, check, record RTO and RPO."""
+    chosen = list(sources or []) or catalog.sources(_records(ctx))
+    if not chosen:
+        _fail(UserError("no backups in the catalog to drill", hint="run `upkeep run backup.create` first"))
+    config: dict[str, Any] = {"sources": chosen}
+    for key, value in (("rto_objective", rto), ("rpo_objective", rpo), ("from_repository", from_repository)):
+        if value:
+            config[key] = value
+    _run(ctx, "backup.drill", config, False, False)
+
+
+@backups_app.command("estimate")
+def estimate_cmd(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., help="A catalogued source."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Predict how long restoring SOURCE's newest backup takes, from its drill and verify history."""
+    from upkeep.cli.common import state
+    from upkeep.handlers._backup import drills
+
+    store = state(ctx).store()
+    try:
+        out = drills.estimate(Records(store, catalog.DOMAIN), Records(store, drills.DOMAIN), source)
+    except UserError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(out, indent=2) if as_json else out["message"])

@@ -617,9 +617,10 @@ def _verify(ctx, config: VerifyConfig, records, name: str | None, names: list[st
     for i, entry in enumerate(chosen):
         ctx.check_cancelled()
         ctx.progress(i / max(len(chosen), 1), f"verifying {entry['source']}/{entry['id']}")
+        started = time.monotonic()
         ok, checks = verify_entry(ctx, entry, config, repo=repo)
         if repo is None:
-            catalog.record_verification(records, entry, ok, checks, ctx.now())
+            catalog.record_verification(records, entry, ok, checks, ctx.now(), round(time.monotonic() - started, 3))
         else:
             replicate.record_verification(ctx, repo.name, entry, ok, checks)
         failed = [c for c in checks if not c["ok"]]

@@ -11,7 +11,8 @@ The digest (plain JSON-able dict)::
               "per_day": [{"day", "ok", "warning", "critical", "failed"}], "tasks": [{task, runs, failed, ...}]},
      "health": {"queue_depth", "failing_tasks", "overdue_tasks", "targets": [{name, kind, status, detail}]},
      "backups": {"created", "verified", "broken", "sources": [{source, latest_at, age_hours, status,
-                 verified_at, size}], "sizes": {source: [[ISO, bytes], ...]}},
+                 verified_at, size}], "sizes": {source: [[ISO, bytes], ...]},
+                 "drills": [{source, latest: {drill result}, points: [[ISO, rto_s, rpo_s, met], ...]}]},
      "capacity": {"at", "warnings": [...metric projections with warning/critical...], "too_few": [...],
                   "charts": [{"metric", "samples": [[ISO, value]], "projection": {...}}]},
      "status": "ok|warning|critical"}
@@ -129,12 +130,15 @@ def backups_section(services: Any, since: datetime, now: datetime) -> dict[str, 
                 "size": (e.get("manifest") or {}).get("size"),
             }
         )
+    from upkeep.handlers._backup import drills
+
     return {
         "created": len(in_period),
         "verified": sum(1 for e in verified_in_period if e.get("status") == "verified"),
         "broken": sum(1 for e in verified_in_period if e.get("status") == "broken"),
         "sources": sources,
         "sizes": sizes,
+        "drills": list(drills.trend(services.records(drills.DOMAIN), since).values()),
     }
 
 

@@ -221,6 +221,16 @@ def _dur(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def _drill_row(d: dict[str, Any]) -> str:
+    last = d["latest"]
+    rto = _dur(last.get("rto_s")) if last.get("ok") else "failed"
+    rpo = f"{last['rpo_s'] / 3600:.1f}h" if last.get("ok") else "-"
+    met = "met" if last.get("met") else "MISSED"
+    if last.get("fell_back_from"):
+        met += " (fell back)"
+    return f"| {d['source']} | {last['at'][:16].replace('T', ' ')} | {rto} | {rpo} | {met} | {len(d['points'])} |"
+
+
 def render_markdown(d: dict[str, Any]) -> str:
     runs, health, backups, capacity = d["runs"], d["health"], d["backups"], d["capacity"]
     lines = [
@@ -277,6 +287,9 @@ def render_markdown(d: dict[str, Any]) -> str:
             f"{human_bytes(s['size'])} | {s['status']} | {(s['verified_at'] or 'never')[:16].replace('T', ' ')} |"
             for s in backups["sources"]
         ]
+    if backups.get("drills"):
+        lines += ["", "| drill | last | RTO | RPO | objectives | drills in period |", "|---|---|---:|---:|---|---:|"]
+        lines += [_drill_row(d) for d in backups["drills"]]
     lines += ["", "## Capacity", ""]
     if capacity["warnings"]:
         lines += [f"- **{w['metric']}** ({w['status']}): {w.get('message', '')}" for w in capacity["warnings"]]
@@ -432,6 +445,18 @@ def render_html(d: dict[str, Any]) -> str:
             line_chart_svg([(t, v) for t, v in pts], f"backup size: {src}", "bytes", width=320, height=120)
             for src, pts in sorted(backups["sizes"].items())
             if len(pts) >= 2
+        ]
+        if charts:
+            parts.append('<div class="charts">' + "".join(charts) + "</div>")
+    if backups.get("drills"):
+        rows = [[e(c.strip()) for c in _drill_row(d).strip("|").split("|")] for d in backups["drills"]]
+        parts.append(_table(["drill", "last", "RTO", "RPO", "objectives", "drills in period"], rows, {2, 3, 5}))
+        charts = [
+            line_chart_svg(
+                [(p[0], p[1]) for p in d["points"] if p[1] is not None], f"RTO: {d['source']}", "s", 320, 120
+            )
+            for d in backups["drills"]
+            if len([p for p in d["points"] if p[1] is not None]) >= 2
         ]
         if charts:
             parts.append('<div class="charts">' + "".join(charts) + "</div>")

@@ -63,7 +63,12 @@ def put(records, entry: dict[str, Any]) -> None:
 
 
 def record_verification(
-    records, entry: dict[str, Any], ok: bool, checks: list[dict[str, Any]], at: datetime
+    records,
+    entry: dict[str, Any],
+    ok: bool,
+    checks: list[dict[str, Any]],
+    at: datetime,
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
     def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
         if current is None:
@@ -71,7 +76,7 @@ def record_verification(
         current = dict(current)
         current["status"] = "verified" if ok else "broken"
         current["verified_at"] = at.isoformat()
-        current["verification"] = {"ok": ok, "checks": checks}
+        current["verification"] = {"ok": ok, "checks": checks, "duration_s": duration_s}
         return current
 
     return records.update(key(entry["source"], entry["id"]), change) or entry
