@@ -28,7 +28,8 @@ class _Services:
 def test_a_drill_records_rto_and_rpo_and_falls_back_past_a_corrupted_newest_backup(pg_server, sqlite_store, tmp_path):
     name = pg_server.create_database()
     pg_server.psql(
-        "create table items(id int primary key, v text); insert into items select g, 'v' from generate_series(1, 200) g",
+        "create table items(id int primary key, v text); "
+        "insert into items select g, 'v' from generate_series(1, 200) g",
         name,
     )
     targets = {"databases": {"shop": {"url": pg_server.dsn(name), "assertions": ["select count(*) >= 200 from items"]}}}

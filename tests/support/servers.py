@@ -10,8 +10,8 @@ import contextlib
 import os
 import shutil
 import socket
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
