@@ -4,6 +4,8 @@
   target <= 1.10x wall time; zstd artifact >= 2x smaller than the -Fc file.
 - ``backup.verify`` (checksum, TOC, test restore, row counts, drop) vs ``pg_restore`` of the -Fc
   file into an empty database: target <= 1.3x.
+- ``backup.drill``: its recorded RTO (decode, restore into a scratch database, row counts, an
+  assertion and a health check passing) beside the same plain ``pg_restore``.
 Each figure is the best of ``ROUNDS`` runs.
 """
 
@@ -95,6 +97,15 @@ def main() -> None:
 
         timings: list[float] = []
         verify_times = []
+        drill_rto, drill_wall = [], []
+        drill = {
+            "sources": ["bench_zstd"],
+            "scratch_target": source,
+            "assertions": ["select count(*) = 5000000 from pgbench_accounts"],
+            "checks": [{"type": "postgres", "url": "{scratch_url}", "name": "restored"}],
+            "rto_objective": "30m",
+            "rpo_objective": "26h",
+        }
         for _ in range(ROUNDS):
             pg_restore()
             server.drop_database("plain_restore")
@@ -102,10 +113,20 @@ def main() -> None:
             out = run_handler(store, "backup.verify", {"source": "bench_zstd", "scratch_target": source}, data_dir=work)
             verify_times.append(time.monotonic() - started)
             assert out["outcome"] == "ok", out["summary"]
+            started = time.monotonic()
+            out = run_handler(store, "backup.drill", drill, data_dir=work)
+            drill_wall.append(time.monotonic() - started)
+            assert out["outcome"] == "ok", out["summary"]
+            drill_rto.append(out["drills"][0]["rto_s"])
         restore_t = min(timings)
         verify_t = min(verify_times)
+        rto = min(drill_rto)
         print(f"pg_restore into empty DB  {restore_t:6.2f}s")
         print(f"backup.verify (zstd)      {verify_t:6.2f}s  {verify_t / restore_t:.2f}x (target <= 1.3x)")
+        print(
+            f"backup.drill RTO          {rto:6.2f}s  {rto / restore_t:.2f}x plain pg_restore "
+            f"(drill wall {min(drill_wall):.2f}s incl. dropping the scratch database)"
+        )
     finally:
         store.dispose()
         server.remove()
