@@ -101,7 +101,7 @@ def main() -> None:
         drill = {
             "sources": ["bench_zstd"],
             "scratch_target": source,
-            "assertions": ["select count(*) = 5000000 from pgbench_accounts"],
+            "assertions": ["select count(*) = 50 from pgbench_branches"],
             "checks": [{"type": "postgres", "url": "{scratch_url}", "name": "restored"}],
             "rto_objective": "30m",
             "rpo_objective": "26h",

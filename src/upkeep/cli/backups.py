@@ -112,6 +112,8 @@ def show_cmd(
         ("created", entry["created_at"]),
         ("verified at", entry.get("verified_at") or "never"),
         ("copies", ", ".join(c["path"] for c in entry.get("copies", [])) or "-"),
+        ("off-site", ", ".join(f"{r} ({c.get('status')})" for r, c in (entry.get("offsite") or {}).items()) or "-"),
+        ("local files", "removed by retention" if entry.get("local_deleted") else "present"),
     ]:
         console.print(f"  {label:18} {value}")
     for check in (entry.get("verification") or {}).get("checks", []):
