@@ -523,7 +523,7 @@ def apply_file(
     diff, desired = plan(loaded, store, prune=prune, registry=registry)
     diff.dry_run = dry_run
     if not dry_run and (diff.changed or diff.resync):
-        service = Upkeep(settings, store, registry=registry)
+        service = Upkeep(settings, store, registry=registry, trusted=True)  # the file is the root of trust
         by_name = {spec["name"]: spec for spec in desired}
         for spec in diff.create:
             data = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}

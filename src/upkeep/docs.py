@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+from upkeep.engine.hostscope import describe, marker
 from upkeep.engine.registry import REGISTRY, HandlerSpec
 
 
@@ -38,23 +39,44 @@ def _fields_table(schema: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     if not props:
         return ["No configuration."]
     required = set(schema.get("required", []))
-    lines = ["| field | type | default | run may override | description |", "|---|---|---|---|---|"]
+    lines = [
+        "| field | type | default | run may override | host-scoped | description |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, prop in props.items():
         default = "required" if name in required else json.dumps(prop.get("default"), default=str)
+        mark = marker(prop)
+        scoped = _scoped_text(mark) if mark else ""
         lines.append(
             f"| `{name}` | {_cell(_type_of(prop, defs))} | `{_cell(default)}` | "
-            f"{'yes' if prop.get('x-overridable') else ''} | {_cell(prop.get('description', ''))} |"
+            f"{'yes' if prop.get('x-overridable') else ''} | {scoped} | {_cell(prop.get('description', ''))} |"
         )
     return lines
+
+
+def _scoped_text(mark: dict[str, Any]) -> str:
+    text = describe(mark)
+    return "yes" + (f" ({text.split('; ', 1)[1]})" if "; " in text else "")
+
+
+def host_scoped_lines(spec: HandlerSpec) -> list[str]:
+    """The handler's host-scoped fields, one per line: the reviewed list the API tests drive."""
+    fields = spec.host_scoped_fields()
+    if not fields:
+        return ["Host-scoped fields: none."]
+    return [
+        "Host-scoped fields (a path, DSN, command, signal or mode on this host: set only in upkeep.yaml or "
+        "from the local CLI; an `${env:...}` reference anywhere is host-scoped too):",
+        "",
+        *(f"- `{name}`: {describe(mark)}" for name, mark in fields),
+    ]
 
 
 def handler_markdown(spec: HandlerSpec) -> str:
     info = spec.describe()
     schema = info["config_schema"]
     defs = schema.get("$defs", {})
-    flags = [
-        f for f, on in (("destructive (has dry_run)", spec.destructive), ("runs commands", spec.runs_commands)) if on
-    ]
+    flags = ["destructive (has dry_run)"] if spec.destructive else []
     lines = [f"## `{spec.name}`", "", info["description"] or "(no description)", ""]
     if spec.aliases:
         lines += [f"Aliases: {', '.join(f'`{a}`' for a in spec.aliases)}", ""]
@@ -62,6 +84,7 @@ def handler_markdown(spec: HandlerSpec) -> str:
         lines += [f"Marked: {', '.join(flags)}.", ""]
     if spec.requires:
         lines += [f"Needs: {', '.join(f'`{r}`' for r in spec.requires)}.", ""]
+    lines += [*host_scoped_lines(spec), ""]
     lines += _fields_table(schema, defs)
     for name, sub in sorted(defs.items()):
         if sub.get("properties"):

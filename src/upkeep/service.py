@@ -2,6 +2,10 @@
 
 Every change (create, edit, enable, disable, trigger, cancel, apply, delete) writes an audit entry:
 who, when, what, before and after. Views returned here are plain dicts with secrets redacted.
+
+Who may say what a task touches: an ``Upkeep`` made for a trusted caller (``upkeep.yaml`` through
+``apply``, the local CLI) may set host-scoped values; any other (the API, the UI) may not, and
+``check_said`` refuses them, for task creation, edits and run overrides alike.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from upkeep.clock import Clock
+from upkeep.engine import hostscope
 from upkeep.engine import runs as run_ops
+from upkeep.engine.execute import load_targets
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
@@ -57,6 +63,9 @@ SPEC_COLUMNS = {
     "notify": "notify",
     "ping_url": "ping_url",
 }
+
+
+_UNSET = object()
 
 
 def _now() -> datetime:
@@ -104,11 +113,14 @@ class Upkeep:
         *,
         clock: Clock | None = None,
         registry: Registry = REGISTRY,
+        trusted: bool = False,
     ):
+        """``trusted``: the caller controls the host and the config file (``apply``, the local CLI)."""
         self.settings = settings
         self.store = store or Store(settings.resolved_database_url)
         self.clock = clock or Clock()
         self.registry = registry
+        self.trusted = trusted
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -153,20 +165,40 @@ class Upkeep:
             raise NotFound(f"no task {ref!r}", hint="`upkeep tasks list` shows the tasks", field="task")
         return task
 
-    def _check_command_policy(
-        self, task_type: str, managed_by: str, allow_commands: bool, config: dict | None = None
+    def check_said(
+        self, task_type: str, said: dict[str, Any], *, prefix: str = "config", task: dict[str, Any] | None = None
     ) -> None:
+        """Refuse host-scoped values from an untrusted caller (403 naming the field): ``said`` is the
+        config (or the part of it, or the run overrides) this caller sets; ``task`` the other task
+        fields it sets (an ``${env:...}`` reference there would be resolved and sent somewhere)."""
+        if self.trusted:
+            return
         spec = self.registry.get(task_type)
-        if (
-            spec.config_runs_commands(config)
-            and managed_by != "file"
-            and not (allow_commands or self.settings.allow_command_tasks_via_api)
-        ):
-            raise Forbidden(
-                f"{spec.name} tasks run commands on this host and can only be defined in the config file",
-                hint="add the task to upkeep.yaml and run `upkeep apply`",
-                field="type",
+        found = spec.host_scope_violations(said, load_targets(self.store), prefix=prefix)
+        for key, value in (task or {}).items():
+            if key != "config":
+                found += hostscope.env_references(value, f"task.{key}")
+        if not found:
+            return
+        first = found[0]
+        where = first.field.removeprefix("task.")
+        if first.env_reference:
+            message = f"{where}: an ${{env:...}} reference can only be written in upkeep.yaml"
+            hint = "reference secrets in upkeep.yaml and run `upkeep apply`"
+        else:
+            message = (
+                f"{where} names something on this host (a path, address, command, signal or mode): "
+                "only upkeep.yaml or the local CLI may set it"
             )
+            kinds = " or ".join(f"targets.{k}" for k in first.refs)
+            hint = (
+                f"name a {kinds} entry instead, or set it in upkeep.yaml and run `upkeep apply`"
+                if first.refs
+                else "set it in upkeep.yaml and run `upkeep apply`"
+            )
+        if len(found) > 1:
+            message += f" (also: {', '.join(v.field.removeprefix('task.') for v in found[1:])})"
+        raise Forbidden(message, hint=hint, field=where)
 
     # --- views ------------------------------------------------------------------------------
 
@@ -307,12 +339,10 @@ class Upkeep:
         with self.store.read() as s:
             return self.task_view(self._find_task(s, ref), detail=True)
 
-    def create_task(
-        self, data: dict[str, Any], *, actor: str, managed_by: str = "api", allow_commands: bool = False
-    ) -> dict[str, Any]:
+    def create_task(self, data: dict[str, Any], *, actor: str, managed_by: str = "api") -> dict[str, Any]:
         spec = validate_task(data, self.registry)
         canonical = self.registry.resolve(spec.type)[0].name
-        self._check_command_policy(canonical, managed_by, allow_commands, spec.config)
+        self.check_said(canonical, spec.config, task=data)
         now = self.clock.now()
         with self.store.write() as s:
             if s.execute(sa.select(ScheduledTask.id).where(ScheduledTask.name == spec.name)).first():
@@ -343,7 +373,6 @@ class Upkeep:
         *,
         actor: str,
         managed_by: str | None = None,
-        allow_commands: bool = False,
     ) -> dict[str, Any]:
         now = self.clock.now()
         with self.store.write() as s:
@@ -357,14 +386,10 @@ class Upkeep:
             merged.pop("_merge_config", None)
             spec = validate_task(merged, self.registry)
             canonical = self.registry.resolve(spec.type)[0].name
-            self._check_command_policy(canonical, managed_by or task.managed_by, allow_commands, spec.config)
-            if (
-                self.registry.get(canonical).config_runs_commands(spec.config)
-                and (managed_by or "api") != "file"
-                and "config" in changes
-                and not (allow_commands or self.settings.allow_command_tasks_via_api)
-            ):
-                raise Forbidden("the command of a command task can only be changed in the config file", field="config")
+            same_type = canonical == task.task_type
+            old_config = before["config"] or {}
+            said = {k: v for k, v in spec.config.items() if not same_type or old_config.get(k, _UNSET) != v}
+            self.check_said(canonical, said, task={k: v for k, v in changes.items() if before.get(k) != v})
             schedule_changed = any(before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor"))
             was_enabled = task.enabled
             _apply_spec(task, spec)
@@ -446,6 +471,7 @@ class Upkeep:
             if "dry_run" in overrides:
                 dry_run = bool(overrides.pop("dry_run")) or dry_run
             spec.check_overrides(overrides)
+            self.check_said(spec.name, overrides, prefix="overrides")
             config = {**(task.config or {}), **overrides}
             spec.validate_config(config)
             if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
@@ -486,13 +512,12 @@ class Upkeep:
         timeout_seconds: float | None = None,
         status: str = "pending",
         worker: str | None = None,
-        allow_commands: bool = False,
     ) -> dict[str, Any]:
         """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
         spec, alias = self.registry.resolve(task_type)
-        self._check_command_policy(spec.name, "api", allow_commands, config)
         raw, flags = spec.split_run_flags(config)
         spec.validate_config(raw)
+        self.check_said(spec.name, raw)
         dry_run = dry_run or bool(flags.get("dry_run"))
         now = self.clock.now()
         with self.store.write() as s:

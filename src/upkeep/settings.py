@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     requeue_submitted_after_seconds: float = Field(
         default=300.0, gt=0, description="A submitted run not claimed by then is published again (harmless)"
     )
-    allow_command_tasks_via_api: bool = False
 
     @cached_property
     def config_path(self) -> Path:

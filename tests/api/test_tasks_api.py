@@ -151,15 +151,16 @@ def test_malformed_json_body_is_a_422_problem(api):
 
 def test_command_tasks_cannot_be_created_or_changed_through_the_api(api):
     body = {"name": "sh", "type": "shell.run", "config": {"command": ["true"]}}
-    problem = assert_problem(api.post("/api/v1/scheduled-tasks", json=body), 403, "type")
-    assert "config file" in problem["detail"]
+    problem = assert_problem(api.post("/api/v1/scheduled-tasks", json=body), 403, "config.command")
+    assert "upkeep.yaml" in problem["detail"]
     procedure = {
         "name": "proc",
         "type": "procedure.execute",
         "config": {"steps": [{"type": "shell.run", "config": {"command": ["true"]}}]},
     }
-    assert api.post("/api/v1/scheduled-tasks", json=procedure).status_code in (403, 422)
+    assert_problem(api.post("/api/v1/scheduled-tasks", json=procedure), 403, "config.steps[0].config.command")
     assert api.get("/api/v1/scheduled-tasks/sh").status_code == 404
+    assert api.get("/api/v1/scheduled-tasks/proc").status_code == 404
 
 
 def test_every_change_writes_an_audit_entry_naming_the_key(api):

@@ -20,12 +20,10 @@ from upkeep.store.db import Store
 
 @pytest.fixture
 def engine(tmp_path):
-    settings = Settings(
-        config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, cancel_grace_seconds=2.5, allow_command_tasks_via_api=True
-    )
+    settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, cancel_grace_seconds=2.5)
     store = Store(settings.resolved_database_url)
     store.upgrade()
-    service = Upkeep(settings, store)
+    service = Upkeep(settings, store, trusted=True)
     executor = EmbeddedExecutor(settings, store, size=2)
     executor.start()
     yield service, store
@@ -140,10 +138,10 @@ def test_tasks_sharing_a_lock_never_overlap_in_the_pool(engine):
 
 def test_recovery_kills_leftovers_of_a_dead_worker_before_retrying(tmp_path):
     """A worker process killed with SIGKILL: the reaper kills its process group and retries."""
-    settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, allow_command_tasks_via_api=True)
+    settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1)
     store = Store(settings.resolved_database_url)
     store.upgrade()
-    service = Upkeep(settings, store)
+    service = Upkeep(settings, store, trusted=True)
     marker = f"{70 + (uuid.uuid4().int % 1000) / 1000:.3f}"
     service.create_task(
         {

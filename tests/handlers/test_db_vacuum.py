@@ -79,13 +79,18 @@ def test_vacuum_removes_dead_tuples_of_mass_updates_in_every_chosen_database(sql
     json.dumps(result)
 
 
-def test_vacuum_dry_run_lists_every_database_and_changes_nothing(sqlite_store, pg_server, churned):
+def test_vacuum_dry_run_of_databases_all_lists_every_database_and_changes_nothing(sqlite_store, pg_server, churned):
     before = {name: _stats(pg_server.dsn(name)) for name in churned}
 
-    result = run_handler(sqlite_store, "db.vacuum", {"target": pg_server.dsn("postgres"), "full": True}, dry_run=True)
+    result = run_handler(
+        sqlite_store,
+        "db.vacuum",
+        {"target": pg_server.dsn("postgres"), "databases": "all", "full": True},
+        dry_run=True,
+    )
 
     planned = {d["database"]: {t["table"] for t in d["tables"]} for d in result["databases"]}
-    assert set(churned) <= set(planned) and "postgres" in planned  # every database, not just one
+    assert set(churned) <= set(planned) and "postgres" in planned  # databases: all, not just the target's
     for name in churned:
         assert planned[name] == {"public.churn", "public.other"}
         assert before[name][0] > 0

@@ -184,12 +184,17 @@ class HandlerOut(BaseModel):
     summary: str
     description: str
     destructive: bool
-    runs_commands: bool | str = Field(
-        description="Whether tasks of this handler run commands on the host; a sentence when it depends on the config"
-    )
     requires: list[str]
     overridable: list[str]
-    config_schema: dict[str, Any] = Field(description="JSON schema of the config; x-overridable marks fields")
+    host_scoped: dict[str, dict[str, Any]] = Field(
+        description="Fields (dotted, nested models as field[].sub) that name something on the host: only "
+        "upkeep.yaml or the local CLI may set them. Each maps to what is accepted in their place elsewhere: "
+        "refs (names of these inventory kinds), any_name (any plain name), unless (a plain value when this "
+        "sibling field is set too)"
+    )
+    config_schema: dict[str, Any] = Field(
+        description="JSON schema of the config; x-overridable and x-host-scoped (with x-inventory-refs) mark fields"
+    )
 
 
 class AuditOut(BaseModel):

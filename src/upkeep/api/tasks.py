@@ -2,8 +2,9 @@
 
 Tasks are addressed by id or by name. Reads need the viewer role; enable, disable and run need
 operator; create, edit and delete need admin. Every change goes through the service layer, which
-writes the audit entry (actor ``key:<name>``). Command-running tasks cannot be created or changed
-here unless ``allow_command_tasks_via_api`` is set (403).
+writes the audit entry (actor ``key:<name>``). Host-scoped values (paths, DSNs, commands, signals,
+modes, ``${env:...}`` references: ``upkeep.engine.hostscope``) cannot be set here, in a task or a
+run's overrides (403 naming the field): tasks made here refer to the inventory by name.
 """
 
 from __future__ import annotations

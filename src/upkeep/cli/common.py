@@ -70,7 +70,7 @@ class State:
         if self._service is None:
             from upkeep.service import Upkeep
 
-            self._service = Upkeep(self.settings, self.store())
+            self._service = Upkeep(self.settings, self.store(), trusted=True)  # the local user owns the host
         return self._service
 
     def close(self) -> None:

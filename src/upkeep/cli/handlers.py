@@ -26,7 +26,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> N
             [
                 s.name,
                 ", ".join(s.aliases),
-                ", ".join(f for f, on in (("destructive", s.destructive), ("runs commands", s.runs_commands)) if on),
+                "destructive" if s.destructive else "",
                 s.summary,
             ]
             for s in specs
@@ -57,6 +57,7 @@ def show(
     """Describe a handler type and its config fields (defaults, which a run may override)."""
     import json
 
+    from upkeep.docs import host_scoped_lines
     from upkeep.engine.registry import REGISTRY
 
     spec, alias = REGISTRY.resolve(name)
@@ -67,20 +68,15 @@ def show(
     if alias:
         echo(f"{alias} is an alias of {spec.name}")
     echo(f"{spec.name}{'  (aliases: ' + ', '.join(spec.aliases) + ')' if spec.aliases else ''}")
-    flags = [
-        f
-        for f, on in (
-            ("destructive: honours dry_run", spec.destructive),
-            ("runs commands: config-file tasks only", spec.runs_commands),
-        )
-        if on
-    ]
-    if flags:
-        echo("; ".join(flags))
+    if spec.destructive:
+        echo("destructive: honours dry_run")
     if spec.requires:
         echo(f"needs: {', '.join(spec.requires)}")
     echo("")
     echo(info["description"] or "(no description)")
+    echo("")
+    for line in host_scoped_lines(spec):
+        echo(line.replace("`", ""))
     schema = info["config_schema"]
     props = schema.get("properties", {})
     required = set(schema.get("required", []))
@@ -90,14 +86,16 @@ def show(
     if not props:
         echo("config: none")
         return
+    scoped = dict(spec.host_scoped_fields())
     table(
-        ["field", "type", "default", "run may override", "description"],
+        ["field", "type", "default", "run may override", "host-scoped", "description"],
         [
             [
                 key,
                 _type_text(prop),
                 "(required)" if key in required else json.dumps(defaults.get(key), default=str),
                 "yes" if key in overridable else "",
+                "yes" if key in scoped else "",
                 prop.get("description", ""),
             ]
             for key, prop in props.items()

@@ -157,6 +157,22 @@ class RunContext:
     def error(self, event: str, message: str = "", **data: Any) -> None:
         self.log("error", event, message, **data)
 
+    def scope(self, chosen: list[Any], why: str, *, what: str) -> None:
+        """Say what the run will act on and why, before it acts (event ``scope``): a task touches
+        what it names and says so, e.g. ``ctx.scope(["app"], "the database target main names",
+        what="VACUUM databases")``."""
+        shown = ", ".join(str(c) for c in chosen[:20]) or "nothing"
+        if len(chosen) > 20:
+            shown += f" and {len(chosen) - 20} more"
+        self.info(
+            "scope",
+            f"{what}: {shown} ({why})",
+            what=what,
+            chosen=[str(c) for c in chosen[:500]],
+            count=len(chosen),
+            reason=why,
+        )
+
     def progress(self, fraction: float | None, message: str | None = None) -> None:
         if fraction is not None:
             fraction = max(0.0, min(1.0, float(fraction)))

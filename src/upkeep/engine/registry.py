@@ -1,9 +1,11 @@
 """The handler registry: ``@handler("domain.action", config=Model, ...)``.
 
 A handler is a function ``(ctx: RunContext, config: Model) -> dict``. Its pydantic config model
-gives defaults, validation, the JSON schema the UI renders, and which fields a run may override
-(``overridable(...)``). ``dry_run`` is never part of a model: it is a per-run flag the engine takes
-out of the config (a task's config may set it) and hands over as ``ctx.dry_run``.
+gives defaults, validation, the JSON schema the UI renders, which fields a run may override
+(``overridable(...)``), and which values only ``upkeep.yaml`` or the local CLI may say
+(``host_scoped(...)``, see ``upkeep.engine.hostscope``). ``dry_run`` is never part of a model: it
+is a per-run flag the engine takes out of the config (a task's config may set it) and hands over
+as ``ctx.dry_run``.
 
 The returned dict is the run's result. Two keys are read by the engine: ``outcome``
 (``ok | warning | critical``, default ``ok``) and ``summary`` (one line for lists and alerts).
@@ -21,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from upkeep.engine import hostscope
 from upkeep.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -28,17 +31,6 @@ log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 OVERRIDABLE = "x-overridable"
 RUN_FLAGS = ("dry_run",)
-
-
-def uses_fields(*names: str) -> Callable[[dict[str, Any]], bool]:
-    """``runs_commands=uses_fields("pg_dump_path")``: a task is a command task when its config sets
-    any of these fields (programs or commands to run), and only then."""
-
-    def check(config: dict[str, Any]) -> bool:
-        return any(config.get(name) for name in names)
-
-    check.__doc__ = f"when any of {', '.join(names)} is set"
-    return check
 
 
 class HandlerConfig(BaseModel):
@@ -55,6 +47,32 @@ def overridable(default: Any = ..., **kwargs: Any) -> Any:
     """A config field that a single run may override (``upkeep run --set`` / the API's run body)."""
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[OVERRIDABLE] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
+def host_scoped(
+    default: Any = ...,
+    *,
+    refs: Iterable[str] = (),
+    any_name: bool = False,
+    unless: str | None = None,
+    overridable: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """A config field that names something on the host (a path, DSN, command, signal, mode...):
+    only upkeep.yaml or the local CLI may set it. With ``refs=("backups",)`` a name from those
+    inventory kinds may stand in its place anywhere; ``any_name`` accepts any plain name;
+    ``unless="create"`` makes it a plain value when the caller also sets ``create``."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[hostscope.HOST_SCOPED] = True
+    if refs:
+        extra[hostscope.INVENTORY_REFS] = list(refs)
+    if any_name:
+        extra[hostscope.ANY_NAME] = True
+    if unless:
+        extra[hostscope.UNLESS] = unless
+    if overridable:
+        extra[OVERRIDABLE] = True
     return Field(default, json_schema_extra=extra, **kwargs)
 
 
@@ -79,9 +97,6 @@ class HandlerSpec:
     config_model: type[BaseModel]
     aliases: tuple[str, ...] = ()
     destructive: bool = False
-    # True, or a function of the task's config (see ``uses_fields``): command tasks can only be
-    # defined in the config file, never through the API
-    runs_commands: bool | Callable[[dict[str, Any]], bool] = False
     requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
     description: str = ""
     module: str = ""
@@ -132,17 +147,24 @@ class HandlerSpec:
                 field=f"overrides.{bad[0]}",
             )
 
-    def config_runs_commands(self, config: dict[str, Any] | None) -> bool:
-        """Whether a task of this handler with ``config`` runs commands on the host."""
-        if callable(self.runs_commands):
-            return bool(self.runs_commands(config or {}))
-        return bool(self.runs_commands)
+    def host_scoped_fields(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(field, marker)`` for every host-scoped field (see ``upkeep.engine.hostscope.marker``)."""
+        return hostscope.host_scoped_fields(self.config_model)
 
-    @property
-    def runs_commands_text(self) -> str | bool:
-        if callable(self.runs_commands):
-            return self.runs_commands.__doc__ or "depends on config"
-        return bool(self.runs_commands)
+    def host_scope_violations(
+        self, said: dict[str, Any], inventory: dict[str, Any], prefix: str = "config"
+    ) -> list[hostscope.Violation]:
+        """The host-scoped values in ``said`` (see ``upkeep.engine.hostscope``)."""
+
+        def config_model_of(name: str) -> type[BaseModel] | None:
+            try:
+                return REGISTRY.get(name).config_model
+            except UserError:
+                return None
+
+        return hostscope.violations(
+            self.config_model, said, inventory=inventory, prefix=prefix, config_model_of=config_model_of
+        )
 
     def json_schema(self) -> dict[str, Any]:
         return self.config_model.model_json_schema()
@@ -163,7 +185,7 @@ class HandlerSpec:
             "summary": self.summary,
             "description": inspect.cleandoc(self.description),
             "destructive": self.destructive,
-            "runs_commands": self.runs_commands_text,
+            "host_scoped": dict(self.host_scoped_fields()),
             "requires": list(self.requires),
             "overridable": sorted(self.overridable_fields()),
             "config_schema": self.json_schema(),
@@ -238,7 +260,6 @@ def handler(
     config: type[BaseModel] = EmptyConfig,
     aliases: Iterable[str] = (),
     destructive: bool = False,
-    runs_commands: bool | Callable[[dict[str, Any]], bool] = False,
     requires: Iterable[str] = (),
     description: str | None = None,
     registry: Registry | None = None,
@@ -252,7 +273,6 @@ def handler(
             config_model=config,
             aliases=tuple(aliases),
             destructive=destructive,
-            runs_commands=runs_commands,
             requires=tuple(requires),
             description=description or inspect.getdoc(func) or "",
             module=func.__module__,

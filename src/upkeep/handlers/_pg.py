@@ -7,6 +7,7 @@ Public (stable, also used by the backup handlers):
 - ``server_version(conn) -> int``: e.g. ``150004``
 - ``target_from_ctx(ctx, name_or_url) -> dict``: a database target, secrets resolved
 - ``is_sqlite(target)`` / ``sqlite_path(target)`` / ``describe(target)``
+- ``database_of(target)`` / ``server_of(target)``: the database a target names, its server
 
 Targets (``upkeep.yaml``)::
 
@@ -45,10 +46,12 @@ __all__ = [
     "LIBPQ_KEYS",
     "ConnectionFailed",
     "connect",
+    "database_of",
     "describe",
     "is_sqlite",
     "list_databases",
     "quote_ident",
+    "server_of",
     "server_version",
     "sqlite_path",
     "target_from_ctx",
@@ -155,6 +158,24 @@ def describe(target: dict | str, dbname: str | None = None) -> str:
     user = p.get("user", "")
     db = p.get("dbname", user or "")
     return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def database_of(target: dict | str) -> str:
+    """The database a PostgreSQL target names (libpq's default: the user's name)."""
+    params = _params(target, None)
+    if params.get("dbname"):
+        return str(params["dbname"])
+    if params.get("user"):
+        return str(params["user"])
+    import getpass
+
+    return getpass.getuser()
+
+
+def server_of(target: dict | str) -> tuple[str, str]:
+    """``(host, port)`` of a PostgreSQL target, as libpq would read them."""
+    params = _params(target, None)
+    return str(params.get("host") or params.get("hostaddr") or "localhost"), str(params.get("port") or "5432")
 
 
 def connect(

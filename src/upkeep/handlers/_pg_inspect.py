@@ -1,7 +1,8 @@
 """PostgreSQL health inspection: the checks behind ``db.inspect`` (and, later, ``performance.review``).
 
-``inspect_server(conn, thresholds)`` covers what is server-wide (connections, transaction ID
-wraparound, long-running queries, idle-in-transaction sessions); ``inspect_database(conn, thresholds)``
+``inspect_server(conn, thresholds, databases)`` covers what the server keeps for all databases
+(connections; transaction ID wraparound, long-running queries and idle-in-transaction sessions of
+``databases`` only, so a task never reports on other people's databases); ``inspect_database(conn, thresholds)``
 what lives in one database (sizes, bloat, dead tuples, vacuum/analyze times, unused, duplicate and
 invalid indexes, cache hit ratio, slow queries from ``pg_stat_statements``). Both return a dict
 with a ``findings`` list of ``{"severity", "check", "item", "message", ...}``.
@@ -157,8 +158,13 @@ def _minutes(seconds: float | None) -> float:
 # --- server-wide ------------------------------------------------------------------------------
 
 
-def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, Any]:
+def inspect_server(
+    conn: psycopg.Connection, t: InspectThresholds, databases: list[str] | None = None
+) -> dict[str, Any]:
+    """Server-level checks; per-database rows (wraparound, sessions) of ``databases`` only (None: all)."""
     findings: list[dict] = []
+    only = "" if databases is None else " AND datname = ANY(%(dbs)s)"
+    args = None if databases is None else {"dbs": list(databases)}
     max_conn = int(conn.execute("SELECT current_setting('max_connections')").fetchone()[0])
     reserved = int(conn.execute("SELECT current_setting('superuser_reserved_connections')").fetchone()[0])
     used = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()[0]
@@ -178,7 +184,10 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
 
     wrap = []
     for db, xid_age, mxid_age in conn.execute(
-        "SELECT datname, age(datfrozenxid), mxid_age(datminmxid) FROM pg_database ORDER BY 2 DESC"
+        "SELECT datname, age(datfrozenxid), mxid_age(datminmxid) FROM pg_database WHERE true"
+        + only
+        + " ORDER BY 2 DESC",
+        args,
     ).fetchall():
         wrap.append({"database": db, "xid_age": xid_age, "mxid_age": mxid_age})
         sev = _severity(xid_age, t.wraparound_warning_age, t.wraparound_critical_age)
@@ -203,6 +212,8 @@ def inspect_server(conn: psycopg.Connection, t: InspectThresholds) -> dict[str, 
              FROM pg_stat_activity
             WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
               AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"""
+        + only,
+        args,
     ).fetchall()
     long_queries, idle_tx = [], []
     for pid, db, user, app, state, query, q_age, s_age, wtype, wevent in sessions:

@@ -35,13 +35,21 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from upkeep.engine.registry import HandlerConfig, handler, overridable, uses_fields
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup import catalog, crypto, offsite, replicate, retention
 from upkeep.handlers._backup.checks import check
 from upkeep.handlers._backup.manifest import manifest_path, new_backup_id, write_manifest
 from upkeep.handlers._backup.retention import RetentionConfig
-from upkeep.handlers._backup.sources import OnRestored, Source, kind, resolve_destination, resolve_source, safe_name
+from upkeep.handlers._backup.sources import (
+    OnRestored,
+    Source,
+    kind,
+    resolve_destination,
+    resolve_path,
+    resolve_source,
+    safe_name,
+)
 from upkeep.handlers._backup.stream import (
     EXTENSIONS,
     ArtifactReader,
@@ -52,28 +60,38 @@ from upkeep.handlers._backup.stream import (
 )
 
 SourceField = str | dict[str, Any]
+SOURCE_KINDS = ("databases", "files")
 
 
 # --- config ----------------------------------------------------------------------------------
 
 
 class PgToolsConfig(HandlerConfig):
-    pg_dump_path: str | None = Field(None, description="pg_dump executable (its directory also gives pg_restore).")
-    pg_bin_dir: str | None = Field(None, description="Directory of pg_dump/pg_restore/pg_dumpall.")
-    mysql_bin_dir: str | None = Field(
+    pg_dump_path: str | None = host_scoped(
+        None, description="pg_dump executable (its directory also gives pg_restore)."
+    )
+    pg_bin_dir: str | None = host_scoped(None, description="Directory of pg_dump/pg_restore/pg_dumpall.")
+    mysql_bin_dir: str | None = host_scoped(
         None, description="Directory of mariadb-dump/mariadb (or mysqldump/mysql); default PATH."
     )
-    encryption_key_env: str | None = Field(
+    encryption_key_env: str | None = host_scoped(
         None, description="Environment variable holding the 32-byte key (64 hex digits or base64)."
     )
 
 
 class CreateConfig(PgToolsConfig):
-    source: SourceField = Field(description="A targets.databases / targets.files name, or an inline source.")
-    destination: str | None = overridable(
-        None, description="A targets.backups name or a directory; default <data_dir>/backups."
+    source: SourceField = host_scoped(
+        refs=SOURCE_KINDS, description="A targets.databases / targets.files name, or an inline source."
     )
-    copy_to: str | None = Field(None, description="Second directory for a verified copy (overrides the target's).")
+    destination: str | None = host_scoped(
+        None,
+        refs=("backups",),
+        overridable=True,
+        description="A targets.backups name or a directory; default <data_dir>/backups.",
+    )
+    copy_to: str | None = host_scoped(
+        None, description="Second directory for a verified copy (overrides the target's)."
+    )
     compression: Literal["zstd", "gzip", "none"] = overridable("zstd", description="Artifact compression.")
     compression_level: int | None = Field(None, ge=0, le=22, description="Default zstd 3, gzip 6.")
     compression_threads: int = Field(0, ge=0, le=16, description="zstd worker threads (0: in the caller).")
@@ -85,7 +103,7 @@ class CreateConfig(PgToolsConfig):
     )
     excludes: list[str] = Field(default_factory=list, description="Glob patterns left out of files backups.")
     encrypt: bool = Field(False, description="Encrypt the artifact (AES-256-GCM); needs encryption_key_env.")
-    rdb_path: str | None = Field(None, description="Redis: the RDB file (default from CONFIG GET).")
+    rdb_path: str | None = host_scoped(None, description="Redis: the RDB file (default from CONFIG GET).")
     tags: list[str] = Field(default_factory=list, description="Labels stored on the catalog entry.")
     retention: RetentionConfig | None = Field(None, description="Applied to this source after a successful backup.")
     offsite: bool = overridable(
@@ -96,50 +114,77 @@ class CreateConfig(PgToolsConfig):
 
 
 class VerifyConfig(PgToolsConfig):
-    source: SourceField | None = Field(None, description="Source name or inline source; default every source.")
+    source: SourceField | None = host_scoped(
+        None, refs=SOURCE_KINDS, any_name=True, description="Source name or inline source; default every source."
+    )
     which: str = overridable("latest", description="latest | all | a backup id.")
     rpo_hours: float = Field(26, gt=0, description="Warn when the newest verified backup is older than this.")
     test_restore: bool = Field(True, description="PostgreSQL: restore into a scratch database and compare counts.")
-    scratch_target: SourceField | None = Field(
-        None, description="Server for test restores (targets.databases name or inline); default the source's."
+    scratch_target: SourceField | None = host_scoped(
+        None,
+        refs=("databases",),
+        description="Server for test restores (targets.databases name or inline); default the source's.",
     )
-    assertions: list[str] = Field(
+    assertions: list[str] = host_scoped(
         default_factory=list, description="SQL run in the scratch database; the first column must be true."
     )
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j for the test restore.")
     compare_checksums: bool = Field(True, description="Compare table checksums when the manifest has them.")
-    scratch_dir: str | None = Field(None, description="Where decoded scratch copies go (default the temp dir).")
+    scratch_dir: str | None = host_scoped(None, description="Where decoded scratch copies go (default the temp dir).")
     from_repository: str | None = overridable(
         None, description="Verify the copies in this off-site repository (download, checksum, test restore)."
     )
-    redis_check_rdb_path: str | None = Field(None, description="redis-check-rdb executable.")
+    redis_check_rdb_path: str | None = host_scoped(None, description="redis-check-rdb executable.")
 
 
 class RestoreConfig(PgToolsConfig):
-    source: SourceField | None = Field(None, description="Source name or inline source (needed for latest).")
+    source: SourceField | None = host_scoped(
+        None, refs=SOURCE_KINDS, any_name=True, description="Source name or inline source (needed for latest)."
+    )
     backup: str = overridable("latest", description="A backup id, or latest (the newest VERIFIED one).")
     allow_unverified: bool = overridable(False, description="Allow unverified or broken backups.")
-    target: SourceField | None = Field(
-        None, description="PostgreSQL server/database to restore into (default the source)."
+    target: SourceField | None = host_scoped(
+        None,
+        refs=("databases",),
+        description="PostgreSQL server/database to restore into (a targets.databases name or inline; default the "
+        "source).",
     )
-    target_database: str | None = overridable(None, description="Database name (default the original).")
+    target_database: str | None = host_scoped(
+        None,
+        unless="create",
+        overridable=True,
+        description="Database name (default the original). With create: true, a new database on the target's "
+        "server (a per-run choice); over an existing one only from upkeep.yaml or the local CLI.",
+    )
     create: bool = overridable(False, description="Restore into a NEW database/file (it must not exist).")
-    target_path: str | None = overridable(None, description="sqlite/redis file or files directory to restore to.")
-    maintenance_database: str = Field("postgres", description="Database upkeep connects to for DROP/CREATE.")
+    target_path: str | None = host_scoped(
+        None,
+        refs=("files", "databases"),
+        overridable=True,
+        description="sqlite/redis file or files directory to restore to: a path, or the name of a targets.files "
+        "entry (its path) or a SQLite targets.databases entry.",
+    )
+    maintenance_database: str = host_scoped("postgres", description="Database upkeep connects to for DROP/CREATE.")
     safety_backup: bool = Field(True, description="Back up the existing target first.")
-    safety_destination: str | None = Field(None, description="Where safety backups go (default the destination).")
-    stop_command: list[str] | None = Field(None, description="argv run before the restore.")
-    start_command: list[str] | None = Field(None, description="argv run after it, always (finally).")
+    safety_destination: str | None = host_scoped(
+        None,
+        refs=("backups",),
+        description="Where safety backups go (a targets.backups name or a directory; default the destination).",
+    )
+    stop_command: list[str] | None = host_scoped(None, description="argv run before the restore.")
+    start_command: list[str] | None = host_scoped(None, description="argv run after it, always (finally).")
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j.")
     no_owner: bool = Field(False, description="pg_restore --no-owner.")
-    scratch_dir: str | None = Field(None, description="Where the decoded artifact goes (default the temp dir).")
+    scratch_dir: str | None = host_scoped(None, description="Where the decoded artifact goes (default the temp dir).")
     from_repository: str | None = overridable(
         None, description="Restore the copy in this off-site repository (downloaded and checked first)."
     )
 
 
 class PruneConfig(HandlerConfig):
-    source: SourceField = Field(description="Source name whose backups are pruned.")
+    source: SourceField = host_scoped(
+        refs=SOURCE_KINDS, any_name=True, description="Source name whose backups are pruned."
+    )
     retention: RetentionConfig = Field(description="The retention policy of the local copies.")
     offsite: bool = Field(True, description="Also apply each off-site repository's own retention to its copies.")
 
@@ -315,6 +360,11 @@ def apply_retention(ctx, source_name: str, config: RetentionConfig, dry_run: boo
         for e in by_id.values()
     ]
     decision = retention.select(infos, config.policy(), ctx.now())
+    ctx.scope(
+        [f"{source_name}/{backup_id}" for backup_id in decision.delete],
+        f"the retention policy over {len(infos)} backup(s) of {source_name}; the newest verified one is kept",
+        what="backups to delete",
+    )
     removed = []
     for backup_id in decision.delete:
         entry = by_id[backup_id]
@@ -449,7 +499,6 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     config=CreateConfig,
     aliases=["backup.run", "db.backup"],
     destructive=True,
-    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "mysql_bin_dir"),
     requires=("pg_dump",),
 )
 def backup_create(ctx, config: CreateConfig) -> dict:
@@ -563,7 +612,6 @@ def verify_entry(
     "backup.verify",
     config=VerifyConfig,
     aliases=["backup.check"],
-    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "mysql_bin_dir", "redis_check_rdb_path"),
     requires=("pg_restore",),
 )
 def backup_verify(ctx, config: VerifyConfig) -> dict:
@@ -612,6 +660,11 @@ def _verify(ctx, config: VerifyConfig, records, name: str | None, names: list[st
     if config.which not in ("latest", "all"):
         chosen = [catalog.find(records, config.which, name)]
         names = [chosen[0]["source"]]
+    ctx.scope(
+        [f"{e['source']}/{e['id']}" for e in chosen],
+        f"which: {config.which} of " + (f"source {name}" if name else "every catalogued source"),
+        what="backups to verify",
+    )
     findings: list[dict[str, Any]] = []
     verified = []
     for i, entry in enumerate(chosen):
@@ -701,12 +754,13 @@ def _pick(ctx, config: RestoreConfig, repo: offsite.Repository | None) -> dict[s
     config=RestoreConfig,
     aliases=["backup.recover"],
     destructive=True,
-    runs_commands=uses_fields("stop_command", "start_command", "pg_dump_path", "pg_bin_dir", "mysql_bin_dir"),
     requires=("pg_restore",),
 )
 def backup_restore(ctx, config: RestoreConfig) -> dict:
     """Restore a catalogued backup (by id, or the latest verified one) into the original or a new
     database. dry_run prints the plan; a real restore needs per-run confirmation (--yes)."""
+    if config.target_path:
+        config = config.model_copy(update={"target_path": resolve_path(ctx, config.target_path, "config.target_path")})
     repo = offsite.find(ctx, config.from_repository) if config.from_repository else None
     try:
         return _restore(ctx, config, repo)
@@ -797,7 +851,10 @@ def _safety_backup(
         pg_bin_dir=config.pg_bin_dir,
         mysql_bin_dir=config.mysql_bin_dir,
     )
-    destination = Path(config.safety_destination) if config.safety_destination else Path(entry["path"]).parent.parent
+    if config.safety_destination:
+        destination = resolve_destination(ctx, config.safety_destination)[0]
+    else:
+        destination = Path(entry["path"]).parent.parent
     made = create_backup(ctx, source, create_cfg, destination, None, tags=["safety", f"before-restore-{entry['id']}"])
     ctx.info(
         "safety_backup",

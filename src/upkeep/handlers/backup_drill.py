@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from upkeep.engine.registry import handler, overridable, uses_fields
+from upkeep.engine.registry import handler, host_scoped, overridable
 from upkeep.engine.taskspec import parse_duration
 from upkeep.errors import ConfigError
 from upkeep.handlers._backup import catalog, drills, offsite, replicate
@@ -47,21 +47,25 @@ class DrillConfig(PgToolsConfig):
     sources: list[str] = Field(min_length=1, description="Sources to drill (catalogued / targets names).")
     rto_objective: str = Field("30m", description="Recovery time objective, e.g. 30m: slower is critical.")
     rpo_objective: str = Field("26h", description="Recovery point objective, e.g. 26h: older data is critical.")
-    checks: list[dict[str, Any]] = Field(
+    checks: list[dict[str, Any]] = host_scoped(
         default_factory=list,
         description="Health checks (health.check kinds) against the restored copy; {scratch_url} and "
         "{scratch_database} in their strings name it.",
     )
-    assertions: list[str] = Field(
+    assertions: list[str] = host_scoped(
         default_factory=list, description="SQL run in the restored database besides the source's own assertions."
     )
-    scratch_target: SourceField | None = Field(
-        None, description="Server to restore on (targets.databases name or inline); default the source's."
+    scratch_target: SourceField | None = host_scoped(
+        None,
+        refs=("databases",),
+        description="Server to restore on (targets.databases name or inline); default the source's.",
     )
     from_repository: str | None = overridable(None, description="Drill from the copies in this off-site repository.")
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j.")
-    scratch_dir: str | None = Field(None, description="Where downloads and decoded copies go (default the temp dir).")
-    redis_check_rdb_path: str | None = Field(None, description="redis-check-rdb executable.")
+    scratch_dir: str | None = host_scoped(
+        None, description="Where downloads and decoded copies go (default the temp dir)."
+    )
+    redis_check_rdb_path: str | None = host_scoped(None, description="redis-check-rdb executable.")
 
     @field_validator("rto_objective", "rpo_objective")
     @classmethod
@@ -241,7 +245,6 @@ def outcome_of(r: dict[str, Any]) -> str:
     "backup.drill",
     config=DrillConfig,
     aliases=["backup.dr_test"],
-    runs_commands=uses_fields("pg_dump_path", "pg_bin_dir", "mysql_bin_dir", "redis_check_rdb_path"),
     requires=("pg_restore",),
 )
 def backup_drill(ctx, config: DrillConfig) -> dict:

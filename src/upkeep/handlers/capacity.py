@@ -55,7 +55,7 @@ import psutil
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
 
 DOMAIN = "capacity"
@@ -108,11 +108,15 @@ def fmt(value: float, unit: str) -> str:
 class CapacitySampleConfig(HandlerConfig):
     """What to measure on each run."""
 
-    disk_paths: list[str] = Field(["/"], description="Filesystems whose usage is sampled.")
-    size_paths: list[str] = Field(default_factory=list, description="Directories whose total size is sampled.")
-    databases: list[str] = Field(default_factory=list, description="Database targets (names, 'upkeep' or URLs).")
+    disk_paths: list[str] = host_scoped(["/"], description="Filesystems whose usage is sampled.")
+    size_paths: list[str] = host_scoped(default_factory=list, description="Directories whose total size is sampled.")
+    databases: list[str] = host_scoped(
+        default_factory=list, refs=("databases",), description="Database targets (names, 'upkeep' or URLs)."
+    )
     top_tables: int = Field(10, ge=0, le=1000, description="Largest tables sampled per database target.")
-    logs: list[str] = Field(default_factory=list, description="targets.logs names or globs for request volume.")
+    logs: list[str] = host_scoped(
+        default_factory=list, refs=("logs",), description="targets.logs names or globs for request volume."
+    )
     request_window: str = Field("1h", description="Window of the request rate (as in logs.analyze).")
     cpu: bool = Field(True, description="Sample CPU percent.")
     cpu_sample_seconds: float = Field(0.5, gt=0, le=10, description="CPU sampling window in seconds.")

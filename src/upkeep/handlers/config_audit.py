@@ -56,7 +56,7 @@ from pathlib import Path
 from pydantic import Field
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 from upkeep.errors import ConfigError
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -70,7 +70,12 @@ DEFAULT_SECRET_PATTERNS = ["*_KEY", "*_SECRET", "*_PASSWORD", "*_TOKEN"]
 class ConfigAuditConfig(HandlerConfig):
     """Which files to audit and the rules they are held to."""
 
-    paths: list[str] = overridable(default_factory=list, description="Glob patterns of .env-style files to audit.")
+    paths: list[str] = host_scoped(
+        default_factory=list,
+        refs=("env_files",),
+        overridable=True,
+        description="Glob patterns of .env-style files to audit, or names of targets.env_files entries.",
+    )
     targets: list[str] = Field(
         default_factory=list, description="Names under targets.env_files; empty = every env_files target."
     )
@@ -90,7 +95,7 @@ class ConfigAuditConfig(HandlerConfig):
     check_permissions: bool = Field(True, description="Report files readable or writable by group or others.")
     check_git: bool = Field(True, description="Report files tracked by git (needs the git binary; skipped without).")
     validate_upkeep_config: bool = Field(True, description="Also load and validate upkeep's own upkeep.yaml.")
-    upkeep_config: str | None = Field(None, description="Path of upkeep.yaml (default: the running upkeep's).")
+    upkeep_config: str | None = host_scoped(None, description="Path of upkeep.yaml (default: the running upkeep's).")
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -360,7 +365,9 @@ def _example_keys(example: Path) -> list[str]:
 def _jobs(ctx: RunContext, config: ConfigAuditConfig) -> list[tuple[str, str, list[str], str | None]]:
     """(target name, pattern, required keys, example path) for every file source."""
     jobs = []
-    names = config.targets or ([] if config.paths else ctx.targets.names("env_files"))
+    inventory = ctx.targets.names("env_files")
+    names = config.targets or ([] if config.paths else inventory)
+    names = [*names, *(p for p in config.paths if p in inventory)]
     for name in names:
         entry = ctx.targets.get("env_files", name)
         if isinstance(entry, str):
@@ -369,7 +376,12 @@ def _jobs(ctx: RunContext, config: ConfigAuditConfig) -> list[tuple[str, str, li
             raise ConfigError(f"env_files target {name!r} has no path", hint=f"set targets.env_files.{name}.path")
         jobs.append((name, str(entry["path"]), list(entry.get("required_keys") or []), entry.get("example")))
     for pattern in config.paths:
-        jobs.append(("paths", pattern, list(config.required_keys), None))
+        if pattern not in inventory:
+            jobs.append(("paths", pattern, list(config.required_keys), None))
+    why = (
+        "targets and paths in the task's config" if config.targets or config.paths else "every targets.env_files entry"
+    )
+    ctx.scope([f"{name}: {pattern}" for name, pattern, _, _ in jobs], why, what="env files")
     return jobs
 
 
@@ -398,7 +410,7 @@ def _upkeep_config_findings(ctx: RunContext, config: ConfigAuditConfig) -> tuple
     return out, str(path)
 
 
-@handler("config.audit", config=ConfigAuditConfig, aliases=["config.check", "env.audit"], runs_commands=True)
+@handler("config.audit", config=ConfigAuditConfig, aliases=["config.check", "env.audit"])
 def config_audit(ctx: RunContext, config: ConfigAuditConfig) -> dict:
     """Audit .env files (placeholders, missing/short/duplicate keys, permissions, git) and upkeep.yaml."""
     try:

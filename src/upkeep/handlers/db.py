@@ -3,9 +3,11 @@
 
 Targets come from ``targets.databases`` in ``upkeep.yaml`` (see ``upkeep.handlers._pg`` for the
 fields): ``url: postgresql://user:${env:PW}@host:port/db`` or ``host/port/user/password/dbname``,
-or ``url: sqlite:////path/file.db``. ``target: upkeep`` is upkeep's own store. On PostgreSQL the
-target's database is only where upkeep connects first: ``databases`` (default: every connectable
-non-template database of the server) chooses where the work is done.
+or ``url: sqlite:////path/file.db``. ``target: upkeep`` is upkeep's own store. On PostgreSQL a task
+works on the database its target names and connects to no other; ``databases: [names or globs]``
+(names of other ``targets.databases`` entries on the same server, or database names) or
+``databases: all`` (every connectable non-template database), set in ``upkeep.yaml``, widen that.
+Before acting, a ``scope`` event says which databases were chosen and why.
 
 - ``db.vacuum``: ``VACUUM (ANALYZE)`` per table with dead tuples and size before and after. ``full``
   rewrites tables under an ACCESS EXCLUSIVE lock (announced by a warning event). SQLite: a quick
@@ -34,11 +36,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 from upkeep.handlers import _pg_maint as maint
 from upkeep.handlers import _sqlite_maint as lite
-from upkeep.handlers._pg import connect, describe, is_sqlite, list_databases, sqlite_path, target_from_ctx
+from upkeep.handlers._pg import (
+    connect,
+    database_of,
+    describe,
+    is_sqlite,
+    list_databases,
+    server_of,
+    sqlite_path,
+    target_from_ctx,
+)
 from upkeep.handlers._pg_inspect import InspectThresholds, inspect_database, inspect_server
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
@@ -52,16 +63,28 @@ TARGET_HELP = (
     "Database target: a name under targets.databases, 'upkeep' for upkeep's own store, or a "
     "postgresql:// or sqlite:/// URL (passwords as ${env:NAME})."
 )
+DATABASES_HELP = (
+    "Where the work is done besides the target's own database (the default): names of "
+    "targets.databases entries on the same server, database names or globs, or 'all' (every "
+    "connectable non-template database)."
+)
+Databases = list[str] | Literal["all"] | None
+
+
+def _target_field(help_text: str = TARGET_HELP) -> Any:
+    return host_scoped(..., refs=("databases",), description=help_text)
+
+
+def _databases_field(help_text: str = DATABASES_HELP) -> Any:
+    return host_scoped(None, refs=("databases",), overridable=True, description=help_text)
 
 
 # --- config models ----------------------------------------------------------------------------
 
 
 class _Target(HandlerConfig):
-    target: str = Field(..., description=TARGET_HELP)
-    databases: list[str] | None = overridable(
-        None, description="PostgreSQL databases to work on; default every connectable non-template database."
-    )
+    target: str = _target_field()
+    databases: Databases = _databases_field()
     exclude_databases: list[str] = Field(default_factory=list, description="Databases (globs) to leave out.")
     connect_timeout: float = Field(5.0, gt=0, le=300, description="Seconds to wait for each connection.")
 
@@ -137,10 +160,8 @@ class ReindexConfig(_Target):
 
 
 class InspectConfig(InspectThresholds):
-    target: str = Field(..., description=TARGET_HELP)
-    databases: list[str] | None = overridable(
-        None, description="Databases to inspect; default every connectable non-template database."
-    )
+    target: str = _target_field()
+    databases: Databases = _databases_field()
     exclude_databases: list[str] = Field(default_factory=list, description="Databases (globs) to leave out.")
     connect_timeout: float = Field(5.0, gt=0, le=300, description="Seconds to wait for each connection.")
     sqlite_free_warning_ratio: float = Field(
@@ -152,7 +173,7 @@ class InspectConfig(InspectThresholds):
 
 
 class TerminateConfig(HandlerConfig):
-    target: str = Field(..., description=TARGET_HELP + " PostgreSQL only.")
+    target: str = _target_field(TARGET_HELP + " PostgreSQL only.")
     active_minutes: float | None = overridable(
         10.0, ge=0, description="End queries active longer than this (None = leave active queries alone)."
     )
@@ -160,7 +181,10 @@ class TerminateConfig(HandlerConfig):
         5.0, ge=0, description="End sessions idle in a transaction longer than this (None = skip)."
     )
     idle_minutes: float | None = overridable(30.0, ge=0, description="End idle sessions older than this (None = skip).")
-    databases: list[str] | None = overridable(None, description="Only sessions in these databases (globs).")
+    databases: Databases = _databases_field(
+        "Sessions of which databases: the target's own (the default), names of targets.databases entries "
+        "on the same server, database names or globs, or 'all'."
+    )
     users: list[str] | None = overridable(None, description="Only sessions of these users (globs).")
     applications: list[str] | None = overridable(
         None, description="Only sessions with these application names (globs)."
@@ -188,30 +212,59 @@ def _worst(findings: list[dict]) -> str:
     return worst
 
 
-def _select_databases(conn: psycopg.Connection, config: Any, target: dict) -> list[str]:
-    available = list_databases(conn)
-    if config.databases:
-        missing = [d for d in config.databases if not any(fnmatchcase(a, d) for a in available)]
-        if missing:
-            raise UserError(
-                f"database {missing[0]!r} does not exist on {_server_of(target)}",
-                hint=f"connectable databases: {', '.join(available)}",
-                field="databases",
+def _scope(ctx: RunContext, target: dict, config: Any) -> tuple[list[str] | None, str]:
+    """The database names or globs a task may work on (None: every one) and why.
+
+    Least scope: the target's own database unless the task's config widens it. A name of another
+    ``targets.databases`` entry means that entry's database, which must be on the same server."""
+    if config.databases is None:
+        return [database_of(target)], f"the database target {target['name']} names"
+    if config.databases == "all":
+        return None, "databases: all"
+    inventory = ctx.targets.names("databases")
+    out = []
+    for entry in config.databases:
+        if entry not in inventory:
+            out.append(entry)
+            continue
+        other = target_from_ctx(ctx, entry)
+        if is_sqlite(other) or server_of(other) != server_of(target):
+            raise ConfigError(
+                f"databases: {entry} is a target on another server than {target['name']}",
+                hint="name databases of the target's own server, or give the task another target",
+                field="config.databases",
             )
-        chosen = [a for a in available if any(fnmatchcase(a, d) for d in config.databases)]
+        out.append(database_of(other))
+    return out, f"databases: [{', '.join(config.databases)}] in the task's config"
+
+
+def _databases(ctx: RunContext, target: dict, config: Any, what: str) -> list[str]:
+    """The databases to work on, announced (event ``scope``) before anything is done to them."""
+    patterns, why = _scope(ctx, target, config)
+    if config.databases is None:
+        chosen = list(patterns or [])
     else:
-        chosen = available
-    return [d for d in chosen if not any(fnmatchcase(d, x) for x in config.exclude_databases)]
+        with connect(target, connect_timeout=config.connect_timeout) as conn:
+            available = list_databases(conn)
+        if patterns is None:
+            chosen = available
+        else:
+            missing = [d for d in patterns if not any(fnmatchcase(a, d) for a in available)]
+            if missing:
+                raise UserError(
+                    f"database {missing[0]!r} does not exist on {_server_of(target)}",
+                    hint=f"connectable databases: {', '.join(available)}",
+                    field="databases",
+                )
+            chosen = [a for a in available if any(fnmatchcase(a, d) for d in patterns)]
+    chosen = [d for d in chosen if not any(fnmatchcase(d, x) for x in config.exclude_databases)]
+    ctx.scope(chosen, why, what=f"{what} databases on {_server_of(target)}")
+    return chosen
 
 
 def _server_of(target: dict) -> str:
     """``user@host:port`` of a target, without database and password."""
     return describe(target).rsplit("/", 1)[0]
-
-
-def _databases(target: dict, config: Any) -> list[str]:
-    with connect(target, connect_timeout=config.connect_timeout) as conn:
-        return _select_databases(conn, config, target)
 
 
 def _error_text(exc: psycopg.Error) -> str:
@@ -240,18 +293,18 @@ def _session(conn: psycopg.Connection, config: Any) -> None:
 # --- VACUUM / ANALYZE -------------------------------------------------------------------------
 
 
-def _each_database(
-    ctx: RunContext, target: dict, config: Any, verb: str, findings: list[dict], dbs: list[str] | None = None
-):
-    """Each chosen database with an open session (timeouts set), reporting progress; a database
-    that cannot be reached becomes a warning finding and is skipped."""
-    dbs = _databases(target, config) if dbs is None else dbs
+def _each_database(ctx: RunContext, target: dict, config: Any, verb: str, findings: list[dict], dbs: list[str]):
+    """Each chosen database with an open session (timeouts set), reporting progress. When the task
+    works on several databases, one that cannot be reached becomes a warning finding and is skipped;
+    when it works on its target's own database only, that is a failure."""
     for n, db in enumerate(dbs):
         ctx.check_cancelled()
         ctx.progress(n / max(1, len(dbs)), f"{verb} {db}")
         try:
             conn = connect(target, db, connect_timeout=config.connect_timeout)
         except ConnectionFailed as exc:
+            if config.databases is None:
+                raise
             findings.append({"severity": "warning", "item": db, "message": str(exc)})
             continue
         with conn:
@@ -266,7 +319,8 @@ def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitione
     where = describe(target)
     findings: list[dict] = []
     report: list[dict] = []
-    for db, conn in _each_database(ctx, target, config, verb, findings):
+    dbs = _databases(ctx, target, config, verb)
+    for db, conn in _each_database(ctx, target, config, verb, findings, dbs):
         try:
             tables = maint.tables(
                 conn,
@@ -460,7 +514,8 @@ def _sqlite_maintain(
 
 @handler("db.vacuum", config=VacuumConfig, aliases=["postgres.vacuum", "sqlite.vacuum"])
 def vacuum(ctx: RunContext, config: VacuumConfig) -> dict:
-    """VACUUM (ANALYZE) every table of every (or the chosen) database; dead tuples and sizes before/after."""
+    """VACUUM (ANALYZE) every table of the target's database (or the chosen ones); dead tuples and sizes
+    before/after."""
     target = target_from_ctx(ctx, config.target)
     if is_sqlite(target):
         return _sqlite_maintain(
@@ -484,7 +539,7 @@ def vacuum(ctx: RunContext, config: VacuumConfig) -> dict:
 
 @handler("db.analyze", config=AnalyzeConfig, aliases=["postgres.analyze", "sqlite.analyze"])
 def analyze(ctx: RunContext, config: AnalyzeConfig) -> dict:
-    """ANALYZE every table of every (or the chosen) database, so the planner has fresh statistics."""
+    """ANALYZE every table of the target's database (or the chosen ones), so the planner has fresh statistics."""
     target = target_from_ctx(ctx, config.target)
     if is_sqlite(target):
         return _sqlite_maintain(ctx, target, "ANALYZE", vacuum=False, analyze=True)
@@ -617,7 +672,7 @@ def reindex(ctx: RunContext, config: ReindexConfig) -> dict:
     dropped: list[dict] = []
     rebuilt: list[dict] = []
     skipped: list[dict] = []
-    dbs = _databases(target, config)
+    dbs = _databases(ctx, target, config, "reindex")
     for db, conn in _each_database(ctx, target, config, "reindex", findings, dbs):
         all_indexes = maint.indexes(conn)
         if config.drop_leftovers:
@@ -746,9 +801,9 @@ def inspect(ctx: RunContext, config: InspectConfig) -> dict:
     target = target_from_ctx(ctx, config.target)
     if is_sqlite(target):
         return _inspect_sqlite(ctx, target, config)
+    dbs = _databases(ctx, target, config, "inspect")
     with connect(target, connect_timeout=config.connect_timeout) as conn:
-        dbs = _select_databases(conn, config, target)
-        server = inspect_server(conn, config)
+        server = inspect_server(conn, config, databases=dbs)
     findings = list(server["findings"])
     databases: dict[str, dict] = {}
     for n, db in enumerate(dbs):
@@ -758,6 +813,8 @@ def inspect(ctx: RunContext, config: InspectConfig) -> dict:
             with connect(target, db, connect_timeout=config.connect_timeout) as conn:
                 databases[db] = inspect_database(conn, config)
         except ConnectionFailed as exc:
+            if config.databases is None:
+                raise
             findings.append({"severity": "warning", "check": "connect", "item": db, "message": str(exc)})
             continue
         findings.extend(databases[db]["findings"])
@@ -901,13 +958,15 @@ def terminate_sessions(ctx: RunContext, config: TerminateConfig) -> dict:
         )
     chosen: list[dict] = []
     spared: list[dict] = []
+    databases, why = _scope(ctx, target, config)
+    ctx.scope(databases or ["*"], why, what=f"sessions of databases on {_server_of(target)}")
     with connect(target, connect_timeout=config.connect_timeout) as conn:
         for row in _sessions(conn):
             reason = _why_old(row, config)
             if reason is None:
                 continue
             if not (
-                _filtered(row["database"], config.databases)
+                _filtered(row["database"], databases)
                 and _filtered(row["user"], config.users)
                 and _filtered(row["application"], config.applications)
             ):

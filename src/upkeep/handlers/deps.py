@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, handler
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 from upkeep.errors import ConfigError
 
 LEVELS = ("major", "minor", "patch", "unknown")
@@ -45,9 +45,11 @@ NUMERIC_RE = re.compile(r"\d+")
 class DepsCheckConfig(HandlerConfig):
     """Where to look for outdated packages and which levels warn."""
 
-    python: list[str] = Field(default_factory=list, description="Python interpreters (of venvs) to list with pip.")
-    npm_projects: list[str] = Field(default_factory=list, description="Directories to run `npm outdated` in.")
-    npm_command: list[str] = Field(["npm"], description="How to run npm.")
+    python: list[str] = host_scoped(
+        default_factory=list, description="Python interpreters (of venvs) to list with pip."
+    )
+    npm_projects: list[str] = host_scoped(default_factory=list, description="Directories to run `npm outdated` in.")
+    npm_command: list[str] = host_scoped(["npm"], description="How to run npm.")
     apt: Literal["auto", "on", "off"] = Field("auto", description="apt list --upgradable: auto = when installed.")
     warn_on: list[Literal["major", "minor", "patch", "unknown"]] = Field(
         default_factory=list, description="Update levels that make the outcome warning (report only otherwise)."
@@ -151,7 +153,7 @@ def _json(text: str) -> Any:
     return json.loads(text[start:]) if start >= 0 else None
 
 
-@handler("deps.check", config=DepsCheckConfig, aliases=["dependencies.check", "packages.outdated"], runs_commands=True)
+@handler("deps.check", config=DepsCheckConfig, aliases=["dependencies.check", "packages.outdated"])
 def deps_check(ctx: RunContext, config: DepsCheckConfig) -> dict:
     """Outdated pip, npm and apt packages split into patch/minor/major; never upgrades anything."""
     packages: list[dict] = []

@@ -23,13 +23,14 @@ import asyncio
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 
 from ._checks.base import human_bytes
@@ -58,7 +59,9 @@ def parse_until(text: str | None) -> float | None:
 class DockerCleanupConfig(HandlerConfig):
     """What to clean, the age and label filters, and the named volumes that may go."""
 
-    docker_host: str | None = Field(None, description="Engine address (default $DOCKER_HOST, then the unix socket).")
+    docker_host: str | None = host_scoped(
+        None, description="Engine address (default $DOCKER_HOST, then the unix socket)."
+    )
     containers: bool = Field(True, description="Remove stopped containers (exited, created, dead).")
     images: bool = Field(True, description="Remove dangling images (untagged layers).")
     networks: bool = Field(True, description="Remove user networks no container uses.")
@@ -66,7 +69,7 @@ class DockerCleanupConfig(HandlerConfig):
     until: str | None = overridable("24h", description="Only what was created (cache: last used) longer ago.")
     labels: list[str] = Field(default_factory=list, description="Only items with these labels (key or key=value).")
     exclude_labels: list[str] = Field(default_factory=list, description="Never items with these labels.")
-    volumes: list[str] = Field(
+    volumes: list[str] = host_scoped(
         default_factory=list, description="Named volumes to remove. Volumes are never pruned: only these go."
     )
     timeout: float = Field(120, gt=0, description="Seconds each Engine API call may take.")
@@ -237,17 +240,29 @@ class Cleaner:
         return out
 
 
-async def _cleanup(host: str, config: DockerCleanupConfig, now: datetime, dry_run: bool) -> dict[str, Any]:
+async def _cleanup(
+    host: str, config: DockerCleanupConfig, now: datetime, dry_run: bool, announce: Callable[[dict], None]
+) -> dict[str, Any]:
     engine = Engine(host, config.timeout)
     try:
         ping = await engine.client.get("/_ping")
         ping.raise_for_status()
         cleaner = Cleaner(engine.client, config, now)
         plan = await cleaner.plan()
+        announce(plan)
         done = None if dry_run else await cleaner.run()
         return {"plan": plan, "done": done}
     finally:
         await engine.aclose()
+
+
+def _announce(ctx: RunContext, config: DockerCleanupConfig, plan: dict[str, list[dict]]) -> None:
+    filters = [f"created more than {config.until} ago" if config.until else "any age"]
+    filters += [f"labels {', '.join(config.labels)}"] if config.labels else []
+    filters += [f"not labels {', '.join(config.exclude_labels)}"] if config.exclude_labels else []
+    for kind, items in plan.items():
+        why = "volumes named in the task's config" if kind == "volumes" else f"unused, {'; '.join(filters)}"
+        ctx.scope([item.get("name") or item.get("id") for item in items], why, what=kind.replace("_", " "))
 
 
 @handler("docker.cleanup", config=DockerCleanupConfig, aliases=["docker.prune"], destructive=True)
@@ -257,7 +272,7 @@ def docker_cleanup(ctx: RunContext, config: DockerCleanupConfig) -> dict:
 
     host = config.docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
     try:
-        result = asyncio.run(_cleanup(host, config, ctx.now(), ctx.dry_run))
+        result = asyncio.run(_cleanup(host, config, ctx.now(), ctx.dry_run, lambda plan: _announce(ctx, config, plan)))
     except (httpx.TransportError, OSError) as exc:
         raise ConnectionFailed(
             f"no Docker engine reachable at {host} ({str(exc) or type(exc).__name__})",

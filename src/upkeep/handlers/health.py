@@ -78,7 +78,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, overridable
+from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
 from upkeep.secrets import scrub
 
@@ -111,7 +111,7 @@ class HealthCheckConfig(HandlerConfig):
     )
     cert_warn_days: int = Field(CERT_WARN_DAYS, ge=0, description="TLS certificate expiry warning (days).")
     cert_critical_days: int = Field(CERT_CRITICAL_DAYS, ge=0, description="TLS certificate expiry critical (days).")
-    docker_host: str | None = Field(
+    docker_host: str | None = host_scoped(
         None, description="Docker Engine address for docker targets (default $DOCKER_HOST or the unix socket)."
     )
 
@@ -157,6 +157,8 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
     """Check services concurrently (HTTP, TCP, PostgreSQL, Redis, processes, PM2, systemd, Docker,
     disk, memory, load); report each target's status with flap damping kept in records."""
     targets = _collect_targets(ctx, config)
+    why = "every targets.services entry" if config.services is None else "services in the task's config"
+    ctx.scope([name for name, _ in targets], why + (" and its inline checks" if config.checks else ""), what="targets")
     if not targets:
         return {"outcome": OK, "summary": "no health targets configured", "targets": [], "counts": {}, "findings": []}
     records = ctx.records(DOMAIN)

@@ -65,7 +65,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, overridable
+from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
 from upkeep.handlers._logparse import analyze_paths, parse_window
 
@@ -81,7 +81,7 @@ class LogsAnalyzeConfig(HandlerConfig):
         default_factory=list,
         description="Names under targets.logs in the inventory; empty with no paths means every log target.",
     )
-    paths: list[str] = Field(default_factory=list, description="Extra glob patterns, analysed as target 'paths'.")
+    paths: list[str] = host_scoped(default_factory=list, description="Extra glob patterns, analysed as target 'paths'.")
     format: Literal["auto", "json", "combined", "text"] = Field("auto", description="Log format, or auto-detect.")
     window: str = overridable("24h", description="Time window back from now: '30m', '24h', '7d', '2w' or 'all'.")
     since: datetime | None = overridable(None, description="Explicit window start (overrides window).")
@@ -214,6 +214,8 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
             "logs.analyze has nothing to read",
             hint="set paths in the task config or define targets.logs in upkeep.yaml",
         )
+    why = "targets and paths in the task's config" if config.targets or config.paths else "every targets.logs entry"
+    ctx.scope([f"{name}: {', '.join(paths)}" for name, paths, _ in jobs], why, what="logs")
     now = ctx.now()
     start, end = parse_window(config.window, now, config.since, config.until)
     analyses: dict[str, dict] = {}

@@ -32,7 +32,7 @@ import psutil
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
 from upkeep.handlers._rotation import ByteSize, OpenFiles, looks_rotated, scan_open_files
 
@@ -40,7 +40,9 @@ DAY = 86400.0
 
 
 class LogsCleanupConfig(HandlerConfig):
-    directories: list[str] = Field(default_factory=list, description="Log directories (else targets.logs parents)")
+    directories: list[str] = host_scoped(
+        default_factory=list, description="Log directories (else targets.logs parents)"
+    )
     targets: list[str] | None = Field(None, description="Only these targets.logs entries (default: all)")
     recursive: bool = Field(False, description="Also clean subdirectories")
     max_age_days: float = overridable(7.0, ge=0, description="Delete rotated logs older than this many days")
@@ -73,9 +75,11 @@ class DirReport:
 
 def resolve_directories(ctx: RunContext, config: LogsCleanupConfig) -> list[Path]:
     patterns = list(config.directories)
+    why = "directories in the task's config"
     if not patterns:
-        logs = ctx.targets.kind("logs")
-        for name in config.targets if config.targets is not None else sorted(logs):
+        names = config.targets if config.targets is not None else ctx.targets.names("logs")
+        why = f"the directories of targets.logs {', '.join(names)}"
+        for name in names:
             entry = ctx.targets.get("logs", name) or {}
             paths = entry.get("paths", [])
             paths = [paths] if isinstance(paths, str) else paths
@@ -91,7 +95,9 @@ def resolve_directories(ctx: RunContext, config: LogsCleanupConfig) -> list[Path
             raise ConfigError(f"logs.cleanup: directory {pattern!r} is relative", hint="use absolute paths")
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         out += [Path(os.path.abspath(m)) for m in matches]
-    return sorted(set(out))
+    chosen = sorted(set(out))
+    ctx.scope(chosen, why, what="log directories")
+    return chosen
 
 
 def walk_files(directory: Path, recursive: bool) -> list[tuple[Path, os.stat_result]]:

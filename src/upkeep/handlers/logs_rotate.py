@@ -68,7 +68,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, overridable
+from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
 from upkeep.handlers._compress import compress_file, resolve_level, suffix_for
 from upkeep.handlers._rotation import (
@@ -94,7 +94,7 @@ class RotateRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, description="Rule name for reports (the inventory target's name)")
-    paths: list[str] = Field(..., min_length=1, description="Absolute paths or globs of the active log files")
+    paths: list[str] = host_scoped(..., min_length=1, description="Absolute paths or globs of the active log files")
     frequency: Literal["hourly", "daily", "weekly", "monthly", "yearly"] | None = Field(
         None, description="Rotate by calendar period since the last rotation (daily when no size is set)"
     )
@@ -112,12 +112,12 @@ class RotateRule(BaseModel):
     notifempty: bool = Field(True, description="Do not rotate empty files")
     mode: Literal["rename", "copytruncate"] = Field("rename", description="rename + create, or copy + truncate")
     create: bool = Field(True, description="rename mode: create a new empty file after renaming")
-    create_mode: str | None = Field(None, description="Octal mode of the new file (default: the old file's)")
-    create_owner: str | None = Field(None, description="Owner of the new file (default: the old file's)")
-    create_group: str | None = Field(None, description="Group of the new file (default: the old file's)")
-    postrotate: list[str] | None = Field(None, description="argv run once per rule after rotating")
-    pidfile: str | None = Field(None, description="Send `signal` to the pid in this file after rotating")
-    signal: str = Field("HUP", description="Signal for the pidfile's process (HUP, USR1, ...)")
+    create_mode: str | None = host_scoped(None, description="Octal mode of the new file (default: the old file's)")
+    create_owner: str | None = host_scoped(None, description="Owner of the new file (default: the old file's)")
+    create_group: str | None = host_scoped(None, description="Group of the new file (default: the old file's)")
+    postrotate: list[str] | None = host_scoped(None, description="argv run once per rule after rotating")
+    pidfile: str | None = host_scoped(None, description="Send `signal` to the pid in this file after rotating")
+    signal: str = host_scoped("HUP", description="Signal for the pidfile's process (HUP, USR1, ...)")
     open_wait_seconds: float = Field(
         2.0, ge=0, description="After rotating, wait up to this long for writers to release rotated files"
     )
@@ -248,6 +248,7 @@ class RuleRun:
 
     def run(self) -> None:
         logs = self.expand()
+        self.ctx.scope(logs, f"the active files matching {', '.join(self.rule.paths)}", what=f"rule {self.rule.label}")
         states = []
         for path in logs:
             self.ctx.check_cancelled()
@@ -589,8 +590,7 @@ def copy_truncate(path: Path, target: Path) -> tuple[int, int, float]:
 def resolve_rules(ctx: RunContext, config: LogsRotateConfig) -> list[RotateRule]:
     if config.rules:
         return list(config.rules)
-    targets = ctx.targets.kind("logs")
-    names = config.targets if config.targets is not None else sorted(targets)
+    names = config.targets if config.targets is not None else ctx.targets.names("logs")
     rules = []
     for name in names:
         raw = dict(ctx.targets.get("logs", name) or {})  # a clear UserError for an unknown name
@@ -612,16 +612,10 @@ def resolve_rules(ctx: RunContext, config: LogsRotateConfig) -> list[RotateRule]
     return rules
 
 
-def _rules_run_commands(config: dict) -> bool:
-    """when a rule has a postrotate command"""
-    return any(isinstance(rule, dict) and rule.get("postrotate") for rule in config.get("rules") or [])
-
-
 @handler(
     "logs.rotate",
     config=LogsRotateConfig,
     destructive=True,
-    runs_commands=_rules_run_commands,
     aliases=["logs.logrotate"],
 )
 def rotate_logs(ctx: RunContext, config: LogsRotateConfig) -> dict:

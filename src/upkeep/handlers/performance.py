@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
 
 from ._logparse import WINDOW_RE, WINDOW_UNITS
@@ -41,8 +41,12 @@ class PerformanceReviewConfig(HandlerConfig):
     """Sources of the review, its period and what counts as a regression."""
 
     period: str = overridable("30d", description="Length of the reviewed period ('7d', '30d', '4w').")
-    logs: list[str] = Field(default_factory=list, description="targets.logs names or globs of API logs.")
-    databases: list[str] = Field(default_factory=list, description="Database targets to inspect.")
+    logs: list[str] = host_scoped(
+        default_factory=list, refs=("logs",), description="targets.logs names or globs of API logs."
+    )
+    databases: list[str] = host_scoped(
+        default_factory=list, refs=("databases",), description="Database targets to inspect."
+    )
     include_runs: bool = Field(True, description="Summarise upkeep's own run history.")
     regression_ratio: float = Field(1.25, gt=1, description="Slower by more than this factor is a warning.")
     rate_5xx_increase: float = Field(0.005, ge=0, description="5xx rate increase (absolute) that warns.")

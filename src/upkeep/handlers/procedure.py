@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.engine.context import RunContext
+from upkeep.engine.hostscope import CONFIG_OF
 from upkeep.engine.registry import REGISTRY, HandlerConfig, handler
 from upkeep.errors import ConfigError, UserError
 
@@ -19,7 +20,11 @@ class Step(BaseModel):
 
     type: str = Field(description="Handler of this step, domain.action")
     name: str | None = Field(None, description="Label used in events (default: the type)")
-    config: dict[str, Any] = Field(default_factory=dict, description="The step handler's config")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The step handler's config (its host-scoped fields stay host-scoped here)",
+        json_schema_extra={CONFIG_OF: "type"},
+    )
     continue_on_failure: bool | None = Field(None, description="Override the procedure's stop_on_failure")
 
 
@@ -38,18 +43,6 @@ def _validate_steps(config: ProcedureConfig) -> list[tuple[Step, Any, Any]]:
     return out
 
 
-def procedure_runs_commands(config: dict) -> bool:
-    """when a step runs commands"""
-    steps = (config or {}).get("steps") or []
-    for step in steps:
-        try:
-            if REGISTRY.get(step.get("type", "")).config_runs_commands(step.get("config")):
-                return True
-        except UserError:
-            continue
-    return False
-
-
 class _StepJournal:
     def __init__(self, journal, step: str):
         self.journal, self.step = journal, step
@@ -61,7 +54,7 @@ class _StepJournal:
         return getattr(self.journal, name)
 
 
-@handler("procedure.execute", config=ProcedureConfig, destructive=True, runs_commands=procedure_runs_commands)
+@handler("procedure.execute", config=ProcedureConfig, destructive=True)
 def execute(ctx: RunContext, config: ProcedureConfig) -> dict:
     """Run ordered steps; stop or continue on failure; the outcome is the worst step's outcome."""
     steps = _validate_steps(config)

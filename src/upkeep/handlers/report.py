@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
 RANK = {"ok": 0, "warning": 1, "critical": 2}
 
@@ -25,7 +25,9 @@ class ReportConfig(HandlerConfig):
         "warning", pattern="^(ok|warning|critical)$", description="Outcome when some task is overdue"
     )
     include_health_targets: bool = Field(True, description="Summarise the health.check target records")
-    logs: list[str] = Field(default_factory=list, description="Log globs or targets.logs names for error counts")
+    logs: list[str] = host_scoped(
+        default_factory=list, refs=("logs",), description="Log globs or targets.logs names for error counts"
+    )
     alert_threshold: int = Field(100, ge=0, description="Warning when the logs hold more errors than this in 24 h")
 
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pydantic import Field, model_validator
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
 
 class RetentionConfig(HandlerConfig):
-    paths: list[str] = Field(min_length=1, description="Glob patterns of the files the policy covers")
+    paths: list[str] = host_scoped(min_length=1, description="Glob patterns of the files the policy covers")
     max_age_days: float | None = Field(None, gt=0, description="Delete files older than this")
     keep_last: int | None = Field(None, ge=0, description="Keep at most this many newest files")
     min_keep: int = Field(1, ge=0, description="Never delete the newest N files, whatever the age")
@@ -57,6 +57,14 @@ def enforce(ctx: RunContext, config: RetentionConfig) -> dict:
     now = ctx.now().timestamp()
     doomed = select_for_deletion(
         files, now=now, max_age_days=config.max_age_days, keep_last=config.keep_last, min_keep=config.min_keep
+    )
+    rules = [f"older than {config.max_age_days:g} days"] if config.max_age_days else []
+    rules += [f"beyond the newest {config.keep_last}"] if config.keep_last is not None else []
+    ctx.scope(
+        doomed,
+        f"{len(files)} files match {', '.join(config.paths)}; {' or '.join(rules)}, "
+        f"keeping the newest {config.min_keep}",
+        what="files to delete",
     )
     freed = 0
     for path in doomed:

@@ -42,7 +42,7 @@ import psutil
 from pydantic import Field
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
 
 from ._checks.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS
@@ -53,7 +53,7 @@ OUTCOME = {0: "ok", 1: "warning", 2: "critical"}
 
 
 class KeyTable(HandlerConfig):
-    target: str = Field(..., description="Database target (targets.databases name or URL).")
+    target: str = host_scoped(..., refs=("databases",), description="Database target (targets.databases name or URL).")
     table: str = Field(..., description="Table holding the keys, optionally schema-qualified.")
     name_column: str = Field("name", description="Column naming the key.")
     created_column: str = Field("created_at", description="Column with the key's creation time.")
@@ -67,10 +67,10 @@ class SecurityAuditConfig(HandlerConfig):
     cert_warn_days: float = Field(CERT_WARN_DAYS, ge=0, description="Warning when a certificate expires within.")
     cert_critical_days: float = Field(CERT_CRITICAL_DAYS, ge=0, description="Critical when it expires within.")
     tls_timeout: float = Field(10.0, gt=0, description="Seconds for each TLS handshake.")
-    python_projects: list[str] = Field(default_factory=list, description="Requirements files or project dirs.")
-    npm_projects: list[str] = Field(default_factory=list, description="Directories with a package-lock.json.")
-    pip_audit_command: list[str] = Field(["pip-audit"], description="How to run pip-audit.")
-    npm_command: list[str] = Field(["npm"], description="How to run npm.")
+    python_projects: list[str] = host_scoped(default_factory=list, description="Requirements files or project dirs.")
+    npm_projects: list[str] = host_scoped(default_factory=list, description="Directories with a package-lock.json.")
+    pip_audit_command: list[str] = host_scoped(["pip-audit"], description="How to run pip-audit.")
+    npm_command: list[str] = host_scoped(["npm"], description="How to run npm.")
     pip_audit_severity: str = Field(
         "warning", pattern="^(info|warning|critical)$", description="Severity of each pip-audit vulnerability."
     )
@@ -79,7 +79,7 @@ class SecurityAuditConfig(HandlerConfig):
     key_max_age_days: float = Field(90, gt=0, description="API keys older than this are a warning.")
     check_upkeep_keys: bool = Field(True, description="Check upkeep's own API keys.")
     key_tables: list[KeyTable] = Field(default_factory=list, description="Application key tables to check.")
-    world_writable_paths: list[str] = Field(default_factory=list, description="Directories searched recursively.")
+    world_writable_paths: list[str] = host_scoped(default_factory=list, description="Directories searched recursively.")
     max_files: int = Field(200_000, ge=1, description="Stop the world-writable walk after this many entries.")
     allowed_ports: list[int] | None = Field(None, description="Listening ports allowed; null = port check off.")
     include_loopback: bool = Field(False, description="Also report listeners bound to loopback only.")
@@ -472,7 +472,7 @@ def _tls_targets(ctx: RunContext, config: SecurityAuditConfig) -> list[tuple[str
     return hosts
 
 
-@handler("security.audit", config=SecurityAuditConfig, aliases=["audit.security"], runs_commands=True)
+@handler("security.audit", config=SecurityAuditConfig, aliases=["audit.security"])
 def security_audit(ctx: RunContext, config: SecurityAuditConfig) -> dict:
     """TLS expiry, dependency vulnerabilities, API key age, world-writable files and unexpected open ports."""
     now = ctx.now()

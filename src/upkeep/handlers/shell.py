@@ -6,15 +6,15 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, handler
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
 
 class ShellConfig(HandlerConfig):
-    command: list[str] | str = Field(description="argv list; a string only with shell: true")
+    command: list[str] | str = host_scoped(description="argv list; a string only with shell: true")
     shell: bool = Field(False, description="Run `command` through /bin/sh -c")
-    cwd: str | None = Field(None, description="Working directory")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment (values may be ${env:X})")
-    user: str | None = Field(None, description="Run as this user (upkeep must run as root)")
+    cwd: str | None = host_scoped(None, description="Working directory")
+    env: dict[str, str] = host_scoped(default_factory=dict, description="Extra environment (values may be ${env:X})")
+    user: str | None = host_scoped(None, description="Run as this user (upkeep must run as root)")
     timeout_seconds: float | None = Field(None, gt=0, description="Kill the command after this long")
     tail_lines: int = Field(40, ge=0, le=1000, description="Output lines kept in the run's events")
 
@@ -27,7 +27,7 @@ class ShellConfig(HandlerConfig):
         return self
 
 
-@handler("shell.run", config=ShellConfig, runs_commands=True, destructive=True)
+@handler("shell.run", config=ShellConfig, destructive=True)
 def run(ctx: RunContext, config: ShellConfig) -> dict:
     """Run a command under the run's deadline; a non-zero exit fails the run.
 

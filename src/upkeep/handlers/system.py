@@ -26,14 +26,21 @@ import psutil
 from pydantic import Field
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, handler, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
+from upkeep.errors import ConfigError
 
 from ._checks import disk, load, memory
 from ._checks.base import OK, STATUSES, human_bytes, threshold_status, worst
 
 
 class SystemResourcesConfig(HandlerConfig):
-    paths: list[str] = overridable(["/"], description="Filesystem paths whose disk usage is reported.")
+    paths: list[str] = host_scoped(
+        ["/"],
+        refs=("services",),
+        overridable=True,
+        description="Filesystem paths whose disk usage is reported, or names of targets.services disk targets "
+        "(their path).",
+    )
     disk_warn_percent: float = Field(disk.DISK_WARN_PERCENT, ge=0, le=100, description="Disk used % warning.")
     disk_critical_percent: float = Field(disk.DISK_CRITICAL_PERCENT, ge=0, le=100, description="Disk used % critical.")
     memory_warn_percent: float = Field(memory.MEMORY_WARN_PERCENT, ge=0, le=100, description="RAM used % warning.")
@@ -83,13 +90,27 @@ def _sample_processes(seconds: float) -> tuple[float, list[float], list[dict[str
     return total, per_cpu, rows
 
 
+def _disk_paths(ctx: RunContext, entries: list[str]) -> list[str]:
+    """Paths as given, names of ``targets.services`` disk targets as their path."""
+    services = ctx.targets.names("services")
+    out = []
+    for entry in entries:
+        if entry in services:
+            spec = ctx.targets.get("services", entry)
+            if not isinstance(spec, dict) or spec.get("type") != "disk":
+                raise ConfigError(f"targets.services.{entry} is not a disk target", field="config.paths")
+            entry = str(spec.get("path") or "/")
+        out.append(entry)
+    return out
+
+
 @handler("system.resources", config=SystemResourcesConfig)
 def system_resources(ctx: RunContext, config: SystemResourcesConfig) -> dict:
     """Disk, memory, swap, CPU, load and top processes, judged against documented thresholds."""
     findings: list[dict[str, Any]] = []
     statuses = []
     disks = []
-    for path in config.paths:
+    for path in _disk_paths(ctx, config.paths):
         ctx.check_cancelled()
         try:
             figures = disk.measure(path)

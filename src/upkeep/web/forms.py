@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from upkeep.engine.hostscope import HOST_SCOPED, INVENTORY_REFS
 from upkeep.engine.registry import OVERRIDABLE
 from upkeep.secrets import is_secret_key
 
@@ -32,6 +33,8 @@ class FormField:
     nullable: bool = False
     description: str = ""
     overridable: bool = False
+    host_scoped: bool = False  # only upkeep.yaml or the local CLI may set it (see upkeep.engine.hostscope)
+    inventory_refs: list[str] = field(default_factory=list)  # ...except by a name of these inventory kinds
     options: list[Any] = field(default_factory=list)
     attrs: dict[str, Any] = field(default_factory=dict)
     type_label: str = ""
@@ -150,6 +153,8 @@ def fields_from_schema(
                 nullable=nullable,
                 description=prop.get("description", ""),
                 overridable=overridable_flag,
+                host_scoped=bool(prop.get(HOST_SCOPED)),
+                inventory_refs=list(prop.get(INVENTORY_REFS) or []),
                 options=list(inner.get("enum", [])),
                 attrs=attrs,
                 type_label=type_label(raw, schema),

@@ -195,3 +195,19 @@ def resolve_destination(ctx, destination: str | None) -> tuple[Path, Path | None
         copy_to = spec.get("copy_to")
         return Path(spec["path"]), Path(copy_to) if copy_to else None
     return Path(destination), None
+
+
+def resolve_path(ctx, value: str, field: str) -> str:
+    """A file or directory given by path, or by the name of a ``targets.files`` entry (its one
+    path) or of a SQLite ``targets.databases`` entry (its file)."""
+    if value in ctx.targets.names("files") or value in ctx.targets.names("databases"):
+        source = resolve_source(ctx, value, field=field)
+        paths = source.spec.get("paths") or [source.spec.get("path")]
+        if source.type not in ("files", "sqlite") or len(paths) != 1 or not paths[0]:
+            raise ConfigError(
+                f"{value} names a {source.type} target with {len(paths)} paths, not one file or directory",
+                hint="name a targets.files entry with one path, or a SQLite targets.databases entry",
+                field=field,
+            )
+        return str(paths[0])
+    return value

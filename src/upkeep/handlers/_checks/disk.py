@@ -11,6 +11,8 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field, field_validator
 
+from upkeep.engine.registry import host_scoped
+
 from .base import CRITICAL, CheckEnv, CheckResult, TargetBase, human_bytes, parse_size, threshold_status, worst
 
 BLOCKING = True  # statvfs on a hung network mount blocks
@@ -20,7 +22,7 @@ DISK_CRITICAL_PERCENT = 90.0
 
 class DiskTarget(TargetBase):
     type: Literal["disk"]
-    path: str = Field("/", description="A path on the filesystem to check.")
+    path: str = host_scoped("/", description="A path on the filesystem to check.")
     warn_percent: float = Field(DISK_WARN_PERCENT, ge=0, le=100, description="Used % warning threshold.")
     critical_percent: float = Field(DISK_CRITICAL_PERCENT, ge=0, le=100, description="Used % critical threshold.")
     min_free: int | str | None = Field(None, description="Critical when less is free (bytes or 10G, 500M).")

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from upkeep.engine.registry import host_scoped
 from upkeep.secrets import redact_url_password
 
 from .base import CRITICAL, OK, CheckEnv, CheckResult, TargetBase, ms, threshold_status
@@ -23,7 +24,7 @@ BLOCKING = True
 
 class PostgresTarget(TargetBase):
     type: Literal["postgres"]
-    url: str = Field(description="libpq connection URL or DSN.")
+    url: str = host_scoped(description="libpq connection URL or DSN.")
     warn_ms: float | None = Field(1000.0, ge=0, description="Connect + SELECT 1 warning threshold (ms).")
     critical_ms: float | None = Field(None, ge=0, description="Connect + SELECT 1 critical threshold (ms).")
 

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field, model_validator
 
+from upkeep.engine.registry import host_scoped
+
 from .base import CRITICAL, OK, WARNING, CheckEnv, CheckResult, TargetBase
 
 BLOCKING = True
@@ -27,7 +29,7 @@ class ProcessTarget(TargetBase):
     type: Literal["process"]
     process_name: str | None = Field(None, description="Exact process name (as in `ps -o comm`).")
     cmdline: str | None = Field(None, description="Regular expression searched in the command line.")
-    pidfile: str | None = Field(None, description="File holding the pid.")
+    pidfile: str | None = host_scoped(None, description="File holding the pid.")
     min_count: int = Field(1, ge=1, description="Processes that must match.")
     warn_on_restart: bool = Field(True, description="Report warning when the main pid changed since last run.")
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from upkeep.engine.registry import host_scoped
 from upkeep.secrets import redact_url_password
 
 from .base import CRITICAL, OK, CheckEnv, CheckResult, TargetBase, human_bytes, ms, threshold_status, worst
@@ -21,7 +22,7 @@ BLOCKING = True
 
 class RedisTarget(TargetBase):
     type: Literal["redis"]
-    url: str = Field(description="redis:// or rediss:// URL.")
+    url: str = host_scoped(description="redis:// or rediss:// URL.")
     memory_warn_percent: float = Field(80.0, ge=0, le=100, description="used_memory / maxmemory warning (%).")
     memory_critical_percent: float = Field(95.0, ge=0, le=100, description="used_memory / maxmemory critical (%).")
     warn_ms: float | None = Field(None, ge=0, description="PING warning threshold (ms).")
