@@ -43,6 +43,15 @@ class Forbidden(UserError):
     status_code = 403
 
 
+class HostScoped(Forbidden):
+    """Values that name something on the host, from a caller that may not set them (see
+    ``upkeep.engine.hostscope``); ``fields`` names every one."""
+
+    def __init__(self, message: str, *, fields: list[str], hint: str | None = None):
+        super().__init__(message, hint=hint, field=fields[0])
+        self.fields = fields
+
+
 class ConnectionFailed(UserError):
     """A server (database, broker, target) could not be reached."""
 

@@ -25,7 +25,7 @@ from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.engine.wakeup import broadcast
-from upkeep.errors import Conflict, Forbidden, NotFound, UserError
+from upkeep.errors import Conflict, HostScoped, NotFound, UserError
 from upkeep.secrets import redact
 from upkeep.settings import Settings
 from upkeep.store.db import Store
@@ -196,9 +196,10 @@ class Upkeep:
                 if first.refs
                 else "set it in upkeep.yaml and run `upkeep apply`"
             )
-        if len(found) > 1:
-            message += f" (also: {', '.join(v.field.removeprefix('task.') for v in found[1:])})"
-        raise Forbidden(message, hint=hint, field=where)
+        fields = [v.field.removeprefix("task.") for v in found]
+        if len(fields) > 1:
+            message += f" (also: {', '.join(fields[1:])})"
+        raise HostScoped(message, hint=hint, fields=fields)
 
     # --- views ------------------------------------------------------------------------------
 

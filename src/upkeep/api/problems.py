@@ -127,12 +127,13 @@ FIELD_ALIASES = {"task_type": "type", "window": "windows"}  # service field name
 def user_error_response(exc: UserError) -> JSONResponse:
     status = exc.status_code if 400 <= exc.status_code < 600 else 422
     field = FIELD_ALIASES.get(exc.field or "", exc.field)
+    fields = getattr(exc, "fields", None) or ([field] if field else [])
     return problem_response(
         status,
         exc.message,
         field=field,
         hint=exc.hint,
-        errors=[{"field": field, "message": exc.message}] if field else [],
+        errors=[{"field": f, "message": exc.message} for f in fields],
     )
 
 

@@ -66,7 +66,7 @@ def _matches(target: ProcessTarget) -> tuple[list[psutil.Process], str | None]:
         except OSError as exc:
             return [], f"cannot read pidfile {path}: {exc.strerror or exc}"
         if not text.split() or not text.split()[0].isdigit():
-            return [], f"pidfile {path} holds no pid ({text[:40]!r})"
+            return [], f"pidfile {path} holds no pid (its first word is not a number)"  # never echo a file
         pid = int(text.split()[0])
         try:
             proc = psutil.Process(pid)
