@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from upkeep.errors import Conflict, NotFound, UserError
+from upkeep.private import PRIVATE
 from upkeep.store.db import Store
 from upkeep.store.models import ApiKey
 
@@ -107,8 +107,5 @@ def verify_token(store: Store, token: str, now: datetime | None = None) -> dict 
 
 def write_admin_key_file(path: Path, token: str) -> None:
     """Keep the first admin token in ``.upkeep/admin.key``, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    os.chmod(path, 0o600)
+    PRIVATE.mkdir(path.parent)
+    PRIVATE.write(path, token + "\n")

@@ -28,6 +28,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from upkeep.api.problems import ProblemError
 from upkeep.auth import ROLES, role_allows, verify_token
+from upkeep.private import PRIVATE, SESSION_KEY_FILE
 from upkeep.queries import key_by_id
 
 SESSION_COOKIE = "upkeep_session"
@@ -62,8 +63,8 @@ class Principal:
 
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The session signing secret, created (mode 600) on first start."""
-    path = Path(data_dir) / "session.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(data_dir) / SESSION_KEY_FILE
+    PRIVATE.mkdir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

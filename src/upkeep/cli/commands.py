@@ -17,6 +17,7 @@ def init(
     """Write a commented default upkeep.yaml, create .upkeep/, the store and the first admin API key."""
     from upkeep.auth import create_key, list_keys, write_admin_key_file
     from upkeep.config_file import find_config, render_template
+    from upkeep.private import ADMIN_KEY_FILE, PRIVATE
 
     st = state(ctx)
     path = find_config(st.config)
@@ -33,15 +34,14 @@ def init(
     echo(f"wrote {path}")
     st._settings = None
     settings = st.settings
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    settings.resolved_data_dir.chmod(0o700)
+    PRIVATE.mkdir(settings.resolved_data_dir)
     store = st.store(upgrade=True)
     echo(f"store ready: {settings.resolved_data_dir if settings.is_sqlite else 'database'} (schema current)")
     if any(k["role"] == "admin" and not k["revoked_at"] for k in list_keys(store)):
         echo("an admin API key exists already; no new key created (`upkeep keys create` makes another)")
     else:
         _view, token = create_key(store, name="admin", role="admin")
-        key_file = settings.resolved_data_dir / "admin.key"
+        key_file = settings.resolved_data_dir / ADMIN_KEY_FILE
         write_admin_key_file(key_file, token)
         echo(f"admin API key (shown once; also in {key_file}, mode 600):")
         echo(f"  {token}")

@@ -137,7 +137,9 @@ def _permission_checks(data_dir: Path) -> list[Check]:
         )
     else:
         checks.append(Check("data directory", True, f"{data_dir} writable, mode {stat.S_IMODE(mode):o}"))
-    key = data_dir / "admin.key"
+    from upkeep.private import ADMIN_KEY_FILE
+
+    key = data_dir / ADMIN_KEY_FILE
     if key.exists():
         key_mode = stat.S_IMODE(key.stat().st_mode)
         if key_mode & 0o077:

@@ -48,8 +48,10 @@ def report(
     digest = build_digest(services, period.value, datetime.now(UTC))
     text = render_html(digest) if format is Format.html else render_markdown(digest)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        from upkeep.private import PRIVATE
+
+        PRIVATE.mkdir(output.parent)
+        PRIVATE.write(output, text)
         typer.echo(f"wrote {output} ({digest['status']})")
     else:
         typer.echo(text, nl=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from upkeep.private import PRIVATE
 from upkeep.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,7 @@ _NOTIFY = sa.text("SELECT pg_notify(:channel, :domain)")
 
 
 def _wake_dir(data_dir: Path) -> Path:
-    path = Path(data_dir) / "wake"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return PRIVATE.mkdir(Path(data_dir) / "wake")
 
 
 def wake_domain(data_dir: Path) -> str:
@@ -87,6 +86,7 @@ class Notifier:
         self.path = _wake_dir(data_dir) / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.sock"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(self.path))
+        PRIVATE.protect(self.path)  # only upkeep's own processes may wake it
         self.sock.setblocking(False)
         self._listener: _Listener | None = None
         if store is not None and store.is_postgres:

@@ -44,6 +44,7 @@ from upkeep.handlers._backup.retention import RetentionConfig
 from upkeep.handlers._backup.sources import (
     OnRestored,
     Source,
+    destination_private,
     kind,
     resolve_destination,
     resolve_path,
@@ -58,6 +59,7 @@ from upkeep.handlers._backup.stream import (
     sha256_file,
     temp_name,
 )
+from upkeep.private import PRIVATE, Private
 
 SourceField = str | dict[str, Any]
 SOURCE_KINDS = ("databases", "files")
@@ -195,9 +197,11 @@ class PruneConfig(HandlerConfig):
 class _ArtifactSet:
     """All files one backup writes; ``discard()`` removes every one of them (failure path)."""
 
-    def __init__(self, directory: Path, stem: str, base_ext: str, compression: str, config, key: bytes | None):
+    def __init__(
+        self, directory: Path, stem: str, base_ext: str, compression: str, config, key: bytes | None, private: Private
+    ):
         self.directory, self.stem, self.base_ext = directory, stem, base_ext
-        self.compression, self.config, self.key = compression, config, key
+        self.compression, self.config, self.key, self.private = compression, config, key, private
         self.writers: list[ArtifactWriter] = []
 
     def new(self, suffix: str = "") -> ArtifactWriter:
@@ -208,6 +212,7 @@ class _ArtifactSet:
             self.config.compression_level,
             self.key,
             threads=self.config.compression_threads,
+            private=self.private,
         )
         self.writers.append(writer)
         return writer
@@ -220,13 +225,14 @@ class _ArtifactSet:
                 manifest_path(w.final_path).unlink(missing_ok=True)
 
 
-def _copy_verified(src: Path, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+def _copy_verified(src: Path, directory: Path, private: Private) -> Path:
+    private.mkdir(directory)
     final = directory / src.name
     tmp = temp_name(final)
     try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
+        with open(src, "rb") as reader, private.open(tmp) as fh:
+            shutil.copyfileobj(reader, fh, 1 << 20)
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         fsync_dir(directory)
@@ -251,16 +257,19 @@ def create_backup(
     copy_to: Path | None,
     tags: list[str] | None = None,
     destination_name: str | None = None,
+    private: Private = PRIVATE,
 ) -> dict[str, Any]:
-    """Take one backup of ``source``; returns the catalog entry. Leaves nothing behind on failure."""
+    """Take one backup of ``source``; returns the catalog entry. Leaves nothing behind on failure.
+    Every file and directory it creates is private (``upkeep.private``)."""
     key = crypto.load_key(config.encryption_key_env) if config.encrypt else None
     started = ctx.now()
     t0 = time.monotonic()
     backup_id = new_backup_id(started)
-    directory = destination / source.name
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private.mkdir(destination / source.name)
     base_ext, stream_compression = source.layout(config)
-    artifacts = _ArtifactSet(directory, f"{source.name}-{backup_id}", base_ext, stream_compression, config, key)
+    artifacts = _ArtifactSet(
+        directory, f"{source.name}-{backup_id}", base_ext, stream_compression, config, key, private
+    )
     work_dir = Path(tempfile.mkdtemp(dir=directory, prefix=".upkeep-work-"))
     records = ctx.records(catalog.DOMAIN)
     copies: list[dict[str, Any]] = []
@@ -297,16 +306,16 @@ def create_backup(
             **fields,
         }
         manifest["tool_versions"] = {**fields.get("tool_versions", {}), "zstandard": _zstd_version()}
-        write_manifest(main.path, manifest)
+        write_manifest(main.path, manifest, private)
         if copy_to is not None:
             for info in [w.info for w in artifacts.writers if w.info]:
-                copy = _copy_verified(info.path, copy_to / source.name)
+                copy = _copy_verified(info.path, copy_to / source.name, private)
                 copied = sha256_file(copy)
                 if copied != info.sha256:
                     copy.unlink(missing_ok=True)
                     raise UserError(f"copy to {copy_to} failed its checksum (expected {info.sha256}, got {copied})")
                 if info.path == main.path:
-                    write_manifest(copy, manifest)
+                    write_manifest(copy, manifest, private)
                     copies.append({"path": str(copy), "sha256_ok": True})
     except BaseException:
         artifacts.discard()
@@ -534,7 +543,10 @@ def backup_create(ctx, config: CreateConfig) -> dict:
         if repos:
             result["offsite_retention"] = [replicate.prune(ctx, r, source.name, dry_run=True) for r in repos]
         return result
-    entry = create_backup(ctx, source, config, destination, copy_to, destination_name=config.destination)
+    private = destination_private(ctx, config.destination)
+    entry = create_backup(
+        ctx, source, config, destination, copy_to, destination_name=config.destination, private=private
+    )
     m = entry["manifest"]
     result = {
         "summary": (
@@ -855,7 +867,10 @@ def _safety_backup(
         destination = resolve_destination(ctx, config.safety_destination)[0]
     else:
         destination = Path(entry["path"]).parent.parent
-    made = create_backup(ctx, source, create_cfg, destination, None, tags=["safety", f"before-restore-{entry['id']}"])
+    private = destination_private(ctx, config.safety_destination)
+    made = create_backup(
+        ctx, source, create_cfg, destination, None, tags=["safety", f"before-restore-{entry['id']}"], private=private
+    )
     ctx.info(
         "safety_backup",
         f"safety backup {made['id']} of {plan.get('database') or plan.get('target_path')}",

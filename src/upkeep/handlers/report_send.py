@@ -20,6 +20,7 @@ from pydantic import Field
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, overridable
 from upkeep.errors import ConfigError, UserError
+from upkeep.private import PRIVATE
 
 ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
 NOTIFY_TYPE = {"ok": "success", "warning": "warning", "critical": "failure"}
@@ -56,8 +57,8 @@ def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
     if config.save_html:
         path = Path(ctx.data_dir) / "reports" / f"{config.period}-{now:%Y-%m-%d}.html"
         if not ctx.dry_run:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render_html(digest), encoding="utf-8")
+            PRIVATE.mkdir(path.parent)
+            PRIVATE.write(path, render_html(digest))
         result["html_path"] = str(path)
     if config.only_on_problems and digest["status"] == "ok":
         return {**result, "outcome": "ok", "summary": f"{ADJECTIVE[config.period]} report all ok: not sent", "sent": []}

@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, Operat
 from sqlalchemy.orm import Session, sessionmaker
 
 from upkeep.errors import ConnectionFailed, UserError
+from upkeep.private import PRIVATE
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,16 @@ def once_more_if_disconnected(operation: Callable[[], T]) -> T:
         return operation()
 
 
+def _create_private(path: Path) -> None:
+    """The SQLite file (and its directory) created private before SQLite opens it: its -wal and
+    -shm files take the same mode."""
+    PRIVATE.mkdir(path.parent)
+    try:
+        PRIVATE.open(path).close()
+    except FileExistsError:
+        pass
+
+
 class Store:
     """One database: an engine for reads, one for writes, and session helpers."""
 
@@ -119,7 +130,7 @@ class Store:
         kwargs: dict = {"echo": echo, "future": True}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(parsed.database))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=10)  # pinged when idle: see _ping_if_idle
@@ -246,7 +257,7 @@ class Store:
             yield
             return
         lock_path = Path(database).with_suffix(".migrate.lock")
-        with open(lock_path, "a") as handle:
+        with PRIVATE.open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

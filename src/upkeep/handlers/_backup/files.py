@@ -2,7 +2,8 @@
 
 ``excludes`` are glob patterns matched against the path inside the archive and against the base
 name. The backup directories (destination, copy_to) and every catalogued artifact are ALWAYS left
-out, even when a source directory contains them: a backup never contains earlier backups.
+out, even when a source directory contains them: a backup never contains earlier backups. So are
+upkeep's own key files (``admin.key``, ``session.key`` in its data directory), and the run says so.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup.checks import check, compare_counts
 from upkeep.handlers._backup.sources import Source
+from upkeep.private import key_files
 
 if TYPE_CHECKING:  # tarfile is imported where it is used: loading the handlers need not load it
     import tarfile
@@ -42,7 +44,8 @@ def create(ctx, source, config, new_writer, work_dir: Path, never_include: list[
     for p in paths:
         if not p.exists():
             raise UserError(f"backup source path {p} does not exist", field="config.source.paths")
-    roots = [p.resolve() for p in never_include]
+    keys = [p.resolve() for p in key_files(ctx.data_dir)]
+    roots = [p.resolve() for p in never_include] + keys
     counts = {"entries": 0, "files": 0, "bytes": 0}
     skipped: list[str] = []
     writer = new_writer("")
@@ -50,12 +53,20 @@ def create(ctx, source, config, new_writer, work_dir: Path, never_include: list[
         for root in paths:
             _add_tree(ctx, tar, root, root.name or "root", patterns, roots, counts, skipped)
     writer.finish()
+    left_keys = [p for p in skipped if Path(p).resolve() in keys]
+    if left_keys:
+        ctx.warning(
+            "key_files_excluded",
+            f"left out upkeep's own key files ({', '.join(left_keys)}): a backup never carries them",
+            paths=left_keys,
+        )
     if skipped:
         ctx.info("excluded", f"left out {len(skipped)} path(s)", paths=skipped[:50])
     return {
         "format": "tar",
         "row_counts": counts,
         "excluded": skipped[:200],
+        "excluded_key_files": left_keys,
         "paths": [str(p) for p in paths],
         "tool_versions": {"tarfile": "python"},
     }

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from upkeep.handlers._backup.stream import write_atomic
+from upkeep.private import PRIVATE, Private
 
 MANIFEST_SUFFIX = ".manifest.json"
 
@@ -35,9 +36,9 @@ def manifest_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
 
 
-def write_manifest(artifact: Path, manifest: dict[str, Any]) -> Path:
+def write_manifest(artifact: Path, manifest: dict[str, Any], private: Private = PRIVATE) -> Path:
     path = manifest_path(artifact)
-    write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True).encode(), private)
     return path
 
 

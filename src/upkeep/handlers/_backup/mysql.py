@@ -36,6 +36,7 @@ from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
 from upkeep.handlers._backup.pg import run_streaming
 from upkeep.handlers._backup.sources import Source
 from upkeep.handlers._backup.stream import CHUNK
+from upkeep.private import PRIVATE
 
 if TYPE_CHECKING:  # pymysql is imported where it is used: loading the handlers must not load it
     import pymysql
@@ -122,10 +123,7 @@ class MyTarget:
         if self.unix_socket:
             lines.append(f"socket={self.unix_socket}")
         path = directory / f"client-{os.getpid()}-{threading.get_ident()}.cnf"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-        return path
+        return PRIVATE.write(path, "\n".join(lines) + "\n")
 
 
 def connect(target: MyTarget, database: str | None = None) -> pymysql.Connection:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,6 +58,7 @@ from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup import retention
 from upkeep.handlers._backup.retention import RetentionConfig
 from upkeep.handlers._backup.stream import CHUNK
+from upkeep.private import PRIVATE
 
 STATE_DOMAIN = "backup-offsite"
 MiB = 1 << 20
@@ -553,8 +553,7 @@ class SftpRepository(Repository):
 
 
 def _private_file(path: Path):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb")
+    return PRIVATE.open(path, "w")
 
 
 # --- resolving --------------------------------------------------------------------------------

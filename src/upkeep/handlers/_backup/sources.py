@@ -11,8 +11,8 @@ Inventory (upkeep.yaml)::
         local: {type: sqlite, path: /var/lib/app/app.db}
       files:                # file/directory sources
         etc: {paths: [/etc/app], excludes: ["*.tmp"]}
-      backups:              # destinations (see _backup/offsite.py for offsite)
-        nightly: {path: /srv/backups, copy_to: /mnt/second-disk/backups}
+      backups:              # destinations (see _backup/offsite.py for offsite); group: makes backups 0640/0750
+        nightly: {path: /srv/backups, copy_to: /mnt/second-disk/backups, group: backup}
 
 An inline source is the same dict under the task's ``source`` key, with ``type`` and optionally
 ``name`` (the catalog name; default: the database name, file stem, or ``redis-<port>``). A
@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError
+from upkeep.private import PRIVATE, Private
 
 TYPES = ("postgres", "mysql", "sqlite", "redis", "files")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -178,6 +179,15 @@ def resolve_source(ctx, source: str | dict[str, Any], field: str = "config.sourc
     cls.check_spec(spec, field)
     name = spec.get("name") or target_name or cls.default_name(spec)
     return cls(name=safe_name(str(name)), spec=spec, target_name=target_name)
+
+
+def destination_private(ctx, destination: str | None) -> Private:
+    """How private new backups are: 0600/0700, or 0640/0750 for the ``group`` of a
+    ``targets.backups`` destination."""
+    if destination and destination in ctx.targets.names("backups"):
+        group = ctx.targets.get("backups", destination).get("group")
+        return Private(group=str(group)) if group else PRIVATE
+    return PRIVATE
 
 
 def resolve_destination(ctx, destination: str | None) -> tuple[Path, Path | None]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from upkeep.handlers._backup.crypto import DecryptionError, Decryptor, Encryptor
+from upkeep.private import PRIVATE, Private
 
 CHUNK = 1 << 20
 COMPRESSIONS = ("zstd", "gzip", "none")
@@ -144,10 +145,11 @@ class ArtifactWriter:
         level: int | None = None,
         encryption_key: bytes | None = None,
         threads: int = 0,
+        private: Private = PRIVATE,
     ):
         self.final_path = Path(final_path)
         self.tmp_path = temp_name(self.final_path)
-        self._fh: BinaryIO | None = open(self.tmp_path, "xb")  # noqa: SIM115
+        self._fh: BinaryIO | None = private.open(self.tmp_path)
         self._compressor = make_compressor(compression, level, threads)
         self._encryptor = Encryptor(encryption_key) if encryption_key else None
         self._hash = hashlib.sha256()
@@ -210,11 +212,11 @@ class ArtifactWriter:
             self.abort()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, private: Private = PRIVATE) -> None:
     """Write a small file (a manifest) under a temporary name, fsync, rename, fsync the directory."""
     tmp = temp_name(path)
     try:
-        with open(tmp, "xb") as fh:
+        with private.open(tmp) as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -293,6 +295,6 @@ class ArtifactReader:
 
     def extract_to(self, target: Path, keep_going: bool = True) -> None:
         """Write the raw content to ``target`` (a scratch file), hashing the stored bytes on the way."""
-        with open(target, "wb") as out:
+        with PRIVATE.open(target, "w") as out:
             for chunk in self.chunks(keep_going=keep_going):
                 out.write(chunk)
