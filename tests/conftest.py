@@ -13,6 +13,16 @@ from upkeep.store.db import Store
 ARTIFACTS = Path(os.environ.get("UPKEEP_TEST_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 
 
+@pytest.fixture(autouse=True)
+def config_file(tmp_path) -> Path:
+    """Every instance has a config file (upkeep refuses to start without one): an empty upkeep.yaml
+    in the test's directory, which a test that needs more overwrites and one about a missing
+    config removes."""
+    path = tmp_path / "upkeep.yaml"
+    path.write_text("# the config of a test instance\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

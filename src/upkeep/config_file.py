@@ -1,6 +1,7 @@
 """``upkeep.yaml``: config as code. Loading (with line-numbered errors), ``apply`` and ``export``.
 
-The file (found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``) has four sections::
+The file (found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``,
+``~/.config/upkeep/upkeep.yaml``, ``/etc/upkeep/upkeep.yaml``) has four sections::
 
     server:     # process settings (host, port, worker_processes, heartbeat_seconds, ...);
                 # environment variables (UPKEEP_PORT, ...) win over these
@@ -36,7 +37,7 @@ from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
-from upkeep.settings import Settings
+from upkeep.settings import SYSTEM_CONFIG, Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,41 @@ SERVER_KEYS = tuple(k for k in Settings.model_fields if k != "config")
 # --- finding and reading the file -----------------------------------------------------------
 
 
-def find_config(explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Path:
-    """``--config``, then ``UPKEEP_CONFIG``, then ``./upkeep.yaml`` (which need not exist)."""
+def config_candidates(
+    explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None
+) -> list[tuple[str, Path]]:
+    """Where the config file may be, in order, each with how the user would name the place:
+    ``--config`` or ``UPKEEP_CONFIG`` alone when given, else ``./upkeep.yaml``, the user's
+    ``~/.config/upkeep/upkeep.yaml`` (``$XDG_CONFIG_HOME``), the system's ``/etc/upkeep/upkeep.yaml``."""
     env = os.environ if environ is None else environ
     if explicit:
-        return Path(explicit).expanduser().absolute()
+        return [("--config", Path(explicit).expanduser().absolute())]
     if env.get("UPKEEP_CONFIG"):
-        return Path(env["UPKEEP_CONFIG"]).expanduser().absolute()
-    return Path(DEFAULT_NAME).absolute()
+        return [("UPKEEP_CONFIG", Path(env["UPKEEP_CONFIG"]).expanduser().absolute())]
+    user_dir = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME") or Path.home()) / ".config")
+    return [
+        ("the current directory", Path(DEFAULT_NAME).absolute()),
+        ("the user's config", user_dir.expanduser().absolute() / "upkeep" / DEFAULT_NAME),
+        ("the system's config", SYSTEM_CONFIG),
+    ]
+
+
+def find_config(
+    explicit: str | os.PathLike | None = None, environ: dict[str, str] | None = None, *, must_exist: bool = False
+) -> Path:
+    """The first existing candidate (``config_candidates``). None existing: with ``must_exist`` a
+    ConfigError naming every place looked at, else the first candidate (where ``init`` writes)."""
+    candidates = config_candidates(explicit, environ)
+    for _label, path in candidates:
+        if path.is_file():
+            return path
+    if not must_exist:
+        return candidates[0][1]
+    looked = ", ".join(f"{path} ({label})" for label, path in candidates)
+    raise ConfigError(
+        f"no upkeep.yaml found: looked in {looked}",
+        hint="run `upkeep init` to create one here, or pass --config PATH",
+    )
 
 
 class _Loader(yaml.SafeLoader):
@@ -188,11 +216,11 @@ def settings_for(
     database_url: str | None = None,
     *,
     environ: dict[str, str] | None = None,
-    require_file: bool = False,
+    require_file: bool = True,
 ) -> Settings:
     """Settings: the file's ``server:`` section under the environment (env wins), CLI options on top."""
     env = os.environ if environ is None else environ
-    path = find_config(config, env)
+    path = find_config(config, env, must_exist=require_file)
     overrides: dict[str, Any] = {}
     if path.exists() or require_file:
         server = load_config(path).model.server

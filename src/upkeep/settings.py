@@ -1,7 +1,9 @@
 """Process settings: environment variables (``UPKEEP_*``) over the config file's ``server:`` section.
 
-The config file is found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``. The data
-directory (SQLite store, admin key) is ``.upkeep/`` beside the config file unless set.
+The config file is found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``,
+``~/.config/upkeep/upkeep.yaml`` and ``/etc/upkeep/upkeep.yaml`` (``upkeep.config_file.find_config``).
+The data directory (SQLite store, admin key) is ``.upkeep/`` beside the config file unless set;
+for the system-wide ``/etc/upkeep/upkeep.yaml`` it is ``/var/lib/upkeep``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SYSTEM_CONFIG = Path("/etc/upkeep/upkeep.yaml")
+SYSTEM_DATA_DIR = Path("/var/lib/upkeep")
 
 
 class Settings(BaseSettings):
@@ -43,6 +48,8 @@ class Settings(BaseSettings):
     def resolved_data_dir(self) -> Path:
         if self.data_dir is not None:
             return self.data_dir.expanduser().resolve()
+        if self.config_path == SYSTEM_CONFIG:
+            return SYSTEM_DATA_DIR
         return self.config_path.parent / ".upkeep"
 
     @cached_property

@@ -12,6 +12,7 @@ import yaml
 
 
 def test_init_writes_a_valid_default_creates_the_store_and_one_admin_key(cli):
+    cli.config.unlink()
     result = cli("init")
     token = next(line.strip() for line in result.stdout.splitlines() if line.strip().startswith("upk_"))
     key_file = cli.data_dir / "admin.key"
@@ -37,6 +38,7 @@ def test_init_writes_a_valid_default_creates_the_store_and_one_admin_key(cli):
 
 
 def test_init_apply_export_round_trip_has_zero_changes(cli, tmp_path):
+    cli.config.unlink()
     cli("init")
     first = cli("apply")
     assert "+ create task upkeep-health" in first.stdout
@@ -193,6 +195,7 @@ def test_cron_print_is_an_absolute_crontab_for_the_tiers(cli):
 
 
 def test_doctor_passes_on_a_good_setup_and_says_how_to_fix_a_broken_one(cli):
+    cli.config.unlink()
     cli("init")
     cli("apply")
     good = cli("doctor")

@@ -62,6 +62,7 @@ def test_a_backup_verify_and_report_cycle_leaves_only_private_files(cli, pg_serv
     site.mkdir()
     (site / "index.html").write_text("<p>hi</p>")
     backups = cli.root / "backups"
+    cli.config.unlink()
     cli("init")
     config = {
         "targets": {

@@ -124,7 +124,7 @@ def test_serve_killed_during_a_run_recovers_it_on_restart(tmp_path):
     settings = Settings(config=tmp_path / "upkeep.yaml")
     store = Store(settings.resolved_database_url)
     store.upgrade()
-    service = Upkeep(settings, store)
+    service = Upkeep(settings, store, trusted=True)
     service.create_task(
         {
             "name": "long-shell",

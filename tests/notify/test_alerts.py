@@ -59,7 +59,7 @@ def env(tmp_path, smtp, http, monkeypatch):
     smtp.inbox.messages.clear()
     http.requests.clear()
     http.status = 200
-    service = Upkeep(settings, store)
+    service = Upkeep(settings, store, trusted=True)  # tasks as upkeep.yaml would make them
     alerter = Alerter(store, settings)
     alerter.evaluate_once(datetime.now(UTC), check_overdue=False)  # the cursor starts here
     yield Env(settings, store, service, alerter, smtp, http)
@@ -289,7 +289,7 @@ def test_two_alerters_racing_on_postgresql_send_each_alert_once(pg_database, htt
     http.status = 200
     alerters = [Alerter(store, settings) for store in stores]
     alerters[0].evaluate_once(datetime.now(UTC), check_overdue=False)
-    env = Env(settings, stores[0], Upkeep(settings, stores[0]), alerters[0], None, http)
+    env = Env(settings, stores[0], Upkeep(settings, stores[0], trusted=True), alerters[0], None, http)
     env.create("pg-task", retries=1, channels=("hook",))
     env.run_episode("pg-task")
     env.run_episode("pg-task")  # a second failing episode: state persists, nothing more to send

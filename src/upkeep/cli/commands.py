@@ -16,11 +16,11 @@ def init(
 ) -> None:
     """Write a commented default upkeep.yaml, create .upkeep/, the store and the first admin API key."""
     from upkeep.auth import create_key, list_keys, write_admin_key_file
-    from upkeep.config_file import find_config, render_template
+    from upkeep.config_file import config_candidates, render_template
     from upkeep.private import ADMIN_KEY_FILE, PRIVATE
 
     st = state(ctx)
-    path = find_config(st.config)
+    path = config_candidates(st.config)[0][1]  # --config, UPKEEP_CONFIG or ./upkeep.yaml
     if path.exists() and not force:
         raise UserError(f"{path} exists already", hint="edit it, or pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)

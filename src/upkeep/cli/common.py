@@ -49,10 +49,17 @@ class State:
 
     @property
     def settings(self):
+        """Settings from the config file found (``find_config``); none found is a usage error (exit 2)
+        before anything is created. A config other than ./upkeep.yaml is named on a terminal."""
         if self._settings is None:
-            from upkeep.config_file import settings_for
+            from pathlib import Path
+
+            from upkeep.config_file import DEFAULT_NAME, settings_for
 
             self._settings = settings_for(self.config, self.database_url)
+            used = self._settings.config_path
+            if used != Path(DEFAULT_NAME).resolve() and sys.stderr.isatty():
+                err_console.print(f"using {used}", markup=False)
         return self._settings
 
     def store(self, *, upgrade: bool | None = None):

@@ -36,9 +36,7 @@ class Check:
 def _config_checks(st) -> tuple[list[Check], list[dict], object]:
     from upkeep.config_file import find_config, load_config, validate_tasks
 
-    path = find_config(st.config)
-    if not path.exists():
-        return [Check("config", False, f"{path} does not exist", "run `upkeep init` (or pass --config PATH)")], [], None
+    path = find_config(st.config, must_exist=True)  # none found: exit 2 before anything is created
     try:
         loaded = load_config(path)
         tasks = validate_tasks(loaded)

@@ -95,7 +95,12 @@ app = typer.Typer(
 def _global(
     ctx: typer.Context,
     config: str = typer.Option(
-        None, "--config", "-c", metavar="PATH", help="upkeep.yaml (default: $UPKEEP_CONFIG, then ./upkeep.yaml)"
+        None,
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="upkeep.yaml (default: $UPKEEP_CONFIG, else ./upkeep.yaml, ~/.config/upkeep/upkeep.yaml, "
+        "/etc/upkeep/upkeep.yaml)",
     ),
     database_url: str = typer.Option(
         None, "--database-url", metavar="URL", help="SQLAlchemy URL of the store (default: $UPKEEP_DATABASE_URL)"
@@ -109,6 +114,20 @@ def _global(
 
 
 commands.register(app)
+
+
+@app.command("version")
+def version() -> None:
+    """Print upkeep's version (needs no config file)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        typer.echo(f"upkeep {installed('upkeep')}")
+    except PackageNotFoundError:
+        typer.echo("upkeep (not installed: running from a source tree)")
+
+
 app.command("run", help=run.HELP)(run.run)
 app.add_typer(tasks.app, name="tasks", help="List, show, create, edit, enable, disable, trigger tasks.")
 app.add_typer(runs.app, name="runs", help="List, show, follow and cancel runs.")
