@@ -17,7 +17,6 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from upkeep.errors import Conflict, NotFound, UserError
-from upkeep.private import PRIVATE
 from upkeep.store.db import Store
 from upkeep.store.models import ApiKey
 
@@ -107,5 +106,7 @@ def verify_token(store: Store, token: str, now: datetime | None = None) -> dict 
 
 def write_admin_key_file(path: Path, token: str) -> None:
     """Keep the first admin token in ``.upkeep/admin.key``, readable by the owner only."""
+    from upkeep.private import PRIVATE
+
     PRIVATE.mkdir(path.parent)
     PRIVATE.write(path, token + "\n")

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from upkeep.engine import hostscope
 from upkeep.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -63,6 +62,8 @@ def host_scoped(
     only upkeep.yaml or the local CLI may set it. With ``refs=("backups",)`` a name from those
     inventory kinds may stand in its place anywhere; ``any_name`` accepts any plain name;
     ``unless="create"`` makes it a plain value when the caller also sets ``create``."""
+    from upkeep.engine import hostscope
+
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[hostscope.HOST_SCOPED] = True
     if refs:
@@ -149,12 +150,15 @@ class HandlerSpec:
 
     def host_scoped_fields(self) -> list[tuple[str, dict[str, Any]]]:
         """``(field, marker)`` for every host-scoped field (see ``upkeep.engine.hostscope.marker``)."""
+        from upkeep.engine import hostscope
+
         return hostscope.host_scoped_fields(self.config_model)
 
     def host_scope_violations(
         self, said: dict[str, Any], inventory: dict[str, Any], prefix: str = "config"
-    ) -> list[hostscope.Violation]:
-        """The host-scoped values in ``said`` (see ``upkeep.engine.hostscope``)."""
+    ) -> list[Any]:
+        """The host-scoped values in ``said``: ``upkeep.engine.hostscope.Violation`` each."""
+        from upkeep.engine import hostscope
 
         def config_model_of(name: str) -> type[BaseModel] | None:
             try:

@@ -24,7 +24,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, Operat
 from sqlalchemy.orm import Session, sessionmaker
 
 from upkeep.errors import ConnectionFailed, UserError
-from upkeep.private import PRIVATE
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +106,8 @@ def once_more_if_disconnected(operation: Callable[[], T]) -> T:
 def _create_private(path: Path) -> None:
     """The SQLite file (and its directory) created private before SQLite opens it: its -wal and
     -shm files take the same mode."""
+    from upkeep.private import PRIVATE
+
     PRIVATE.mkdir(path.parent)
     try:
         PRIVATE.open(path).close()
@@ -257,6 +258,8 @@ class Store:
             yield
             return
         lock_path = Path(database).with_suffix(".migrate.lock")
+        from upkeep.private import PRIVATE
+
         with PRIVATE.open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
