@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from upkeep import secrets as secret_refs
 from upkeep.engine.execute import CONFIG_DOMAIN
-from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
+from upkeep.engine.registry import REGISTRY, Registry, format_validation_error, validation_errors
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
 from upkeep.settings import SYSTEM_CONFIG, Settings
@@ -171,16 +171,42 @@ class ConfigFile(BaseModel):
         return value
 
 
+def _line_of(text: str, parts: list[str]) -> int | None:
+    """1-based line of the deepest node of ``parts`` (mapping keys, list indexes) in the YAML text."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if str(getattr(k, "value", "")) == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
 @dataclass
 class LoadedConfig:
     path: Path
     model: ConfigFile
     task_lines: list[int] = field(default_factory=list)
+    text: str = ""
 
     def where(self, index: int) -> str:
         if index < len(self.task_lines):
             return f"{self.path.name} line {self.task_lines[index]}"
         return self.path.name
+
+    def where_at(self, parts: list[str]) -> str:
+        line = _line_of(self.text, parts)
+        return f"{self.path.name} line {line}" if line else self.path.name
 
 
 def parse_config(text: str, path: Path) -> LoadedConfig:
@@ -197,7 +223,7 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
         model = ConfigFile.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path.name}: {format_validation_error(exc, prefix='').lstrip('.')}") from None
-    return LoadedConfig(path=path, model=model, task_lines=_task_lines(text))
+    return LoadedConfig(path=path, model=model, task_lines=_task_lines(text), text=text)
 
 
 def load_config(path: str | os.PathLike) -> LoadedConfig:
@@ -296,6 +322,30 @@ def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[
         seen[spec.name] = index
         out.append(normalized_spec(spec, registry))
     return out
+
+
+def validate_targets(loaded: LoadedConfig, registry: Registry = REGISTRY) -> None:
+    """Check every ``targets`` entry with its kind's model (``inventory_kind``); the first problem
+    raises one ConfigError naming file, line and field, as ``validate_tasks`` does for tasks."""
+    kinds = registry.inventory_kinds()
+    for kind, entries in loaded.model.targets.items():
+        if kind not in kinds:
+            raise ConfigError(
+                f"{loaded.where_at(['targets', kind])}: targets.{kind}: unknown kind of target",
+                hint=f"known kinds: {', '.join(sorted(kinds))}",
+            )
+        for name, entry in entries.items():
+            try:
+                kinds[kind](name, entry)
+            except ValidationError as exc:
+                loc, message = validation_errors(exc)[0]
+                hint = None
+            except UserError as exc:
+                loc, message, hint = exc.field or "", exc.message, exc.hint
+            else:
+                continue
+            parts = ["targets", kind, name, *(loc.split(".") if loc else [])]
+            raise ConfigError(f"{loaded.where_at(parts)}: {'.'.join(parts)}: {message}", hint=hint)
 
 
 def plain_secret_warnings(value: Any, path: str) -> list[str]:
@@ -477,6 +527,7 @@ def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGIS
     from upkeep.store.models import ScheduledTask
     from upkeep.store.records import Records
 
+    validate_targets(loaded, registry)
     desired = validate_tasks(loaded, registry)
     diff = Diff()
     for section in ("targets", "channels"):

@@ -174,7 +174,8 @@ class Upkeep:
         if self.trusted:
             return
         spec = self.registry.get(task_type)
-        found = spec.host_scope_violations(said, load_targets(self.store), prefix=prefix)
+        inventory = load_targets(self.store)
+        found = spec.host_scope_violations(said, inventory, prefix=prefix)
         for key, value in (task or {}).items():
             if key != "config":
                 found += hostscope.env_references(value, f"task.{key}")
@@ -190,12 +191,13 @@ class Upkeep:
                 f"{where} names something on this host (a path, address, command, signal or mode): "
                 "only upkeep.yaml or the local CLI may set it"
             )
-            kinds = " or ".join(f"targets.{k}" for k in first.refs)
-            hint = (
-                f"name a {kinds} entry instead, or set it in upkeep.yaml and run `upkeep apply`"
-                if first.refs
-                else "set it in upkeep.yaml and run `upkeep apply`"
-            )
+            hint = "set it in upkeep.yaml and run `upkeep apply`"
+            if first.refs:
+                kinds = " or ".join(f"targets.{k}" for k in first.refs)
+                known = sorted(
+                    {n for k in first.refs for n in [*(inventory.get(k) or {}), *hostscope.BUILTIN_REFS.get(k, ())]}
+                )
+                hint = f"name a {kinds} entry instead (known: {', '.join(known) or 'none'}), or {hint}"
         fields = [v.field.removeprefix("task.") for v in found]
         if len(fields) > 1:
             message += f" (also: {', '.join(fields[1:])})"

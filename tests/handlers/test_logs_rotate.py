@@ -244,7 +244,7 @@ def test_rules_come_from_inventory_targets_and_bad_config_is_one_clear_error(sql
     assert (logdir / "api.log-20261122.zst").exists()
 
     bad = {"logs": {"api": {"paths": [str(logdir / "api.log")], "rotation": {"size": "lots"}}}}
-    with pytest.raises(ConfigError, match=r"targets\.logs\.api\.size"):
+    with pytest.raises(ConfigError, match=r"targets\.logs\.api\.rotation\.size"):
         run_handler(sqlite_store, "logs.rotate", {}, targets=bad)
     typo = {"logs": {"api": {"paths": [str(logdir / "api.log")], "rotation": {"rotat": 3}}}}
     with pytest.raises(ConfigError, match="rotat"):

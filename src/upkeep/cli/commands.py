@@ -56,11 +56,13 @@ def apply(
     as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON"),
 ) -> None:
     """Reconcile the store to upkeep.yaml and print the diff (create / update / delete, drift)."""
-    from upkeep.config_file import apply_file, load_config, validate_tasks
+    from upkeep.config_file import apply_file, load_config, validate_targets, validate_tasks
 
     st = state(ctx)
     source = file or st.settings.config_path
-    validate_tasks(load_config(source))  # every task is valid before the store is even opened
+    loaded = load_config(source)
+    validate_targets(loaded)  # every target and task is valid before the store is even opened
+    validate_tasks(loaded)
     diff = apply_file(
         st.settings,
         st.store(),

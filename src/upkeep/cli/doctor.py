@@ -34,11 +34,12 @@ class Check:
 
 
 def _config_checks(st) -> tuple[list[Check], list[dict], object]:
-    from upkeep.config_file import find_config, load_config, validate_tasks
+    from upkeep.config_file import find_config, load_config, validate_targets, validate_tasks
 
     path = find_config(st.config, must_exist=True)  # none found: exit 2 before anything is created
     try:
         loaded = load_config(path)
+        validate_targets(loaded)
         tasks = validate_tasks(loaded)
     except UserError as exc:
         return [Check("config", False, str(exc), "fix the file, then `upkeep apply --dry-run`")], [], None

@@ -77,18 +77,22 @@ def host_scoped(
     return Field(default, json_schema_extra=extra, **kwargs)
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "config") -> str:
-    parts = []
+def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(dotted field, message)`` of each error, the message saying what was given."""
+    out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) if err["loc"] else ""
-        where = f"{prefix}.{loc}" if loc else prefix
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; `upkeep handlers show TYPE` lists the fields)"
         elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
             message = f"{message} (got {err['input']!r})"
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+        out.append((loc, message))
+    return out
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "config") -> str:
+    return "; ".join(f"{f'{prefix}.{loc}' if loc else prefix}: {message}" for loc, message in validation_errors(exc))
 
 
 @dataclass
@@ -196,11 +200,23 @@ class HandlerSpec:
         }
 
 
+InventoryCheck = Callable[[str, dict[str, Any]], Any]
+
+
 class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, HandlerSpec] = {}
         self._aliases: dict[str, str] = {}
+        self._kinds: dict[str, InventoryCheck] = {}
         self._loaded = False
+
+    def register_kind(self, kind: str, check: InventoryCheck) -> None:
+        self._kinds[kind] = check
+
+    def inventory_kinds(self) -> dict[str, InventoryCheck]:
+        """``targets.<kind>`` -> the check of one entry ``(name, entry)``, raising ValidationError or UserError."""
+        self.ensure_loaded()
+        return dict(self._kinds)
 
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         for name in (spec.name, *spec.aliases):
@@ -256,6 +272,21 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def inventory_kind(kind: str, model: type[BaseModel] | InventoryCheck, *, registry: Registry | None = None) -> None:
+    """Declare what a ``targets.<kind>`` entry of upkeep.yaml holds: a pydantic model, or a function
+    ``(name, entry)`` that raises ``ValidationError`` / ``UserError``. ``apply``, ``doctor`` and ``serve``
+    check every entry of the file with it (a kind nobody declares is a typo)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        target_model = model
+
+        def check(name: str, entry: dict[str, Any]) -> Any:
+            return target_model.model_validate(entry)
+
+    else:
+        check = model
+    (registry or REGISTRY).register_kind(kind, check)
 
 
 def handler(

@@ -35,13 +35,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, inventory_kind, overridable
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup import catalog, crypto, offsite, replicate, retention
 from upkeep.handlers._backup.checks import check
 from upkeep.handlers._backup.manifest import manifest_path, new_backup_id, write_manifest
 from upkeep.handlers._backup.retention import RetentionConfig
 from upkeep.handlers._backup.sources import (
+    BackupTarget,
+    DatabaseTarget,
+    FileTarget,
     OnRestored,
     Source,
     destination_private,
@@ -63,6 +66,9 @@ from upkeep.private import PRIVATE, Private
 
 SourceField = str | dict[str, Any]
 SOURCE_KINDS = ("databases", "files")
+inventory_kind("databases", DatabaseTarget)
+inventory_kind("files", FileTarget)
+inventory_kind("backups", BackupTarget)
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -53,10 +53,10 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, handler, host_scoped
+from upkeep.engine.registry import HandlerConfig, handler, host_scoped, inventory_kind
 from upkeep.errors import ConfigError
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
@@ -65,6 +65,19 @@ KEY_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s?(.*)$", r
 SUBSTITUTION_RE = re.compile(r"\$\(|`")
 DEFAULT_PLACEHOLDERS = [r"CHANGE_?ME", r"\bTODO\b", r"\bFIXME\b", r"^<[^>]*>$", r"^(your|replace)[-_ ]", r"^x{4,}$"]
 DEFAULT_SECRET_PATTERNS = ["*_KEY", "*_SECRET", "*_PASSWORD", "*_TOKEN"]
+
+
+class EnvFileTarget(BaseModel):
+    """A ``targets.env_files`` entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Glob pattern of the .env-style files.")
+    required_keys: list[str] = Field(default_factory=list, description="Keys every such file must define.")
+    example: str | None = Field(None, description="An example file whose keys are required too.")
+
+
+inventory_kind("env_files", EnvFileTarget)
 
 
 class ConfigAuditConfig(HandlerConfig):

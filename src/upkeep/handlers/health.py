@@ -78,11 +78,18 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from upkeep.engine.context import RunContext
-from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
+from upkeep.engine.registry import (
+    HandlerConfig,
+    format_validation_error,
+    handler,
+    host_scoped,
+    inventory_kind,
+    overridable,
+)
 from upkeep.errors import ConfigError
 from upkeep.secrets import scrub
 
-from ._checks import TARGET_ADAPTER, AnyTarget, CheckEnv, CheckResult, TargetBase, run_checks
+from ._checks import TARGET_ADAPTER, TARGET_MODELS, AnyTarget, CheckEnv, CheckResult, TargetBase, run_checks
 from ._checks.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS, OK, STATUSES, WARNING, rank, worst
 from ._checks.damping import apply as apply_damping
 
@@ -114,6 +121,17 @@ class HealthCheckConfig(HandlerConfig):
     docker_host: str | None = host_scoped(
         None, description="Docker Engine address for docker targets (default $DOCKER_HOST or the unix socket)."
     )
+
+
+def _check_service(name: str, entry: dict[str, Any]) -> TargetBase:
+    """A ``targets.services`` entry: the target model of its ``type`` (the key is its name)."""
+    model = TARGET_MODELS.get(str(entry.get("type")))
+    if model is None:
+        raise ConfigError(f"type must be one of {', '.join(TARGET_MODELS)}", field="type")
+    return model.model_validate({**entry, "name": name})
+
+
+inventory_kind(INVENTORY_KIND, _check_service)
 
 
 def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[str, TargetBase]]:

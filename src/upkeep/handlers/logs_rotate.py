@@ -9,8 +9,8 @@ Rules come from the task config (``rules: [...]``) or, when it has none, from th
           paths: ["/srv/app/logs/api-out*.log*"]   # shared with logs.analyze / logs.cleanup
           rotation: {frequency: daily, rotate: 14, compress_method: zstd, pidfile: /run/api.pid}
 
-Rule options go under ``rotation:`` (validated strictly); rule options written directly on the
-target are accepted too, and other keys there (other log handlers' fields) are ignored. Files a
+Rule options go under ``rotation:`` (validated strictly, as every ``targets.logs`` entry is at
+``upkeep apply``: ``paths``, ``rotation`` and ``logs.analyze``'s fields). Files a
 glob matches whose names mark them as rotated (``app.log-20261122``, ``.gz``, ``app.log.1``,
 ``api-out__2025-11-18_10-00-00.log``) are never rotated again: only the active files are.
 
@@ -68,7 +68,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from upkeep.engine.context import CommandFailed, RunContext
-from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
+from upkeep.engine.registry import (
+    HandlerConfig,
+    format_validation_error,
+    handler,
+    host_scoped,
+    inventory_kind,
+    overridable,
+    validation_errors,
+)
 from upkeep.errors import ConfigError
 from upkeep.handlers._compress import compress_file, resolve_level, suffix_for
 from upkeep.handlers._rotation import (
@@ -161,6 +169,39 @@ class RotateRule(BaseModel):
     @property
     def label(self) -> str:
         return self.name or self.paths[0]
+
+
+ANALYZE_ONLY_PER_TASK = ("targets", "paths", "window", "since", "until")
+
+
+def check_log_target(name: str, entry: dict[str, Any]) -> None:
+    """A ``targets.logs`` entry: ``paths``, rotation options under ``rotation:``, and the fields of
+    ``logs.analyze`` that describe the log (format, time_field, thresholds...)."""
+    from upkeep.handlers.logs_analyze import LogsAnalyzeConfig
+
+    rotation = entry.get("rotation") or {}
+    if not isinstance(rotation, dict):
+        raise ConfigError("must be a mapping of rotation options", field="rotation")
+    try:
+        RotateRule.model_validate({**rotation, "paths": entry.get("paths")})
+    except ValidationError as exc:
+        loc, message = validation_errors(exc)[0]
+        raise ConfigError(message, field=loc if loc.startswith("paths") else f"rotation.{loc}") from None
+    analyzed = {k: v for k, v in entry.items() if k not in ("paths", "rotation")}
+    misplaced = sorted(k for k in analyzed if k in RotateRule.model_fields)
+    if misplaced:
+        raise ConfigError("a rotation option: put it under rotation:", field=misplaced[0])
+    for key in ANALYZE_ONLY_PER_TASK:
+        if key in analyzed:
+            raise ConfigError("is set per task (logs.analyze config), not on the target", field=key)
+    try:
+        LogsAnalyzeConfig.model_validate(analyzed)
+    except ValidationError as exc:
+        loc, message = validation_errors(exc)[0]
+        raise ConfigError(message, field=loc) from None
+
+
+inventory_kind("logs", check_log_target)
 
 
 class LogsRotateConfig(HandlerConfig):
@@ -597,13 +638,11 @@ def resolve_rules(ctx: RunContext, config: LogsRotateConfig) -> list[RotateRule]
         nested = raw.get("rotation") or {}
         if not isinstance(nested, dict):
             raise ConfigError(f"targets.logs.{name}.rotation must be a mapping of rotation options")
-        options = {k: v for k, v in raw.items() if k in RotateRule.model_fields and k != "name"}
-        options.update(nested)
-        options.setdefault("name", name)
         try:
-            rules.append(RotateRule.model_validate(options))
+            rules.append(RotateRule.model_validate({"name": name, **nested, "paths": raw.get("paths")}))
         except ValidationError as exc:
-            raise ConfigError(f"invalid log target: {format_validation_error(exc, f'targets.logs.{name}')}") from None
+            prefix = f"targets.logs.{name}.rotation"
+            raise ConfigError(f"invalid log target: {format_validation_error(exc, prefix)}") from None
     if not rules:
         raise ConfigError(
             "logs.rotate has no rules",

@@ -22,6 +22,9 @@ every test restore and drill of its backups.
 ``backup.create``, ``backup.verify``, ``backup.restore`` and ``backup.drill`` dispatch through one
 table, ``kind(type)``: creation calls methods of a resolved ``Source``; verification and restore act
 on a catalog entry and call the class methods of its type.
+
+``DatabaseTarget``, ``FileTarget`` and ``BackupTarget`` are what those inventory entries may hold;
+``upkeep apply`` checks the file against them (the ``db.*`` handlers read the same ``databases``).
 """
 
 from __future__ import annotations
@@ -29,14 +32,87 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError
+from upkeep.handlers._pg import LIBPQ_KEYS
 from upkeep.private import PRIVATE, Private
 
 TYPES = ("postgres", "mysql", "sqlite", "redis", "files")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _DatabaseFields(_Entry):
+    type: Literal["postgres", "mysql", "mariadb", "sqlite", "redis"] | None = Field(
+        None, description="Default: from the url (sqlite:///, redis://, mariadb://, mysql://), else postgres."
+    )
+    url: str | None = Field(
+        None, description="postgresql://, mariadb://, mysql://, sqlite:/// or redis:// URL (password as ${env:NAME})."
+    )
+    dsn: str | None = Field(None, description="A libpq connection string instead of url.")
+    database: str | None = Field(None, description="The database name (as dbname).")
+    unix_socket: str | None = Field(None, description="MariaDB/MySQL: the server's socket.")
+    path: str | None = Field(None, description="SQLite: the database file.")
+    rdb_path: str | None = Field(None, description="Redis: the RDB file (default from CONFIG GET).")
+    save_timeout_s: float | None = Field(None, gt=0, description="Redis: seconds to wait for BGSAVE.")
+    name: str | None = Field(None, description="The backup catalog's name for it (default: the entry's name).")
+    assertions: list[str] = Field(
+        default_factory=list, description="SQL whose first column must be true in every test restore and drill."
+    )
+
+    @model_validator(mode="after")
+    def _reachable(self) -> _DatabaseFields:
+        if not (self.url or self.dsn or self.path or getattr(self, "host", None) or getattr(self, "service", None)):
+            raise ValueError("a database target needs url, host (with port, user, dbname ...) or, for SQLite, path")
+        return self
+
+
+DatabaseTarget = create_model(
+    "DatabaseTarget",
+    __base__=_DatabaseFields,
+    __doc__="A ``targets.databases`` entry: a URL or libpq fields; MariaDB/MySQL, SQLite and Redis ones too.",
+    **{key: (str | int | None, Field(None, description=f"libpq {key}")) for key in sorted(LIBPQ_KEYS)},
+)
+
+
+class FileTarget(_Entry):
+    """A ``targets.files`` entry: files and directories a ``files`` backup archives."""
+
+    paths: list[str] | None = Field(None, description="Files and directories.")
+    path: str | None = Field(None, description="One file or directory (instead of paths).")
+    excludes: list[str] = Field(default_factory=list, description="Glob patterns left out.")
+    name: str | None = Field(None, description="The backup catalog's name for it.")
+
+    @model_validator(mode="after")
+    def _something(self) -> FileTarget:
+        if not (self.paths or self.path):
+            raise ValueError("a files target needs paths: [...] (or path)")
+        return self
+
+
+def _repository_models() -> Any:
+    from upkeep.handlers._backup.offsite import S3Spec, SftpSpec
+
+    return Annotated[S3Spec | SftpSpec, Field(discriminator="type")]
+
+
+class BackupTarget(_Entry):
+    """A ``targets.backups`` entry: where backups go."""
+
+    path: str = Field(description="The destination directory.")
+    copy_to: str | None = Field(None, description="A second directory that receives a verified copy.")
+    group: str | None = Field(None, description="Share backups with this group: files 0640, directories 0750.")
+    offsite: dict[str, _repository_models()] | None = Field(  # type: ignore[valid-type]
+        None, description="Off-site repositories by name (see _backup/offsite.py)."
+    )
+
 
 Check = dict[str, Any]
 # Called while a test restore's scratch database exists: gets the scratch database's spec (a

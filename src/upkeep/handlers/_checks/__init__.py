@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import typing
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
@@ -46,6 +47,11 @@ AnyTarget = Annotated[
     Field(discriminator="type"),
 ]
 TARGET_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyTarget)
+# kind ("http", ...) -> its target model
+TARGET_MODELS: dict[str, type[TargetBase]] = {
+    typing.get_args(model.model_fields["type"].annotation)[0]: model
+    for model in typing.get_args(typing.get_args(AnyTarget)[0])
+}
 
 
 async def _run_one(name: str, target: TargetBase, env: CheckEnv, executor: ThreadPoolExecutor) -> CheckResult:
@@ -120,4 +126,13 @@ def run_checks(targets: list[tuple[str, TargetBase]], env: CheckEnv, **kwargs: A
     return box["value"]
 
 
-__all__ = ["KINDS", "TARGET_ADAPTER", "AnyTarget", "CheckEnv", "CheckResult", "TargetBase", "run_checks"]
+__all__ = [
+    "KINDS",
+    "TARGET_ADAPTER",
+    "TARGET_MODELS",
+    "AnyTarget",
+    "CheckEnv",
+    "CheckResult",
+    "TargetBase",
+    "run_checks",
+]
