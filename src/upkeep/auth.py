@@ -68,6 +68,38 @@ def list_keys(store: Store) -> list[dict]:
         return [key_view(k) for k in s.execute(sa.select(ApiKey).order_by(ApiKey.id)).scalars()]
 
 
+SESSIONS_DOMAIN = "_sessions"  # records "<key id>/<session id>" -> {"expires_at"}: the UI's open sessions
+
+
+def _sessions(store: Store):
+    from upkeep.store.records import Records
+
+    return Records(store, SESSIONS_DOMAIN)
+
+
+def open_session(store: Store, key_id: int, max_age: float, now: datetime | None = None) -> str:
+    """A server-side UI session of key ``key_id``; its id goes into the signed cookie. Expired
+    sessions are dropped on the way (there are few)."""
+    now = now or datetime.now(UTC)
+    records = _sessions(store)
+    for name, value in records.items():
+        if datetime.fromisoformat(value["expires_at"]) <= now:
+            records.delete(name)
+    session_id = secrets.token_urlsafe(18)
+    records.put(f"{key_id}/{session_id}", {"expires_at": (now + timedelta(seconds=max_age)).isoformat()})
+    return session_id
+
+
+def session_is_open(store: Store, key_id: int, session_id: str, now: datetime | None = None) -> bool:
+    value = _sessions(store).get(f"{key_id}/{session_id}")
+    return value is not None and datetime.fromisoformat(value["expires_at"]) > (now or datetime.now(UTC))
+
+
+def end_session(store: Store, key_id: int, session_id: str) -> None:
+    """Log out: the cookie, wherever a copy of it is, opens nothing any more."""
+    _sessions(store).delete(f"{key_id}/{session_id}")
+
+
 def revoke_key(store: Store, name_or_id: str, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     with store.write() as s:
@@ -79,7 +111,9 @@ def revoke_key(store: Store, name_or_id: str, now: datetime | None = None) -> di
             raise NotFound(f"no key {name_or_id!r}", hint="`upkeep keys list` shows the keys")
         if key.revoked_at is None:
             key.revoked_at = now
-        return key_view(key)
+        view = key_view(key)
+    _sessions(store).delete_prefix(f"{view['id']}/")  # its UI sessions end with it
+    return view
 
 
 def verify_token(store: Store, token: str, now: datetime | None = None) -> dict | None:

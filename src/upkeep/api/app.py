@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from upkeep.api import audit, handlers, keys, runs, sse, tasks
 from upkeep.api.problems import ProblemError, install_problem_handlers, problem_responses
 from upkeep.api.schemas import Health
-from upkeep.api.security import Sessions, load_or_create_secret, require_viewer
+from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.clock import Clock
 from upkeep.queries import Queries
 from upkeep.service import Upkeep
@@ -50,7 +50,8 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     app.state.store = store
     app.state.upkeep = Upkeep(settings, store, clock=clock)
     app.state.queries = Queries(store, clock)
-    app.state.sessions = Sessions(load_or_create_secret(settings.resolved_data_dir))
+    app.state.sessions = Sessions(load_or_create_secret(settings.resolved_data_dir), store)
+    app.state.login_throttle = LoginThrottle(store)
     install_problem_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_repeated_query)])

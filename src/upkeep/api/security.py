@@ -6,7 +6,9 @@ operator also runs, cancels, enables and disables; admin also edits tasks and ke
 
 The session cookie is HttpOnly and SameSite=Strict, signed with a secret kept in
 ``<data_dir>/session.key`` (mode 600, generated on first start), and names the key it was opened
-with, so revoking the key ends the session at once. It also carries a CSRF token: every unsafe
+with and a session kept in the store: logging out or revoking the key ends the session at once,
+for every copy of the cookie. Failed logins are audited and, past ``LOGIN_FAILURES`` from one
+client address within ``LOGIN_WINDOW``, refused with 429 and ``Retry-After``. It also carries a CSRF token: every unsafe
 request authenticated by the cookie must send the same token in the ``X-CSRF-Token`` header (the
 UI's fetch calls) or the ``csrf_token`` form field (plain form posts). Bearer requests need no
 CSRF token: a browser never adds that header on its own.
@@ -15,10 +17,12 @@ CSRF token: a browser never adds that header on its own.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from upkeep.api.problems import ProblemError
-from upkeep.auth import ROLES, role_allows, verify_token
+from upkeep.auth import ROLES, end_session, open_session, role_allows, session_is_open, verify_token
 from upkeep.private import PRIVATE, SESSION_KEY_FILE
 from upkeep.queries import key_by_id
 
@@ -35,6 +39,9 @@ SESSION_COOKIE = "upkeep_session"
 LOGIN_CSRF_COOKIE = "upkeep_login_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_MAX_AGE = 12 * 3600  # seconds a UI login lasts
+LOGIN_FAILURES = 10  # failed logins from one client address...
+LOGIN_WINDOW = 15 * 60  # ...within this many seconds, then 429 until the oldest one is this old
+LOGIN_FAILURES_DOMAIN = "_login_failures"  # records: client address -> [ISO times of failures]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 bearer_scheme = HTTPBearer(
@@ -77,26 +84,37 @@ def load_or_create_secret(data_dir: Path) -> bytes:
 
 
 class Sessions:
-    """Signed session cookies naming a key id, its prefix and a CSRF token."""
+    """Signed session cookies naming a key id, its prefix, a server-side session and a CSRF token."""
 
-    def __init__(self, secret: bytes, max_age: int = SESSION_MAX_AGE):
+    def __init__(self, secret: bytes, store, max_age: int = SESSION_MAX_AGE):
         self.max_age = max_age
+        self.store = store
         self._serializer = URLSafeTimedSerializer(secret, salt="upkeep-session")
         self._login_serializer = URLSafeTimedSerializer(secret, salt="upkeep-login")
 
     def issue(self, key: dict[str, Any]) -> tuple[str, str]:
         csrf = secrets.token_urlsafe(24)
-        value = self._serializer.dumps({"k": key["id"], "p": key["prefix"], "c": csrf})
+        session_id = open_session(self.store, key["id"], self.max_age)
+        value = self._serializer.dumps({"k": key["id"], "p": key["prefix"], "s": session_id, "c": csrf})
         return value, csrf
 
     def load(self, value: str | None) -> dict[str, Any] | None:
+        """The session of a cookie, while it is signed, young enough and open in the store."""
         if not value:
             return None
         try:
             data = self._serializer.loads(value, max_age=self.max_age)
         except (BadSignature, SignatureExpired):
             return None
-        return data if isinstance(data, dict) and {"k", "p", "c"} <= data.keys() else None
+        if not (isinstance(data, dict) and {"k", "p", "s", "c"} <= data.keys()):
+            return None
+        return data if session_is_open(self.store, int(data["k"]), str(data["s"])) else None
+
+    def end(self, value: str | None) -> None:
+        """Log out: close the cookie's session in the store."""
+        data = self.load(value)
+        if data is not None:
+            end_session(self.store, int(data["k"]), str(data["s"]))
 
     def login_token(self) -> tuple[str, str]:
         """A double-submit token for the login form (no session exists yet)."""
@@ -111,6 +129,55 @@ class Sessions:
         except (BadSignature, SignatureExpired):
             return False
         return isinstance(token, str) and hmac.compare_digest(token, field)
+
+
+class LoginThrottle:
+    """Failed logins per client address, kept in the store so every API process sees them: past
+    ``limit`` failures within ``window`` seconds, the address waits until the oldest leaves it."""
+
+    def __init__(self, store, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW):
+        from upkeep.store.records import Records
+
+        self.records = Records(store, LOGIN_FAILURES_DOMAIN)
+        self.limit, self.window = limit, window
+
+    def _recent(self, value: Any, now: datetime) -> dict[str, Any]:
+        value = value or {}
+        cutoff = now - timedelta(seconds=self.window)
+        failures = [t for t in value.get("failures", []) if datetime.fromisoformat(t) > cutoff]
+        return {"failures": failures, "refused": value.get("refused", 0) if failures else 0}
+
+    def retry_after(self, address: str, now: datetime | None = None) -> int | None:
+        """Seconds the address must wait before its next attempt, or None."""
+        now = now or datetime.now(UTC)
+        failures = self._recent(self.records.get(address), now)["failures"]
+        if len(failures) < self.limit:
+            return None
+        oldest = datetime.fromisoformat(failures[-self.limit])
+        return max(1, math.ceil(self.window - (now - oldest).total_seconds()))
+
+    def refused(self, address: str, now: datetime | None = None) -> bool:
+        """Count a refused attempt; True for the first refusal of this run of failures."""
+        now = now or datetime.now(UTC)
+
+        def count(old: Any) -> dict[str, Any]:
+            recent = self._recent(old, now)
+            return {**recent, "refused": recent["refused"] + 1}
+
+        return self.records.update(address, count)["refused"] == 1
+
+    def failed(self, address: str, now: datetime | None = None) -> int:
+        """Count a failed login; how many the address has within the window."""
+        now = now or datetime.now(UTC)
+
+        def add(old: Any) -> dict[str, Any]:
+            recent = self._recent(old, now)
+            return {**recent, "failures": [*recent["failures"], now.isoformat()]}
+
+        return len(self.records.update(address, add)["failures"])
+
+    def succeeded(self, address: str) -> None:
+        self.records.delete(address)
 
 
 def _unauthorized(detail: str) -> ProblemError:

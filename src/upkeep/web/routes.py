@@ -116,10 +116,11 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+def _login_form(request: Request, next: str, error: str | None, status: int = 200, **context) -> Response:
     cookie, token = request.app.state.sessions.login_token()
-    response = _render(request, "login.html", None, next=_safe_next(next), login_csrf=token, error=error)
+    response = _render(
+        request, "login.html", None, status=status, next=_safe_next(next), login_csrf=token, error=error, **context
+    )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         cookie,
@@ -132,6 +133,11 @@ def login_page(request: Request, next: str = "/", error: str | None = None) -> R
     return response
 
 
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+    return _login_form(request, next, error)
+
+
 @router.post("/login")
 def login(
     request: Request,
@@ -139,13 +145,28 @@ def login(
     csrf_token: str = Form("", max_length=200),
     next: str = Form("/", max_length=2000),
 ) -> Response:
-    sessions = request.app.state.sessions
+    sessions, throttle = request.app.state.sessions, request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
     target = _safe_next(next)
+    wait = throttle.retry_after(address)
+    if wait:
+        if throttle.refused(address):
+            _svc(request).record_audit(
+                f"client:{address}", "login_throttled", "session", address, detail=f"refused for {wait} s"
+            )
+        response = _login_form(request, target, "throttled", status=429, wait=wait)
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not sessions.check_login_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         return RedirectResponse(f"/login?next={quote(target)}&error=expired", status_code=303)
     key = verify_token(request.app.state.store, token.strip()) if token.strip() else None
     if key is None:
+        count = throttle.failed(address)
+        _svc(request).record_audit(
+            f"client:{address}", "login_failed", "session", address, detail=f"failed login {count} from {address}"
+        )
         return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
+    throttle.succeeded(address)
     value, _csrf = sessions.issue(key)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
@@ -167,6 +188,9 @@ def logout(request: Request, csrf_token: str = Form("", max_length=200)) -> Resp
     principal = authenticate(request)
     if principal is not None and principal.via == "session" and not csrf_ok(principal, csrf_token):
         raise ProblemError(403, "missing or wrong CSRF token", field="csrf_token")
+    request.app.state.sessions.end(request.cookies.get(SESSION_COOKIE))  # every copy of the cookie
+    if principal is not None:
+        _svc(request).record_audit(principal.actor, "logout", "session", principal.name, detail="web UI logout")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
