@@ -601,6 +601,8 @@ def apply_file(
     loaded = load_config(path or settings.config_path)
     diff, desired = plan(loaded, store, prune=prune, registry=registry)
     diff.dry_run = dry_run
+    if not dry_run:
+        _record_secret_names(store, loaded)
     if not dry_run and (diff.changed or diff.resync):
         service = Upkeep(settings, store, registry=registry, trusted=True)  # the file is the root of trust
         by_name = {spec["name"]: spec for spec in desired}
@@ -629,6 +631,17 @@ def apply_file(
             detail=f"{len(diff.create)} created, {len(diff.update)} updated, {len(diff.delete)} deleted",
         )
     return _report(diff, loaded, quiet, echo)
+
+
+def _record_secret_names(store, loaded: LoadedConfig) -> None:
+    """The names of every ``${env:...}`` the file references (server, targets, channels, tasks), so
+    runs and alerts scrub all of their values (``upkeep.engine.execute.instance_secrets``)."""
+    from upkeep.store.records import Records
+
+    names = sorted(secret_refs.find_refs(loaded.model.model_dump()))
+    records = Records(store, CONFIG_DOMAIN)
+    if records.get("secret_names") != names:
+        records.put("secret_names", names)
 
 
 def _report(diff: Diff, loaded: LoadedConfig, quiet: bool, echo) -> Diff:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -28,11 +29,19 @@ from upkeep.store.records import Records
 
 log = logging.getLogger(__name__)
 
-CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels
+CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels, secret_names
 
 
 def load_targets(store: Store) -> dict[str, Any]:
     return Records(store, CONFIG_DOMAIN).get("targets", {}) or {}
+
+
+def instance_secrets(store: Store) -> list[str]:
+    """The values of every ``${env:NAME}`` the config file references (``apply`` records the names),
+    set in this process's environment: a run or an alert scrubs them all, not only those it
+    resolved (a command may print a database password the task itself never referenced)."""
+    names = Records(store, CONFIG_DOMAIN).get("secret_names", []) or []
+    return [os.environ[name] for name in names if os.environ.get(name)]
 
 
 class Heartbeat(threading.Thread):
@@ -75,7 +84,7 @@ def call_handler(
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = StoreJournal(store)
     status, outcome, result, summary, error = FAILED, None, None, None, None
-    collected: list[str] = []
+    collected: list[str] = instance_secrets(store)
     try:
         spec = registry.get(claimed.task_type)
         raw_config, flags = spec.split_run_flags(claimed.config)
@@ -129,7 +138,7 @@ def call_handler(
             journal.event(claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)})
         except Exception:
             log.exception("could not record the exception of run %s", claimed.id)
-    if result is not None and collected:
+    if result is not None:  # always: a password inside a URL is masked even with no secret known
         from upkeep.engine.context import _scrub_data
 
         result = _scrub_data(result, collected)

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from upkeep import metrics
 from upkeep.clock import utcnow
+from upkeep.engine.execute import instance_secrets
 from upkeep.engine.taskspec import NotifySpec
 from upkeep.notify import _records, rules
 from upkeep.notify.channels import Channel, load_channels
@@ -329,6 +330,13 @@ class _Evaluation:
         self.channels, self.silences, self.states, self.suppressed = channels, silences, states, suppressed
         self.dirty: set[tuple[str, str]] = set()
         self._specs: dict[int, NotifySpec] = {}
+        self._secrets: list[str] | None = None
+
+    def secrets(self, task: Any) -> list[str]:
+        """Every secret the instance can resolve (read once per evaluation) and the task's own."""
+        if self._secrets is None:
+            self._secrets = instance_secrets(self.alerter.store)
+        return [*self._secrets, *task_secrets(task.config)]
 
     def spec(self, task: Any) -> NotifySpec:
         if task.id not in self._specs:
@@ -419,7 +427,7 @@ class _Evaluation:
             link_base=self.alerter.link_base,
             consecutive_failures=decision.new.consecutive_failures,
             repeat=decision.repeat,
-            secrets=task_secrets(task.config),
+            secrets=self.secrets(task),
         )
         return _WithRun(msg, run.id)
 
