@@ -253,6 +253,8 @@ def store_sample(records: Any, at: datetime, metrics: dict[str, float]) -> None:
 def capacity_sample(ctx: RunContext, config: CapacitySampleConfig) -> dict:
     """Record disk, directory, database and table sizes, request volume, CPU, memory and queue depth."""
     now = ctx.now()
+    chosen = [*config.disk_paths, *config.size_paths, *config.databases, *config.logs]
+    ctx.scope(chosen, "disk_paths, size_paths, databases and logs in the task's config", what="sampled")
     metrics, findings = take_sample(ctx, config)
     records = ctx.records(DOMAIN)
     store_sample(records, now, metrics)

@@ -264,6 +264,7 @@ def performance_review(ctx: RunContext, config: PerformanceReviewConfig) -> dict
     result: dict[str, Any] = {
         "period": {"since": start.isoformat(), "until": now.isoformat(), "previous_since": prev_start.isoformat()}
     }
+    ctx.scope([*config.logs, *config.databases], "logs and databases in the task's config", what="reviewed")
     findings: list[dict] = []
     if config.logs:
         ctx.progress(0.0, "logs")

@@ -110,7 +110,9 @@ def system_resources(ctx: RunContext, config: SystemResourcesConfig) -> dict:
     findings: list[dict[str, Any]] = []
     statuses = []
     disks = []
-    for path in _disk_paths(ctx, config.paths):
+    paths = _disk_paths(ctx, config.paths)
+    ctx.scope(paths, "paths in the task's config", what="filesystems")
+    for path in paths:
         ctx.check_cancelled()
         try:
             figures = disk.measure(path)
