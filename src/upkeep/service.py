@@ -194,10 +194,7 @@ class Upkeep:
             hint = "set it in upkeep.yaml and run `upkeep apply`"
             if first.refs:
                 kinds = " or ".join(f"targets.{k}" for k in first.refs)
-                known = sorted(
-                    {n for k in first.refs for n in [*(inventory.get(k) or {}), *hostscope.BUILTIN_REFS.get(k, ())]}
-                )
-                hint = f"name a {kinds} entry instead (known: {', '.join(known) or 'none'}), or {hint}"
+                hint = f"name a {kinds} entry instead (known: {', '.join(first.known) or 'none'}), or {hint}"
         fields = [v.field.removeprefix("task.") for v in found]
         if len(fields) > 1:
             message += f" (also: {', '.join(fields[1:])})"

@@ -299,7 +299,7 @@ def test_bad_task_input_writes_nothing(service, store):
         ({"name": "a", "type": "debug.noop", "schedule": "@daily", "timezone": "Mars/Base"}, "time zone"),
         ({"name": "a", "type": "nope.nothing"}, "unknown task type"),
         ({"name": "a", "type": "debug.sleep", "config": {"seconds": "soon"}}, "config.seconds"),
-        ({"name": "a", "type": "shell.run", "config": {"command": ["true"]}}, "config file"),
+        ({"name": "a", "type": "shell.run", "config": {"command": ["true"]}}, "upkeep.yaml"),
     ]
     for data, expected in bad:
         with pytest.raises(UserError) as info:
@@ -308,19 +308,21 @@ def test_bad_task_input_writes_nothing(service, store):
     assert snapshot() == before
 
 
-def test_command_tasks_are_decided_by_their_config_and_only_come_from_the_file(service):
+def test_host_values_and_commands_only_come_from_the_file(service):
+    """Commands are host-scoped values like paths (tests/api/test_host_scope.py drives every field)."""
     from upkeep.errors import Forbidden
 
     ok = {"name": "b", "type": "backup.create", "config": {"source": {"type": "sqlite", "path": "/tmp/x.db"}}}
-    service.create_task(ok, actor="api")  # a backup is no command task...
-    with pytest.raises(Forbidden, match="config file"):  # ...until its config names a program to run
-        service.create_task({**ok, "name": "b2", "config": {**ok["config"], "pg_bin_dir": "/tmp/evil"}}, actor="api")
-    with pytest.raises(Forbidden):
-        service.update_task("b", {"config": {**ok["config"], "pg_dump_path": "/tmp/evil"}}, actor="api")
+    with pytest.raises(Forbidden, match="upkeep.yaml"):  # an inline source names a file on the host
+        service.create_task(ok, actor="api")
     steps = {"steps": [{"type": "debug.noop"}, {"type": "shell.run", "config": {"command": ["true"]}}]}
     with pytest.raises(Forbidden):
         service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="api")
-    service.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="file", managed_by="file")
+    trusted = Upkeep(service.settings, service.store, trusted=True)  # apply and the local CLI
+    trusted.create_task(ok, actor="file", managed_by="file")
+    trusted.create_task({"name": "p", "type": "procedure.execute", "config": steps}, actor="file", managed_by="file")
+    with pytest.raises(Forbidden):
+        service.update_task("b", {"config": {**ok["config"], "pg_dump_path": "/tmp/evil"}}, actor="api")
 
 
 def test_claim_and_finish_leave_the_same_history_on_both_stores(service, store):

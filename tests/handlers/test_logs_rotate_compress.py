@@ -13,7 +13,8 @@ from upkeep.handlers._compress import compress_file, read_all, resolve_level, su
 
 @pytest.fixture
 def sample(tmp_path):
-    path = tmp_path / "app.log-20261122"
+    path = tmp_path / "logs" / "app.log-20261122"  # a directory of its own: the test lists it
+    path.parent.mkdir()
     # 3 MiB over several read blocks, compressible and not: realistic enough for a round trip
     lines = b"".join(b'{"level":30,"n":%d,"msg":"request completed"}\n' % i for i in range(40_000))
     path.write_bytes(lines + os.urandom(1 << 20))

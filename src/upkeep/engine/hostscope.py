@@ -13,9 +13,10 @@ marker lives in the field's JSON schema (``x-host-scoped: true``, and ``x-invent
 handlers show`` and the UI read it from there. The judgement looks at the value's shape:
 
 - a field left unset, empty or at its default says nothing;
-- a name of an entry of one of the field's inventory kinds is a reference (``x-any-name``: any
-  plain name is, e.g. a backup catalog's source name); anything else -- a path, a URL, an inline
-  mapping, a name the inventory does not hold -- is host-scoped;
+- a name of an entry of one of the field's inventory kinds is a reference, and so are the field's
+  ``x-also-names`` (``upkeep``: upkeep's own store) and, with ``x-any-name``, any plain name (a
+  backup catalog's source name); anything else -- a path, a URL, an inline mapping, a name the
+  inventory does not hold -- is host-scoped;
 - nested models (``rules: [...]``, ``checks: [...]``) are judged field by field; a field marked
   ``x-config-of: type`` holds the config of the handler its sibling field names (procedure steps);
 - ``x-host-scoped-unless: create``: the value is a plain one when the same caller also sets the
@@ -39,11 +40,9 @@ from pydantic import BaseModel
 HOST_SCOPED = "x-host-scoped"
 INVENTORY_REFS = "x-inventory-refs"
 ANY_NAME = "x-any-name"
+ALSO_NAMES = "x-also-names"  # names that refer to something upkeep knows without an entry ("upkeep")
 UNLESS = "x-host-scoped-unless"
 CONFIG_OF = "x-config-of"
-
-# Names that refer to something upkeep knows without an inventory entry.
-BUILTIN_REFS: dict[str, frozenset[str]] = {"databases": frozenset({"upkeep"})}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
 _ENV_REF_RE = re.compile(r"\$\{env:")
@@ -53,6 +52,7 @@ _ENV_REF_RE = re.compile(r"\$\{env:")
 class Violation:
     field: str  # dotted path, e.g. config.rules[0].pidfile
     refs: tuple[str, ...] = ()  # inventory kinds whose names would have been accepted
+    known: tuple[str, ...] = ()  # the names that would have been accepted
     env_reference: bool = False
 
 
@@ -63,13 +63,14 @@ def _extra(info: Any) -> dict[str, Any]:
 
 
 def marker(info: Any) -> dict[str, Any] | None:
-    """``{"refs": [...], "any_name": bool, "unless": field}`` for a host-scoped field (a pydantic
-    field or its JSON schema property), else None."""
+    """``{"refs": [...], "also": [...], "any_name": bool, "unless": field}`` for a host-scoped field
+    (a pydantic field or its JSON schema property), else None."""
     extra = _extra(info)
     if not extra.get(HOST_SCOPED):
         return None
     return {
         "refs": list(extra.get(INVENTORY_REFS) or []),
+        "also": list(extra.get(ALSO_NAMES) or []),
         "any_name": bool(extra.get(ANY_NAME)),
         "unless": extra.get(UNLESS),
     }
@@ -126,12 +127,20 @@ def _said_nothing(value: Any, info: Any) -> bool:
     return value == default
 
 
-def is_reference(value: Any, refs: list[str], inventory: Mapping[str, Mapping], any_name: bool = False) -> bool:
+def is_reference(value: Any, mark: dict[str, Any], inventory: Mapping[str, Mapping]) -> bool:
+    """Whether ``value`` names something instead of saying it: an entry of the marker's inventory
+    kinds, one of its ``also`` names, or (``any_name``) any plain name."""
     if not isinstance(value, str) or not _NAME_RE.match(value):
         return False
-    if any_name:
+    if mark.get("any_name") or value in mark.get("also", ()):
         return True
-    return any(value in (inventory.get(kind) or {}) or value in BUILTIN_REFS.get(kind, ()) for kind in refs)
+    return any(value in (inventory.get(kind) or {}) for kind in mark.get("refs", ()))
+
+
+def known_names(mark: dict[str, Any], inventory: Mapping[str, Mapping]) -> list[str]:
+    """The names a host-scoped field accepts from this inventory (for a hint)."""
+    names = {n for kind in mark.get("refs", ()) for n in inventory.get(kind) or {}}
+    return sorted(names | set(mark.get("also", ())))
 
 
 def env_references(value: Any, where: str) -> list[Violation]:
@@ -188,8 +197,8 @@ def _walk(
         mark = marker(info)
         if mark is not None and not _said_nothing(value, info) and not (mark["unless"] and data.get(mark["unless"])):
             items = value if isinstance(value, list | tuple) else [value]
-            if not all(is_reference(item, mark["refs"], inventory, mark["any_name"]) for item in items):
-                out.append(Violation(path, refs=tuple(mark["refs"])))
+            if not all(is_reference(item, mark, inventory) for item in items):
+                out.append(Violation(path, refs=tuple(mark["refs"]), known=tuple(known_names(mark, inventory))))
                 continue
         sibling = _extra(info).get(CONFIG_OF)
         sub_model = config_model_of(str(data.get(sibling, ""))) if sibling and config_model_of else None
@@ -227,9 +236,7 @@ def _collect(model: type[BaseModel], prefix: str, out: list, seen: set) -> None:
             out.append((path, mark))
             continue
         if _extra(info).get(CONFIG_OF):
-            out.append(
-                (f"{path}.*", {"refs": [], "any_name": False, "unless": None, "config_of": _extra(info)[CONFIG_OF]})
-            )
+            out.append((f"{path}.*", {"refs": [], "also": [], "config_of": _extra(info)[CONFIG_OF]}))
             continue
         models = nested_models(info.annotation)
         many = _is_sequence(info.annotation)
@@ -248,12 +255,13 @@ def describe(mark: dict[str, Any]) -> str:
     """Where a host-scoped field may be set: ``upkeep.yaml or the local CLI; elsewhere a
     targets.backups name``."""
     text = "upkeep.yaml or the local CLI"
+    also = "".join(f" or {name!r}" for name in mark.get("also", ()))
     if mark.get("config_of"):
         return f"as the host-scoped fields of the handler its `{mark['config_of']}` names"
     if mark.get("any_name"):
         return text + "; elsewhere a name (no path or inline mapping)"
     if mark.get("refs"):
-        return text + "; elsewhere a " + " or ".join(f"targets.{kind}" for kind in mark["refs"]) + " name"
+        return text + "; elsewhere a " + " or ".join(f"targets.{kind}" for kind in mark["refs"]) + " name" + also
     if mark.get("unless"):
         return text + f"; elsewhere only together with {mark['unless']}: true"
     return text + " only"
@@ -261,7 +269,7 @@ def describe(mark: dict[str, Any]) -> str:
 
 __all__ = [
     "ANY_NAME",
-    "BUILTIN_REFS",
+    "ALSO_NAMES",
     "CONFIG_OF",
     "HOST_SCOPED",
     "INVENTORY_REFS",
@@ -271,6 +279,7 @@ __all__ = [
     "env_references",
     "host_scoped_fields",
     "is_reference",
+    "known_names",
     "marker",
     "nested_models",
     "violations",

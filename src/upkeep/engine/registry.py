@@ -53,6 +53,7 @@ def host_scoped(
     default: Any = ...,
     *,
     refs: Iterable[str] = (),
+    also: Iterable[str] = (),
     any_name: bool = False,
     unless: str | None = None,
     overridable: bool = False,
@@ -60,7 +61,8 @@ def host_scoped(
 ) -> Any:
     """A config field that names something on the host (a path, DSN, command, signal, mode...):
     only upkeep.yaml or the local CLI may set it. With ``refs=("backups",)`` a name from those
-    inventory kinds may stand in its place anywhere; ``any_name`` accepts any plain name;
+    inventory kinds may stand in its place anywhere, and so may the ``also`` names (``upkeep``, upkeep's
+    own store); ``any_name`` accepts any plain name;
     ``unless="create"`` makes it a plain value when the caller also sets ``create``."""
     from upkeep.engine import hostscope
 
@@ -68,6 +70,8 @@ def host_scoped(
     extra[hostscope.HOST_SCOPED] = True
     if refs:
         extra[hostscope.INVENTORY_REFS] = list(refs)
+    if also:
+        extra[hostscope.ALSO_NAMES] = list(also)
     if any_name:
         extra[hostscope.ANY_NAME] = True
     if unless:

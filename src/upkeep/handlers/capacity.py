@@ -111,7 +111,10 @@ class CapacitySampleConfig(HandlerConfig):
     disk_paths: list[str] = host_scoped(["/"], description="Filesystems whose usage is sampled.")
     size_paths: list[str] = host_scoped(default_factory=list, description="Directories whose total size is sampled.")
     databases: list[str] = host_scoped(
-        default_factory=list, refs=("databases",), description="Database targets (names, 'upkeep' or URLs)."
+        default_factory=list,
+        refs=("databases",),
+        also=("upkeep",),
+        description="Database targets (names, 'upkeep' or URLs).",
     )
     top_tables: int = Field(10, ge=0, le=1000, description="Largest tables sampled per database target.")
     logs: list[str] = host_scoped(

@@ -72,7 +72,7 @@ Databases = list[str] | Literal["all"] | None
 
 
 def _target_field(help_text: str = TARGET_HELP) -> Any:
-    return host_scoped(..., refs=("databases",), description=help_text)
+    return host_scoped(..., refs=("databases",), also=("upkeep",), description=help_text)
 
 
 def _databases_field(help_text: str = DATABASES_HELP) -> Any:

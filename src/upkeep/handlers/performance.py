@@ -45,7 +45,7 @@ class PerformanceReviewConfig(HandlerConfig):
         default_factory=list, refs=("logs",), description="targets.logs names or globs of API logs."
     )
     databases: list[str] = host_scoped(
-        default_factory=list, refs=("databases",), description="Database targets to inspect."
+        default_factory=list, refs=("databases",), also=("upkeep",), description="Database targets to inspect."
     )
     include_runs: bool = Field(True, description="Summarise upkeep's own run history.")
     regression_ratio: float = Field(1.25, gt=1, description="Slower by more than this factor is a warning.")

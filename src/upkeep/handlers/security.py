@@ -53,7 +53,9 @@ OUTCOME = {0: "ok", 1: "warning", 2: "critical"}
 
 
 class KeyTable(HandlerConfig):
-    target: str = host_scoped(..., refs=("databases",), description="Database target (targets.databases name or URL).")
+    target: str = host_scoped(
+        ..., refs=("databases",), also=("upkeep",), description="Database target (targets.databases name or URL)."
+    )
     table: str = Field(..., description="Table holding the keys, optionally schema-qualified.")
     name_column: str = Field("name", description="Column naming the key.")
     created_column: str = Field("created_at", description="Column with the key's creation time.")
