@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 import redis
 
-from support.contexts import run_handler
+from support.contexts import events_of, run_handler
 from support.servers import free_port, start_postgres, start_redis
 from upkeep.handlers._checks import pm2, systemd
 from upkeep.handlers._checks.base import CheckEnv
@@ -338,3 +338,15 @@ def test_check_env_previous_state_is_a_copy():
     env = CheckEnv(now=None, previous={"x": {"state": {"restarts": 1}}})  # type: ignore[arg-type]
     env.previous_state("x")["restarts"] = 5
     assert env.previous["x"]["state"]["restarts"] == 1
+
+
+def test_a_pidfile_that_holds_something_else_is_never_echoed_into_the_result(sqlite_store, tmp_path):
+    """Reproduction: a process check pointed at .upkeep/session.key echoed its first 40 characters."""
+    secret = tmp_path / "session.key"
+    secret.write_text("5f3c9a0d1e2b4c6f8a7d9e0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d\n")
+    check = {"name": "x", "type": "process", "pidfile": str(secret)}
+    result = run_handler(sqlite_store, "health.check", {"services": [], "checks": [check]})
+    (target,) = result["targets"]
+    assert target["status"] == "critical" and "holds no pid" in target["detail"]
+    events = events_of(sqlite_store, result["_run_id"])
+    assert "5f3c9a0d" not in json.dumps(result) and "5f3c9a0d" not in json.dumps(events)
