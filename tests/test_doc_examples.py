@@ -4,12 +4,16 @@ naming file, line and field, and nothing is written."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from support.servers import free_port
 from upkeep.cli.main import app
 from upkeep.config_file import TEMPLATE, render_template
 
@@ -110,3 +114,26 @@ def test_an_unknown_kind_of_target_fails_apply(tmp_path, monkeypatch):
     result = _apply(tmp_path, monkeypatch, "targets:\n  service:\n    api: {type: tcp, port: 25}\n")
     assert result.exit_code == 2 and "line 2: targets.service: unknown kind of target" in result.stderr
     assert "services" in result.stderr
+
+
+def test_doctor_and_serve_check_the_targets_too(tmp_path, monkeypatch):
+    text = "targets:\n  services:\n    api: {type: http, url: 'http://x/', expect: {jsonpath: '$.ok == true'}}\n"
+    config = tmp_path / "upkeep.yaml"
+    config.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UPKEEP_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    doctor = CliRunner().invoke(app, ["--config", str(config), "doctor"])
+    assert doctor.exit_code != 0 and "upkeep.yaml line 3: targets.services.api.expect" in doctor.stdout
+    (tmp_path / "store.db").unlink(missing_ok=True)  # doctor checks the store too
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPKEEP_")}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    serve = subprocess.run(
+        [sys.executable, "-m", "upkeep.cli.main", "--config", str(config), "serve", "--port", str(free_port())],
+        env={**env, "UPKEEP_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert serve.returncode == 2, serve.stderr
+    assert "upkeep.yaml line 3: targets.services.api.expect" in serve.stderr
+    assert not (tmp_path / "store.db").exists()  # refused before the store was opened

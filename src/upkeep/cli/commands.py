@@ -56,13 +56,12 @@ def apply(
     as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON"),
 ) -> None:
     """Reconcile the store to upkeep.yaml and print the diff (create / update / delete, drift)."""
-    from upkeep.config_file import apply_file, load_config, validate_targets, validate_tasks
+    from upkeep.config_file import apply_file
 
     st = state(ctx)
     source = file or st.settings.config_path
-    loaded = load_config(source)
-    validate_targets(loaded)  # every target and task is valid before the store is even opened
-    validate_tasks(loaded)
+    _check_file(source)
+
     diff = apply_file(
         st.settings,
         st.store(),
@@ -112,6 +111,7 @@ def serve(
 
     configure_logging(log_level)
     settings = state(ctx).settings
+    _check_file(settings.config_path)
     run_serve(
         settings,
         host=host or settings.host,
@@ -144,6 +144,15 @@ def worker(
     configure_logging(log_level)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     run_worker(settings, queues=names, concurrency=concurrency)
+
+
+def _check_file(path: Path) -> None:
+    """Every target and task of the file is valid before the store is even opened."""
+    from upkeep.config_file import load_config, validate_targets, validate_tasks
+
+    loaded = load_config(path)
+    validate_targets(loaded)
+    validate_tasks(loaded)
 
 
 def register(app: typer.Typer) -> None:
