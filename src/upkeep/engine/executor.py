@@ -74,11 +74,9 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     die_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from upkeep.engine.execute import call_handler, execute_run
-    from upkeep.engine.registry import REGISTRY
 
     settings = Settings.model_validate_json(settings_json)
     store = Store(settings.resolved_database_url, pool_size=2)
-    REGISTRY.ensure_loaded()
     identity = runs.WorkerIdentity.current()
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     cancel_flags: dict[int, threading.Event] = {}
@@ -163,6 +161,7 @@ class EmbeddedExecutor:
         size: int | None = None,
         queues: list[str] | None = None,
         notifier: Notifier | None = None,
+        context: multiprocessing.context.BaseContext | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -170,7 +169,7 @@ class EmbeddedExecutor:
         self.queues = queues
         self.notifier = notifier or Notifier(store, settings.resolved_data_dir)
         self.label = f"{runs.HOSTNAME}:{os.getpid()}"
-        self._ctx = _worker_context()
+        self._ctx = context or _worker_context()
         self._slots: list[Slot] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -419,7 +418,9 @@ class ForegroundRunner:
     def __init__(self, settings: Settings, store: Store):
         self.settings = settings
         self.store = store
-        self._pool = EmbeddedExecutor(settings, store, size=1)
+        # forked from this process, which has imported what the run needs (the handler's module
+        # alone, see ``Registry.resolve``): no fork server importing every handler first
+        self._pool = EmbeddedExecutor(settings, store, size=1, context=multiprocessing.get_context("fork"))
         self._pool._slots = []
 
     def __enter__(self) -> ForegroundRunner:

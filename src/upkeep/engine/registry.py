@@ -249,13 +249,30 @@ class Registry:
 
         load_builtin()
 
-    def resolve(self, name: str) -> tuple[HandlerSpec, str | None]:
-        """The canonical handler for ``name`` and the alias used, if any."""
-        self.ensure_loaded()
+    def _find(self, name: str) -> tuple[HandlerSpec, str | None] | None:
         if name in self._handlers:
             return self._handlers[name], None
         if name in self._aliases:
             return self._handlers[self._aliases[name]], name
+        return None
+
+    def resolve(self, name: str) -> tuple[HandlerSpec, str | None]:
+        """The canonical handler for ``name`` and the alias used, if any.
+
+        A built-in name imports its own module only (``upkeep.handlers.BUILTIN_MODULES``); any other
+        name loads every handler, the plug-ins' entry points included.
+        """
+        found = self._find(name)
+        if found is None and not self._loaded:
+            from upkeep.handlers import load_builtin_for
+
+            if load_builtin_for(name):
+                found = self._find(name)
+        if found is None:
+            self.ensure_loaded()
+            found = self._find(name)
+        if found is not None:
+            return found
         close = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
         hint = f"known {name.split('.')[0]} handlers: {', '.join(close)}" if close else "see `upkeep handlers list`"
         raise UserError(f"unknown task type {name!r}", hint=hint, field="task_type")

@@ -1,6 +1,10 @@
 """Built-in handlers, one module per domain. Every public module here is imported by
 ``load_builtin`` (the ``upkeep.handlers`` entry point), which registers its ``@handler`` functions.
 Modules whose names start with ``_`` are helpers shared by handlers.
+
+``BUILTIN_MODULES`` names the module of every built-in handler name and alias, so a process that
+runs one handler (``upkeep run logs.analyze``) imports that module alone. It is written by hand;
+``tests/engine/test_registry_index.py`` checks it against the real registrations.
 """
 
 from __future__ import annotations
@@ -8,8 +12,82 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+BUILTIN_MODULES: dict[str, str] = {
+    # name or alias -> module under upkeep.handlers
+    "backup.create": "backup",
+    "backup.run": "backup",
+    "db.backup": "backup",
+    "backup.prune": "backup",
+    "backup.restore": "backup",
+    "backup.recover": "backup",
+    "backup.verify": "backup",
+    "backup.check": "backup",
+    "capacity.plan": "capacity",
+    "capacity.project": "capacity",
+    "capacity.sample": "capacity",
+    "capacity.collect": "capacity",
+    "config.audit": "config_audit",
+    "config.check": "config_audit",
+    "env.audit": "config_audit",
+    "db.analyze": "db",
+    "postgres.analyze": "db",
+    "sqlite.analyze": "db",
+    "db.inspect": "db",
+    "postgres.inspect": "db",
+    "db.health": "db",
+    "sqlite.inspect": "db",
+    "db.reindex": "db",
+    "postgres.reindex": "db",
+    "sqlite.reindex": "db",
+    "db.terminate_sessions": "db",
+    "postgres.terminate_sessions": "db",
+    "db.vacuum": "db",
+    "postgres.vacuum": "db",
+    "sqlite.vacuum": "db",
+    "debug.fail": "debug",
+    "debug.noop": "debug",
+    "debug.sleep": "debug",
+    "deps.check": "deps",
+    "dependencies.check": "deps",
+    "packages.outdated": "deps",
+    "docker.cleanup": "docker_cleanup",
+    "docker.prune": "docker_cleanup",
+    "health.check": "health",
+    "health.report": "report",
+    "logs.analyze": "logs_analyze",
+    "logs.analyse": "logs_analyze",
+    "logs.errors": "logs_analyze",
+    "logs.cleanup": "logs_cleanup",
+    "logs.clean": "logs_cleanup",
+    "logs.rotate": "logs_rotate",
+    "logs.logrotate": "logs_rotate",
+    "performance.review": "performance",
+    "perf.review": "performance",
+    "procedure.execute": "procedure",
+    "report.send": "report_send",
+    "report.digest": "report_send",
+    "retention.enforce": "retention",
+    "runs.cleanup_expired": "runs",
+    "gc.cleanup": "runs",
+    "runs.cleanup_stale": "runs",
+    "stale_run.cleanup": "runs",
+    "security.audit": "security",
+    "audit.security": "security",
+    "shell.run": "shell",
+    "system.resources": "system",
+}
+
 
 def load_builtin() -> None:
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+
+
+def load_builtin_for(name: str) -> bool:
+    """Import the module of the built-in handler ``name`` (or alias); False when none has it."""
+    module = BUILTIN_MODULES.get(name)
+    if module is None:
+        return False
+    importlib.import_module(f"{__name__}.{module}")
+    return True

@@ -1,0 +1,124 @@
+"""The static index of built-in handler names: right against the real registrations, and what it saves.
+
+``upkeep run logs.analyze`` resolves one name; the index lets it import that handler's module alone
+instead of every handler (and every plug-in's entry point). Each check runs in a fresh interpreter,
+since the test process has long imported the handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def run_python(script: str, cwd: Path, extra_path: Path | None = None) -> dict:
+    env_path = [str(SRC)] + ([str(extra_path)] if extra_path else [])
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_index_names_the_module_of_every_builtin_handler_and_alias(tmp_path):
+    loaded = run_python(
+        """
+        import json
+        from upkeep.handlers import BUILTIN_MODULES, load_builtin
+        from upkeep.engine.registry import REGISTRY
+        load_builtin()
+        real = {}
+        for spec in REGISTRY._handlers.values():
+            for name in (spec.name, *spec.aliases):
+                real[name] = spec.module.removeprefix("upkeep.handlers.")
+        print(json.dumps({"real": real, "index": BUILTIN_MODULES}))
+        """,
+        tmp_path,
+    )
+    assert len(loaded["real"]) > 40
+    assert loaded["index"] == loaded["real"]
+
+
+def test_resolving_a_builtin_name_imports_that_handler_module_alone(tmp_path):
+    loaded = run_python(
+        """
+        import json, sys
+        from upkeep.engine.registry import REGISTRY
+        spec, alias = REGISTRY.resolve("logs.analyse")
+        print(json.dumps({
+            "name": spec.name, "alias": alias,
+            "handler_modules": sorted(m for m in sys.modules
+                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+        }))
+        """,
+        tmp_path,
+    )
+    assert (loaded["name"], loaded["alias"]) == ("logs.analyze", "logs.analyse")
+    assert loaded["handler_modules"] == ["upkeep.handlers.logs_analyze"]
+
+
+def test_a_name_that_is_not_builtin_still_loads_the_plugins_entry_points(tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "upkeep_hello.py").write_text(
+        textwrap.dedent(
+            """
+            from upkeep.engine.registry import handler
+
+            @handler("hello.world", aliases=["hello.there"])
+            def hello(ctx, config):
+                return {"summary": "hello"}
+            """
+        )
+    )
+    dist = plugins / "upkeep_hello-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: upkeep-hello\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[upkeep.handlers]\nhello = upkeep_hello\n")
+    loaded = run_python(
+        """
+        import json
+        from upkeep.engine.registry import REGISTRY
+        spec, alias = REGISTRY.resolve("hello.there")
+        print(json.dumps({"name": spec.name, "alias": alias, "module": spec.module, "all": REGISTRY.names()}))
+        """,
+        tmp_path,
+        extra_path=plugins,
+    )
+    assert (loaded["name"], loaded["alias"], loaded["module"]) == ("hello.world", "hello.there", "upkeep_hello")
+    assert "logs.analyze" in loaded["all"]  # the built-ins are there too once everything loaded
+
+
+def test_upkeep_run_of_one_handler_imports_no_other_handler(tmp_path):
+    """The foreground run forks its worker from the CLI process: what the CLI imported is what the
+    worker starts with, so no other handler module may be among it."""
+    (tmp_path / "upkeep.yaml").write_text("tasks: []\n")
+    loaded = run_python(
+        """
+        import json, sys
+        from upkeep.cli.main import main
+        try:
+            main(["run", "debug.noop"])
+        except SystemExit as exc:
+            code = exc.code
+        print(json.dumps({
+            "code": code,
+            "handler_modules": sorted(m for m in sys.modules
+                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+        }))
+        """,
+        tmp_path,
+    )
+    assert loaded["code"] == 0
+    assert loaded["handler_modules"] == ["upkeep.handlers.debug"]
