@@ -454,3 +454,27 @@ def test_explicit_since_until_and_configured_duration_field(tmp_path):
     assert result["requests"]["total"] == 3  # 2, 3 and 4 hours ago
     assert result["duration"]["avg_ms"] == pytest.approx(750.0)
     assert result["duration"]["max_ms"] == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize(
+    ("url", "route"),
+    [
+        ("/api/users/42", "/api/users/:id"),
+        ("/api/users/42/", "/api/users/:id/"),
+        ("/a/1/2", "/a/:id/:id"),
+        ("/a/1/2/3/b", "/a/:id/:id/:id/b"),
+        ("/v2/files/0123456789abcdef01/raw?x=1#top", "/v2/files/:id/raw"),
+        ("/c/8f14e45f-ceea-467f-a0e6-0b1a2c3d4e5f/messages", "/c/:id/messages"),
+        ("https://api.example.com:8443/api/orders/77?page=2", "/api/orders/:id"),
+        ("/api/v2/health", "/api/v2/health"),
+        ("/api/abc123/x", "/api/abc123/x"),  # not an id: a word with digits
+        ("/api//x", "/api//x"),
+        ("/", "/"),
+        ("/7", "/:id"),
+    ],
+)
+def test_raw_urls_group_by_route_with_id_segments_replaced(tmp_path, url, route):
+    record = {"level": 30, "time": int(NOW.timestamp() * 1000), "req": {"url": url}, "res": {"statusCode": 200}}
+    lines = [json.dumps(record)]
+    result = analyze_paths([str(write(tmp_path / "app.log", lines))], window="all", now=NOW)
+    assert [r["route"] for r in result["routes"]] == [route]
