@@ -1,7 +1,8 @@
 """System packages the test suite needs, installed when absent (run by `make test`).
 
-Debian packages only, through apt-get, as root. Without root or apt-get, it says what is missing
-and the tests that need it skip (or fail under CI=true).
+Debian packages through apt-get, as root, and the npm packages of ``benchmarks/loggers`` (pino,
+the real logger whose output the log-analysis tests read) through ``npm ci``. Without root or
+apt-get, it says what is missing and the tests that need it skip (or fail under CI=true).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+LOGGERS = Path(__file__).resolve().parents[2] / "benchmarks" / "loggers"
 
 # binary -> Debian package providing it
 NEEDED = {
@@ -23,6 +27,9 @@ NEEDED = {
     "mariadb-install-db": "mariadb-server",
     "mariadb-dump": "mariadb-client",
     "sshd": "openssh-server",
+    "nginx": "nginx",
+    "node": "nodejs",
+    "npm": "npm",
 }
 PG_BINARIES = ("/usr/lib/postgresql/15/bin/pg_ctl",)
 SBIN = ("/usr/sbin", "/usr/local/sbin")  # daemons, off a non-root PATH
@@ -40,15 +47,34 @@ def missing() -> list[str]:
 
 
 def main() -> int:
-    packages = missing()
+    install_debian(missing())
+    install_loggers()
+    return 0
+
+
+def install_loggers() -> None:
+    """``npm ci`` from the committed lock file, when pino is not there yet."""
+    if (LOGGERS / "node_modules" / "pino").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("setup: npm missing; the tests that read pino's logs will skip", file=sys.stderr)
+        return
+    print("setup: npm ci in benchmarks/loggers", flush=True)
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=LOGGERS, check=False)
+    if result.returncode != 0:
+        print("setup: npm ci in benchmarks/loggers failed", file=sys.stderr)
+
+
+def install_debian(packages: list[str]) -> None:
     if not packages:
-        return 0
+        return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         print(
             f"setup: missing system packages {' '.join(packages)} (install them with apt-get)",
             file=sys.stderr,
         )
-        return 0
+        return
     print(f"setup: installing {' '.join(packages)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
@@ -57,7 +83,6 @@ def main() -> int:
     )
     if result.returncode != 0:
         print(f"setup: apt-get install {' '.join(packages)} failed", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
