@@ -22,15 +22,12 @@ Timestamps without an offset are read in ``timezone`` (default UTC). A record's 
 from one field per file, in milliseconds unless ``duration_unit`` says otherwise (``auto``: seconds
 for ``request_time`` and access logs, milliseconds for everything else).
 
-Engine: DuckDB. Measured on a 1 GB, 5M-line JSON API log on two cores before choosing: DuckDB's
-``read_ndjson`` with six typed columns scans it in about 0.9 s wall (1.9 s CPU over both cores), and
-the whole analysis takes about 1.5 s wall including interpreter start (2.8 s CPU, peak RSS about
-160 MB) against about 7 s for the seed's grep|awk steps on the same file (``make bench``,
-``benchmarks/bench_logs_analyze.py``: 4.5-4.7x). polars' ``scan_ndjson`` (1.6 s) and pyarrow's JSON
-reader (2.7 s) were slower at the scan alone, with 1 GB RSS. msgspec was measured too: typed
-decoding of the same lines into a 6-field Struct took about 1 µs a line and even a minimal Python
-loop over the decoded records (5xx count, duration sum, level counts; no timestamps, windows or
-histograms) another 0.3 µs, so 6.5 s+ of CPU for 5M lines before the real work, twice DuckDB's total.
+Engine: DuckDB, chosen by measurement on a 1 GB, 5M-line JSON API log on two cores: its
+``read_ndjson`` with typed columns was the fastest scan tried (polars' ``scan_ndjson`` 1.6 s and
+pyarrow's JSON reader 2.7 s for the scan alone, with 1 GB RSS; msgspec decoding plus a minimal
+Python loop 6.5 s+ of CPU). ``make bench`` (``benchmarks/bench_logs_analyze.py``) times
+``upkeep run logs.analyze`` end to end on logs written by pino against the seed's grep|awk
+pipeline and a plain DuckDB query, and prints the current figures.
 DuckDB also reads gzip and zstd and spills its hash tables under ``memory_limit``. Text formats go
 through DuckDB too (``read_csv`` of whole lines plus ``regexp_extract``), so every format lands in one
 query.
