@@ -47,7 +47,8 @@ echo "errors $(grep '"level":"ERROR"' "$f" | wc -l)"
 DUCKDB_SCRIPT = textwrap.dedent(
     """
     import json, sys, duckdb
-    con = duckdb.connect(config={'enable_progress_bar': False})  # it draws on stdout after 2 s
+    con = duckdb.connect()
+    con.execute('SET enable_progress_bar = false')  # it draws on stdout after 2 s
     row = con.execute('''
         SELECT count(*) FILTER (WHERE level IN ('ERROR', 'FATAL')),
                count(res.statusCode), count(*) FILTER (WHERE res.statusCode >= 500),
