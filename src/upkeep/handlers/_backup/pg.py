@@ -421,17 +421,28 @@ def restore_into(
     fast: bool = False,
     no_owner: bool = False,
 ) -> None:
-    """``pg_restore`` a custom- or directory-format dump into ``dbname`` (which must exist)."""
-    argv = [tools.pg_restore, "-d", target.conninfo(dbname)]
-    if jobs > 1 and source is not None:
-        argv += ["-j", str(jobs)]
+    """``pg_restore`` a custom- or directory-format dump into ``dbname`` (which must exist).
+
+    A custom-format file is restored in two passes: its data in one sequential read, then its
+    post-data (indexes, constraints) with ``jobs`` workers. upkeep writes these archives to a pipe,
+    so their table of contents has no data offsets, and parallel workers would each read through
+    all the data before theirs (on pgbench scale 50: 6.5-9.3 s with -j2 against 5.6-5.8 s so).
+    """
+    base = [tools.pg_restore, "-d", target.conninfo(dbname)]
     if no_owner:
-        argv += ["--no-owner"]
-    if source is not None:
-        argv.append(str(source))
+        base += ["--no-owner"]
     env = target.env()
     if fast:  # a scratch database: durability does not matter, index builds may use more memory
         env = {**env, "PGOPTIONS": "-c synchronous_commit=off -c maintenance_work_mem=256MB"}
+    if jobs > 1 and source is not None and source.is_file():
+        run_streaming(ctx, [*base, "--section=pre-data", "--section=data", str(source)], env, None)
+        run_streaming(ctx, [*base, "-j", str(jobs), "--section=post-data", str(source)], env, None)
+        return
+    argv = list(base)
+    if jobs > 1 and source is not None:
+        argv += ["-j", str(jobs)]
+    if source is not None:
+        argv.append(str(source))
     run_streaming(ctx, argv, env, None, stdin=stdin)
 
 
