@@ -76,6 +76,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
 def drive(port: int, count: int, seed: int) -> None:
     rnd = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -103,12 +113,7 @@ def main(out: str, requests: int) -> None:
         conf.write_text(CONF.format(prefix=prefix, out=Path(out).resolve(), port=port, upstream=upstream.server_port))
         proc = subprocess.Popen([nginx, "-p", prefix, "-c", str(conf), "-g", "daemon off;"])
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
+            wait_for_port(port)
             threads = [
                 threading.Thread(target=drive, args=(port, requests // THREADS + (i < requests % THREADS), i))
                 for i in range(THREADS)

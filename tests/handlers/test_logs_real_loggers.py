@@ -182,23 +182,19 @@ def test_python_logging_text_levels_and_tracebacks(tmp_path):
     assert result["levels"]["debug"] > 0 and result["levels"]["fatal"] > 0  # CRITICAL
 
 
-@pytest.fixture(scope="module")
-def nginx() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+def binary(name: str) -> str:
+    found = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
     if found is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("nginx is needed (tests/support/setup_system.py installs it)")
-        pytest.skip("nginx missing")
+            pytest.fail(f"{name} is needed (tests/support/setup_system.py installs it)")
+        pytest.skip(f"{name} missing")
     return found
 
 
-def test_nginx_combined_access_log_with_request_time_written_under_load(nginx, tmp_path):
-    log = tmp_path / "access.log"
-    started = time.time()
-    subprocess.run([sys.executable, str(LOGGERS / "nginx_access.py"), str(log), "600"], check=True, timeout=120)
+def access_records(log: Path, seconds_per_unit: float) -> list[dict]:
+    """``... [05/Dec/2026:11:57:15 +0000] "GET /api/chat HTTP/1.1" 200 2 "ref" "agent" 0.001``, split by hand."""
     records = []
     for line in log.read_text().splitlines():
-        # 127.0.0.1 - - [05/Dec/2026:11:57:15 +0000] "GET /api/chat HTTP/1.1" 200 2 "ref" "agent" 0.001
         stamp = line[line.index("[") + 1 : line.index("]")]
         after_request = line.split('"')[2].split()
         records.append(
@@ -206,12 +202,29 @@ def test_nginx_combined_access_log_with_request_time_written_under_load(nginx, t
                 "ts": datetime.strptime(stamp, "%d/%b/%Y:%H:%M:%S %z").timestamp(),
                 "error": False,
                 "status": int(after_request[0]),
-                "dur_ms": float(line.rsplit(" ", 1)[1]) * 1000,
+                "dur_ms": float(line.rsplit(" ", 1)[1]) * seconds_per_unit * 1000,
             }
         )
+    return records
+
+
+@pytest.mark.parametrize(
+    ("server", "writer", "unit", "seconds_per_unit"),
+    [("nginx", "nginx_access.py", "auto", 1.0), ("apache2", "apache_access.py", "us", 1e-6)],
+)
+def test_combined_access_log_with_request_time_written_by_a_real_server_under_load(
+    tmp_path, server, writer, unit, seconds_per_unit
+):
+    """nginx appends ``$request_time`` (seconds, read as such by default), Apache ``%D`` (microseconds:
+    ``duration_unit: us``)."""
+    binary(server)
+    log = tmp_path / "access.log"
+    started = time.time()
+    subprocess.run([sys.executable, str(LOGGERS / writer), str(log), "600"], check=True, timeout=120)
+    records = access_records(log, seconds_per_unit)
     assert len(records) == 600
     now = datetime.now(UTC)
-    result = analyze_paths([str(log)], window="24h", now=now)
+    result = analyze_paths([str(log)], window="24h", now=now, duration_unit=unit)
     exp = figures(records, started - 5, now.timestamp())
     assert exp["5xx"] > 0 and any(r["status"] == 404 for r in records)
     assert_figures(result, exp)

@@ -28,6 +28,7 @@ NEEDED = {
     "mariadb-dump": "mariadb-client",
     "sshd": "openssh-server",
     "nginx": "nginx",
+    "apache2": "apache2",
     "node": "nodejs",
     "npm": "npm",
 }
