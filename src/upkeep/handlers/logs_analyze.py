@@ -13,11 +13,12 @@ Formats (``format: auto`` looks at the first 200 lines of each file):
   ``statusCode``/``status``/``res.statusCode``, ``durationMs``/``responseTime``/``request_time``...,
   ``route``/``path``/``url``/``req.url``). Fields are detected per file; ``*_field`` options force one.
 - ``combined``: nginx/apache combined or common log format, with an optional trailing request time
-  in seconds (nginx ``$request_time``).
+  in seconds (nginx ``$request_time``; Apache's ``%D`` is microseconds: set ``duration_unit: us``).
 - ``text``: lines that start with a timestamp, optionally followed by a level word
   (``2026-11-20 10:00:00,123 ERROR something``); lines without one (stack traces) have no timestamp.
 
-Files may be plain, gzip or zstd (sniffed from their magic bytes, so rotated names do not matter).
+Files may be plain, gzip or zstd (sniffed from their magic bytes, so rotated names do not matter:
+PM2's ``api-out__2026-12-03_00-00-00.log`` and its ``.gz`` are read alike with ``api-out*.log*``).
 Timestamps without an offset are read in ``timezone`` (default UTC). A record's duration is read
 from one field per file, in milliseconds unless ``duration_unit`` says otherwise (``auto``: seconds
 for ``request_time`` and access logs, milliseconds for everything else).
