@@ -125,7 +125,9 @@ def route_expr(text: str, url_like: bool) -> str:
     """
     if not url_like:
         return truncate(text, 200)
-    path = f"split_part(split_part({text}, '?', 1), '#', 1)"
+    # the query and fragment cut where there is one (split_part builds a list for every string)
+    cut = f"regexp_extract({text}, '^[^?#]*')"
+    path = f"CASE WHEN contains({text}, '?') OR contains({text}, '#') THEN {cut} ELSE {text} END"
     without_host = f"regexp_replace({path}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*', '')"
     path = f"CASE WHEN contains({path}, '://') THEN {without_host} ELSE {path} END"
     doubled = f"replace({path}, '/', '//') || '/'"
