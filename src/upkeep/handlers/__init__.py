@@ -22,6 +22,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "backup.recover": "backup",
     "backup.verify": "backup",
     "backup.check": "backup",
+    "backup.drill": "backup_drill",
+    "backup.dr_test": "backup_drill",
     "capacity.plan": "capacity",
     "capacity.project": "capacity",
     "capacity.sample": "capacity",
