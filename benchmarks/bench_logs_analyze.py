@@ -11,9 +11,11 @@ interleaved, three rounds, best wall of each:
 - DuckDB: a Python script with one ``read_ndjson`` query (typed columns) for the same figures.
 
 CPU is user+system of the process and its children. The figures of the three (error count,
-5xx rate, average, p95) are printed side by side. Also printed: what the CLI itself costs before
-any analysis (``upkeep --help``, ``upkeep run debug.noop``), and a structlog and a real-nginx log
-analysed the same way. Files are cached under /tmp/upkeep-bench-logs (``UPKEEP_BENCH_KEEP=1`` keeps them).
+5xx rate, average, p95) are printed side by side, and upkeep's are checked against DuckDB's. With
+the 5M size, the same log twice (10M lines) shows the peak RSS staying flat. Also printed: what
+the CLI itself costs before any analysis (``upkeep --help``, ``upkeep run debug.noop``), and a
+structlog and a real-nginx log analysed the same way. Files are cached under
+/tmp/upkeep-bench-logs (``UPKEEP_BENCH_KEEP=1`` keeps them).
 """
 
 from __future__ import annotations
@@ -146,7 +148,28 @@ def compare(root: Path, path: Path) -> dict:
     for name, (wall, cpu, rss, figures) in best.items():
         walls = ", ".join(f"{r[0]:.2f}" for r in results[name])
         print(f"  {name:7s} {wall:6.2f}s wall ({walls}), {cpu:6.2f}s CPU, peak RSS {rss:4.0f} MB; {fmt(figures)}")
+    print(f"  upkeep's figures equal DuckDB's: {agree(best['upkeep'][3], best['duckdb'][3])}")
     return best
+
+
+def agree(ours: dict, theirs: dict) -> str:
+    """Counts exactly, average and p95 to a millionth (both are exact for whole milliseconds)."""
+    bad = [k for k in ("errors", "requests", "5xx") if ours[k] != theirs[k]]
+    bad += [k for k in ("avg", "p95") if abs(ours[k] - theirs[k]) > 1e-6 * max(1.0, abs(theirs[k]))]
+    return "yes" if not bad else f"NO ({', '.join(bad)})"
+
+
+def flat_memory(root: Path, five_million: Path) -> None:
+    """Peak RSS at 10M lines (the 5M log twice, as two rotated files) beside the 5M figure."""
+    logs = CACHE / "ten-million"
+    logs.mkdir(exist_ok=True)
+    for name in ("api-out__1.log", "api-out.log"):
+        if not (logs / name).exists():
+            os.link(five_million, logs / name)
+    wall, cpu, rss, figures = upkeep_side(root, logs / "api-out*.log")
+    print(
+        f"10M lines (two 5M files): upkeep {wall:.2f}s wall, {cpu:.2f}s CPU, peak RSS {rss:.0f} MB (target <= 300 MB)"
+    )
 
 
 def cli_start(root: Path) -> None:
@@ -184,6 +207,8 @@ def main() -> None:
             path = pino_log(lines)
             print(f"pino log, {lines:,} lines ({path.stat().st_size / 1e6:.0f} MB):")
             rows.append((lines, compare(root, path)))
+        if 5_000_000 in SIZES:
+            flat_memory(root, pino_log(5_000_000))
         other_formats(root)
         print("\n| lines | upkeep wall | CPU | seed | DuckDB wall | CPU | seed/upkeep | upkeep/DuckDB wall | CPU |")
         print("|---|---|---|---|---|---|---|---|---|")
