@@ -168,7 +168,8 @@ def flat_memory(root: Path, five_million: Path) -> None:
             os.link(five_million, logs / name)
     wall, cpu, rss, figures = upkeep_side(root, logs / "api-out*.log")
     print(
-        f"10M lines (two 5M files): upkeep {wall:.2f}s wall, {cpu:.2f}s CPU, peak RSS {rss:.0f} MB (target <= 300 MB)"
+        f"10M lines (two 5M files): upkeep {wall:.2f}s wall, {cpu:.2f}s CPU, "
+        f"peak RSS {rss:.0f} MB (target <= 300 MB); {fmt(figures)}"
     )
 
 
