@@ -37,6 +37,8 @@ from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error, validation_errors
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
+from upkeep.heartbeats import config as heartbeat_config
+from upkeep.heartbeats.config import HeartbeatPlan
 from upkeep.settings import SYSTEM_CONFIG, Settings
 
 log = logging.getLogger(__name__)
@@ -147,12 +149,13 @@ class ConfigFile(BaseModel):
     targets: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict, description="kind -> name -> mapping")
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
+    heartbeats: list[dict[str, Any]] = Field(default_factory=list, description="Monitors of jobs upkeep does not run")
 
-    @field_validator("server", "targets", "channels", "tasks", mode="before")
+    @field_validator("server", "targets", "channels", "tasks", "heartbeats", mode="before")
     @classmethod
     def _empty_section(cls, value: Any, info) -> Any:
         if value is None:
-            return [] if info.field_name == "tasks" else {}
+            return [] if info.field_name in ("tasks", "heartbeats") else {}
         return value
 
     @field_validator("targets", mode="before")
@@ -413,10 +416,11 @@ class Diff:
     config: dict[str, list[str]] = field(default_factory=dict)  # "targets"/"channels" -> changed entries
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
+    heartbeats: HeartbeatPlan = field(default_factory=HeartbeatPlan)
 
     @property
     def changed(self) -> bool:
-        return bool(self.create or self.update or self.adopt or self.delete or self.config)
+        return bool(self.create or self.update or self.adopt or self.delete or self.config or self.heartbeats.changed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -433,6 +437,7 @@ class Diff:
             "drift": self.drift,
             "config": self.config,
             "warnings": self.warnings,
+            "heartbeats": self.heartbeats.as_dict(),
         }
 
     def lines(self) -> list[str]:
@@ -460,6 +465,7 @@ class Diff:
             out.append(f"  task {name} was made by the file but is no longer in it (delete it with --prune)")
         for section, entries in self.config.items():
             out.append(f"~ {section}: {', '.join(entries)}")
+        out.extend(self.heartbeats.lines())
         total = len(self.create) + len(self.update) + len(self.delete)
         if not self.changed:
             out.append(f"no changes ({self.unchanged} task(s) unchanged)")
@@ -468,6 +474,7 @@ class Diff:
             out.append(
                 f"{verb}: {len(self.create)} create, {len(self.update)} update, "
                 f"{len(self.delete)} delete; {self.unchanged} unchanged ({total} task change(s))"
+                + (self.heartbeats.summary() if self.heartbeats.changed else "")
             )
             if self.dry_run:
                 out.append("dry run: nothing was written")
@@ -529,7 +536,7 @@ def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGIS
 
     validate_targets(loaded, registry)
     desired = validate_tasks(loaded, registry)
-    diff = Diff()
+    diff = Diff(heartbeats=heartbeat_config.plan(loaded.model.heartbeats, loaded.path, store, prune=prune))
     for section in ("targets", "channels"):
         value = getattr(loaded.model, section)
         data = value if section == "targets" else {k: v.model_dump() for k, v in value.items()}
@@ -603,7 +610,7 @@ def apply_file(
     diff.dry_run = dry_run
     if not dry_run:
         _record_secret_names(store, loaded)
-    if not dry_run and (diff.changed or diff.resync):
+    if not dry_run and (diff.changed or diff.resync or diff.heartbeats.resync):
         service = Upkeep(settings, store, registry=registry, trusted=True)  # the file is the root of trust
         by_name = {spec["name"]: spec for spec in desired}
         for spec in diff.create:
@@ -615,6 +622,7 @@ def apply_file(
             service.update_task(name, changes, actor=actor, managed_by="file")
         for name in diff.delete:
             service.delete_task(name, actor=actor)
+        heartbeat_config.apply(diff.heartbeats, store, actor=actor, now=service.clock.now())
         records = Records(store, CONFIG_DOMAIN)
         if "targets" in diff.config:
             records.put("targets", loaded.model.targets)
@@ -692,6 +700,9 @@ def export_config(store, *, file_only: bool = False, server: dict[str, Any] | No
     document["targets"] = records.get("targets", {}) or {}
     document["channels"] = records.get("channels", {}) or {}
     document["tasks"] = tasks
+    heartbeats = heartbeat_config.export(store, file_only=file_only)
+    if heartbeats:
+        document["heartbeats"] = heartbeats
     header = (
         f"# upkeep.yaml exported {datetime.now(UTC).replace(microsecond=0).isoformat()}"
         f"{' (file-made tasks only)' if file_only else ''}.\n"

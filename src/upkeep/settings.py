@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8750
-    public_url: str | None = Field(default=None, description="Base URL used in alert links")
+    public_url: str | None = Field(default=None, description="Base URL used in alert links and ping URLs")
+    ping_rate_limit: str = Field(default="200/minute", description="Pings one heartbeat token may send")
     worker_processes: int = Field(default=4, ge=1, le=64)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     stale_after_missed_heartbeats: int = Field(default=3, ge=1)

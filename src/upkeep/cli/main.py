@@ -32,6 +32,7 @@ OPTIONAL_GROUPS: list[tuple[str, str, str]] = [
     ("backups", "upkeep.cli.backups", "backups_app"),
     ("notify", "upkeep.cli.notify", "notify_app"),
     ("report", "upkeep.cli.report", "report_app"),
+    ("heartbeats", "upkeep.cli.heartbeats", "heartbeats_app"),
 ]
 
 

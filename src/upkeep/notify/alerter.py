@@ -177,6 +177,7 @@ class Alerter:
             if overdue is not None:
                 evaluation.overdue(tasks, overdue)
                 _records.put(s, ALERTS_DOMAIN, "overdue", {"at": now.isoformat(), "tasks": sorted(overdue)})
+            heartbeat_alerts().evaluate(self, s, now, channels, silences, suppressed, prune=overdue is not None)
             metrics.record_runs(s, finished)
             evaluation.save()
             add_history(s, suppressed)
@@ -470,6 +471,13 @@ class _WithRun:
 
 def msg_run_id(msg: Any) -> int | None:
     return getattr(msg, "run_id", None)
+
+
+def heartbeat_alerts():
+    """``upkeep.notify.heartbeats`` (imported late: it builds on this module's ``_Evaluation``)."""
+    from upkeep.notify import heartbeats
+
+    return heartbeats
 
 
 def evaluate(store: Store, settings: Any, now: datetime | None = None) -> list[Notification]:

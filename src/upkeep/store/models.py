@@ -259,3 +259,65 @@ class AlertState(Base):
     consecutive_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
     last_sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Heartbeat(Base):
+    """A monitor of a job upkeep does not run: the job pings ``/ping/{token}``; a missing ping is
+    overdue. The state columns (``expected_at`` onwards) are written by pings and by the alerter;
+    ``overdue_at`` and ``start_deadline_at`` are kept precomputed so the alerter finds due monitors
+    with one indexed comparison."""
+
+    __tablename__ = "heartbeats"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    schedule: Mapped[str] = mapped_column(sa.String(200))
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    grace_seconds: Mapped[float] = mapped_column(sa.Float, default=3600.0)
+    timeout_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    notify: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    paused: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
+    file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    expected_at: Mapped[datetime | None] = mapped_column(nullable=True)  # the slot whose ping is awaited
+    overdue_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)  # expected_at + grace
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)  # an open /start
+    start_deadline_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    last_ping_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_ping_kind: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    last_exit_status: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_failure_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ping_count: Mapped[int] = mapped_column(BigID, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class HeartbeatPing(Base):
+    """One ping (or a ``timeout`` the alerter recorded for a /start that never ended). The alerter
+    marks each end ping ``evaluated_at`` in the transaction that applies its alert rules."""
+
+    __tablename__ = "heartbeat_pings"
+    __table_args__ = (
+        sa.Index("ix_heartbeat_pings_monitor", "heartbeat_id", "id"),
+        sa.Index(
+            "ix_heartbeat_pings_unevaluated",
+            "received_at",
+            sqlite_where=sa.text("evaluated_at IS NULL"),
+            postgresql_where=sa.text("evaluated_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    heartbeat_id: Mapped[int] = mapped_column(sa.ForeignKey("heartbeats.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(default=_now)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # success | fail | start | timeout
+    exit_status: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    method: Mapped[str] = mapped_column(sa.String(8), default="GET")
+    source: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)  # the client's address
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    body_size: Mapped[int] = mapped_column(sa.Integer, default=0)  # bytes sent; body keeps the first ones
+    evaluated_at: Mapped[datetime | None] = mapped_column(nullable=True)
