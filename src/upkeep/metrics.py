@@ -229,8 +229,11 @@ def _aware(value: datetime) -> datetime:
 
 
 def registry_for(store: Store, settings: Any = None) -> CollectorRegistry:
+    from upkeep.heartbeats.metrics import HeartbeatCollector
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store, settings))
+    registry.register(HeartbeatCollector(store))
     return registry
 
 

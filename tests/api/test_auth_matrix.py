@@ -15,6 +15,7 @@ from starlette.routing import Mount
 
 from upkeep.auth import create_key
 from upkeep.engine.journal import append_event
+from upkeep.heartbeats.monitors import create_heartbeat, set_paused
 from upkeep.store.models import Run
 from upkeep.store.records import Records
 
@@ -60,6 +61,20 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/audit"): (PAGE, "viewer"),
     ("GET", "/handlers"): (PAGE, "viewer"),
     ("GET", "/keys"): (PAGE, "admin"),
+    ("GET", "/api/v1/heartbeats"): "viewer",
+    ("POST", "/api/v1/heartbeats"): "admin",
+    ("GET", "/api/v1/heartbeats/{ref}"): "viewer",
+    ("PATCH", "/api/v1/heartbeats/{ref}"): "admin",
+    ("DELETE", "/api/v1/heartbeats/{ref}"): "admin",
+    ("POST", "/api/v1/heartbeats/{ref}/pause"): "operator",
+    ("POST", "/api/v1/heartbeats/{ref}/resume"): "operator",
+    ("GET", "/api/v1/heartbeats/{ref}/pings"): "viewer",
+    ("GET", "/api/v1/heartbeat-pings/unknown"): "admin",
+    ("GET", "/heartbeats"): (PAGE, "viewer"),
+    ("GET", "/heartbeats/{ref}"): (PAGE, "viewer"),
+    **{(method, f"/ping/{{token}}{suffix}"): OPEN for method in ("GET", "POST") for suffix in ("", "/start", "/fail")},
+    ("GET", "/ping/{token}/{exit_status}"): OPEN,
+    ("POST", "/ping/{token}/{exit_status}"): OPEN,
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SECRETS = ("hunter2", "pingtoken-s3cr3t", "pingpath-s3cr3t", "evt-hunter2", "cfg-hunter2")
@@ -127,6 +142,7 @@ def seed(api) -> dict:
         append_event(s, run_id, "info", "started", "started", None)
         append_event(s, run_id, "info", "connect", "connecting", {"password": "evt-hunter2", "n": 1})
     svc.record_audit("test", "note", "task", "sleeper", None, {"ping_url": task["ping_url"]})
+    api.post("/api/v1/heartbeats", json={"name": "sleeper", "schedule": "@every 1h"})
     return {"task": task, "run_id": run_id}
 
 
@@ -143,6 +159,11 @@ class Caller:
         self.api.upkeep.create_task({"name": name, "type": "debug.noop"}, actor="test")
         return name
 
+    def fresh_heartbeat(self) -> str:
+        name = f"victim-hb-{next(self.counter)}"
+        create_heartbeat(self.api.store, {"name": name, "schedule": "@daily"}, actor="test", now=datetime.now(UTC))
+        return name
+
     def call(self, method: str, path: str, role: str | None):
         url, kwargs = self.prepare(method, path)
         return self.send(method, url, kwargs, role)
@@ -153,12 +174,19 @@ class Caller:
     def prepare(self, method: str, path: str) -> tuple[str, dict]:
         body = None
         ref = "sleeper"
+        heartbeat = path.startswith("/api/v1/heartbeats/")
         if path.startswith("/api/v1/keys/"):
             ref = create_key(self.api.store, name=f"k-{next(self.counter)}", role="viewer")[0]["name"]
+        elif method == "DELETE" and heartbeat:
+            ref = self.fresh_heartbeat()
         elif method == "DELETE":
             ref = self.fresh_task()
         if method == "POST" and path == "/api/v1/scheduled-tasks":
             body = {"name": f"new-{next(self.counter)}", "type": "debug.noop"}
+        elif method == "POST" and path == "/api/v1/heartbeats":
+            body = {"name": f"new-{next(self.counter)}", "schedule": "@daily"}
+        elif heartbeat and path.endswith(("/pause", "/resume")):  # make the call a real change
+            set_paused(self.api.store, "sleeper", path.endswith("/resume"), actor="test", now=datetime.now(UTC))
         elif method == "POST" and path == "/api/v1/keys":
             body = {"name": f"key-{next(self.counter)}", "role": "viewer"}
         elif method == "PATCH":
@@ -168,7 +196,11 @@ class Caller:
         elif path.endswith(("/enable", "/disable")):  # make the call a real change
             self.api.upkeep.set_enabled("sleeper", path.endswith("/disable"), actor="test")
         url = (
-            path.replace("{ref}", ref).replace("{run_id}", str(self.seeded["run_id"])).replace("{name}", "debug.sleep")
+            path.replace("{ref}", ref)
+            .replace("{run_id}", str(self.seeded["run_id"]))
+            .replace("{name}", "debug.sleep")
+            .replace("{token}", "no-such-token")
+            .replace("{exit_status}", "3")
         )
         kwargs = {"json": body} if body is not None else {}
         if path in ("/login", "/logout") and method == "POST":

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from upkeep.api.problems import problem_responses
 from upkeep.heartbeats.pings import BODY_LIMIT, Ping, UnknownPings, record_ping
 from upkeep.ratelimit import KeyedRateLimiter
 from upkeep.store.db import Store
@@ -30,6 +31,7 @@ TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Received (the same answer for every token)", **TEXT},
     429: {"description": "This token sent too many pings; retry after `Retry-After` seconds", **TEXT},
+    **problem_responses(422),  # a path no ping has: a token over 200 characters, an exit status over 255
 }
 Token = Path(min_length=1, max_length=200, description="The monitor's token (`upkeep heartbeats show NAME`)")
 
@@ -85,53 +87,44 @@ def _receiver(request: Request) -> PingReceiver:
     return request.app.state.pings
 
 
-@router.api_route(
-    "/{token}",
-    methods=["GET", "POST"],
-    response_class=PlainTextResponse,
-    responses=RESPONSES,
-    summary="Report a success",
-)
 async def ping_success(request: Request, token: str = Token):
     return await _receiver(request).receive(request, token, "success")
 
 
-@router.api_route(
-    "/{token}/start",
-    methods=["GET", "POST"],
-    response_class=PlainTextResponse,
-    responses=RESPONSES,
-    summary="Report a start",
-)
 async def ping_start(request: Request, token: str = Token):
     """The job started: it must end (a success or failure ping) within the monitor's timeout."""
     return await _receiver(request).receive(request, token, "start")
 
 
-@router.api_route(
-    "/{token}/fail",
-    methods=["GET", "POST"],
-    response_class=PlainTextResponse,
-    responses=RESPONSES,
-    summary="Report a failure",
-)
 async def ping_fail(request: Request, token: str = Token):
     return await _receiver(request).receive(request, token, "fail")
 
 
-@router.api_route(
-    "/{token}/{exit_status}",
-    methods=["GET", "POST"],
-    response_class=PlainTextResponse,
-    responses=RESPONSES,
-    summary="Report an exit status",
-)
 async def ping_exit_status(
     request: Request,
     token: str = Token,
     exit_status: int = Path(ge=0, le=255, description="The job's exit status: 0 is a success, 1-255 a failure"),
 ):
     return await _receiver(request).receive(request, token, "success" if exit_status == 0 else "fail", exit_status)
+
+
+ROUTES = [
+    ("/{token}", ping_success, "Report a success"),
+    ("/{token}/start", ping_start, "Report a start"),
+    ("/{token}/fail", ping_fail, "Report a failure"),
+    ("/{token}/{exit_status}", ping_exit_status, "Report an exit status"),
+]
+for _path, _endpoint, _summary in ROUTES:
+    for _method in ("GET", "POST"):  # one operation each: curl -fsS URL, or POST a body with the output
+        router.add_api_route(
+            _path,
+            _endpoint,
+            methods=[_method],
+            response_class=PlainTextResponse,
+            responses=RESPONSES,
+            summary=_summary,
+            operation_id=f"{_endpoint.__name__}_{_method.lower()}",
+        )
 
 
 def install(app: FastAPI, store: Store, settings: Any, clock: Any) -> None:

@@ -132,6 +132,12 @@ class EngineServices:
     def records(self, domain: str) -> Records:
         return Records(self.store, domain)
 
+    def heartbeats(self, *, since: datetime, now: datetime) -> dict[str, Any]:
+        """Heartbeat monitors: status now, pings in the period (``upkeep.heartbeats.monitors.digest``)."""
+        from upkeep.heartbeats.monitors import digest
+
+        return digest(self.store, since, now)
+
     def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
         """Finished runs in a period (for reports and performance reviews)."""
         query = sa.select(Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at).where(

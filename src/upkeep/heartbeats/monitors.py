@@ -274,3 +274,34 @@ def set_paused(store: Store, ref: str | int, paused: bool, *, actor: str, now: d
                 _expect_from(row, now)
             _audit(s, now, actor, "pause" if paused else "resume", row.name, {"paused": not paused}, {"paused": paused})
         return view(row, now)
+
+
+def digest(store: Store, since: datetime, now: datetime) -> dict[str, Any]:
+    """Every monitor's status now and its pings in the period (for reports). Pings are kept per
+    monitor up to the alerter's limit, so a chatty monitor's counts cover its latest pings only."""
+    with store.read() as s:
+        rows = list(s.execute(sa.select(Heartbeat).order_by(Heartbeat.name)).scalars())
+        counts = s.execute(
+            sa.select(HeartbeatPing.heartbeat_id, HeartbeatPing.kind, sa.func.count())
+            .where(HeartbeatPing.received_at >= since, HeartbeatPing.received_at < now)
+            .group_by(HeartbeatPing.heartbeat_id, HeartbeatPing.kind)
+        ).all()
+    per: dict[int, dict[str, int]] = {}
+    for heartbeat_id, kind, n in counts:
+        per.setdefault(heartbeat_id, {})[kind] = n
+    items = []
+    for row in rows:
+        status, reason = status_of(row, now)
+        kinds = per.get(row.id, {})
+        items.append(
+            {
+                "name": row.name,
+                "schedule": row.schedule,
+                "status": status,
+                "reason": reason,
+                "last_ping_at": _iso(row.last_ping_at),
+                "successes": kinds.get("success", 0),
+                "failures": kinds.get("fail", 0) + kinds.get("timeout", 0),
+            }
+        )
+    return {"monitors": items, "down": [i["name"] for i in items if i["status"] == "down"]}

@@ -15,6 +15,8 @@ The digest (plain JSON-able dict)::
                  "drills": [{source, latest: {drill result}, points: [[ISO, rto_s, rpo_s, met], ...]}]},
      "capacity": {"at", "warnings": [...metric projections with warning/critical...], "too_few": [...],
                   "charts": [{"metric", "samples": [[ISO, value]], "projection": {...}}]},
+     "heartbeats": {"monitors": [{name, schedule, status, reason, last_ping_at, successes, failures}],
+                    "down": [name, ...]},
      "status": "ok|warning|critical"}
 """
 
@@ -171,9 +173,11 @@ def build_digest(services: Any, period: str = "week", now: datetime | None = Non
     health = health_section(services, now)
     backups = backups_section(services, since, now)
     capacity = capacity_section(services, now)
+    heartbeats = services.heartbeats(since=since, now=now)
     status = "ok"
     if (
-        runs["failed_count"]
+        heartbeats["down"]
+        or runs["failed_count"]
         or health["failing_tasks"]
         or backups["broken"]
         or health["overdue_tasks"]
@@ -197,4 +201,5 @@ def build_digest(services: Any, period: str = "week", now: datetime | None = Non
         "health": health,
         "backups": backups,
         "capacity": capacity,
+        "heartbeats": heartbeats,
     }

@@ -274,6 +274,7 @@ def render_markdown(d: dict[str, Any]) -> str:
             f"| {t['name']} | {t['kind']} | {t['status']} | {(t['detail'] or '').replace('|', '/')} |"
             for t in health["targets"][:40]
         ]
+    lines += _heartbeats_markdown(d.get("heartbeats") or {})
     lines += [
         "",
         "## Backups",
@@ -300,6 +301,42 @@ def render_markdown(d: dict[str, Any]) -> str:
     if capacity["too_few"]:
         lines.append(f"Too few samples to project: {', '.join(capacity['too_few'][:10])}.")
     return "\n".join(lines) + "\n"
+
+
+def _heartbeats_markdown(hb: dict[str, Any]) -> list[str]:
+    monitors = hb.get("monitors") or []
+    if not monitors:
+        return []
+    lines = ["", "## Heartbeats", "", f"{len(monitors)} monitor(s), {len(hb.get('down') or [])} down."]
+    lines += ["", "| monitor | status | last ping | successes | failures |", "|---|---|---|---:|---:|"]
+    lines += [
+        f"| {m['name']} | {m['status']} | {(m['last_ping_at'] or 'never')[:16].replace('T', ' ')} | "
+        f"{m['successes']} | {m['failures']} |"
+        for m in monitors[:40]
+    ]
+    lines += [f"- down: {m['name']}: {m['reason']}" for m in monitors if m["status"] == "down"][:10]
+    return lines
+
+
+def _heartbeats_html(hb: dict[str, Any]) -> str:
+    monitors = hb.get("monitors") or []
+    if not monitors:
+        return ""
+    color = {"down": "critical", "late": "warning"}
+    rows = [
+        [
+            escape(m["name"]),
+            f'<span class="badge {color.get(m["status"], "ok")}">{escape(m["status"])}</span>',
+            escape((m["last_ping_at"] or "never")[:16].replace("T", " ")),
+            str(m["successes"]),
+            str(m["failures"]),
+            escape(m["reason"] if m["status"] == "down" else ""),
+        ]
+        for m in monitors[:40]
+    ]
+    return f"<h2>Heartbeats</h2><p>{len(monitors)} monitor(s), {len(hb.get('down') or [])} down.</p>" + _table(
+        ["monitor", "status", "last ping", "successes", "failures", "why down"], rows, {3, 4}
+    )
 
 
 # --- HTML --------------------------------------------------------------------------------------------------
@@ -418,6 +455,7 @@ def render_html(d: dict[str, Any]) -> str:
                 ],
             )
         )
+    parts.append(_heartbeats_html(d.get("heartbeats") or {}))
     parts.append("<h2>Backups</h2>")
     parts.append(
         f"<p>{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken "

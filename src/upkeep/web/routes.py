@@ -396,8 +396,11 @@ def keys_page(request: Request) -> Response:
 
 
 def install_web(app: FastAPI) -> None:
+    from upkeep.web.heartbeats import router as heartbeat_pages
+
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
+    app.include_router(heartbeat_pages)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -298,6 +298,21 @@
     }
   });
 
+  /* --- heartbeat monitors: pause and resume --------------------------------------------- */
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest && ev.target.closest("[data-heartbeat-pause]");
+    if (!btn) return;
+    btn.disabled = true;
+    try {
+      const hb = await api("POST", `/api/v1/heartbeats/${encodeURIComponent(btn.dataset.heartbeatPause)}/${btn.dataset.action}`);
+      flash(`${hb.name} ${hb.paused ? "paused" : "resumed"}`, "ok");
+      window.location.reload();
+    } catch (err) {
+      flash(err.message, "bad");
+      btn.disabled = false;
+    }
+  });
+
   /* --- live refresh of lists without a full reload ------------------------------------ */
   document.querySelectorAll("[data-live]").forEach((el) => {
     const every = Number(el.dataset.interval || 5000);
