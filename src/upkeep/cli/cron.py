@@ -1,5 +1,5 @@
 """``upkeep cron print``: a crontab running the tiers, for hosts that use system cron instead of
-``upkeep serve``.
+``upkeep serve``. ``upkeep cron import``: the other way, a crontab into upkeep.yaml (``upkeep.cronimport``).
 
 Tiers and times come from ``TIER_SCHEDULES``: daily 02:00, weekly Sunday 03:00, monthly on the 1st
 04:00, quarterly on the 1st of Jan/Apr/Jul/Oct 05:00, yearly on Jan 1 06:00. Every path is
@@ -8,13 +8,14 @@ absolute (cron's environment has almost no PATH); output is appended to ``<data_
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
 
 import typer
 
-from upkeep.cli.common import state
+from upkeep.cli.common import echo, print_json, state
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -74,3 +75,136 @@ def print_crontab(ctx: typer.Context) -> None:
     """Print a crontab that runs `upkeep run --daily` etc. at the tier times."""
     settings = state(ctx).settings
     typer.echo(crontab(settings.config_path, settings.resolved_data_dir), nl=False)
+
+
+@app.command("import")
+def import_crontab(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., metavar="FILE", help="A crontab file, or - to read `crontab -l` from stdin"),
+    as_: str = typer.Option("task", "--as", help="What every job becomes: task (shell.run) or heartbeat"),
+    heartbeat: list[int] = typer.Option(None, "--heartbeat", metavar="LINE", help="This line becomes a heartbeat"),
+    fix: bool = typer.Option(False, "--fix", help="Use the schedule a line's comment asks for where cron differs"),
+    tz: str = typer.Option(None, "--tz", help="The time zone cron runs in (default: this host's)"),
+    system: bool = typer.Option(
+        None, "--system/--no-system", help="Lines carry a user field, as /etc/crontab does (default: by the path)"
+    ),
+    user: str = typer.Option(None, "--user", help="Whose crontab it is: its tasks run as this user"),
+    write: bool = typer.Option(False, "--write", help="Add the entries to upkeep.yaml (never applies them)"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON"),
+) -> None:
+    """Turn a crontab into upkeep.yaml tasks or heartbeat monitors, saying where a line does not
+    mean what its comment says. Prints YAML and a diff; writes only with --write."""
+    from upkeep.config_file import find_config
+    from upkeep.cronimport import host_timezone, import_crontab
+    from upkeep.cronimport.proposal import Options
+    from upkeep.engine.schedules import validate_timezone
+    from upkeep.errors import UserError
+
+    if as_ not in ("task", "heartbeat"):
+        raise UserError(f"--as {as_!r}: use task or heartbeat", field="as")
+    text = _read_source(source)
+    zone_note = None
+    if tz:
+        validate_timezone(tz)
+    else:
+        tz = host_timezone()
+        zone_note = (
+            f"schedules are read in {tz}, this host's time zone, as cron reads them (--tz to change)"
+            if tz
+            else "this host's time zone is unknown: schedules are read in UTC (--tz to set cron's zone)"
+        )
+        tz = tz or "UTC"
+    if system is None:
+        system = source == "/etc/crontab" or source.startswith("/etc/cron.d/")
+    st = state(ctx)
+    config_path = find_config(st.config)
+    config_text = config_path.read_text() if config_path.exists() else ""
+    options = Options(
+        timezone=tz, heartbeats=as_ == "heartbeat", heartbeat_lines=set(heartbeat or []), fix=fix, user=user
+    )
+    needs_urls = options.heartbeats or bool(options.heartbeat_lines)
+    result = import_crontab(
+        text,
+        options=options,
+        config_text=config_text,
+        config_name=config_path.name,
+        system=system,
+        urls=_ping_urls(st) if needs_urls else {},
+        timezone_note=zone_note,
+    )
+    if write and result.config_text != config_text:
+        _write_config(config_path, result.config_text)
+    if as_json:
+        print_json({**result.as_dict(), "written": bool(write and result.config_text != config_text)})
+        return
+    _print_result(result, source, config_path, write and result.config_text != config_text)
+
+
+def _read_source(source: str) -> str:
+    from upkeep.errors import UserError
+
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read {source}: {exc.strerror}", hint="give a crontab file, or - for stdin") from None
+
+
+def _ping_urls(st) -> dict[str, str]:
+    """The URLs of monitors the store already has (none when there is no store yet)."""
+    from upkeep.heartbeats.monitors import ping_urls
+
+    try:
+        settings = st.settings
+        if settings.is_sqlite and not Path(settings.resolved_database_url.removeprefix("sqlite:///")).exists():
+            return {}
+        return ping_urls(st.store(), settings)
+    except Exception:  # no store to ask: the lines say where the URL goes
+        return {}
+
+
+def _write_config(path: Path, text: str) -> None:
+    """Write upkeep.yaml only if the result is a valid config (all or nothing)."""
+    from upkeep.config_file import parse_config, validate_tasks
+    from upkeep.heartbeats.config import validate as validate_heartbeats
+
+    loaded = parse_config(text, path)
+    validate_tasks(loaded)
+    validate_heartbeats(loaded.model.heartbeats, path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    if path.exists():
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+    tmp.replace(path)
+
+
+def _print_result(result, source: str, config_path: Path, written: bool) -> None:
+    jobs = [e for e in result.entries]
+    echo(f"# upkeep cron import of {'stdin' if source == '-' else source}: {len(jobs)} job line(s)")
+    for note in result.notes:
+        echo(f"# {note}")
+    for line, text, why in result.invalid:
+        echo(f"# line {line} is not imported: {why}: {text.strip()}")
+    for entry in result.entries:
+        if entry.kind == "skipped":
+            echo(f"# line {entry.line}: {entry.analysis.job.text.strip()}")
+            for warning in entry.analysis.warnings:
+                echo(f"#   ! {warning}")
+        elif entry.existing:
+            echo(f"# line {entry.line} is in {config_path.name} already ({entry.kind} {entry.name})")
+    echo("")
+    typer.echo(result.yaml or "# nothing new to add\n", nl=False)
+    if result.crontab:
+        echo("")
+        echo("# The crontab after the import (install it with `crontab FILE` once `upkeep apply` made the entries):")
+        echo("# jobs that became tasks are commented out, or they would run twice; monitored jobs ping their")
+        echo("# heartbeat (a <the ping URL of NAME> is known once the monitor exists: run this import again).")
+        typer.echo(result.crontab, nl=False)
+    echo("")
+    if result.diff:
+        typer.echo(result.diff, nl=False)
+    if written:
+        echo(f"wrote {config_path}: preview with `upkeep apply --dry-run`, then `upkeep apply`")
+    elif result.diff:
+        echo(f"nothing written: pass --write to add these to {config_path.name}")

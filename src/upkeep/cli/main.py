@@ -135,7 +135,7 @@ app.add_typer(runs.app, name="runs", help="List, show, follow and cancel runs.")
 app.add_typer(handlers.app, name="handlers", help="The registered handler types and their config.")
 app.add_typer(schedule.app, name="schedule", help="Explain schedule expressions.")
 app.add_typer(db.app, name="db", help="Store schema migrations.")
-app.add_typer(cron.app, name="cron", help="A crontab for the tiers (hosts without `upkeep serve`).")
+app.add_typer(cron.app, name="cron", help="A crontab for the tiers; a crontab into upkeep.yaml (import).")
 app.add_typer(keys.app, name="keys", help="API keys.")
 app.command("doctor", help="Check config, store, binaries, permissions and time-zone data.")(doctor.doctor)
 

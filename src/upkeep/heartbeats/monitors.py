@@ -184,6 +184,14 @@ def list_pings(store: Store, ref: str | int, *, limit: int = 50, offset: int = 0
         return [ping_view(p) for p in rows], total
 
 
+def ping_urls(store: Store, settings: Any) -> dict[str, str]:
+    """Every monitor's ping URL, by name (for the local CLI, whose user is trusted with them)."""
+    with store.read() as s:
+        return {
+            name: ping_url(settings, token) for name, token in s.execute(sa.select(Heartbeat.name, Heartbeat.token))
+        }
+
+
 def specs(store: Store, *, file_only: bool = False) -> list[tuple[dict[str, Any], str, dict | None]]:
     """Every monitor's normalized spec, who made it, and the spec the file last applied."""
     query = sa.select(Heartbeat).order_by(Heartbeat.name)
