@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,21 +11,13 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "notify"))
 
 from notify_receivers import HttpReceiver, SmtpServer  # noqa: E402
 
-from upkeep.api.app import create_app  # noqa: E402
-from upkeep.auth import create_key  # noqa: E402
+from support.heartbeat_env import START, HeartbeatEnv  # noqa: E402
 from upkeep.clock import FakeClock  # noqa: E402
 from upkeep.engine.execute import CONFIG_DOMAIN  # noqa: E402
-from upkeep.heartbeats import monitors  # noqa: E402
-from upkeep.notify.alerter import Alerter  # noqa: E402
 from upkeep.settings import Settings  # noqa: E402
 from upkeep.store.records import Records  # noqa: E402
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
 SMTP_PASSWORD = "hb-smtp-pass"
-START = datetime(2027, 3, 1, 0, 0, tzinfo=UTC)  # a Monday
 
 
 @pytest.fixture(scope="module")
@@ -42,44 +32,6 @@ def http():
     receiver = HttpReceiver().start()
     yield receiver
     receiver.stop()
-
-
-class HeartbeatEnv:
-    def __init__(self, settings, store, clock, smtp, http):
-        self.settings, self.store, self.clock, self.smtp, self.http = settings, store, clock, smtp, http
-        self.app = create_app(settings, store=store, clock=clock)
-        self.client = TestClient(self.app, follow_redirects=False)
-        self.tokens = {
-            role: create_key(store, name=f"{role}-key", role=role)[1] for role in ("viewer", "operator", "admin")
-        }
-        self.alerter = Alerter(store, settings)
-
-    def headers(self, role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-    def create(self, name: str, **spec) -> str:
-        """A monitor made through the API; its token."""
-        body = {"name": name, "notify": {"channels": ["email", "hook"]}, **spec}
-        response = self.client.post("/api/v1/heartbeats", json=body, headers=self.headers())
-        assert response.status_code == 201, response.text
-        return response.json()["ping_url"].rsplit("/", 1)[1]
-
-    def at(self, when: datetime) -> HeartbeatEnv:
-        self.clock.set(when)
-        return self
-
-    def ping(self, token: str, suffix: str = "", method: str = "GET", body: bytes = b""):
-        return self.client.request(method, f"/ping/{token}{suffix}", content=body or None)
-
-    def evaluate(self, when: datetime):
-        self.clock.set(when)
-        return self.alerter.evaluate_once(when, check_overdue=False)
-
-    def status(self, name: str) -> str:
-        return monitors.get_heartbeat(self.store, name, self.clock.now())["status"]
-
-    def hooks(self) -> list[dict]:
-        return [r.json() for r in self.http.requests if r.path == "/hook"]
 
 
 @pytest.fixture

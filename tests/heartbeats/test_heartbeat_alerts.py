@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import START
+from support.heartbeat_env import START
 
 DAY = timedelta(days=1)
 SLOT = START + timedelta(hours=3)  # "0 3 * * *" in UTC

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from conftest import START
+from support.heartbeat_env import START
 from upkeep.cli.main import app as cli
 from upkeep.config_file import apply_file, export_config
 from upkeep.heartbeats import monitors

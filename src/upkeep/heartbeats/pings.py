@@ -31,14 +31,41 @@ UNKNOWN_KEY = "unknown_pings"
 UNKNOWN_RECENT = 20
 FLUSH_SECONDS = 5.0
 
-_COLUMNS = (
-    Heartbeat.id,
-    Heartbeat.schedule,
-    Heartbeat.timezone,
-    Heartbeat.grace_seconds,
-    Heartbeat.timeout_seconds,
-    Heartbeat.started_at,
+_MONITORS = Heartbeat.__table__
+_PINGS = HeartbeatPing.__table__
+# Core statements built once: a ping is the hot path, and the ORM's per-statement work would be
+# a third of its cost. Bind names differ from the column names (UPDATE reserves those).
+_FIND = sa.select(
+    _MONITORS.c.id, _MONITORS.c.schedule, _MONITORS.c.timezone, _MONITORS.c.grace_seconds, _MONITORS.c.timeout_seconds
+).where(_MONITORS.c.token == sa.bindparam("b_token"))
+_LOCK = sa.select(_MONITORS.c.id).where(_MONITORS.c.id == sa.bindparam("b_id")).with_for_update()
+_COMMON = {"last_ping_at": sa.bindparam("b_now"), "last_ping_kind": sa.bindparam("b_kind")}
+_STARTED = (
+    sa.update(_MONITORS)
+    .where(_MONITORS.c.id == sa.bindparam("b_id"))
+    .values(
+        **_COMMON,
+        ping_count=_MONITORS.c.ping_count + 1,
+        started_at=sa.bindparam("b_now"),
+        start_deadline_at=sa.bindparam("b_deadline"),
+    )
 )
+_ENDED = {
+    kind: sa.update(_MONITORS)
+    .where(_MONITORS.c.id == sa.bindparam("b_id"))
+    .values(
+        **_COMMON,
+        ping_count=_MONITORS.c.ping_count + 1,
+        started_at=None,
+        start_deadline_at=None,
+        expected_at=sa.bindparam("b_expected"),
+        overdue_at=sa.bindparam("b_overdue"),
+        last_exit_status=sa.bindparam("b_exit"),
+        **{column: sa.bindparam("b_now")},
+    )
+    for kind, column in (("success", "last_success_at"), ("fail", "last_failure_at"))
+}
+_INSERT = sa.insert(_PINGS)
 
 
 @dataclass(frozen=True)
@@ -54,46 +81,38 @@ class Ping:
 
 def record_ping(store: Store, token: str, ping: Ping, now: datetime) -> bool:
     """Record ``ping`` for the monitor holding ``token``; False (and nothing written) when none does."""
-    with store.write() as s:
-        query = sa.select(*_COLUMNS).where(Heartbeat.token == token)
+    with store.read_connection() as conn:  # an unknown token costs a read, never the write lock
+        row = conn.execute(_FIND, {"b_token": token}).first()
+    if row is None:
+        return False
+    params: dict[str, Any] = {"b_id": row.id, "b_now": now, "b_kind": ping.kind}
+    if ping.kind == "start":
+        update = _STARTED
+        params["b_deadline"] = now + timedelta(seconds=effective_timeout(row.timeout_seconds, row.grace_seconds))
+    else:
+        update = _ENDED[ping.kind]
+        params["b_expected"], params["b_overdue"] = expectation(row.schedule, row.timezone, row.grace_seconds, now)
+        params["b_exit"] = ping.exit_status
+    with store.write_connection() as conn:
         if store.is_postgres:
-            query = query.with_for_update()  # pings of one monitor apply in order
-        row = s.execute(query).first()
-        if row is None:
-            return False
-        values: dict[str, Any] = {
-            "last_ping_at": now,
-            "last_ping_kind": ping.kind,
-            "ping_count": Heartbeat.ping_count + 1,
-        }
-        if ping.kind == "start":
-            timeout = effective_timeout(row.timeout_seconds, row.grace_seconds)
-            values.update(started_at=now, start_deadline_at=now + timedelta(seconds=timeout))
-        else:
-            expected_at, overdue_at = expectation(row.schedule, row.timezone, row.grace_seconds, now)
-            values.update(
-                started_at=None,
-                start_deadline_at=None,
-                expected_at=expected_at,
-                overdue_at=overdue_at,
-                last_exit_status=ping.exit_status,
-                **({"last_success_at": now} if ping.kind == "success" else {"last_failure_at": now}),
-            )
-        s.execute(sa.update(Heartbeat).where(Heartbeat.id == row.id).values(**values))
-        s.execute(
-            sa.insert(HeartbeatPing).values(
-                heartbeat_id=row.id,
-                received_at=now,
-                kind=ping.kind,
-                exit_status=ping.exit_status,
-                method=ping.method,
-                source=(ping.source or None) and ping.source[:100],
-                user_agent=ping.user_agent[:USER_AGENT_LIMIT],
-                body=ping.body[:BODY_LIMIT].decode("utf-8", "replace"),
-                body_size=ping.body_size,
+            conn.execute(_LOCK, {"b_id": row.id})  # pings of one monitor apply in order
+        if not conn.execute(update, params).rowcount:
+            return False  # deleted since the lookup
+        conn.execute(
+            _INSERT,
+            {
+                "heartbeat_id": row.id,
+                "received_at": now,
+                "kind": ping.kind,
+                "exit_status": ping.exit_status,
+                "method": ping.method,
+                "source": (ping.source or None) and ping.source[:100],
+                "user_agent": ping.user_agent[:USER_AGENT_LIMIT],
+                "body": ping.body[:BODY_LIMIT].decode("utf-8", "replace"),
+                "body_size": ping.body_size,
                 # a start ends nothing: there is nothing to evaluate
-                evaluated_at=now if ping.kind == "start" else None,
-            )
+                "evaluated_at": now if ping.kind == "start" else None,
+            },
         )
     return True
 
