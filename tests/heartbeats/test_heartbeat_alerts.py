@@ -120,3 +120,14 @@ def test_old_pings_are_pruned_to_the_newest_hundred(hb):
     page = hb.client.get("/api/v1/heartbeats/chatty/pings?limit=500", headers=hb.headers()).json()
     assert page["total"] == 100
     assert page["items"][-1]["received_at"] == (START + timedelta(seconds=20)).isoformat()
+
+
+def test_a_silence_of_heartbeat_name_suppresses_its_alerts(hb):
+    from upkeep.notify.silences import add_silence
+
+    token = hb.create("quiet", schedule="0 3 * * *")
+    add_silence(hb.store, task="heartbeat/quiet", until=SLOT + DAY, reason="maintenance", actor="test", now=START)
+    hb.at(SLOT).ping(token, "/fail")
+    notes = hb.evaluate(SLOT + timedelta(minutes=1))
+    assert sent(notes) == [("email", "failure", "suppressed"), ("hook", "failure", "suppressed")]
+    assert hb.smtp.messages == []

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from upkeep.engine.schedules import explain_schedule
 from upkeep.errors import Conflict, NotFound, UserError
 from upkeep.heartbeats.spec import HeartbeatSpec, format_duration, normalized, validate_heartbeat
-from upkeep.heartbeats.state import effective_timeout, expectation, status_of
+from upkeep.heartbeats.state import effective_timeout, expectation, schedule_for, status_of
 from upkeep.notify.messages import base_url
 from upkeep.store.db import Store
 from upkeep.store.models import AlertState, AuditEntry, Heartbeat, HeartbeatPing
@@ -62,7 +62,11 @@ def view(row: Heartbeat, now: datetime, *, settings: Any = None, with_url: bool 
     """A monitor for people and programs; the ping URL (which holds the token) only when asked."""
     status, reason = status_of(row, now)
     try:
-        schedule_text = explain_schedule(row.schedule, row.timezone, count=0)["text"]
+        schedule = schedule_for(row.schedule, row.timezone)
+        if schedule.kind == "every":  # a monitor counts from the previous ping, not from an anchor
+            schedule_text = f"Within {format_duration(schedule.period_seconds or 0)} of the previous ping"
+        else:
+            schedule_text = explain_schedule(row.schedule, row.timezone, count=0)["text"]
     except UserError as exc:
         schedule_text = f"invalid schedule: {exc}"
     out = {

@@ -53,6 +53,18 @@ def silence_view(row: Silence, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
+def _silenceable(s, name: str) -> bool:
+    """A task, or a heartbeat monitor named as its alerts name it (``heartbeat/NAME``)."""
+    from upkeep.heartbeats.monitors import ALERT_PREFIX
+    from upkeep.store.models import Heartbeat
+
+    if name.startswith(ALERT_PREFIX):
+        query = sa.select(Heartbeat.id).where(Heartbeat.name == name[len(ALERT_PREFIX) :])
+    else:
+        query = sa.select(ScheduledTask.id).where(ScheduledTask.name == name)
+    return s.execute(query).first() is not None
+
+
 def add_silence(
     store: Store,
     *,
@@ -72,8 +84,12 @@ def add_silence(
     if until <= now:
         raise UserError(f"--until {until.isoformat()} is not in the future", field="until")
     with store.write() as s:
-        if task and s.execute(sa.select(ScheduledTask.id).where(ScheduledTask.name == task)).first() is None:
-            raise NotFound(f"no task {task!r}", hint="`upkeep tasks list` shows the tasks", field="task")
+        if task and not _silenceable(s, task):
+            raise NotFound(
+                f"no task {task!r}",
+                hint="`upkeep tasks list` shows the tasks; a heartbeat monitor is heartbeat/NAME",
+                field="task",
+            )
         row = Silence(
             task_name=task, channel=channel, until=until, reason=reason or "", created_by=actor, created_at=now
         )
