@@ -53,7 +53,7 @@ def slug(command: str) -> str:
     program, flag = None, None
     for i, word in enumerate(words):
         if program is None:
-            if "=" in word and not word.startswith(("-", "/")) or word in WRAPPERS or word.startswith("-"):
+            if ("=" in word and not word.startswith("/")) or word in WRAPPERS or word.startswith("-"):
                 continue
             if word in ("cd", "[", "test", "[[") or re.fullmatch(r"\d+[smhd]?", word):
                 continue

@@ -18,17 +18,12 @@ from sqlalchemy.orm import Session
 from upkeep.engine.schedules import explain_schedule
 from upkeep.errors import Conflict, NotFound, UserError
 from upkeep.heartbeats.spec import HeartbeatSpec, format_duration, normalized, validate_heartbeat
-from upkeep.heartbeats.state import effective_timeout, expectation, schedule_for, status_of
+from upkeep.heartbeats.state import alert_name, effective_timeout, expectation, schedule_for, status_of
 from upkeep.notify.messages import base_url
 from upkeep.store.db import Store
 from upkeep.store.models import AlertState, AuditEntry, Heartbeat, HeartbeatPing
 
-ALERT_PREFIX = "heartbeat/"  # alert_state and silences name a monitor "heartbeat/NAME" ('/' is never in a task name)
 RECENT_PINGS = 20
-
-
-def alert_name(name: str) -> str:
-    return f"{ALERT_PREFIX}{name}"
 
 
 def new_token() -> str:

@@ -18,6 +18,11 @@ from upkeep.heartbeats.spec import format_duration, monitor_schedule
 PAUSED, RUNNING, DOWN, LATE, NEW, UP = "paused", "running", "down", "late", "new", "up"
 STATUSES = (PAUSED, RUNNING, DOWN, LATE, NEW, UP)
 END_KINDS = ("success", "fail", "timeout")  # pings that end a run (and that the alerter evaluates)
+ALERT_PREFIX = "heartbeat/"  # alert_state and silences name a monitor "heartbeat/NAME" ('/' is never in a task name)
+
+
+def alert_name(name: str) -> str:
+    return f"{ALERT_PREFIX}{name}"
 
 
 @lru_cache(maxsize=4096)

@@ -23,9 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from upkeep.heartbeats.monitors import ALERT_PREFIX, alert_name
 from upkeep.heartbeats.spec import format_duration
-from upkeep.heartbeats.state import END_KINDS, effective_timeout, expectation, is_overdue
+from upkeep.heartbeats.state import ALERT_PREFIX, END_KINDS, alert_name, effective_timeout, expectation, is_overdue
 from upkeep.notify import rules
 from upkeep.notify.alerter import _Evaluation, _WithRun
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip

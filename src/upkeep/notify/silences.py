@@ -55,7 +55,7 @@ def silence_view(row: Silence, now: datetime | None = None) -> dict[str, Any]:
 
 def _silenceable(s, name: str) -> bool:
     """A task, or a heartbeat monitor named as its alerts name it (``heartbeat/NAME``)."""
-    from upkeep.heartbeats.monitors import ALERT_PREFIX
+    from upkeep.heartbeats.state import ALERT_PREFIX
     from upkeep.store.models import Heartbeat
 
     if name.startswith(ALERT_PREFIX):
