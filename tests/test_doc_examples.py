@@ -56,7 +56,7 @@ EXAMPLES = doc_blocks() + template_examples(TEMPLATE_TEXT)
 
 
 def test_the_examples_were_all_found():
-    assert len(doc_blocks()) == 3
+    assert len(doc_blocks()) == 4
     found = [label.split(": ", 1)[1] for label, _ in template_examples(TEMPLATE_TEXT)]
     assert found == [
         "worker_processes:",

@@ -11,13 +11,11 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "notify"))
 
 from notify_receivers import HttpReceiver, SmtpServer  # noqa: E402
 
-from support.heartbeat_env import START, HeartbeatEnv  # noqa: E402
+from support.heartbeat_env import SMTP_PASSWORD, START, HeartbeatEnv  # noqa: E402
 from upkeep.clock import FakeClock  # noqa: E402
 from upkeep.engine.execute import CONFIG_DOMAIN  # noqa: E402
 from upkeep.settings import Settings  # noqa: E402
 from upkeep.store.records import Records  # noqa: E402
-
-SMTP_PASSWORD = "hb-smtp-pass"
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 START = datetime(2027, 3, 1, 0, 0, tzinfo=UTC)  # a Monday
+SMTP_PASSWORD = "hb-smtp-pass"
 
 
 class HeartbeatEnv:

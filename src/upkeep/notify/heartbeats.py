@@ -28,6 +28,7 @@ from upkeep.heartbeats.state import ALERT_PREFIX, END_KINDS, alert_name, effecti
 from upkeep.notify import rules
 from upkeep.notify.alerter import _Evaluation, _WithRun
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip
+from upkeep.secrets import scrub
 from upkeep.store.models import AlertState, Heartbeat, HeartbeatPing
 
 KEEP_PINGS = 100  # per monitor, as Healthchecks keeps
@@ -44,6 +45,7 @@ class _Monitor:
         self.name = alert_name(row.name)
         self.notify = row.notify
         self.task_type = "heartbeat"
+        self.config: dict = {}  # no config of its own: the instance's secrets are all there is to scrub
 
 
 def evaluate(
@@ -139,7 +141,9 @@ def _ended(evaluation: _Evaluation, monitor: _Monitor, ping: HeartbeatPing) -> N
         decision = rules.on_run(prev, spec, RUN_STATUS[ping.kind], outcome, retrying=False, now=evaluation.now)
 
         def message(decision=decision):
-            return _WithRun(ended_message(decision.kind or "", monitor.row, ping, evaluation.alerter.link_base), None)
+            msg = ended_message(decision.kind or "", monitor.row, ping, evaluation.alerter.link_base)
+            secrets = evaluation.secrets(monitor)  # the output a job sent may hold one
+            return _WithRun(Message(scrub(msg.title, secrets), scrub(msg.body, secrets), msg.notify_type), None)
 
         evaluation.apply(monitor, channel, decision, message)
 
