@@ -307,3 +307,13 @@ def test_metrics_and_reports_show_monitors(hb):
     assert healthy["successes"] == 1 and healthy["status"] == "up"
     assert "| silent | down |" in render_markdown(digest)
     assert "<h2>Heartbeats</h2>" in render_html(digest)
+
+
+def test_apply_refuses_an_invalid_monitor_before_opening_the_store(tmp_path, monkeypatch):
+    config = tmp_path / "upkeep.yaml"
+    config.write_text("heartbeats:\n  - name: nightly\n    schedule: '0 3 * * *'\n    timezone: Mars/Base\n")
+    monkeypatch.setenv("UPKEEP_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
+    result = CliRunner().invoke(cli, ["--config", str(config), "apply"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: upkeep.yaml line 2: ") and "Mars/Base" in result.stderr
+    assert not (tmp_path / "never.db").exists()

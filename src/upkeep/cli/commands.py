@@ -147,12 +147,14 @@ def worker(
 
 
 def _check_file(path: Path) -> None:
-    """Every target and task of the file is valid before the store is even opened."""
+    """Every target, task and heartbeat monitor of the file is valid before the store is even opened."""
     from upkeep.config_file import load_config, validate_targets, validate_tasks
+    from upkeep.heartbeats.config import validate as validate_heartbeats
 
     loaded = load_config(path)
     validate_targets(loaded)
     validate_tasks(loaded)
+    validate_heartbeats(loaded.model.heartbeats, loaded.path)
 
 
 def register(app: typer.Typer) -> None:

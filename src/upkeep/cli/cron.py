@@ -166,10 +166,11 @@ def _ping_urls(st) -> dict[str, str]:
 
 def _write_config(path: Path, text: str) -> None:
     """Write upkeep.yaml only if the result is a valid config (all or nothing)."""
-    from upkeep.config_file import parse_config, validate_tasks
+    from upkeep.config_file import parse_config, validate_targets, validate_tasks
     from upkeep.heartbeats.config import validate as validate_heartbeats
 
     loaded = parse_config(text, path)
+    validate_targets(loaded)
     validate_tasks(loaded)
     validate_heartbeats(loaded.model.heartbeats, path)
     tmp = path.with_name(path.name + ".tmp")

@@ -50,7 +50,10 @@ def validate(items: list[Any], path: Path) -> list[dict[str, Any]]:
         try:
             spec = validate_heartbeat(raw, where="heartbeat" if isinstance(raw, dict) else f"heartbeat #{index + 1}")
         except UserError as exc:
-            raise ConfigError(f"{where}: {exc.message}", hint=exc.hint, field=exc.field) from None
+            message = exc.message
+            if exc.field and exc.field not in message:
+                message = message.replace(": ", f": {exc.field}: ", 1) if ": " in message else f"{exc.field}: {message}"
+            raise ConfigError(f"{where}: {message}", hint=exc.hint, field=exc.field) from None
         if spec.name in seen:
             raise ConfigError(
                 f"{where}: heartbeat {spec.name!r} is defined twice (also heartbeat #{seen[spec.name] + 1})",

@@ -78,6 +78,8 @@ def validate_heartbeat(data: Any, where: str = "heartbeat") -> HeartbeatSpec:
     label = f"{where} {name!r}" if name else where
     try:
         spec = HeartbeatSpec.model_validate(data)
+    except ScheduleError as exc:  # a validator's own error (an unknown time zone): name the monitor
+        raise ConfigError(f"{label}: {exc.message}", hint=exc.hint, field=exc.field) from None
     except ValidationError as exc:
         first = ".".join(str(part) for part in exc.errors()[0]["loc"]) or None
         message = f"invalid {label}: {format_validation_error(exc, prefix='').lstrip('.')}"
