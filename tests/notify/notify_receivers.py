@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -89,19 +90,28 @@ class Request:
 
 @dataclass
 class HttpReceiver:
-    """Records every request; answers ``status`` (settable, e.g. 500 to simulate an outage)."""
+    """Records every request; answers ``status`` (settable, e.g. 500 to simulate an outage).
+    ``slow_first`` seconds are spent before recording the first request, as a slow network would."""
 
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
     status: int = 200
+    slow_first: float = 0.0
 
     def start(self) -> HttpReceiver:
         receiver = self
+        self.lock = threading.Lock()
+        self.seen = 0
 
         class Handler(BaseHTTPRequestHandler):
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with receiver.lock:
+                    first = not receiver.seen
+                    receiver.seen += 1
+                if first and receiver.slow_first:
+                    time.sleep(receiver.slow_first)
                 receiver.requests.append(Request(self.command, self.path, body))
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "2")

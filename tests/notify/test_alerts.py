@@ -13,6 +13,7 @@ from upkeep.engine import runs
 from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
+from upkeep.notify.pings import Ping, send_pings
 from upkeep.notify.silences import add_silence
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
@@ -186,6 +187,28 @@ def test_the_ping_url_receives_start_success_and_fail(env):
     execute_claimed(env.store, claimed, env.settings)
     env.evaluate(datetime.now(UTC))
     assert env.http.paths("/ping/") == ["/ping/pinged/start", "/ping/pinged"]  # start not repeated
+
+
+def test_pings_to_one_url_keep_their_order_even_when_the_network_is_slow():
+    """One ping URL is one check for the outside monitor: a retry's /start must not overtake the
+    failed attempt's pings, nor the end ping the start, whatever the latency of each request."""
+    receiver = HttpReceiver(slow_first=0.5).start()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}/ping/job"
+        other = f"http://127.0.0.1:{receiver.port}/ping/other"
+        sent = send_pings(
+            [
+                Ping(url, "start", run_id=1),
+                Ping(other, "start", run_id=3),
+                Ping(url, "start", run_id=2),
+                Ping(url, "fail", run_id=2, body="boom"),
+            ]
+        )
+    finally:
+        receiver.stop()
+    assert sent == [True, True, True, True]
+    assert receiver.paths("/ping/job") == ["/ping/job/start", "/ping/job/start", "/ping/job/fail"]
+    assert receiver.paths("/ping/other") == ["/ping/other/start"]
 
 
 def test_a_silence_suppresses_alerts_and_records_it(env):

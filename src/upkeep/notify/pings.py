@@ -90,19 +90,21 @@ def send_ping(ping: Ping, client: httpx.Client | None = None) -> bool:
 
 
 def send_pings(pings: list[Ping], *, workers: int = 4) -> list[bool]:
-    """Send pings, in order per run (start before end), runs in parallel; returns each ping's success."""
+    """Send pings in the order given for each ping URL, different URLs in parallel; returns each
+    ping's success. One URL is one check on the monitor's side: a retry's ``/start`` arriving
+    before the failed attempt's ``/fail``, or after it, means a different state there."""
     if not pings:
         return []
-    by_run: dict[int, list[int]] = {}
+    by_url: dict[str, list[int]] = {}
     for index, ping in enumerate(pings):
-        by_run.setdefault(ping.run_id, []).append(index)
+        by_url.setdefault(ping.url, []).append(index)
     results = [False] * len(pings)
     with httpx.Client(timeout=PING_TIMEOUT, follow_redirects=True) as client:
 
-        def run_all(indexes: list[int]) -> None:
+        def send_in_order(indexes: list[int]) -> None:
             for i in indexes:
                 results[i] = send_ping(pings[i], client)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_run)))) as pool:
-            list(pool.map(run_all, by_run.values()))
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(by_url)))) as pool:
+            list(pool.map(send_in_order, by_url.values()))
     return results
