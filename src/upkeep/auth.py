@@ -68,7 +68,8 @@ def list_keys(store: Store) -> list[dict]:
         return [key_view(k) for k in s.execute(sa.select(ApiKey).order_by(ApiKey.id)).scalars()]
 
 
-SESSIONS_DOMAIN = "_sessions"  # records "<key id>/<session id>" -> {"expires_at"}: the UI's open sessions
+SESSIONS_DOMAIN = "_sessions"  # records "<owner>/<session id>" -> {"expires_at"}: the UI's open sessions
+# a session's owner is a key id ("12") or a person's account ("user:3", ``upkeep.people.accounts``)
 
 
 def _sessions(store: Store):
@@ -77,9 +78,9 @@ def _sessions(store: Store):
     return Records(store, SESSIONS_DOMAIN)
 
 
-def open_session(store: Store, key_id: int, max_age: float, now: datetime | None = None) -> str:
-    """A server-side UI session of key ``key_id``; its id goes into the signed cookie. Expired
-    sessions are dropped on the way (there are few)."""
+def open_session(store: Store, key_id: int | str, max_age: float, now: datetime | None = None) -> str:
+    """A server-side UI session of ``key_id`` (a key's id or a person's ``user:ID``); its id goes
+    into the signed cookie. Expired sessions are dropped on the way (there are few)."""
     now = now or datetime.now(UTC)
     records = _sessions(store)
     for name, value in records.items():
@@ -90,14 +91,19 @@ def open_session(store: Store, key_id: int, max_age: float, now: datetime | None
     return session_id
 
 
-def session_is_open(store: Store, key_id: int, session_id: str, now: datetime | None = None) -> bool:
+def session_is_open(store: Store, key_id: int | str, session_id: str, now: datetime | None = None) -> bool:
     value = _sessions(store).get(f"{key_id}/{session_id}")
     return value is not None and datetime.fromisoformat(value["expires_at"]) > (now or datetime.now(UTC))
 
 
-def end_session(store: Store, key_id: int, session_id: str) -> None:
+def end_session(store: Store, key_id: int | str, session_id: str) -> None:
     """Log out: the cookie, wherever a copy of it is, opens nothing any more."""
     _sessions(store).delete(f"{key_id}/{session_id}")
+
+
+def end_sessions(store: Store, owner: int | str) -> int:
+    """Every open session of a key or an account ends (revoked, disabled, password reset)."""
+    return _sessions(store).delete_prefix(f"{owner}/")
 
 
 def revoke_key(store: Store, name_or_id: str, now: datetime | None = None) -> dict:
@@ -112,7 +118,7 @@ def revoke_key(store: Store, name_or_id: str, now: datetime | None = None) -> di
         if key.revoked_at is None:
             key.revoked_at = now
         view = key_view(key)
-    _sessions(store).delete_prefix(f"{view['id']}/")  # its UI sessions end with it
+    end_sessions(store, view["id"])  # its UI sessions end with it
     return view
 
 

@@ -28,6 +28,7 @@ from upkeep.engine.wakeup import broadcast
 from upkeep.errors import Conflict, HostScoped, NotFound, UserError
 from upkeep.secrets import redact
 from upkeep.settings import Settings
+from upkeep.store.audit import add_audit
 from upkeep.store.db import Store
 from upkeep.store.models import (
     ACTIVE_STATUSES,
@@ -135,17 +136,16 @@ class Upkeep:
         after: Any = None,
         detail: str | None = None,
     ) -> None:
-        s.add(
-            AuditEntry(
-                ts=self.clock.now(),
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=str(object_id) if object_id is not None else None,
-                before=redact(before) if before is not None else None,
-                after=redact(after) if after is not None else None,
-                detail=detail,
-            )
+        add_audit(
+            s,
+            ts=self.clock.now(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            detail=detail,
         )
 
     def _wake(self) -> None:

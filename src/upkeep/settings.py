@@ -13,11 +13,39 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEM_CONFIG = Path("/etc/upkeep/upkeep.yaml")
 SYSTEM_DATA_DIR = Path("/var/lib/upkeep")
+
+
+class AuthSettings(BaseModel):
+    """``server.auth``: single sign-on through a reverse proxy that authenticates people
+    (Authelia, Authentik, oauth2-proxy) and names them in a header."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    proxy_header: str | None = Field(
+        default=None,
+        description="Header naming the signed-in account (e.g. Remote-User), believed only from trusted_proxies",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of the reverse proxies: their X-Forwarded-For and proxy_header are believed",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -40,6 +68,7 @@ class Settings(BaseSettings):
     requeue_submitted_after_seconds: float = Field(
         default=300.0, gt=0, description="A submitted run not claimed by then is published again (harmless)"
     )
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in through a reverse proxy")
 
     @cached_property
     def config_path(self) -> Path:

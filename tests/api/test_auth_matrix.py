@@ -16,11 +16,14 @@ from starlette.routing import Mount
 from upkeep.auth import create_key
 from upkeep.engine.journal import append_event
 from upkeep.heartbeats.monitors import create_heartbeat, set_paused
+from upkeep.people.accounts import create_user, set_enabled
+from upkeep.people.checklists import NewItem, open_checklist
 from upkeep.store.models import Run
 from upkeep.store.records import Records
 
-OPEN, PAGE = "open", "page"
-# (method, path) -> role needed. "open": anyone; ("page", role): an HTML page (no login -> /login).
+OPEN, PAGE, PERSON = "open", "page", "person"
+# (method, path) -> role needed. "open": anyone; ("page", role): an HTML page (no login -> /login);
+# ("person", role): a person signed in with their account, never a key (tests/people test them).
 REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/scheduled-tasks"): "viewer",
     ("POST", "/api/v1/scheduled-tasks"): "admin",
@@ -75,6 +78,24 @@ REQUIRED: dict[tuple[str, str], object] = {
     **{(method, f"/ping/{{token}}{suffix}"): OPEN for method in ("GET", "POST") for suffix in ("", "/start", "/fail")},
     ("GET", "/ping/{token}/{exit_status}"): OPEN,
     ("POST", "/ping/{token}/{exit_status}"): OPEN,
+    ("GET", "/api/v1/users"): "admin",
+    ("POST", "/api/v1/users"): "admin",
+    ("POST", "/api/v1/users/{ref}/disable"): "admin",
+    ("POST", "/api/v1/users/{ref}/enable"): "admin",
+    ("POST", "/api/v1/users/{ref}/reset"): "admin",
+    ("PATCH", "/api/v1/me"): (PERSON, "viewer"),
+    ("POST", "/api/v1/me/password"): (PERSON, "viewer"),
+    ("POST", "/api/v1/me/totp"): (PERSON, "viewer"),
+    ("POST", "/api/v1/me/totp/confirm"): (PERSON, "viewer"),
+    ("POST", "/api/v1/me/totp/remove"): (PERSON, "viewer"),
+    ("GET", "/api/v1/checklists"): "viewer",
+    ("GET", "/api/v1/checklists/{checklist_id}"): "viewer",
+    ("POST", "/api/v1/checklists/{checklist_id}/items/{position}/check"): (PERSON, "operator"),
+    ("POST", "/api/v1/checklists/{checklist_id}/items/{position}/skip"): (PERSON, "operator"),
+    ("GET", "/checklists"): (PAGE, "viewer"),
+    ("GET", "/checklists/{checklist_id}"): (PAGE, "viewer"),
+    ("GET", "/account"): (PAGE, "viewer"),
+    ("GET", "/users"): (PAGE, "admin"),
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SECRETS = ("hunter2", "pingtoken-s3cr3t", "pingpath-s3cr3t", "evt-hunter2", "cfg-hunter2")
@@ -143,7 +164,8 @@ def seed(api) -> dict:
         append_event(s, run_id, "info", "connect", "connecting", {"password": "evt-hunter2", "n": 1})
     svc.record_audit("test", "note", "task", "sleeper", None, {"ping_url": task["ping_url"]})
     api.post("/api/v1/heartbeats", json={"name": "sleeper", "schedule": "@every 1h"})
-    return {"task": task, "run_id": run_id}
+    checklist = open_checklist(api.store, title="weekly", items=[NewItem("first"), NewItem("second")])
+    return {"task": task, "run_id": run_id, "checklist_id": checklist["id"]}
 
 
 class Caller:
@@ -179,6 +201,11 @@ class Caller:
             ref = create_key(self.api.store, name=f"k-{next(self.counter)}", role="viewer")[0]["name"]
         elif method == "DELETE" and heartbeat:
             ref = self.fresh_heartbeat()
+        elif path.startswith("/api/v1/users/"):
+            ref = create_user(self.api.store, name=f"u-{next(self.counter)}", role="viewer", password=None, actor="t")
+            ref = ref["name"]
+            if path.endswith("/enable"):  # make the call a real change
+                set_enabled(self.api.store, ref, False, actor="test")
         elif method == "DELETE":
             ref = self.fresh_task()
         if method == "POST" and path == "/api/v1/scheduled-tasks":
@@ -189,6 +216,10 @@ class Caller:
             set_paused(self.api.store, "sleeper", path.endswith("/resume"), actor="test", now=datetime.now(UTC))
         elif method == "POST" and path == "/api/v1/keys":
             body = {"name": f"key-{next(self.counter)}", "role": "viewer"}
+        elif method == "POST" and path == "/api/v1/users":
+            body = {"name": f"user-{next(self.counter)}", "role": "viewer", "password": "long enough"}
+        elif path.endswith("/reset"):
+            body = {"password": "another long one"}
         elif method == "PATCH":
             body = {"description": f"edited {next(self.counter)}"}
         elif path.endswith("/run"):
@@ -201,6 +232,8 @@ class Caller:
             .replace("{name}", "debug.sleep")
             .replace("{token}", "no-such-token")
             .replace("{exit_status}", "3")
+            .replace("{checklist_id}", str(self.seeded["checklist_id"]))
+            .replace("{position}", "1")
         )
         kwargs = {"json": body} if body is not None else {}
         if path in ("/login", "/logout") and method == "POST":
@@ -229,6 +262,8 @@ def test_every_route_answers_401_403_or_2xx_as_specified_and_audits_every_change
         where = f"{method} {path} as {identity or 'nobody'}: {status} {response.text[:200]}"
         if need == OPEN:
             assert status < 400, where
+        elif isinstance(need, tuple) and need[0] == PERSON:  # keys are machines: refused whatever their role
+            assert status == (401 if identity is None else 403), where
         elif isinstance(need, tuple):  # an HTML page
             role = need[1]
             if identity is None:
@@ -247,7 +282,7 @@ def test_every_route_answers_401_403_or_2xx_as_specified_and_audits_every_change
                 assert 200 <= status < 300, where
         after = audit_count(api)
         if method in ("POST", "PATCH", "DELETE") and path.startswith("/api/"):
-            if identity is not None and need != OPEN and RANK[identity] >= RANK[need]:
+            if identity is not None and isinstance(need, str) and need != OPEN and RANK[identity] >= RANK[need]:
                 assert after[0] > before[0] and after[1] == f"key:{identity}-key", f"no audit entry: {where}"
             else:
                 assert after[0] == before[0], f"a refused call changed something: {where}"

@@ -56,7 +56,8 @@ def test_session_requests_that_change_something_need_the_csrf_token(api):
     assert wrong.status_code == 403
     ok = api.client.post("/api/v1/scheduled-tasks/t/disable", headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 200 and ok.json()["enabled"] is False
-    assert api.client.get("/api/v1/me").json() == {"name": "admin-key", "role": "admin", "via": "session"}
+    me = {"name": "admin-key", "role": "admin", "via": "session", "kind": "key", "timezone": None}
+    assert api.client.get("/api/v1/me").json() == me
     entry = api.upkeep.list_audit(limit=1)[0][0]
     assert (entry["actor"], entry["action"]) == ("key:admin-key", "disable")
     logout = api.client.post("/logout", data={"csrf_token": csrf})

@@ -15,9 +15,15 @@ from upkeep.service import Upkeep
 router = APIRouter(tags=["keys"])
 
 
-@router.get("/me", response_model=Me, responses=problem_responses(401), summary="The calling key")
+@router.get("/me", response_model=Me, responses=problem_responses(401), summary="The caller: a key or a person")
 def me(principal: Principal = Depends(require_viewer)) -> dict:
-    return {"name": principal.name, "role": principal.role, "via": principal.via}
+    return {
+        "name": principal.name,
+        "role": principal.role,
+        "via": principal.via,
+        "kind": principal.kind,
+        "timezone": principal.timezone,
+    }
 
 
 @router.get("/keys", response_model=list[KeyOut], responses=problem_responses(401, 403), summary="List keys")
@@ -52,7 +58,7 @@ def revoke_key(
     """Revoking takes effect at once, including UI sessions opened with the key. A key cannot
     revoke itself (so an admin cannot lock everyone out by accident): use another admin key or
     ``upkeep keys revoke``."""
-    if ref in (principal.name, str(principal.key_id)):
+    if not principal.is_person and ref in (principal.name, str(principal.key_id)):
         raise Conflict("a key cannot revoke itself", hint="use another admin key or `upkeep keys revoke`", field="ref")
     if ref.isdigit() and (not ref.isascii() or int(ref) > 2**53):
         from upkeep.errors import NotFound

@@ -261,6 +261,8 @@ class Me(BaseModel):
     name: str
     role: str
     via: str
+    kind: Literal["key", "user"] = Field(description="user: a person's account; key: an API key (a machine)")
+    timezone: str | None = Field(None, description="A person's time zone preference")
 
 
 class Health(BaseModel):

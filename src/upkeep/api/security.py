@@ -12,6 +12,10 @@ client address within ``LOGIN_WINDOW``, refused with 429 and ``Retry-After``. It
 request authenticated by the cookie must send the same token in the ``X-CSRF-Token`` header (the
 UI's fetch calls) or the ``csrf_token`` form field (plain form posts). Bearer requests need no
 CSRF token: a browser never adds that header on its own.
+
+A session belongs to an API key or to a person's account (``upkeep.people.accounts``): people
+sign in with name, password and TOTP code, or through a trusted reverse proxy. ``Principal``
+says which (``is_person``): a sign-off or an approval needs a person, never a key.
 """
 
 from __future__ import annotations
@@ -53,16 +57,28 @@ bearer_scheme = HTTPBearer(
 
 @dataclass(frozen=True)
 class Principal:
-    key_id: int
+    """The caller: an API key (a machine) or a person's account, with its role."""
+
     name: str
     role: str
     via: str  # "bearer" | "session"
     csrf: str | None = None
+    key_id: int | None = None  # an API key...
+    user_id: int | None = None  # ...or a person's account
+    timezone: str | None = None  # a person's preference
+
+    @property
+    def is_person(self) -> bool:
+        return self.user_id is not None
+
+    @property
+    def kind(self) -> str:
+        return "user" if self.is_person else "key"
 
     @property
     def actor(self) -> str:
-        """How the audit log names this caller."""
-        return f"key:{self.name}"
+        """How the audit log names this caller: ``user:NAME`` or ``key:NAME``."""
+        return f"{self.kind}:{self.name}"
 
     def can(self, role: str) -> bool:
         return role_allows(self.role, role)
@@ -93,10 +109,31 @@ class Sessions:
         self._login_serializer = URLSafeTimedSerializer(secret, salt="upkeep-login")
 
     def issue(self, key: dict[str, Any]) -> tuple[str, str]:
+        """A session of an API key (``{"k": id, "p": prefix}``)."""
+        return self._issue(key["id"], {"k": key["id"], "p": key["prefix"]})
+
+    def issue_for_user(self, user: dict[str, Any]) -> tuple[str, str]:
+        """A session of a person's account (``{"u": id}``)."""
+        from upkeep.people.accounts import session_owner
+
+        return self._issue(session_owner(user["id"]), {"u": user["id"]})
+
+    def _issue(self, owner: int | str, who: dict[str, Any]) -> tuple[str, str]:
         csrf = secrets.token_urlsafe(24)
-        session_id = open_session(self.store, key["id"], self.max_age)
-        value = self._serializer.dumps({"k": key["id"], "p": key["prefix"], "s": session_id, "c": csrf})
-        return value, csrf
+        session_id = open_session(self.store, owner, self.max_age)
+        return self._serializer.dumps({**who, "s": session_id, "c": csrf}), csrf
+
+    @staticmethod
+    def _owner(data: Any) -> int | str | None:
+        if not (isinstance(data, dict) and {"s", "c"} <= data.keys()):
+            return None
+        if isinstance(data.get("u"), int):
+            from upkeep.people.accounts import session_owner
+
+            return session_owner(data["u"])
+        if isinstance(data.get("k"), int) and "p" in data:
+            return data["k"]
+        return None
 
     def load(self, value: str | None) -> dict[str, Any] | None:
         """The session of a cookie, while it is signed, young enough and open in the store."""
@@ -106,15 +143,16 @@ class Sessions:
             data = self._serializer.loads(value, max_age=self.max_age)
         except (BadSignature, SignatureExpired):
             return None
-        if not (isinstance(data, dict) and {"k", "p", "s", "c"} <= data.keys()):
+        owner = self._owner(data)
+        if owner is None:
             return None
-        return data if session_is_open(self.store, int(data["k"]), str(data["s"])) else None
+        return data if session_is_open(self.store, owner, str(data["s"])) else None
 
     def end(self, value: str | None) -> None:
         """Log out: close the cookie's session in the store."""
         data = self.load(value)
         if data is not None:
-            end_session(self.store, int(data["k"]), str(data["s"]))
+            end_session(self.store, self._owner(data), str(data["s"]))
 
     def login_token(self) -> tuple[str, str]:
         """A double-submit token for the login form (no session exists yet)."""
@@ -204,6 +242,20 @@ def authenticate(request: Request) -> Principal | None:
     session = request.app.state.sessions.load(request.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
+    if "u" in session:
+        from upkeep.people.accounts import session_user
+
+        user = session_user(store, int(session["u"]))  # a disabled account opens nothing
+        if user is None:
+            return None
+        return Principal(
+            user_id=user["id"],
+            name=user["name"],
+            role=user["role"],
+            via="session",
+            csrf=session["c"],
+            timezone=user["timezone"],
+        )
     key = key_by_id(store, int(session["k"]))
     if key is None or key["revoked_at"] is not None or key["prefix"] != session["p"]:
         return None
@@ -214,8 +266,9 @@ def csrf_ok(principal: Principal, supplied: str | None) -> bool:
     return bool(principal.csrf and supplied and hmac.compare_digest(principal.csrf, supplied))
 
 
-def require(role: str) -> Callable[..., Principal]:
-    """A dependency admitting callers whose role is at least ``role``."""
+def require(role: str, *, person: bool = False) -> Callable[..., Principal]:
+    """A dependency admitting callers whose role is at least ``role`` (and, with ``person``, only
+    people signed in with their account: a sign-off is never a machine's)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
 
@@ -237,13 +290,21 @@ def require(role: str) -> Callable[..., Principal]:
         if not principal.can(role):
             raise ProblemError(
                 403,
-                f"this needs the {role} role; key {principal.name!r} has role {principal.role}",
-                hint="use a key with a higher role (`upkeep keys create --role ...`)",
+                f"this needs the {role} role; {principal.kind} {principal.name!r} has role {principal.role}",
+                hint="use a key with a higher role (`upkeep keys create --role ...`)"
+                if not principal.is_person
+                else "an admin can change the account's role",
+            )
+        if person and not principal.is_person:
+            raise ProblemError(
+                403,
+                f"this needs a person signed in with their account; key {principal.name!r} is a machine",
+                hint="sign in to the UI with your name and password (`upkeep users create` makes an account)",
             )
         request.state.principal = principal
         return principal
 
-    dependency.__name__ = f"require_{role}"
+    dependency.__name__ = f"require_{'person_' if person else ''}{role}"
     return dependency
 
 

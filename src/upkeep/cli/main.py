@@ -33,6 +33,8 @@ OPTIONAL_GROUPS: list[tuple[str, str, str]] = [
     ("notify", "upkeep.cli.notify", "notify_app"),
     ("report", "upkeep.cli.report", "report_app"),
     ("heartbeats", "upkeep.cli.heartbeats", "heartbeats_app"),
+    ("users", "upkeep.cli.users", "users_app"),
+    ("checklists", "upkeep.cli.checklists", "checklists_app"),
 ]
 
 

@@ -203,3 +203,25 @@ class EngineServices:
         from upkeep.notify.channels import load_channels
 
         return sorted(load_channels(self.store))
+
+    # --- checklists (checklist.run) ------------------------------------------------------------
+
+    def task_title(self, name: str | None) -> str | None:
+        """A task's description, else its name (what a checklist it opens is called)."""
+        if name is None:
+            return None
+        with self.store.read() as s:
+            description = s.execute(sa.select(ScheduledTask.description).where(ScheduledTask.name == name)).scalar()
+        return description or name
+
+    def open_checklist(self, **fields: Any) -> dict[str, Any]:
+        """Open a checklist instance (``upkeep.people.checklists.open_checklist``)."""
+        from upkeep.people.checklists import open_checklist
+
+        return open_checklist(self.store, **fields)
+
+    def preview_checklist(self, items: list, now: datetime) -> list[dict[str, Any] | None]:
+        """What each automatic item would be judged now (a dry run), writing nothing."""
+        from upkeep.people.checklists import preview
+
+        return preview(self.store, items, now)

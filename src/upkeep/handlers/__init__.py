@@ -28,6 +28,7 @@ BUILTIN_MODULES: dict[str, str] = {
     "capacity.project": "capacity",
     "capacity.sample": "capacity",
     "capacity.collect": "capacity",
+    "checklist.run": "checklist",
     "config.audit": "config_audit",
     "config.check": "config_audit",
     "env.audit": "config_audit",

@@ -11,7 +11,9 @@ reads them from the store. Each evaluation, in one transaction:
    silenced messages are recorded as suppressed, the others go to the outbox;
 3. queues Healthchecks-style pings (``upkeep.notify.pings``) for runs that started or ended;
 4. adds the runs to the persistent metric counters (``upkeep.metrics.record_runs``);
-5. every ``overdue_every`` seconds, checks the engine's overdue tasks (alert once per episode).
+5. every ``overdue_every`` seconds, checks the engine's overdue tasks (alert once per episode),
+   and open checklists: their automatic items, reminders, one overdue alert each
+   (``upkeep.notify.checklists``).
 
 After the commit it sends the pings and delivers the outbox. On PostgreSQL several alerters (one per
 scheduler) take turns through an advisory lock, so each run is evaluated once.
@@ -177,6 +179,7 @@ class Alerter:
             if overdue is not None:
                 evaluation.overdue(tasks, overdue)
                 _records.put(s, ALERTS_DOMAIN, "overdue", {"at": now.isoformat(), "tasks": sorted(overdue)})
+                checklist_alerts().evaluate(evaluation)
             heartbeat_alerts().evaluate(self, s, now, channels, silences, suppressed, prune=overdue is not None)
             metrics.record_runs(s, finished)
             evaluation.save()
@@ -365,29 +368,31 @@ class _Evaluation:
             return rules.State()
         return rules.State(row.state, row.consecutive_failures, row.last_sent_at)
 
+    def send(self, task: Any, channel: str, kind: str, message) -> bool:
+        """Queue ``message()`` for the channel unless a silence covers it; True when queued."""
+        msg = message()
+        note = Notification(
+            task=task.name,
+            channel=channel,
+            kind=kind,
+            title=msg.title,
+            body=msg.body,
+            notify_type=msg.notify_type,
+            run_id=msg_run_id(msg),
+            at=self.now.isoformat(),
+        )
+        silence = matching_silence(self.silences, task.name, channel, self.now)
+        if silence is not None:
+            note.status = "suppressed"
+            note.error = f"silence {silence.id} until {silence.until.isoformat()}"
+            self.suppressed.append(note)
+            log.info("alert %r to %s suppressed by silence %s", note.title, channel, silence.id)
+            return False
+        enqueue(self.s, note, self.now)
+        return True
+
     def apply(self, task: Any, channel: str, decision: rules.Decision, message) -> None:
-        delivered = False
-        if decision.send:
-            msg = message()
-            note = Notification(
-                task=task.name,
-                channel=channel,
-                kind=decision.kind or "",
-                title=msg.title,
-                body=msg.body,
-                notify_type=msg.notify_type,
-                run_id=msg_run_id(msg),
-                at=self.now.isoformat(),
-            )
-            silence = matching_silence(self.silences, task.name, channel, self.now)
-            if silence is not None:
-                note.status = "suppressed"
-                note.error = f"silence {silence.id} until {silence.until.isoformat()}"
-                self.suppressed.append(note)
-                log.info("alert %r to %s suppressed by silence %s", note.title, channel, silence.id)
-            else:
-                enqueue(self.s, note, self.now)
-                delivered = True
+        delivered = self.send(task, channel, decision.kind or "", message) if decision.send else False
         new = rules.after_send(decision, self.now, delivered=delivered)
         if new != self.state(task.name, channel):
             row = self.states.get((task.name, channel))
@@ -478,6 +483,13 @@ def heartbeat_alerts():
     from upkeep.notify import heartbeats
 
     return heartbeats
+
+
+def checklist_alerts():
+    """``upkeep.notify.checklists`` (imported late: it builds on this module's ``_Evaluation``)."""
+    from upkeep.notify import checklists
+
+    return checklists
 
 
 def evaluate(store: Store, settings: Any, now: datetime | None = None) -> list[Notification]:

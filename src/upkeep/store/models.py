@@ -321,3 +321,67 @@ class HeartbeatPing(Base):
     body: Mapped[str] = mapped_column(sa.Text, default="")
     body_size: Mapped[int] = mapped_column(sa.Integer, default=0)  # bytes sent; body keeps the first ones
     evaluated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class User(Base):
+    """A person's account: signs in with a password (argon2 hash) and an optional TOTP code, or
+    through a trusted reverse proxy. API keys are for machines; a user is who the audit log names."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16))  # viewer | operator | admin
+    password_hash: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # None: proxy sign-in only
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    totp_pending: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)  # enrolment not confirmed yet
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)  # codes up to it are spent
+    timezone: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)  # None: UTC
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Checklist(Base):
+    """One instance of a ``checklist.run`` task: open until every item is checked or skipped."""
+
+    __tablename__ = "checklists"
+    __table_args__ = (sa.Index("ix_checklists_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("scheduled_tasks.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"), nullable=True)
+    title: Mapped[str] = mapped_column(sa.String(500))
+    status: Mapped[str] = mapped_column(sa.String(16), default="open")  # open | completed
+    outcome: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)  # ok | warning
+    opened_at: Mapped[datetime] = mapped_column(default=_now)
+    due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    remind_every_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    overdue_alerted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ChecklistItem(Base):
+    """An item of a checklist: manual (a person checks or skips it) or automatic (the latest run of
+    ``source_task`` within ``within_seconds`` whose outcome is in ``accept`` checks it)."""
+
+    __tablename__ = "checklist_items"
+    __table_args__ = (sa.UniqueConstraint("checklist_id", "position", name="uq_checklist_items_position"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    checklist_id: Mapped[int] = mapped_column(sa.ForeignKey("checklists.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(sa.Integer)  # 1-based, as `upkeep checklists show` lists them
+    text: Mapped[str] = mapped_column(sa.Text)
+    source_task: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    within_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    accept: Mapped[list[Any]] = mapped_column(default=list)
+    state: Mapped[str] = mapped_column(sa.String(16), default="open")  # open | checked | skipped
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # last automatic evaluation
+    done_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # a check's note or a skip's reason

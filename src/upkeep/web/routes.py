@@ -9,6 +9,7 @@ one permission check. ``X-Fragment: 1`` asks a live page for just its refreshing
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from upkeep.api.clientaddr import client_address, from_trusted_proxy, peer_address
 from upkeep.api.problems import ProblemError
 from upkeep.api.redaction import safe
 from upkeep.api.security import (
@@ -30,6 +32,7 @@ from upkeep.api.security import (
 )
 from upkeep.auth import list_keys, verify_token
 from upkeep.errors import NotFound, UserError
+from upkeep.people import accounts
 from upkeep.store.models import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
 from upkeep.web.charts import duration_chart, outcome_class
 from upkeep.web.forms import fields_from_schema
@@ -53,9 +56,20 @@ def _parse(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_VIEWER_TZ: ContextVar[str | None] = ContextVar("viewer_tz", default=None)  # the signed-in person's time zone
+
+
 def fmt_ts(value: str | None) -> str:
+    """A time as the signed-in person prefers it (their time zone), else in UTC."""
     parsed = _parse(value)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if parsed else "—"
+    if parsed is None:
+        return "—"
+    tz = _VIEWER_TZ.get()
+    if tz:
+        from zoneinfo import ZoneInfo
+
+        return parsed.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -99,7 +113,11 @@ def _principal(request: Request) -> Principal:
 
 def _render(request: Request, name: str, principal: Principal | None, status: int = 200, **context) -> Response:
     context.update(request=request, principal=principal, csrf_token=principal.csrf if principal else "")
-    return templates.TemplateResponse(request, name, context, status_code=status)
+    token = _VIEWER_TZ.set(principal.timezone if principal else None)
+    try:
+        return templates.TemplateResponse(request, name, context, status_code=status)
+    finally:
+        _VIEWER_TZ.reset(token)
 
 
 def _fragment(request: Request) -> bool:
@@ -135,52 +153,111 @@ def _login_form(request: Request, next: str, error: str | None, status: int = 20
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
+    header = request.app.state.settings.auth.proxy_header
+    named = request.headers.get(header, "").strip() if header else ""
+    if named:
+        return _proxy_sign_in(request, header, named, _safe_next(next))
     return _login_form(request, next, error)
 
 
-@router.post("/login")
-def login(
-    request: Request,
-    token: str = Form("", max_length=500),
-    csrf_token: str = Form("", max_length=200),
-    next: str = Form("/", max_length=2000),
-) -> Response:
-    sessions, throttle = request.app.state.sessions, request.app.state.login_throttle
-    address = request.client.host if request.client else "unknown"
-    target = _safe_next(next)
+def _proxy_sign_in(request: Request, header: str, named: str, target: str) -> Response:
+    """Single sign-on: a trusted reverse proxy authenticated the person and names them in ``header``.
+    The same header from anywhere else is a forgery: refused, audited and counted as a failed login."""
+    address = client_address(request)
+    refused = _throttled(request, address, target)
+    if refused is not None:
+        return refused
+    if not from_trusted_proxy(request):
+        peer = peer_address(request)
+        _login_failed(request, address, f"{header} header from {peer}, which is not in server.auth.trusted_proxies")
+        return _login_form(request, target, "proxy_untrusted", status=403, header=header)
+    result = accounts.proxy_sign_in(request.app.state.store, named)
+    if not result.ok:
+        _login_failed(request, address, f"{header} names {_attempted(named, result.reason)}")
+        return _login_form(request, target, "no_account", status=403, header=header)
+    value, _csrf = request.app.state.sessions.issue_for_user(result.user)
+    detail = f"web UI sign-in through the reverse proxy ({header} from {peer_address(request)})"
+    return _signed_in(request, address, target, value, f"user:{result.user['name']}", result.user["name"], detail)
+
+
+def _attempted(name: str, reason: str) -> str:
+    """What the audit log says about a failed sign-in's name: never text that names no account
+    (a password typed into the name field must not end up in the log)."""
+    return reason if reason == "no such account" else f"account {name!r}: {reason}"
+
+
+def _throttled(request: Request, address: str, target: str) -> Response | None:
+    throttle = request.app.state.login_throttle
     wait = throttle.retry_after(address)
-    if wait:
-        if throttle.refused(address):
-            _svc(request).record_audit(
-                f"client:{address}", "login_throttled", "session", address, detail=f"refused for {wait} s"
-            )
-        response = _login_form(request, target, "throttled", status=429, wait=wait)
-        response.headers["Retry-After"] = str(wait)
-        return response
-    if not sessions.check_login_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
-        return RedirectResponse(f"/login?next={quote(target)}&error=expired", status_code=303)
-    key = verify_token(request.app.state.store, token.strip()) if token.strip() else None
-    if key is None:
-        count = throttle.failed(address)
+    if not wait:
+        return None
+    if throttle.refused(address):
         _svc(request).record_audit(
-            f"client:{address}", "login_failed", "session", address, detail=f"failed login {count} from {address}"
+            f"client:{address}", "login_throttled", "session", address, detail=f"refused for {wait} s"
         )
-        return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
-    throttle.succeeded(address)
-    value, _csrf = sessions.issue(key)
+    response = _login_form(request, target, "throttled", status=429, wait=wait)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _login_failed(request: Request, address: str, why: str) -> None:
+    count = request.app.state.login_throttle.failed(address)
+    _svc(request).record_audit(
+        f"client:{address}", "login_failed", "session", address, detail=f"failed login {count} from {address}: {why}"
+    )
+
+
+def _signed_in(request: Request, address: str, target: str, value: str, actor: str, who: str, detail: str) -> Response:
+    request.app.state.login_throttle.succeeded(address)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         value,
         httponly=True,
         samesite="strict",
-        max_age=sessions.max_age,
+        max_age=request.app.state.sessions.max_age,
         path="/",
         secure=request.url.scheme == "https",
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
-    _svc(request).record_audit(f"key:{key['name']}", "login", "session", key["name"], detail="web UI login")
+    _svc(request).record_audit(actor, "login", "session", who, detail=detail)
     return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: str = Form("", max_length=200),
+    password: str = Form("", max_length=1024),
+    code: str = Form("", max_length=20),
+    token: str = Form("", max_length=500),
+    csrf_token: str = Form("", max_length=200),
+    next: str = Form("/", max_length=2000),
+) -> Response:
+    """A person signs in with name, password and (once enrolled) a TOTP code; a machine's key
+    signs in too. Failures are audited and throttled per client address (through trusted proxies)."""
+    sessions = request.app.state.sessions
+    address = client_address(request)
+    target = _safe_next(next)
+    refused = _throttled(request, address, target)
+    if refused is not None:
+        return refused
+    if not sessions.check_login_token(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return RedirectResponse(f"/login?next={quote(target)}&error=expired", status_code=303)
+    if token.strip():
+        key = verify_token(request.app.state.store, token.strip())
+        if key is None:
+            _login_failed(request, address, "invalid or revoked API key")
+            return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
+        value, _csrf = sessions.issue(key)
+        return _signed_in(request, address, target, value, f"key:{key['name']}", key["name"], "web UI login")
+    result = accounts.sign_in(request.app.state.store, name.strip(), password, code)
+    if not result.ok:
+        _login_failed(request, address, _attempted(name.strip(), result.reason))
+        return RedirectResponse(f"/login?next={quote(target)}&error=invalid", status_code=303)
+    value, _csrf = sessions.issue_for_user(result.user)
+    user = result.user["name"]
+    return _signed_in(request, address, target, value, f"user:{user}", user, "web UI login with a password")
 
 
 @router.post("/logout")
@@ -397,10 +474,12 @@ def keys_page(request: Request) -> Response:
 
 def install_web(app: FastAPI) -> None:
     from upkeep.web.heartbeats import router as heartbeat_pages
+    from upkeep.web.people import router as people_pages
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
     app.include_router(heartbeat_pages)
+    app.include_router(people_pages)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -2,6 +2,8 @@
 (() => {
   "use strict";
   const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  // a person's time zone preference wins over the browser's
+  const timeZone = (document.querySelector('meta[name="timezone"]') || {}).content || undefined;
   const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "skipped"];
 
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -38,7 +40,7 @@
     root.querySelectorAll("time[datetime]").forEach((t) => {
       if (t.dataset.local) return;
       const d = new Date(t.dateTime);
-      if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(); t.dataset.local = "1"; }
+      if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(undefined, { timeZone, timeZoneName: "short" }); t.dataset.local = "1"; }
     });
   }
 
