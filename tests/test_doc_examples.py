@@ -52,11 +52,15 @@ def template_examples(text: str) -> list[tuple[str, str]]:
 
 
 TEMPLATE_TEXT = render_template(Path("/var/lib/upkeep"))
-EXAMPLES = doc_blocks() + template_examples(TEMPLATE_TEXT)
+RUNBOOKS_TEXT = render_template(Path("/var/lib/upkeep"), "runbooks")
+EXAMPLES = doc_blocks() + template_examples(TEMPLATE_TEXT) + [("the runbooks template", RUNBOOKS_TEXT)]
 
 
 def test_the_examples_were_all_found():
     assert len(doc_blocks()) == 4
+    # the runbooks template adds tasks and checklists, no further commented examples
+    labels = [[label for label, _ in template_examples(text)] for text in (TEMPLATE_TEXT, RUNBOOKS_TEXT)]
+    assert labels[0] == labels[1]
     found = [label.split(": ", 1)[1] for label, _ in template_examples(TEMPLATE_TEXT)]
     assert found == [
         "worker_processes:",

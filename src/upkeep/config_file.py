@@ -711,6 +711,14 @@ def export_config(store, *, file_only: bool = False, server: dict[str, Any] | No
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
 
 
-def render_template(data_dir: Path) -> str:
-    """The commented default ``upkeep.yaml`` that ``upkeep init`` writes."""
-    return TEMPLATE.read_text().replace("__DATA_DIR__", str(data_dir))
+# ``upkeep init --template NAME``: the files whose text, one after the other, make upkeep.yaml
+TEMPLATES = {"default": (TEMPLATE,), "runbooks": (TEMPLATE, TEMPLATE.with_name("runbooks.yaml"))}
+
+
+def render_template(data_dir: Path, template: str = "default") -> str:
+    """The commented ``upkeep.yaml`` that ``upkeep init`` writes: the default, or the default with
+    the runbooks' tasks and checklists after its own tasks (``runbooks``)."""
+    if template not in TEMPLATES:
+        raise UserError(f"unknown template {template!r}", hint=f"one of {', '.join(TEMPLATES)}", field="template")
+    text = "".join(path.read_text() for path in TEMPLATES[template])
+    return text.replace("__DATA_DIR__", str(data_dir))

@@ -13,6 +13,9 @@ from upkeep.errors import UserError
 def init(
     ctx: typer.Context,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing upkeep.yaml"),
+    template: str = typer.Option(
+        "default", "--template", help="default, or runbooks: also the daily to yearly tasks and checklists"
+    ),
 ) -> None:
     """Write a commented default upkeep.yaml, create .upkeep/, the store and the first admin API key."""
     from upkeep.auth import create_key, list_keys, write_admin_key_file
@@ -21,13 +24,14 @@ def init(
 
     st = state(ctx)
     path = config_candidates(st.config)[0][1]  # --config, UPKEEP_CONFIG or ./upkeep.yaml
+    render_template(Path("."), template)  # an unknown template fails before anything is written
     if path.exists() and not force:
         raise UserError(f"{path} exists already", hint="edit it, or pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     from upkeep.settings import Settings
 
     data_dir = Settings(config=path).resolved_data_dir  # beside the file unless UPKEEP_DATA_DIR says
-    text = render_template(data_dir)
+    text = render_template(data_dir, template)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
