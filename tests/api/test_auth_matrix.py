@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.routing import Mount
 
+from support.people import page_csrf, sign_in
 from upkeep.auth import create_key
 from upkeep.engine.journal import append_event
 from upkeep.heartbeats.monitors import create_heartbeat, set_paused
@@ -329,3 +330,66 @@ def test_configured_secrets_never_appear_in_any_response_or_page(api, role):
             assert secret not in text, f"{secret!r} leaked by {where}"
     task = api.get("/api/v1/scheduled-tasks/sleeper").json()
     assert task["ping_url"] == "https://hc.example/***"
+
+
+class PersonCaller(Caller):
+    """Calls as a person signed in to the UI (session cookie and CSRF header), with the bodies the
+    person-only routes need."""
+
+    def __init__(self, api, seeded, user: dict, password: str):
+        super().__init__(api, seeded)
+        self.user, self.password = user, password
+        self.csrf = ""
+
+    def sign_in(self) -> None:
+        assert "error" not in sign_in(self.api.client, self.user["name"], self.password).headers["location"]
+        self.csrf = page_csrf(self.api.client)
+
+    def send(self, method: str, url: str, kwargs: dict, role: str | None):
+        return self.api.client.request(method, url, headers={"X-CSRF-Token": self.csrf}, **kwargs)
+
+    def prepare(self, method: str, path: str) -> tuple[str, dict]:
+        from upkeep.people import accounts, totp
+
+        url, kwargs = super().prepare(method, path)
+        now = datetime.now(UTC)
+        if path == "/api/v1/me":
+            kwargs = {"json": {"timezone": f"Europe/{['Zagreb', 'Vienna'][next(self.counter) % 2]}"}}
+        elif path == "/api/v1/me/password":
+            new = f"new password {next(self.counter)}"
+            kwargs, self.password = {"json": {"current": self.password, "new": new}}, new
+        elif path == "/api/v1/me/totp/confirm":
+            secret = accounts.start_totp(self.api.store, self.user["id"], actor="test")["secret"]
+            kwargs = {"json": {"code": totp.code_at(secret, now)}}
+            self.secret = secret
+        elif path == "/api/v1/me/totp/remove":
+            kwargs = {"json": {"code": totp.code_at(self.secret, now + timedelta(seconds=30))}}
+        elif "/items/" in path:
+            fresh = open_checklist(self.api.store, title="fresh", items=[NewItem("one")])["id"]
+            url = path.replace("{checklist_id}", str(fresh)).replace("{position}", "1")
+            kwargs = {"json": {"reason": "not needed"}} if path.endswith("/skip") else {}
+        return url, kwargs
+
+
+def test_every_write_by_a_person_is_audited_under_their_name(api):
+    """An admin person calls every writing route (those a key may call and the person-only ones):
+    each answers 2xx and its newest audit entry names ``user:NAME``."""
+    seeded = seed(api)
+    password = "boss password 1"
+    boss = create_user(api.store, name="boss", role="admin", password=password, actor="test")
+    caller = PersonCaller(api, seeded, boss, password)
+    caller.sign_in()
+    writes = [
+        (method, path)
+        for method, path in app_routes(api.app)
+        if method in ("POST", "PATCH", "DELETE") and path.startswith("/api/") and REQUIRED[(method, path)] != OPEN
+    ]
+    assert len(writes) >= 20
+    for method, path in writes:
+        url, kwargs = caller.prepare(method, path)
+        before = audit_count(api)
+        response = caller.send(method, url, kwargs, None)
+        where = f"{method} {path}: {response.status_code} {response.text[:200]}"
+        assert 200 <= response.status_code < 300, where
+        after = audit_count(api)
+        assert after[0] > before[0] and after[1] == "user:boss", f"not audited under the person's name: {where}"

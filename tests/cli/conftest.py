@@ -48,8 +48,8 @@ class Cli:
     def db_url(self) -> str:
         return f"sqlite:///{self.data_dir / 'upkeep.db'}"
 
-    def __call__(self, *args: str, expect: int | None = 0):
-        result = self.runner.invoke(app, list(args))
+    def __call__(self, *args: str, expect: int | None = 0, input: str | None = None):
+        result = self.runner.invoke(app, list(args), input=input)
         if expect is not None:
             assert result.exit_code == expect, (
                 f"exit {result.exit_code} != {expect}\nstdout: {result.stdout}\nstderr: {result.stderr}"

@@ -177,7 +177,7 @@ def change_password(
 )
 def start_totp(principal: Principal = Depends(require_person), svc: Upkeep = Depends(get_upkeep)) -> dict:
     """A new secret, shown once with its QR code; it signs nothing in until confirmed with a code."""
-    return accounts.start_totp(svc.store, principal.user_id, now=svc.clock.now())
+    return accounts.start_totp(svc.store, principal.user_id, actor=principal.actor, now=svc.clock.now())
 
 
 @router.post(

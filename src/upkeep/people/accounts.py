@@ -284,7 +284,7 @@ def session_user(store: Store, user_id: int) -> dict[str, Any] | None:
         ).first()
     if row is None:
         return None
-    return {"id": row.id, "name": row.name, "role": row.role, "timezone": row.timezone}
+    return {"id": row.id, "name": row.name, "role": row.role, "timezone": row.timezone or "UTC"}
 
 
 # --- a person's own settings ------------------------------------------------------------------------
@@ -338,16 +338,18 @@ def change_password(
         return user_view(user)
 
 
-def start_totp(store: Store, user_id: int, *, now: datetime | None = None) -> dict[str, Any]:
+def start_totp(store: Store, user_id: int, *, actor: str, now: datetime | None = None) -> dict[str, Any]:
     """A new secret waiting for its first code (``confirm_totp``): the URI and QR code to scan."""
     secret = totp.new_secret()
+    now = _now(now)
     with store.write() as s:
         user = _find(s, user_id)
         if user.totp_secret is not None:
             raise Conflict("a TOTP factor is enrolled already", hint="remove it first, with a current code")
         user.totp_pending = secret
-        user.updated_at = _now(now)
+        user.updated_at = now
         uri = totp.provisioning_uri(secret, user.name)
+        add_audit(s, ts=now, actor=actor, action="totp_start", object_type="user", object_id=user.name)
     return {"secret": secret, "uri": uri, "svg": totp.qr_svg(uri)}
 
 
