@@ -7,46 +7,10 @@ Screenshots go to ``artifacts/ui/``.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from _env import LiveServer
 
-from support.servers import in_ci
-
-CHROMIUM = os.environ.get("UPKEEP_CHROMIUM", "/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def chromium_path() -> str:
-    path = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        if in_ci():
-            pytest.fail("chromium is not installed (CI=true: a missing browser is a failure)")
-        pytest.skip("chromium is not installed (set UPKEEP_CHROMIUM or install the chromium package)")
-    return path
-
-
-@pytest.fixture
-def browser():
-    executable = chromium_path()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if in_ci():
-            pytest.fail("playwright is not installed")
-        pytest.skip("playwright is not installed")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=executable,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_operator_flow_in_a_real_browser(api, browser, artifacts_dir):
