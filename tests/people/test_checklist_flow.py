@@ -7,7 +7,6 @@ UI does) and the CLI, and it completes; the one left open past its due time aler
 from __future__ import annotations
 
 import sqlite3
-import time
 import warnings
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ import pytest
 from notify_receivers import HttpReceiver
 from typer.testing import CliRunner
 
-from support.people import page_csrf, sign_in
+from support.people import finished, page_csrf, sign_in
 from support.servers import free_port
 from upkeep.api.app import create_app
 from upkeep.cli.main import app as cli_app
@@ -35,22 +34,11 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.slow
-TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
 
 
 def weekly_cron(slot: datetime) -> str:
     """Every week at ``slot``'s weekday, hour and minute (cron: 0 is Sunday)."""
     return f"{slot.minute} {slot.hour} * * {slot.isoweekday() % 7}"
-
-
-def wait(service: Upkeep, run_id: int, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = service.get_run(run_id)
-        if run["status"] in TERMINAL:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} still {service.get_run(run_id)['status']} after {timeout}s")
 
 
 @pytest.fixture
@@ -124,8 +112,8 @@ def test_a_weekly_checklist_opens_on_schedule_is_signed_off_and_alerts_once_when
         },
         actor="test",
     )
-    backup = wait(service, service.trigger("nightly-backup", actor="test")["id"])
-    health = wait(service, service.trigger("app-health", actor="test")["id"])
+    backup = finished(service, service.trigger("nightly-backup", actor="test")["id"])
+    health = finished(service, service.trigger("app-health", actor="test")["id"])
     assert (backup["status"], backup["outcome"]) == ("completed", "ok"), backup
     assert (health["status"], health["outcome"]) == ("completed", "critical"), health
 
@@ -133,7 +121,7 @@ def test_a_weekly_checklist_opens_on_schedule_is_signed_off_and_alerts_once_when
     Scheduler(store, settings, clock=FakeClock(first_slot + timedelta(seconds=1))).run_once()
     [run1] = service.list_runs(task="weekly-review")[0]
     assert (run1["origin"], run1["scheduled_for"]) == ("scheduled", first_slot.isoformat())
-    run1 = wait(service, run1["id"])
+    run1 = finished(service, run1["id"])
     assert (run1["status"], run1["outcome"], run1["result"]["checklist_id"]) == ("completed", "ok", 1)
     first = checklists.get_checklist(store, 1)
     assert (first["status"], first["run_id"], first["task_name"]) == ("open", run1["id"], "weekly-review")
@@ -151,7 +139,7 @@ def test_a_weekly_checklist_opens_on_schedule_is_signed_off_and_alerts_once_when
     Scheduler(store, settings, clock=FakeClock(second_slot + timedelta(seconds=1))).run_once()
     runs = service.list_runs(task="weekly-review")[0]
     assert len(runs) == 2 and runs[0]["scheduled_for"] == second_slot.isoformat()
-    run2 = wait(service, runs[0]["id"])
+    run2 = finished(service, runs[0]["id"])
     assert (run2["status"], run2["result"]["checklist_id"]) == ("completed", 2)
     assert checklists.get_checklist(store, 1)["status"] == "open"
 

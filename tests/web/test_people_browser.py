@@ -11,28 +11,18 @@ Screenshots go to ``artifacts/ui/``.
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from _env import LiveServer
 
+from support.people import finished
 from support.servers import free_port
 from upkeep.people import accounts, checklists, totp
 from upkeep.service import Upkeep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "alice's long password"
-
-
-def finished(service: Upkeep, run_id: int, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = service.get_run(run_id)
-        if run["status"] in ("completed", "failed", "cancelled", "timed_out"):
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def test_a_person_enrols_totp_and_signs_off_a_checklist_in_a_real_browser(api, browser, artifacts_dir, tmp_path):

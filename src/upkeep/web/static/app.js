@@ -331,4 +331,5 @@
   });
 
   localize(document);
+  window.upkeep = { api, flash }; // for the other pages' scripts (people.js)
 })();

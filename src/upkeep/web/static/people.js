@@ -1,21 +1,7 @@
 /* upkeep admin UI, people's pages: checklist ticks, a person's account, accounts (admins). */
 (() => {
   "use strict";
-  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
-
-  async function api(method, url, body) {
-    const opts = { method, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRF-Token": csrf } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    const res = await fetch(url, opts);
-    const text = await res.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = { detail: text }; }
-    if (!res.ok) throw new Error((data && data.detail) || res.statusText);
-    return data;
-  }
+  const { api } = window.upkeep; // app.js, loaded before this script
 
   /* submit a form's fields through `send`; its .form-error shows what went wrong */
   function onSubmit(form, send) {
