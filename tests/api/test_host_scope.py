@@ -88,6 +88,7 @@ REVIEWED: dict[str, dict[str, list[str]]] = {
         "redis_check_rdb_path": [],
     },
     "capacity.plan": {},
+    "checklist.run": {},  # texts, task names and durations: nothing on the host
     "capacity.sample": {"disk_paths": [], "size_paths": [], "databases": ["databases"], "logs": ["logs"]},
     "config.audit": {"paths": ["env_files"], "upkeep_config": []},
     "db.analyze": {"target": ["databases"], "databases": ["databases"]},
@@ -229,6 +230,12 @@ CASES: dict[str, tuple[dict | None, dict, list[tuple[str, dict, list[str]]], lis
         [{"source": "main"}, {"source": "a-catalog-name"}, {"scratch_target": "other"}, {"which": "all"}],
     ),
     "capacity.plan": ({}, {}, [], [{"lookback_days": 30}]),
+    "checklist.run": (
+        {"items": [{"text": "Logs reviewed"}]},
+        {"items": [{"text": "Logs reviewed"}]},
+        [],
+        [{"items": [{"text": "Backup ok", "task": "nightly", "within": "26h"}], "due_within": "3d"}],
+    ),
     "capacity.sample": (
         {},
         {},

@@ -8,7 +8,7 @@ TOTP second factor; an API key has none of these (it is a machine), so those rou
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
@@ -49,7 +49,7 @@ class UserReset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     password: str | None = Field(None, min_length=accounts.MIN_PASSWORD, max_length=accounts.MAX_PASSWORD)
-    remove_totp: bool = Field(False, description="Remove the TOTP factor (a person who lost their device)")
+    remove_totp: StrictBool = Field(False, description="Remove the TOTP factor (a person who lost their device)")
 
 
 class Preferences(BaseModel):
