@@ -111,13 +111,17 @@ def test_an_open_item_fills_when_its_task_recovers_and_a_satisfied_checklist_com
     )
     _run(store, task["id"], finished=NOW - timedelta(minutes=5), outcome="critical")
     item = NewItem("probe passed", source_task="probe", within_seconds=3600)
-    opened = checklists.open_checklist(store, title="auto", items=[item], due_at=NOW + timedelta(days=1), now=NOW)
-    assert opened["status"] == "open" and opened["items"][0]["evidence"]["verdict"] == "failing"
-    _run(store, task["id"], finished=NOW + timedelta(minutes=1))
+    opened = [
+        checklists.open_checklist(store, title=f"day {n}", items=[item], due_at=NOW + timedelta(days=1), now=NOW)
+        for n in (1, 2)
+    ]
+    assert all(o["status"] == "open" and o["items"][0]["evidence"]["verdict"] == "failing" for o in opened)
+    recovered = _run(store, task["id"], finished=NOW + timedelta(minutes=1))
     with store.write() as s:
         assert checklists.due_notifications(s, NOW + timedelta(minutes=2)) == []
-    view = checklists.get_checklist(store, opened["id"])
-    assert (view["status"], view["outcome"], view["items"][0]["by"]) == ("completed", "ok", "task:probe")
+    for view in (checklists.get_checklist(store, o["id"]) for o in opened):
+        assert (view["status"], view["outcome"], view["items"][0]["by"]) == ("completed", "ok", "task:probe")
+        assert view["items"][0]["evidence"]["run_id"] == recovered
 
 
 def test_ticks_refuse_what_does_not_exist_or_is_closed(store):

@@ -100,6 +100,17 @@ def _items(s: Session, checklist_id: int) -> list[ChecklistItem]:
     return list(s.execute(query).scalars())
 
 
+def _items_of(s: Session, checklist_ids: list[int]) -> dict[int, list[ChecklistItem]]:
+    """The items of many checklists, a few queries in all."""
+    out: dict[int, list[ChecklistItem]] = {i: [] for i in checklist_ids}
+    for start in range(0, len(checklist_ids), 500):
+        chunk = checklist_ids[start : start + 500]
+        query = sa.select(ChecklistItem).where(ChecklistItem.checklist_id.in_(chunk)).order_by(ChecklistItem.position)
+        for item in s.execute(query).scalars():
+            out[item.checklist_id].append(item)
+    return out
+
+
 def _find(s: Session, checklist_id: int, *, lock: bool = False) -> Checklist:
     query = sa.select(Checklist).where(Checklist.id == checklist_id)
     if lock:
@@ -159,12 +170,19 @@ def preview(store: Store, items: list[NewItem], now: datetime | None = None) -> 
         return [judge(s, item, now) if item.source_task else None for item in items]
 
 
-def _evaluate(s: Session, checklist: Checklist, items: list[ChecklistItem], now: datetime) -> None:
-    """Fill the open automatic items whose task now satisfies them; record the others' evidence."""
+def _evaluate(
+    s: Session, checklist: Checklist, items: list[ChecklistItem], now: datetime, judged: dict | None = None
+) -> None:
+    """Fill the open automatic items whose task now satisfies them; record the others' evidence.
+    ``judged`` keeps verdicts across checklists (open daily instances share their items)."""
+    judged = {} if judged is None else judged
     for item in items:
         if item.state != OPEN or not item.source_task:
             continue
-        evidence = judge(s, item, now)
+        key = (item.source_task, item.within_seconds, tuple(item.accept or ()))
+        if key not in judged:
+            judged[key] = judge(s, item, now)
+        evidence = judged[key]
         if evidence["verdict"] == "satisfied":
             item.state, item.done_by, item.done_at, item.note = CHECKED, f"task:{item.source_task}", now, None
             add_audit(
@@ -285,14 +303,7 @@ def list_checklists(
     with store.read() as s:
         total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         rows = list(s.execute(query.order_by(Checklist.id.desc()).offset(offset).limit(limit)).scalars())
-        items: dict[int, list[ChecklistItem]] = {r.id: [] for r in rows}
-        if rows:
-            for item in s.execute(
-                sa.select(ChecklistItem)
-                .where(ChecklistItem.checklist_id.in_(list(items)))
-                .order_by(ChecklistItem.position)
-            ).scalars():
-                items[item.checklist_id].append(item)
+        items = _items_of(s, [r.id for r in rows])
         views = []
         for row in rows:
             view = checklist_view(row, items[row.id], now)
@@ -408,9 +419,11 @@ def due_notifications(s: Session, now: datetime) -> list[Due]:
     now done), and mark and return the reminders due and the overdue alerts (once per instance)."""
     out: list[Due] = []
     open_rows = list(s.execute(sa.select(Checklist).where(Checklist.status == OPEN).order_by(Checklist.id)).scalars())
+    items_of = _items_of(s, [c.id for c in open_rows])
+    judged: dict = {}
     for checklist in open_rows:
-        items = _items(s, checklist.id)
-        _evaluate(s, checklist, items, now)
+        items = items_of[checklist.id]
+        _evaluate(s, checklist, items, now, judged)
         _complete_if_done(s, checklist, items, "upkeep", now)
         if checklist.status != OPEN:
             continue
