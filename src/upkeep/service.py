@@ -63,6 +63,7 @@ SPEC_COLUMNS = {
     "queue": "queue",
     "notify": "notify",
     "ping_url": "ping_url",
+    "affects": "affects",
 }
 
 
@@ -232,6 +233,7 @@ class Upkeep:
             "notify": task.notify or {},
             "expect_success_within_seconds": task.expect_success_within_seconds,
             "ping_url": redact(task.ping_url) if task.ping_url else None,
+            "affects": task.affects,
             "managed_by": task.managed_by,
             "next_run_at": _iso(task.next_run_at),
             "last_run_id": task.last_run_id,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from upkeep.engine.taskspec import NotifySpec
+from upkeep.engine.taskspec import AffectsSpec, NotifySpec
 
 Role = Literal["viewer", "operator", "admin"]
 
@@ -36,6 +36,7 @@ class Task(BaseModel):
     notify: dict[str, Any]
     expect_success_within_seconds: float | None
     ping_url: str | None = Field(description="Masked: a ping URL is itself a credential")
+    affects: dict[str, Any] | None = Field(None, description="Targets its runs disturb (maintenance-aware alerts)")
     managed_by: str = Field(description="file (upkeep.yaml) or api")
     next_run_at: str | None
     last_run_id: int | None
@@ -88,6 +89,7 @@ class TaskCreate(BaseModel):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
     ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
+    affects: AffectsSpec | None = None
 
 
 class TaskPatch(BaseModel):
@@ -116,6 +118,7 @@ class TaskPatch(BaseModel):
     notify: NotifySpec | None = None
     expect_success_within: str | None = None
     ping_url: str | None = None
+    affects: AffectsSpec | None = None
 
 
 class RunRequest(BaseModel):

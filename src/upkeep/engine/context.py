@@ -22,6 +22,7 @@ import psutil
 
 from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
+from upkeep.engine.targets import handler_entry
 from upkeep.errors import UserError
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -113,7 +114,7 @@ class Inventory:
                 f"unknown {kind} target {name!r}",
                 hint=f"define it under targets.{kind} in upkeep.yaml (known: {known})",
             ) from None
-        return secret_refs.resolve(value, collected=self._secrets)
+        return secret_refs.resolve(handler_entry(value), collected=self._secrets)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
 from upkeep.engine.schedules import parse_schedule, validate_timezone
@@ -26,6 +26,26 @@ TIER_SCHEDULES = {
 }
 
 
+class EscalationStep(BaseModel):
+    """Where an alert goes next while nobody acknowledges it and it does not resolve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: str = Field(description="How long after the alert opened, e.g. 30m")
+    channels: list[str] = Field(min_length=1, description="Channel names from `channels:`")
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s, e.g. 30m")
+        return value
+
+    @property
+    def after_seconds(self) -> float:
+        return parse_duration(self.after)
+
+
 class NotifySpec(BaseModel):
     """When and where a task alerts (see the alerts section of the README)."""
 
@@ -40,6 +60,36 @@ class NotifySpec(BaseModel):
     after_consecutive_failures: int = Field(1, ge=1, description="Alert only after N failures in a row")
     repeat_interval: str = Field("4h", description="While a state persists, repeat at most this often")
     on_overdue: bool = Field(True, description="Alert once when the task is overdue")
+    escalate: list[EscalationStep] = Field(
+        default_factory=list,
+        description="Steps that send an alert to more channels while it stays unacknowledged and unresolved",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_escalation(self, handler):
+        # left out when empty, so notify sections stored before escalation existed compare equal
+        data = handler(self)
+        if not data.get("escalate"):
+            data.pop("escalate", None)
+        return data
+
+
+class AffectsSpec(BaseModel):
+    """What a task's runs disturb: while one runs and for ``settle`` after it, failing checks of these
+    targets are recorded as maintenance and their alerts held."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[str] = Field(default_factory=list, description="Names under targets.services")
+    databases: list[str] = Field(default_factory=list, description="Names under targets.databases")
+    settle: str = Field("10m", description="How long after the run ends its effects may last (at most 1d)")
+
+    @field_validator("settle")
+    @classmethod
+    def _settle(cls, value: str) -> str:
+        if parse_duration(value) > 86400:
+            raise ValueError("must be at most 1d")
+        return value
 
 
 class TaskSpec(BaseModel):
@@ -68,6 +118,9 @@ class TaskSpec(BaseModel):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
     ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
+    affects: AffectsSpec | None = Field(
+        None, description="Targets its runs disturb, e.g. {services: [api]}: their failing checks are held meanwhile"
+    )
 
     @field_validator("timezone")
     @classmethod

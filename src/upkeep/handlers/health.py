@@ -20,10 +20,12 @@ From the inventory, ``upkeep.yaml``::
         cpu:      {type: load, warn_per_core: {load5: 1.0}}
 
 and/or inline in the task config (``checks: [{name: x, type: http, url: ...}, ...]``). The key of an
-inventory entry is its name. Every kind accepts ``timeout``, ``failure_threshold`` and
-``success_threshold``; the kind-specific fields and thresholds are documented in
-``upkeep/handlers/_checks/<kind>.py``. HTTP body conditions: ``contains`` is a SUBSTRING test
-(``contains: healthy`` also matches ``"unhealthy"``); use ``jsonpath: '$.status == "healthy"'``.
+inventory entry is its name. ``databases: [main]`` also checks ``targets.databases`` entries
+(PostgreSQL: connect and ``SELECT 1``; Redis: ``PING``), with the postgres and redis kinds' defaults.
+Every kind accepts ``timeout``, ``failure_threshold`` and ``success_threshold``; the kind-specific
+fields and thresholds are documented in ``upkeep/handlers/_checks/<kind>.py``. HTTP body conditions:
+``contains`` is a SUBSTRING test (``contains: healthy`` also matches ``"unhealthy"``); use
+``jsonpath: '$.status == "healthy"'``.
 Expected status defaults to 2xx: a 500 is never healthy.
 
 Execution
@@ -86,6 +88,7 @@ from upkeep.engine.registry import (
     inventory_kind,
     overridable,
 )
+from upkeep.engine.targets import target_id
 from upkeep.errors import ConfigError
 from upkeep.secrets import scrub
 
@@ -96,6 +99,7 @@ from ._checks.damping import apply as apply_damping
 DOMAIN = "health"
 KEY_PREFIX = "target/"
 INVENTORY_KIND = "services"
+DATABASES_KIND = "databases"
 MAX_TARGET_EVENTS = 50
 
 
@@ -104,6 +108,10 @@ class HealthCheckConfig(HandlerConfig):
         None,
         description="Inventory targets (targets.services) to check; null checks all of them, [] none "
         "(only the inline `checks`).",
+    )
+    databases: list[str] = overridable(
+        [],
+        description="Inventory targets (targets.databases) to check: PostgreSQL connect and SELECT 1, Redis PING.",
     )
     checks: list[AnyTarget] = Field(  # type: ignore[valid-type]
         default_factory=list, description="Inline targets, each with `type` and the kind's fields."
@@ -134,8 +142,9 @@ def _check_service(name: str, entry: dict[str, Any]) -> TargetBase:
 inventory_kind(INVENTORY_KIND, _check_service)
 
 
-def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[str, TargetBase]]:
-    chosen: list[tuple[str, TargetBase]] = []
+def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[str, TargetBase, str | None]]:
+    """``(name, target, inventory id)`` of every target to check (the id is None for inline checks)."""
+    chosen: list[tuple[str, TargetBase, str | None]] = []
     names = ctx.targets.names(INVENTORY_KIND) if config.services is None else config.services
     for name in names:
         raw = ctx.targets.get(INVENTORY_KIND, name)
@@ -147,11 +156,15 @@ def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[s
             raise ConfigError(
                 f"invalid health target: {format_validation_error(exc, prefix=f'targets.{INVENTORY_KIND}.{name}')}"
             ) from None
-        chosen.append((name, target))
+        chosen.append((name, target, target_id(INVENTORY_KIND, name)))
+    for name in config.databases:
+        chosen.append(
+            (name, _database_check(name, ctx.targets.get(DATABASES_KIND, name)), target_id(DATABASES_KIND, name))
+        )
     for target in config.checks:
-        chosen.append((target.name or target.default_name(), target))
+        chosen.append((target.name or target.default_name(), target, None))
     seen: set[str] = set()
-    for name, _ in chosen:
+    for name, _, _ in chosen:
         if name in seen:
             raise ConfigError(
                 f"two health targets are named {name!r}",
@@ -159,6 +172,35 @@ def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[s
             )
         seen.add(name)
     return chosen
+
+
+def _database_check(name: str, entry: Any) -> TargetBase:
+    """The check of a ``targets.databases`` entry: a postgres or redis target built from it."""
+    from urllib.parse import quote, urlencode
+
+    from upkeep.handlers import _pg
+
+    where = f"targets.{DATABASES_KIND}.{name}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    url = str(entry.get("url") or "")
+    kind = entry.get("type") or ("redis" if url.startswith(("redis://", "rediss://")) else None)
+    if kind == "redis":
+        return TARGET_MODELS["redis"].model_validate({"type": "redis", "name": name, "url": url})
+    if kind not in (None, "postgres") or _pg.is_sqlite(entry):
+        raise ConfigError(
+            f"health.check checks PostgreSQL and Redis databases; {where} is {kind or 'SQLite'}",
+            field="databases",
+        )
+    params = _pg._params({k: v for k, v in entry.items() if k in ("url", "dsn", *_pg.LIBPQ_KEYS)}, None)
+    user, password = quote(params.pop("user", ""), safe=""), quote(params.pop("password", ""), safe="")
+    host, port = quote(params.pop("host", "localhost"), safe=""), params.pop("port", "5432")
+    database = quote(params.pop("dbname", ""), safe="")
+    login = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    query = f"?{urlencode(params)}" if params else ""
+    return TARGET_MODELS["postgres"].model_validate(
+        {"type": "postgres", "name": name, "url": f"postgresql://{login}{host}:{port}/{database}{query}"}
+    )
 
 
 def _put_records(records: Any, items: list[tuple[str, dict]]) -> None:
@@ -176,7 +218,11 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
     disk, memory, load); report each target's status with flap damping kept in records."""
     targets = _collect_targets(ctx, config)
     why = "every targets.services entry" if config.services is None else "services in the task's config"
-    ctx.scope([name for name, _ in targets], why + (" and its inline checks" if config.checks else ""), what="targets")
+    if config.databases:
+        why += f" and targets.databases {', '.join(config.databases)}"
+    ctx.scope(
+        [name for name, _, _ in targets], why + (" and its inline checks" if config.checks else ""), what="targets"
+    )
     if not targets:
         return {"outcome": OK, "summary": "no health targets configured", "targets": [], "counts": {}, "findings": []}
     records = ctx.records(DOMAIN)
@@ -200,15 +246,19 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
 
     started = time.perf_counter()
     results = run_checks(
-        targets, env, concurrency=config.concurrency, on_result=on_result, before_each=ctx.check_cancelled
+        [(name, target) for name, target, _ in targets],
+        env,
+        concurrency=config.concurrency,
+        on_result=on_result,
+        before_each=ctx.check_cancelled,
     )
     checks_seconds = time.perf_counter() - started
     now = ctx.now()
     rows: list[dict[str, Any]] = []
     writes: list[tuple[str, dict]] = []
-    by_name = dict(targets)
+    by_name = {name: (target, inventory_id) for name, target, inventory_id in targets}
     for result in results:
-        target = by_name[result.name]
+        target, inventory_id = by_name[result.name]
         result.detail = scrub(result.detail, ctx.secrets)
         record, reported, note = apply_damping(
             previous.get(result.name),
@@ -228,6 +278,7 @@ def health_check(ctx: RunContext, config: HealthCheckConfig) -> dict:
                 "latency_ms": result.latency_ms,
                 "detail": detail,
                 "data": result.data,
+                "target": inventory_id,
             }
         )
     started = time.perf_counter()

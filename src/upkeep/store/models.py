@@ -45,6 +45,7 @@ class UTCDateTime(TypeDecorator):
 
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+NullableJSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")  # None is SQL NULL
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -85,6 +86,7 @@ class ScheduledTask(Base):
     notify: Mapped[dict[str, Any]] = mapped_column(default=dict)
     expect_success_within_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     ping_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    affects: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)  # targets its runs disturb
     managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
     file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -237,13 +239,17 @@ class ApiKey(Base):
 
 
 class Silence(Base):
+    """Alerts held while ``match`` fits them: until a time (``until``), during recurring ``windows``
+    (the tasks' window syntax), or both. ``match`` keys: task, target, tier, channel, heartbeat."""
+
     __tablename__ = "silences"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    channel: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    until: Mapped[datetime] = mapped_column()
+    match: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    windows: Mapped[list[Any]] = mapped_column(default=list)
+    until: Mapped[datetime | None] = mapped_column(nullable=True)
     reason: Mapped[str] = mapped_column(sa.Text, default="")
+    managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
     created_by: Mapped[str] = mapped_column(sa.String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -385,3 +391,56 @@ class ChecklistItem(Base):
     done_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(nullable=True)
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)  # a check's note or a skip's reason
+
+
+class Alert(Base):
+    """One problem of one subject (a task, ``heartbeat/NAME`` or ``target/KIND.NAME``) from its
+    first message to its resolution: ``open``, ``acknowledged``, ``resolved``. At most one alert
+    per subject is unresolved; its messages are ``AlertDelivery`` rows."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.Index(
+            "uq_alerts_unresolved_subject",
+            "subject",
+            unique=True,
+            sqlite_where=sa.text("state != 'resolved'"),
+            postgresql_where=sa.text("state != 'resolved'"),
+        ),
+        sa.Index("ix_alerts_state_opened", "state", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # whose notify section applies
+    kind: Mapped[str] = mapped_column(sa.String(16))  # failure | outcome | overdue
+    state: Mapped[str] = mapped_column(sa.String(16), default="open")  # open | acknowledged | resolved
+    title: Mapped[str] = mapped_column(sa.Text, default="")
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    note: Mapped[str] = mapped_column(sa.Text, default="")  # the maintenance that preceded it, ...
+    dependents: Mapped[list[Any]] = mapped_column(default=list)  # targets failing because this one is down
+    escalate: Mapped[list[Any]] = mapped_column(default=list)  # the notify.escalate steps when it opened
+    escalated: Mapped[int] = mapped_column(sa.Integer, default=0)  # steps sent so far
+    nonce: Mapped[str] = mapped_column(sa.String(32))  # in the signed acknowledge link
+    opened_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AlertDelivery(Base):
+    """One message of an alert to one channel and what became of it."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # alert | repeat | escalation | resolution
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")  # queued|sent|suppressed|failed|dropped
+    title: Mapped[str] = mapped_column(sa.Text, default="")
+    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
