@@ -126,11 +126,13 @@ def test_old_pings_are_pruned_to_the_newest_hundred(hb):
     assert page["items"][-1]["received_at"] == (START + timedelta(seconds=20)).isoformat()
 
 
-def test_a_silence_of_heartbeat_name_suppresses_its_alerts(hb):
-    from upkeep.notify.silences import add_silence
+def test_a_silence_of_the_heartbeat_suppresses_its_alerts(hb):
+    from upkeep.app.alerts import create_silence
 
     token = hb.create("quiet", schedule="0 3 * * *")
-    add_silence(hb.store, task="heartbeat/quiet", until=SLOT + DAY, reason="maintenance", actor="test", now=START)
+    create_silence(
+        hb.store, match={"heartbeat": "quiet"}, until=SLOT + DAY, reason="maintenance", actor="test", now=START
+    )
     hb.at(SLOT).ping(token, "/fail")
     notes = hb.evaluate(SLOT + timedelta(minutes=1))
     assert sent(notes) == [("email", "failure", "suppressed"), ("hook", "failure", "suppressed")]

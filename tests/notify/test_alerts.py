@@ -13,8 +13,8 @@ from upkeep.engine import runs
 from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
+from upkeep.app.alerts import create_silence
 from upkeep.notify.pings import Ping, send_pings
-from upkeep.notify.silences import add_silence
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
@@ -214,7 +214,9 @@ def test_pings_to_one_url_keep_their_order_even_when_the_network_is_slow():
 def test_a_silence_suppresses_alerts_and_records_it(env):
     env.create("noisy")
     now = datetime.now(UTC)
-    add_silence(env.store, task="noisy", until=now + timedelta(hours=1), reason="migration", actor="test", now=now)
+    create_silence(
+        env.store, match={"task": "noisy"}, until=now + timedelta(hours=1), reason="migration", actor="test", now=now
+    )
     env.run_episode("noisy")
     notes = env.evaluate(now)
     assert sorted((n.channel, n.status) for n in notes) == [("email", "suppressed"), ("hook", "suppressed")]
@@ -229,7 +231,7 @@ def test_a_silence_suppresses_alerts_and_records_it(env):
 def test_a_channel_silence_only_silences_that_channel(env):
     env.create("half")
     now = datetime.now(UTC)
-    add_silence(env.store, channel="email", until=now + timedelta(hours=1), actor="test", now=now)
+    create_silence(env.store, match={"channel": "email"}, until=now + timedelta(hours=1), actor="test", now=now)
     env.run_episode("half")
     notes = env.evaluate(now)
     assert sorted((n.channel, n.status) for n in notes) == [("email", "suppressed"), ("hook", "sent")]

@@ -96,16 +96,23 @@ def test_silence_and_silences_list(cli):
     import json
 
     rows = json.loads(listed.output)
-    assert {(r["task"], r["channel"], r["reason"]) for r in rows} == {
-        ("nightly", None, "migration"),
-        (None, "email", ""),
+    assert {(json.dumps(r["match"]), r["reason"]) for r in rows} == {
+        ('{"task": "nightly"}', "migration"),
+        ('{"channel": "email"}', ""),
     }
     assert invoke("silence", "ghost", "--until", "1h").exit_code == 2  # unknown task
     assert invoke("silence", "nightly", "--until", "yesterday").exit_code == 2
-    assert invoke("silence", "--until", "1h").exit_code == 2  # neither task nor channel
+    assert invoke("silence", "--until", "1h").exit_code == 2  # nothing to match
+    assert invoke("silence", "nightly").exit_code == 2  # neither until nor a window
+    bad = invoke("silence", "nightly", "--window", "Sun 02:00-05:00 Europe/Zagrebb")
+    assert bad.exit_code == 2 and "windows.0" in bad.output and "Europe/Zagrebb" in bad.output
     ended = invoke("unsilence", str(rows[0]["id"]))
     assert ended.exit_code == 0
     assert len(json.loads(invoke("silences", "list", "--json").output)) == 1
+    weekly = invoke("silence", "--tier", "weekly", "--window", "Sun 02:00-05:00 Europe/Zagreb", "--json")
+    assert weekly.exit_code == 0, weekly.output
+    assert json.loads(weekly.output)["windows"] == ["Sun 02:00-05:00 Europe/Zagreb"]
+    assert json.loads(weekly.output)["until"] is None
     audit, _ = Upkeep(Settings(), store).list_audit(object_type="silence")
     assert {a["action"] for a in audit} == {"silence", "unsilence"}
 

@@ -3,6 +3,7 @@
 upkeep notify test CHANNEL                       send a test message (exit 0 sent, 2 not sent)
 upkeep notify silence TASK --until 2h --reason "migration"
 upkeep notify silence --channel email --until 2030-01-01T08:00Z
+upkeep notify silence --target services.api --window "Sun 02:00-05:00 Europe/Zagreb"
 upkeep notify unsilence ID
 upkeep notify silences list [--all]
 upkeep notify history                            the last alerts: sent, suppressed, failed
@@ -36,21 +37,32 @@ def test_channel(
 @notify_app.command("silence")
 def silence(
     ctx: typer.Context,
-    task: str = typer.Argument(None, help="Task to silence (on every channel unless --channel)"),
-    channel: str = typer.Option(None, "--channel", "-c", help="Channel to silence (for every task unless TASK)"),
-    until: str = typer.Option(..., "--until", "-u", help="A duration (2h, 1d) or an ISO-8601 time"),
+    task: str = typer.Argument(None, help="Task to silence (heartbeat/NAME: a heartbeat monitor)"),
+    channel: str = typer.Option(None, "--channel", help="Only on this channel (alone: every alert on it)"),
+    target: str = typer.Option(None, "--target", help="Alerts of a target, e.g. services.api"),
+    tier: str = typer.Option(None, "--tier", help="Alerts of the tasks in a tier (daily, weekly, ...)"),
+    heartbeat: str = typer.Option(None, "--heartbeat", help="Alerts of a heartbeat monitor"),
+    until: str = typer.Option(None, "--until", "-u", help="A duration (2h, 1d) or an ISO-8601 time"),
+    window: list[str] = typer.Option(
+        [], "--window", "-w", help="Recurring: 'Sun 02:00-05:00 Europe/Zagreb' (the tasks' syntax); repeatable"
+    ),
     reason: str = typer.Option("", "--reason", "-r", help="Why (kept in the audit log)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Suppress alerts of a task and/or a channel until a time."""
-    from upkeep.notify.silences import add_silence, parse_until
+    """Hold the alerts that fit (every option given must fit) until a time, during recurring windows, or both."""
+    from upkeep.app.alerts import create_silence
+    from upkeep.heartbeats.state import ALERT_PREFIX
+    from upkeep.notify.silences import describe_match, parse_until
 
+    if task and task.startswith(ALERT_PREFIX):
+        task, heartbeat = None, heartbeat or task[len(ALERT_PREFIX) :]
+    given = {"task": task, "target": target, "tier": tier, "channel": channel, "heartbeat": heartbeat}
     now = datetime.now(UTC)
-    view = add_silence(
+    view = create_silence(
         state(ctx).store(),
-        task=task,
-        channel=channel,
-        until=parse_until(until, now),
+        match={k: v for k, v in given.items() if v},
+        windows=list(window),
+        until=parse_until(until, now) if until else None,
         reason=reason,
         actor=actor(),
         now=now,
@@ -58,16 +70,23 @@ def silence(
     if as_json:
         print_json(view)
         return
-    scope = " on ".join(x for x in (f"task {task}" if task else "", f"channel {channel}" if channel else "") if x)
-    echo(f"silence {view['id']}: {scope} until {view['until']}")
+    when = " ".join(
+        x
+        for x in (
+            f"during {', '.join(view['windows'])}" if view["windows"] else "",
+            f"until {view['until']}" if view["until"] else "",
+        )
+        if x
+    )
+    echo(f"silence {view['id']}: {describe_match(view['match'])} {when}")
 
 
 @notify_app.command("unsilence")
 def unsilence(ctx: typer.Context, silence_id: int = typer.Argument(..., help="The silence id")) -> None:
-    """End a silence now."""
-    from upkeep.notify.silences import remove_silence
+    """End a silence now (one from upkeep.yaml ends when it leaves the file)."""
+    from upkeep.app.alerts import expire_silence
 
-    view = remove_silence(state(ctx).store(), silence_id, actor=actor())
+    view = expire_silence(state(ctx).store(), silence_id, actor=actor())
     echo(f"silence {view['id']} ended")
 
 
@@ -77,25 +96,27 @@ def silences_list(
     include_expired: bool = typer.Option(False, "--all", help="Include silences that ended"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Active silences (with --all, ended ones too)."""
-    from upkeep.notify.silences import list_silences
+    """Silences that have not ended (with --all, ended ones too)."""
+    from upkeep.app.alerts import list_silences
+    from upkeep.notify.silences import describe_match
 
-    rows = list_silences(state(ctx).store(), include_expired=include_expired)
+    rows = list_silences(state(ctx).store(), include_ended=include_expired)
     if as_json:
         print_json(rows)
         return
     if not rows:
-        echo("no active silences" if not include_expired else "no silences")
+        echo("no silences in force" if not include_expired else "no silences")
         return
     table(
-        ["id", "task", "channel", "until", "active", "reason", "by"],
+        ["id", "match", "windows", "until", "now", "from", "reason", "by"],
         [
             [
                 r["id"],
-                r["task"] or "*",
-                r["channel"] or "*",
-                short_time(r["until"]),
-                "yes" if r["active"] else "no",
+                describe_match(r["match"]),
+                ", ".join(r["windows"]) or "-",
+                short_time(r["until"]) if r["until"] else "-",
+                "holding" if r["active"] else ("ended" if r["ended"] else "waiting"),
+                r["managed_by"],
                 r["reason"],
                 r["created_by"],
             ]

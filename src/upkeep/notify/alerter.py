@@ -8,12 +8,17 @@ reads them from the store. Each evaluation, in one transaction:
    last ``finished_at`` processed plus the ids processed within ``CURSOR_LOOKBACK`` before it, so a
    run whose commit lands late or whose worker clock lags a little is still seen, exactly once);
 2. applies the rules of ``upkeep.notify.rules`` per (task, channel) against ``alert_state``;
-   silenced messages are recorded as suppressed, the others go to the outbox;
+   silenced messages are recorded as suppressed, the others go to the outbox. A health check's
+   inventory targets are evaluated each on its own (``upkeep.notify.targets``: maintenance and
+   dependencies hold their failures). Every problem message belongs to an alert
+   (``upkeep.notify.alerts``): the first opens it, a recovery resolves it and sends one resolution
+   to every channel it reached;
 3. queues Healthchecks-style pings (``upkeep.notify.pings``) for runs that started or ended;
 4. adds the runs to the persistent metric counters (``upkeep.metrics.record_runs``);
 5. every ``overdue_every`` seconds, checks the engine's overdue tasks (alert once per episode),
    and open checklists: their automatic items, reminders, one overdue alert each
-   (``upkeep.notify.checklists``).
+   (``upkeep.notify.checklists``);
+6. sends the due escalation steps of open (unacknowledged, unresolved) alerts.
 
 After the commit it sends the pings and delivers the outbox. On PostgreSQL several alerters (one per
 scheduler) take turns through an advisory lock, so each run is evaluated once.
@@ -40,14 +45,15 @@ from upkeep import metrics
 from upkeep.clock import utcnow
 from upkeep.engine.execute import instance_secrets
 from upkeep.engine.taskspec import NotifySpec
-from upkeep.notify import _records, rules
+from upkeep.notify import _records, alerts, rules
 from upkeep.notify.channels import Channel, load_channels
-from upkeep.notify.messages import base_url, overdue_message, run_message, task_secrets
+from upkeep.notify.messages import Message, base_url, overdue_message, run_message, task_secrets
 from upkeep.notify.outbox import ALERTS_DOMAIN, Notification, add_history, deliver, enqueue
 from upkeep.notify.pings import Ping, end_kind, send_pings
-from upkeep.notify.silences import active_silences, matching_silence
+from upkeep.notify.silences import Subject, active_silences, held_by, matching_silence
+from upkeep.secrets import scrub
 from upkeep.store.db import Store
-from upkeep.store.models import FAILED, RUNNING, TIMED_OUT, AlertState, Run, ScheduledTask
+from upkeep.store.models import COMPLETED, FAILED, RUNNING, TIMED_OUT, Alert, AlertState, Run, ScheduledTask
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ TASK_COLUMNS = (
     ScheduledTask.notify,
     ScheduledTask.ping_url,
     ScheduledTask.config,
+    ScheduledTask.tiers,
 )
 
 
@@ -181,6 +188,7 @@ class Alerter:
                 _records.put(s, ALERTS_DOMAIN, "overdue", {"at": now.isoformat(), "tasks": sorted(overdue)})
                 checklist_alerts().evaluate(evaluation)
             heartbeat_alerts().evaluate(self, s, now, channels, silences, suppressed, prune=overdue is not None)
+            evaluation.escalate()
             metrics.record_runs(s, finished)
             evaluation.save()
             add_history(s, suppressed)
@@ -335,6 +343,11 @@ class _Evaluation:
         self.dirty: set[tuple[str, str]] = set()
         self._specs: dict[int, NotifySpec] = {}
         self._secrets: list[str] | None = None
+        self._loaded = {name for name, _ in states}
+        self._alerts: dict[str, Alert | None] = {}
+        self._resolved: set[str] = set()
+        self._link_secret: str | None = None
+        self._targets = None
 
     def secrets(self, task: Any) -> list[str]:
         """Every secret the instance can resolve (read once per evaluation) and the task's own."""
@@ -351,9 +364,10 @@ class _Evaluation:
                 self._specs[task.id] = NotifySpec()
         return self._specs[task.id]
 
-    def channel_names(self, task: Any, spec: NotifySpec) -> list[str]:
+    def channel_names(self, task: Any, spec: NotifySpec | list[str]) -> list[str]:
         """The task's channels (or the default channels); names not configured are logged and skipped."""
-        names = list(spec.channels) or [n for n, c in self.channels.items() if c.default]
+        names = list(spec) if isinstance(spec, list) else list(spec.channels)
+        names = names or [n for n, c in self.channels.items() if c.default]
         for name in names:
             if name not in self.channels and (task.name, name) not in self.alerter._unknown_warned:
                 self.alerter._unknown_warned.add((task.name, name))
@@ -362,37 +376,151 @@ class _Evaluation:
                 )
         return [n for n in names if n in self.channels]
 
+    @staticmethod
+    def subject(task: Any) -> Subject:
+        """What silences and alerts know of ``task`` (a task row, or a monitor or target standing in)."""
+        given = getattr(task, "subject", None)
+        if given is not None:
+            return given
+        return Subject(name=task.name, task=task.name, tiers=tuple(getattr(task, "tiers", None) or ()))
+
     def state(self, task: str, channel: str) -> rules.State:
+        if task not in self._loaded:
+            self._loaded.add(task)
+            for row in self.s.execute(sa.select(AlertState).where(AlertState.task_name == task)).scalars():
+                self.states[(row.task_name, row.channel)] = row
         row = self.states.get((task, channel))
         if row is None:
             return rules.State()
         return rules.State(row.state, row.consecutive_failures, row.last_sent_at)
 
-    def send(self, task: Any, channel: str, kind: str, message) -> bool:
-        """Queue ``message()`` for the channel unless a silence covers it; True when queued."""
-        msg = message()
+    def announced(self, name: str) -> bool:
+        """Whether the current problem of ``name`` reached some channel."""
+        return any(row.last_sent_at is not None for (n, _), row in self.states.items() if n == name)
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    def alert(self, name: str) -> Alert | None:
+        if name not in self._alerts:
+            self._alerts[name] = alerts.unresolved(self.s, [name]).get(name)
+        return self._alerts[name]
+
+    def _ack_link(self, alert: Alert) -> str:
+        if self._link_secret is None:
+            self._link_secret = alerts.link_secret(self.s)
+        return alerts.ack_link(self.alerter.link_base, self._link_secret, alert)
+
+    def _send(self, alert: Alert | None, subject: Subject, channel: str, kind: str, delivery: str, msg) -> bool:
+        """Queue ``msg`` for ``channel`` (or record it suppressed by a silence); True when queued."""
+        body = msg.body
+        if alert is not None and delivery != "resolution":
+            body += f"\nAcknowledge: {self._ack_link(alert)}"
+        silence = matching_silence(self.silences, subject, channel, self.now)
         note = Notification(
-            task=task.name,
+            task=subject.name,
             channel=channel,
             kind=kind,
             title=msg.title,
-            body=msg.body,
+            body=body,
             notify_type=msg.notify_type,
             run_id=msg_run_id(msg),
             at=self.now.isoformat(),
+            alert_id=alert.id if alert is not None else None,
+            subject=subject.as_dict(),
         )
-        silence = matching_silence(self.silences, task.name, channel, self.now)
+        if alert is not None:
+            status = "suppressed" if silence is not None else "queued"
+            note.delivery_id = alerts.add_delivery(self.s, alert, channel, delivery, msg.title, status, self.now).id
         if silence is not None:
-            note.status = "suppressed"
-            note.error = f"silence {silence.id} until {silence.until.isoformat()}"
+            note.status, note.error = "suppressed", held_by(silence)
             self.suppressed.append(note)
             log.info("alert %r to %s suppressed by silence %s", note.title, channel, silence.id)
             return False
         enqueue(self.s, note, self.now)
         return True
 
+    def send(self, task: Any, channel: str, kind: str, message) -> bool:
+        """Queue ``message()`` for the channel, outside any alert (a checklist's reminder), unless
+        a silence covers it; True when queued."""
+        return self._send(None, self.subject(task), channel, kind, kind, message())
+
+    def _problem(self, task: Any, subject: Subject, channel: str, decision: rules.Decision, message) -> bool:
+        alert = self.alert(subject.name)
+        if decision.repeat and alert is not None and alert.state == alerts.ACKNOWLEDGED:
+            return False  # someone took it: no reminders
+        msg = message()
+        if alert is None:
+            alert = alerts.open_alert(
+                self.s,
+                subject=subject.name,
+                task_name=subject.task,
+                kind=decision.kind or "",
+                title=msg.title,
+                body=msg.body,
+                run_id=msg_run_id(msg),
+                note=getattr(msg, "note", ""),
+                escalate=[step.model_dump(mode="json") for step in self.spec(task).escalate],
+                now=self.now,
+            )
+            self._alerts[subject.name] = alert
+        return self._send(alert, subject, channel, decision.kind or "", "repeat" if decision.repeat else "alert", msg)
+
+    def _recovery(self, subject: Subject, channel: str, message) -> bool:
+        """Resolve the subject's alert: one resolution to every channel it reached (once per
+        evaluation, whichever channel's rule saw the recovery first)."""
+        if subject.name in self._resolved:
+            return True
+        alert = self.alert(subject.name)
+        if alert is None:  # announced before alerts were kept: the channel that saw it hears the end
+            return self._send(None, subject, channel, "recovery", "resolution", message())
+        msg = message()
+        alerts.resolve(alert, self.now)
+        self._resolved.add(subject.name)
+        self._alerts[subject.name] = None
+        for name in alerts.alerted_channels(self.s, alert.id):
+            if name in self.channels:
+                self._send(alert, subject, name, "recovery", "resolution", msg)
+        return True
+
+    def escalate(self) -> None:
+        """Send the due escalation steps of every open alert (each step once)."""
+        due = [
+            (alert, steps) for alert in alerts.open_alerts(self.s) if (steps := alerts.escalation_due(alert, self.now))
+        ]
+        if not due:
+            return
+        names = sorted({a.task_name for a, _ in due if a.task_name})
+        tiers = dict(
+            self.s.execute(
+                sa.select(ScheduledTask.name, ScheduledTask.tiers).where(ScheduledTask.name.in_(names))
+            ).all()
+        )
+        for alert, steps in due:
+            subject = subject_of_alert(alert, tuple(tiers.get(alert.task_name) or ()))
+            for index, step in steps:
+                after = step["after"]
+                msg = _WithRun(
+                    Message(
+                        alert.title.replace("[upkeep] ", "[upkeep] ESCALATED ", 1),
+                        f"Not acknowledged {after} after it opened ({alert.opened_at.isoformat()}).\n{alert.body}",
+                        "failure",
+                    ),
+                    alert.run_id,
+                )
+                for channel in self.channel_names(subject, list(step.get("channels") or [])):
+                    self._send(alert, subject, channel, "escalation", "escalation", msg)
+                alert.escalated = index + 1
+                alert.updated_at = self.now
+
+    # --- rules ------------------------------------------------------------------------------
+
     def apply(self, task: Any, channel: str, decision: rules.Decision, message) -> None:
-        delivered = self.send(task, channel, decision.kind or "", message) if decision.send else False
+        subject = self.subject(task)
+        delivered = False
+        if decision.kind == "recovery":
+            delivered = self._recovery(subject, channel, message)
+        elif decision.send:
+            delivered = self._problem(task, subject, channel, decision, message)
         new = rules.after_send(decision, self.now, delivered=delivered)
         if new != self.state(task.name, channel):
             row = self.states.get((task.name, channel))
@@ -408,12 +536,24 @@ class _Evaluation:
             row.updated_at = self.now
             self.dirty.add((task.name, channel))
 
+    def targets(self):
+        if self._targets is None:
+            from upkeep.notify.targets import TargetEvaluation
+
+            self._targets = TargetEvaluation(self)
+        return self._targets
+
     def run_finished(self, task: Any, run: Any, *, retrying: bool) -> None:
+        from upkeep.notify.targets import REPORTING_TYPES
+
         spec = self.spec(task)
+        outcome = run.outcome
+        if run.status == COMPLETED and task.task_type in REPORTING_TYPES:
+            outcome = self.targets().observe(task, run)  # its inventory targets alert on their own
         cache: dict[str, Any] = {}
         for channel in self.channel_names(task, spec):
             prev = self.state(task.name, channel)
-            decision = rules.on_run(prev, spec, run.status, run.outcome, retrying=retrying, now=self.now)
+            decision = rules.on_run(prev, spec, run.status, outcome, retrying=retrying, now=self.now)
 
             def message(decision=decision):
                 key = f"{decision.kind}:{decision.repeat}"
@@ -422,6 +562,34 @@ class _Evaluation:
                 return cache[key]
 
             self.apply(task, channel, decision, message)
+
+    def target_checked(self, target: Any, run: Any) -> None:
+        """Apply the rules to one target's check (``upkeep.notify.targets``)."""
+        from upkeep.notify import targets
+
+        spec = self.spec(target)
+        cache: dict[str, Any] = {}
+        for channel in self.channel_names(target, spec):
+            prev = self.state(target.name, channel)
+            decision = rules.on_run(prev, spec, COMPLETED, target.check.status, retrying=False, now=self.now)
+
+            def message(decision=decision):
+                key = f"{decision.kind}:{decision.repeat}"
+                if key not in cache:
+                    msg = targets.message(
+                        decision.kind or "", target, run, self.alerter.link_base, repeat=decision.repeat
+                    )
+                    secrets = self.secrets(target)
+                    after = target.record.get("after_maintenance")
+                    note = f"after maintenance: run {after['run_id']} of task {after['task']}" if after else ""
+                    cache[key] = _WithRun(
+                        Message(scrub(msg.title, secrets), scrub(msg.body, secrets), msg.notify_type), run.id, note
+                    )
+                return cache[key]
+
+            self.apply(target, channel, decision, message)
+        if target.check.dependents and (alert := self.alert(target.name)) is not None:
+            alerts.add_dependents(alert, target.check.dependents, self.now)
 
     def _run_message(self, task: Any, run: Any, decision: rules.Decision):
         result = self.s.execute(sa.select(Run.result).where(Run.id == run.id)).scalar()
@@ -462,16 +630,32 @@ class _Evaluation:
                 self.apply(task, channel, decision, message)
 
     def save(self) -> None:
+        if self._targets is not None:
+            self.suppressed.extend(self._targets.held)
+            self._targets.held = []
         if self.dirty:
             self.s.flush()
 
 
-class _WithRun:
-    """A message together with the run it is about."""
+def subject_of_alert(alert: Alert, tiers: tuple[str, ...] = ()) -> Subject:
+    """The subject of a stored alert (its name says which kind it is)."""
+    from upkeep.heartbeats.state import ALERT_PREFIX
+    from upkeep.notify.targets import PREFIX
 
-    def __init__(self, message, run_id: int | None):
+    name = alert.subject
+    if name.startswith(ALERT_PREFIX):
+        return Subject(name=name, heartbeat=name[len(ALERT_PREFIX) :])
+    if name.startswith(PREFIX):
+        return Subject(name=name, task=alert.task_name, tiers=tiers, target=name[len(PREFIX) :])
+    return Subject(name=name, task=alert.task_name or name, tiers=tiers)
+
+
+class _WithRun:
+    """A message together with the run it is about (and a note its alert keeps)."""
+
+    def __init__(self, message, run_id: int | None, note: str = ""):
         self.title, self.body, self.notify_type = message.title, message.body, message.notify_type
-        self.run_id = run_id
+        self.run_id, self.note = run_id, note
 
 
 def msg_run_id(msg: Any) -> int | None:

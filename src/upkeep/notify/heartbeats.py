@@ -10,8 +10,8 @@ Each evaluation (``evaluate``, called by ``Alerter.evaluate_once``):
 3. applies ``rules.on_overdue_check`` to every monitor past slot + grace (``state.is_overdue``),
    and to those announced overdue before (so the episode can end): one alert per episode.
 
-Alert state, silences and the outbox are the tasks' own, under the name ``heartbeat/NAME``, so
-``upkeep notify silence heartbeat/NAME`` silences a monitor. Every ``PRUNE`` evaluation keeps only
+Alert state, alerts and the outbox are the tasks' own, under the name ``heartbeat/NAME``; a
+silence matching ``heartbeat: NAME`` holds a monitor's alerts. Every ``PRUNE`` evaluation keeps only
 the newest ``KEEP_PINGS`` evaluated pings of each monitor.
 """
 
@@ -28,6 +28,7 @@ from upkeep.heartbeats.state import ALERT_PREFIX, END_KINDS, alert_name, effecti
 from upkeep.notify import rules
 from upkeep.notify.alerter import _Evaluation, _WithRun
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip
+from upkeep.notify.silences import Subject
 from upkeep.secrets import scrub
 from upkeep.store.models import AlertState, Heartbeat, HeartbeatPing
 
@@ -46,6 +47,7 @@ class _Monitor:
         self.notify = row.notify
         self.task_type = "heartbeat"
         self.config: dict = {}  # no config of its own: the instance's secrets are all there is to scrub
+        self.subject = Subject(name=self.name, heartbeat=row.name)
 
 
 def evaluate(

@@ -5,7 +5,8 @@ delivers after the commit. A channel that fails keeps its messages: they are ret
 evaluation, then with backoff (``RETRY_BACKOFF``, capped at ``RETRY_BACKOFF_MAX``); a message still
 undelivered after ``MAX_AGE_SECONDS`` is dropped with an error in the log and the history. A
 message is leased while it is being sent, so two alerters never send it twice. A silence that
-starts before delivery still suppresses it.
+starts before delivery still suppresses it. A message of an alert (``upkeep.notify.alerts``) updates
+that alert's delivery row with what became of it.
 
 The last ``HISTORY_SIZE`` deliveries (sent, suppressed, failed, dropped) are kept in the records
 domain ``_alerts``, key ``history``, newest first.
@@ -21,10 +22,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from upkeep.notify import _records
 from upkeep.notify.channels import Channel, send
-from upkeep.notify.silences import active_silences, matching_silence
+from upkeep.notify.silences import Subject, active_silences, matching_silence
 from upkeep.store.db import Store
+from upkeep.store.models import AlertDelivery
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +56,14 @@ class Notification:
     error: str | None = None
     at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    alert_id: int | None = None
+    delivery_id: int | None = None
+    subject: dict[str, Any] | None = None  # ``silences.Subject.as_dict()``, to match silences at delivery
 
     def as_history(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("body")
-        data.pop("extra")
+        for key in ("body", "extra", "delivery_id", "subject"):
+            data.pop(key)
         return data
 
 
@@ -83,6 +90,9 @@ def enqueue(s, note: Notification, now: datetime) -> str:
         "body": note.body,
         "notify_type": note.notify_type,
         "run_id": note.run_id,
+        "alert_id": note.alert_id,
+        "delivery_id": note.delivery_id,
+        "subject": note.subject,
         "created_at": _iso(now),
         "attempts": 0,
         "next_attempt_at": _iso(now),
@@ -134,6 +144,9 @@ def _note_of(item: dict) -> Notification:
         body=item.get("body", ""),
         notify_type=item.get("notify_type", "info"),
         run_id=item.get("run_id"),
+        alert_id=item.get("alert_id"),
+        delivery_id=item.get("delivery_id"),
+        subject=item.get("subject"),
     )
 
 
@@ -160,7 +173,7 @@ def deliver(store: Store, channels: dict[str, Channel], now: datetime) -> list[N
                 continue
             note = _note_of(item)
             note.at = _iso(now)
-            if matching_silence(silences, note.task, name, now) is not None:
+            if matching_silence(silences, Subject.from_dict(note.subject, note.task), name, now) is not None:
                 note.status = "suppressed"
                 done.append((key, item, note))
                 continue
@@ -207,5 +220,11 @@ def deliver(store: Store, channels: dict[str, Channel], now: datetime) -> list[N
                     )
                     _records.put(s, OUTBOX_DOMAIN, key, item)
             notes.append(note)
+            if note.delivery_id is not None:
+                s.execute(
+                    sa.update(AlertDelivery)
+                    .where(AlertDelivery.id == note.delivery_id)
+                    .values(status=note.status, error=note.error, updated_at=now)
+                )
         add_history(s, notes)
     return notes

@@ -1,22 +1,61 @@
-"""Silences: suppress alerts of one task, one channel, or one task on one channel, until a time.
+"""Silences: hold the alerts that fit ``match`` until a time, during recurring windows, or both.
 
-A silenced alert is not sent; the alerter records it as ``suppressed`` in its history and the
-task's alert state still moves (so the silence ending does not replay old alerts: the next run
-that still shows the problem alerts again). Every silence added or removed writes an audit entry.
+``match`` keys, all of which must fit (at least one is needed):
+
+- ``task``: alerts of that task (its runs, and the targets its health checks observe);
+- ``target``: alerts of that target (``services.api``);
+- ``tier``: alerts of tasks in that tier (``daily``, ``weekly``, ...);
+- ``channel``: every alert on that channel;
+- ``heartbeat``: alerts of that heartbeat monitor.
+
+``windows`` uses the tasks' window syntax (``Sun 02:00-05:00 Europe/Zagreb``, see
+``upkeep.engine.windows``): the silence holds only inside one of them, local wall-clock hours kept
+across DST changes. ``until`` ends it for good. A silenced message is not sent: it is recorded as
+``suppressed`` in the history and on its alert, and the alert state still moves (so the silence
+ending does not replay old alerts: the next check that still shows the problem alerts again).
+
+Silences are made in upkeep.yaml (``silences:``), through the API and UI, or ``upkeep notify
+silence``: the use cases are in ``upkeep.app.alerts``; this module says what a silence means.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.engine.taskspec import parse_duration
-from upkeep.errors import NotFound, UserError
-from upkeep.store.db import Store
-from upkeep.store.models import AuditEntry, ScheduledTask, Silence
+from upkeep.engine.taskspec import TIERS, parse_duration
+from upkeep.engine.windows import parse_window
+from upkeep.errors import ConfigError, UserError
+from upkeep.store.models import Silence
+
+MATCH_KEYS = ("task", "target", "tier", "channel", "heartbeat")
+_window = lru_cache(maxsize=1024)(parse_window)  # silences are read at every evaluation
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an alert is about, as silences see it. ``name`` keys its alert state and its alert: the
+    task's name, ``heartbeat/NAME`` or ``target/KIND.NAME``."""
+
+    name: str
+    task: str | None = None  # the task whose notify section applies
+    tiers: tuple[str, ...] = ()
+    target: str | None = None
+    heartbeat: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tiers": list(self.tiers)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, fallback: str | None = None) -> Subject:
+        if not data:
+            return cls(name=fallback or "", task=fallback)
+        return cls(**{**data, "tiers": tuple(data.get("tiers") or ())})
 
 
 def parse_until(text: str, now: datetime) -> datetime:
@@ -39,125 +78,107 @@ def parse_until(text: str, now: datetime) -> datetime:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def validate_silence(match: Any, windows: Any, until: datetime | None) -> tuple[dict[str, str], list[str]]:
+    """``(match, windows)`` normalized; a ConfigError naming the field otherwise."""
+    if not isinstance(match, dict) or not match:
+        raise ConfigError(
+            "a silence needs a match: one or more of " + ", ".join(MATCH_KEYS),
+            hint="e.g. match: {task: nightly-backup}",
+            field="match",
+        )
+    clean: dict[str, str] = {}
+    for key, value in match.items():
+        if key not in MATCH_KEYS:
+            raise ConfigError(f"unknown key {key!r}", hint=f"match takes {', '.join(MATCH_KEYS)}", field=f"match.{key}")
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError("must be a name", field=f"match.{key}")
+        clean[key] = value.strip()
+    if "tier" in clean and clean["tier"] not in TIERS:
+        raise ConfigError(f"unknown tier {clean['tier']!r}", hint=f"one of {', '.join(TIERS)}", field="match.tier")
+    if not isinstance(windows, list) or not all(isinstance(w, str) for w in windows):
+        raise ConfigError("must be a list of windows such as 'Sun 02:00-05:00 Europe/Zagreb'", field="windows")
+    normalized = []
+    for index, text in enumerate(windows):
+        try:
+            normalized.append(parse_window(text).text)
+        except UserError as exc:
+            raise ConfigError(exc.message, field=f"windows.{index}") from None
+    if not normalized and until is None:
+        raise ConfigError(
+            "a silence needs windows (recurring) or until (one-off)",
+            hint="e.g. windows: ['Sun 02:00-05:00 Europe/Zagreb'], or --until 2h",
+            field="windows",
+        )
+    if until is not None and until.tzinfo is None:
+        raise ConfigError("the end of a silence needs a time zone", field="until")
+    return clean, normalized
+
+
+def describe_match(match: dict[str, Any]) -> str:
+    """``task=nightly-backup, channel=email``."""
+    return ", ".join(f"{k}={match[k]}" for k in MATCH_KEYS if k in match)
+
+
+def fits(match: dict[str, Any], subject: Subject, channel: str) -> bool:
+    """True when every key of ``match`` fits the alert of ``subject`` on ``channel``."""
+    for key, value in match.items():
+        if key == "task" and subject.task != value:
+            return False
+        if key == "target" and subject.target != value:
+            return False
+        if key == "tier" and value not in subject.tiers:
+            return False
+        if key == "channel" and channel != value:
+            return False
+        if key == "heartbeat" and subject.heartbeat != value:
+            return False
+    return bool(match)
+
+
+def in_force(row: Silence, now: datetime) -> bool:
+    """Not ended, and inside one of its windows when it has any."""
+    if row.until is not None and row.until <= now:
+        return False
+    windows = row.windows or []
+    return not windows or any(_window(text).contains(now) for text in windows)
+
+
+def ended(row: Silence, now: datetime) -> bool:
+    return row.until is not None and row.until <= now
+
+
+def active_silences(session, now: datetime) -> list[Silence]:
+    """The silences that have not ended (whether a window is open is judged per message)."""
+    return list(
+        session.execute(sa.select(Silence).where(sa.or_(Silence.until.is_(None), Silence.until > now))).scalars()
+    )
+
+
+def matching_silence(silences: Iterable[Silence], subject: Subject, channel: str, now: datetime) -> Silence | None:
+    """The silence holding the alert of ``subject`` on ``channel`` at ``now``, if any."""
+    for row in silences:
+        if fits(row.match or {}, subject, channel) and in_force(row, now):
+            return row
+    return None
+
+
+def held_by(row: Silence) -> str:
+    """How a suppressed message names the silence that held it."""
+    scope = f"during {', '.join(row.windows)}" if row.windows else f"until {row.until.isoformat()}"
+    return f"silence {row.id} ({describe_match(row.match or {})}) {scope}"
+
+
 def silence_view(row: Silence, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     return {
         "id": row.id,
-        "task": row.task_name,
-        "channel": row.channel,
-        "until": row.until.isoformat(),
+        "match": dict(row.match or {}),
+        "windows": list(row.windows or []),
+        "until": row.until.isoformat() if row.until else None,
         "reason": row.reason,
+        "managed_by": row.managed_by,
         "created_by": row.created_by,
         "created_at": row.created_at.isoformat(),
-        "active": row.until > now,
+        "ended": ended(row, now),
+        "active": in_force(row, now),
     }
-
-
-def _silenceable(s, name: str) -> bool:
-    """A task, or a heartbeat monitor named as its alerts name it (``heartbeat/NAME``)."""
-    from upkeep.heartbeats.state import ALERT_PREFIX
-    from upkeep.store.models import Heartbeat
-
-    if name.startswith(ALERT_PREFIX):
-        query = sa.select(Heartbeat.id).where(Heartbeat.name == name[len(ALERT_PREFIX) :])
-    else:
-        query = sa.select(ScheduledTask.id).where(ScheduledTask.name == name)
-    return s.execute(query).first() is not None
-
-
-def add_silence(
-    store: Store,
-    *,
-    until: datetime,
-    task: str | None = None,
-    channel: str | None = None,
-    reason: str = "",
-    actor: str = "system",
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Silence ``task`` (on every channel), ``channel`` (for every task) or both together."""
-    now = now or datetime.now(UTC)
-    if not task and not channel:
-        raise UserError("a silence needs a task or a channel", hint="give TASK or --channel NAME", field="task")
-    if until.tzinfo is None:
-        raise UserError("the end of a silence needs a time zone", field="until")
-    if until <= now:
-        raise UserError(f"--until {until.isoformat()} is not in the future", field="until")
-    with store.write() as s:
-        if task and not _silenceable(s, task):
-            raise NotFound(
-                f"no task {task!r}",
-                hint="`upkeep tasks list` shows the tasks; a heartbeat monitor is heartbeat/NAME",
-                field="task",
-            )
-        row = Silence(
-            task_name=task, channel=channel, until=until, reason=reason or "", created_by=actor, created_at=now
-        )
-        s.add(row)
-        s.flush()
-        view = silence_view(row, now)
-        s.add(
-            AuditEntry(
-                ts=now,
-                actor=actor,
-                action="silence",
-                object_type="silence",
-                object_id=str(row.id),
-                before=None,
-                after=view,
-                detail=reason or None,
-            )
-        )
-    return view
-
-
-def remove_silence(store: Store, silence_id: int, *, actor: str = "system", now: datetime | None = None) -> dict:
-    """End a silence now (the row is kept, with ``until`` set to now, for the history)."""
-    now = now or datetime.now(UTC)
-    with store.write() as s:
-        row = s.get(Silence, silence_id)
-        if row is None:
-            raise NotFound(f"no silence {silence_id}", hint="`upkeep notify silences list`", field="silence")
-        before = silence_view(row, now)
-        if row.until > now:
-            row.until = now
-        after = silence_view(row, now)
-        s.add(
-            AuditEntry(
-                ts=now,
-                actor=actor,
-                action="unsilence",
-                object_type="silence",
-                object_id=str(row.id),
-                before=before,
-                after=after,
-            )
-        )
-    return after
-
-
-def list_silences(store: Store, *, include_expired: bool = False, now: datetime | None = None) -> list[dict]:
-    now = now or datetime.now(UTC)
-    query = sa.select(Silence).order_by(Silence.until.desc(), Silence.id.desc())
-    if not include_expired:
-        query = query.where(Silence.until > now)
-    with store.read() as s:
-        return [silence_view(r, now) for r in s.execute(query.limit(1000)).scalars()]
-
-
-def active_silences(session, now: datetime) -> list[Silence]:
-    return list(session.execute(sa.select(Silence).where(Silence.until > now)).scalars())
-
-
-def matching_silence(silences: Iterable[Silence], task: str | None, channel: str, now: datetime) -> Silence | None:
-    """The silence covering ``task`` on ``channel`` at ``now``, if any."""
-    for row in silences:
-        if row.until <= now:
-            continue
-        if row.task_name and row.task_name != task:
-            continue
-        if row.channel and row.channel != channel:
-            continue
-        if row.task_name or row.channel:
-            return row
-    return None
