@@ -8,6 +8,8 @@ The file (found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``,
     targets:    # inventory: kind -> name -> mapping (services, databases, logs, files, backups, ...)
     channels:   # notification channels: name -> {url: apprise URL, ...}
     tasks:      # a list of tasks (the TaskSpec fields: name, type, schedule, config, tiers, ...)
+    heartbeats: # monitors of jobs upkeep does not run (upkeep.heartbeats.config)
+    silences:   # recurring and one-off silences of alerts (upkeep.app.silence_file)
 
 Secrets are written as ``${env:NAME}``. They are stored unresolved (targets and channels in the
 records domain ``_upkeep``, task config in the task) and resolved only at run time; diffs and
@@ -33,8 +35,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from upkeep import secrets as secret_refs
+from upkeep.app import silence_file
+from upkeep.app.silence_file import SilencePlan
 from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error, validation_errors
+from upkeep.engine.targets import affects_problems, dependency_problems, handler_entry
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
 from upkeep.heartbeats import config as heartbeat_config
@@ -150,12 +155,13 @@ class ConfigFile(BaseModel):
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
     heartbeats: list[dict[str, Any]] = Field(default_factory=list, description="Monitors of jobs upkeep does not run")
+    silences: list[Any] = Field(default_factory=list, description="Silences of alerts: match, windows, until, reason")
 
-    @field_validator("server", "targets", "channels", "tasks", "heartbeats", mode="before")
+    @field_validator("server", "targets", "channels", "tasks", "heartbeats", "silences", mode="before")
     @classmethod
     def _empty_section(cls, value: Any, info) -> Any:
         if value is None:
-            return [] if info.field_name in ("tasks", "heartbeats") else {}
+            return [] if info.field_name in ("tasks", "heartbeats", "silences") else {}
         return value
 
     @field_validator("targets", mode="before")
@@ -323,6 +329,9 @@ def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[
                 hint="task names must be unique",
             )
         seen[spec.name] = index
+        for parts, message in affects_problems(spec.affects and spec.affects.model_dump(), loaded.model.targets):
+            path = ["tasks", str(index), *parts]
+            raise ConfigError(f"{loaded.where_at(path)}: task {spec.name!r}: {'.'.join(parts)}: {message}")
         out.append(normalized_spec(spec, registry))
     return out
 
@@ -339,7 +348,7 @@ def validate_targets(loaded: LoadedConfig, registry: Registry = REGISTRY) -> Non
             )
         for name, entry in entries.items():
             try:
-                kinds[kind](name, entry)
+                kinds[kind](name, handler_entry(entry))
             except ValidationError as exc:
                 loc, message = validation_errors(exc)[0]
                 hint = None
@@ -349,6 +358,8 @@ def validate_targets(loaded: LoadedConfig, registry: Registry = REGISTRY) -> Non
                 continue
             parts = ["targets", kind, name, *(loc.split(".") if loc else [])]
             raise ConfigError(f"{loaded.where_at(parts)}: {'.'.join(parts)}: {message}", hint=hint)
+    for parts, message, hint in dependency_problems(loaded.model.targets)[:1]:
+        raise ConfigError(f"{loaded.where_at(parts)}: {'.'.join(parts)}: {message}", hint=hint)
 
 
 def plain_secret_warnings(value: Any, path: str) -> list[str]:
@@ -417,10 +428,19 @@ class Diff:
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
     heartbeats: HeartbeatPlan = field(default_factory=HeartbeatPlan)
+    silences: SilencePlan = field(default_factory=SilencePlan)
 
     @property
     def changed(self) -> bool:
-        return bool(self.create or self.update or self.adopt or self.delete or self.config or self.heartbeats.changed)
+        return bool(
+            self.create
+            or self.update
+            or self.adopt
+            or self.delete
+            or self.config
+            or self.heartbeats.changed
+            or self.silences.changed
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -438,6 +458,7 @@ class Diff:
             "config": self.config,
             "warnings": self.warnings,
             "heartbeats": self.heartbeats.as_dict(),
+            "silences": self.silences.as_dict(),
         }
 
     def lines(self) -> list[str]:
@@ -466,6 +487,7 @@ class Diff:
         for section, entries in self.config.items():
             out.append(f"~ {section}: {', '.join(entries)}")
         out.extend(self.heartbeats.lines())
+        out.extend(self.silences.lines())
         total = len(self.create) + len(self.update) + len(self.delete)
         if not self.changed:
             out.append(f"no changes ({self.unchanged} task(s) unchanged)")
@@ -475,6 +497,7 @@ class Diff:
                 f"{verb}: {len(self.create)} create, {len(self.update)} update, "
                 f"{len(self.delete)} delete; {self.unchanged} unchanged ({total} task change(s))"
                 + (self.heartbeats.summary() if self.heartbeats.changed else "")
+                + (self.silences.summary() if self.silences.changed else "")
             )
             if self.dry_run:
                 out.append("dry run: nothing was written")
@@ -536,7 +559,10 @@ def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGIS
 
     validate_targets(loaded, registry)
     desired = validate_tasks(loaded, registry)
-    diff = Diff(heartbeats=heartbeat_config.plan(loaded.model.heartbeats, loaded.path, store, prune=prune))
+    diff = Diff(
+        heartbeats=heartbeat_config.plan(loaded.model.heartbeats, loaded.path, store, prune=prune),
+        silences=silence_file.plan(loaded, store, prune=prune),
+    )
     for section in ("targets", "channels"):
         value = getattr(loaded.model, section)
         data = value if section == "targets" else {k: v.model_dump() for k, v in value.items()}
@@ -623,6 +649,7 @@ def apply_file(
         for name in diff.delete:
             service.delete_task(name, actor=actor)
         heartbeat_config.apply(diff.heartbeats, store, actor=actor, now=service.clock.now())
+        silence_file.apply(diff.silences, store, actor=actor, now=service.clock.now())
         records = Records(store, CONFIG_DOMAIN)
         if "targets" in diff.config:
             records.put("targets", loaded.model.targets)
@@ -703,6 +730,9 @@ def export_config(store, *, file_only: bool = False, server: dict[str, Any] | No
     heartbeats = heartbeat_config.export(store, file_only=file_only)
     if heartbeats:
         document["heartbeats"] = heartbeats
+    silences = silence_file.export(store, file_only=file_only)
+    if silences:
+        document["silences"] = silences
     header = (
         f"# upkeep.yaml exported {datetime.now(UTC).replace(microsecond=0).isoformat()}"
         f"{' (file-made tasks only)' if file_only else ''}.\n"

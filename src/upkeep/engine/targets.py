@@ -71,7 +71,7 @@ def dependency_problems(targets: Mapping[str, Mapping[str, Any]]) -> list[tuple[
     cycle = _cycle(graph)
     if cycle:
         kind, _, name = cycle[0].partition(".")
-        problems.append((["targets", kind, name, "depends_on"], f"depends_on makes a cycle: {' → '.join(cycle)}", None))
+        problems.append((["targets", kind, name, "depends_on"], f"a cycle: {' → '.join(cycle)}", None))
     return problems
 
 
