@@ -97,6 +97,15 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/checklists/{checklist_id}"): (PAGE, "viewer"),
     ("GET", "/account"): (PAGE, "viewer"),
     ("GET", "/users"): (PAGE, "admin"),
+    ("GET", "/api/v1/alerts"): "viewer",
+    ("GET", "/api/v1/alerts/{alert_id}"): "viewer",
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): "operator",
+    ("GET", "/api/v1/silences"): "viewer",
+    ("POST", "/api/v1/silences"): "operator",
+    ("POST", "/api/v1/silences/{silence_id}/expire"): "operator",
+    ("GET", "/alerts"): (PAGE, "viewer"),
+    ("GET", "/alerts/ack/{link}"): OPEN,  # the signed link is the permission, for one alert
+    ("POST", "/alerts/ack/{link}"): OPEN,
 }
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 SECRETS = ("hunter2", "pingtoken-s3cr3t", "pingpath-s3cr3t", "evt-hunter2", "cfg-hunter2")
@@ -182,6 +191,31 @@ class Caller:
         self.api.upkeep.create_task({"name": name, "type": "debug.noop"}, actor="test")
         return name
 
+    def fresh_alert(self) -> tuple[int, str]:
+        """An open alert and its signed acknowledge link token."""
+        from upkeep.notify import alerts
+
+        with self.api.store.write() as s:
+            alert = alerts.open_alert(
+                s,
+                subject=f"victim-alert-{next(self.counter)}",
+                task_name="sleeper",
+                kind="failure",
+                title="[upkeep] CRITICAL sleeper: failed",
+                body="",
+                run_id=self.seeded["run_id"],
+                note="",
+                escalate=[],
+                now=datetime.now(UTC),
+            )
+            return alert.id, alerts.link_token(alerts.link_secret(s), alert)
+
+    def fresh_silence(self) -> int:
+        from upkeep.app.alerts import create_silence
+
+        until = datetime.now(UTC) + timedelta(hours=1)
+        return create_silence(self.api.store, match={"task": "sleeper"}, until=until, actor="test")["id"]
+
     def fresh_heartbeat(self) -> str:
         name = f"victim-hb-{next(self.counter)}"
         create_heartbeat(self.api.store, {"name": name, "schedule": "@daily"}, actor="test", now=datetime.now(UTC))
@@ -215,6 +249,8 @@ class Caller:
             body = {"name": f"new-{next(self.counter)}", "schedule": "@daily"}
         elif heartbeat and path.endswith(("/pause", "/resume")):  # make the call a real change
             set_paused(self.api.store, "sleeper", path.endswith("/resume"), actor="test", now=datetime.now(UTC))
+        elif method == "POST" and path == "/api/v1/silences":
+            body = {"match": {"task": "sleeper"}, "windows": ["Sun 02:00-05:00 Europe/Zagreb"], "reason": "matrix"}
         elif method == "POST" and path == "/api/v1/keys":
             body = {"name": f"key-{next(self.counter)}", "role": "viewer"}
         elif method == "POST" and path == "/api/v1/users":
@@ -227,8 +263,13 @@ class Caller:
             body = {"dry_run": True}
         elif path.endswith(("/enable", "/disable")):  # make the call a real change
             self.api.upkeep.set_enabled("sleeper", path.endswith("/disable"), actor="test")
+        alert_id, link = self.fresh_alert() if "{alert_id}" in path or "{link}" in path else (0, "")
+        silence_id = self.fresh_silence() if "{silence_id}" in path else 0
         url = (
             path.replace("{ref}", ref)
+            .replace("{alert_id}", str(alert_id))
+            .replace("{link}", link)
+            .replace("{silence_id}", str(silence_id))
             .replace("{run_id}", str(self.seeded["run_id"]))
             .replace("{name}", "debug.sleep")
             .replace("{token}", "no-such-token")
@@ -316,6 +357,7 @@ def test_configured_secrets_never_appear_in_any_response_or_page(api, role):
         "/keys",
         "/audit?object_type=task",
         "/runs?task=sleeper",
+        "/alerts",
     ]
     bodies = []
     for method, path in app_routes(api.app):

@@ -124,6 +124,28 @@ def acknowledge_link(store: Store, token: str, *, now: datetime | None = None) -
     return acknowledge(store, alert_id, actor=f"link:alert-{alert_id}", now=now)
 
 
+def targets_overview(store: Store, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every target's last check with its annotation (during maintenance, because a parent is
+    down), the maintenance running on it now and its unresolved alert (``upkeep.notify.targets``)."""
+    from upkeep.notify.targets import overview
+
+    with store.read() as s:
+        return overview(s, _now(now))
+
+
+def open_alert_count(store: Store) -> dict[str, int]:
+    """How many alerts are open and acknowledged (the dashboard's figures)."""
+    with store.read() as s:
+        counts = dict(
+            s.execute(
+                sa.select(Alert.state, sa.func.count(Alert.id))
+                .where(Alert.state != alerts.RESOLVED)
+                .group_by(Alert.state)
+            ).all()
+        )
+    return {state: counts.get(state, 0) for state in (alerts.OPEN, alerts.ACKNOWLEDGED)}
+
+
 # --- silences --------------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ OPTIONAL_GROUPS: list[tuple[str, str, str]] = [
     ("heartbeats", "upkeep.cli.heartbeats", "heartbeats_app"),
     ("users", "upkeep.cli.users", "users_app"),
     ("checklists", "upkeep.cli.checklists", "checklists_app"),
+    ("alerts", "upkeep.cli.alerts", "alerts_app"),
 ]
 
 

@@ -138,6 +138,12 @@ class EngineServices:
 
         return digest(self.store, since, now)
 
+    def targets(self, now: datetime) -> list[dict[str, Any]]:
+        """Every target's last check and its annotation (``upkeep.notify.targets.overview``)."""
+        from upkeep.app.alerts import targets_overview
+
+        return targets_overview(self.store, now)
+
     def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
         """Finished runs in a period (for reports and performance reviews)."""
         query = sa.select(Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at).where(

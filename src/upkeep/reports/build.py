@@ -1,15 +1,16 @@
 """Collect the digest of a period (day, week, month) from the store, through ``EngineServices``.
 
-``services`` is anything with ``run_history(since=, until=)``, ``health_summary(now)`` and
-``records(domain)`` (``upkeep.engine.services.EngineServices``; a handler's ``ctx.services``). Nothing here
-touches SQLAlchemy.
+``services`` is anything with ``run_history(since=, until=)``, ``health_summary(now)``,
+``targets(now)`` and ``records(domain)`` (``upkeep.engine.services.EngineServices``; a handler's
+``ctx.services``). Nothing here touches SQLAlchemy.
 
 The digest (plain JSON-able dict)::
 
     {"period": "week", "since": ISO, "until": ISO, "generated_at": ISO,
      "runs": {"total", "by_status", "by_outcome", "failed": [{task, type, status, outcome, finished_at}],
               "per_day": [{"day", "ok", "warning", "critical", "failed"}], "tasks": [{task, runs, failed, ...}]},
-     "health": {"queue_depth", "failing_tasks", "overdue_tasks", "targets": [{name, kind, status, detail}]},
+     "health": {"queue_depth", "failing_tasks", "overdue_tasks",
+                "targets": [{name, kind, status, detail, note}]},  # note: during maintenance, parent down
      "backups": {"created", "verified", "broken", "sources": [{source, latest_at, age_hours, status,
                  verified_at, size}], "sizes": {source: [[ISO, bytes], ...]},
                  "drills": [{source, latest: {drill result}, points: [[ISO, rto_s, rpo_s, met], ...]}]},
@@ -88,12 +89,27 @@ def runs_section(runs: list[dict], since: datetime, until: datetime) -> dict[str
     }
 
 
+def _notes(services: Any, now: datetime) -> dict[str, str]:
+    """The alerting annotation of each checked target, by its health check name."""
+    notes: dict[str, str] = {}
+    for target in services.targets(now):
+        text = "; ".join(x for x in (target["note"], target["maintenance"]) if x)
+        if target["dependents"]:
+            text = "; ".join(x for x in (text, f"also failing because of it: {', '.join(target['dependents'])}") if x)
+        if text:
+            notes[target["target"].split(".", 1)[1]] = text
+    return notes
+
+
 def health_section(services: Any, now: datetime) -> dict[str, Any]:
     summary = services.health_summary(now)
+    notes = _notes(services, now)
     targets = []
     for _, rec in services.records("health").items("target/"):
         if isinstance(rec, dict):
-            targets.append({k: rec.get(k) for k in ("name", "kind", "status", "detail", "since", "last_check")})
+            entry = {k: rec.get(k) for k in ("name", "kind", "status", "detail", "since", "last_check")}
+            entry["note"] = notes.get(str(rec.get("name")), "")
+            targets.append(entry)
     targets.sort(key=lambda t: (-RANK.get(t["status"] or "ok", 0), t["name"] or ""))
     return {
         "queue_depth": summary.get("queue_depth"),

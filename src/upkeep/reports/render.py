@@ -269,9 +269,10 @@ def render_markdown(d: dict[str, Any]) -> str:
     for t in health["overdue_tasks"][:10]:
         lines.append(f"- overdue: {t.get('name', t)}")
     if health["targets"]:
-        lines += ["", "| target | kind | status | detail |", "|---|---|---|---|"]
+        lines += ["", "| target | kind | status | detail | note |", "|---|---|---|---|---|"]
         lines += [
-            f"| {t['name']} | {t['kind']} | {t['status']} | {(t['detail'] or '').replace('|', '/')} |"
+            f"| {t['name']} | {t['kind']} | {t['status']} | {(t['detail'] or '').replace('|', '/')} | "
+            f"{(t.get('note') or '').replace('|', '/')} |"
             for t in health["targets"][:40]
         ]
     lines += _heartbeats_markdown(d.get("heartbeats") or {})
@@ -448,9 +449,15 @@ def render_html(d: dict[str, Any]) -> str:
     if health["targets"]:
         parts.append(
             _table(
-                ["target", "kind", "status", "detail"],
+                ["target", "kind", "status", "detail", "note"],
                 [
-                    [e(str(t["name"])), e(str(t["kind"])), _badge(t["status"]), e(t["detail"] or "")]
+                    [
+                        e(str(t["name"])),
+                        e(str(t["kind"])),
+                        _badge(t["status"]),
+                        e(t["detail"] or ""),
+                        e(t.get("note") or ""),
+                    ]
                     for t in health["targets"][:40]
                 ],
             )

@@ -278,10 +278,14 @@ def logout(request: Request, csrf_token: str = Form("", max_length=200)) -> Resp
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request) -> Response:
+    from upkeep.app.alerts import open_alert_count, targets_overview
+
     principal = _principal(request)
     data = safe(request.app.state.queries.dashboard(days=7))
+    store, now = request.app.state.store, _svc(request).clock.now()
+    alerting = {"alerts": open_alert_count(store), "targets": safe(targets_overview(store, now))}
     name = "_dashboard.html" if _fragment(request) else "dashboard.html"
-    return _render(request, name, principal, d=data, nav="dashboard")
+    return _render(request, name, principal, d=data, a=alerting, nav="dashboard")
 
 
 @router.get("/tasks", response_class=HTMLResponse)
@@ -473,6 +477,7 @@ def keys_page(request: Request) -> Response:
 
 
 def install_web(app: FastAPI) -> None:
+    from upkeep.web.alerts import router as alert_pages
     from upkeep.web.heartbeats import router as heartbeat_pages
     from upkeep.web.people import router as people_pages
 
@@ -480,6 +485,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(heartbeat_pages)
     app.include_router(people_pages)
+    app.include_router(alert_pages)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -1,0 +1,47 @@
+/* /alerts: acknowledge, end a silence, add one; through /api/v1 like every UI action. */
+(() => {
+  "use strict";
+  const { api, flash } = window.upkeep;
+
+  document.addEventListener("click", async (ev) => {
+    const ack = ev.target.closest && ev.target.closest("[data-ack-alert]");
+    const end = ev.target.closest && ev.target.closest("[data-expire-silence]");
+    const btn = ack || end;
+    if (!btn) return;
+    btn.disabled = true;
+    try {
+      if (ack) await api("POST", `/api/v1/alerts/${ack.dataset.ackAlert}/ack`);
+      else await api("POST", `/api/v1/silences/${end.dataset.expireSilence}/expire`);
+      flash(ack ? "Acknowledged." : "Silence ended.", "ok");
+      window.location.reload();
+    } catch (err) {
+      flash(err.message, "bad");
+      btn.disabled = false;
+    }
+  });
+
+  const form = document.getElementById("silence-form");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll(".field-error, .form-error").forEach((e) => { e.textContent = ""; });
+    const match = {};
+    form.querySelectorAll('[name^="match."]').forEach((el) => { if (el.value.trim()) match[el.name.slice(6)] = el.value.trim(); });
+    const windows = form.windows.value.split("\n").map((w) => w.trim()).filter(Boolean);
+    const seconds = Number(form.elements["for"].value || 0);
+    const body = { match, windows, reason: form.reason.value };
+    if (seconds) body.until = new Date(Date.now() + seconds * 1000).toISOString();
+    try {
+      await api("POST", "/api/v1/silences", body);
+      flash("Silence added.", "ok");
+      window.location.reload();
+    } catch (err) {
+      const problem = err.problem || {};
+      const errors = (problem.errors && problem.errors.length) ? problem.errors : [{ field: problem.field, message: problem.detail || err.message }];
+      errors.forEach((e) => {
+        const slot = e.field && form.querySelector(`[data-error-for="${CSS.escape(String(e.field).replace(/^body\./, "").replace(/\.\d+$/, ""))}"]`);
+        (slot || form.querySelector(".form-error")).textContent = e.message;
+      });
+    }
+  });
+})();
