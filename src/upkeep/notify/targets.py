@@ -284,11 +284,13 @@ def message(kind: str, target: _TargetTask, run: Any, link_base: str, *, repeat:
         lines.append(f"Detail: {_clip(check.detail)}")
     after = record.get("after_maintenance")
     if kind != "recovery" and after:
+        from upkeep.heartbeats.spec import format_duration
+
         ended = after.get("finished_at") or "?"
-        settle = int(after.get("settle_seconds") or 0) // 60
+        settle = format_duration(after.get("settle_seconds") or 0)
         lines.append(
             f"Still failing after maintenance: run {after['run_id']} of task {after['task']} "
-            f"(ended {ended}, settle {settle}m)"
+            f"(ended {ended}, settle {settle})"
         )
     if kind != "recovery" and check.dependents:
         lines.append(f"Also failing because {tid} is down ({len(check.dependents)}):")
