@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alerting_world import delivered
 
 from upkeep.clock import FakeClock
 from upkeep.heartbeats.monitors import get_heartbeat
