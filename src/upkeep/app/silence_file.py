@@ -51,16 +51,16 @@ def describe(item: dict[str, Any]) -> str:
 
 def validate(loaded: Any, store: Store | None = None) -> list[dict[str, Any]]:
     """The file's silences, normalized; the first problem raises one ConfigError naming the file,
-    its line and the field (``silences.0.windows.0``). Names a silence matches must exist: tasks
-    and heartbeat monitors in the file or the store, targets and channels in the file."""
+    its line and the field (``silences.0.windows.0``). Names a silence matches must exist: targets
+    and channels in the file; with the store, tasks and heartbeat monitors in the file or the store."""
     items = loaded.model.silences
     known = {
-        "task": {t.get("name") for t in loaded.model.tasks if isinstance(t, dict)},
-        "heartbeat": {h.get("name") for h in loaded.model.heartbeats if isinstance(h, dict)},
         "target": {f"{kind}.{name}" for kind, entries in loaded.model.targets.items() for name in entries},
         "channel": set(loaded.model.channels),
     }
-    if store is not None and any(isinstance(i, dict) and i.get("match") for i in items):
+    if store is not None:
+        known["task"] = {t.get("name") for t in loaded.model.tasks if isinstance(t, dict)}
+        known["heartbeat"] = {h.get("name") for h in loaded.model.heartbeats if isinstance(h, dict)}
         with store.read() as s:
             known["task"] |= set(s.execute(sa.select(ScheduledTask.name)).scalars())
             known["heartbeat"] |= set(s.execute(sa.select(Heartbeat.name)).scalars())

@@ -151,7 +151,8 @@ def worker(
 
 
 def _check_file(path: Path) -> None:
-    """Every target, task and heartbeat monitor of the file is valid before the store is even opened."""
+    """Every target, task, heartbeat monitor and silence of the file is valid before the store is even opened."""
+    from upkeep.app.silence_file import validate as validate_silences
     from upkeep.config_file import load_config, validate_targets, validate_tasks
     from upkeep.heartbeats.config import validate as validate_heartbeats
 
@@ -159,6 +160,7 @@ def _check_file(path: Path) -> None:
     validate_targets(loaded)
     validate_tasks(loaded)
     validate_heartbeats(loaded.model.heartbeats, loaded.path)
+    validate_silences(loaded)
 
 
 def register(app: typer.Typer) -> None:

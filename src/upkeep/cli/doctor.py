@@ -34,6 +34,7 @@ class Check:
 
 
 def _config_checks(st) -> tuple[list[Check], list[dict], object]:
+    from upkeep.app.silence_file import validate as validate_silences
     from upkeep.config_file import find_config, load_config, validate_targets, validate_tasks
 
     path = find_config(st.config, must_exist=True)  # none found: exit 2 before anything is created
@@ -41,6 +42,7 @@ def _config_checks(st) -> tuple[list[Check], list[dict], object]:
         loaded = load_config(path)
         validate_targets(loaded)
         tasks = validate_tasks(loaded)
+        validate_silences(loaded)
     except UserError as exc:
         return [Check("config", False, str(exc), "fix the file, then `upkeep apply --dry-run`")], [], None
     try:

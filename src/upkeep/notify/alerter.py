@@ -175,7 +175,9 @@ class Alerter:
             states = self._states(s, {t.name for t in tasks.values()})
             silences = active_silences(s, now)
             retrying = self._retried(s, finished)
-            evaluation = _Evaluation(self, s, now, channels, silences, states, suppressed)
+            evaluation = _Evaluation(
+                self, s, now, channels, silences, states, suppressed, loaded={t.name for t in tasks.values()}
+            )
             for run in finished:
                 task = tasks.get(run.task_id) if run.task_id is not None else None
                 if task is None or run.origin == "procedure" or run.dry_run:
@@ -337,13 +339,17 @@ class _Evaluation:
         silences: list,
         states: dict[tuple[str, str], AlertState],
         suppressed: list[Notification],
+        *,
+        loaded: set[str],
     ):
+        """``states`` holds every alert state row of the names in ``loaded``; others are read when
+        first needed (a target's)."""
         self.alerter, self.s, self.now = alerter, s, now
         self.channels, self.silences, self.states, self.suppressed = channels, silences, states, suppressed
         self.dirty: set[tuple[str, str]] = set()
         self._specs: dict[int, NotifySpec] = {}
         self._secrets: list[str] | None = None
-        self._loaded = {name for name, _ in states}
+        self._loaded = set(loaded) | {name for name, _ in states}
         self._alerts: dict[str, Alert | None] = {}
         self._resolved: set[str] = set()
         self._link_secret: str | None = None

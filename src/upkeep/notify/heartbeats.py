@@ -86,7 +86,9 @@ def evaluate(
             sa.select(AlertState).where(AlertState.task_name.in_([m.name for m in monitors.values()]))
         ).scalars()
     }
-    evaluation = _Evaluation(alerter, s, now, channels, silences, states, suppressed)
+    evaluation = _Evaluation(
+        alerter, s, now, channels, silences, states, suppressed, loaded={m.name for m in monitors.values()}
+    )
     for ping in pings:
         monitor = monitors.get(ping.heartbeat_id)
         if monitor is not None and not monitor.row.paused:
