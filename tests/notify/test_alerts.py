@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from notify_receivers import HttpReceiver, SmtpServer
 
+from upkeep.app.alerts import create_silence
 from upkeep.engine import runs
 from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
-from upkeep.app.alerts import create_silence
 from upkeep.notify.pings import Ping, send_pings
 from upkeep.service import Upkeep
 from upkeep.settings import Settings

@@ -390,11 +390,18 @@ class _Evaluation:
             return given
         return Subject(name=task.name, task=task.name, tiers=tuple(getattr(task, "tiers", None) or ()))
 
+    def load_states(self, names: list[str]) -> None:
+        """Read the alert state rows of ``names`` not read yet (one query per 500)."""
+        fresh = sorted({n for n in names if n not in self._loaded})
+        self._loaded.update(fresh)
+        for i in range(0, len(fresh), 500):
+            query = sa.select(AlertState).where(AlertState.task_name.in_(fresh[i : i + 500]))
+            for row in self.s.execute(query).scalars():
+                self.states[(row.task_name, row.channel)] = row
+
     def state(self, task: str, channel: str) -> rules.State:
         if task not in self._loaded:
-            self._loaded.add(task)
-            for row in self.s.execute(sa.select(AlertState).where(AlertState.task_name == task)).scalars():
-                self.states[(row.task_name, row.channel)] = row
+            self.load_states([task])
         row = self.states.get((task, channel))
         if row is None:
             return rules.State()
@@ -402,7 +409,8 @@ class _Evaluation:
 
     def announced(self, name: str) -> bool:
         """Whether the current problem of ``name`` reached some channel."""
-        return any(row.last_sent_at is not None for (n, _), row in self.states.items() if n == name)
+        rows = (self.states.get((name, channel)) for channel in self.channels)
+        return any(row is not None and row.last_sent_at is not None for row in rows)
 
     # --- alerts -----------------------------------------------------------------------------
 

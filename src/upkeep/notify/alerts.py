@@ -144,11 +144,13 @@ def open_alerts(s: Session) -> list[Alert]:
 # --- the signed acknowledge link -------------------------------------------------------------
 
 
-def link_secret(s: Session) -> str:
-    """The instance's link secret, created in the store the first time it is needed."""
+def link_secret(s: Session, *, create: bool = True) -> str | None:
+    """The instance's link secret, created in the store the first time a link is made."""
     value = _records.get(s, SECRET_DOMAIN, SECRET_KEY)
     if value and value.get("secret"):
         return value["secret"]
+    if not create:
+        return None
     secret = secrets.token_hex(32)
     _records.put(s, SECRET_DOMAIN, SECRET_KEY, {"secret": secret})
     return secret

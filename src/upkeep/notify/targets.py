@@ -176,8 +176,11 @@ class TargetEvaluation:
                     by_target[root].dependents.append(check.target)
                 else:
                     self._attach_dependent(root, check.target)
+        self.evaluation.load_states([subject_name(c.target) for c in checks])
+        written = {}
         for check in sorted(checks, key=lambda c: len(ancestors(c.target, self.graph))):
-            self._record(task, run, check)
+            written[check.target] = self._record(task, run, check)
+        _records.put_many(self.s, DOMAIN, written)
         return residual
 
     def _attach_dependent(self, parent: str, child: str) -> None:
@@ -192,7 +195,8 @@ class TargetEvaluation:
         if alert is not None:
             alerts.add_dependents(alert, [child], self.evaluation.now)
 
-    def _record(self, task: Any, run: Any, check: _Check) -> None:
+    def _record(self, task: Any, run: Any, check: _Check) -> dict[str, Any]:
+        """Apply the rules to one check (or hold it); the target's new record."""
         previous = self.records.get(check.target) or {}
         now_iso = (run.finished_at or self.evaluation.now).isoformat()
         record = {
@@ -221,7 +225,7 @@ class TargetEvaluation:
             self.evaluation.target_checked(_TargetTask(task, subject, check, record), run)
             if record["after_maintenance"] and self.evaluation.announced(subject.name):
                 record["after_maintenance"] = None  # the alert named it
-        _records.put(self.s, DOMAIN, check.target, record)
+        return record
 
     def _hold(self, task: Any, run: Any, check: _Check, subject: Subject) -> None:
         from upkeep.notify.outbox import Notification
