@@ -10,22 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent / "notify"))
 
 from alerting_world import SMTP_PASSWORD, World  # noqa: E402
-from notify_receivers import HttpReceiver, SmtpServer  # noqa: E402
+from notify_receivers import receiver_fixtures  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer("alerts", SMTP_PASSWORD).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def http():
-    """The webhook receiver: channel ``hook`` posts to /hook, channel ``pager`` to /pager."""
-    receiver = HttpReceiver().start()
-    yield receiver
-    receiver.stop()
+smtp, http = receiver_fixtures(SMTP_PASSWORD)  # channel hook posts to /hook, pager to /pager
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "notify"))
 
-from notify_receivers import HttpReceiver, SmtpServer  # noqa: E402
+from notify_receivers import receiver_fixtures  # noqa: E402
 
 from support.heartbeat_env import SMTP_PASSWORD, START, HeartbeatEnv  # noqa: E402
 from upkeep.clock import FakeClock  # noqa: E402
@@ -17,19 +17,7 @@ from upkeep.engine.execute import CONFIG_DOMAIN  # noqa: E402
 from upkeep.settings import Settings  # noqa: E402
 from upkeep.store.records import Records  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer("alerts", SMTP_PASSWORD).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def http():
-    receiver = HttpReceiver().start()
-    yield receiver
-    receiver.stop()
+smtp, http = receiver_fixtures(SMTP_PASSWORD)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -134,3 +135,22 @@ class HttpReceiver:
 
     def paths(self, prefix: str = "") -> list[str]:
         return [r.path for r in list(self.requests) if r.path.startswith(prefix)]
+
+
+def receiver_fixtures(password: str):
+    """Module-scoped ``smtp`` (a real SMTP server requiring ``alerts``/``password``) and ``http``
+    (a receiver for webhooks and pings) fixtures, for a conftest to bind: ``smtp, http = ...``."""
+
+    @pytest.fixture(scope="module")
+    def smtp():
+        server = SmtpServer("alerts", password).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture(scope="module")
+    def http():
+        receiver = HttpReceiver().start()
+        yield receiver
+        receiver.stop()
+
+    return smtp, http
