@@ -9,6 +9,9 @@ Measured:
    failing with a notify channel), counters included, per run.
 4. The engine's overdue check (``Upkeep.overdue_tasks``) over 10,000 tasks, which the alerter runs
    every ``overdue_every`` seconds and whose result ``/metrics`` reuses.
+5. An evaluation of one health.check run reporting 1,000 inventory targets, each alerting on its
+   own (5 % critical, 10 of those behind a down database, 10 during a maintenance run), per
+   target, against the burst's cost per run measured in the same store.
 
 Environment: UPKEEP_BENCH_TASKS (10000), UPKEEP_BENCH_RUNS (1000000). Data under /tmp, removed after.
 """
@@ -132,6 +135,73 @@ def _burst(store, now: datetime) -> None:
         s.execute(sa.insert(Run.__table__), rows)
 
 
+TARGETS = 1000
+
+
+def _health_run(store, now: datetime) -> int:
+    """Targets in the inventory, a health.check task and a maintenance task, and one finished check
+    of every target (5 % critical: 10 with a down parent, 10 during the maintenance run)."""
+
+    from upkeep.engine.execute import CONFIG_DOMAIN
+    from upkeep.store.models import Run, ScheduledTask
+    from upkeep.store.records import Records
+
+    services = {f"svc{i:04d}": {"type": "http", "url": f"http://127.0.0.1:9/{i}"} for i in range(TARGETS)}
+    for i in range(10):
+        services[f"svc{i:04d}"]["depends_on"] = ["databases.main"]
+    Records(store, CONFIG_DOMAIN).put("targets", {"services": services, "databases": {"main": {"url": "x"}}})
+    critical = {f"svc{i:04d}" for i in range(0, TARGETS, 20)} | {f"svc{i:04d}" for i in range(10)}
+    rows = [
+        {
+            "name": n,
+            "kind": "http",
+            "status": "critical" if n in critical else "ok",
+            "detail": "HTTP 503",
+            "target": f"services.{n}",
+        }
+        for n in services
+    ] + [{"name": "main", "kind": "postgres", "status": "critical", "detail": "down", "target": "databases.main"}]
+    with store.write() as s:
+        health = ScheduledTask(
+            name="health", task_type="health.check", notify={"channels": ["hook"]}, created_at=now, updated_at=now
+        )
+        deploy = ScheduledTask(
+            name="deploy",
+            task_type="debug.noop",
+            created_at=now,
+            updated_at=now,
+            affects={"services": [f"svc{i:04d}" for i in range(20, 220, 20)]},
+        )
+        s.add_all([health, deploy])
+        s.flush()
+        s.add(
+            Run(
+                task_id=deploy.id,
+                task_name="deploy",
+                task_type="debug.noop",
+                status="running",
+                due_at=now,
+                created_at=now,
+                started_at=now - timedelta(seconds=30),
+            )
+        )
+        s.add(
+            Run(
+                task_id=health.id,
+                task_name="health",
+                task_type="health.check",
+                status="completed",
+                outcome="critical",
+                due_at=now,
+                created_at=now,
+                started_at=now - timedelta(seconds=1),
+                finished_at=now,
+                result={"targets": rows},
+            )
+        )
+    return len(critical)
+
+
 def main() -> None:
     import sqlalchemy as sa
 
@@ -189,6 +259,18 @@ def main() -> None:
         print(f"evaluation right after the burst (its runs within the cursor lookback): {after_idle * 1000:.0f} ms")
         scrape_after, _ = _timed(lambda: metrics.render(store, settings), 3)
         print(f"/metrics scrape after the burst: {scrape_after * 1000:.0f} ms")
+
+        failing = _health_run(store, datetime.now(UTC))
+        started = time.perf_counter()
+        notes = alerter.evaluate_once(datetime.now(UTC), check_overdue=False)
+        targets = time.perf_counter() - started
+        per_target, per_run = targets / (TARGETS + 1), burst / TASKS
+        print(
+            f"evaluation of one health.check run of {TARGETS + 1} targets ({failing + 1} failing): "
+            f"{targets * 1000:.0f} ms ({per_target * 1e6:.0f} us/target, {per_target / per_run:.1f}x a run "
+            f"of the burst), {sum(n.status == 'held' for n in notes)} held, "
+            f"{sum(n.status != 'held' for n in notes)} notifications attempted"
+        )
 
         overdue_time, overdue = _timed(lambda: Upkeep(settings, store).overdue_tasks(now), 2)
         print(f"overdue check over {TASKS} tasks: {overdue_time * 1000:.0f} ms ({len(overdue)} overdue)")

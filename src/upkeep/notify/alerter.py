@@ -350,7 +350,7 @@ class _Evaluation:
         self._specs: dict[int, NotifySpec] = {}
         self._secrets: list[str] | None = None
         self._loaded = set(loaded) | {name for name, _ in states}
-        self._alerts: dict[str, Alert | None] = {}
+        self._alerts: dict[str, Alert | None] | None = None  # unresolved alerts by subject, read once
         self._resolved: set[str] = set()
         self._link_secret: str | None = None
         self._targets = None
@@ -415,9 +415,9 @@ class _Evaluation:
     # --- alerts -----------------------------------------------------------------------------
 
     def alert(self, name: str) -> Alert | None:
-        if name not in self._alerts:
-            self._alerts[name] = alerts.unresolved(self.s, [name]).get(name)
-        return self._alerts[name]
+        if self._alerts is None:
+            self._alerts = {row.subject: row for row in alerts.unresolved_all(self.s)}
+        return self._alerts.get(name)
 
     def _ack_link(self, alert: Alert) -> str:
         if self._link_secret is None:
@@ -476,7 +476,7 @@ class _Evaluation:
                 escalate=[step.model_dump(mode="json") for step in self.spec(task).escalate],
                 now=self.now,
             )
-            self._alerts[subject.name] = alert
+            self._alerts[subject.name] = alert  # type: ignore[index]  # read by self.alert above
         return self._send(alert, subject, channel, decision.kind or "", "repeat" if decision.repeat else "alert", msg)
 
     def _recovery(self, subject: Subject, channel: str, message) -> bool:
@@ -490,7 +490,7 @@ class _Evaluation:
         msg = message()
         alerts.resolve(alert, self.now)
         self._resolved.add(subject.name)
-        self._alerts[subject.name] = None
+        self._alerts[subject.name] = None  # type: ignore[index]
         for name in alerts.alerted_channels(self.s, alert.id):
             if name in self.channels:
                 self._send(alert, subject, name, "recovery", "resolution", msg)

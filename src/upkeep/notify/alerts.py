@@ -48,6 +48,11 @@ def unresolved(s: Session, subjects: list[str]) -> dict[str, Alert]:
     return out
 
 
+def unresolved_all(s: Session) -> list[Alert]:
+    """Every unresolved alert (open or acknowledged): few, by nature."""
+    return list(s.execute(sa.select(Alert).where(Alert.state != RESOLVED)).scalars())
+
+
 def open_alert(
     s: Session,
     *,
