@@ -131,3 +131,23 @@ def test_the_silences_are_audited_exported_and_only_file_made_ones_are_pruned(si
     assert [s["match"] for s in list_silences(world.store)] == [{"task": "other-task"}]  # the API's stays
     audit, _ = Upkeep(world.settings, world.store).list_audit(object_type="silence")
     assert [a["action"] for a in audit].count("delete") == 2
+
+
+def test_each_match_key_fits_only_the_alerts_it_names():
+    from upkeep.notify.silences import Subject, fits
+
+    task = Subject(name="nightly-backup", task="nightly-backup", tiers=("daily",))
+    target = Subject(name="target/services.api", task="health", tiers=("daily",), target="services.api")
+    monitor = Subject(name="heartbeat/offsite-sync", heartbeat="offsite-sync")
+    cases = {
+        "task": ({"task": "nightly-backup"}, [task]),
+        "task of a target's check": ({"task": "health"}, [target]),
+        "target": ({"target": "services.api"}, [target]),
+        "tier": ({"tier": "daily"}, [task, target]),
+        "heartbeat": ({"heartbeat": "offsite-sync"}, [monitor]),
+        "task on a channel": ({"task": "nightly-backup", "channel": "pager"}, []),  # the alert is on email
+        "channel": ({"channel": "email"}, [task, target, monitor]),
+    }
+    for label, (match, fitting) in cases.items():
+        assert [s for s in (task, target, monitor) if fits(match, s, "email")] == fitting, label
+    assert fits({"task": "nightly-backup", "channel": "pager"}, task, "pager")

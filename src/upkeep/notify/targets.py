@@ -191,7 +191,7 @@ class TargetEvaluation:
         record = self.records.setdefault(parent, {"target": parent})
         record["dependents"] = sorted(set(record.get("dependents") or []) | {child})
         _records.put(self.s, DOMAIN, parent, record)
-        alert = alerts.unresolved(self.s, [subject_name(parent)]).get(subject_name(parent))
+        alert = self.evaluation.alert(subject_name(parent))
         if alert is not None:
             alerts.add_dependents(alert, [child], self.evaluation.now)
 
