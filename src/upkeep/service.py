@@ -25,7 +25,7 @@ from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.engine.wakeup import broadcast
-from upkeep.errors import Conflict, HostScoped, NotFound, UserError
+from upkeep.errors import ConfigError, Conflict, HostScoped, NotFound, UserError
 from upkeep.secrets import redact
 from upkeep.settings import Settings
 from upkeep.store.audit import add_audit
@@ -165,6 +165,14 @@ class Upkeep:
         if task is None:
             raise NotFound(f"no task {ref!r}", hint="`upkeep tasks list` shows the tasks", field="task")
         return task
+
+    def _check_affects(self, spec) -> None:
+        """``affects`` names targets of the inventory (``upkeep apply`` says where in the file)."""
+        from upkeep.engine.targets import affects_problems
+
+        if spec.affects is not None and not self.trusted:
+            for parts, message in affects_problems(spec.affects.model_dump(), load_targets(self.store))[:1]:
+                raise ConfigError(f"task {spec.name!r}: {message}", field=".".join(parts))
 
     def check_said(
         self, task_type: str, said: dict[str, Any], *, prefix: str = "config", task: dict[str, Any] | None = None
@@ -343,6 +351,7 @@ class Upkeep:
 
     def create_task(self, data: dict[str, Any], *, actor: str, managed_by: str = "api") -> dict[str, Any]:
         spec = validate_task(data, self.registry)
+        self._check_affects(spec)
         canonical = self.registry.resolve(spec.type)[0].name
         self.check_said(canonical, spec.config, task=data)
         now = self.clock.now()
@@ -387,6 +396,7 @@ class Upkeep:
                 merged["config"] = {**before["config"], **changes["config"]}
             merged.pop("_merge_config", None)
             spec = validate_task(merged, self.registry)
+            self._check_affects(spec)
             canonical = self.registry.resolve(spec.type)[0].name
             same_type = canonical == task.task_type
             old_config = before["config"] or {}

@@ -153,3 +153,17 @@ def test_the_dashboard_and_the_report_show_a_targets_maintenance(world):
         client.close()
     finally:
         api.stop()
+
+
+def test_a_task_made_through_the_api_affects_only_targets_that_exist(world):
+    world.apply(GOOD)
+    client = world.app()
+    admin = {"Authorization": f"Bearer {create_key(world.store, name='a', role='admin')[1]}"}
+    task = {"name": "deploy", "type": "debug.noop", "affects": {"services": ["api", "web"]}}
+    refused = client.post("/api/v1/scheduled-tasks", json=task, headers=admin)
+    assert refused.status_code == 422 and refused.json()["field"] == "affects.services.1", refused.text
+    made = client.post("/api/v1/scheduled-tasks", json={**task, "affects": {"services": ["api"]}}, headers=admin)
+    assert made.status_code == 201 and made.json()["affects"] == {"services": ["api"], "databases": [], "settle": "10m"}
+    edited = client.patch("/api/v1/scheduled-tasks/deploy", json={"affects": {"databases": ["main"]}}, headers=admin)
+    assert edited.status_code == 422 and edited.json()["field"] == "affects.databases.0"
+    client.close()
