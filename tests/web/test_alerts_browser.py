@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 from _env import LiveServer
-from test_browser import browser  # noqa: F401 - the fixture
 
 from upkeep.app.alerts import get_alert, list_silences
 from upkeep.notify import alerts
@@ -15,7 +14,7 @@ from upkeep.notify import alerts
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_acknowledge_and_silence_from_the_alerts_page(api, browser, artifacts_dir):  # noqa: F811
+def test_acknowledge_and_silence_from_the_alerts_page(api, browser, artifacts_dir):
     shots = artifacts_dir / "ui"
     shots.mkdir(parents=True, exist_ok=True)
     api.upkeep.create_task({"name": "nightly-backup", "type": "debug.noop"}, actor="test")
