@@ -140,9 +140,10 @@ class EngineServices:
 
     def targets(self, now: datetime) -> list[dict[str, Any]]:
         """Every target's last check and its annotation (``upkeep.notify.targets.overview``)."""
-        from upkeep.app.alerts import targets_overview
+        from upkeep.notify.targets import overview
 
-        return targets_overview(self.store, now)
+        with self.store.read() as s:
+            return overview(s, now)
 
     def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
         """Finished runs in a period (for reports and performance reviews)."""
