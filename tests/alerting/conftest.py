@@ -16,11 +16,13 @@ smtp, http = receiver_fixtures(SMTP_PASSWORD)  # channel hook posts to /hook, pa
 
 
 @pytest.fixture
-def world(tmp_path, smtp, http, monkeypatch):
+def world(request, tmp_path, smtp, http, monkeypatch):
+    """On SQLite; a test parametrized with ``indirect=["world"]`` and "postgres" gets a PostgreSQL store."""
     monkeypatch.setenv("UPKEEP_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
     smtp.inbox.messages.clear()
     http.requests.clear()
     http.status = 200
-    made = World(tmp_path, smtp, http)
+    database_url = request.getfixturevalue("pg_database") if getattr(request, "param", None) == "postgres" else None
+    made = World(tmp_path, smtp, http, database_url)
     yield made
     made.close()

@@ -101,6 +101,7 @@ tasks:
 {checks}"""
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_a_parent_down_alerts_once_listing_its_five_children_then_a_child_still_failing_alerts_alone(
     world, database, services
 ):

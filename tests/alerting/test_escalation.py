@@ -39,6 +39,7 @@ def _open(world, at: datetime) -> dict:
     return alert
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_unacknowledged_for_30_minutes_the_escalation_channel_gets_exactly_one_message(vacuum):
     world, t0 = vacuum, datetime.now(UTC)
     alert = _open(world, t0)

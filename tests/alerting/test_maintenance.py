@@ -111,6 +111,7 @@ def test_without_affects_the_same_failure_alerts_at_once(world, api, shop):
     assert world.execute(claimed) == "completed"
 
 
+@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
 def test_a_lock_on_db_name_affects_that_database_target_and_nothing_else(world, api):
     """A task holding ``db:main`` affects ``databases.main`` without saying so; the service it does
     not affect alerts at once from the same health check run."""
