@@ -36,6 +36,21 @@ from upkeep.store.records import Records
 
 log = logging.getLogger(__name__)
 
+
+def _forget_apprise_pools() -> None:
+    """apprise (2.x) sends through process-wide thread pools made on first use. A child forked
+    afterwards (``upkeep run`` forks its worker; so does a test process) inherits the pools
+    without their threads, and its first send waits on them until its timeout: it gets its own."""
+    import sys
+
+    module = sys.modules.get("apprise.apprise")
+    for name in ("_shared_executor", "_coordinator_executor"):
+        if module is not None and getattr(module, name, None) is not None:
+            setattr(module, name, None)
+
+
+os.register_at_fork(after_in_child=_forget_apprise_pools)
+
 DEFAULT_TIMEOUT = 30.0  # seconds a send may take, per channel
 NOTIFY_TYPES = ("info", "success", "warning", "failure")
 
