@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from notify_receivers import HttpReceiver, SmtpServer
+from notify_receivers import HttpReceiver, receiver_fixtures
 
 from upkeep.app.alerts import create_silence
 from upkeep.engine import runs
@@ -25,18 +25,7 @@ SMTP_PASSWORD = "s3cret-Smtp/pa@ss"  # has URL-special characters on purpose
 TASK_SECRET = "task-secret-value-42"
 
 
-@pytest.fixture(scope="module")
-def smtp():
-    server = SmtpServer("alerts", SMTP_PASSWORD).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def http():
-    receiver = HttpReceiver().start()
-    yield receiver
-    receiver.stop()
+smtp, http = receiver_fixtures(SMTP_PASSWORD)
 
 
 @pytest.fixture
