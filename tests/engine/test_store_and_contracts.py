@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pydantic import Field
 
@@ -9,7 +12,7 @@ from support.contexts import events_of, make_context
 from upkeep.engine.context import CommandFailed, DeadlineExceeded, RunCancelled
 from upkeep.engine.registry import HandlerConfig, Registry, handler, overridable
 from upkeep.errors import ConfigError, UserError
-from upkeep.store.db import Store
+from upkeep.store.db import Store, migration_heads
 from upkeep.store.records import Records
 
 
@@ -17,6 +20,27 @@ def test_migrations_reach_head(store: Store):
     assert store.current_revision() == store.head_revision()
     store.upgrade()  # idempotent
     assert store.is_up_to_date()
+
+
+def test_a_current_schema_is_recognised_without_alembic_and_an_old_one_is_not(store: Store, tmp_path):
+    assert migration_heads() == {store.head_revision()}
+    assert store.at_head()
+    if store.is_sqlite:  # a command on a current store neither imports Alembic nor runs it
+        script = (
+            "import sys; from upkeep.store.db import Store; "
+            f"s = Store({store.url!r}); s.upgrade(); assert s.is_up_to_date(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))"
+        )
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+        assert proc.stdout.strip() == "[]"
+    with store.write_connection() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0002'")
+    assert not store.at_head()
+    assert not store.is_up_to_date()
+    with store.write_connection() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+    assert not store.at_head()
+    assert Store(f"sqlite:///{tmp_path / 'new.db'}").at_head() is False
 
 
 def test_records_round_trip_prefix_and_atomic_update(store: Store):
