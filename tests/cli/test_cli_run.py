@@ -105,3 +105,30 @@ def test_runs_commands_show_the_history(tasks):
     cancelled = json.loads(tasks("runs", "cancel", str(queued["id"]), "--json").stdout)
     assert cancelled["status"] == "cancelled"
     tasks("runs", "show", "999999", expect=2)
+
+
+def test_the_console_script_ends_a_foreground_run_with_its_exit_code_its_output_and_no_worker_left(
+    tasks, subprocess_env
+):
+    """As the console script, ``upkeep run`` ends without the interpreter's teardown: the exit code, the
+    whole JSON view on a pipe and the stopped worker process must all survive that."""
+    import subprocess
+    import sys
+
+    def upkeep_run(*args: str) -> tuple[int, dict]:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from upkeep.cli.main import main; main()", "run", *args, "--json"],
+            env=subprocess_env,
+            cwd=tasks.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return proc.returncode, json.loads(proc.stdout)
+
+    code, view = upkeep_run("bad-news")
+    assert (code, view["status"], view["outcome"]) == (1, "completed", "critical")
+    code, view = upkeep_run("nap", "--set", "seconds=0.1")
+    assert (code, view["status"], view["summary"]) == (0, "completed", "slept 0.1s")
+    worker_pid = int(view["worker"].rsplit(":", 1)[1])
+    assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE

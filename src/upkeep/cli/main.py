@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 import yaml
@@ -163,12 +163,31 @@ mount_optional_groups(app)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``argv`` None). Called with ``argv``, it raises ``SystemExit`` as
+    any Typer app does; as the console script, a command that ran work in a foreground worker ends
+    through ``_exit_without_teardown``."""
     try:
         app(args=argv, prog_name="upkeep")
     except KeyboardInterrupt:
         err_console.print("error: interrupted", markup=False)
         sys.exit(130)
+    except SystemExit as exc:
+        if argv is None and run.ran_in_foreground() and isinstance(exc.code, int | None):
+            _exit_without_teardown(exc.code or 0)
+        raise
+
+
+def _exit_without_teardown(code: int) -> NoReturn:
+    """End the process once its work is done and recorded, without the interpreter's teardown: after
+    ``upkeep run`` that frees the few hundred modules it imported one by one, about 0.1 s of CPU. The
+    exit handlers run first (they stop the worker process and flush logging), then the output."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

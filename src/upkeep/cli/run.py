@@ -133,6 +133,11 @@ def follow_run(
 _RUNNERS: dict[int, Any] = {}
 
 
+def ran_in_foreground() -> bool:
+    """Whether this process executed a run in a worker of its own (and so stops it at exit)."""
+    return bool(_RUNNERS)
+
+
 def _runner(settings, store):
     """One worker process for all the runs this command executes (a tier runs several)."""
     import atexit
