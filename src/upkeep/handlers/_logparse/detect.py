@@ -76,17 +76,20 @@ def sniff_compression(head: bytes) -> str:
 
 
 def read_head(path: Path, compression: str) -> bytes:
-    import gzip
-
-    import zstandard  # here, not at module level: loading the handlers must not load it
-
     with open(path, "rb") as raw:
-        if compression == "gzip":
-            stream: io.BufferedIOBase | gzip.GzipFile = gzip.GzipFile(fileobj=raw)
-        elif compression == "zstd":
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)
-        else:
+        if compression == "none":
             return raw.read(SAMPLE_BYTES)
+        # imported only for a compressed file: a plain log's run should not pay for zstandard's import
+        if compression == "gzip":
+            import gzip
+
+            stream: io.BufferedIOBase | gzip.GzipFile = gzip.GzipFile(fileobj=raw)
+            broken: tuple[type[BaseException], ...] = (OSError, EOFError)
+        else:
+            import zstandard
+
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            broken = (OSError, EOFError, zstandard.ZstdError)
         out = bytearray()
         try:
             while len(out) < SAMPLE_BYTES:
@@ -94,7 +97,7 @@ def read_head(path: Path, compression: str) -> bytes:
                 if not chunk:
                     break
                 out += chunk
-        except (OSError, EOFError, zstandard.ZstdError):
+        except broken:
             pass  # a truncated archive: sample what we have; DuckDB reports the rest
         return bytes(out)
 
