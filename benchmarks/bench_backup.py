@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._installed import compile_upkeep
+
 ROUNDS = 2
 SCALE = 50
 
@@ -36,6 +38,7 @@ def main() -> None:
     from support.servers import start_postgres
     from upkeep.store.db import Store
 
+    print(compile_upkeep())
     work = Path(tempfile.mkdtemp(prefix="upkeep-bench-backup-"))
     server = start_postgres()
     upkeep = str(Path(sys.executable).with_name("upkeep"))
