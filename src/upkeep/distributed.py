@@ -60,7 +60,6 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
-    app.conf.upkeep_settings_json = settings.model_dump_json()
 
     @app.task(name=TASK_NAME, bind=True, acks_late=True)
     def execute_run_task(self, run_id: int) -> str | None:

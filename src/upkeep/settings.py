@@ -8,7 +8,6 @@ for the system-wide ``/etc/upkeep/upkeep.yaml`` it is ``/var/lib/upkeep``.
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -95,10 +94,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
-
-
-def load_settings(config: str | os.PathLike | None = None, **overrides) -> Settings:
-    """Settings from the environment, with an explicit config path and overrides on top."""
-    if config is not None:
-        overrides["config"] = Path(config)
-    return Settings(**overrides)

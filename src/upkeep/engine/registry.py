@@ -334,7 +334,6 @@ def handler(
             module=func.__module__,
         )
         (registry or REGISTRY).register(spec)
-        func.handler_spec = spec  # type: ignore[attr-defined]
         return func
 
     return decorate

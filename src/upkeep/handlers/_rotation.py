@@ -103,13 +103,6 @@ class RotatedFile:
     compressed: str | None = None  # suffix (".gz", ".zst", ...) or None
     mtime: float | None = None
 
-    @property
-    def plain_path(self) -> Path:
-        """The name without its compression suffix."""
-        if self.compressed:
-            return self.path.with_name(self.path.name[: -len(self.compressed)])
-        return self.path
-
 
 @dataclass
 class Naming:

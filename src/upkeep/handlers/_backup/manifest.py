@@ -40,11 +40,3 @@ def write_manifest(artifact: Path, manifest: dict[str, Any], private: Private = 
     path = manifest_path(artifact)
     write_atomic(path, json.dumps(manifest, indent=2, sort_keys=True).encode(), private)
     return path
-
-
-def read_manifest(artifact: Path) -> dict[str, Any] | None:
-    path = manifest_path(artifact)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

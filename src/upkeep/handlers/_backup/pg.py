@@ -66,9 +66,6 @@ class PgTarget:
     def dbname(self) -> str:
         return str(self.params.get("dbname") or "postgres")
 
-    def with_db(self, dbname: str) -> PgTarget:
-        return PgTarget(params={**self.params, "dbname": dbname}, password=self.password)
-
     def conninfo(self, dbname: str | None = None) -> str:
         from psycopg.conninfo import make_conninfo
 
