@@ -189,7 +189,7 @@ def test_plain_json_figures_equal_independent_computation_over_last_24h(tmp_path
     records.sort(key=lambda r: r.ts)
     write(tmp_path / "api-out__1.log.zst", [plain_line(r) for r in records[:1500]], "zstd")
     write(tmp_path / "api-out.log", [plain_line(r) for r in records[1500:]])
-    result = analyze_paths([str(tmp_path / "api-out*.log*")], window="24h", now=NOW)
+    result = analyze_paths([str(tmp_path / "api-out*.log*")], window="24h", now=NOW, by_route=True)
     exp = expected(records, NOW - timedelta(hours=24), NOW)
     assert 0 < exp["in_window"] < len(records)
     assert_matches(result, exp)
@@ -204,7 +204,7 @@ def test_pino_gzip_rotation_and_float_durations_match_within_a_tenth_of_a_percen
     records = make_records(random.Random(2), 4000, float_durations=True)
     write(tmp_path / "app.log.1.gz", [pino_line(r) for r in records[:2000]], "gzip")
     write(tmp_path / "app.log", [pino_line(r) for r in records[2000:]])
-    result = analyze_paths([str(tmp_path / "app.log*")], window="24h", now=NOW)
+    result = analyze_paths([str(tmp_path / "app.log*")], window="24h", now=NOW, by_route=True)
     assert_matches(result, expected(records, NOW - timedelta(hours=24), NOW))
     # raw URLs are grouped: ids and query strings dropped
     assert {r["route"] for r in result["routes"]} == {"/api/chat/:id", "/api/messages", "/api/search"}
@@ -343,6 +343,26 @@ def test_handler_default_window_is_last_24h_by_the_records_own_time(sqlite_store
     assert week["targets"]["paths"]["errors"] == 4
 
 
+def test_per_route_figures_only_when_the_handler_is_asked_for_them(sqlite_store, tmp_path):
+    records = make_records(random.Random(5), 600)
+    write(tmp_path / "api.log", [pino_line(r) for r in records])
+    config = {"paths": [str(tmp_path / "api.log")], "window": "24h"}
+    plain = run_handler(sqlite_store, "logs.analyze", config, clock=FakeClock(NOW))["targets"]["paths"]
+    routed = run_handler(
+        sqlite_store, "logs.analyze", {**config, "by_route": True, "top_routes": 2}, clock=FakeClock(NOW)
+    )
+    routed = routed["targets"]["paths"]
+    assert plain["routes"] == []
+    exp = expected(records, NOW - timedelta(hours=24), NOW)["routes"]
+    busiest = sorted(exp, key=lambda route: (-len(exp[route]), route))[:2]
+    assert [(r["route"], r["requests"]) for r in routed["routes"]] == [
+        (route.replace("/api/chat", "/api/chat/:id"), len(exp[route])) for route in busiest
+    ]
+    # the other figures do not depend on it
+    for key in ("records", "levels", "errors", "requests", "duration", "top_errors"):
+        assert plain[key] == routed[key], key
+
+
 def _request_lines(n: int, n5xx: int, dur_ms: float) -> list[str]:
     return [
         json.dumps(
@@ -476,5 +496,5 @@ def test_explicit_since_until_and_configured_duration_field(tmp_path):
 def test_raw_urls_group_by_route_with_id_segments_replaced(tmp_path, url, route):
     record = {"level": 30, "time": int(NOW.timestamp() * 1000), "req": {"url": url}, "res": {"statusCode": 200}}
     lines = [json.dumps(record)]
-    result = analyze_paths([str(write(tmp_path / "app.log", lines))], window="all", now=NOW)
+    result = analyze_paths([str(write(tmp_path / "app.log", lines))], window="all", now=NOW, by_route=True)
     assert [r["route"] for r in result["routes"]] == [route]

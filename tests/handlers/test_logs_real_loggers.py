@@ -103,7 +103,7 @@ def test_pino_numeric_levels_nested_req_res_over_the_last_24h(node, tmp_path):
     log = tmp_path / "api.log"
     records = pino_log(node, log, 6000, labels=False, span_hours=48)
     now = datetime.now(UTC)
-    result = analyze_paths([str(log)], window="24h", now=now)
+    result = analyze_paths([str(log)], window="24h", now=now, by_route=True)
     exp = figures(records, *window(now))
     assert 2500 < exp["in_window"] < 3500 and exp["5xx"] > 10
     assert_figures(result, exp)
@@ -148,7 +148,7 @@ def test_structlog_json_requests_and_exceptions(tmp_path):
             }
         )
     now = datetime.now(UTC)
-    result = analyze_paths([str(log)], window="24h", now=now)
+    result = analyze_paths([str(log)], window="24h", now=now, by_route=True)
     exp = figures(records, *window(now))
     assert exp["errors"] > 20 and exp["requests"] > 1000
     assert_figures(result, exp)
@@ -224,7 +224,7 @@ def test_combined_access_log_with_request_time_written_by_a_real_server_under_lo
     records = access_records(log, seconds_per_unit)
     assert len(records) == 600
     now = datetime.now(UTC)
-    result = analyze_paths([str(log)], window="24h", now=now, duration_unit=unit)
+    result = analyze_paths([str(log)], window="24h", now=now, duration_unit=unit, by_route=True)
     exp = figures(records, started - 5, now.timestamp())
     assert exp["5xx"] > 0 and any(r["status"] == 404 for r in records)
     assert_figures(result, exp)

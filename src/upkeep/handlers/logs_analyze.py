@@ -46,6 +46,14 @@ Inventory (``upkeep.yaml``)::
           format: auto                              # auto | json | combined | text
           duration_field: durationMs                # optional; any config field below may be set here
           duration_unit: auto                       # auto | ms | s | us | ns
+          by_route: false                           # true: figures per route too (costs a scan's worth)
+
+Per-route figures (requests, 5xx, average and p95 of the ``top_routes`` busiest routes, raw URLs
+with their id segments replaced by ``:id``) are opt-in: ``by_route: true``. Reading every record's
+URL and normalising it cost more than the whole scan of the other fields (measured on a pino log:
+1.20 s of CPU per million lines with routes, 0.65 s without), and the error count, 5xx rate and
+percentiles an operator checks daily do not need it; turn it on for the log target whose slow
+routes you are chasing.
 
 Thresholds (task config, or per log target): 5xx rate warn 1 % / critical 5 % (only with at least
 ``min_requests`` requests in the window), p95 warn 500 ms / critical 2000 ms, error count warn and
@@ -97,7 +105,10 @@ class LogsAnalyzeConfig(HandlerConfig):
         "auto", description="Unit of the duration field; auto = s for request_time and access logs, else ms."
     )
     top_errors: int = Field(10, ge=0, le=1000, description="How many grouped error messages to list.")
-    top_routes: int = Field(10, ge=0, le=1000, description="How many routes (by request count) to list.")
+    by_route: bool = Field(
+        False, description="Also figures per route (requests, 5xx, avg, p95); reads and normalises every URL."
+    )
+    top_routes: int = Field(10, ge=0, le=1000, description="With by_route: how many routes (by request count) to list.")
     rate_5xx_warn: float | None = Field(0.01, ge=0, le=1, description="5xx share of requests that warns.")
     rate_5xx_critical: float | None = Field(0.05, ge=0, le=1, description="5xx share that is critical.")
     min_requests: int = Field(20, ge=0, description="Fewer requests than this in the window: no 5xx-rate verdict.")
@@ -241,6 +252,7 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
             fields=fields,
             top_errors=cfg.top_errors,
             top_routes=cfg.top_routes,
+            by_route=cfg.by_route,
             memory_limit=cfg.memory_limit,
         )
         analyses[name] = analysis

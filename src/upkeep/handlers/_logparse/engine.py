@@ -3,11 +3,12 @@
 The scan feeds a ``GROUPING SETS`` aggregation whose two sets are all the figures need:
 
 1. ``(b, d, lv, sc, em)``: window bucket, UTC day, raw level, status code, normalised message of an
-   error candidate (see ``error_candidate_sql``; NULL for other records) -> counts, duration sum/max,
-   one example message. Which raw levels really are errors is decided once per distinct level,
-   after the scan, by ``normalise_level``: the one definition of an error level;
-2. ``(route, e5, dk)``: route (NULL for records that are no request), 5xx or not, duration key ->
-   counts: per route figures, and summed over routes the histogram of all in-window durations.
+   in-window error candidate (see ``error_candidate_sql``; NULL for other records) -> counts,
+   duration sum/max, one example message. Which raw levels really are errors is decided once per
+   distinct level, after the scan, by ``normalise_level``: the one definition of an error level;
+2. ``(b, dk)``: window bucket, duration key -> counts: the histogram of durations. With
+   ``by_route`` it is ``(b, route, e5, dk)`` (route NULL for records that are no request, 5xx or
+   not): per route figures, and summed over routes the same histogram.
 
 Memory therefore grows with the number of *distinct* keys, never with the number of records, and
 DuckDB spills its hash tables under ``memory_limit``. Percentiles come from the histograms with the
@@ -35,11 +36,9 @@ if TYPE_CHECKING:  # duckdb is imported where it is used: loading the handlers m
     import duckdb
 
 BUCKETS = {0: "in_window", 1: "before_window", 2: "after_window", 3: "no_timestamp", 4: "malformed"}
-KEYS = ("b", "d", "lv", "sc", "em", "route", "e5", "dk")
-SETS = {
-    "day": ("b", "d", "lv", "sc", "em"),
-    "route": ("route", "e5", "dk"),
-}
+DAY_SET = ("b", "d", "lv", "sc", "em")
+DURATION_SET = ("b", "dk")
+ROUTE_SET = ("b", "route", "e5", "dk")
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 DAY_MS = 86_400_000
 
@@ -56,13 +55,23 @@ class AnalysisOptions:
     top_routes: int = 10
     memory_limit: str = "256MB"
     threads: int | None = None
+    by_route: bool = False  # per-route figures; off, the route field is not even read
     fields: dict[str, str | None] = field(default_factory=dict)
 
 
-def _grouping_id(keys: Sequence[str]) -> int:
+def grouping_sets(by_route: bool) -> dict[str, tuple[str, ...]]:
+    """The two grouping sets of the scan: per day and level, and the durations (per route if asked)."""
+    return {"day": DAY_SET, "duration": ROUTE_SET if by_route else DURATION_SET}
+
+
+def _keys(sets: dict[str, tuple[str, ...]]) -> list[str]:
+    return list(dict.fromkeys(key for keys in sets.values() for key in keys))
+
+
+def _grouping_id(keys: Sequence[str], all_keys: Sequence[str]) -> int:
     """DuckDB's GROUPING(...) value: a bit per argument (first = highest), set when not grouped."""
     value = 0
-    for key in KEYS:
+    for key in all_keys:
         value = (value << 1) | (0 if key in keys else 1)
     return value
 
@@ -89,47 +98,46 @@ def _message_key(msg: str) -> str:
     return f"trim(regexp_replace({expr}, '\\s\\s+|[^\\S ]', ' ', 'g'))"
 
 
-def build_query(sources: list[str], since_ms: float | None, until_ms: float | None) -> str:
+def build_query(sources: list[str], since_ms: float | None, until_ms: float | None, by_route: bool = False) -> str:
+    """The one scan. Keys are not masked per record by the window bucket ``b``: ``b`` is a key of
+    both sets, so records outside the window land in groups of their own that ``_fill`` only counts;
+    only the error-message key, the one costly expression, is computed for in-window errors alone."""
     union = "\nUNION ALL\n".join(sources)
     before = f"ts < {since_ms!r}" if since_ms is not None else "false"
     after = f"ts > {until_ms!r}" if until_ms is not None else "false"
-    dur = "(CASE WHEN isfinite(dur) THEN dur END)"
-    dkey = _duration_key("dur")
-    msgkey = _message_key("coalesce(msg, '')")
+    sets = grouping_sets(by_route)
+    keys = _keys(sets)
+    err = f"b = 0 AND {error_candidate_sql('lv')}"
+    route = ""
+    if by_route:
+        route = (
+            "CASE WHEN st IS NOT NULL THEN coalesce(route, '(none)') END AS route, "
+            "CASE WHEN st IS NOT NULL THEN st >= 500 END AS e5,"
+        )
     return f"""
 WITH raw AS ({union}),
 n AS (
   SELECT CASE WHEN bad THEN 4 WHEN ts IS NULL THEN 3 WHEN {before} THEN 1 WHEN {after} THEN 2 ELSE 0 END AS b,
-         ts, lv, CASE WHEN st BETWEEN 100 AND 599 THEN st END AS st, {dur} AS dur, route, msg
+         ts, lv, CASE WHEN st BETWEEN 100 AND 599 THEN st END AS st, (CASE WHEN isfinite(dur) THEN dur END) AS dur,
+         route, msg
   FROM raw
 ),
-k0 AS (
-  SELECT b, ts, lv, st, route, msg, dur,
-    CASE WHEN b = 0 AND dur IS NOT NULL THEN {dkey} END AS dk,
-    CASE WHEN b = 0 AND {error_candidate_sql("lv")} THEN true END AS is_err
-  FROM n
-),
 k AS (
-  SELECT b,
-    CASE WHEN b = 0 THEN CAST(floor(ts / {DAY_MS}) AS BIGINT) END AS d,
-    CASE WHEN b = 0 THEN lv END AS lv,
-    CASE WHEN b = 0 THEN st END AS sc,
-    dk,
-    CASE WHEN b = 0 AND st IS NOT NULL THEN coalesce(route, '(none)') END AS route,
-    CASE WHEN b = 0 AND st IS NOT NULL THEN st >= 500 END AS e5,
-    CASE WHEN is_err THEN {msgkey} END AS em,
-    CASE WHEN b = 0 THEN dur END AS dur,
-    CASE WHEN is_err THEN {truncate("msg", 300)} END AS example
-  FROM k0
+  SELECT b, CAST(floor(ts / {DAY_MS}) AS BIGINT) AS d, lv, st AS sc, {route}
+    {_duration_key("dur")} AS dk,
+    CASE WHEN {err} THEN {_message_key("coalesce(msg, '')")} END AS em,
+    dur,
+    CASE WHEN {err} THEN {truncate("msg", 300)} END AS example
+  FROM n
 )
-SELECT GROUPING({", ".join(KEYS)}) AS g, {", ".join(KEYS)},
+SELECT GROUPING({", ".join(keys)}) AS g, {", ".join(keys)},
        count(*) AS c, count(dur) AS nd, sum(dur) AS sd, max(dur) AS md, min(example) AS example
 FROM k
-GROUP BY GROUPING SETS ({", ".join("(" + ", ".join(keys) + ")" for keys in SETS.values())})
+GROUP BY GROUPING SETS ({", ".join("(" + ", ".join(keys) + ")" for keys in sets.values())})
 """
 
 
-def _weighted_quantiles(con: duckdb.DuckDBPyConnection, value_sql: str, group: str) -> dict:
+def _weighted_quantiles(con: duckdb.DuckDBPyConnection, value_sql: str) -> dict:
     """Percentiles per group from (group, value, count) rows: linear interpolation between ranks."""
     parts = []
     for name, p in QUANTILES.items():
@@ -152,7 +160,6 @@ def _weighted_quantiles(con: duckdb.DuckDBPyConnection, value_sql: str, group: s
             h = (n - 1) * p
             values[name] = lo + (h - math.floor(h)) * (hi - lo)
         out[grp] = values
-    _ = group
     return out
 
 
@@ -186,7 +193,8 @@ def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
     if not groups:
         return result
     sources = [
-        source_select(members[0], [m.path for m in members], options.duration_unit) for members in groups.values()
+        source_select(members[0], [m.path for m in members], options.duration_unit, by_route=options.by_route)
+        for members in groups.values()
     ]
     since_ms = options.since.timestamp() * 1000 if options.since else None
     until_ms = options.until.timestamp() * 1000 if options.until else None
@@ -199,7 +207,7 @@ def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
         con.execute(f"SET TimeZone = {quote_literal(options.timezone)}")
         if options.threads:
             con.execute(f"SET threads = {int(options.threads)}")
-        con.execute(f"CREATE TEMP TABLE agg AS {build_query(sources, since_ms, until_ms)}")
+        con.execute(f"CREATE TEMP TABLE agg AS {build_query(sources, since_ms, until_ms, options.by_route)}")
         _fill(con, result, options)
     finally:
         con.close()
@@ -208,7 +216,8 @@ def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
 
 
 def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions) -> None:
-    gid = {name: _grouping_id(keys) for name, keys in SETS.items()}
+    sets = grouping_sets(options.by_route)
+    gid = {name: _grouping_id(keys, _keys(sets)) for name, keys in sets.items()}
     records = result["records"]
     levels: dict[str, int] = defaultdict(int)
     error_levels: set[str] = set()  # raw level texts that normalise to an error level
@@ -254,11 +263,12 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
         duration["avg_ms"] = sum_dur / count_dur
         duration["max_ms"] = max_dur
         overall = _weighted_quantiles(
-            con, f"SELECT 0 AS grp, dk AS v, c FROM agg WHERE g = {gid['route']} AND dk IS NOT NULL", "all"
+            con, f"SELECT 0 AS grp, dk AS v, c FROM agg WHERE g = {gid['duration']} AND b = 0 AND dk IS NOT NULL"
         ).get(0, {})
         for name, value in overall.items():
             duration[f"{name}_ms"] = value
-    result["routes"] = _routes(con, gid["route"], options.top_routes)
+    if options.by_route:
+        result["routes"] = _routes(con, gid["duration"], options.top_routes)
     result["top_errors"] = [
         {"message": em, "count": c, "example": example}
         for em, c, example in con.execute(
@@ -274,7 +284,8 @@ def _routes(con: duckdb.DuckDBPyConnection, gid: int, top: int) -> list[dict]:
         f"""
         SELECT route, sum(c) AS requests, sum(c) FILTER (WHERE e5) AS e5, sum(c) FILTER (WHERE dk IS NOT NULL) AS nd,
                sum(sd) AS sd
-        FROM agg WHERE g = {gid} AND route IS NOT NULL GROUP BY route ORDER BY requests DESC, route LIMIT {int(top)}
+        FROM agg WHERE g = {gid} AND b = 0 AND route IS NOT NULL
+        GROUP BY route ORDER BY requests DESC, route LIMIT {int(top)}
         """
     ).fetchall()
     if not rows:
@@ -282,8 +293,7 @@ def _routes(con: duckdb.DuckDBPyConnection, gid: int, top: int) -> list[dict]:
     names = ", ".join(quote_literal(r[0]) for r in rows)
     quantiles = _weighted_quantiles(
         con,
-        f"SELECT route AS grp, dk AS v, c FROM agg WHERE g = {gid} AND dk IS NOT NULL AND route IN ({names})",
-        "route",
+        f"SELECT route AS grp, dk AS v, c FROM agg WHERE g = {gid} AND b = 0 AND dk IS NOT NULL AND route IN ({names})",
     )
     out = []
     for route, requests, e5, nd, sd in rows:

@@ -87,13 +87,15 @@ def analyze_paths(
     fields: dict[str, str | None] | None = None,
     top_errors: int = 10,
     top_routes: int = 10,
+    by_route: bool = False,
     memory_limit: str = "256MB",
 ) -> dict[str, Any]:
     """Analyse the log files matching ``paths`` (globs) over a window; the figures of ``logs.analyze``.
 
     Returns ``records`` (total, in_window, before_window, after_window, no_timestamp, malformed),
     ``levels``, ``errors``, ``warnings``, ``top_errors``, ``requests`` (total, status_classes,
-    status_codes, 5xx, rate_5xx, per_day), ``duration`` (count, avg/p50/p95/p99/max in ms), ``routes``,
+    status_codes, 5xx, rate_5xx, per_day), ``duration`` (count, avg/p50/p95/p99/max in ms), ``routes``
+    (the ``top_routes`` busiest, only with ``by_route``: otherwise the route field is not read),
     ``files`` and ``missing`` (patterns that matched nothing). Never raises for missing or unreadable
     files; a bad window or field name raises ``ConfigError``.
     """
@@ -111,6 +113,7 @@ def analyze_paths(
         timezone=timezone,
         top_errors=top_errors,
         top_routes=top_routes,
+        by_route=by_route,
         memory_limit=memory_limit,
         fields=overrides,
     )

@@ -144,8 +144,10 @@ def duration_factor(field: str | None, unit: str, default: str = "ms") -> float:
     return UNIT_FACTORS[default]
 
 
-def json_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str:
-    fields = info.fields
+def json_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_route: bool) -> str:
+    fields = dict(info.fields)
+    if not by_route:  # not read at all: parsing and normalising URLs is most of a request log's cost
+        fields.pop("route", None)
     role_types = {
         "level": "VARCHAR",
         "message": "VARCHAR",
@@ -201,11 +203,11 @@ def _lines_source(info: FileInfo, paths: Sequence[str]) -> str:
     )
 
 
-def combined_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str:
+def combined_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_route: bool) -> str:
     """nginx/apache combined (or common) format, with an optional trailing request time (seconds)."""
     factor = UNIT_FACTORS["s"] if duration_unit == "auto" else UNIT_FACTORS[duration_unit]
     names = "['ip', 'time', 'method', 'path', 'status', 'bytes', 'rt']"
-    route = route_expr("NULLIF(m.path, '')", True)
+    route = route_expr("NULLIF(m.path, '')", True) if by_route else "NULL"
     return (
         "SELECT CAST(epoch_ms(try_strptime(NULLIF(m.time, ''), '%d/%b/%Y:%H:%M:%S %z')) AS DOUBLE) AS ts, "
         "CAST(NULL AS VARCHAR) AS lv, "
@@ -218,7 +220,7 @@ def combined_select(info: FileInfo, paths: Sequence[str], duration_unit: str) ->
     )
 
 
-def text_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str:
+def text_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_route: bool) -> str:
     """Lines starting with an ISO-like timestamp and an optional level word; other lines have no time."""
     names = "['ts', 'lv', 'msg']"
     msg = truncate("CASE WHEN m.ts = '' THEN line ELSE m.msg END", 1000)
@@ -232,6 +234,7 @@ def text_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str
     )
 
 
-def source_select(info: FileInfo, paths: Sequence[str], duration_unit: str) -> str:
+def source_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_route: bool = False) -> str:
+    """The normalised columns of one group of files; ``route`` is NULL unless ``by_route``."""
     builder = {"json": json_select, "combined": combined_select, "text": text_select}[info.format]
-    return builder(info, paths, duration_unit)
+    return builder(info, paths, duration_unit, by_route)
