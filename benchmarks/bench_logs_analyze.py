@@ -16,7 +16,7 @@ the 5M size, the same log twice (10M lines) shows the peak RSS staying flat. Als
 the CLI itself costs before any analysis (``upkeep --help``, ``upkeep run debug.noop``), and a
 structlog and a real-nginx log analysed the same way. upkeep's modules are byte-compiled first, as
 an installed copy's are (``benchmarks/_installed.py``). Files are cached under
-/tmp/upkeep-bench-logs (``UPKEEP_BENCH_KEEP=1`` keeps them).
+/tmp/upkeep-bench-logs, or ``UPKEEP_BENCH_LOGS_DIR`` (``UPKEEP_BENCH_KEEP=1`` keeps them).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from benchmarks._installed import compile_upkeep
 ROUNDS = 3
 ROOT = Path(__file__).resolve().parent
 LOGGERS = ROOT / "loggers"
-CACHE = Path("/tmp/upkeep-bench-logs")
+CACHE = Path(os.environ.get("UPKEEP_BENCH_LOGS_DIR", "/tmp/upkeep-bench-logs"))
 SIZES = [int(s) for s in os.environ.get("UPKEEP_BENCH_SIZES", "20000,1000000,5000000").split(",")]
 UPKEEP = str(Path(sys.executable).with_name("upkeep"))
 
