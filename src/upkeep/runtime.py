@@ -10,17 +10,20 @@ import contextlib
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
-from upkeep.engine.executor import EmbeddedExecutor
-from upkeep.engine.reaper import Reaper
-from upkeep.engine.scheduler import Scheduler, record_instance
-from upkeep.settings import Settings
-from upkeep.store.db import Store
+# Imported by the functions that use them: the CLI calls ``open_store`` and ``configure_logging``
+# without loading the scheduler, the executor or the settings model.
+if TYPE_CHECKING:
+    from upkeep.settings import Settings
+    from upkeep.store.db import Store
 
 log = logging.getLogger("upkeep")
 
 
 def open_store(settings: Settings, *, upgrade: bool) -> Store:
+    from upkeep.store.db import Store
+
     store = Store(settings.resolved_database_url)
     store.check_connection()
     if upgrade:
@@ -52,6 +55,8 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 def recover_on_start(store: Store, settings: Settings) -> dict:
     """Runs left by a crashed process on this host: kill their leftovers, retry or fail them."""
+    from upkeep.engine.reaper import Reaper
+
     report = Reaper(store, settings).reap()
     if report.recovered or report.requeued:
         log.warning(
@@ -74,6 +79,7 @@ def serve(
     import uvicorn
 
     from upkeep.api.app import create_app
+    from upkeep.engine.executor import EmbeddedExecutor
 
     store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
     if apply_config and settings.config_path.exists():
@@ -112,6 +118,8 @@ WORKERS_READY_SECONDS = 30.0
 def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool = False) -> list:
     """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter (in
     this process, or with ``alerter_process`` in a child process of its own)."""
+    from upkeep.engine.scheduler import Scheduler
+
     parts: list = [Scheduler(store, settings)]
     if settings.executor == "celery":
         from upkeep.distributed import CeleryDispatcher
@@ -170,6 +178,8 @@ class AlerterProcess:
 def _alerter_main(settings_json: str, parent_pid: int) -> None:
     from upkeep.engine.executor import die_with_parent
     from upkeep.notify.alerter import Alerter
+    from upkeep.settings import Settings
+    from upkeep.store.db import Store
 
     die_with_parent(parent_pid)
     settings = Settings.model_validate_json(settings_json)
@@ -210,7 +220,9 @@ def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurr
     import os
 
     from upkeep.clock import utcnow
+    from upkeep.engine.executor import EmbeddedExecutor
     from upkeep.engine.runs import HOSTNAME
+    from upkeep.engine.scheduler import record_instance
 
     store = open_store(settings, upgrade=False)
     executor = EmbeddedExecutor(settings, store, size=concurrency, queues=queues)

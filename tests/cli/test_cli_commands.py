@@ -260,20 +260,3 @@ def test_console_entry_point_works_without_a_tty(cli, subprocess_env):
         timeout=120,
     )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
-
-
-def test_optional_groups_mount_when_their_module_imports(monkeypatch):
-    import types
-
-    import typer
-
-    from upkeep.cli.main import mount_optional_groups
-
-    fake = types.ModuleType("upkeep_fake_group")
-    fake.fake_app = typer.Typer(help="fake group")
-    monkeypatch.setitem(sys.modules, "upkeep_fake_group", fake)
-    target = typer.Typer()
-    mounted = mount_optional_groups(
-        target, [("fake", "upkeep_fake_group", "fake_app"), ("absent", "upkeep_absent_group_xyz", "app")]
-    )
-    assert mounted == ["fake"]

@@ -12,7 +12,7 @@ import typer
 
 from upkeep.cli.common import actor, echo, print_json, short_time, state, table
 
-alerts_app = typer.Typer(no_args_is_help=True, help="Alerts: open, acknowledged and resolved, with their messages.")
+alerts_app = typer.Typer(no_args_is_help=True)
 
 
 def _deliveries(alert: dict) -> str:

@@ -19,7 +19,7 @@ from upkeep.errors import UserError
 from upkeep.handlers._backup import catalog
 from upkeep.store.records import Records
 
-backups_app = typer.Typer(help="Backups: the catalog, verification and restores.", no_args_is_help=True)
+backups_app = typer.Typer(no_args_is_help=True)
 
 
 def _records(ctx: typer.Context) -> Records:

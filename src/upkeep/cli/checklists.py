@@ -6,7 +6,7 @@ import typer
 
 from upkeep.cli.common import actor, echo, print_json, short_time, state, table
 
-checklists_app = typer.Typer(no_args_is_help=True, help="Checklists people sign off (checklist.run tasks open them).")
+checklists_app = typer.Typer(no_args_is_help=True)
 SIGNER_ROLE = "operator"
 
 

@@ -1,4 +1,5 @@
-"""Top-level commands: ``init``, ``apply``, ``export``, ``serve``, ``scheduler``, ``worker``."""
+"""Top-level commands: ``init``, ``apply``, ``export``, ``serve``, ``scheduler``, ``worker`` (their
+help is in ``upkeep.cli.main.COMMANDS``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ def init(
         "default", "--template", help="default, or runbooks: also the daily to yearly tasks and checklists"
     ),
 ) -> None:
-    """Write a commented default upkeep.yaml, create .upkeep/, the store and the first admin API key."""
     from upkeep.auth import create_key, list_keys, write_admin_key_file
     from upkeep.config_file import config_candidates, render_template
     from upkeep.private import ADMIN_KEY_FILE, PRIVATE
@@ -59,7 +59,6 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing"),
     as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON"),
 ) -> None:
-    """Reconcile the store to upkeep.yaml and print the diff (create / update / delete, drift)."""
     from upkeep.config_file import apply_file
 
     st = state(ctx)
@@ -84,7 +83,6 @@ def export(
     output: Path = typer.Option(None, "--output", "-o", help="Write here instead of stdout"),
     file_only: bool = typer.Option(False, "--file-only", help="Only tasks made by the config file"),
 ) -> None:
-    """Write targets, channels and tasks back as upkeep.yaml (applies back with zero changes)."""
     from upkeep.config_file import export_config, load_config
 
     st = state(ctx)
@@ -109,7 +107,6 @@ def serve(
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not run the scheduler here"),
     log_level: str = typer.Option("INFO", "--log-level", help="Log level"),
 ) -> None:
-    """API + UI + scheduler + embedded worker in one process (applies upkeep.yaml on start)."""
     from upkeep.runtime import configure_logging
     from upkeep.runtime import serve as run_serve
 
@@ -126,7 +123,6 @@ def serve(
 
 
 def scheduler(ctx: typer.Context, log_level: str = typer.Option("INFO", "--log-level", help="Log level")) -> None:
-    """Run a scheduler alone (several may run against one PostgreSQL store)."""
     from upkeep.runtime import configure_logging, run_scheduler
 
     configure_logging(log_level)
@@ -139,7 +135,6 @@ def worker(
     concurrency: int = typer.Option(None, "--concurrency", help="Worker processes (default: worker_processes)"),
     log_level: str = typer.Option("INFO", "--log-level", help="Log level"),
 ) -> None:
-    """Execute runs: a Celery worker (UPKEEP_EXECUTOR=celery), else an embedded worker pool."""
     from upkeep.runtime import configure_logging, run_worker
 
     settings = state(ctx).settings

@@ -6,6 +6,7 @@ the same code path the API uses. Output works without a TTY; ``--json`` prints m
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -14,17 +15,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
 
 from upkeep.errors import UserError
 
-_TTY = sys.stdout.isatty()
-_WIDTH = None if _TTY else max(160, int(os.environ.get("COLUMNS", "160")))
-# without a terminal, lines are never wrapped: scripts and logs get one message per line
-console = Console(highlight=False, width=_WIDTH, soft_wrap=not _TTY)
-err_console = Console(stderr=True, highlight=False, width=_WIDTH, soft_wrap=not _TTY)
+
+@functools.cache
+def _console(stderr: bool) -> Any:
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    width = None if tty else max(160, int(os.environ.get("COLUMNS", "160")))
+    # without a terminal, lines are never wrapped: scripts and logs get one message per line
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=not tty)
+
+
+def __getattr__(name: str) -> Any:
+    """``console`` and ``err_console``, made on first use: Rich is imported only by output."""
+    if name == "console":
+        return _console(False)
+    if name == "err_console":
+        return _console(True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def actor() -> str:
@@ -59,7 +70,7 @@ class State:
             self._settings = settings_for(self.config, self.database_url)
             used = self._settings.config_path
             if used != Path(DEFAULT_NAME).resolve() and sys.stderr.isatty():
-                err_console.print(f"using {used}", markup=False)
+                _console(True).print(f"using {used}", markup=False)
         return self._settings
 
     def store(self, *, upgrade: bool | None = None):
@@ -105,16 +116,18 @@ def print_json(value: Any) -> None:
 
 
 def echo(text: str = "") -> None:
-    console.print(text, markup=False)
+    _console(False).print(text, markup=False)
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         t.add_column(column, overflow="fold")
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
-    console.print(t)
+    _console(False).print(t)
 
 
 def short_time(iso: str | None) -> str:
@@ -140,6 +153,8 @@ def duration(seconds: float | None) -> str:
 
 def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, Any]:
     """``key=value`` pairs; values are YAML scalars (``3`` is an int); ``a.b=1`` nests."""
+    import yaml
+
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")

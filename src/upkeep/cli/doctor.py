@@ -203,7 +203,6 @@ def doctor(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
-    """Check config, store and migrations, binaries, directory permissions and time-zone data."""
     checks = run_checks(state(ctx))
     failed = [c for c in checks if c.level == "fail"]
     if as_json:

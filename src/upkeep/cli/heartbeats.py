@@ -13,7 +13,7 @@ import typer
 
 from upkeep.cli.common import actor, echo, print_json, short_time, state, table
 
-heartbeats_app = typer.Typer(no_args_is_help=True, help="Heartbeat monitors of jobs upkeep does not run.")
+heartbeats_app = typer.Typer(no_args_is_help=True)
 
 
 def _now():

@@ -18,7 +18,7 @@ import typer
 
 from upkeep.cli.common import actor, echo, print_json, short_time, state, table
 
-notify_app = typer.Typer(help="Alerts: test channels, silences, recent alerts", no_args_is_help=True)
+notify_app = typer.Typer(no_args_is_help=True)
 silences_app = typer.Typer(help="Silences of alerts", no_args_is_help=True)
 notify_app.add_typer(silences_app, name="silences")
 

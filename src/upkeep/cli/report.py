@@ -14,9 +14,7 @@ import typer
 
 from upkeep.cli.common import state
 
-report_app = typer.Typer(
-    help="Print or write the maintenance digest (day, week or month).", invoke_without_command=True
-)
+report_app = typer.Typer(invoke_without_command=True)
 
 
 class Period(StrEnum):

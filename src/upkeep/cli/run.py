@@ -26,7 +26,6 @@ from upkeep.cli.common import actor, duration, echo, parse_assignments, print_js
 from upkeep.engine.taskspec import TIERS
 from upkeep.errors import NotFound, UserError
 
-HELP = "Run a task (by name) or a handler type now, in the foreground, streaming its events."
 TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
 
 

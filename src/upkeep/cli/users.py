@@ -9,7 +9,7 @@ import typer
 from upkeep.cli.common import actor, echo, print_json, short_time, state, table
 from upkeep.errors import UserError
 
-users_app = typer.Typer(no_args_is_help=True, help="People's accounts: sign in to the UI with name and password.")
+users_app = typer.Typer(no_args_is_help=True)
 
 
 def read_password(from_stdin: bool) -> str:

@@ -1,0 +1,94 @@
+"""What the CLI loads: ``upkeep --help`` none of the commands' modules, a command only its own.
+
+Checked by the modules a real process has imported, never by timings.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from upkeep.cli.main import COMMANDS, app, load_command
+
+# What ``upkeep --help`` must not import: the store's and the models' libraries, the output
+# library, the handlers, the API and the distributed mode.
+NOT_FOR_HELP = ("sqlalchemy", "pydantic", "rich", "yaml", "fastapi", "celery", "upkeep.handlers", "upkeep.store")
+
+REPORT_MODULES = """
+import sys
+from upkeep.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("MODULES", " ".join(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def imported_by(
+    *args: str, env: dict[str, str] | None = None, cwd=None
+) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run ``upkeep ARGS`` in a fresh interpreter; its output and the modules it had imported at exit."""
+    proc = subprocess.run(
+        [sys.executable, "-c", REPORT_MODULES, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    line = next(line for line in proc.stderr.splitlines() if line.startswith("MODULES "))
+    return proc, set(line.split()[1:])
+
+
+def loaded(modules: set[str], package: str) -> list[str]:
+    return sorted(m for m in modules if m == package or m.startswith(package + "."))
+
+
+def test_help_lists_every_command_without_importing_the_store_models_or_any_command(subprocess_env):
+    for args in (["--help"], ["-h"], []):
+        proc, modules = imported_by(*args, env=subprocess_env)
+        shown = proc.stdout if args else proc.stderr  # without a command, the help goes to stderr
+        assert "Usage: upkeep" in shown, proc.stderr
+        for name, (_module, _attr, help_text) in COMMANDS.items():
+            assert f"  {name} " in shown and help_text.split()[0] in shown, name
+        for package in NOT_FOR_HELP:
+            assert loaded(modules, package) == [], (args, package)
+        commands_loaded = {module for module, _attr, _help in COMMANDS.values()} & modules
+        assert commands_loaded <= {"upkeep.cli.main"}, commands_loaded
+
+
+def test_a_command_loads_its_own_module_only(subprocess_env):
+    proc, modules = imported_by("schedule", "explain", "@daily", env=subprocess_env)
+    assert proc.returncode == 0 and "next 5" in proc.stdout, proc.stderr
+    assert "upkeep.cli.schedule" in modules
+    others = {module for module, _attr, _help in COMMANDS.values()} - {"upkeep.cli.schedule", "upkeep.cli.main"}
+    assert others & modules == set()
+    assert loaded(modules, "sqlalchemy") == [] and loaded(modules, "upkeep.handlers") == []
+
+
+def test_every_command_of_the_table_loads_with_the_tables_help():
+    for name, (_module, _attr, help_text) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert command.help == help_text, name
+
+
+def test_a_group_is_listed_and_runs_after_it_loads():
+    runner = CliRunner()
+    group_help = runner.invoke(app, ["tasks", "--help"])
+    assert group_help.exit_code == 0 and "list " in group_help.stdout and "trigger " in group_help.stdout
+    typo = runner.invoke(app, ["tasks", "lst"])
+    assert typo.exit_code == 2 and "Did you mean 'list'" in typo.stderr
+    root_typo = runner.invoke(app, ["taks"])
+    assert root_typo.exit_code == 2 and "Did you mean 'tasks'" in root_typo.stderr
+
+
+def test_an_unknown_command_is_a_usage_error_not_a_lookup_failure():
+    result = CliRunner().invoke(app, ["no-such-command"])
+    assert result.exit_code == 2 and "No such command 'no-such-command'" in result.stderr
+    assert "Traceback" not in result.stderr
