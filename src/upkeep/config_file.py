@@ -28,23 +28,25 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from upkeep import secrets as secret_refs
-from upkeep.app import silence_file
-from upkeep.app.silence_file import SilencePlan
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error, validation_errors
 from upkeep.engine.targets import affects_problems, dependency_problems, handler_entry
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
-from upkeep.heartbeats import config as heartbeat_config
-from upkeep.heartbeats.config import HeartbeatPlan
 from upkeep.settings import SYSTEM_CONFIG, Settings
+
+# Heartbeats, silences and the stored targets are reconciled by apply and export only, which
+# import them: every command that reads the file for its settings would otherwise load the
+# alerting code and the executor.
+if TYPE_CHECKING:
+    from upkeep.app.silence_file import SilencePlan
+    from upkeep.heartbeats.config import HeartbeatPlan
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +416,13 @@ def _plain(value: Any) -> Any:
     return None if value is _MISSING else secret_refs.redact(value)
 
 
+def _plans() -> tuple[HeartbeatPlan, SilencePlan]:
+    from upkeep.app.silence_file import SilencePlan
+    from upkeep.heartbeats.config import HeartbeatPlan
+
+    return HeartbeatPlan(), SilencePlan()
+
+
 @dataclass
 class Diff:
     create: list[dict[str, Any]] = field(default_factory=list)  # normalized specs
@@ -427,8 +436,8 @@ class Diff:
     config: dict[str, list[str]] = field(default_factory=dict)  # "targets"/"channels" -> changed entries
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = False
-    heartbeats: HeartbeatPlan = field(default_factory=HeartbeatPlan)
-    silences: SilencePlan = field(default_factory=SilencePlan)
+    heartbeats: HeartbeatPlan = field(default_factory=lambda: _plans()[0])
+    silences: SilencePlan = field(default_factory=lambda: _plans()[1])
 
     @property
     def changed(self) -> bool:
@@ -554,6 +563,9 @@ def _flatten(value: dict[str, Any], depth: int) -> dict[str, Any]:
 
 def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGISTRY) -> tuple[Diff, list]:
     """The diff between the file and the store, and the desired normalized specs (nothing written)."""
+    from upkeep.app import silence_file
+    from upkeep.engine.execute import CONFIG_DOMAIN
+    from upkeep.heartbeats import config as heartbeat_config
     from upkeep.store.models import ScheduledTask
     from upkeep.store.records import Records
 
@@ -628,6 +640,9 @@ def apply_file(
 
     Everything is validated first: a bad task means nothing is written.
     """
+    from upkeep.app import silence_file
+    from upkeep.engine.execute import CONFIG_DOMAIN
+    from upkeep.heartbeats import config as heartbeat_config
     from upkeep.service import Upkeep
     from upkeep.store.records import Records
 
@@ -671,6 +686,7 @@ def apply_file(
 def _record_secret_names(store, loaded: LoadedConfig) -> None:
     """The names of every ``${env:...}`` the file references (server, targets, channels, tasks), so
     runs and alerts scrub all of their values (``upkeep.engine.execute.instance_secrets``)."""
+    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.store.records import Records
 
     names = sorted(secret_refs.find_refs(loaded.model.model_dump()))
@@ -712,6 +728,9 @@ def compact_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def export_config(store, *, file_only: bool = False, server: dict[str, Any] | None = None) -> str:
     """The store's targets, channels and tasks as upkeep.yaml text (applies back with zero changes)."""
+    from upkeep.app import silence_file
+    from upkeep.engine.execute import CONFIG_DOMAIN
+    from upkeep.heartbeats import config as heartbeat_config
     from upkeep.store.models import ScheduledTask
     from upkeep.store.records import Records
 

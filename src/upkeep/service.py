@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from upkeep.clock import Clock
 from upkeep.engine import hostscope
 from upkeep.engine import runs as run_ops
-from upkeep.engine.execute import load_targets
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
@@ -168,6 +167,7 @@ class Upkeep:
 
     def _check_affects(self, spec) -> None:
         """``affects`` names targets of the inventory (``upkeep apply`` says where in the file)."""
+        from upkeep.engine.execute import load_targets
         from upkeep.engine.targets import affects_problems
 
         if spec.affects is not None and not self.trusted:
@@ -182,6 +182,8 @@ class Upkeep:
         fields it sets (an ``${env:...}`` reference there would be resolved and sent somewhere)."""
         if self.trusted:
             return
+        from upkeep.engine.execute import load_targets  # the executor's modules: API edits only
+
         spec = self.registry.get(task_type)
         inventory = load_targets(self.store)
         found = spec.host_scope_violations(said, inventory, prefix=prefix)

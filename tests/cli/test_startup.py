@@ -92,3 +92,32 @@ def test_an_unknown_command_is_a_usage_error_not_a_lookup_failure():
     result = CliRunner().invoke(app, ["no-such-command"])
     assert result.exit_code == 2 and "No such command 'no-such-command'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# What a command that reads the SQLite store must not import: another store's dialect (PostgreSQL's
+# with all its drivers), the handlers, the executor, the API, the distributed mode, the alerting.
+NOT_FOR_READING = (
+    "sqlalchemy.dialects.postgresql",
+    "asyncpg",
+    "psycopg",
+    "upkeep.handlers",
+    "upkeep.engine.executor",
+    "upkeep.engine.context",
+    "upkeep.api",
+    "fastapi",
+    "uvicorn",
+    "celery",
+    "apprise",
+    "upkeep.notify",
+    "upkeep.heartbeats",
+)
+
+
+def test_tasks_list_reads_the_store_without_loading_what_it_does_not_use(cli, subprocess_env):
+    cli.write("tasks:\n  - {name: nightly-noop, type: debug.noop, schedule: '0 3 * * *', tiers: [daily]}\n")
+    cli("apply")
+    proc, modules = imported_by("tasks", "list", env=subprocess_env, cwd=cli.root)
+    assert proc.returncode == 0 and "nightly-noop" in proc.stdout, proc.stderr
+    assert "sqlalchemy.orm" in modules  # it did read the store
+    for package in NOT_FOR_READING:
+        assert loaded(modules, package) == [], package

@@ -25,8 +25,9 @@ def _console(stderr: bool) -> Any:
 
     tty = sys.stdout.isatty()
     width = None if tty else max(160, int(os.environ.get("COLUMNS", "160")))
-    # without a terminal, lines are never wrapped: scripts and logs get one message per line
-    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=not tty)
+    # without a terminal, lines are never wrapped: scripts and logs get one message per line;
+    # names and messages print as they are (no ":name:" emoji codes, no highlighting)
+    return Console(stderr=stderr, highlight=False, emoji=False, width=width, soft_wrap=not tty)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -44,8 +43,24 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-NullableJSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")  # None is SQL NULL
+class _JSONB(TypeDecorator):
+    """PostgreSQL's JSONB, as the PostgreSQL variant of the JSON columns. Naming
+    ``sqlalchemy.dialects.postgresql.JSONB`` here would import that dialect and all its drivers
+    (asyncpg's with asyncio) in every process, a SQLite store's included; this loads it only
+    when a PostgreSQL store compiles or binds a JSON column. For the same reason the partial
+    indexes below name only SQLite's ``where``: the migrations make them partial on both."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        from sqlalchemy.dialects.postgresql import JSONB
+
+        return dialect.type_descriptor(JSONB(none_as_null=self.impl_instance.none_as_null))
+
+
+JSONType = sa.JSON().with_variant(_JSONB(), "postgresql")
+NullableJSON = sa.JSON(none_as_null=True).with_variant(_JSONB(none_as_null=True), "postgresql")  # None is SQL NULL
 BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -112,7 +127,6 @@ class Run(Base):
             "scheduled_for",
             unique=True,
             sqlite_where=sa.text("origin = 'scheduled'"),
-            postgresql_where=sa.text("origin = 'scheduled'"),
         ),
         sa.Index("ix_runs_status_due", "status", "due_at"),
         sa.Index("ix_runs_task_created", "task_id", "created_at"),
@@ -312,7 +326,6 @@ class HeartbeatPing(Base):
             "ix_heartbeat_pings_unevaluated",
             "received_at",
             sqlite_where=sa.text("evaluated_at IS NULL"),
-            postgresql_where=sa.text("evaluated_at IS NULL"),
         ),
     )
 
@@ -405,7 +418,6 @@ class Alert(Base):
             "subject",
             unique=True,
             sqlite_where=sa.text("state != 'resolved'"),
-            postgresql_where=sa.text("state != 'resolved'"),
         ),
         sa.Index("ix_alerts_state_opened", "state", "opened_at"),
     )
