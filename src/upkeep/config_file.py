@@ -341,16 +341,16 @@ def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[
 def validate_targets(loaded: LoadedConfig, registry: Registry = REGISTRY) -> None:
     """Check every ``targets`` entry with its kind's model (``inventory_kind``); the first problem
     raises one ConfigError naming file, line and field, as ``validate_tasks`` does for tasks."""
-    kinds = registry.inventory_kinds()
     for kind, entries in loaded.model.targets.items():
-        if kind not in kinds:
+        check = registry.inventory_check(kind)
+        if check is None:
             raise ConfigError(
                 f"{loaded.where_at(['targets', kind])}: targets.{kind}: unknown kind of target",
-                hint=f"known kinds: {', '.join(sorted(kinds))}",
+                hint=f"known kinds: {', '.join(sorted(registry.inventory_kinds()))}",
             )
         for name, entry in entries.items():
             try:
-                kinds[kind](name, handler_entry(entry))
+                check(name, handler_entry(entry))
             except ValidationError as exc:
                 loc, message = validation_errors(exc)[0]
                 hint = None

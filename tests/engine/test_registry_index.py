@@ -122,3 +122,60 @@ def test_upkeep_run_of_one_handler_imports_no_other_handler(tmp_path):
     )
     assert loaded["code"] == 0
     assert loaded["handler_modules"] == ["upkeep.handlers.debug"]
+
+
+def test_kind_index_names_the_module_that_declares_every_builtin_kind_of_target(tmp_path):
+    loaded = run_python(
+        """
+        import json
+        from upkeep.handlers import BUILTIN_KINDS, load_builtin
+        from upkeep.engine.registry import REGISTRY
+        real = {}
+        for module in sorted(set(BUILTIN_KINDS.values())):  # which kinds each module declares alone
+            before = set(REGISTRY._kinds)
+            __import__(f"upkeep.handlers.{module}")
+            real.update({kind: module for kind in set(REGISTRY._kinds) - before})
+        load_builtin()
+        print(json.dumps({"real": real, "all": sorted(REGISTRY._kinds), "index": BUILTIN_KINDS}))
+        """,
+        tmp_path,
+    )
+    assert loaded["index"] == loaded["real"]
+    assert loaded["all"] == sorted(loaded["index"])  # no handler module declares a kind the index misses
+
+
+def test_checking_a_files_targets_imports_the_modules_of_their_kinds_alone(tmp_path):
+    (tmp_path / "upkeep.yaml").write_text("targets:\n  logs:\n    api: {paths: [/var/log/api.log]}\ntasks: []\n")
+    loaded = run_python(
+        """
+        import json, sys
+        from upkeep.config_file import load_config, validate_targets
+        validate_targets(load_config("upkeep.yaml"))
+        print(json.dumps({
+            "handler_modules": sorted(m for m in sys.modules
+                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+        }))
+        """,
+        tmp_path,
+    )
+    assert "upkeep.handlers.logs_rotate" in loaded["handler_modules"]
+    for other in ("backup", "config_audit", "health"):  # the modules of the other kinds
+        assert f"upkeep.handlers.{other}" not in loaded["handler_modules"]
+
+
+def test_an_unknown_kind_of_target_is_named_with_every_known_kind(tmp_path):
+    (tmp_path / "upkeep.yaml").write_text("targets:\n  servces:\n    api: {url: http://localhost}\ntasks: []\n")
+    loaded = run_python(
+        """
+        import json
+        from upkeep.config_file import load_config, validate_targets
+        from upkeep.errors import ConfigError
+        try:
+            validate_targets(load_config("upkeep.yaml"))
+        except ConfigError as exc:
+            print(json.dumps({"error": str(exc)}))
+        """,
+        tmp_path,
+    )
+    assert "targets.servces: unknown kind of target" in loaded["error"]
+    assert "services" in loaded["error"] and "databases" in loaded["error"]

@@ -222,6 +222,16 @@ class Registry:
         self.ensure_loaded()
         return dict(self._kinds)
 
+    def inventory_check(self, kind: str) -> InventoryCheck | None:
+        """The check of ``targets.<kind>``, None for a kind nobody declares. A built-in kind imports
+        the module that declares it (``upkeep.handlers.BUILTIN_KINDS``); any other loads every handler."""
+        if kind not in self._kinds and not self._loaded:
+            from upkeep.handlers import load_builtin_kind
+
+            if not load_builtin_kind(kind):
+                self.ensure_loaded()
+        return self._kinds.get(kind)
+
     def register(self, spec: HandlerSpec) -> HandlerSpec:
         for name in (spec.name, *spec.aliases):
             if not NAME_RE.match(name):

@@ -3,8 +3,10 @@
 Modules whose names start with ``_`` are helpers shared by handlers.
 
 ``BUILTIN_MODULES`` names the module of every built-in handler name and alias, so a process that
-runs one handler (``upkeep run logs.analyze``) imports that module alone. It is written by hand;
-``tests/engine/test_registry_index.py`` checks it against the real registrations.
+runs one handler (``upkeep run logs.analyze``) imports that module alone; ``BUILTIN_KINDS`` the
+module that declares each kind of target, so checking a file's targets imports those modules alone.
+Both are written by hand; ``tests/engine/test_registry_index.py`` checks them against the real
+registrations.
 """
 
 from __future__ import annotations
@@ -81,6 +83,17 @@ BUILTIN_MODULES: dict[str, str] = {
 }
 
 
+BUILTIN_KINDS: dict[str, str] = {
+    # kind of target (``targets.<kind>`` of upkeep.yaml) -> module under upkeep.handlers
+    "backups": "backup",
+    "databases": "backup",
+    "files": "backup",
+    "env_files": "config_audit",
+    "services": "health",
+    "logs": "logs_rotate",
+}
+
+
 def load_builtin() -> None:
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
@@ -90,6 +103,15 @@ def load_builtin() -> None:
 def load_builtin_for(name: str) -> bool:
     """Import the module of the built-in handler ``name`` (or alias); False when none has it."""
     module = BUILTIN_MODULES.get(name)
+    if module is None:
+        return False
+    importlib.import_module(f"{__name__}.{module}")
+    return True
+
+
+def load_builtin_kind(kind: str) -> bool:
+    """Import the module that declares the built-in kind of target ``kind``; False when none does."""
+    module = BUILTIN_KINDS.get(kind)
     if module is None:
         return False
     importlib.import_module(f"{__name__}.{module}")
