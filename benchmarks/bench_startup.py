@@ -1,0 +1,215 @@
+"""Start-up and footprint (issue 18), each beside a baseline measured in the same run, upkeep with
+its default settings and its modules byte-compiled as an installed copy's are.
+
+1. CLI start, wall and CPU, median of UPKEEP_BENCH_STARTS (15) interleaved rounds: ``python -c
+   pass``; ``python -c "import sqlalchemy, pydantic, typer"``; ``upkeep --help``; ``upkeep tasks
+   list`` in a directory made by ``upkeep init`` (what cron users and scripts pay).
+2. ``upkeep serve`` idle for UPKEEP_BENCH_IDLE_SECONDS (60) after ``upkeep init``: the PSS of its
+   whole process tree, beside an APScheduler 3.11 BackgroundScheduler with a SQLite job store and 5
+   jobs idle as long (both run at the same time).
+3. The first run after that idle spell: a task made with ``upkeep tasks create --schedule "@once
+   <10 s after the spell>"`` as ``serve`` starts idling; how long after its slot its run started.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+
+from benchmarks._installed import compile_upkeep
+
+STARTS = int(os.environ.get("UPKEEP_BENCH_STARTS", "15"))
+IDLE = float(os.environ.get("UPKEEP_BENCH_IDLE_SECONDS", "60"))
+UPKEEP = str(Path(sys.executable).with_name("upkeep"))
+
+APSCHEDULER_IDLE = """
+import sys, time, psutil
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+
+def noop():
+    pass
+
+sched = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{sys.argv[1]}/aps.db")},
+                            timezone="UTC")
+sched.start()
+for i in range(5):
+    sched.add_job(noop, "interval", hours=1, id=f"job{i}", replace_existing=True)
+time.sleep(float(sys.argv[2]))
+print(psutil.Process().memory_full_info().pss)
+sched.shutdown()
+"""
+
+
+def _env(workdir: Path) -> dict[str, str]:
+    """Default settings: no UPKEEP_* from the caller; the config in ``workdir``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPKEEP_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed copy's modules are compiled
+    env["UPKEEP_CONFIG"] = str(workdir / "upkeep.yaml")
+    return env
+
+
+def _time(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``cmd``."""
+    before = os.times()
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - started
+    after = os.times()
+    return wall, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def cli_start(workdir: Path) -> None:
+    env = _env(workdir)
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "import sqlalchemy, pydantic, typer": [sys.executable, "-c", "import sqlalchemy, pydantic, typer"],
+        "upkeep --help": [UPKEEP, "--help"],
+        "upkeep tasks list": [UPKEEP, "tasks", "list"],
+    }
+    for cmd in commands.values():  # warm the page cache
+        _time(cmd, env, workdir)
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(STARTS):
+        for name, cmd in commands.items():
+            wall, cpu = _time(cmd, env, workdir)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    print(f"CLI start, median of {STARTS} interleaved rounds (wall / CPU):")
+    base = statistics.median(walls["import sqlalchemy, pydantic, typer"])
+    for name in commands:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        print(f"  {name:36} {wall:6.3f} s / {cpu:6.3f} s   {wall / base:5.2f}x the libraries' import")
+    goals = {"upkeep --help": 0.15, "upkeep tasks list": 0.35}
+    for name, goal in goals.items():
+        wall = statistics.median(walls[name])
+        print(f"  {name}: {wall:.3f} s, goal <= {goal} s: {'met' if wall <= goal else 'NOT met'}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree_pss(pid: int) -> tuple[float, int]:
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total / 2**20, len(procs)
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"upkeep serve exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("upkeep serve did not listen")
+
+
+def _first_run_latency(workdir: Path) -> float | None:
+    """Seconds from the slot of the task ``first-after-idle`` to the start of its run."""
+    db = workdir / ".upkeep" / "upkeep.db"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "SELECT r.scheduled_for, r.started_at FROM runs r JOIN scheduled_tasks t ON t.id = r.task_id "
+                "WHERE t.name = 'first-after-idle' AND r.started_at IS NOT NULL"
+            ).fetchone()
+        if row:
+            scheduled, started = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in row)
+            return (started - scheduled).total_seconds()
+        time.sleep(0.2)
+    return None
+
+
+def idle_daemon(workdir: Path) -> None:
+    env = _env(workdir)
+    port = _free_port()
+    aps = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(APSCHEDULER_IDLE), str(workdir), str(IDLE)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    log = open(workdir / "serve.log", "w")  # noqa: SIM115 - closed below
+    serve = subprocess.Popen([UPKEEP, "serve", "--port", str(port)], env=env, cwd=workdir, stdout=log, stderr=log)
+    try:
+        _wait_listening(port, serve)
+        began = time.monotonic()
+        # the task whose run ends the idle spell: its one slot comes after the measurement
+        slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=IDLE + 10)
+        subprocess.run(
+            [
+                UPKEEP,
+                "tasks",
+                "create",
+                "first-after-idle",
+                "--type",
+                "debug.noop",
+                "--schedule",
+                f"@once {slot.isoformat()}",
+            ],
+            env=env,
+            cwd=workdir,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(max(0.0, IDLE - (time.monotonic() - began)))
+        pss, processes = _tree_pss(serve.pid)
+        aps_out, _ = aps.communicate(timeout=IDLE + 60)
+        aps_pss = int(aps_out.strip().splitlines()[-1]) / 2**20
+        print(f"upkeep serve idle {IDLE:.0f} s after `upkeep init`, default settings:")
+        print(f"  upkeep serve   {pss:6.1f} MB PSS over {processes} process(es)")
+        print(f"  APScheduler    {aps_pss:6.1f} MB PSS (BackgroundScheduler, SQLite job store, 5 jobs)")
+        print(f"  ratio {pss / aps_pss:.1f}x; goal <= 100 MB: {'met' if pss <= 100 else 'NOT met'}")
+        latency = _first_run_latency(workdir)
+        if latency is None:
+            print("  first run after the idle spell: did not start within 90 s")
+        else:
+            verdict = "met" if latency <= 0.2 else "NOT met"
+            print(f"  first run after the idle spell: started {latency * 1000:.0f} ms after its slot", end="")
+            print(f" (goal <= 200 ms: {verdict})")
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        log.close()
+        if aps.poll() is None:
+            aps.kill()
+
+
+def main() -> None:
+    print(compile_upkeep())
+    with tempfile.TemporaryDirectory(prefix="upkeep-bench-startup-") as tmp:
+        workdir = Path(tmp)
+        subprocess.run([UPKEEP, "init"], env=_env(workdir), cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+        cli_start(workdir)
+        idle_daemon(workdir)
+
+
+if __name__ == "__main__":
+    main()
