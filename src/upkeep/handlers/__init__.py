@@ -102,16 +102,15 @@ def load_builtin() -> None:
 
 def load_builtin_for(name: str) -> bool:
     """Import the module of the built-in handler ``name`` (or alias); False when none has it."""
-    module = BUILTIN_MODULES.get(name)
-    if module is None:
-        return False
-    importlib.import_module(f"{__name__}.{module}")
-    return True
+    return _load(BUILTIN_MODULES.get(name))
 
 
 def load_builtin_kind(kind: str) -> bool:
     """Import the module that declares the built-in kind of target ``kind``; False when none does."""
-    module = BUILTIN_KINDS.get(kind)
+    return _load(BUILTIN_KINDS.get(kind))
+
+
+def _load(module: str | None) -> bool:
     if module is None:
         return False
     importlib.import_module(f"{__name__}.{module}")
