@@ -267,8 +267,8 @@ def _measure_pages(client, store) -> None:
 
 def _sse_latency(app, store, base: str, headers: dict) -> None:
     from upkeep.api import sse
-    from upkeep.engine import runs as run_ops
-    from upkeep.engine.journal import append_event
+    from upkeep.engine import lifecycle as run_ops
+    from upkeep.engine.lifecycle import append_event
 
     svc = app.state.upkeep
     run = svc.trigger("task-00000", actor="bench")

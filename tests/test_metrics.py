@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from upkeep import metrics
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.engine.scheduler import record_instance
 from upkeep.notify.alerter import Alerter
@@ -52,7 +52,7 @@ def value(samples, name, **labels) -> float | None:
 
 
 def execute(settings, store, run_id):
-    claimed = runs.claim(store, run_id, runs.WorkerIdentity.current())
+    claimed = lifecycle.claim(store, run_id, lifecycle.WorkerIdentity.current())
     return execute_claimed(store, claimed, settings)
 
 

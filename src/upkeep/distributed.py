@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 from celery import Celery, signals
 
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
 from upkeep.store.models import CANCELLED, COMPLETED, RUNNING, TIMED_OUT
@@ -99,8 +99,8 @@ def _warm_up(settings: Settings) -> None:
     store = _worker_store(settings)
     _pool_watch(store, settings)
     nobody = -1  # no run has this id: the statements run, compile and change nothing
-    runs.claim(store, nobody, runs.WorkerIdentity.current())
-    runs.finish_many(store, [runs.Finish(nobody, COMPLETED)])
+    lifecycle.claim(store, nobody, lifecycle.WorkerIdentity.current())
+    lifecycle.finish_many(store, [lifecycle.Finish(nobody, COMPLETED)])
 
 
 def _worker_store(settings: Settings) -> Store:
@@ -112,7 +112,7 @@ def _worker_store(settings: Settings) -> Store:
 
 @dataclass
 class _Watched:
-    claimed: runs.ClaimedRun
+    claimed: lifecycle.ClaimedRun
     cancel_event: threading.Event
     next_beat: float
     cancel_at: float | None = None
@@ -139,7 +139,7 @@ class PoolWatch(threading.Thread):
 
     @contextlib.contextmanager
     def watching(
-        self, store: Store, claimed: runs.ClaimedRun, settings: Settings, cancel_event: threading.Event
+        self, store: Store, claimed: lifecycle.ClaimedRun, settings: Settings, cancel_event: threading.Event
     ) -> Iterator[None]:
         """``execute_claimed``'s ``watch``: watch ``claimed`` while the handler runs."""
         watched = _Watched(claimed, cancel_event, time.monotonic() + settings.heartbeat_seconds)
@@ -178,11 +178,11 @@ class PoolWatch(threading.Thread):
             self._end(run_id, CANCELLED, "cancelled: the run's process tree was killed")
         if now >= watched.next_beat:
             watched.next_beat = now + self.settings.heartbeat_seconds
-            runs.beat(self.store, [run_id])
+            lifecycle.beat(self.store, [run_id])
 
     def _end(self, run_id: int, status: str, error: str) -> None:
         with contextlib.suppress(Exception):
-            runs.finish(self.store, run_id, status, error=error, expect=(RUNNING,))
+            lifecycle.finish(self.store, run_id, status, error=error, expect=(RUNNING,))
         self._kill_group()
 
     @staticmethod
@@ -205,8 +205,8 @@ def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
     from upkeep.engine.execute import execute_claimed
 
     store = _worker_store(settings)
-    identity = runs.WorkerIdentity.current()
-    claimed = once_more_if_disconnected(lambda: runs.claim(store, run_id, identity))
+    identity = lifecycle.WorkerIdentity.current()
+    claimed = once_more_if_disconnected(lambda: lifecycle.claim(store, run_id, identity))
     if claimed is None:
         return None  # redelivered, cancelled, or waiting for a lock (claim put it back to pending)
     return execute_claimed(store, claimed, settings, watch=_pool_watch(store, settings).watching)
@@ -225,7 +225,7 @@ class CeleryDispatcher:
         self.store = store
         self.app = app or make_celery(settings)
         self.notifier = Notifier(store, settings.resolved_data_dir)
-        self.label = f"dispatcher:{runs.HOSTNAME}:{os.getpid()}"
+        self.label = f"dispatcher:{lifecycle.HOSTNAME}:{os.getpid()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -240,9 +240,9 @@ class CeleryDispatcher:
             self._thread.join(10)
         self.notifier.close()
 
-    def dispatch_once(self) -> runs.Handout:
+    def dispatch_once(self) -> lifecycle.Handout:
         """Publish the due runs; the handout says which were taken and when the next is due."""
-        handout = runs.dispatch_due_runs(self.store, limit=DISPATCH_BATCH, queues=None, worker=self.label)
+        handout = lifecycle.dispatch_due_runs(self.store, limit=DISPATCH_BATCH, queues=None, worker=self.label)
         for run in handout.items:
             options = {"queue": run.queue or "default", "task_id": task_id_of(run.id)}
             if run.timeout_seconds:
@@ -251,7 +251,7 @@ class CeleryDispatcher:
                 self.app.send_task(TASK_NAME, args=[run.id], **options)
             except Exception as exc:
                 log.warning("could not publish run %s (%s); it goes back to pending", run.id, exc)
-                runs.release_submitted(self.store, run.id)
+                lifecycle.requeue(self.store, run.id)
                 self._stop.wait(1.0)
         return handout
 
@@ -301,7 +301,7 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     store = Store(settings.resolved_database_url)
     store.check_connection()
     queue_list = queues or ["default"]
-    instance = f"worker:{runs.HOSTNAME}:{os.getpid()}"
+    instance = f"worker:{lifecycle.HOSTNAME}:{os.getpid()}"
     stop = threading.Event()
 
     def beat() -> None:
@@ -344,6 +344,6 @@ def _celery_worker_main(settings_json: str, queue_list: list[str], concurrency: 
             f"--concurrency={concurrency}",
             "--without-gossip",
             "--without-mingle",
-            f"--hostname=upkeep-{os.getpid()}@{runs.HOSTNAME}",
+            f"--hostname=upkeep-{os.getpid()}@{lifecycle.HOSTNAME}",
         ]
     )

@@ -221,7 +221,7 @@ def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurr
 
     from upkeep.clock import utcnow
     from upkeep.engine.executor import EmbeddedExecutor
-    from upkeep.engine.runs import HOSTNAME
+    from upkeep.engine.lifecycle import HOSTNAME
     from upkeep.engine.scheduler import record_instance
 
     store = open_store(settings, upgrade=False)

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from upkeep.clock import Clock
-from upkeep.engine import hostscope
-from upkeep.engine import runs as run_ops
+from upkeep.engine import hostscope, lifecycle
+from upkeep.engine.lifecycle import Trigger
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
@@ -448,21 +448,11 @@ class Upkeep:
         with self.store.write() as s:
             task = self._find_task(s, ref, lock=True)
             before = task_spec_of(task)
-            active = (
-                s.execute(sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(("pending", "submitted"))))
-                .scalars()
-                .all()
-            )
+            active = s.execute(sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(ACTIVE_STATUSES)))
+            active = active.scalars().all()
             now = self.clock.now()
-            if active:
-                s.execute(
-                    sa.update(Run)
-                    .where(Run.id.in_(active))
-                    .values(status="cancelled", finished_at=now, cancel_requested_at=now, error="task deleted")
-                )
-            s.execute(
-                sa.update(Run).where(Run.task_id == task.id, Run.status == "running").values(cancel_requested_at=now)
-            )
+            for run_id in active:
+                lifecycle.cancel_in_session(s, run_id, now, "task deleted")
             s.delete(task)
             self._audit(s, actor, "delete", "task", before["name"], before, None)
 
@@ -474,7 +464,7 @@ class Upkeep:
         overrides: dict[str, Any] | None = None,
         dry_run: bool = False,
         confirm: bool = False,
-        origin: str = "manual",
+        trigger: Trigger = Trigger.MANUAL,
     ) -> dict[str, Any]:
         """Queue a run of a task now. ``overrides`` may only touch the handler's overridable fields."""
         overrides = dict(overrides or {})
@@ -490,11 +480,11 @@ class Upkeep:
             spec.validate_config(config)
             if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
                 dry_run = True
-            run_id = run_ops.create_run(
+            run_id = lifecycle.create(
                 s,
+                trigger,
                 task=task,
                 task_type=task.task_type,
-                origin=origin,
                 config=config,
                 due_at=now,
                 dry_run=dry_run,
@@ -524,8 +514,7 @@ class Upkeep:
         dry_run: bool = False,
         confirm: bool = False,
         timeout_seconds: float | None = None,
-        status: str = "pending",
-        worker: str | None = None,
+        reserved_by: str | None = None,
     ) -> dict[str, Any]:
         """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
         spec, alias = self.registry.resolve(task_type)
@@ -535,29 +524,24 @@ class Upkeep:
         dry_run = dry_run or bool(flags.get("dry_run"))
         now = self.clock.now()
         with self.store.write() as s:
-            run_id = run_ops.create_run(
+            run_id = lifecycle.create(
                 s,
+                Trigger.MANUAL,
                 task=None,
                 task_type=spec.name,
                 requested_type=alias,
-                origin="manual",
                 config=raw,
                 due_at=now,
                 dry_run=dry_run,
                 confirm=confirm,
                 triggered_by=actor,
                 now=now,
-                status=status,
+                timeout_seconds=timeout_seconds or None,
+                reserved_by=reserved_by,
             )
-            if timeout_seconds or worker:
-                s.execute(
-                    sa.update(Run)
-                    .where(Run.id == run_id)
-                    .values(timeout_seconds=timeout_seconds, worker=worker, submitted_at=now if worker else None)
-                )
             self._audit(s, actor, "trigger", "handler", spec.name, None, {"run_id": run_id, "dry_run": dry_run})
             view = self.run_view(s.get(Run, run_id))
-        if status == "pending":
+        if reserved_by is None:
             self._wake()
         return view
 
@@ -568,7 +552,7 @@ class Upkeep:
                 f"no enabled task has tier {tier!r}",
                 hint="add `tiers: [" + tier + "]` to tasks in upkeep.yaml",
             )
-        return [self.trigger(t["id"], actor=actor, dry_run=dry_run, origin="tier") for t in tasks]
+        return [self.trigger(t["id"], actor=actor, dry_run=dry_run, trigger=Trigger.TIER) for t in tasks]
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -633,7 +617,7 @@ class Upkeep:
 
     def cancel_run(self, run_id: int, *, actor: str) -> dict[str, Any]:
         before = self.get_run(run_id)
-        status = run_ops.request_cancel(self.store, run_id)
+        status = lifecycle.cancel(self.store, run_id)
         if before["status"] == "submitted" and self.settings.executor == "celery":
             from upkeep.distributed import revoke
 

@@ -23,9 +23,9 @@ SMTP_PASSWORD = "alerting-smtp-s3cret"
 
 
 def claim(store: Store, run_id: int):
-    from upkeep.engine import runs
+    from upkeep.engine import lifecycle
 
-    claimed = runs.claim(store, run_id, runs.WorkerIdentity.current())
+    claimed = lifecycle.claim(store, run_id, lifecycle.WorkerIdentity.current())
     assert claimed is not None, f"run {run_id} could not be claimed"
     return claimed
 

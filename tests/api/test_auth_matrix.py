@@ -15,7 +15,7 @@ from starlette.routing import Mount
 
 from support.people import page_csrf, sign_in
 from upkeep.auth import create_key
-from upkeep.engine.journal import append_event
+from upkeep.engine.lifecycle import append_event
 from upkeep.heartbeats.monitors import create_heartbeat, set_paused
 from upkeep.people.accounts import create_user, set_enabled
 from upkeep.people.checklists import NewItem, open_checklist

@@ -9,9 +9,8 @@ import threading
 import httpx
 from _env import LiveServer
 
-from upkeep.engine import runs as run_ops
-from upkeep.engine.journal import append_event
-from upkeep.engine.runs import WorkerIdentity
+from upkeep.engine import lifecycle as run_ops
+from upkeep.engine.lifecycle import WorkerIdentity, append_event
 
 
 def parse_sse(lines):

@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 from upkeep.clock import FakeClock
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.scheduler import tick
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Run, RunEvent, ScheduledTask
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
-WORKER = runs.WorkerIdentity(host="test", pid=1, pgid=1)
+WORKER = lifecycle.WorkerIdentity(host="test", pid=1, pgid=1)
 
 
 @pytest.fixture
@@ -44,8 +44,8 @@ def events(store, run_id: int) -> list[str]:
 def finish_all(store, name: str) -> None:
     for run in task_runs(store, name):
         if run.status in ("pending", "submitted"):
-            assert runs.claim(store, run.id, WORKER) is not None
-            runs.finish(store, run.id, "completed", outcome="ok")
+            assert lifecycle.claim(store, run.id, WORKER) is not None
+            lifecycle.finish(store, run.id, "completed", outcome="ok")
 
 
 def test_next_run_at_is_the_next_slot_not_now_plus_period(service, store, clock):
@@ -106,7 +106,7 @@ def test_forbid_turns_a_slot_into_a_skipped_run_that_says_why(service, store, cl
     service.create_task({"name": "f", "type": "debug.noop", "schedule": "* * * * *"}, actor="t")
     clock.set(T0 + timedelta(minutes=1))
     first = tick(store, clock.now()).created[0]
-    assert runs.claim(store, first, WORKER) is not None
+    assert lifecycle.claim(store, first, WORKER) is not None
     clock.set(T0 + timedelta(minutes=2))
     result = tick(store, clock.now())
     assert result.created == [] and len(result.skipped) == 1
@@ -135,10 +135,10 @@ def test_a_slot_outside_the_window_waits_for_it_and_runs_only_inside(service, st
     for minute in range(1, 9):
         clock.set(T0 + timedelta(minutes=minute))
         tick(store, clock.now())
-        for run_id in runs.dispatch_due(store, limit=10, queues=None, worker="test:1", now=clock.now()):
+        for run_id in lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=clock.now()):
             started.append(clock.now())
-            assert runs.claim(store, run_id, WORKER) is not None
-            runs.finish(store, run_id, "completed", outcome="ok")
+            assert lifecycle.claim(store, run_id, WORKER) is not None
+            lifecycle.finish(store, run_id, "completed", outcome="ok")
     assert started, "the task never ran"
     window = (T0 + timedelta(minutes=3), T0 + timedelta(minutes=5))
     assert all(window[0] <= at < window[1] for at in started), started
@@ -152,14 +152,14 @@ def test_two_tasks_sharing_a_lock_never_overlap(service, store):
         service.create_task({"name": name, "type": "debug.noop", "locks": ["db:main"]}, actor="t")
     a = service.trigger("backup", actor="t")["id"]
     b = service.trigger("reindex", actor="t")["id"]
-    assert runs.claim(store, a, WORKER) is not None
-    assert runs.claim(store, b, WORKER) is None  # waits for the lock
+    assert lifecycle.claim(store, a, WORKER) is not None
+    assert lifecycle.claim(store, b, WORKER) is None  # waits for the lock
     with store.read() as s:
         waiting = s.get(Run, b)
         assert waiting.status == "pending" and "held by run" in waiting.progress_message
     assert "lock_wait" in events(store, b)
-    runs.finish(store, a, "completed", outcome="ok")
-    assert runs.claim(store, b, WORKER) is not None
+    lifecycle.finish(store, a, "completed", outcome="ok")
+    assert lifecycle.claim(store, b, WORKER) is not None
 
 
 def test_retries_are_new_runs_pointing_at_the_run_they_retry_with_backoff(service, store):
@@ -174,18 +174,18 @@ def test_retries_are_new_runs_pointing_at_the_run_they_retry_with_backoff(servic
         actor="t",
     )
     first = service.trigger("flaky", actor="t")["id"]
-    assert runs.claim(store, first, WORKER)
-    runs.finish(store, first, "failed", error="boom")
+    assert lifecycle.claim(store, first, WORKER)
+    lifecycle.finish(store, first, "failed", error="boom")
     second = task_runs(store, "flaky")[-1]
     assert second.retry_of == first and second.attempt == 2 and second.origin == "retry"
     delay = (second.due_at - second.created_at).total_seconds()
     assert 9.5 <= delay <= 10.5
-    assert runs.claim(store, second.id, WORKER)
-    runs.finish(store, second.id, "timed_out", error="deadline")
+    assert lifecycle.claim(store, second.id, WORKER)
+    lifecycle.finish(store, second.id, "timed_out", error="deadline")
     third = task_runs(store, "flaky")[-1]
     assert third.retry_of == second.id and (third.due_at - third.created_at).total_seconds() <= 15.5  # capped
-    assert runs.claim(store, third.id, WORKER)
-    runs.finish(store, third.id, "failed", error="boom")
+    assert lifecycle.claim(store, third.id, WORKER)
+    lifecycle.finish(store, third.id, "failed", error="boom")
     assert len(task_runs(store, "flaky")) == 3  # no attempt 4
     assert service.get_task("flaky")["consecutive_failures"] == 1
 
@@ -198,7 +198,7 @@ def test_claim_is_conditional_so_a_redelivered_run_executes_once(service, store)
 
     def worker():
         barrier.wait()
-        results.append(runs.claim(store, run_id, WORKER))
+        results.append(lifecycle.claim(store, run_id, WORKER))
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -333,10 +333,12 @@ def test_claim_and_finish_leave_the_same_history_on_both_stores(service, store):
     run_id = service.trigger("timed", actor="t")["id"]
     with store.write() as s:  # as if the run had been asked for under another name
         s.execute(sa.update(Run).where(Run.id == run_id).values(requested_type="debug.nothing"))
-    claimed = runs.claim(store, run_id, WORKER)
+    claimed = lifecycle.claim(store, run_id, WORKER)
     assert claimed.deadline_at == claimed.started_at + timedelta(seconds=90)
-    assert runs.finish_many(store, [runs.Finish(run_id, "completed", "warning", {"n": 1}, "all good")]) == [True]
-    assert runs.finish_many(store, [runs.Finish(run_id, "completed", "ok", None, "again")]) == [False]
+    assert lifecycle.finish_many(store, [lifecycle.Finish(run_id, "completed", "warning", {"n": 1}, "all good")]) == [
+        True
+    ]
+    assert lifecycle.finish_many(store, [lifecycle.Finish(run_id, "completed", "ok", None, "again")]) == [False]
     with store.read() as s:
         run = s.get(Run, run_id)
         history = [

@@ -17,11 +17,11 @@ def test_report_flags_a_missing_scheduler_failing_tasks_and_log_errors(sqlite_st
     services = EngineServices(sqlite_store, settings)
     service = Upkeep(settings, sqlite_store)
     service.create_task({"name": "broken", "type": "debug.fail"}, actor="t")
-    from upkeep.engine import runs
+    from upkeep.engine import lifecycle
 
     run_id = service.trigger("broken", actor="t")["id"]
-    runs.claim(sqlite_store, run_id, runs.WorkerIdentity("h", 1, 1))
-    runs.finish(sqlite_store, run_id, "failed", error="boom")
+    lifecycle.claim(sqlite_store, run_id, lifecycle.WorkerIdentity("h", 1, 1))
+    lifecycle.finish(sqlite_store, run_id, "failed", error="boom")
     now = datetime.now(UTC)
     log = tmp_path / "api.log"
     lines = [{"level": "ERROR", "time": (now - timedelta(hours=1)).isoformat(), "msg": "db down"}] * 3

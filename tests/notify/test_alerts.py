@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from notify_receivers import HttpReceiver, receiver_fixtures
 
 from upkeep.app.alerts import create_silence
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
@@ -76,7 +76,7 @@ class Env:
         )
 
     def attempt(self, run_id: int) -> str:
-        claimed = runs.claim(self.store, run_id, runs.WorkerIdentity.current())
+        claimed = lifecycle.claim(self.store, run_id, lifecycle.WorkerIdentity.current())
         assert claimed is not None
         return execute_claimed(self.store, claimed, self.settings)
 
@@ -170,7 +170,7 @@ def test_the_ping_url_receives_start_success_and_fail(env):
     env.http.requests.clear()
     env.service.update_task("pinged", {"config": {"fail_attempts": 0}}, actor="test")
     run_id = env.service.trigger("pinged", actor="test")["id"]
-    claimed = runs.claim(env.store, run_id, runs.WorkerIdentity.current())
+    claimed = lifecycle.claim(env.store, run_id, lifecycle.WorkerIdentity.current())
     env.evaluate(datetime.now(UTC))  # the run is running: its start is pinged now, while it runs
     assert env.http.paths("/ping/") == ["/ping/pinged/start"]
     execute_claimed(env.store, claimed, env.settings)

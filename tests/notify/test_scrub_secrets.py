@@ -12,7 +12,7 @@ import yaml
 from notify_receivers import HttpReceiver
 
 from upkeep.config_file import apply_file
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.service import Upkeep
@@ -62,7 +62,7 @@ def test_a_secret_printed_by_a_command_task_is_masked_in_events_result_and_alert
 
     for task in ("prints-and-fails", "prints"):
         run_id = service.trigger(task, actor="test")["id"]
-        execute_claimed(store, runs.claim(store, run_id, runs.WorkerIdentity.current()), settings)
+        execute_claimed(store, lifecycle.claim(store, run_id, lifecycle.WorkerIdentity.current()), settings)
     alerter.evaluate_once(datetime.now(UTC) + timedelta(seconds=1), check_overdue=False)
 
     with store.read() as s:

@@ -1,7 +1,7 @@
 """``upkeep run``: run a task, a handler type or a whole tier now, in the foreground.
 
 The run is created through the service layer, reserved for this process
-(``runs.take_for_foreground``) and executed in a killable worker process (``ForegroundRunner``), so
+(``lifecycle.dispatch_to``) and executed in a killable worker process (``ForegroundRunner``), so
 timeouts and cancels kill the whole process tree. Its events stream to the terminal. When a running
 ``upkeep serve`` takes the run first, this command just follows it to the end. Ctrl-C asks for a
 cancel (a second Ctrl-C stops waiting).
@@ -89,7 +89,7 @@ def follow_run(
     poll: float = 0.25,
 ) -> dict[str, Any]:
     """Execute a run in the foreground (or follow whoever has it) until it ends; its final view."""
-    from upkeep.engine.runs import HOSTNAME, take_for_foreground
+    from upkeep.engine.lifecycle import HOSTNAME, dispatch_to
 
     service, settings, store = st.service, st.settings, st.store()
     label = f"cli:{HOSTNAME}:{os.getpid()}"
@@ -119,7 +119,7 @@ def follow_run(
             mine = reserved or (
                 view["status"] == "pending"
                 and (due is None or due <= datetime.now(UTC))
-                and take_for_foreground(store, run_id, label)
+                and dispatch_to(store, run_id, label)
             )
             reserved = False
             if mine:
@@ -214,7 +214,7 @@ def run(
             ) from None
         if timeout is not None and timeout <= 0:
             raise UserError("--timeout must be positive", field="timeout")
-        from upkeep.engine.runs import HOSTNAME
+        from upkeep.engine.lifecycle import HOSTNAME
 
         view = service.create_adhoc_run(
             target,
@@ -223,8 +223,7 @@ def run(
             dry_run=dry_run,
             confirm=yes,
             timeout_seconds=timeout,
-            status="submitted",
-            worker=f"cli:{HOSTNAME}:{os.getpid()}",
+            reserved_by=f"cli:{HOSTNAME}:{os.getpid()}",
         )
         reserved = True
     raise typer.Exit(_follow_and_report(st, view, reserved=reserved, show=show, as_json=as_json))
@@ -244,7 +243,7 @@ def _follow_and_report(st, view: dict[str, Any], *, reserved: bool, show, as_jso
 
 def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool, confirm: bool) -> int:
     """Run a handler type ad hoc in the foreground, streaming its events; the exit code."""
-    from upkeep.engine.runs import HOSTNAME
+    from upkeep.engine.lifecycle import HOSTNAME
 
     view = st.service.create_adhoc_run(
         task_type,
@@ -252,8 +251,7 @@ def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool
         actor=actor(),
         dry_run=dry_run,
         confirm=confirm,
-        status="submitted",
-        worker=f"cli:{HOSTNAME}:{os.getpid()}",
+        reserved_by=f"cli:{HOSTNAME}:{os.getpid()}",
     )
     return _follow_and_report(st, view, reserved=True, show=echo, as_json=False)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.context import CommandFailed, DeadlineExceeded, Inventory, RunCancelled, RunContext
 from upkeep.engine.journal import StoreJournal
 from upkeep.engine.registry import REGISTRY, Registry
@@ -60,7 +60,7 @@ class Heartbeat(threading.Thread):
             try:
                 if waited >= self.interval:
                     waited = 0.0
-                    if runs.heartbeat(self.store, self.run_id):
+                    if lifecycle.heartbeat(self.store, self.run_id):
                         self.cancel_event.set()
                 elif StoreJournal(self.store).cancel_requested(self.run_id):
                     self.cancel_event.set()
@@ -73,14 +73,14 @@ class Heartbeat(threading.Thread):
 
 def call_handler(
     store: Store,
-    claimed: runs.ClaimedRun,
+    claimed: lifecycle.ClaimedRun,
     settings: Settings,
     *,
     cancel_event: threading.Event,
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
     services: Any = None,
-) -> runs.Finish:
+) -> lifecycle.Finish:
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = StoreJournal(store)
     status, outcome, result, summary, error = FAILED, None, None, None, None
@@ -146,12 +146,12 @@ def call_handler(
         error = secret_refs.scrub(error, collected)
     if summary:
         summary = secret_refs.scrub(str(summary), collected)
-    return runs.Finish(claimed.id, status, outcome, result, summary, error)
+    return lifecycle.Finish(claimed.id, status, outcome, result, summary, error)
 
 
 @contextlib.contextmanager
 def heartbeat_thread(
-    store: Store, claimed: runs.ClaimedRun, settings: Settings, cancel_event: threading.Event
+    store: Store, claimed: lifecycle.ClaimedRun, settings: Settings, cancel_event: threading.Event
 ) -> Iterator[None]:
     """A Heartbeat thread of its own for the length of one run."""
     beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
@@ -164,7 +164,7 @@ def heartbeat_thread(
 
 def execute_claimed(
     store: Store,
-    claimed: runs.ClaimedRun,
+    claimed: lifecycle.ClaimedRun,
     settings: Settings,
     *,
     registry: Registry = REGISTRY,
@@ -183,7 +183,7 @@ def execute_claimed(
         ending = call_handler(
             store, claimed, settings, cancel_event=cancel_event, registry=registry, clock=clock, services=services
         )
-    once_more_if_disconnected(lambda: runs.finish_many(store, [ending]))
+    once_more_if_disconnected(lambda: lifecycle.finish_many(store, [ending]))
     return ending.status
 
 
@@ -192,11 +192,11 @@ def execute_run(
     run_id: int,
     settings: Settings,
     *,
-    worker: runs.WorkerIdentity | None = None,
+    worker: lifecycle.WorkerIdentity | None = None,
     registry: Registry = REGISTRY,
 ) -> str | None:
     """Claim and execute a run; None when the claim failed (someone else has it)."""
-    claimed = runs.claim(store, run_id, worker or runs.WorkerIdentity.current())
+    claimed = lifecycle.claim(store, run_id, worker or lifecycle.WorkerIdentity.current())
     if claimed is None:
         return None
     return execute_claimed(store, claimed, settings, registry=registry)

@@ -10,7 +10,7 @@ The supervisor does the store work of plain runs in batches: one transaction cla
 every idle worker (with that worker's pid and process group), one transaction records every
 result that arrived in one wake-up, one UPDATE beats the heartbeats of all busy runs. A worker
 then only calls the handler. Runs with mutex locks or a cancel request are claimed by the worker
-itself (``runs.claim``), which owns the lock logic. This is what lets one SQLite writer keep up
+itself (``lifecycle.claim``), which owns the lock logic. This is what lets one SQLite writer keep up
 with thousands of runs a minute (``make bench scheduler``).
 """
 
@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, wait
 
 import sqlalchemy as sa
 
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.context import kill_process_group, kill_tree
 from upkeep.engine.wakeup import Notifier
 from upkeep.settings import Settings
@@ -64,7 +64,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
-    handler, send its ``runs.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
+    handler, send its ``lifecycle.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
     ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
     them, so a cancel reaches a handler that is still running.
     """
@@ -77,7 +77,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
 
     settings = Settings.model_validate_json(settings_json)
     store = Store(settings.resolved_database_url, pool_size=2)
-    identity = runs.WorkerIdentity.current()
+    identity = lifecycle.WorkerIdentity.current()
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     cancel_flags: dict[int, threading.Event] = {}
 
@@ -114,7 +114,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
         except Exception as exc:  # the store went away: report and let the reaper recover the run
             log.exception("run %s could not be executed", run_id)
             if kind == "claimed":
-                reply = ("ended", run_id, runs.Finish(run_id, FAILED, error=f"{type(exc).__name__}: {exc}"))
+                reply = ("ended", run_id, lifecycle.Finish(run_id, FAILED, error=f"{type(exc).__name__}: {exc}"))
             else:
                 reply = ("done", run_id, f"error: {exc}")
         finally:
@@ -138,9 +138,9 @@ class Slot:
     cancel_sent: bool = False
 
     @property
-    def identity(self) -> runs.WorkerIdentity:
+    def identity(self) -> lifecycle.WorkerIdentity:
         pid = self.process.pid or 0
-        return runs.WorkerIdentity(host=runs.HOSTNAME, pid=pid, pgid=pid)  # a worker leads its own group
+        return lifecycle.WorkerIdentity(host=lifecycle.HOSTNAME, pid=pid, pgid=pid)  # a worker leads its own group
 
     def free(self) -> None:
         self.run_id, self.deadline, self.claimed_here, self.cancel_sent = None, None, False, False
@@ -168,7 +168,7 @@ class EmbeddedExecutor:
         self.size = size or settings.worker_processes
         self.queues = queues
         self.notifier = notifier or Notifier(store, settings.resolved_data_dir)
-        self.label = f"{runs.HOSTNAME}:{os.getpid()}"
+        self.label = f"{lifecycle.HOSTNAME}:{os.getpid()}"
         self._ctx = context or _worker_context()
         self._slots: list[Slot] = []
         self._stop = threading.Event()
@@ -265,7 +265,7 @@ class EmbeddedExecutor:
         idle = [s for s in self._slots if s.ready and not s.busy]
         until_due = None
         if idle:
-            handout = runs.start_due_runs(
+            handout = lifecycle.start_due_runs(
                 self.store, [s.identity for s in idle], queues=self.queues, dispatcher=self.label
             )
             for slot, item in zip(idle, handout.items, strict=False):
@@ -274,8 +274,8 @@ class EmbeddedExecutor:
                 until_due = handout.sleep_seconds(self.settings.scheduler_max_sleep_seconds)
         self._receive(timeout=self._sleep_time(until_due))
 
-    def _hand(self, slot: Slot, item: runs.ClaimedRun | runs.Dispatched) -> None:
-        if isinstance(item, runs.ClaimedRun):
+    def _hand(self, slot: Slot, item: lifecycle.ClaimedRun | lifecycle.Dispatched) -> None:
+        if isinstance(item, lifecycle.ClaimedRun):
             slot.run_id, slot.deadline, slot.claimed_here = item.id, item.deadline_at, True
             slot.assigned_at = time.monotonic()
             self._send(slot, ("claimed", item))
@@ -306,7 +306,7 @@ class EmbeddedExecutor:
         self._next_beat = now + self.settings.heartbeat_seconds
         ids = [s.run_id for s in self._slots if s.busy and s.claimed_here]
         if ids:
-            runs.beat(self.store, ids)
+            lifecycle.beat(self.store, ids)
 
     def _sleep_time(self, until_due: float | None) -> float:
         now = datetime.now(UTC)
@@ -326,7 +326,7 @@ class EmbeddedExecutor:
         conns = {slot.conn: slot for slot in self._slots}
         sentinels = {slot.process.sentinel: slot for slot in self._slots}
         ready = wait([*conns, *sentinels, self.notifier.fileno()], timeout=timeout)
-        endings: list[runs.Finish] = []
+        endings: list[lifecycle.Finish] = []
         for item in ready:
             if item == self.notifier.fileno():
                 self.notifier.drain()
@@ -344,15 +344,15 @@ class EmbeddedExecutor:
                     slot.free()
         if endings:
             # one transaction for every result of this wake-up
-            once_more_if_disconnected(lambda: runs.finish_many(self.store, endings))
+            once_more_if_disconnected(lambda: lifecycle.finish_many(self.store, endings))
         for sentinel, slot in sentinels.items():
             if sentinel in ready and not slot.process.is_alive():
                 self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")
 
     def _worker_lost(self, slot: Slot, reason: str) -> None:
         if slot.run_id is not None:
-            runs.finish(self.store, slot.run_id, "failed", error=reason, expect=(RUNNING,))
-            runs.release_submitted(self.store, slot.run_id)
+            lifecycle.finish(self.store, slot.run_id, "failed", error=reason, expect=(RUNNING,))
+            lifecycle.requeue(self.store, slot.run_id)
         self._replace(slot)
 
     def _enforce_limits(self) -> None:
@@ -365,7 +365,7 @@ class EmbeddedExecutor:
                 run_id = slot.run_id
                 self._replace(
                     slot,
-                    then=lambda run_id=run_id: runs.finish(
+                    then=lambda run_id=run_id: lifecycle.finish(
                         self.store,
                         run_id,
                         TIMED_OUT,
@@ -398,7 +398,7 @@ class EmbeddedExecutor:
                 run_id = slot.run_id
                 self._replace(
                     slot,
-                    then=lambda run_id=run_id: runs.finish(
+                    then=lambda run_id=run_id: lifecycle.finish(
                         self.store,
                         run_id,
                         CANCELLED,

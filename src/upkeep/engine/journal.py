@@ -1,58 +1,12 @@
-"""The store-backed journal a ``RunContext`` writes to: events, progress, heartbeats, cancel flags."""
+"""The store-backed journal a ``RunContext`` writes to: events, progress, heartbeats, cancel flags.
+
+Every write goes through the lifecycle's named operations.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
-
+from upkeep.engine import lifecycle
 from upkeep.store.db import Store
-from upkeep.store.models import Run, RunEvent
-
-MAX_MESSAGE = 8000
-
-
-RUNS = Run.__table__
-EVENTS = RunEvent.__table__
-
-
-EVENTS_INSERT = sa.insert(EVENTS)
-_NEXT_SEQ = (
-    sa.update(RUNS)
-    .where(RUNS.c.id == sa.bindparam("run_id"))
-    .values(event_count=RUNS.c.event_count + 1)
-    .returning(RUNS.c.event_count)
-)
-
-
-_CANCEL_REQUESTED = sa.select(RUNS.c.cancel_requested_at).where(RUNS.c.id == sa.bindparam("run_id"))
-
-
-def event_row(run_id: int, seq: int, level: str, event: str, message: str, data: dict | None, ts=None) -> dict:
-    """The column values of one event (``seq`` taken from ``runs.event_count`` by the caller)."""
-    return {
-        "run_id": run_id,
-        "seq": seq,
-        "ts": ts or datetime.now(UTC),
-        "level": level,
-        "event": event[:100],
-        "message": (message or "")[:MAX_MESSAGE],
-        "data": data,
-    }
-
-
-def insert_event(
-    session, run_id: int, seq: int, level: str, event: str, message: str, data: dict | None, ts=None
-) -> None:
-    """Insert an event whose sequence number the caller already took from ``runs.event_count``."""
-    session.execute(EVENTS_INSERT, event_row(run_id, seq, level, event, message, data, ts))
-
-
-def append_event(session, run_id: int, level: str, event: str, message: str, data: dict | None, ts=None) -> int:
-    """Append one event with the run's next sequence number; returns the sequence number."""
-    seq = session.execute(_NEXT_SEQ, {"run_id": run_id}).scalar_one()
-    insert_event(session, run_id, seq, level, event, message, data, ts)
-    return seq
 
 
 class StoreJournal:
@@ -60,26 +14,13 @@ class StoreJournal:
         self.store = store
 
     def event(self, run_id: int, level: str, event: str, message: str, data: dict | None) -> None:
-        with self.store.write_connection() as s:
-            append_event(s, run_id, level, event, message, data)
+        lifecycle.event(self.store, run_id, level, event, message, data)
 
     def progress(self, run_id: int, fraction: float | None, message: str | None) -> None:
-        values: dict = {"heartbeat_at": datetime.now(UTC)}
-        if fraction is not None:
-            values["progress"] = fraction
-        if message is not None:
-            values["progress_message"] = message[:1000]
-        with self.store.write_connection() as s:
-            s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values))
+        lifecycle.progress(self.store, run_id, fraction, message)
 
     def heartbeat(self, run_id: int) -> None:
-        with self.store.write_connection() as s:
-            s.execute(
-                sa.update(RUNS)
-                .where(RUNS.c.id == run_id, RUNS.c.status == "running")
-                .values(heartbeat_at=datetime.now(UTC))
-            )
+        lifecycle.beat(self.store, [run_id])
 
     def cancel_requested(self, run_id: int) -> bool:
-        with self.store.read_connection() as c:
-            return c.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar() is not None
+        return lifecycle.cancel_requested(self.store, run_id)

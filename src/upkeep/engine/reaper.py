@@ -1,7 +1,8 @@
 """The reaper: the one place that recovers runs whose worker died.
 
 Staleness is judged by heartbeat, never by start time: a run is stale after
-``stale_after_missed_heartbeats`` missed heartbeats. On the run's own host, a run whose worker
+``stale_after_missed_heartbeats`` missed heartbeats. A ``waiting`` run has no worker and is never
+judged. On the run's own host, a run whose worker
 process is gone is recovered at once. Recovery kills what is left of the dead attempt's process
 group (on this host), then fails the run, which schedules a retry when attempts remain.
 Submitted runs whose dispatcher died go back to pending.
@@ -16,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import sqlalchemy as sa
 
-from upkeep.engine import runs
+from upkeep.engine import lifecycle
 from upkeep.engine.context import kill_process_group
 from upkeep.store.db import Store
-from upkeep.store.models import FAILED, PENDING, RUNNING, SUBMITTED, Run
+from upkeep.store.models import RUNNING, SUBMITTED, Run
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class Reaper:
             if (
                 beat is not None
                 and beat < stale_before
-                or run.worker_host == runs.HOSTNAME
+                or run.worker_host == lifecycle.HOSTNAME
                 and not process_alive(run.worker_pid, run.started_at)
             ):
                 out.append(run)
@@ -78,7 +79,7 @@ class Reaper:
         out = []
         for run in submitted:
             host, _, pid = (run.worker or "").rpartition(":")
-            local_dead = host == runs.HOSTNAME and pid.isdigit() and not process_alive(int(pid))
+            local_dead = host == lifecycle.HOSTNAME and pid.isdigit() and not process_alive(int(pid))
             too_old = run.submitted_at is not None and now - run.submitted_at > self.submitted_timeout
             if local_dead or too_old:
                 out.append(run)
@@ -91,25 +92,20 @@ class Reaper:
             beat = run.heartbeat_at or run.started_at
             reason = (
                 f"worker {run.worker} lost: no heartbeat since {beat.isoformat() if beat else 'start'}"
-                if run.worker_host != runs.HOSTNAME or process_alive(run.worker_pid)
+                if run.worker_host != lifecycle.HOSTNAME or process_alive(run.worker_pid)
                 else f"worker {run.worker} is gone (process {run.worker_pid} no longer exists)"
             )
             item = {"run_id": run.id, "task": run.task_name, "attempt": run.attempt, "reason": reason}
             if not dry_run:
                 killed = 0
-                if run.worker_host == runs.HOSTNAME and run.worker_pgid:
+                if run.worker_host == lifecycle.HOSTNAME and run.worker_pgid:
                     killed = kill_process_group(run.worker_pgid)
                 item["killed_processes"] = killed
-                runs.finish(self.store, run.id, FAILED, error=reason, expect=(RUNNING,))
+                lifecycle.recover(self.store, run.id, reason)
                 log.warning("recovered run %s: %s (killed %d leftover processes)", run.id, reason, killed)
             report.recovered.append(item)
         for run in self.find_lost_submitted(now):
             if not dry_run:
-                with self.store.write() as s:
-                    s.execute(
-                        sa.update(Run)
-                        .where(Run.id == run.id, Run.status == SUBMITTED)
-                        .values(status=PENDING, worker=None)
-                    )
+                lifecycle.requeue(self.store, run.id)
             report.requeued.append(run.id)
         return report

@@ -29,8 +29,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from upkeep.clock import Clock
-from upkeep.engine import runs
-from upkeep.engine.journal import append_event
+from upkeep.engine import lifecycle
+from upkeep.engine.lifecycle import Trigger, append_event
 from upkeep.engine.schedules import Schedule, parse_schedule
 from upkeep.engine.wakeup import Notifier, notify_hosts, wake_local
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
@@ -87,18 +87,17 @@ class _Plan:
         slot: datetime,
         due_at: datetime,
         *,
-        status: str = PENDING,
+        trigger: Trigger = Trigger.SCHEDULED,
         summary: str | None = None,
     ) -> None:
         self.rows.append(
-            runs.run_values(
+            lifecycle.run_values(
+                trigger=trigger,
                 task=task,
                 task_type=task.task_type,
-                origin="scheduled",
                 config=task.config,
                 scheduled_for=slot,
                 due_at=due_at,
-                status=status,
                 summary=summary,
                 triggered_by="scheduler",
                 now=self.now,
@@ -194,7 +193,7 @@ def _plan_task(task: ScheduledTask, now: datetime, active: list[tuple[int, str]]
 
 
 def _plan_skip(task: ScheduledTask, slot: datetime, reason: str, plan: _Plan) -> None:
-    plan.add(task, slot, slot, status=SKIPPED, summary=reason)
+    plan.add(task, slot, slot, trigger=Trigger.SKIPPED, summary=reason)
     plan.note(task, slot, "warning", "skipped", reason)
 
 
@@ -233,8 +232,8 @@ def _plan_slot(task: ScheduledTask, slot: datetime, now: datetime, active: list[
 
 def _write(s: Session | Connection, plan: _Plan, result: TickResult) -> None:
     for run_id, reason in plan.cancels:
-        runs_cancel_in_session(s, run_id, plan.now, reason)
-    created = runs.insert_scheduled_runs(s, plan.rows)  # a slot another scheduler made is left alone
+        lifecycle.cancel_in_session(s, run_id, plan.now, reason)
+    created = lifecycle.insert_scheduled_runs(s, plan.rows)  # a slot another scheduler made is left alone
     for row in plan.rows:
         run_id = created.get((row["task_id"], row["scheduled_for"]))
         if run_id is not None:
@@ -245,19 +244,6 @@ def _write(s: Session | Connection, plan: _Plan, result: TickResult) -> None:
             append_event(s, run_id, level, event, message, data)
     if plan.next_slots:
         s.execute(_SET_NEXT_SLOT, plan.next_slots)
-
-
-def runs_cancel_in_session(s: Session | Connection, run_id: int, now: datetime, reason: str) -> None:
-    status = s.execute(sa.select(Run.status).where(Run.id == run_id)).scalar()
-    if status in ("pending", "submitted"):
-        s.execute(
-            sa.update(Run)
-            .where(Run.id == run_id, Run.status.in_(("pending", "submitted")))
-            .values(status="cancelled", cancel_requested_at=now, finished_at=now, error=reason)
-        )
-    elif status == "running":
-        s.execute(sa.update(Run).where(Run.id == run_id).values(cancel_requested_at=now))
-    append_event(s, run_id, "warning", "cancel_requested", reason, None)
 
 
 class Scheduler:
@@ -271,7 +257,7 @@ class Scheduler:
         self.clock = clock or Clock()
         self.notifier = Notifier(store, settings.resolved_data_dir)
         self.reaper = Reaper(store, settings)
-        self.instance_id = instance_id or f"scheduler:{runs.HOSTNAME}:{__import__('os').getpid()}"
+        self.instance_id = instance_id or f"scheduler:{lifecycle.HOSTNAME}:{__import__('os').getpid()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ticks = 0
@@ -311,7 +297,7 @@ class Scheduler:
                     next_reap = time.monotonic() + min(self.settings.heartbeat_seconds, 5.0)
                 if result.tasks >= 500:
                     continue  # more due work than one tick takes
-                sleep = runs.seconds_until(
+                sleep = lifecycle.seconds_until(
                     result.next_due, result.as_of, cap=self.settings.scheduler_max_sleep_seconds, now=self.clock.now()
                 )
                 sleep = min(sleep, max(0.0, next_reap - time.monotonic()))
@@ -349,7 +335,7 @@ def record_instance(
                 Instance(
                     id=instance_id,
                     role=role,
-                    host=runs.HOSTNAME,
+                    host=lifecycle.HOSTNAME,
                     pid=os.getpid(),
                     queues=queues or [],
                     started_at=now,

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from upkeep.engine import lifecycle
 from upkeep.engine.reaper import Reaper
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.settings import Settings
@@ -53,9 +54,7 @@ class EngineServices:
             if ids:
                 events = s.execute(sa.select(sa.func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids))).scalar_one()
             if ids and not dry_run:
-                s.execute(sa.delete(RunEvent).where(RunEvent.run_id.in_(ids)))
-                # never a non-terminal run, even if it changed since the select
-                s.execute(sa.delete(Run).where(Run.id.in_(ids), Run.status.in_(TERMINAL_STATUSES)))
+                lifecycle.delete_ended(s, ids)  # never a run that is not terminal, even if it changed since
         return {
             "cutoff": cutoff.isoformat(),
             "runs": len(ids),

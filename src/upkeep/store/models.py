@@ -7,20 +7,60 @@ Alembic revision (``alembic revision --autogenerate`` against a scratch database
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-# Run statuses. Terminal ones never change again.
-PENDING, SUBMITTED, RUNNING = "pending", "submitted", "running"
-COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED = "completed", "failed", "cancelled", "timed_out", "skipped"
-ACTIVE_STATUSES = (PENDING, SUBMITTED, RUNNING)
-TERMINAL_STATUSES = (COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED)
+
+class RunStatus(StrEnum):
+    """What happened to a run's execution. Terminal ones never change again.
+
+    ``waiting`` is active but has no worker (an approval or a checklist holds it): nothing
+    dispatches it and the reaper never judges it; only the lifecycle's ``resume`` or ``cancel``
+    moves it on.
+    """
+
+    PENDING = "pending"
+    WAITING = "waiting"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+
+
+class Outcome(StrEnum):
+    """What a completed run found (Nagios-style)."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Origin(StrEnum):
+    """Why a run exists, as stored in ``runs.origin``."""
+
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    TIER = "tier"
+    RETRY = "retry"
+    PROCEDURE = "procedure"
+
+
+PENDING, WAITING, SUBMITTED, RUNNING = RunStatus.PENDING, RunStatus.WAITING, RunStatus.SUBMITTED, RunStatus.RUNNING
+COMPLETED, FAILED, CANCELLED = RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED
+TIMED_OUT, SKIPPED = RunStatus.TIMED_OUT, RunStatus.SKIPPED
+# plain strings: these tuples feed SQL IN lists, Literal types and JSON schemas
+ACTIVE_STATUSES = tuple(s.value for s in (PENDING, WAITING, SUBMITTED, RUNNING))
+TERMINAL_STATUSES = tuple(s.value for s in (COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED))
 ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES
-OUTCOMES = ("ok", "warning", "critical")
-ORIGINS = ("scheduled", "manual", "tier", "retry", "procedure")
+OUTCOMES = tuple(o.value for o in Outcome)
+ORIGINS = tuple(o.value for o in Origin)
 
 
 class UTCDateTime(TypeDecorator):
@@ -172,6 +212,8 @@ class Run(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     event_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # a pending run waiting for a mutex lock: the run holding it, which wakes it when it ends
+    blocked_by_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
 
 
 class RunEvent(Base):

@@ -1,7 +1,13 @@
-"""The run lifecycle in the store: create, dispatch, claim, finish, retry, cancel, recover.
+"""The run lifecycle on the store (SQLite and PostgreSQL): every statement that changes ``runs``.
 
     pending -> submitted -> running -> completed | failed | cancelled | timed_out
+    pending <-> waiting (held without a worker, never reaped)
     (and skipped, created terminal when a slot is refused)
+
+Named operations: ``create``, ``dispatch_due_runs``/``start_due_runs``/``dispatch_to``, ``claim``,
+``heartbeat``/``beat``/``progress``, ``finish``/``finish_many``, ``cancel``, ``requeue``,
+``recover``, ``wait``/``resume`` and ``delete_ended``. Their rules (events, task summary, retries)
+come from ``rules``; ``memory`` implements the same operations without SQL.
 
 Every transition is one conditional UPDATE, so two workers (or a broker redelivering a message)
 can never both run the same run. Retries are new runs that point at the run they retry.
@@ -10,9 +16,6 @@ can never both run the same run. Retries are new runs that point at the run they
 from __future__ import annotations
 
 import functools
-import os
-import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,93 +23,40 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from upkeep.engine.journal import EVENTS, EVENTS_INSERT, append_event, event_row, insert_event
+from upkeep.engine.lifecycle import rules
+from upkeep.engine.lifecycle.events import EVENTS, EVENTS_INSERT, append_event, event_row, insert_event
+from upkeep.engine.lifecycle.rules import Trigger, run_values
+from upkeep.engine.lifecycle.types import (
+    ClaimedRun,
+    Dispatched,
+    Finish,
+    Handout,
+    LockBusy,
+    WorkerIdentity,
+)
 from upkeep.store.db import Store
 from upkeep.store.models import (
     ACTIVE_STATUSES,
     CANCELLED,
     COMPLETED,
-    FAILED,
     PENDING,
     RUNNING,
-    SKIPPED,
     SUBMITTED,
-    TIMED_OUT,
+    TERMINAL_STATUSES,
+    WAITING,
     Run,
+    RunEvent,
     RunLock,
     ScheduledTask,
     UTCDateTime,
 )
 
-HOSTNAME = socket.gethostname()
 RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
 TASKS = ScheduledTask.__table__
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class WorkerIdentity:
-    host: str
-    pid: int
-    pgid: int
-
-    @classmethod
-    def current(cls) -> WorkerIdentity:
-        return cls(host=HOSTNAME, pid=os.getpid(), pgid=os.getpgid(0))
-
-    @property
-    def label(self) -> str:
-        return f"{self.host}:{self.pid}"
-
-
-def run_values(
-    *,
-    task: ScheduledTask | None,
-    task_type: str,
-    origin: str,
-    config: dict[str, Any],
-    due_at: datetime,
-    now: datetime,
-    scheduled_for: datetime | None = None,
-    dry_run: bool = False,
-    confirm: bool = False,
-    attempt: int = 1,
-    retry_of: int | None = None,
-    parent_run_id: int | None = None,
-    triggered_by: str | None = None,
-    requested_type: str | None = None,
-    status: str = PENDING,
-    summary: str | None = None,
-) -> dict[str, Any]:
-    """The column values of a new run (the task's policies are copied onto the run)."""
-    return dict(
-        task_id=task.id if task else None,
-        task_name=task.name if task else None,
-        task_type=task_type,
-        requested_type=requested_type,
-        origin=origin,
-        scheduled_for=scheduled_for,
-        due_at=due_at,
-        status=status,
-        attempt=attempt,
-        retry_of=retry_of,
-        parent_run_id=parent_run_id,
-        config=config,
-        dry_run=dry_run,
-        confirm=confirm,
-        queue=task.queue if task else "default",
-        timeout_seconds=task.timeout_seconds if task else None,
-        max_retries=task.max_retries if task else 0,
-        locks=list(task.locks) if task else [],
-        triggered_by=triggered_by,
-        created_at=now,
-        summary=summary,
-        finished_at=now if status == SKIPPED else None,
-        event_count=0,
-    )
 
 
 def insert_scheduled_runs(session: Session | Connection, rows: list[dict[str, Any]]) -> dict[tuple[int, datetime], int]:
@@ -137,12 +87,12 @@ def _insert_scheduled_statement(dialect: str) -> sa.Insert:
     )
 
 
-def create_run(
-    session: Session,
+def create(
+    session: Session | Connection,
+    trigger: Trigger,
     *,
     task: ScheduledTask | None,
     task_type: str,
-    origin: str,
     config: dict[str, Any],
     due_at: datetime,
     now: datetime | None = None,
@@ -150,46 +100,11 @@ def create_run(
 ) -> int | None:
     """Insert one run; returns its id, or None when a scheduled run for that slot already exists."""
     values = run_values(
-        task=task, task_type=task_type, origin=origin, config=config, due_at=due_at, now=now or _now(), **fields
+        trigger=trigger, task=task, task_type=task_type, config=config, due_at=due_at, now=now or _now(), **fields
     )
-    if origin == "scheduled":
+    if values["origin"] == "scheduled":
         return insert_scheduled_runs(session, [values]).get((values["task_id"], values["scheduled_for"]))
-    return session.execute(sa.insert(Run).values(**values).returning(Run.id)).scalar_one()
-
-
-@dataclass(frozen=True)
-class Dispatched:
-    id: int
-    queue: str
-    timeout_seconds: float | None
-
-
-# how soon a dispatcher looks again at due work another one holds (SKIP LOCKED), instead of spinning
-HELD_ELSEWHERE_SECONDS = 0.02
-
-
-def seconds_until(next_due: datetime | None, as_of: datetime, *, cap: float, now: datetime) -> float:
-    """How long to sleep before looking for due work again, after a look at ``as_of`` that found
-    the next item due at ``next_due``. Due already at ``as_of`` yet left: another scheduler or
-    dispatcher holds it and will take it, so look again shortly rather than spin. Due since: now."""
-    if next_due is None:
-        return cap
-    if next_due <= as_of:
-        return min(cap, HELD_ELSEWHERE_SECONDS)
-    return min(cap, max(0.0, (next_due - now).total_seconds()))
-
-
-@dataclass
-class Handout:
-    """What one transaction handed out at ``as_of``, and when the next pending run is due
-    (``None``: none is pending)."""
-
-    items: list
-    next_due: datetime | None
-    as_of: datetime
-
-    def sleep_seconds(self, cap: float) -> float:
-        return seconds_until(self.next_due, self.as_of, cap=cap, now=_now())
+    return session.execute(sa.insert(RUNS).values(**values).returning(RUNS.c.id)).scalar_one()
 
 
 def dispatch_due_runs(
@@ -256,30 +171,6 @@ def _next_pending_due(c: Connection, queues: list[str] | None) -> datetime | Non
     if queues:
         return c.execute(_NEXT_PENDING_DUE_IN, {"queues": list(queues)}).scalar()
     return c.execute(_NEXT_PENDING_DUE).scalar()
-
-
-@dataclass
-class ClaimedRun:
-    id: int
-    task_id: int | None
-    task_name: str | None
-    task_type: str
-    requested_type: str | None
-    config: dict[str, Any]
-    dry_run: bool
-    confirm: bool
-    attempt: int
-    timeout_seconds: float | None
-    started_at: datetime
-    deadline_at: datetime | None
-    parent_run_id: int | None
-
-
-class LockBusy(Exception):
-    def __init__(self, lock: str, holder: int):
-        super().__init__(f"lock {lock} is held by run {holder}")
-        self.lock = lock
-        self.holder = holder
 
 
 # columns a finished run needs for retries, task summaries and lock release, returned by its UPDATE
@@ -349,7 +240,7 @@ _CLAIM_FAST = (
 _CLAIM_LOCKED = (
     sa.update(RUNS)
     .where(RUNS.c.id == sa.bindparam("run_id"), _CLAIMABLE)
-    .values(**_CLAIM_VALUES)
+    .values(**_CLAIM_VALUES, blocked_by_run_id=None)
     .returning(*_CLAIM_COLUMNS)
 )
 _SET_DEADLINE = (
@@ -425,21 +316,27 @@ def _claim_slow(store: Store, params: dict[str, Any], lock_retry_seconds: float)
         if row is None or row.status not in (PENDING, SUBMITTED):
             return None
         if row.cancel_requested_at is not None:
-            _finish_in_session(s, run_id, CANCELLED, None, None, "cancelled before it started", None, now)
+            _finish_in_session(s, run_id, CANCELLED, None, None, rules.CANCELLED_BEFORE_START, None, now)
             return None
         if row.locks:
             try:
                 _take_locks(s, run_id, row.locks, now)
             except LockBusy as busy:
+                # back to pending until the holder ends (``_release_locks`` wakes it) or the retry
                 s.execute(
                     sa.update(RUNS)
                     .where(RUNS.c.id == run_id, _CLAIMABLE)
-                    .values(status=PENDING, due_at=now + timedelta(seconds=lock_retry_seconds), worker=None)
+                    .values(
+                        status=PENDING,
+                        due_at=now + timedelta(seconds=lock_retry_seconds),
+                        worker=None,
+                        blocked_by_run_id=busy.holder,
+                    )
                 )
-                message = f"waiting for lock {busy.lock} held by run {busy.holder}"
-                if row.progress_message != message:
-                    s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(progress_message=message))
-                    append_event(s, run_id, "info", "lock_wait", message, {"lock": busy.lock, "holder": busy.holder})
+                wait = rules.lock_wait_event(busy.lock, busy.holder)
+                if row.progress_message != wait.message:
+                    s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(progress_message=wait.message))
+                    append_event(s, run_id, wait.level, wait.event, wait.message, wait.data)
                 return None
         claimed = s.execute(_CLAIM_LOCKED, params).first()
         if claimed is None:
@@ -468,16 +365,8 @@ def _claimed_run(row: Any, now: datetime) -> ClaimedRun:
 
 
 def _started_event(row: Any, seq: int, worker: WorkerIdentity, now: datetime) -> dict[str, Any]:
-    note = f" (requested as alias {row.requested_type})" if row.requested_type else ""
-    return event_row(
-        row.id,
-        seq,
-        "info",
-        "started",
-        f"attempt {row.attempt} of {row.task_type}{note} on {worker.label}",
-        {"worker": worker.label, "attempt": row.attempt, "alias": row.requested_type},
-        now,
-    )
+    started = rules.started_event(row.attempt, row.task_type, row.requested_type, worker.label)
+    return event_row(row.id, seq, started.level, started.event, started.message, started.data, now)
 
 
 def _started(c: Any, row: Any, worker: WorkerIdentity, now: datetime) -> ClaimedRun:
@@ -558,18 +447,6 @@ def start_due_runs(
         return _handout(c, handed, len(workers), queues, now)
 
 
-@dataclass(frozen=True)
-class Finish:
-    """One run's end, for ``finish_many``."""
-
-    run_id: int
-    status: str
-    outcome: str | None = None
-    result: dict | None = None
-    summary: str | None = None
-    error: str | None = None
-
-
 def finish_many(store: Store, endings: list[Finish]) -> list[bool]:
     """``finish`` for several runs in one transaction (the embedded executor's batch of results)."""
     if not endings:
@@ -639,22 +516,12 @@ def _finish_in_session(
     now: datetime,
     expect: tuple[str, ...] = ACTIVE_STATUSES,
 ) -> bool:
-    values: dict[str, Any] = {"status": status, "finished_at": now, "outcome": outcome}
-    if result is not None:
-        values["result"] = result
-    if summary is not None:
-        values["summary"] = summary[:2000]
-    if error is not None:
-        values["error"] = error[:8000]
-    if status == COMPLETED:
-        values["progress"] = 1.0
-    level = "info" if status == COMPLETED else "error" if status in (FAILED, TIMED_OUT) else "warning"
-    message = f"{status}: {summary or error or status}"[:2000]
-    data = {"status": status, "outcome": outcome}
+    values = rules.finish_values(status, outcome, result, summary, error, now)
+    finished = rules.finished_event(status, outcome, summary, error)
     if status == COMPLETED and _dialect_name(s) == "postgresql":  # no retry to plan: one statement
         run = s.execute(
             _finish_completed_pg(frozenset(values), tuple(expect)),
-            {**values, "run_id": run_id, "now": now, "ev_message": message, "ev_data": data},
+            {**values, "run_id": run_id, "now": now, "ev_message": finished.message, "ev_data": finished.data},
         ).first()
         if run is not None and run.locks:
             _release_locks(s, run_id, now)
@@ -664,9 +531,9 @@ def _finish_in_session(
         return False
     if run.locks:
         _release_locks(s, run_id, now)
-    insert_event(s, run_id, run.event_count, level, "finished", message, data, now)
+    insert_event(s, run_id, run.event_count, finished.level, finished.event, finished.message, finished.data, now)
     retry_id = None
-    if status in (FAILED, TIMED_OUT) and run.attempt <= run.max_retries and run.cancel_requested_at is None:
+    if rules.retries(status, run.attempt, run.max_retries, run.cancel_requested_at is not None):
         retry_id = _schedule_retry(s, s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).one(), now)
     _update_task_summary(s, run, now, retrying=retry_id is not None)
     return True
@@ -712,19 +579,20 @@ def _finish_completed_pg(fields: frozenset[str], expect: tuple[str, ...]) -> sa.
     return sa.select(finished).add_cte(event.cte("finished_event"), summary.cte("task_summary"))
 
 
+_WAKE_WAITERS = (
+    sa.update(RUNS)
+    .where(RUNS.c.status == PENDING, RUNS.c.blocked_by_run_id == sa.bindparam("holder"))
+    .values(due_at=sa.bindparam("now", type_=_TS), blocked_by_run_id=None)
+)
+
+
 def _release_locks(s: Session | Connection, run_id: int, now: datetime) -> None:
     if s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
         # runs waiting for a lock this run held may start now, not at their next retry
-        s.execute(
-            sa.update(RUNS)
-            .where(RUNS.c.status == PENDING, RUNS.c.progress_message.like(f"% held by run {run_id}"))
-            .values(due_at=now)
-        )
+        s.execute(_WAKE_WAITERS, {"holder": run_id, "now": now})
 
 
-def backoff_seconds(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff after attempt ``attempt`` (1-based): base, 2·base, 4·base, ... capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
+backoff_seconds = rules.backoff_seconds
 
 
 def _schedule_retry(s: Session | Connection, run: Any, now: datetime) -> int:
@@ -733,15 +601,15 @@ def _schedule_retry(s: Session | Connection, run: Any, now: datetime) -> int:
         task = s.execute(
             sa.select(TASKS.c.retry_backoff_seconds, TASKS.c.retry_backoff_max_seconds).where(TASKS.c.id == run.task_id)
         ).first()
-    base = task.retry_backoff_seconds if task else 30.0
-    cap = task.retry_backoff_max_seconds if task else 3600.0
-    delay = backoff_seconds(run.attempt, base, cap)
+    base = task.retry_backoff_seconds if task else rules.DEFAULT_BACKOFF_SECONDS
+    cap = task.retry_backoff_max_seconds if task else rules.DEFAULT_BACKOFF_MAX_SECONDS
+    delay = rules.backoff_seconds(run.attempt, base, cap)
     values = dict(
         task_id=run.task_id,
         task_name=run.task_name,
         task_type=run.task_type,
         requested_type=run.requested_type,
-        origin="retry",
+        origin=rules.ORIGIN_AND_STATUS[Trigger.RETRY][0],
         due_at=now + timedelta(seconds=delay),
         status=PENDING,
         attempt=run.attempt + 1,
@@ -759,14 +627,8 @@ def _schedule_retry(s: Session | Connection, run: Any, now: datetime) -> int:
         event_count=0,
     )
     retry_id = s.execute(sa.insert(RUNS).values(**values).returning(RUNS.c.id)).scalar_one()
-    append_event(
-        s,
-        run.id,
-        "info",
-        "retry_scheduled",
-        f"attempt {run.attempt + 1} as run {retry_id} in {delay:g}s",
-        {"retry_run_id": retry_id, "delay_seconds": delay},
-    )
+    note = rules.retry_event(run.attempt + 1, retry_id, delay)
+    append_event(s, run.id, note.level, note.event, note.message, note.data)
     return retry_id
 
 
@@ -779,88 +641,202 @@ def _task_summary_statement(fields: frozenset[str], count_failure: bool) -> sa.U
 
 
 def _update_task_summary(s: Session | Connection, run: Any, now: datetime, *, retrying: bool) -> None:
-    if run.task_id is None or run.status == SKIPPED or run.origin == "procedure":
+    if not rules.summarises(run.task_id, run.status, run.origin):
         return
-    values: dict[str, Any] = {
-        "last_run_id": run.id,
-        "last_status": run.status,
-        "last_outcome": run.outcome,
-        "last_run_at": run.started_at or now,
-        "last_duration_seconds": (now - run.started_at).total_seconds() if run.started_at else None,
-    }
-    if run.status == COMPLETED:
-        values["consecutive_failures"] = 0
-        if run.outcome in (None, "ok", "warning"):
-            values["last_success_at"] = now
-    count_failure = run.status in (FAILED, TIMED_OUT) and not retrying
+    values = rules.task_summary(run.id, run.status, run.outcome, run.started_at, now)
+    count_failure = rules.counts_as_failure(run.status, retrying)
     statement = _task_summary_statement(frozenset(values), count_failure)
     s.execute(statement, {**values, "task_id": run.task_id})
 
 
-def request_cancel(store: Store, run_id: int) -> str | None:
-    """Ask a run to stop. Pending/submitted runs end at once; running ones on their next check.
+_STATUS_AND_CANCEL = sa.select(RUNS.c.status, RUNS.c.cancel_requested_at).where(RUNS.c.id == sa.bindparam("run_id"))
+_NOT_STARTED = (PENDING, WAITING, SUBMITTED)
+
+
+def cancel(store: Store, run_id: int, reason: str | None = None) -> str | None:
+    """Ask a run to stop. A run not yet started ends at once; a running one on its next check.
 
     Returns the run's status afterwards, or None when there is no such run.
     """
-    now = _now()
-    with store.write() as s:
-        run = s.execute(sa.select(Run).where(Run.id == run_id)).scalar_one_or_none()
-        if run is None:
-            return None
-        if run.status in (PENDING, SUBMITTED):
-            s.execute(sa.update(Run).where(Run.id == run_id).values(cancel_requested_at=now))
-            _finish_in_session(
-                s,
-                run_id,
-                CANCELLED,
-                None,
-                None,
-                "cancelled before it started",
-                None,
-                now,
-                expect=(PENDING, SUBMITTED),
-            )
-            return CANCELLED
-        if run.status == RUNNING:
-            if run.cancel_requested_at is None:
-                s.execute(sa.update(Run).where(Run.id == run_id).values(cancel_requested_at=now))
-                append_event(s, run_id, "warning", "cancel_requested", "cancel requested", None)
-            return RUNNING
-        return run.status
+    with store.write_connection() as c:
+        return cancel_in_session(c, run_id, _now(), reason)
+
+
+def cancel_in_session(s: Session | Connection, run_id: int, now: datetime, reason: str | None = None) -> str | None:
+    """``cancel`` inside the caller's transaction (the scheduler's ``replace``, deleting a task)."""
+    row = s.execute(_STATUS_AND_CANCEL, {"run_id": run_id}).first()
+    if row is None:
+        return None
+    if row.status in _NOT_STARTED:
+        s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(cancel_requested_at=now))
+        if reason is None:
+            _finish_in_session(s, run_id, CANCELLED, None, None, rules.CANCELLED_BEFORE_START, None, now, _NOT_STARTED)
+        else:
+            _finish_in_session(s, run_id, CANCELLED, None, None, None, reason, now, _NOT_STARTED)
+        return CANCELLED
+    if row.status == RUNNING:
+        if row.cancel_requested_at is None:
+            s.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(cancel_requested_at=now))
+            note = rules.cancel_event(reason)
+            append_event(s, run_id, note.level, note.event, note.message, note.data)
+        return RUNNING
+    return row.status
+
+
+_HEARTBEAT = (
+    sa.update(RUNS)
+    .where(RUNS.c.id.in_(sa.bindparam("run_ids", expanding=True)), RUNS.c.status == RUNNING)
+    .values(heartbeat_at=sa.bindparam("now", type_=_TS))
+)
+_CANCEL_REQUESTED = sa.select(RUNS.c.cancel_requested_at).where(RUNS.c.id == sa.bindparam("run_id"))
 
 
 def heartbeat(store: Store, run_id: int) -> bool:
     """Record that the run is alive; returns whether a cancel was requested."""
-    with store.write() as s:
-        s.execute(sa.update(Run).where(Run.id == run_id, Run.status == RUNNING).values(heartbeat_at=_now()))
-        return s.execute(sa.select(Run.cancel_requested_at).where(Run.id == run_id)).scalar() is not None
+    with store.write_connection() as c:
+        c.execute(_HEARTBEAT, {"run_ids": [run_id], "now": _now()})
+        return c.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar() is not None
 
 
 def beat(store: Store, run_ids: list[int]) -> None:
-    """Heartbeat several running runs at once (the embedded supervisor beats for its workers)."""
+    """Heartbeat several running runs at once (one watcher beats for all its runs)."""
     with store.write_connection() as c:
-        c.execute(sa.update(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.status == RUNNING).values(heartbeat_at=_now()))
+        c.execute(_HEARTBEAT, {"run_ids": list(run_ids), "now": _now()})
 
 
-def release_submitted(store: Store, run_id: int) -> bool:
-    """Put a submitted run whose dispatcher lost it back to pending."""
-    with store.write() as s:
+def cancel_requested(store: Store, run_id: int) -> bool:
+    with store.read_connection() as c:
+        return c.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar() is not None
+
+
+def progress(store: Store, run_id: int, fraction: float | None, message: str | None) -> None:
+    """A handler's progress report, which is also a heartbeat."""
+    values: dict[str, Any] = {"heartbeat_at": _now()}
+    if fraction is not None:
+        values["progress"] = fraction
+    if message is not None:
+        values["progress_message"] = message[: rules.MAX_PROGRESS_MESSAGE]
+    with store.write_connection() as c:
+        c.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values))
+
+
+def event(store: Store, run_id: int, level: str, name: str, message: str, data: dict | None) -> None:
+    """Append one event a handler wrote to its run."""
+    with store.write_connection() as c:
+        append_event(c, run_id, level, name, message, data)
+
+
+def dispatch_to(store: Store, run_id: int, label: str) -> bool:
+    """Hand one pending run to the executor ``label`` (``upkeep run`` executes it in the foreground)."""
+    with store.write_connection() as c:
         return (
-            s.execute(
-                sa.update(Run).where(Run.id == run_id, Run.status == SUBMITTED).values(status=PENDING, worker=None)
-            ).rowcount
-            == 1
-        )
-
-
-def take_for_foreground(store: Store, run_id: int, label: str) -> bool:
-    """Reserve a pending run for the process that will execute it in the foreground."""
-    with store.write() as s:
-        return (
-            s.execute(
-                sa.update(Run)
-                .where(Run.id == run_id, Run.status == PENDING)
+            c.execute(
+                sa.update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.status == PENDING)
                 .values(status=SUBMITTED, worker=label, submitted_at=_now())
             ).rowcount
             == 1
         )
+
+
+def requeue(store: Store, run_id: int) -> bool:
+    """Put a submitted run whose dispatcher or worker lost it back to pending."""
+    with store.write_connection() as c:
+        return (
+            c.execute(
+                sa.update(RUNS)
+                .where(RUNS.c.id == run_id, RUNS.c.status == SUBMITTED)
+                .values(status=PENDING, worker=None)
+            ).rowcount
+            == 1
+        )
+
+
+def recover(store: Store, run_id: int, reason: str) -> bool:
+    """The run's worker is gone: a running run fails with ``reason`` (retried while attempts
+    remain, locks released), a submitted one goes back to pending. False when it had moved on."""
+    if finish(store, run_id, rules.RECOVERED_STATUS, error=reason, expect=(RUNNING,)):
+        return True
+    return requeue(store, run_id)
+
+
+def wait(store: Store, run_id: int, reason: str) -> bool:
+    """Hold a pending run without a worker until ``resume`` (or ``cancel``); never reaped."""
+    return _move(store, run_id, PENDING, WAITING, rules.waiting_event(reason), {})
+
+
+def resume(store: Store, run_id: int, reason: str) -> bool:
+    """Let a waiting run start: pending again, due now."""
+    return _move(store, run_id, WAITING, PENDING, rules.resumed_event(reason), {"due_at": _now()})
+
+
+def _move(store: Store, run_id: int, before: str, after: str, note: rules.Event, values: dict[str, Any]) -> bool:
+    with store.write_connection() as c:
+        moved = c.execute(
+            sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == before).values(status=after, **values)
+        ).rowcount
+        if moved:
+            append_event(c, run_id, note.level, note.event, note.message, note.data)
+        return moved == 1
+
+
+def delete_ended(s: Session | Connection, run_ids: list[int]) -> None:
+    """Delete ended runs and their events (retention); a run that is not terminal stays."""
+    s.execute(sa.delete(RunEvent).where(RunEvent.run_id.in_(run_ids)))
+    s.execute(sa.delete(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.status.in_(TERMINAL_STATUSES)))
+
+
+class SqlLifecycle:
+    """This module's operations bound to one store: the shape ``memory.MemoryLifecycle`` has."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def create(self, trigger: Trigger, **fields: Any) -> int | None:
+        with self.store.write_connection() as c:
+            return create(c, trigger, **fields)
+
+    def dispatch_due_runs(self, **kwargs: Any) -> Handout:
+        return dispatch_due_runs(self.store, **kwargs)
+
+    def dispatch_to(self, run_id: int, label: str) -> bool:
+        return dispatch_to(self.store, run_id, label)
+
+    def claim(self, run_id: int, worker: WorkerIdentity, *, lock_retry_seconds: float = 2.0) -> ClaimedRun | None:
+        return claim(self.store, run_id, worker, lock_retry_seconds=lock_retry_seconds)
+
+    def heartbeat(self, run_id: int) -> bool:
+        return heartbeat(self.store, run_id)
+
+    def beat(self, run_ids: list[int]) -> None:
+        beat(self.store, run_ids)
+
+    def cancel_requested(self, run_id: int) -> bool:
+        return cancel_requested(self.store, run_id)
+
+    def progress(self, run_id: int, fraction: float | None, message: str | None) -> None:
+        progress(self.store, run_id, fraction, message)
+
+    def event(self, run_id: int, level: str, name: str, message: str, data: dict | None) -> None:
+        event(self.store, run_id, level, name, message, data)
+
+    def finish(self, run_id: int, status: str, **kwargs: Any) -> bool:
+        return finish(self.store, run_id, status, **kwargs)
+
+    def finish_many(self, endings: list[Finish]) -> list[bool]:
+        return finish_many(self.store, endings)
+
+    def cancel(self, run_id: int, reason: str | None = None) -> str | None:
+        return cancel(self.store, run_id, reason)
+
+    def requeue(self, run_id: int) -> bool:
+        return requeue(self.store, run_id)
+
+    def recover(self, run_id: int, reason: str) -> bool:
+        return recover(self.store, run_id, reason)
+
+    def wait(self, run_id: int, reason: str) -> bool:
+        return wait(self.store, run_id, reason)
+
+    def resume(self, run_id: int, reason: str) -> bool:
+        return resume(self.store, run_id, reason)

@@ -1,0 +1,228 @@
+"""The rules of each lifecycle operation, as plain functions both implementations call.
+
+What event a transition writes (level, name, message, data), what a finished run leaves in its
+task's summary, when a failure is retried and after how long: written once here, so the SQL and
+the in-memory lifecycle cannot drift apart (``tests/engine/test_lifecycle_equivalence.py`` drives
+both with the same operations and compares).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from upkeep.store.models import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    SKIPPED,
+    SUBMITTED,
+    TIMED_OUT,
+    WAITING,
+    Origin,
+)
+
+MAX_SUMMARY = 2000
+MAX_ERROR = 8000
+MAX_PROGRESS_MESSAGE = 1000
+DEFAULT_BACKOFF_SECONDS = 30.0
+DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
+CANCELLED_BEFORE_START = "cancelled before it started"
+
+
+class Trigger(StrEnum):
+    """Why a run is created: ``create`` turns it into the run's origin and first status.
+
+    ``skipped`` records a slot the scheduler refused (a terminal run that says why). Later
+    triggers (a dependency that finished, an approval given) add members here and a row in
+    ``ORIGIN_AND_STATUS``.
+    """
+
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    TIER = "tier"
+    RETRY = "retry"
+    SKIPPED = "skipped"
+    WAITING = "waiting"  # created held (an approval step, a checklist): only ``resume`` starts it
+
+
+ORIGIN_AND_STATUS: dict[Trigger, tuple[str, str]] = {
+    Trigger.SCHEDULED: (Origin.SCHEDULED.value, PENDING.value),
+    Trigger.MANUAL: (Origin.MANUAL.value, PENDING.value),
+    Trigger.TIER: (Origin.TIER.value, PENDING.value),
+    Trigger.RETRY: (Origin.RETRY.value, PENDING.value),
+    Trigger.SKIPPED: (Origin.SCHEDULED.value, SKIPPED.value),
+    Trigger.WAITING: (Origin.MANUAL.value, WAITING.value),
+}
+
+
+def run_values(
+    *,
+    trigger: Trigger,
+    task: Any,
+    task_type: str,
+    config: dict[str, Any],
+    due_at: datetime,
+    now: datetime,
+    scheduled_for: datetime | None = None,
+    dry_run: bool = False,
+    confirm: bool = False,
+    triggered_by: str | None = None,
+    requested_type: str | None = None,
+    summary: str | None = None,
+    timeout_seconds: float | None = None,
+    reserved_by: str | None = None,
+) -> dict[str, Any]:
+    """The column values of a new run (the task's policies are copied onto the run).
+
+    ``timeout_seconds`` overrides the task's; ``reserved_by`` creates the run already submitted
+    to that executor (``upkeep run`` executes it in the foreground).
+    """
+    origin, status = ORIGIN_AND_STATUS[trigger]
+    if reserved_by is not None:
+        status = SUBMITTED
+    if timeout_seconds is None and task is not None:
+        timeout_seconds = task.timeout_seconds
+    return dict(
+        task_id=task.id if task else None,
+        task_name=task.name if task else None,
+        task_type=task_type,
+        requested_type=requested_type,
+        origin=origin,
+        scheduled_for=scheduled_for,
+        due_at=due_at,
+        status=status,
+        attempt=1,
+        retry_of=None,
+        parent_run_id=None,
+        config=config,
+        dry_run=dry_run,
+        confirm=confirm,
+        queue=task.queue if task else "default",
+        timeout_seconds=timeout_seconds,
+        max_retries=task.max_retries if task else 0,
+        locks=list(task.locks) if task else [],
+        triggered_by=triggered_by,
+        created_at=now,
+        summary=summary,
+        finished_at=now if status == SKIPPED else None,
+        worker=reserved_by,
+        submitted_at=now if reserved_by is not None else None,
+        event_count=0,
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    level: str
+    event: str
+    message: str
+    data: dict[str, Any] | None = None
+
+
+def started_event(attempt: int, task_type: str, requested_type: str | None, worker_label: str) -> Event:
+    note = f" (requested as alias {requested_type})" if requested_type else ""
+    return Event(
+        "info",
+        "started",
+        f"attempt {attempt} of {task_type}{note} on {worker_label}",
+        {"worker": worker_label, "attempt": attempt, "alias": requested_type},
+    )
+
+
+def finish_values(
+    status: str, outcome: str | None, result: dict | None, summary: str | None, error: str | None, now: datetime
+) -> dict[str, Any]:
+    """The columns ``finish`` sets (fields not given are left as they are)."""
+    values: dict[str, Any] = {"status": status, "finished_at": now, "outcome": outcome}
+    if result is not None:
+        values["result"] = result
+    if summary is not None:
+        values["summary"] = summary[:MAX_SUMMARY]
+    if error is not None:
+        values["error"] = error[:MAX_ERROR]
+    if status == COMPLETED:
+        values["progress"] = 1.0
+    return values
+
+
+def finished_event(status: str, outcome: str | None, summary: str | None, error: str | None) -> Event:
+    level = "info" if status == COMPLETED else "error" if status in (FAILED, TIMED_OUT) else "warning"
+    message = f"{status}: {summary or error or status}"[:MAX_SUMMARY]
+    return Event(level, "finished", message, {"status": str(status), "outcome": outcome})
+
+
+def retries(status: str, attempt: int, max_retries: int, cancel_requested: bool) -> bool:
+    """A failed or timed-out attempt is retried while attempts remain, unless someone cancelled it."""
+    return status in (FAILED, TIMED_OUT) and attempt <= max_retries and not cancel_requested
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff after attempt ``attempt`` (1-based): base, 2·base, 4·base, ... capped."""
+    return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+def retry_event(next_attempt: int, retry_id: int, delay: float) -> Event:
+    return Event(
+        "info",
+        "retry_scheduled",
+        f"attempt {next_attempt} as run {retry_id} in {delay:g}s",
+        {"retry_run_id": retry_id, "delay_seconds": delay},
+    )
+
+
+def summarises(task_id: int | None, status: str, origin: str) -> bool:
+    """Whether a finished run updates its task's summary (a procedure's steps and skips do not)."""
+    return task_id is not None and status != SKIPPED and origin != Origin.PROCEDURE
+
+
+def task_summary(
+    run_id: int, status: str, outcome: str | None, started_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """The task's ``last_*`` columns after one of its runs ended (``consecutive_failures`` apart)."""
+    values: dict[str, Any] = {
+        "last_run_id": run_id,
+        "last_status": str(status),
+        "last_outcome": outcome,
+        "last_run_at": started_at or now,
+        "last_duration_seconds": (now - started_at).total_seconds() if started_at else None,
+    }
+    if status == COMPLETED:
+        values["consecutive_failures"] = 0
+        if outcome in (None, "ok", "warning"):
+            values["last_success_at"] = now
+    return values
+
+
+def counts_as_failure(status: str, retrying: bool) -> bool:
+    """A failure counts towards ``consecutive_failures`` once its retries are spent."""
+    return status in (FAILED, TIMED_OUT) and not retrying
+
+
+def lock_wait_message(lock: str, holder: int) -> str:
+    return f"waiting for lock {lock} held by run {holder}"
+
+
+def lock_wait_event(lock: str, holder: int) -> Event:
+    return Event("info", "lock_wait", lock_wait_message(lock, holder), {"lock": lock, "holder": holder})
+
+
+CANCEL_REQUESTED = Event("warning", "cancel_requested", "cancel requested")
+
+
+def cancel_event(reason: str | None) -> Event:
+    return Event("warning", "cancel_requested", reason or CANCEL_REQUESTED.message)
+
+
+def waiting_event(reason: str) -> Event:
+    return Event("info", "waiting", reason)
+
+
+def resumed_event(reason: str) -> Event:
+    return Event("info", "resumed", reason)
+
+
+# a run whose worker is gone fails (and is retried while attempts remain)
+RECOVERED_STATUS = FAILED
