@@ -13,8 +13,9 @@ interleaved, three rounds, best wall of each:
 CPU is user+system of the process and its children. The figures of the three (error count,
 5xx rate, average, p95) are printed side by side, and upkeep's are checked against DuckDB's. With
 the 5M size, the same log twice (10M lines) shows the peak RSS staying flat. Also printed: what
-the CLI itself costs before any analysis (``upkeep --help``, ``upkeep run debug.noop``), and a
-structlog and a real-nginx log analysed the same way. upkeep's modules are byte-compiled first, as
+the CLI itself costs before any analysis (``upkeep --help``, ``upkeep run debug.noop``), what the
+opt-in per-route figures cost at 1M lines (``by_route=true``), and a structlog and a real-nginx
+log analysed the same way. upkeep's modules are byte-compiled first, as
 an installed copy's are (``benchmarks/_installed.py``). Files are cached under
 /tmp/upkeep-bench-logs, or ``UPKEEP_BENCH_LOGS_DIR`` (``UPKEEP_BENCH_KEEP=1`` keeps them).
 """
@@ -108,9 +109,9 @@ def workspace() -> Path:
     return root
 
 
-def upkeep_side(root: Path, path: Path) -> tuple[float, float, float, dict]:
+def upkeep_side(root: Path, path: Path, *extra: str) -> tuple[float, float, float, dict]:
     wall, cpu, rss, out = run(
-        [UPKEEP, "run", "logs.analyze", "--set", f"paths=[{path}]", "--set", "window=all", "--json"], cwd=root
+        [UPKEEP, "run", "logs.analyze", "--set", f"paths=[{path}]", "--set", "window=all", "--json", *extra], cwd=root
     )
     analysis = json.loads(out)["result"]["targets"]["paths"]
     figures = {
@@ -177,6 +178,19 @@ def flat_memory(root: Path, five_million: Path) -> None:
     )
 
 
+def per_route(root: Path, path: Path) -> None:
+    """What the opt-in per-route figures cost: the same log with ``by_route=true``, interleaved."""
+    plain, routed = [], []
+    for _ in range(ROUNDS):
+        plain.append(upkeep_side(root, path))
+        routed.append(upkeep_side(root, path, "--set", "by_route=true"))
+    p, r = min(plain, key=lambda x: x[0]), min(routed, key=lambda x: x[0])
+    print(
+        f"by_route=true on the same log: {r[0]:.2f}s wall, {r[1]:.2f}s CPU against {p[0]:.2f}s wall, "
+        f"{p[1]:.2f}s CPU without ({r[1] / p[1]:.2f}x the CPU)"
+    )
+
+
 def cli_start(root: Path) -> None:
     help_wall = min(run([UPKEEP, "--help"], cwd=root)[0] for _ in range(3))
     noop = min(run([UPKEEP, "run", "debug.noop"], cwd=root)[:2] for _ in range(3))
@@ -212,6 +226,8 @@ def main() -> None:
             path = pino_log(lines)
             print(f"pino log, {lines:,} lines ({path.stat().st_size / 1e6:.0f} MB):")
             rows.append((lines, compare(root, path)))
+        if 1_000_000 in SIZES:
+            per_route(root, pino_log(1_000_000))
         if 5_000_000 in SIZES:
             flat_memory(root, pino_log(5_000_000))
         other_formats(root)
