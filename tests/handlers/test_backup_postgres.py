@@ -45,6 +45,17 @@ def _scalar(dsn: str, query: str):
         return conn.execute(query).fetchone()[0]
 
 
+def _items_database(pg_server, rows: int, value_sql: str) -> str:
+    """A new database with table ``items(id, v)`` of ``rows`` rows, ``v`` computed from ``g`` (the id)."""
+    name = pg_server.create_database()
+    pg_server.psql(
+        f"create table items(id int primary key, v text); "
+        f"insert into items select g, {value_sql} from generate_series(1, {rows}) g",
+        name,
+    )
+    return name
+
+
 def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snapshot(
     pg_server, pgbench_db, sqlite_store, tmp_path
 ):
@@ -159,13 +170,66 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
         pg_server.drop_database("restored_new")
 
 
-def test_restore_into_the_original_database_takes_a_safety_backup_and_ends_sessions(pg_server, sqlite_store, tmp_path):
-    name = pg_server.create_database()
-    pg_server.psql(
-        "create table items(id int primary key, v text); insert into items select g, 'v' || g "
-        "from generate_series(1, 500) g",
-        name,
+def test_verify_decodes_into_pg_restore_and_reports_a_stream_that_fails_to_decode(pg_server, sqlite_store, tmp_path):
+    """The decoded dump goes to pg_restore through a pipe, not a scratch copy; an artifact whose
+    checksum matches but whose zstd stream is cut short (as if written wrong) fails as undecodable."""
+    import hashlib
+
+    from upkeep.handlers._backup import catalog
+    from upkeep.store.records import Records
+
+    name = _items_database(pg_server, 20000, "md5(g::text) || repeat('x', 200)")
+    source = {"type": "postgres", "url": pg_server.dsn(name), "name": "streamed"}
+    made = run_handler(
+        sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
     )
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = {"source": source, "scratch_dir": str(scratch)}
+    verified = run_handler(sqlite_store, "backup.verify", config, data_dir=tmp_path)
+    assert verified["outcome"] == "ok", verified["summary"]
+    checks = {c["check"]: c for c in verified["backups"][0]["checks"]}
+    assert checks["toc"]["ok"] and checks["test_restore"]["ok"] and checks["row_counts"]["ok"]
+
+    artifact = Path(made["path"])
+    cut = artifact.read_bytes()[: artifact.stat().st_size // 2]
+    artifact.write_bytes(cut)
+    records = Records(sqlite_store, "backup")
+    entry = catalog.find(records, made["backup_id"])
+    entry["manifest"].update(sha256=hashlib.sha256(cut).hexdigest(), size=len(cut))
+    catalog.put(records, entry)
+    broken = run_handler(sqlite_store, "backup.verify", config, data_dir=tmp_path)
+    assert broken["outcome"] == "critical"
+    checks = {c["check"]: c for c in broken["backups"][0]["checks"]}
+    assert checks["checksum"]["ok"] and checks["toc"]["ok"]
+    assert not checks["decode"]["ok"] and "truncated" in checks["decode"]["message"]
+    assert "test_restore" not in checks
+    assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
+    assert list(scratch.iterdir()) == []
+    pg_server.drop_database(name)
+
+
+def test_an_encrypted_dump_is_decrypted_into_pg_restore_and_verifies(pg_server, sqlite_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKUP_KEY", "11" * 32)
+    name = pg_server.create_database()
+    pg_server.psql("create table t(id int primary key); insert into t select generate_series(1, 3000)", name)
+    source = {"type": "postgres", "url": pg_server.dsn(name), "name": "sealed"}
+    made = run_handler(
+        sqlite_store,
+        "backup.create",
+        {"source": source, "destination": str(tmp_path / "b"), "encrypt": True, "encryption_key_env": "BACKUP_KEY"},
+        data_dir=tmp_path,
+    )
+    assert b"COPY public.t" not in Path(made["path"]).read_bytes()
+    verified = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
+    assert verified["outcome"] == "ok", verified["summary"]
+    checks = {c["check"]: c for c in verified["backups"][0]["checks"]}
+    assert checks["test_restore"]["ok"] and checks["row_counts"]["ok"]
+    pg_server.drop_database(name)
+
+
+def test_restore_into_the_original_database_takes_a_safety_backup_and_ends_sessions(pg_server, sqlite_store, tmp_path):
+    name = _items_database(pg_server, 500, "'v' || g")
     target = {"type": "postgres", "url": pg_server.dsn(name), "name": "small"}
     cfg = {"source": target, "destination": str(tmp_path / "b")}
     made = run_handler(sqlite_store, "backup.create", cfg, data_dir=tmp_path)

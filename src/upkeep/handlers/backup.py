@@ -58,6 +58,7 @@ from upkeep.handlers._backup.stream import (
     EXTENSIONS,
     ArtifactReader,
     ArtifactWriter,
+    DecodedStream,
     fsync_dir,
     sha256_file,
     temp_name,
@@ -136,9 +137,19 @@ class VerifyConfig(PgToolsConfig):
     assertions: list[str] = host_scoped(
         default_factory=list, description="SQL run in the scratch database; the first column must be true."
     )
-    restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j for the test restore.")
+    restore_jobs: int = Field(
+        2,
+        ge=1,
+        le=32,
+        description="pg_restore -j for the test restore of a dump read from a file (directory format, or stored "
+        "uncompressed); a compressed custom-format dump is decoded into one pg_restore reading a pipe.",
+    )
     compare_checksums: bool = Field(True, description="Compare table checksums when the manifest has them.")
-    scratch_dir: str | None = host_scoped(None, description="Where decoded scratch copies go (default the temp dir).")
+    scratch_dir: str | None = host_scoped(
+        None,
+        description="Where decoded scratch copies go (default the temp dir); a compressed custom-format "
+        "PostgreSQL dump needs none.",
+    )
     from_repository: str | None = overridable(
         None, description="Verify the copies in this off-site repository (download, checksum, test restore)."
     )
@@ -461,9 +472,15 @@ def _key_for(entry: dict[str, Any], config) -> bytes | None:
     return key
 
 
-def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | None, list[dict[str, Any]]]:
-    """Size and checksum checks, and the decoded raw content (a scratch copy, or the artifact itself
-    when it needs no decoding and the type only reads it). Returns (raw path or None, checks)."""
+def _decode(
+    ctx, entry: dict[str, Any], config, work_dir: Path, stream: bool = False
+) -> tuple[Path | DecodedStream | None, list[dict[str, Any]]]:
+    """Size and checksum checks, and the decoded raw content: a scratch copy, or the artifact itself
+    when it needs no decoding and the type only reads it, or with ``stream`` (a verification) a
+    ``DecodedStream`` when the type verifies from one. Returns (raw content or None, checks).
+
+    The stored bytes' checksum is always compared before any content is handed on: a stream is
+    decoded only after it matched, so a tampered artifact never reaches a restore."""
     manifest = entry["manifest"]
     path = Path(entry["path"])
     if not path.is_file():
@@ -476,8 +493,11 @@ def _decode(ctx, entry: dict[str, Any], config, work_dir: Path) -> tuple[Path | 
     )
     key = _key_for(entry, config)
     direct = key is None and kind(entry["type"]).reads_artifact_directly(manifest)
+    raw: Path | DecodedStream
     if direct:
         digest, error, raw = sha256_file(path), None, path
+    elif stream and kind(entry["type"]).verifies_from_stream(manifest):
+        digest, error, raw = sha256_file(path), None, DecodedStream(path, manifest["stream_compression"], key)
     else:
         reader = ArtifactReader(path, manifest["stream_compression"], key)
         raw = work_dir / "raw"
@@ -616,7 +636,7 @@ def verify_entry(
                 entry = replicate.fetch(ctx, repo, entry, work_dir)
             except offsite.OffsiteError as exc:
                 return False, [check("download", False, str(exc))]
-        raw, results = _decode(ctx, entry, config, work_dir)
+        raw, results = _decode(ctx, entry, config, work_dir, stream=True)
         if raw is not None:
             server = server_for(ctx, config.scratch_target, config.source, entry, "config.scratch_target")
             entry = _current_assertions(ctx, entry)

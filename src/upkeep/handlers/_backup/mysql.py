@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
-from upkeep.handlers._backup.pg import run_streaming
+from upkeep.handlers._backup.pg import run_fed, run_streaming
 from upkeep.handlers._backup.sources import Source
 from upkeep.handlers._backup.stream import CHUNK
 from upkeep.private import PRIVATE
@@ -379,23 +379,9 @@ def load_sql(ctx, tools: Tools, target: MyTarget, database: str, raw: Path, work
     """Feed a dump to the ``mariadb`` client connected to ``database`` (which must exist)."""
     option_file = target.option_file(work_dir)
     argv = [tools.client, f"--defaults-extra-file={option_file}", "--batch", "--binary-mode", database]
-    reader, writer = os.pipe()
-
-    def feed() -> None:
-        try:
-            with os.fdopen(writer, "wb") as pipe:
-                for chunk in _sql_stream(raw, disable_events=scratch):
-                    pipe.write(chunk)
-        except BrokenPipeError:
-            pass  # the client exited: run_streaming reports its error
-
-    feeder = threading.Thread(target=feed, name="upkeep-restore-feed", daemon=True)
-    feeder.start()
     try:
-        with os.fdopen(reader, "rb") as stdin:
-            run_streaming(ctx, argv, {}, None, stdin=stdin)
+        run_fed(ctx, argv, {}, _sql_stream(raw, disable_events=scratch))
     finally:
-        feeder.join(timeout=30)
         option_file.unlink(missing_ok=True)
 
 

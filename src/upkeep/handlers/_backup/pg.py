@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from upkeep import secrets as secret_refs
 from upkeep.engine.context import kill_tree
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers import _pg
+from upkeep.handlers._backup.stream import DecodedStream
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
@@ -327,6 +328,44 @@ def run_streaming(
     return text
 
 
+def run_fed(
+    ctx, argv: list[str], env: dict[str, str], chunks: Iterable[bytes], consume: Callable[[Any], None] | None = None
+) -> str:
+    """``run_streaming`` with ``chunks`` written to the process's standard input by a thread.
+
+    A process that stops reading early (``pg_restore --list`` has what it needs after the table of
+    contents) ends the feeding quietly. An exception raised by ``chunks`` (a corrupt artifact) ends
+    the input there and is raised here, in place of the process's complaint about a cut-off input.
+    """
+    reader, writer = os.pipe()
+    failure: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            with os.fdopen(writer, "wb") as pipe:
+                for chunk in chunks:
+                    pipe.write(chunk)
+        except BrokenPipeError:
+            pass  # the process exited: run_streaming reports how
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(exc)
+
+    feeder = threading.Thread(target=feed, name="upkeep-feed", daemon=True)
+    feeder.start()
+    try:
+        with os.fdopen(reader, "rb") as stdin:
+            text = run_streaming(ctx, argv, env, consume, stdin=stdin)
+    except UserError:
+        feeder.join(timeout=30)
+        if failure:
+            raise failure[0] from None
+        raise
+    feeder.join(timeout=30)
+    if failure:
+        raise failure[0]
+    return text
+
+
 def dump_in_snapshot(
     ctx, target: PgTarget, argv_without_snapshot: list[str], consume: Callable[[Any], None] | None, with_checksums: bool
 ) -> SnapshotStats:
@@ -411,10 +450,9 @@ def restore_into(
     tools: Tools,
     target: PgTarget,
     dbname: str,
-    source: Path | None,
+    source: Path | DecodedStream,
     *,
     jobs: int = 1,
-    stdin: Any = None,
     fast: bool = False,
     no_owner: bool = False,
 ) -> None:
@@ -424,6 +462,8 @@ def restore_into(
     post-data (indexes, constraints) with ``jobs`` workers. upkeep writes these archives to a pipe,
     so their table of contents has no data offsets, and parallel workers would each read through
     all the data before theirs (on pgbench scale 50: 6.5-9.3 s with -j2 against 5.6-5.8 s so).
+    A ``DecodedStream`` (a compressed custom-format dump) is decoded into pg_restore's standard
+    input in one pass: no scratch copy is written and read back, and decoding overlaps the restore.
     """
     base = [tools.pg_restore, "-d", target.conninfo(dbname)]
     if no_owner:
@@ -431,27 +471,34 @@ def restore_into(
     env = target.env()
     if fast:  # a scratch database: durability does not matter, index builds may use more memory
         env = {**env, "PGOPTIONS": "-c synchronous_commit=off -c maintenance_work_mem=256MB"}
-    if jobs > 1 and source is not None and source.is_file():
+    if isinstance(source, DecodedStream):
+        run_fed(ctx, base, env, source.chunks())
+        return
+    if jobs > 1 and source.is_file():
         run_streaming(ctx, [*base, "--section=pre-data", "--section=data", str(source)], env, None)
         run_streaming(ctx, [*base, "-j", str(jobs), "--section=post-data", str(source)], env, None)
         return
-    argv = list(base)
-    if jobs > 1 and source is not None:
-        argv += ["-j", str(jobs)]
-    if source is not None:
-        argv.append(str(source))
-    run_streaming(ctx, argv, env, None, stdin=stdin)
+    run_streaming(ctx, [*base, *(["-j", str(jobs)] if jobs > 1 else []), str(source)], env, None)
 
 
-def restore_list(ctx, tools: Tools, source: Path) -> int:
-    """Entries in the dump's table of contents (``pg_restore --list``); raises if unreadable."""
+def restore_list(ctx, tools: Tools, source: Path | DecodedStream) -> int:
+    """Entries in the dump's table of contents (``pg_restore --list``); raises if unreadable.
+    From a ``DecodedStream`` only the head is decoded: pg_restore stops reading after the TOC."""
     from upkeep.engine.context import CommandFailed
 
-    try:
-        out = ctx.run_command([tools.pg_restore, "--list", str(source)], timeout=600).stdout
-    except CommandFailed as exc:
-        raise UserError(f"table of contents unreadable: {exc}") from None
-    return sum(1 for line in out.splitlines() if line and not line.startswith(";"))
+    if isinstance(source, DecodedStream):
+        out: list[bytes] = []
+        try:
+            run_fed(ctx, [tools.pg_restore, "--list"], {}, source.chunks(), lambda stdout: _drain(stdout, out))
+        except UserError as exc:
+            raise UserError(f"table of contents unreadable: {exc}") from None
+        text = b"".join(out).decode("utf-8", "replace")
+    else:
+        try:
+            text = ctx.run_command([tools.pg_restore, "--list", str(source)], timeout=600).stdout
+        except CommandFailed as exc:
+            raise UserError(f"table of contents unreadable: {exc}") from None
+    return sum(1 for line in text.splitlines() if line and not line.startswith(";"))
 
 
 def run_assertions(conn: psycopg.Connection, assertions: list[str]) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from upkeep.handlers._backup.pg import (
     terminate_connections,
 )
 from upkeep.handlers._backup.sources import OnRestored, Source
-from upkeep.handlers._backup.stream import ArtifactWriter
+from upkeep.handlers._backup.stream import ArtifactWriter, CorruptArtifact, DecodedStream
 
 
 def layout(config) -> tuple[str, str]:
@@ -118,7 +118,9 @@ def scratch_name(backup_id: str) -> str:
     return ("upkeep_verify_" + re.sub(r"[^a-z0-9_]", "_", backup_id.lower()))[:63]
 
 
-def _dump_path(ctx, entry: dict[str, Any], raw: Path, work_dir: Path) -> Path:
+def _dump_path(ctx, entry: dict[str, Any], raw: Path | DecodedStream, work_dir: Path) -> Path | DecodedStream:
+    if isinstance(raw, DecodedStream):  # a custom-format dump, read by pg_restore from a pipe
+        return raw
     if entry["manifest"].get("format") == "directory":
         out = work_dir / "dump"
         tar_files.extract_tar(raw, out)
@@ -129,7 +131,7 @@ def _dump_path(ctx, entry: dict[str, Any], raw: Path, work_dir: Path) -> Path:
 def verify(
     ctx,
     entry: dict[str, Any],
-    raw: Path,
+    raw: Path | DecodedStream,
     config,
     scratch: PgTarget | None,
     work_dir: Path,
@@ -153,6 +155,9 @@ def verify(
         except UserError as exc:
             results.append(check("toc", False, str(exc)))
             return results
+        except CorruptArtifact as exc:
+            results.append(check("decode", False, str(exc)))
+            return results
         if not config.test_restore:
             return results
         name = scratch_name(entry["id"])
@@ -166,6 +171,9 @@ def verify(
                 restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
             except UserError as exc:
                 results.append(check("test_restore", False, f"test restore failed: {exc}"))
+                return results
+            except CorruptArtifact as exc:
+                results.append(check("decode", False, str(exc)))
                 return results
             results.append(check("test_restore", True, f"restored into scratch database {name}"))
             conn = connect(scratch, name)
@@ -293,6 +301,10 @@ class PostgresSource(Source):
     @classmethod
     def reads_artifact_directly(cls, manifest: dict[str, Any]) -> bool:
         return manifest["stream_compression"] == "none"
+
+    @classmethod
+    def verifies_from_stream(cls, manifest: dict[str, Any]) -> bool:
+        return manifest.get("format") == "custom"
 
     @classmethod
     def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):

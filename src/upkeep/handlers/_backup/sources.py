@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -40,6 +40,9 @@ from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError
 from upkeep.handlers._pg import LIBPQ_KEYS
 from upkeep.private import PRIVATE, Private
+
+if TYPE_CHECKING:
+    from upkeep.handlers._backup.stream import DecodedStream
 
 TYPES = ("postgres", "mysql", "sqlite", "redis", "files")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -172,11 +175,17 @@ class Source:
         return False
 
     @classmethod
+    def verifies_from_stream(cls, manifest: dict[str, Any]) -> bool:
+        """Verification takes the raw content as a ``DecodedStream`` (decoded while its tool reads
+        it, after the stored bytes' checksum matched) instead of a scratch copy on disk."""
+        return False
+
+    @classmethod
     def verify(
         cls,
         ctx,
         entry: dict[str, Any],
-        raw: Path,
+        raw: Path | DecodedStream,
         config,
         work_dir: Path,
         server: dict[str, Any] | None,

@@ -24,6 +24,7 @@ from upkeep.handlers._backup.crypto import DecryptionError, Decryptor, Encryptor
 from upkeep.private import PRIVATE, Private
 
 CHUNK = 1 << 20
+STREAM_READ = 64 << 10
 COMPRESSIONS = ("zstd", "gzip", "none")
 EXTENSIONS = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 DEFAULT_LEVELS = {"zstd": 3, "gzip": 6, "none": 0}
@@ -242,10 +243,11 @@ class ArtifactReader:
     rest of the file is still hashed (so a verification can report the checksum first).
     """
 
-    def __init__(self, path: Path, compression: str, encryption_key: bytes | None = None):
+    def __init__(self, path: Path, compression: str, encryption_key: bytes | None = None, read_size: int = CHUNK):
         self.path = Path(path)
         self.compression = compression
         self._key = encryption_key
+        self._read_size = read_size
         self._hash = hashlib.sha256()
         self.size = 0
         self.error: str | None = None
@@ -261,7 +263,7 @@ class ArtifactReader:
         decryptor = Decryptor(self._key) if self._key else None
         failed = False
         with open(self.path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
+            while chunk := fh.read(self._read_size):
                 self._hash.update(chunk)
                 self.size += len(chunk)
                 if failed:
@@ -298,3 +300,20 @@ class ArtifactReader:
         with PRIVATE.open(target, "w") as out:
             for chunk in self.chunks(keep_going=keep_going):
                 out.write(chunk)
+
+
+@dataclass(frozen=True)
+class DecodedStream:
+    """An artifact's raw content decoded on demand instead of into a scratch copy: a verification
+    whose tool reads a pipe (``pg_restore`` of a custom-format dump) decodes while the tool reads,
+    rather than writing the whole content to disk and reading it back. Each ``chunks()`` decodes
+    from the start again; a decoding failure raises ``CorruptArtifact``."""
+
+    path: Path
+    compression: str
+    key: bytes | None = None
+
+    def chunks(self) -> Iterator[bytes]:
+        # small reads: a dump compresses up to ~100x, and a reader that wants only the head (the
+        # table of contents) should not wait for 100 MiB decoded from one 1 MiB read
+        return ArtifactReader(self.path, self.compression, self.key, read_size=STREAM_READ).chunks()
