@@ -77,6 +77,8 @@ def handler_markdown(spec: HandlerSpec) -> str:
     schema = info["config_schema"]
     defs = schema.get("$defs", {})
     flags = ["destructive (has dry_run)"] if spec.destructive else []
+    if spec.needs_confirm:
+        flags.append("each real run needs confirmation (`--yes`, `confirm: true`)")
     lines = [f"## `{spec.name}`", "", info["description"] or "(no description)", ""]
     if spec.aliases:
         lines += [f"Aliases: {', '.join(f'`{a}`' for a in spec.aliases)}", ""]

@@ -24,7 +24,7 @@ from upkeep.engine.scheduler import first_slot, schedule_of
 from upkeep.engine.schedules import explain_schedule
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.engine.wakeup import broadcast
-from upkeep.errors import ConfigError, Conflict, HostScoped, NotFound, UserError
+from upkeep.errors import ConfigError, Conflict, HostScoped, NotFound, UserError, did_you_mean
 from upkeep.secrets import redact
 from upkeep.settings import Settings
 from upkeep.store.audit import add_audit
@@ -162,8 +162,20 @@ class Upkeep:
             query = query.with_for_update()
         task = s.execute(query).scalars().first()
         if task is None:
-            raise NotFound(f"no task {ref!r}", hint="`upkeep tasks list` shows the tasks", field="task")
+            raise NotFound(f"no task {ref!r}", hint=self._task_hint(s, ref_text), field="task")
         return task
+
+    @staticmethod
+    def _task_hint(s: Session, ref: str) -> str:
+        names = s.execute(sa.select(ScheduledTask.name)).scalars()
+        guess = did_you_mean(ref, names)
+        return f"{guess} `upkeep tasks list` shows the tasks" if guess else "`upkeep tasks list` shows the tasks"
+
+    def suggest(self, name: str) -> str | None:
+        """``did you mean ...?`` over task names and handler types, for a name that is neither."""
+        with self.store.read() as s:
+            names = list(s.execute(sa.select(ScheduledTask.name)).scalars())
+        return did_you_mean(name, [*names, *self.registry.names(), *self.registry.aliases()])
 
     def _check_affects(self, spec) -> None:
         """``affects`` names targets of the inventory (``upkeep apply`` says where in the file)."""
@@ -476,10 +488,11 @@ class Upkeep:
                 dry_run = bool(overrides.pop("dry_run")) or dry_run
             spec.check_overrides(overrides)
             self.check_said(spec.name, overrides, prefix="overrides")
-            config = {**(task.config or {}), **overrides}
-            spec.validate_config(config)
+            config = spec.storable_config({**(task.config or {}), **overrides})
+            overrides = {k: config[k] for k in overrides}
             if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
                 dry_run = True
+            spec.check_confirmed(dry_run=dry_run, confirm=confirm)
             run_id = lifecycle.create(
                 s,
                 trigger,
@@ -519,9 +532,10 @@ class Upkeep:
         """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
         spec, alias = self.registry.resolve(task_type)
         raw, flags = spec.split_run_flags(config)
-        spec.validate_config(raw)
         self.check_said(spec.name, raw)
+        raw = spec.storable_config(raw)
         dry_run = dry_run or bool(flags.get("dry_run"))
+        spec.check_confirmed(dry_run=dry_run, confirm=confirm)
         now = self.clock.now()
         with self.store.write() as s:
             run_id = lifecycle.create(
@@ -551,6 +565,17 @@ class Upkeep:
             raise NotFound(
                 f"no enabled task has tier {tier!r}",
                 hint="add `tiers: [" + tier + "]` to tasks in upkeep.yaml",
+            )
+        unconfirmed = [
+            t["name"]
+            for t in tasks
+            if self.registry.get(t["type"]).needs_confirm and not (dry_run or (t["config"] or {}).get("dry_run"))
+        ]
+        if unconfirmed:  # refused before any run of the tier exists
+            raise UserError(
+                f"tier {tier!r} holds tasks that need confirmation for each run: {', '.join(unconfirmed)}",
+                hint="a tier never confirms a run: take them out of the tier, or run them by name with --yes",
+                field="tier",
             )
         return [self.trigger(t["id"], actor=actor, dry_run=dry_run, trigger=Trigger.TIER) for t in tasks]
 

@@ -132,8 +132,9 @@ def test_unreachable_database_is_exit_2_one_line_no_password_nothing_written(cli
     assert sorted(p.name for p in cli.root.rglob("*")) == before
 
 
-def test_a_run_that_cannot_reach_its_server_exits_2_with_one_line_and_no_password(tmp_path):
-    """Found during the run, not before it: still exit 2, the operator has something to fix."""
+def test_a_run_that_cannot_reach_its_server_exits_1_naming_why_and_no_password(tmp_path):
+    """Found during the run, not before it: the run was recorded and failed, so exit 1 (2 says
+    that nothing ran), and its error says what to fix."""
     import os
     import subprocess
     import sys
@@ -154,7 +155,8 @@ def test_a_run_that_cannot_reach_its_server_exits_2_with_one_line_and_no_passwor
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "run 1 of db.vacuum: failed" in done.stdout
     assert "cannot connect" in done.stdout.lower() or "cannot connect" in done.stderr.lower()
     assert "s3cret-pw" not in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr

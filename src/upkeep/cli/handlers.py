@@ -70,6 +70,8 @@ def show(
     echo(f"{spec.name}{'  (aliases: ' + ', '.join(spec.aliases) + ')' if spec.aliases else ''}")
     if spec.destructive:
         echo("destructive: honours dry_run")
+    if spec.needs_confirm:
+        echo("needs confirmation: a run that is not a dry run is refused without --yes")
     if spec.requires:
         echo(f"needs: {', '.join(spec.requires)}")
     echo("")

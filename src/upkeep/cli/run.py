@@ -6,8 +6,9 @@ timeouts and cancels kill the whole process tree. Its events stream to the termi
 ``upkeep serve`` takes the run first, this command just follows it to the end. Ctrl-C asks for a
 cancel (a second Ctrl-C stops waiting).
 
-Exit code: 0 completed (outcome ok or warning), 1 failed, timed out, cancelled, skipped or outcome
-critical (over all runs of a tier), 2 usage or config errors before any run.
+Exit code: 0 completed (outcome ok or warning); 1 a run was recorded and failed (whatever the cause),
+timed out, was cancelled or skipped, or found something critical (over all runs of a tier); 2 usage
+or config errors refused before any run was created.
 """
 
 from __future__ import annotations
@@ -30,13 +31,9 @@ TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
 
 
 def exit_code_of(view: dict[str, Any]) -> int:
-    """0 for a completed run whose outcome is ok or warning; 2 for a run that failed on bad input,
-    config or an unreachable server (something the operator must fix); 1 otherwise."""
-    if view["status"] == "completed" and view.get("outcome") != "critical":
-        return 0
-    if view["status"] == "failed" and (view.get("result") or {}).get("error_kind") == "user":
-        return 2
-    return 1
+    """0 for a completed run whose outcome is ok or warning; 1 otherwise. A run exists, so it is never
+    2, which says that nothing was run (the run's error says what to fix)."""
+    return 0 if view["status"] == "completed" and view.get("outcome") != "critical" else 1
 
 
 def format_event(event: dict[str, Any], prefix: str = "") -> str:
@@ -206,11 +203,12 @@ def run(
     else:
         try:
             service.registry.resolve(target)
-        except UserError as exc:
-            known = f"; {exc.hint}" if exc.hint and exc.hint.startswith("known") else ""
+        except UserError:
+            guess = service.suggest(target)
             raise UserError(
                 f"no task or handler type named {target!r}",
-                hint=f"`upkeep tasks list` shows tasks, `upkeep handlers list` handler types{known}",
+                hint=f"{guess + ' ' if guess else ''}`upkeep tasks list` shows tasks, "
+                "`upkeep handlers list` handler types",
             ) from None
         if timeout is not None and timeout <= 0:
             raise UserError("--timeout must be positive", field="timeout")

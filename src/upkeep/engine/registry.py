@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from upkeep.errors import ConfigError, UserError
+from upkeep.errors import ConfigError, UserError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,16 @@ def host_scoped(
     return Field(default, json_schema_extra=extra, **kwargs)
 
 
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!etc)[.!?](?=\s)")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph of ``text``, its lines joined."""
+    paragraph = " ".join(inspect.cleandoc(text).split("\n\n")[0].split())
+    end = _SENTENCE_END.search(paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
 def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
     """``(dotted field, message)`` of each error, the message saying what was given."""
     out = []
@@ -106,6 +116,7 @@ class HandlerSpec:
     config_model: type[BaseModel]
     aliases: tuple[str, ...] = ()
     destructive: bool = False
+    needs_confirm: bool = False  # a real (not dry) run needs the run request's own confirmation
     requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
     description: str = ""
     module: str = ""
@@ -117,7 +128,8 @@ class HandlerSpec:
 
     @property
     def summary(self) -> str:
-        return self.description.strip().splitlines()[0] if self.description.strip() else ""
+        """The description's first sentence, whole however the docstring wraps its lines."""
+        return first_sentence(self.description)
 
     def split_run_flags(self, raw: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Separate per-run flags (``dry_run``) from the handler's own config."""
@@ -136,6 +148,23 @@ class HandlerSpec:
             return self.config_model.model_validate(config)
         except ValidationError as exc:
             raise ConfigError(f"invalid config for {self.name}: {format_validation_error(exc)}") from None
+
+    def storable_config(self, raw: dict[str, Any] | None) -> dict[str, Any]:
+        """``raw`` checked by the model, as the JSON a run or task keeps: a value typed outside JSON
+        (a datetime from YAML or Python) is kept as its text, which the model reads back alike."""
+        from pydantic_core import to_jsonable_python
+
+        self.validate_config(raw)
+        return to_jsonable_python(dict(raw or {}))
+
+    def check_confirmed(self, *, dry_run: bool, confirm: bool) -> None:
+        """Refuse, before any run exists, a real run of a handler that needs confirmation without it."""
+        if self.needs_confirm and not dry_run and not confirm:
+            raise UserError(
+                f"{self.name} changes data and needs confirmation for each run: nothing was run",
+                hint="pass --yes, or confirm: true in an API request; --dry-run shows the plan",
+                field="confirm",
+            )
 
     def overridable_fields(self) -> set[str]:
         out = set()
@@ -197,6 +226,7 @@ class HandlerSpec:
             "summary": self.summary,
             "description": inspect.cleandoc(self.description),
             "destructive": self.destructive,
+            "needs_confirm": self.needs_confirm,
             "host_scoped": dict(self.host_scoped_fields()),
             "requires": list(self.requires),
             "overridable": sorted(self.overridable_fields()),
@@ -283,9 +313,14 @@ class Registry:
             found = self._find(name)
         if found is not None:
             return found
-        close = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
-        hint = f"known {name.split('.')[0]} handlers: {', '.join(close)}" if close else "see `upkeep handlers list`"
-        raise UserError(f"unknown task type {name!r}", hint=hint, field="task_type")
+        raise UserError(f"unknown task type {name!r}", hint=self.hint_for(name), field="task_type")
+
+    def hint_for(self, name: str) -> str:
+        """What to say about an unknown handler type: the names it may be a typo of, or where to look."""
+        guess = did_you_mean(name, [*self.names(), *self._aliases])
+        same = [n for n in self.names() if n.split(".")[0] == name.split(".")[0]][:5]
+        known = f"known {name.split('.')[0]} handlers: {', '.join(same)}" if same else "see `upkeep handlers list`"
+        return f"{guess} {known}" if guess else known
 
     def get(self, name: str) -> HandlerSpec:
         return self.resolve(name)[0]
@@ -326,11 +361,13 @@ def handler(
     config: type[BaseModel] = EmptyConfig,
     aliases: Iterable[str] = (),
     destructive: bool = False,
+    needs_confirm: bool = False,
     requires: Iterable[str] = (),
     description: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
-    """Register a maintenance handler. See the module docstring for the contract."""
+    """Register a maintenance handler. See the module docstring for the contract. ``needs_confirm``:
+    a run that is not a dry run is refused, before it is created, unless its request confirms it."""
 
     def decorate(func: Callable[..., dict]) -> Callable[..., dict]:
         spec = HandlerSpec(
@@ -339,6 +376,7 @@ def handler(
             config_model=config,
             aliases=tuple(aliases),
             destructive=destructive,
+            needs_confirm=needs_confirm,
             requires=tuple(requires),
             description=description or inspect.getdoc(func) or "",
             module=func.__module__,

@@ -792,6 +792,7 @@ def _pick(ctx, config: RestoreConfig, repo: offsite.Repository | None) -> dict[s
     config=RestoreConfig,
     aliases=["backup.recover"],
     destructive=True,
+    needs_confirm=True,
     requires=("pg_restore",),
 )
 def backup_restore(ctx, config: RestoreConfig) -> dict:
