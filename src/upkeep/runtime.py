@@ -75,7 +75,10 @@ def serve(
     worker: bool = True,
     scheduler: bool = True,
     apply_config: bool = True,
+    access_log: bool = False,
 ) -> None:
+    """API + UI (+ workers, scheduler) until stopped. Requests are logged only with ``access_log``
+    (or ``server.access_log`` / ``UPKEEP_ACCESS_LOG``): a UI page asks for several a second."""
     import uvicorn
 
     from upkeep.api.app import create_app
@@ -103,7 +106,9 @@ def serve(
             part.start()
             parts.append(part)
     app = create_app(settings, store=store)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", lifespan="on", access_log=access_log or settings.access_log
+    )
     server = uvicorn.Server(config)
     try:
         server.run()

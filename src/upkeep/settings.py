@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8750
     public_url: str | None = Field(default=None, description="Base URL used in alert links and ping URLs")
+    access_log: bool = Field(default=False, description="Log every HTTP request `upkeep serve` answers")
     ping_rate_limit: str = Field(default="200/minute", description="Pings one heartbeat token may send")
     worker_processes: int = Field(default=4, ge=1, le=64)
     heartbeat_seconds: float = Field(default=10.0, gt=0)

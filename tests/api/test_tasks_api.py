@@ -207,9 +207,29 @@ def test_keys_are_created_listed_and_revoked_by_admins_and_the_token_is_shown_on
 
 
 def test_health_probes_need_no_key(api):
-    assert api.client.get("/healthz").json() == {"status": "ok", "schema_up_to_date": None, "detail": None}
+    assert api.client.get("/healthz").json() == {"status": "ok"}  # liveness: no schema verdict to contradict /readyz
     ready = api.client.get("/readyz").json()
     assert ready["status"] == "ok" and ready["schema_up_to_date"] is True
+
+
+def test_a_restore_without_confirm_is_refused_before_any_run_exists(api):
+    from upkeep.store.models import AuditEntry, Run
+
+    task = {"name": "restore-app", "type": "backup.restore", "config": {"backup": "latest"}}
+    api.upkeep.create_task(task, actor="test")
+    body = assert_problem(api.post("/api/v1/scheduled-tasks/restore-app/run", role="operator", json={}), 422, "confirm")
+    assert "needs confirmation" in body["detail"] and "dry" in body["hint"]
+    with api.store.read() as s:
+        assert s.query(Run).count() == 0
+        assert [a.action for a in s.query(AuditEntry)] == ["create"]
+
+
+def test_the_favicon_is_served(api):
+    icon = api.client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    svg = api.client.get("/static/favicon.svg")
+    assert svg.status_code == 200 and svg.text.startswith("<svg")
 
 
 def test_api_docs_are_served_without_a_cdn(tmp_path):

@@ -16,7 +16,7 @@ import zstandard
 import upkeep.handlers.logs_analyze  # noqa: F401  (registers the handler)
 from support.contexts import run_handler
 from upkeep.clock import FakeClock
-from upkeep.errors import ConfigError
+from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._logparse import analyze_paths
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -412,10 +412,21 @@ def test_error_count_thresholds_and_missing_target_files(sqlite_store, tmp_path)
     assert checks == {"errors": "critical", "missing": "warning"}
 
 
-def test_only_missing_files_is_a_warning_not_a_crash(sqlite_store, tmp_path):
-    result = run_handler(sqlite_store, "logs.analyze", {"paths": [str(tmp_path / "none*.log")]}, clock=FakeClock(NOW))
+def test_an_analysis_whose_globs_match_no_file_fails_naming_them(sqlite_store, tmp_path):
+    """Nothing read is no news: the run fails (an alert), not "completed, 0 errors"."""
+    missing = [str(tmp_path / "none*.log"), str(tmp_path / "gone.log")]
+    with pytest.raises(UserError, match="nothing was analysed") as refused:
+        run_handler(sqlite_store, "logs.analyze", {"paths": missing}, clock=FakeClock(NOW))
+    assert all(pattern in str(refused.value) for pattern in missing)
+
+
+def test_a_target_whose_globs_match_nothing_says_so_in_the_summary(sqlite_store, tmp_path):
+    write(tmp_path / "api.log", _request_lines(5, 5, 10))
+    targets = {"logs": {"api": {"paths": [str(tmp_path / "api.log")]}, "web": {"paths": [str(tmp_path / "w*.log")]}}}
+    result = run_handler(sqlite_store, "logs.analyze", {}, targets=targets, clock=FakeClock(NOW))
     assert result["outcome"] == "warning"
-    assert result["targets"]["paths"]["records"]["total"] == 0
+    assert f"web: no log file matches {tmp_path / 'w*.log'}" in result["summary"]
+    assert result["summary"].startswith("api: 0 errors")
 
 
 def test_few_requests_give_no_rate_verdict_and_bad_config_is_a_clear_error(sqlite_store, tmp_path):

@@ -124,6 +124,41 @@ def test_markdown_and_html_render_every_section(seeded):
         ElementTree.fromstring("<svg" + chunk + "</svg>")
 
 
+def test_a_task_whose_checks_keep_finding_critical_shows_its_streak_and_no_green_badge(sqlite_store, tmp_path):
+    """A check that finds a target down completes (outcome critical): it is failing all the same."""
+    from upkeep.service import Upkeep
+    from upkeep.store.models import ScheduledTask
+
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    task = Upkeep(settings, sqlite_store).create_task({"name": "checks", "type": "debug.noop"}, actor="test")
+    now = datetime.now(UTC)
+    outcomes = ["ok", "critical", "critical", None, "critical"]  # oldest first; None: the run failed
+    with sqlite_store.write() as s:
+        for age, outcome in zip(range(len(outcomes), 0, -1), outcomes, strict=True):
+            end = now - timedelta(hours=age)
+            s.add(
+                Run(
+                    task_id=task["id"],
+                    task_name="checks",
+                    task_type="debug.noop",
+                    status="failed" if outcome is None else "completed",
+                    outcome=outcome,
+                    created_at=end - timedelta(seconds=5),
+                    started_at=end - timedelta(seconds=5),
+                    finished_at=end,
+                )
+            )
+        row = s.get(ScheduledTask, task["id"])
+        row.last_status, row.last_outcome, row.consecutive_failures = "completed", "critical", 0
+    d = build_digest(EngineServices(sqlite_store, settings), "week", now)
+    assert [(t["name"], t["not_ok_in_a_row"]) for t in d["health"]["failing_tasks"]] == [("checks", 4)]
+    assert "checks (completed critical, 4 runs not ok in a row)" in render_markdown(d)
+    html = render_html(d)
+    assert '<td>checks</td><td><span class="badge critical">completed</span>' in html
+    assert '<span class="badge ok">completed</span>' not in html
+    assert "runs not ok in a row" in html and "<td>4</td>" in html
+
+
 def _cli(store_url: str, tmp_path: Path, *args: str):
     return CliRunner().invoke(app, ["--database-url", store_url, "--config", str(tmp_path / "upkeep.yaml"), *args])
 

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from upkeep.api import alerts, audit, checklists, handlers, heartbeats, keys, people, pings, runs, sse, tasks
 from upkeep.api.problems import ProblemError, install_problem_handlers, problem_responses
-from upkeep.api.schemas import Health
+from upkeep.api.schemas import Health, Liveness
 from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.clock import Clock
 from upkeep.queries import Queries
@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     app.include_router(api)
     pings.install(app, store, settings, app.state.upkeep.clock)
 
-    @app.get("/healthz", tags=["health"], response_model=Health, summary="The process answers")
+    @app.get("/healthz", tags=["health"], response_model=Liveness, summary="The process answers")
     def healthz() -> dict:
         return {"status": "ok"}
 

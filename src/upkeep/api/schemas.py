@@ -268,6 +268,10 @@ class Me(BaseModel):
     timezone: str | None = Field(None, description="A person's time zone preference")
 
 
+class Liveness(BaseModel):
+    status: str = Field(description="ok: the process answers (it asks no database: /readyz does)")
+
+
 class Health(BaseModel):
     status: str
     schema_up_to_date: bool | None = None

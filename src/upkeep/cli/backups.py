@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from upkeep.clock import utcnow
 from upkeep.errors import UserError
@@ -67,20 +67,30 @@ def list_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table("id", "source", "created", "age", "size", "sha256", "status")
+    console = Console()
+    wide = console.width >= 100  # the checksum prefix only where it fits (`backups show` has it whole)
+    # ids and sources are what `backups restore` takes: never cut, whatever the terminal's width
+    table = Table(
+        Column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2)),
+        Column("source", no_wrap=True, min_width=max((len(r["source"]) for r in rows), default=6)),
+        *(
+            Column(name, overflow="fold")
+            for name in ("created", "age", "size", *(["sha256"] if wide else []), "status")
+        ),
+    )
     styles = {"verified": "green", "broken": "bold red", "created": "yellow"}
     for r in rows:
         status = r["status"] or "-"
         table.add_row(
             r["id"],
             r["source"],
-            r["created_at"][:19].replace("T", " "),
+            r["created_at"][:16].replace("T", " "),
             _age(r["age_hours"]),
             _size(r["size"]),
-            (r["sha256"] or "")[:12],
+            *([(r["sha256"] or "")[:12]] if wide else []),
             f"[{styles.get(status, '')}]{status}[/]",
         )
-    Console().print(table)
+    console.print(table)
 
 
 @backups_app.command("show")

@@ -106,6 +106,9 @@ def serve(
     no_worker: bool = typer.Option(False, "--no-worker", help="Do not execute runs in this process"),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Do not run the scheduler here"),
     log_level: str = typer.Option("INFO", "--log-level", help="Log level"),
+    access_log: bool = typer.Option(
+        False, "--access-log", help="Log every HTTP request (also server.access_log, UPKEEP_ACCESS_LOG)"
+    ),
 ) -> None:
     from upkeep.runtime import configure_logging
     from upkeep.runtime import serve as run_serve
@@ -119,6 +122,7 @@ def serve(
         port=port or settings.port,
         worker=not no_worker,
         scheduler=not no_scheduler,
+        access_log=access_log,
     )
 
 

@@ -128,6 +128,28 @@ class EngineServices:
             "instances": instances,
         }
 
+    def not_ok_in_a_row(self, names: list[str], *, most: int = 100) -> dict[str, int]:
+        """Per task name: its latest finished runs in a row that failed, timed out or found something
+        critical (``consecutive_failures`` counts failures only, and a check that finds a target down
+        completes). Counted up to ``most``."""
+        out: dict[str, int] = {}
+        with self.store.read() as s:
+            for task_id, name in s.execute(
+                sa.select(ScheduledTask.id, ScheduledTask.name).where(ScheduledTask.name.in_(names))
+            ).all():
+                streak = 0
+                for status, outcome in s.execute(
+                    sa.select(Run.status, Run.outcome)
+                    .where(Run.task_id == task_id, Run.status.in_(("completed", "failed", "timed_out")))
+                    .order_by(Run.created_at.desc(), Run.id.desc())
+                    .limit(most)
+                ).all():
+                    if status == "completed" and outcome != "critical":
+                        break
+                    streak += 1
+                out[name] = streak
+        return out
+
     def records(self, domain: str) -> Records:
         return Records(self.store, domain)
 

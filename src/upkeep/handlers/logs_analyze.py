@@ -57,7 +57,8 @@ routes you are chasing.
 
 Thresholds (task config, or per log target): 5xx rate warn 1 % / critical 5 % (only with at least
 ``min_requests`` requests in the window), p95 warn 500 ms / critical 2000 ms, error count warn and
-critical off unless set. Outcome is the worst finding. A glob that matches nothing is a warning finding.
+critical off unless set. Outcome is the worst finding. A glob that matches nothing is a warning finding;
+when no glob of the run matches a file, the run fails naming them (an analysis of nothing is no news).
 
 The analysis itself is :func:`upkeep.handlers._logparse.analyze_paths`, which health.report,
 performance.review and capacity.plan call directly.
@@ -72,7 +73,7 @@ from pydantic import Field, ValidationError
 
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
-from upkeep.errors import ConfigError
+from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._logparse import analyze_paths, parse_window
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
@@ -199,6 +200,8 @@ def findings_for(name: str, analysis: dict, cfg: LogsAnalyzeConfig) -> list[dict
 
 
 def _summary_of(name: str, a: dict) -> str:
+    if not a["files"]:
+        return f"{name}: no log file matches {', '.join(a['missing'])}"
     req = a["requests"]
     parts = [f"{a['errors']} errors"]
     if req["total"]:
@@ -262,6 +265,12 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
             if f["severity"] != "info":
                 ctx.warning("threshold", f["message"], target=name, check=f.get("check"))
     ctx.progress(1.0, "done")
+    if not any(a["files"] for a in analyses.values()):
+        raise UserError(
+            "nothing was analysed: no log file matches "
+            + "; ".join(f"{name}: {', '.join(paths)}" for name, paths, _ in jobs),
+            hint="check the paths of targets.logs in upkeep.yaml, or the task's paths",
+        )
     worst = max((SEVERITY_ORDER[f["severity"]] for f in findings), default=0)
     window = {
         "since": start.isoformat() if start else None,

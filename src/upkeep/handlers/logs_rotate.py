@@ -302,6 +302,8 @@ class RuleRun:
             try:
                 rotate, reason = self.decide(path)
                 entry["reason"] = reason
+                if not rotate:
+                    self.ctx.info("kept", f"not rotating {path}: {reason}", path=str(path))
                 if rotate:
                     entry.update(self.rotate_one(item))
                     entry["rotated"] = item.rotated_to is not None
@@ -651,6 +653,15 @@ def resolve_rules(ctx: RunContext, config: LogsRotateConfig) -> list[RotateRule]
     return rules
 
 
+def _kept_text(files: list[dict[str, Any]], most: int = 3) -> str:
+    """Why files were not rotated, for the one-line summary (the run's events list every file)."""
+    kept = [f for f in files if not f.get("rotated") and not f.get("rotated_to")]
+    if not kept:
+        return ""
+    text = "; ".join(f"{Path(f['path']).name}: {f.get('reason') or '?'}" for f in kept[:most])
+    return f"; not rotated: {text}" + (f" (and {len(kept) - most} more)" if len(kept) > most else "")
+
+
 @handler(
     "logs.rotate",
     config=LogsRotateConfig,
@@ -681,6 +692,7 @@ def rotate_logs(ctx: RunContext, config: LogsRotateConfig) -> dict:
         f"{'dry run: ' if ctx.dry_run else ''}{verb} {len(rotated)} of {len(report.files)} log files, "
         f"compress {report.count('compress')}, delete {report.count('delete')}"
         + (f", {len(report.left_uncompressed)} left uncompressed (still open)" if report.left_uncompressed else "")
+        + _kept_text(report.files)
     )
     lost = sum(f.get("bytes_possibly_lost", 0) for f in report.files)
     return {

@@ -1,6 +1,6 @@
 """Collect the digest of a period (day, week, month) from the store, through ``EngineServices``.
 
-``services`` is anything with ``run_history(since=, until=)``, ``health_summary(now)``,
+``services`` is anything with ``run_history(since=, until=)``, ``health_summary(now)``, ``not_ok_in_a_row(names)``,
 ``targets(now)`` and ``records(domain)`` (``upkeep.engine.services.EngineServices``; a handler's
 ``ctx.services``). Nothing here touches SQLAlchemy.
 
@@ -9,7 +9,7 @@ The digest (plain JSON-able dict)::
     {"period": "week", "since": ISO, "until": ISO, "generated_at": ISO,
      "runs": {"total", "by_status", "by_outcome", "failed": [{task, type, status, outcome, finished_at}],
               "per_day": [{"day", "ok", "warning", "critical", "failed"}], "tasks": [{task, runs, failed, ...}]},
-     "health": {"queue_depth", "failing_tasks", "overdue_tasks",
+     "health": {"queue_depth", "failing_tasks": [{name, status, outcome, not_ok_in_a_row}], "overdue_tasks",
                 "targets": [{name, kind, status, detail, note}]},  # note: during maintenance, parent down
      "backups": {"created", "verified", "broken", "sources": [{source, latest_at, age_hours, status,
                  verified_at, size}], "sizes": {source: [[ISO, bytes], ...]},
@@ -28,6 +28,7 @@ from typing import Any
 
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
 RANK = {"ok": 0, "warning": 1, "critical": 2}
+SHOWN_FAILING = 20  # failing tasks the report lists (with their streak of runs not ok)
 
 
 def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
@@ -111,9 +112,13 @@ def health_section(services: Any, now: datetime) -> dict[str, Any]:
             entry["note"] = notes.get(str(rec.get("name")), "")
             targets.append(entry)
     targets.sort(key=lambda t: (-RANK.get(t["status"] or "ok", 0), t["name"] or ""))
+    failing = summary.get("failing_tasks", [])
+    streaks = services.not_ok_in_a_row([t["name"] for t in failing[:SHOWN_FAILING]])
+    for task in failing:
+        task["not_ok_in_a_row"] = streaks.get(task["name"])
     return {
         "queue_depth": summary.get("queue_depth"),
-        "failing_tasks": summary.get("failing_tasks", []),
+        "failing_tasks": failing,
         "overdue_tasks": summary.get("overdue_tasks", []),
         "active_runs": summary.get("active_runs"),
         "last_scheduler_tick": summary.get("last_scheduler_tick"),

@@ -265,7 +265,8 @@ def render_markdown(d: dict[str, Any]) -> str:
         f"{len(health['failing_tasks'])} failing task(s), {len(health['overdue_tasks'])} overdue."
     )
     for t in health["failing_tasks"][:10]:
-        lines.append(f"- failing: {t['name']} ({t.get('status') or ''} {t.get('outcome') or ''})".rstrip())
+        streak = f", {t['not_ok_in_a_row']} runs not ok in a row" if t.get("not_ok_in_a_row") else ""
+        lines.append(f"- failing: {t['name']} ({' '.join(filter(None, (t.get('status'), t.get('outcome'))))}{streak})")
     for t in health["overdue_tasks"][:10]:
         lines.append(f"- overdue: {t.get('name', t)}")
     if health["targets"]:
@@ -348,14 +349,22 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #e0e0e0;padding:3px 8px;text-align:left}
 th{background:#f5f5f5}.num{text-align:right}.badge{display:inline-block;padding:1px 8px;border-radius:9px;
 color:#fff;font-size:12px}.ok{background:#2e7d32}.warning{background:#ef6c00}.critical{background:#c62828}
-.failed{background:#6a1b9a}.muted{color:#757575}.charts{display:flex;flex-wrap:wrap;gap:12px}
+.failed{background:#6a1b9a}.neutral{background:#616161}.muted{color:#757575}.charts{display:flex;flex-wrap:wrap;gap:12px}
 .chart{border:1px solid #eee;background:#fff}.legend span{margin-right:12px}
 """
 
 
-def _badge(status: str | None) -> str:
+def _badge(status: str | None, outcome: str | None = None) -> str:
+    """A status or outcome badge; a completed run's colour is its outcome's (critical is not green)."""
     s = status or "ok"
-    cls = s if s in ("ok", "warning", "critical", "failed") else "failed" if s in ("timed_out",) else "ok"
+    if s in ("failed", "timed_out"):
+        cls = "failed"
+    elif s in ("ok", "warning", "critical"):
+        cls = s
+    elif s == "completed":
+        cls = outcome if outcome in ("warning", "critical") else "ok"
+    else:  # cancelled, skipped, unknown: neither good nor bad
+        cls = "neutral"
     return f'<span class="badge {cls}">{escape(s)}</span>'
 
 
@@ -416,7 +425,7 @@ def render_html(d: dict[str, Any]) -> str:
                     [
                         e((r["finished_at"] or "?")[:16].replace("T", " ")),
                         e(r["task"] or r["type"] or "?"),
-                        _badge(r["status"]),
+                        _badge(r["status"], r.get("outcome")),
                         _badge(r["outcome"]) if r.get("outcome") else "",
                     ]
                     for r in runs["failed"][:30]
@@ -434,13 +443,13 @@ def render_html(d: dict[str, Any]) -> str:
     if health["failing_tasks"]:
         parts.append(
             _table(
-                ["failing task", "status", "outcome", "consecutive failures"],
+                ["failing task", "last run", "runs not ok in a row"],
                 [
                     [
                         e(t["name"]),
-                        e(str(t.get("status") or "")),
-                        e(str(t.get("outcome") or "")),
-                        str(t.get("consecutive_failures") or 0),
+                        _badge(t.get("status"), t.get("outcome"))
+                        + (f" {_badge(t['outcome'])}" if t.get("outcome") else ""),
+                        str(t.get("not_ok_in_a_row") or "?"),
                     ]
                     for t in health["failing_tasks"][:20]
                 ],

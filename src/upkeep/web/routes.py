@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -482,6 +482,11 @@ def install_web(app: FastAPI) -> None:
     from upkeep.web.people import router as people_pages
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:  # where browsers look when a page names no icon (the API docs, errors)
+        return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon")
+
     app.include_router(router)
     app.include_router(heartbeat_pages)
     app.include_router(people_pages)
