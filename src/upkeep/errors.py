@@ -6,12 +6,13 @@ The CLI turns a ``UserError`` into one line on stderr and exit code 2; the API t
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """``did you mean 'x'?`` for the candidates that look like a typo of ``word``, else None."""
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.75)
     if not close:
         return None

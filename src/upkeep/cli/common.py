@@ -152,15 +152,19 @@ def duration(seconds: float | None) -> str:
 # --- parsing --------------------------------------------------------------------------------------
 
 
-class _ScalarLoader(yaml.SafeLoader):
+@functools.cache
+def _scalar_loader() -> type:
     """YAML without its timestamp type: ``since=2026-11-01T00:00:00Z`` stays text, which the handler's
     model reads as the type of its field (a datetime, or a string where it wants one)."""
+    import yaml
 
+    class ScalarLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
 
-_ScalarLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    return ScalarLoader
 
 
 def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, Any]:
@@ -174,7 +178,7 @@ def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str,
         if not sep or not key:
             raise UserError(f"{what} {item!r} is not key=value", hint=f"e.g. {what} retention_days=7")
         try:
-            value = yaml.load(raw, Loader=_ScalarLoader) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_scalar_loader()) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         target = out
