@@ -50,6 +50,7 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("DELETE", "/api/v1/keys/{ref}"): "admin",
     ("GET", "/metrics"): "viewer",
     ("GET", "/healthz"): OPEN,
+    ("GET", "/favicon.ico"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/docs"): OPEN,

@@ -491,7 +491,8 @@ def test_host_scoped_values_come_only_from_the_file(scoped, tmp_path, handler):
         assert response.status_code == 200, response.text
         overrides = {k: v for k, v in config.items() if k in overridable}
         if overrides:
-            response = scoped.post("/api/v1/scheduled-tasks/base/run", role="operator", json={"overrides": overrides})
+            body = {"overrides": overrides, "dry_run": True}  # a restore runs for real only when confirmed
+            response = scoped.post("/api/v1/scheduled-tasks/base/run", role="operator", json=body)
             assert response.status_code == 202, response.text
 
 
