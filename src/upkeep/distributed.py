@@ -26,17 +26,16 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from celery import Celery, signals
 
 from upkeep.engine import lifecycle
+from upkeep.engine.lifecycle.sql import SqlLifecycle
+from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import CANCELLED, COMPLETED, RUNNING, TIMED_OUT
+from upkeep.store.models import COMPLETED, RUNNING
 
 log = logging.getLogger(__name__)
 TASK_NAME = "upkeep.execute_run"
@@ -110,16 +109,9 @@ def _worker_store(settings: Settings) -> Store:
     return _store
 
 
-@dataclass
-class _Watched:
-    claimed: lifecycle.ClaimedRun
-    cancel_event: threading.Event
-    next_beat: float
-    cancel_at: float | None = None
-
-
-class PoolWatch(threading.Thread):
-    """The one watcher thread of a pool process, for all the runs it executes in turn.
+class PoolWatch:
+    """The watcher of a pool process (``engine.watch``), checked by one thread for all the runs
+    the process executes in turn.
 
     For the run in progress it beats the heartbeat, passes a cancel request on to the handler
     (its cancel flag), and at the deadline or when a cancel's grace period is over records the
@@ -129,56 +121,35 @@ class PoolWatch(threading.Thread):
     fifth of a pool process's own CPU per no-op run.
     """
 
-    POLL_SECONDS = 0.2
-
     def __init__(self, store: Store, settings: Settings):
-        super().__init__(daemon=True, name="upkeep-pool-watch")
-        self.store, self.settings = store, settings
-        self._lock = threading.Lock()
-        self._watched: _Watched | None = None
+        self.store = store
+        self.watcher = Watcher(
+            SqlLifecycle(store),
+            heartbeat_seconds=settings.heartbeat_seconds,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            end=self._end,
+        )
+        self.thread = WatchThread(self.watcher, also=self._orphaned, name="upkeep-pool-watch")
+
+    def start(self) -> None:
+        self.thread.start()
 
     @contextlib.contextmanager
     def watching(
         self, store: Store, claimed: lifecycle.ClaimedRun, settings: Settings, cancel_event: threading.Event
     ) -> Iterator[None]:
         """``execute_claimed``'s ``watch``: watch ``claimed`` while the handler runs."""
-        watched = _Watched(claimed, cancel_event, time.monotonic() + settings.heartbeat_seconds)
-        with self._lock:
-            self._watched = watched
+        with self.thread.lock:
+            self.watcher.watch(claimed.id, claimed.deadline_at, on_cancel=cancel_event.set)
         try:
             yield
         finally:
-            with self._lock:  # a check in progress ends first: nothing is killed after the run ended
-                self._watched = None
+            with self.thread.lock:  # a check in progress ends first: nothing is killed after the run ended
+                self.watcher.forget(claimed.id)
 
-    def run(self) -> None:
-        from upkeep.engine.journal import StoreJournal
-
-        journal = StoreJournal(self.store)
-        while True:
-            time.sleep(self.POLL_SECONDS)
-            if _parent_pid is not None and os.getppid() != _parent_pid:
-                self._kill_group()
-            with self._lock:
-                if self._watched is not None:
-                    try:
-                        self._check(self._watched, journal)
-                    except Exception:  # the store may blip; the next check tries again
-                        log.warning("watching run %s failed", self._watched.claimed.id, exc_info=True)
-
-    def _check(self, watched: _Watched, journal) -> None:
-        run_id, deadline, now = watched.claimed.id, watched.claimed.deadline_at, time.monotonic()
-        if deadline is not None and datetime.now(UTC) >= deadline:
-            self._end(run_id, TIMED_OUT, "timed out: the deadline passed and the run's process tree was killed")
-        if watched.cancel_at is None:
-            if journal.cancel_requested(run_id):
-                watched.cancel_event.set()
-                watched.cancel_at = now + self.settings.cancel_grace_seconds
-        elif now >= watched.cancel_at:
-            self._end(run_id, CANCELLED, "cancelled: the run's process tree was killed")
-        if now >= watched.next_beat:
-            watched.next_beat = now + self.settings.heartbeat_seconds
-            lifecycle.beat(self.store, [run_id])
+    def _orphaned(self) -> None:
+        if _parent_pid is not None and os.getppid() != _parent_pid:
+            self._kill_group()
 
     def _end(self, run_id: int, status: str, error: str) -> None:
         with contextlib.suppress(Exception):

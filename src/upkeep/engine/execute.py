@@ -20,7 +20,9 @@ from upkeep.clock import Clock
 from upkeep.engine import lifecycle
 from upkeep.engine.context import CommandFailed, DeadlineExceeded, Inventory, RunCancelled, RunContext
 from upkeep.engine.journal import StoreJournal
+from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.registry import REGISTRY, Registry
+from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.errors import UserError
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
@@ -42,33 +44,6 @@ def instance_secrets(store: Store) -> list[str]:
     resolved (a command may print a database password the task itself never referenced)."""
     names = Records(store, CONFIG_DOMAIN).get("secret_names", []) or []
     return [os.environ[name] for name in names if os.environ.get(name)]
-
-
-class Heartbeat(threading.Thread):
-    """Beats every ``interval`` seconds and polls for a cancel request every ``poll`` seconds."""
-
-    def __init__(self, store: Store, run_id: int, cancel_event: threading.Event, interval: float, poll: float = 0.5):
-        super().__init__(name=f"heartbeat-{run_id}", daemon=True)
-        self.store, self.run_id, self.cancel_event = store, run_id, cancel_event
-        self.interval, self.poll = interval, min(poll, interval)
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        waited = 0.0
-        while not self._stop_event.wait(self.poll):
-            waited += self.poll
-            try:
-                if waited >= self.interval:
-                    waited = 0.0
-                    if lifecycle.heartbeat(self.store, self.run_id):
-                        self.cancel_event.set()
-                elif StoreJournal(self.store).cancel_requested(self.run_id):
-                    self.cancel_event.set()
-            except Exception:  # the store may blip; the next beat tries again
-                log.warning("heartbeat for run %s failed", self.run_id, exc_info=True)
-
-    def stop(self) -> None:
-        self._stop_event.set()
 
 
 def call_handler(
@@ -150,16 +125,30 @@ def call_handler(
 
 
 @contextlib.contextmanager
-def heartbeat_thread(
+def watch_in_thread(
     store: Store, claimed: lifecycle.ClaimedRun, settings: Settings, cancel_event: threading.Event
 ) -> Iterator[None]:
-    """A Heartbeat thread of its own for the length of one run."""
-    beat = Heartbeat(store, claimed.id, cancel_event, settings.heartbeat_seconds)
-    beat.start()
+    """The watcher in a thread of its own for the length of one run: heartbeat and cancel requests
+    (passed on to the handler). Deadlines stay cooperative: nothing here can kill the handler."""
+    watcher = Watcher(
+        SqlLifecycle(store),
+        heartbeat_seconds=settings.heartbeat_seconds,
+        cancel_grace_seconds=settings.cancel_grace_seconds,
+        end=None,
+    )
+    watcher.watch(claimed.id, claimed.deadline_at, on_cancel=cancel_event.set)
+    thread = WatchThread(watcher, name=f"watch-{claimed.id}")
+    thread.start()
     try:
         yield
     finally:
-        beat.stop()
+        thread.stop()
+
+
+@contextlib.contextmanager
+def unwatched(*_args: Any) -> Iterator[None]:
+    """For a run its executor watches from outside (the embedded supervisor, the foreground runner)."""
+    yield
 
 
 def execute_claimed(
@@ -170,13 +159,14 @@ def execute_claimed(
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
     services: Any = None,
-    watch: Callable[..., contextlib.AbstractContextManager] = heartbeat_thread,
+    watch: Callable[..., contextlib.AbstractContextManager] = watch_in_thread,
 ) -> str:
     """Run the handler of a claimed run and record how it ended.
 
     While the handler runs, ``watch(store, claimed, settings, cancel_event)`` beats the run's
-    heartbeat and sets ``cancel_event`` on a cancel request: by default a thread for this run, in
-    a Celery pool process the one watcher thread that process keeps for all its runs.
+    heartbeat and sets ``cancel_event`` on a cancel request: by default a thread for this run; in
+    a Celery pool process the watcher thread that process keeps for all its runs; ``unwatched``
+    where the executor's own watcher does it from outside.
     """
     cancel_event = threading.Event()
     with watch(store, claimed, settings, cancel_event):
@@ -194,12 +184,13 @@ def execute_run(
     *,
     worker: lifecycle.WorkerIdentity | None = None,
     registry: Registry = REGISTRY,
+    watch: Callable[..., contextlib.AbstractContextManager] = watch_in_thread,
 ) -> str | None:
     """Claim and execute a run; None when the claim failed (someone else has it)."""
     claimed = lifecycle.claim(store, run_id, worker or lifecycle.WorkerIdentity.current())
     if claimed is None:
         return None
-    return execute_claimed(store, claimed, settings, registry=registry)
+    return execute_claimed(store, claimed, settings, registry=registry, watch=watch)
 
 
 def _jsonable(value: Any) -> Any:

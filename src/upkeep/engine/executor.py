@@ -8,8 +8,9 @@ recovery after a crash can kill what is left of a dead attempt before retrying i
 
 The supervisor does the store work of plain runs in batches: one transaction claims a due run for
 every idle worker (with that worker's pid and process group), one transaction records every
-result that arrived in one wake-up, one UPDATE beats the heartbeats of all busy runs. A worker
-then only calls the handler. Runs with mutex locks or a cancel request are claimed by the worker
+result that arrived in one wake-up, and its ``Watcher`` (``engine.watch``) beats the heartbeats
+of all busy runs in one UPDATE and enforces their cancels and deadlines. A worker then only calls
+the handler. Runs with mutex locks or a cancel request are claimed by the worker
 itself (``lifecycle.claim``), which owns the lock logic. This is what lets one SQLite writer keep up
 with thousands of runs a minute (``make bench scheduler``).
 """
@@ -33,15 +34,16 @@ import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
 from upkeep.engine.context import kill_process_group, kill_tree
+from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.wakeup import Notifier
+from upkeep.engine.watch import Watcher
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import CANCELLED, FAILED, RUNNING, TIMED_OUT, Run
+from upkeep.store.models import FAILED, RUNNING, Run
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
-CANCEL_CHECK_SECONDS = 0.25  # how often the supervisor looks for cancel requests of busy runs
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -73,7 +75,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     # shows as EOF on ``conn``, which ends this loop
     die_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from upkeep.engine.execute import call_handler, execute_run
+    from upkeep.engine.execute import call_handler, execute_run, unwatched
 
     settings = Settings.model_validate_json(settings_json)
     store = Store(settings.resolved_database_url, pool_size=2)
@@ -110,7 +112,9 @@ def worker_main(conn: Connection, settings_json: str) -> None:
                 ending = call_handler(store, payload, settings, cancel_event=cancel_flags[run_id])
                 reply: tuple = ("ended", run_id, ending)
             else:
-                reply = ("done", run_id, execute_run(store, run_id, settings, worker=identity))
+                # the supervisor watches it (heartbeat, cancel, deadline) as it watches the others
+                done = execute_run(store, run_id, settings, worker=identity, watch=unwatched)
+                reply = ("done", run_id, done)
         except Exception as exc:  # the store went away: report and let the reaper recover the run
             log.exception("run %s could not be executed", run_id)
             if kind == "claimed":
@@ -132,10 +136,7 @@ class Slot:
     conn: Connection
     ready: bool = False
     run_id: int | None = None
-    deadline: datetime | None = None
     assigned_at: float = 0.0
-    claimed_here: bool = False  # the supervisor claimed the run, so it also beats its heartbeat
-    cancel_sent: bool = False
 
     @property
     def identity(self) -> lifecycle.WorkerIdentity:
@@ -143,7 +144,7 @@ class Slot:
         return lifecycle.WorkerIdentity(host=lifecycle.HOSTNAME, pid=pid, pgid=pid)  # a worker leads its own group
 
     def free(self) -> None:
-        self.run_id, self.deadline, self.claimed_here, self.cancel_sent = None, None, False, False
+        self.run_id = None
 
     @property
     def busy(self) -> bool:
@@ -174,8 +175,12 @@ class EmbeddedExecutor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._settings_json = settings.model_dump_json()
-        self._next_beat = 0.0
-        self._next_cancel_check = 0.0
+        self.watcher = Watcher(
+            SqlLifecycle(store),
+            heartbeat_seconds=settings.heartbeat_seconds,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            end=self._end_run,
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -234,6 +239,8 @@ class EmbeddedExecutor:
 
     def _replace(self, slot: Slot, then=None) -> None:
         """Kill a slot's process tree, call ``then()`` (record how the run ended), start a new worker."""
+        if slot.run_id is not None:
+            self.watcher.forget(slot.run_id)
         self._kill(slot)
         if then is not None:
             then()
@@ -260,8 +267,7 @@ class EmbeddedExecutor:
 
     def _step(self) -> None:
         self._receive(timeout=0)
-        self._enforce_limits()
-        self._beat()
+        self.watcher.check()
         idle = [s for s in self._slots if s.ready and not s.busy]
         until_due = None
         if idle:
@@ -276,11 +282,28 @@ class EmbeddedExecutor:
 
     def _hand(self, slot: Slot, item: lifecycle.ClaimedRun | lifecycle.Dispatched) -> None:
         if isinstance(item, lifecycle.ClaimedRun):
-            slot.run_id, slot.deadline, slot.claimed_here = item.id, item.deadline_at, True
-            slot.assigned_at = time.monotonic()
+            self._occupy(slot, item.id, item.deadline_at)
             self._send(slot, ("claimed", item))
         else:
             self._assign(slot, item.id, item.timeout_seconds)
+
+    def _occupy(self, slot: Slot, run_id: int, deadline: datetime | None) -> None:
+        slot.run_id, slot.assigned_at = run_id, time.monotonic()
+        self.watcher.watch(run_id, deadline, on_cancel=lambda: self._send(slot, ("cancel", run_id)))
+
+    def _free(self, slot: Slot) -> None:
+        if slot.run_id is not None:
+            self.watcher.forget(slot.run_id)
+        slot.free()
+
+    def _end_run(self, run_id: int, status: str, error: str) -> None:
+        """The watcher gave up on a run (deadline, cancel grace): kill its tree, then record the end."""
+        slot = next((s for s in self._slots if s.run_id == run_id), None)
+        record = lambda: lifecycle.finish(self.store, run_id, status, error=error, expect=(RUNNING,))  # noqa: E731
+        if slot is None:
+            record()
+        else:
+            self._replace(slot, then=record)
 
     def _send(self, slot: Slot, message: tuple) -> None:
         try:
@@ -293,33 +316,19 @@ class EmbeddedExecutor:
         if timeout is None:
             with self.store.read() as s:
                 timeout = s.execute(sa.select(Run.timeout_seconds).where(Run.id == run_id)).scalar()
-        slot.run_id = run_id
-        slot.assigned_at = time.monotonic()
-        slot.deadline = datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None
+        # the deadline counts from here, a little before the worker's claim starts the run's own
+        self._occupy(slot, run_id, datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None)
         self._send(slot, ("run", run_id))
 
-    def _beat(self) -> None:
-        """Heartbeats of the runs this supervisor claimed: one UPDATE for all of them."""
-        now = time.monotonic()
-        if now < self._next_beat:
-            return
-        self._next_beat = now + self.settings.heartbeat_seconds
-        ids = [s.run_id for s in self._slots if s.busy and s.claimed_here]
-        if ids:
-            lifecycle.beat(self.store, ids)
-
     def _sleep_time(self, until_due: float | None) -> float:
-        now = datetime.now(UTC)
         candidates = [self.settings.scheduler_max_sleep_seconds]
         if until_due is not None:
             candidates.append(until_due)
-        for slot in self._slots:
-            if slot.busy:
-                candidates.append(CANCEL_CHECK_SECONDS)  # cancel requests of busy runs
-                if slot.deadline:
-                    candidates.append((slot.deadline - now).total_seconds())
-            elif not slot.ready:
-                candidates.append(0.1)
+        watched = self.watcher.seconds_to_next_check()
+        if watched is not None:
+            candidates.append(watched)
+        if any(not slot.ready for slot in self._slots):
+            candidates.append(0.1)
         return max(0.0, min(candidates))
 
     def _receive(self, timeout: float) -> None:
@@ -341,7 +350,7 @@ class EmbeddedExecutor:
                 elif message[0] in ("ended", "done"):
                     if message[0] == "ended":
                         endings.append(message[2])
-                    slot.free()
+                    self._free(slot)
         if endings:
             # one transaction for every result of this wake-up
             once_more_if_disconnected(lambda: lifecycle.finish_many(self.store, endings))
@@ -351,61 +360,8 @@ class EmbeddedExecutor:
 
     def _worker_lost(self, slot: Slot, reason: str) -> None:
         if slot.run_id is not None:
-            lifecycle.finish(self.store, slot.run_id, "failed", error=reason, expect=(RUNNING,))
-            lifecycle.requeue(self.store, slot.run_id)
+            lifecycle.recover(self.store, slot.run_id, reason)
         self._replace(slot)
-
-    def _enforce_limits(self) -> None:
-        busy = [s for s in self._slots if s.busy]
-        if not busy:
-            return
-        now = datetime.now(UTC)
-        for slot in busy:
-            if slot.deadline and now >= slot.deadline:
-                run_id = slot.run_id
-                self._replace(
-                    slot,
-                    then=lambda run_id=run_id: lifecycle.finish(
-                        self.store,
-                        run_id,
-                        TIMED_OUT,
-                        expect=(RUNNING,),
-                        error="timed out: the deadline passed and the run's process tree was killed",
-                    ),
-                )
-        busy = [s for s in self._slots if s.busy]
-        if not busy:
-            return
-        if time.monotonic() < self._next_cancel_check:
-            return
-        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_SECONDS
-        grace = timedelta(seconds=self.settings.cancel_grace_seconds)
-        with self.store.read() as s:
-            rows = s.execute(
-                sa.select(Run.id, Run.cancel_requested_at).where(
-                    Run.id.in_([b.run_id for b in busy]), Run.cancel_requested_at.is_not(None)
-                )
-            ).all()
-        requested = dict(rows)
-        for slot in busy:
-            at = requested.get(slot.run_id)
-            if at is None:
-                continue
-            if not slot.cancel_sent:
-                slot.cancel_sent = True
-                self._send(slot, ("cancel", slot.run_id))  # the handler's cooperative check sees it
-            if now >= at + grace:
-                run_id = slot.run_id
-                self._replace(
-                    slot,
-                    then=lambda run_id=run_id: lifecycle.finish(
-                        self.store,
-                        run_id,
-                        CANCELLED,
-                        error="cancelled: the run's process tree was killed",
-                        expect=(RUNNING,),
-                    ),
-                )
 
 
 class ForegroundRunner:
@@ -457,13 +413,13 @@ class ForegroundRunner:
                 except (EOFError, OSError):
                     message = ("lost",)
                 if message[0] == "done":
-                    slot.free()
+                    pool._free(slot)
                 elif message[0] == "lost":
                     pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
             elif not slot.process.is_alive():
                 pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
             else:
-                pool._enforce_limits()
+                pool.watcher.check()
             slot = pool._slots[0]
             if on_tick:
                 on_tick()

@@ -270,6 +270,10 @@ class MemoryLifecycle:
         run = self.runs.get(run_id)
         return run is not None and run.cancel_requested_at is not None
 
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, datetime]:
+        runs = [self.runs[i] for i in run_ids if i in self.runs]
+        return {r.id: r.cancel_requested_at for r in runs if r.cancel_requested_at is not None}
+
     def progress(self, run_id: int, fraction: float | None, message: str | None) -> None:
         with self._mutex:
             run = self.runs[run_id]

@@ -709,6 +709,17 @@ def cancel_requested(store: Store, run_id: int) -> bool:
         return c.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar() is not None
 
 
+_CANCEL_REQUESTS = sa.select(RUNS.c.id, RUNS.c.cancel_requested_at).where(
+    RUNS.c.id.in_(sa.bindparam("run_ids", expanding=True)), RUNS.c.cancel_requested_at.is_not(None)
+)
+
+
+def cancel_requests(store: Store, run_ids: list[int]) -> dict[int, datetime]:
+    """When a cancel was requested, for those of ``run_ids`` that have a request."""
+    with store.read_connection() as c:
+        return dict(c.execute(_CANCEL_REQUESTS, {"run_ids": list(run_ids)}).all())
+
+
 def progress(store: Store, run_id: int, fraction: float | None, message: str | None) -> None:
     """A handler's progress report, which is also a heartbeat."""
     values: dict[str, Any] = {"heartbeat_at": _now()}
@@ -813,6 +824,9 @@ class SqlLifecycle:
 
     def cancel_requested(self, run_id: int) -> bool:
         return cancel_requested(self.store, run_id)
+
+    def cancel_requests(self, run_ids: list[int]) -> dict[int, datetime]:
+        return cancel_requests(self.store, run_ids)
 
     def progress(self, run_id: int, fraction: float | None, message: str | None) -> None:
         progress(self.store, run_id, fraction, message)
