@@ -124,6 +124,11 @@ def test_replace_cancels_the_active_run(service, store, clock):
     second = tick(store, clock.now()).created[0]
     statuses = {r.id: r.status for r in task_runs(store, "r")}
     assert statuses == {first: "cancelled", second: "pending"}
+    # the same cancel as the API's: the replaced run says why, ends with its event and its task's summary
+    replaced = task_runs(store, "r")[0]
+    assert replaced.error == f"replaced by the run of slot {(T0 + timedelta(minutes=2)).isoformat()}"
+    assert events(store, first) == ["finished"]
+    assert service.get_task("r")["last_status"] == "cancelled"
 
 
 def test_a_slot_outside_the_window_waits_for_it_and_runs_only_inside(service, store, clock):
@@ -156,10 +161,56 @@ def test_two_tasks_sharing_a_lock_never_overlap(service, store):
     assert lifecycle.claim(store, b, WORKER) is None  # waits for the lock
     with store.read() as s:
         waiting = s.get(Run, b)
-        assert waiting.status == "pending" and "held by run" in waiting.progress_message
+        assert waiting.status == "pending" and waiting.blocked_by_run_id == a
+        assert f"held by run {a}" in waiting.progress_message
+        retry_at = waiting.due_at
     assert "lock_wait" in events(store, b)
     lifecycle.finish(store, a, "completed", outcome="ok")
+    with store.read() as s:
+        woken = s.get(Run, b)  # the holder's end makes it due at once, not at its lock retry
+        assert woken.blocked_by_run_id is None and woken.due_at < retry_at
     assert lifecycle.claim(store, b, WORKER) is not None
+
+
+def test_a_waiting_run_has_no_worker_until_resumed_and_is_never_reaped(service, store):
+    from upkeep.engine.reaper import Reaper
+
+    service.create_task({"name": "approve", "type": "debug.noop"}, actor="t")
+    run_id = service.trigger("approve", actor="t")["id"]
+    assert lifecycle.wait(store, run_id, "waiting for an approval")
+    assert not lifecycle.wait(store, run_id, "again")  # only a pending run can wait
+    far = datetime.now(UTC) + timedelta(days=1)
+    assert lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=far) == []
+    assert lifecycle.claim(store, run_id, WORKER) is None
+    report = Reaper(store, service.settings).reap(now=far)
+    assert report.recovered == [] and report.requeued == []
+    assert lifecycle.resume(store, run_id, "approved by ops")
+    assert lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=far) == [run_id]
+    assert events(store, run_id) == ["waiting", "resumed"]
+
+
+def test_cancelling_a_waiting_run_ends_it(service, store):
+    service.create_task({"name": "held", "type": "debug.noop"}, actor="t")
+    run_id = service.trigger("held", actor="t")["id"]
+    assert lifecycle.wait(store, run_id, "waiting for a checklist")
+    assert lifecycle.cancel(store, run_id) == "cancelled"
+    assert task_runs(store, "held")[0].status == "cancelled"
+    assert not lifecycle.resume(store, run_id, "too late")
+
+
+def test_recover_fails_a_running_run_and_requeues_a_submitted_one(service, store):
+    service.create_task({"name": "lost", "type": "debug.noop", "max_retries": 1}, actor="t")
+    running = service.trigger("lost", actor="t")["id"]
+    assert lifecycle.claim(store, running, WORKER) is not None
+    assert lifecycle.recover(store, running, "worker test:1 is gone")
+    retried = task_runs(store, "lost")
+    assert [r.status for r in retried] == ["failed", "pending"] and retried[1].retry_of == running
+    assert retried[0].error == "worker test:1 is gone"
+    submitted = retried[1].id
+    assert lifecycle.dispatch_to(store, submitted, "test:2")
+    assert lifecycle.recover(store, submitted, "dispatcher test:2 is gone")
+    assert task_runs(store, "lost")[1].status == "pending"
+    assert not lifecycle.recover(store, running, "again")  # ended: nothing to recover
 
 
 def test_retries_are_new_runs_pointing_at_the_run_they_retry_with_backoff(service, store):
