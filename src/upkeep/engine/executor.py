@@ -364,20 +364,19 @@ class EmbeddedExecutor:
         self._replace(slot)
 
 
-class ForegroundRunner:
+class ForegroundRunner(EmbeddedExecutor):
     """Execute runs in a killable worker process while the caller watches (``upkeep run``).
 
-    One worker process serves every ``execute`` call (a tier runs its tasks one after another);
-    it is replaced only when a deadline or a cancel killed it. ``close()`` ends it.
+    The embedded executor with one worker and no loop of its own: ``execute`` hands the worker
+    one run and does what the loop would (results, the watcher, a lost worker) until it ends. One
+    worker process serves every ``execute`` call (a tier runs its tasks one after another); it is
+    replaced only when a deadline or a cancel killed it. ``close()`` ends it.
     """
 
     def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
         # forked from this process, which has imported what the run needs (the handler's module
         # alone, see ``Registry.resolve``): no fork server importing every handler first
-        self._pool = EmbeddedExecutor(settings, store, size=1, context=multiprocessing.get_context("fork"))
-        self._pool._slots = []
+        super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"))
 
     def __enter__(self) -> ForegroundRunner:
         return self
@@ -386,10 +385,9 @@ class ForegroundRunner:
         self.close()
 
     def _ready_slot(self) -> Slot:
-        pool = self._pool
-        if not pool._slots:
-            pool._slots = [pool._spawn()]
-        slot = pool._slots[0]
+        if not self._slots:
+            self._slots = [self._spawn()]
+        slot = self._slots[0]
         while not slot.ready:
             if slot.conn.poll(0.05):
                 try:
@@ -397,15 +395,14 @@ class ForegroundRunner:
                 except (EOFError, OSError):
                     slot.ready = False
             if not slot.ready and not slot.process.is_alive():
-                pool._kill(slot)
-                pool._slots = []
+                self._kill(slot)
+                self._slots = []
                 raise RuntimeError(f"the worker process could not start (exit code {slot.process.exitcode})")
         return slot
 
     def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
-        pool = self._pool
         slot = self._ready_slot()
-        pool._assign(slot, run_id)
+        self._assign(slot, run_id)
         while slot.busy:
             if slot.conn.poll(poll):
                 try:
@@ -413,25 +410,24 @@ class ForegroundRunner:
                 except (EOFError, OSError):
                     message = ("lost",)
                 if message[0] == "done":
-                    pool._free(slot)
+                    self._free(slot)
                 elif message[0] == "lost":
-                    pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+                    self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
             elif not slot.process.is_alive():
-                pool._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+                self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
             else:
-                pool.watcher.check()
-            slot = pool._slots[0]
+                self.watcher.check()
+            slot = self._slots[0]
             if on_tick:
                 on_tick()
 
     def close(self) -> None:
-        pool = self._pool
-        for slot in pool._slots:
+        for slot in self._slots:
             if slot.ready and not slot.busy:
                 with contextlib.suppress(Exception):
                     slot.conn.send(None)
                 slot.process.join(3)
             if slot.process.is_alive():
-                pool._kill(slot)
-        pool._slots = []
-        pool.notifier.close()
+                self._kill(slot)
+        self._slots = []
+        self.notifier.close()
