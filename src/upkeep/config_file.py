@@ -40,6 +40,7 @@ from upkeep.engine.targets import affects_problems, dependency_problems, handler
 from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
 from upkeep.settings import SYSTEM_CONFIG, Settings
+from upkeep.yamlload import ShallowLoader
 
 # Heartbeats, silences and the stored targets are reconciled by apply and export only, which
 # import them: every command that reads the file for its settings would otherwise load the
@@ -95,8 +96,8 @@ def find_config(
     )
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+class _Loader(ShallowLoader):
+    """Refuses duplicate keys too (PyYAML silently keeps the last one)."""
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -126,7 +127,7 @@ def _yaml_error(label: str, exc: yaml.YAMLError) -> ConfigError:
 def _task_lines(text: str) -> list[int]:
     """1-based line of each item of the top-level ``tasks:`` list (for error messages)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=ShallowLoader)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -185,7 +186,7 @@ class ConfigFile(BaseModel):
 def _line_of(text: str, parts: list[str]) -> int | None:
     """1-based line of the deepest node of ``parts`` (mapping keys, list indexes) in the YAML text."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=ShallowLoader)
     except yaml.YAMLError:
         return None
     line = None

@@ -27,7 +27,22 @@ def _type_of(prop: dict[str, Any], defs: dict[str, Any]) -> str:
         return f"list[{_type_of(prop.get('items', {}), defs)}]"
     if kind == "object" and "additionalProperties" in prop and isinstance(prop["additionalProperties"], dict):
         return f"map[{_type_of(prop['additionalProperties'], defs)}]"
-    return str(kind)
+    return str(kind) + _range(prop)
+
+
+def _range(prop: dict[str, Any]) -> str:
+    """A number's documented bounds in interval notation: `` in [0, 3600]``, `` in (0, 86400]``."""
+    low = ("[", prop["minimum"]) if "minimum" in prop else ("(", prop.get("exclusiveMinimum"))
+    high = (prop["maximum"], "]") if "maximum" in prop else (prop.get("exclusiveMaximum"), ")")
+    if low[1] is None and high[0] is None:
+        return ""
+    return f" in {low[0]}{_number(low[1])}, {_number(high[0])}{high[1]}"
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "any"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _cell(text: Any) -> str:

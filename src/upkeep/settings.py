@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from upkeep.bounds import DAY, HOUR
+
 SYSTEM_CONFIG = Path("/etc/upkeep/upkeep.yaml")
 SYSTEM_DATA_DIR = Path("/var/lib/upkeep")
 
@@ -56,17 +58,17 @@ class Settings(BaseSettings):
     executor: Literal["embedded", "celery"] = "embedded"
     broker_url: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8750
+    port: int = Field(default=8750, ge=0, le=65535)
     public_url: str | None = Field(default=None, description="Base URL used in alert links and ping URLs")
     access_log: bool = Field(default=False, description="Log every HTTP request `upkeep serve` answers")
     ping_rate_limit: str = Field(default="200/minute", description="Pings one heartbeat token may send")
     worker_processes: int = Field(default=4, ge=1, le=64)
-    heartbeat_seconds: float = Field(default=10.0, gt=0)
-    stale_after_missed_heartbeats: int = Field(default=3, ge=1)
-    cancel_grace_seconds: float = Field(default=5.0, ge=0)
-    scheduler_max_sleep_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0, le=HOUR)
+    stale_after_missed_heartbeats: int = Field(default=3, ge=1, le=1000)
+    cancel_grace_seconds: float = Field(default=5.0, ge=0, le=HOUR)
+    scheduler_max_sleep_seconds: float = Field(default=30.0, gt=0, le=HOUR)
     requeue_submitted_after_seconds: float = Field(
-        default=300.0, gt=0, description="A submitted run not claimed by then is published again (harmless)"
+        default=300.0, gt=0, le=DAY, description="A submitted run not claimed by then is published again (harmless)"
     )
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in through a reverse proxy")
 

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from upkeep.bounds import MAX_BACKOFF_SECONDS, MAX_GRACE_SECONDS, MAX_JITTER_SECONDS, MAX_TIMEOUT_SECONDS
 from upkeep.engine.taskspec import AffectsSpec, NotifySpec
 
 Role = Literal["viewer", "operator", "admin"]
+
+
+def _finite(value: Any, path: str = "") -> Any:
+    """Refuse inf and nan anywhere in a free-form mapping (JSON clients may send NaN, Infinity).
+
+    The body is dumped to JSON before the handler's model reads it, and JSON has no such number:
+    without this an ``Infinity`` would quietly become null, the field's default."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'}: {value!r} is not a number; give a finite one within the field's bounds")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _finite(item, f"{path}.{index}")
+    return value
+
+
+FreeForm = Annotated[dict[str, Any], AfterValidator(_finite)]
 
 
 class Task(BaseModel):
@@ -73,18 +94,18 @@ class TaskCreate(BaseModel):
     schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
     enabled: bool = True
-    config: dict[str, Any] = Field(default_factory=dict, description="The handler's config (GET /handlers)")
+    config: FreeForm = Field(default_factory=dict, description="The handler's config (GET /handlers)")
     tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] = Field(default_factory=list)
     concurrency: Literal["forbid", "allow", "replace"] = "forbid"
     misfire: Literal["skip", "run_once", "run_all"] = "skip"
-    misfire_grace_seconds: int = Field(60, ge=0)
+    misfire_grace_seconds: int = Field(60, ge=0, le=MAX_GRACE_SECONDS)
     locks: list[str] = Field(default_factory=list)
     windows: list[str] = Field(default_factory=list, description='e.g. "Sun 02:00-05:00 Europe/Zagreb"')
     max_retries: int = Field(0, ge=0, le=100)
-    retry_backoff_seconds: float = Field(30.0, ge=0)
-    retry_backoff_max_seconds: float = Field(3600.0, ge=0)
-    timeout_seconds: float | None = Field(None, gt=0)
-    jitter_seconds: float = Field(0.0, ge=0)
+    retry_backoff_seconds: float = Field(30.0, ge=0, le=MAX_BACKOFF_SECONDS)
+    retry_backoff_max_seconds: float = Field(3600.0, ge=0, le=MAX_BACKOFF_SECONDS)
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS)
+    jitter_seconds: float = Field(0.0, ge=0, le=MAX_JITTER_SECONDS)
     queue: str = Field("default", min_length=1, max_length=100)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
@@ -102,18 +123,18 @@ class TaskPatch(BaseModel):
     schedule: str | None = None
     timezone: str | None = None
     enabled: bool | None = None
-    config: dict[str, Any] | None = None
+    config: FreeForm | None = None
     tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] | None = None
     concurrency: Literal["forbid", "allow", "replace"] | None = None
     misfire: Literal["skip", "run_once", "run_all"] | None = None
-    misfire_grace_seconds: int | None = Field(None, ge=0)
+    misfire_grace_seconds: int | None = Field(None, ge=0, le=MAX_GRACE_SECONDS)
     locks: list[str] | None = None
     windows: list[str] | None = None
     max_retries: int | None = Field(None, ge=0, le=100)
-    retry_backoff_seconds: float | None = Field(None, ge=0)
-    retry_backoff_max_seconds: float | None = Field(None, ge=0)
-    timeout_seconds: float | None = Field(None, gt=0)
-    jitter_seconds: float | None = Field(None, ge=0)
+    retry_backoff_seconds: float | None = Field(None, ge=0, le=MAX_BACKOFF_SECONDS)
+    retry_backoff_max_seconds: float | None = Field(None, ge=0, le=MAX_BACKOFF_SECONDS)
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS)
+    jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_SECONDS)
     queue: str | None = Field(None, min_length=1, max_length=100)
     notify: NotifySpec | None = None
     expect_success_within: str | None = None
@@ -124,7 +145,7 @@ class TaskPatch(BaseModel):
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overrides: dict[str, Any] = Field(
+    overrides: FreeForm = Field(
         default_factory=dict, description="Values for the handler's overridable fields (x-overridable)"
     )
     dry_run: bool = Field(False, description="Report what would be done without doing it")

@@ -155,10 +155,13 @@ def duration(seconds: float | None) -> str:
 @functools.cache
 def _scalar_loader() -> type:
     """YAML without its timestamp type: ``since=2026-11-01T00:00:00Z`` stays text, which the handler's
-    model reads as the type of its field (a datetime, or a string where it wants one)."""
+    model reads as the type of its field (a datetime, or a string where it wants one). Nesting is
+    limited as in upkeep.yaml."""
     import yaml
 
-    class ScalarLoader(yaml.SafeLoader):
+    from upkeep.yamlload import ShallowLoader
+
+    class ScalarLoader(ShallowLoader):
         yaml_implicit_resolvers = {
             first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
             for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()

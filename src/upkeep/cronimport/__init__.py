@@ -24,6 +24,7 @@ from upkeep.cronimport.analysis import analyse
 from upkeep.cronimport.crontab import parse_crontab
 from upkeep.cronimport.proposal import Entry, Options, add_to_config, indent, propose, render_items
 from upkeep.engine.schedules import ScheduleError, parse_schedule, validate_timezone
+from upkeep.yamlload import ShallowLoader
 
 
 @dataclass
@@ -86,7 +87,7 @@ def host_timezone(environ: dict[str, str] | None = None) -> str | None:
 
 
 def _existing(config_text: str) -> dict[str, dict[str, dict[str, Any]]]:
-    data = yaml.safe_load(config_text) if config_text.strip() else None
+    data = yaml.load(config_text, Loader=ShallowLoader) if config_text.strip() else None  # noqa: S506
     data = data if isinstance(data, dict) else {}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for section in ("tasks", "heartbeats"):

@@ -17,6 +17,7 @@ import yaml
 from upkeep.cronimport import meaning
 from upkeep.cronimport.analysis import Analysis
 from upkeep.heartbeats.spec import format_duration
+from upkeep.yamlload import ShallowLoader
 
 CURL = "curl -fsS -m 10 --retry 3 -o /dev/null"
 WRAPPERS = {"nice", "ionice", "nohup", "timeout", "flock", "sudo", "env", "chronic", "run-one", "setlock"}
@@ -222,7 +223,7 @@ def add_to_config(text: str, section: str, items: str) -> str:
     list: after its last item, at its indentation; a missing or empty section is written out."""
     if not items:
         return text
-    root = yaml.compose(text, Loader=yaml.SafeLoader) if text.strip() else None
+    root = yaml.compose(text, Loader=ShallowLoader) if text.strip() else None
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"

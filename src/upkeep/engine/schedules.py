@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from cronsim.explain import explain as cron_explain
 
+from upkeep.bounds import MAX_DURATION_SECONDS
 from upkeep.clock import ensure_aware, utcnow
 from upkeep.errors import UserError
 
@@ -80,6 +81,8 @@ DOW_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 STEPPED_RANGE_RE = re.compile(r"(\w+)-(\w+)/\d+")
 
 DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+# @every periods longer than this are refused: ten years is rarer than any maintenance needs
+MAX_EVERY_SECONDS = MAX_DURATION_SECONDS
 DURATION_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
 OR_NOTE = "(cron matches either field when both are restricted)"
@@ -313,10 +316,15 @@ def _parse_duration(argument: str, text: str) -> timedelta:
             "write @every with a duration such as 90s, 10m, 2h, 1d or 1h30m"
         )
     days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    every = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if every < timedelta(seconds=1):
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds  # Python ints: no overflow before the check
+    if total < 1:
         raise ScheduleError(f"invalid schedule {text!r}: the @every period must be at least 1s, e.g. @every 10m")
-    return every
+    if total > MAX_EVERY_SECONDS:
+        raise ScheduleError(
+            f"invalid schedule {text!r}: the @every period must be at most {MAX_EVERY_SECONDS // 86400}d; "
+            "for rarer work use a cron schedule or @once"
+        )
+    return timedelta(seconds=total)
 
 
 def _parse_instant(argument: str, text: str, zone: ZoneInfo) -> datetime:

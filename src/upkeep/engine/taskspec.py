@@ -11,6 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
+from upkeep.bounds import (
+    MAX_BACKOFF_SECONDS,
+    MAX_DURATION_SECONDS,
+    MAX_GRACE_SECONDS,
+    MAX_JITTER_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+)
 from upkeep.engine.registry import REGISTRY, Registry, format_validation_error
 from upkeep.engine.schedules import parse_schedule, validate_timezone
 from upkeep.engine.windows import parse_windows
@@ -57,13 +64,20 @@ class NotifySpec(BaseModel):
         default_factory=lambda: ["critical"], description="Completed runs whose outcome is one of these"
     )
     on_recovery: bool = Field(True, description="When a task succeeds again after alerting")
-    after_consecutive_failures: int = Field(1, ge=1, description="Alert only after N failures in a row")
+    after_consecutive_failures: int = Field(1, ge=1, le=10000, description="Alert only after N failures in a row")
     repeat_interval: str = Field("4h", description="While a state persists, repeat at most this often")
     on_overdue: bool = Field(True, description="Alert once when the task is overdue")
     escalate: list[EscalationStep] = Field(
         default_factory=list,
         description="Steps that send an alert to more channels while it stays unacknowledged and unresolved",
     )
+
+    @field_validator("repeat_interval")
+    @classmethod
+    def _repeat(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("must be longer than 0s, e.g. 4h")
+        return value
 
     @model_serializer(mode="wrap")
     def _without_empty_escalation(self, handler):
@@ -106,14 +120,14 @@ class TaskSpec(BaseModel):
     tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] = Field(default_factory=list)
     concurrency: Literal["forbid", "allow", "replace"] = "forbid"
     misfire: Literal["skip", "run_once", "run_all"] = "skip"
-    misfire_grace_seconds: int = Field(60, ge=0)
+    misfire_grace_seconds: int = Field(60, ge=0, le=MAX_GRACE_SECONDS)
     locks: list[str] = Field(default_factory=list, description="Mutexes shared across tasks, e.g. db:main")
     windows: list[str] = Field(default_factory=list, description='e.g. "Sun 02:00-05:00 Europe/Zagreb"')
     max_retries: int = Field(0, ge=0, le=100)
-    retry_backoff_seconds: float = Field(30.0, ge=0)
-    retry_backoff_max_seconds: float = Field(3600.0, ge=0)
-    timeout_seconds: float | None = Field(None, gt=0)
-    jitter_seconds: float = Field(0.0, ge=0)
+    retry_backoff_seconds: float = Field(30.0, ge=0, le=MAX_BACKOFF_SECONDS)
+    retry_backoff_max_seconds: float = Field(3600.0, ge=0, le=MAX_BACKOFF_SECONDS)
+    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS)
+    jitter_seconds: float = Field(0.0, ge=0, le=MAX_JITTER_SECONDS)
     queue: str = Field("default", min_length=1, max_length=100)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
@@ -147,15 +161,20 @@ def parse_duration(text: str | int | float) -> float:
     import re
 
     if isinstance(text, int | float):
-        return float(text)
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
-    if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
-        raise ValueError(f"invalid duration {text!r}: use forms like 90s, 10m, 4h, 2d or 1h30m")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return sum(float(n) * unit[u] for n, u in parts)
+        seconds = float(text)
+    else:
+        value = text.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", value):
+            seconds = float(value)
+        else:
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", value)
+            if not parts or "".join(n + u for n, u in parts) != value.replace(" ", ""):
+                raise ValueError(f"invalid duration {text!r}: use forms like 90s, 10m, 4h, 2d or 1h30m")
+            unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+            seconds = sum(float(n) * unit[u] for n, u in parts)
+    if not 0 <= seconds <= MAX_DURATION_SECONDS:  # also refuses inf and nan
+        raise ValueError(f"duration {text!r} is out of range: at most {MAX_DURATION_SECONDS // 86400}d")
+    return seconds
 
 
 def validate_task(data: dict[str, Any], registry: Registry = REGISTRY, where: str = "task") -> TaskSpec:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_BYTES, MAX_CALL_MS, MAX_COUNT, MAX_MINUTES
 from upkeep.engine.registry import HandlerConfig
 from upkeep.handlers._pg_maint import LOCKED_CTE, has_extension, safe_size
 
@@ -64,10 +65,11 @@ class InspectThresholds(HandlerConfig):
     bloat_warning_bytes: int = Field(
         GIB,
         ge=0,
+        le=MAX_BYTES,
         description="Wasted bytes in one table or index that make a warning (check_postgres 'bloat' default: 1 GB).",
     )
     bloat_critical_bytes: int = Field(
-        5 * GIB, ge=0, description="Wasted bytes that make it critical (check_postgres default: 5 GB)."
+        5 * GIB, ge=0, le=MAX_BYTES, description="Wasted bytes that make it critical (check_postgres default: 5 GB)."
     )
     bloat_min_percent: float = Field(
         20.0,
@@ -78,14 +80,18 @@ class InspectThresholds(HandlerConfig):
     dead_tuples_warning_ratio: float = Field(
         0.2,
         ge=0,
+        le=1000,
         description="Warn when dead / (live + dead) tuples of a "
         "table exceeds this (autovacuum_vacuum_scale_factor default 0.2: "
         "autovacuum is not keeping up).",
     )
-    dead_tuples_min: int = Field(10_000, ge=0, description="...and the table has at least this many dead tuples.")
+    dead_tuples_min: int = Field(
+        10_000, ge=0, le=MAX_COUNT, description="...and the table has at least this many dead tuples."
+    )
     unused_index_min_bytes: int = Field(
         MIB,
         ge=0,
+        le=MAX_BYTES,
         description="Warn about an index never scanned since the "
         "statistics were reset (idx_scan = 0), not unique/primary, at least "
         "this large (PgHero's unused indexes).",
@@ -101,6 +107,7 @@ class InspectThresholds(HandlerConfig):
     cache_hit_min_reads: int = Field(
         10_000,
         ge=0,
+        le=MAX_COUNT,
         description="...once it has at least this many block accesses (a fresh database proves nothing).",
     )
     connections_warning_ratio: float = Field(
@@ -110,31 +117,39 @@ class InspectThresholds(HandlerConfig):
     wraparound_warning_age: int = Field(
         1_300_000_000,
         ge=0,
+        le=2**31,
         description="Warn when age(datfrozenxid) of a "
         "database reaches this many transactions (check_postgres "
         "txn_wraparound default 1.3 billion; the server stops accepting "
         "writes near 2^31 = 2.1 billion).",
     )
     wraparound_critical_age: int = Field(
-        1_400_000_000, ge=0, description="Critical at this age (check_postgres default 1.4 billion)."
+        1_400_000_000, ge=0, le=2**31, description="Critical at this age (check_postgres default 1.4 billion)."
     )
-    long_query_warning_minutes: float = Field(5.0, ge=0, description="Warn about queries active longer.")
-    long_query_critical_minutes: float = Field(60.0, ge=0, description="Critical for queries active longer.")
+    long_query_warning_minutes: float = Field(
+        5.0, ge=0, le=MAX_MINUTES, description="Warn about queries active longer."
+    )
+    long_query_critical_minutes: float = Field(
+        60.0, ge=0, le=MAX_MINUTES, description="Critical for queries active longer."
+    )
     idle_in_transaction_warning_minutes: float = Field(
         1.0,
         ge=0,
+        le=MAX_MINUTES,
         description="Warn about sessions idle in a transaction longer (they hold locks and stop vacuum).",
     )
-    idle_in_transaction_critical_minutes: float = Field(30.0, ge=0, description="Critical beyond this.")
+    idle_in_transaction_critical_minutes: float = Field(30.0, ge=0, le=MAX_MINUTES, description="Critical beyond this.")
     slow_query_mean_ms: float = Field(
         100.0,
         ge=0,
+        le=MAX_CALL_MS,
         description="pg_stat_statements: warn about statements whose "
         "mean execution time exceeds this (the runbook's 100 ms)...",
     )
     slow_query_min_calls: int = Field(
         5,
         ge=1,
+        le=MAX_COUNT,
         description="...and that ran at least this many times (one-off reports are not slow queries).",
     )
 

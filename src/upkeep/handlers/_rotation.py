@@ -19,6 +19,7 @@ not detected. Memory maps are not inspected (log writers append through descript
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -42,6 +43,8 @@ def parse_size(value: Any) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"size {value!r} is not a number of bytes")
         return int(value)
     if isinstance(value, str):
         match = _SIZE_RE.match(value)

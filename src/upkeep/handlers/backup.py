@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_DAYS
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, inventory_kind, overridable
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers._backup import catalog, crypto, offsite, replicate, retention
@@ -127,7 +128,9 @@ class VerifyConfig(PgToolsConfig):
         None, refs=SOURCE_KINDS, any_name=True, description="Source name or inline source; default every source."
     )
     which: str = overridable("latest", description="latest | all | a backup id.")
-    rpo_hours: float = Field(26, gt=0, description="Warn when the newest verified backup is older than this.")
+    rpo_hours: float = Field(
+        26, gt=0, le=MAX_DAYS * 24, description="Warn when the newest verified backup is older than this."
+    )
     test_restore: bool = Field(True, description="PostgreSQL: restore into a scratch database and compare counts.")
     scratch_target: SourceField | None = host_scoped(
         None,

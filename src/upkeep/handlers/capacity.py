@@ -49,11 +49,12 @@ import os
 import time
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Annotated, Any
 
 import psutil
 from pydantic import Field
 
+from upkeep.bounds import MAX_BYTES, MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
@@ -125,8 +126,10 @@ class CapacitySampleConfig(HandlerConfig):
     cpu_sample_seconds: float = Field(0.5, gt=0, le=10, description="CPU sampling window in seconds.")
     memory: bool = Field(True, description="Sample memory used percent.")
     queue: bool = Field(True, description="Sample upkeep's own queue depth.")
-    keep_days: int = Field(400, ge=1, description="Delete samples older than this.")
-    connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for each database connection.")
+    keep_days: int = Field(400, ge=1, le=MAX_DAYS, description="Delete samples older than this.")
+    connect_timeout: float = Field(
+        5.0, gt=0, le=MAX_CALL_SECONDS, description="Seconds to wait for each database connection."
+    )
 
 
 def dir_size(path: str) -> int:
@@ -406,13 +409,17 @@ class CapacityPlanConfig(HandlerConfig):
     """How trends are fitted and judged."""
 
     metrics: list[str] = overridable(["*"], description="Glob patterns of the metrics to plan.")
-    thresholds: dict[str, float] = Field(
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=MAX_BYTES)]] = Field(
         default_factory=dict, description="Metric glob -> threshold, merged over the seed's scaling triggers."
     )
-    lookback_days: float = Field(90, gt=0, description="Fit over the samples of this many days.")
-    min_samples: int = Field(3, ge=2, description="Fewer samples than this: 'too few samples', no projection.")
-    min_span_days: float = Field(1.0, ge=0, description="Samples must span at least this many days.")
-    warn_within_days: float = Field(30, ge=0, description="Warning when a crossing is within this many days.")
+    lookback_days: float = Field(90, gt=0, le=MAX_DAYS, description="Fit over the samples of this many days.")
+    min_samples: int = Field(
+        3, ge=2, le=MAX_COUNT, description="Fewer samples than this: 'too few samples', no projection."
+    )
+    min_span_days: float = Field(1.0, ge=0, le=MAX_DAYS, description="Samples must span at least this many days.")
+    warn_within_days: float = Field(
+        30, ge=0, le=MAX_DAYS, description="Warning when a crossing is within this many days."
+    )
 
 
 @handler("capacity.plan", config=CapacityPlanConfig, aliases=["capacity.project"])

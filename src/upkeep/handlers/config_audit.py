@@ -101,7 +101,9 @@ class ConfigAuditConfig(HandlerConfig):
         default_factory=lambda: list(DEFAULT_SECRET_PATTERNS),
         description="Glob patterns (case-insensitive) of keys that hold secrets.",
     )
-    min_secret_length: int = Field(32, ge=0, description="Secrets shorter than this are a short_secret finding.")
+    min_secret_length: int = Field(
+        32, ge=0, le=4096, description="Secrets shorter than this are a short_secret finding."
+    )
     use_example_files: bool = Field(
         True, description="When <file>.example exists next to a file, its keys are required too."
     )

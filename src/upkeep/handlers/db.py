@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_BYTES, MAX_MINUTES
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
@@ -136,7 +137,9 @@ class ReindexConfig(_Target):
         "every index is a candidate.",
     )
     bloat_threshold_percent: float = Field(30.0, ge=0, le=100, description="Bloat share for bloated_only.")
-    bloat_min_bytes: int = Field(10 * 1024**2, ge=0, description="Wasted bytes for bloated_only (default 10 MiB).")
+    bloat_min_bytes: int = Field(
+        10 * 1024**2, ge=0, le=MAX_BYTES, description="Wasted bytes for bloated_only (default 10 MiB)."
+    )
     bloat_method: str = Field(
         "auto",
         pattern="^(estimate|pgstattuple|auto)$",
@@ -175,12 +178,17 @@ class InspectConfig(InspectThresholds):
 class TerminateConfig(HandlerConfig):
     target: str = _target_field(TARGET_HELP + " PostgreSQL only.")
     active_minutes: float | None = overridable(
-        10.0, ge=0, description="End queries active longer than this (None = leave active queries alone)."
+        10.0,
+        ge=0,
+        le=MAX_MINUTES,
+        description="End queries active longer than this (None = leave active queries alone).",
     )
     idle_in_transaction_minutes: float | None = overridable(
-        5.0, ge=0, description="End sessions idle in a transaction longer than this (None = skip)."
+        5.0, ge=0, le=MAX_MINUTES, description="End sessions idle in a transaction longer than this (None = skip)."
     )
-    idle_minutes: float | None = overridable(30.0, ge=0, description="End idle sessions older than this (None = skip).")
+    idle_minutes: float | None = overridable(
+        30.0, ge=0, le=MAX_MINUTES, description="End idle sessions older than this (None = skip)."
+    )
     databases: Databases = _databases_field(
         "Sessions of which databases: the target's own (the default), names of targets.databases entries "
         "on the same server, database names or globs, or 'all'."

@@ -44,7 +44,7 @@ def sleep(ctx: RunContext, config: SleepConfig) -> dict:
 
 
 class FailConfig(HandlerConfig):
-    fail_attempts: int = overridable(1, ge=0, description="Fail while the attempt number is at most this")
+    fail_attempts: int = overridable(1, ge=0, le=1000, description="Fail while the attempt number is at most this")
     message: str = Field("failing on purpose", description="The error message")
 
 

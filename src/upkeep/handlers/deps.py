@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_CALL_SECONDS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 from upkeep.errors import ConfigError
@@ -57,7 +58,7 @@ class DepsCheckConfig(HandlerConfig):
     security_outcome: Literal["ok", "warning", "critical"] = Field(
         "warning", description="Outcome when apt has pending security updates."
     )
-    timeout: float = Field(300, gt=0, description="Seconds each listing command may take.")
+    timeout: float = Field(300, gt=0, le=MAX_CALL_SECONDS, description="Seconds each listing command may take.")
 
 
 def _release(version: str) -> tuple[int, ...] | None:

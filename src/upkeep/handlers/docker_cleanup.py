@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
+from upkeep.bounds import MAX_CALL_SECONDS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
@@ -72,7 +73,7 @@ class DockerCleanupConfig(HandlerConfig):
     volumes: list[str] = host_scoped(
         default_factory=list, description="Named volumes to remove. Volumes are never pruned: only these go."
     )
-    timeout: float = Field(120, gt=0, description="Seconds each Engine API call may take.")
+    timeout: float = Field(120, gt=0, le=MAX_CALL_SECONDS, description="Seconds each Engine API call may take.")
 
     @field_validator("until")
     @classmethod

@@ -79,6 +79,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from upkeep.bounds import MAX_CALL_SECONDS, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import (
     HandlerConfig,
@@ -117,15 +118,20 @@ class HealthCheckConfig(HandlerConfig):
         default_factory=list, description="Inline targets, each with `type` and the kind's fields."
     )
     concurrency: int = Field(100, ge=1, le=2000, description="Checks in flight at once.")
-    timeout: float = overridable(10.0, gt=0, description="Default per-check timeout in seconds.")
+    timeout: float = overridable(10.0, gt=0, le=MAX_CALL_SECONDS, description="Default per-check timeout in seconds.")
     failure_threshold: int = Field(
-        1, ge=1, description="Default consecutive failures before a target is reported critical (1 = at once)."
+        1,
+        ge=1,
+        le=10000,
+        description="Default consecutive failures before a target is reported critical (1 = at once).",
     )
     success_threshold: int = Field(
-        1, ge=1, description="Default consecutive successes before a critical target is reported recovered."
+        1, ge=1, le=10000, description="Default consecutive successes before a critical target is reported recovered."
     )
-    cert_warn_days: int = Field(CERT_WARN_DAYS, ge=0, description="TLS certificate expiry warning (days).")
-    cert_critical_days: int = Field(CERT_CRITICAL_DAYS, ge=0, description="TLS certificate expiry critical (days).")
+    cert_warn_days: int = Field(CERT_WARN_DAYS, ge=0, le=MAX_DAYS, description="TLS certificate expiry warning (days).")
+    cert_critical_days: int = Field(
+        CERT_CRITICAL_DAYS, ge=0, le=MAX_DAYS, description="TLS certificate expiry critical (days)."
+    )
     docker_host: str | None = host_scoped(
         None, description="Docker Engine address for docker targets (default $DOCKER_HOST or the unix socket)."
     )

@@ -71,6 +71,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
+from upkeep.bounds import MAX_CALL_MS, MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
@@ -112,11 +113,19 @@ class LogsAnalyzeConfig(HandlerConfig):
     top_routes: int = Field(10, ge=0, le=1000, description="With by_route: how many routes (by request count) to list.")
     rate_5xx_warn: float | None = Field(0.01, ge=0, le=1, description="5xx share of requests that warns.")
     rate_5xx_critical: float | None = Field(0.05, ge=0, le=1, description="5xx share that is critical.")
-    min_requests: int = Field(20, ge=0, description="Fewer requests than this in the window: no 5xx-rate verdict.")
-    p95_warn_ms: float | None = Field(500.0, ge=0, description="p95 duration (ms) that warns; null = off.")
-    p95_critical_ms: float | None = Field(2000.0, ge=0, description="p95 duration (ms) that is critical; null = off.")
-    errors_warn: int | None = Field(None, ge=0, description="Error+fatal records in the window that warn.")
-    errors_critical: int | None = Field(None, ge=0, description="Error+fatal records that are critical.")
+    min_requests: int = Field(
+        20, ge=0, le=MAX_COUNT, description="Fewer requests than this in the window: no 5xx-rate verdict."
+    )
+    p95_warn_ms: float | None = Field(
+        500.0, ge=0, le=MAX_CALL_MS, description="p95 duration (ms) that warns; null = off."
+    )
+    p95_critical_ms: float | None = Field(
+        2000.0, ge=0, le=MAX_CALL_MS, description="p95 duration (ms) that is critical; null = off."
+    )
+    errors_warn: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="Error+fatal records in the window that warn."
+    )
+    errors_critical: int | None = Field(None, ge=0, le=MAX_COUNT, description="Error+fatal records that are critical.")
     memory_limit: str = Field("256MB", description="DuckDB memory limit (it spills to a temp dir beyond).")
 
 

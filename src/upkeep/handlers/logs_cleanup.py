@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 from pydantic import Field
 
+from upkeep.bounds import MAX_BYTES, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
@@ -45,11 +46,15 @@ class LogsCleanupConfig(HandlerConfig):
     )
     targets: list[str] | None = Field(None, description="Only these targets.logs entries (default: all)")
     recursive: bool = Field(False, description="Also clean subdirectories")
-    max_age_days: float = overridable(7.0, ge=0, description="Delete rotated logs older than this many days")
-    large_file_bytes: ByteSize = Field(100 * 1024**2, ge=1, description="Report files over this size (100M)")
+    max_age_days: float = overridable(
+        7.0, ge=0, le=MAX_DAYS, description="Delete rotated logs older than this many days"
+    )
+    large_file_bytes: ByteSize = Field(
+        100 * 1024**2, ge=1, le=MAX_BYTES, description="Report files over this size (100M)"
+    )
     emergency_disk_percent: float = Field(90.0, gt=0, le=100, description="Disk used % that triggers emergency")
     emergency_max_age_days: float = overridable(
-        1.0, ge=0, description="Retention in emergency mode (0: every rotated file)"
+        1.0, ge=0, le=MAX_DAYS, description="Retention in emergency mode (0: every rotated file)"
     )
 
 

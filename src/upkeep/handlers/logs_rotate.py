@@ -67,6 +67,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from upkeep.bounds import MAX_BYTES, MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import (
     HandlerConfig,
@@ -106,15 +107,21 @@ class RotateRule(BaseModel):
     frequency: Literal["hourly", "daily", "weekly", "monthly", "yearly"] | None = Field(
         None, description="Rotate by calendar period since the last rotation (daily when no size is set)"
     )
-    size: ByteSize | None = Field(None, ge=1, description="Rotate once the file reaches this size (e.g. 100M)")
-    minsize: ByteSize | None = Field(None, ge=0, description="A time-triggered rotation also needs this size")
-    rotate: int = Field(7, ge=0, description="Keep this many rotated versions (0: delete on rotation)")
-    maxage: float | None = Field(None, ge=0, description="Delete rotated versions older than this many days")
+    size: ByteSize | None = Field(
+        None, ge=1, le=MAX_BYTES, description="Rotate once the file reaches this size (e.g. 100M)"
+    )
+    minsize: ByteSize | None = Field(
+        None, ge=0, le=MAX_BYTES, description="A time-triggered rotation also needs this size"
+    )
+    rotate: int = Field(7, ge=0, le=MAX_COUNT, description="Keep this many rotated versions (0: delete on rotation)")
+    maxage: float | None = Field(
+        None, ge=0, le=MAX_DAYS, description="Delete rotated versions older than this many days"
+    )
     dateext: bool = Field(True, description="Date-suffixed names (false: numeric .1, .2, ... shifted)")
     dateformat: str = Field("-%Y%m%d", description="strftime suffix: %Y %m %d %H %M %S %V %s only")
     compress: bool = Field(True, description="Compress rotated versions")
     compress_method: Literal["gzip", "zstd"] = Field("gzip", description="gzip (.gz) or zstd (.zst)")
-    compress_level: int | None = Field(None, description="gzip 1-9 (default 6), zstd 1-22 (default 3)")
+    compress_level: int | None = Field(None, ge=1, le=22, description="gzip 1-9 (default 6), zstd 1-22 (default 3)")
     delaycompress: bool = Field(False, description="Leave the newest rotated version uncompressed")
     missingok: bool = Field(False, description="A pattern matching no file is not reported")
     notifempty: bool = Field(True, description="Do not rotate empty files")
@@ -127,7 +134,10 @@ class RotateRule(BaseModel):
     pidfile: str | None = host_scoped(None, description="Send `signal` to the pid in this file after rotating")
     signal: str = host_scoped("HUP", description="Signal for the pidfile's process (HUP, USR1, ...)")
     open_wait_seconds: float = Field(
-        2.0, ge=0, description="After rotating, wait up to this long for writers to release rotated files"
+        2.0,
+        ge=0,
+        le=MAX_CALL_SECONDS,
+        description="After rotating, wait up to this long for writers to release rotated files",
     )
 
     @field_validator("paths", mode="before")

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
@@ -48,11 +49,13 @@ class PerformanceReviewConfig(HandlerConfig):
         default_factory=list, refs=("databases",), also=("upkeep",), description="Database targets to inspect."
     )
     include_runs: bool = Field(True, description="Summarise upkeep's own run history.")
-    regression_ratio: float = Field(1.25, gt=1, description="Slower by more than this factor is a warning.")
-    rate_5xx_increase: float = Field(0.005, ge=0, description="5xx rate increase (absolute) that warns.")
-    volume_change_ratio: float = Field(2.0, gt=1, description="Request volume change factor reported (info).")
+    regression_ratio: float = Field(1.25, gt=1, le=1000, description="Slower by more than this factor is a warning.")
+    rate_5xx_increase: float = Field(0.005, ge=0, le=1000, description="5xx rate increase (absolute) that warns.")
+    volume_change_ratio: float = Field(2.0, gt=1, le=1000, description="Request volume change factor reported (info).")
     task_failure_rate_warn: float = Field(0.1, ge=0, le=1, description="Task failure rate that warns.")
-    min_requests: int = Field(100, ge=0, description="Fewer requests in a period: no response-time verdict.")
+    min_requests: int = Field(
+        100, ge=0, le=MAX_COUNT, description="Fewer requests in a period: no response-time verdict."
+    )
 
 
 def period_of(text: str) -> timedelta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
@@ -16,8 +17,10 @@ RANK = {"ok": 0, "warning": 1, "critical": 2}
 
 
 class ReportConfig(HandlerConfig):
-    max_queue_depth: int = Field(100, ge=0, description="Warning when more runs than this wait to start")
-    scheduler_stale_seconds: float = Field(120, gt=0, description="Critical when no scheduler ticked for this long")
+    max_queue_depth: int = Field(100, ge=0, le=MAX_COUNT, description="Warning when more runs than this wait to start")
+    scheduler_stale_seconds: float = Field(
+        120, gt=0, le=MAX_DURATION_SECONDS, description="Critical when no scheduler ticked for this long"
+    )
     failing_tasks_outcome: str = Field(
         "warning", pattern="^(ok|warning|critical)$", description="Outcome when some task is failing"
     )
@@ -28,7 +31,9 @@ class ReportConfig(HandlerConfig):
     logs: list[str] = host_scoped(
         default_factory=list, refs=("logs",), description="Log globs or targets.logs names for error counts"
     )
-    alert_threshold: int = Field(100, ge=0, description="Warning when the logs hold more errors than this in 24 h")
+    alert_threshold: int = Field(
+        100, ge=0, le=MAX_COUNT, description="Warning when the logs hold more errors than this in 24 h"
+    )
 
 
 def _worse(a: str, b: str) -> str:

@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import Field, model_validator
 
+from upkeep.bounds import MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
 
 class RetentionConfig(HandlerConfig):
     paths: list[str] = host_scoped(min_length=1, description="Glob patterns of the files the policy covers")
-    max_age_days: float | None = Field(None, gt=0, description="Delete files older than this")
-    keep_last: int | None = Field(None, ge=0, description="Keep at most this many newest files")
-    min_keep: int = Field(1, ge=0, description="Never delete the newest N files, whatever the age")
+    max_age_days: float | None = Field(None, gt=0, le=MAX_DAYS, description="Delete files older than this")
+    keep_last: int | None = Field(None, ge=0, le=MAX_COUNT, description="Keep at most this many newest files")
+    min_keep: int = Field(1, ge=0, le=MAX_COUNT, description="Never delete the newest N files, whatever the age")
 
     @model_validator(mode="after")
     def _some_rule(self) -> RetentionConfig:

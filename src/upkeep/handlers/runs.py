@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler
 
@@ -34,7 +35,9 @@ def cleanup_stale(ctx: RunContext, config: CleanupStaleConfig) -> dict:
 
 
 class CleanupExpiredConfig(HandlerConfig):
-    retention_days: int = Field(30, ge=1, description="Delete terminal runs that ended more than this many days ago")
+    retention_days: int = Field(
+        30, ge=1, le=MAX_DAYS, description="Delete terminal runs that ended more than this many days ago"
+    )
     batch_size: int = Field(1000, ge=1, le=100_000, description="At most this many runs per execution")
 
 

@@ -35,12 +35,13 @@ import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import psutil
 from pydantic import Field
 
+from upkeep.bounds import MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
@@ -66,9 +67,13 @@ class SecurityAuditConfig(HandlerConfig):
 
     tls_hosts: list[str] = overridable(default_factory=list, description="host[:port] or https:// URLs.")
     tls_from_services: bool = Field(True, description="Also check https:// URLs of targets.services.")
-    cert_warn_days: float = Field(CERT_WARN_DAYS, ge=0, description="Warning when a certificate expires within.")
-    cert_critical_days: float = Field(CERT_CRITICAL_DAYS, ge=0, description="Critical when it expires within.")
-    tls_timeout: float = Field(10.0, gt=0, description="Seconds for each TLS handshake.")
+    cert_warn_days: float = Field(
+        CERT_WARN_DAYS, ge=0, le=MAX_DAYS, description="Warning when a certificate expires within."
+    )
+    cert_critical_days: float = Field(
+        CERT_CRITICAL_DAYS, ge=0, le=MAX_DAYS, description="Critical when it expires within."
+    )
+    tls_timeout: float = Field(10.0, gt=0, le=MAX_CALL_SECONDS, description="Seconds for each TLS handshake.")
     python_projects: list[str] = host_scoped(default_factory=list, description="Requirements files or project dirs.")
     npm_projects: list[str] = host_scoped(default_factory=list, description="Directories with a package-lock.json.")
     pip_audit_command: list[str] = host_scoped(["pip-audit"], description="How to run pip-audit.")
@@ -77,13 +82,19 @@ class SecurityAuditConfig(HandlerConfig):
         "warning", pattern="^(info|warning|critical)$", description="Severity of each pip-audit vulnerability."
     )
     npm_critical_severities: list[str] = Field(["critical", "high"], description="npm severities that are critical.")
-    audit_timeout: float = Field(300, gt=0, description="Seconds each pip-audit / npm audit may take.")
-    key_max_age_days: float = Field(90, gt=0, description="API keys older than this are a warning.")
+    audit_timeout: float = Field(
+        300, gt=0, le=MAX_CALL_SECONDS, description="Seconds each pip-audit / npm audit may take."
+    )
+    key_max_age_days: float = Field(90, gt=0, le=MAX_DAYS, description="API keys older than this are a warning.")
     check_upkeep_keys: bool = Field(True, description="Check upkeep's own API keys.")
     key_tables: list[KeyTable] = Field(default_factory=list, description="Application key tables to check.")
     world_writable_paths: list[str] = host_scoped(default_factory=list, description="Directories searched recursively.")
-    max_files: int = Field(200_000, ge=1, description="Stop the world-writable walk after this many entries.")
-    allowed_ports: list[int] | None = Field(None, description="Listening ports allowed; null = port check off.")
+    max_files: int = Field(
+        200_000, ge=1, le=MAX_COUNT, description="Stop the world-writable walk after this many entries."
+    )
+    allowed_ports: list[Annotated[int, Field(ge=1, le=65535)]] | None = Field(
+        None, description="Listening ports allowed; null = port check off."
+    )
     include_loopback: bool = Field(False, description="Also report listeners bound to loopback only.")
 
 

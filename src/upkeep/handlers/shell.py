@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from upkeep.bounds import MAX_TIMEOUT_SECONDS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 
@@ -15,7 +16,9 @@ class ShellConfig(HandlerConfig):
     cwd: str | None = host_scoped(None, description="Working directory")
     env: dict[str, str] = host_scoped(default_factory=dict, description="Extra environment (values may be ${env:X})")
     user: str | None = host_scoped(None, description="Run as this user (upkeep must run as root)")
-    timeout_seconds: float | None = Field(None, gt=0, description="Kill the command after this long")
+    timeout_seconds: float | None = Field(
+        None, gt=0, le=MAX_TIMEOUT_SECONDS, description="Kill the command after this long"
+    )
     tail_lines: int = Field(40, ge=0, le=1000, description="Output lines kept in the run's events")
 
     @model_validator(mode="after")

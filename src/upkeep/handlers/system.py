@@ -48,10 +48,10 @@ class SystemResourcesConfig(HandlerConfig):
         memory.MEMORY_CRITICAL_PERCENT, ge=0, le=100, description="RAM used % critical."
     )
     swap_warn_percent: float | None = Field(None, ge=0, le=100, description="Swap used % warning (none: report only).")
-    load_warn_per_core: dict[load.Window, float] = Field(
+    load_warn_per_core: dict[load.Window, load.PerCore] = Field(
         default_factory=lambda: dict(load.LOAD_WARN_PER_CORE), description="Per-core load warning by window."
     )
-    load_critical_per_core: dict[load.Window, float] = Field(
+    load_critical_per_core: dict[load.Window, load.PerCore] = Field(
         default_factory=lambda: dict(load.LOAD_CRITICAL_PER_CORE), description="Per-core load critical by window."
     )
     cpu_sample_seconds: float = Field(0.5, gt=0, le=10, description="CPU sampling window in seconds.")

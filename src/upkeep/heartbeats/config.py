@@ -22,6 +22,7 @@ from upkeep.heartbeats import monitors
 from upkeep.heartbeats.spec import compact, normalized, validate_heartbeat
 from upkeep.secrets import redact
 from upkeep.store.db import Store
+from upkeep.yamlload import ShallowLoader
 
 SECTION = "heartbeats"
 
@@ -29,7 +30,7 @@ SECTION = "heartbeats"
 def _item_lines(path: Path) -> list[int]:
     """1-based line of each item of the top-level ``heartbeats:`` list (for error messages)."""
     try:
-        root = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+        root = yaml.compose(path.read_text(), Loader=ShallowLoader)
     except (OSError, yaml.YAMLError):
         return []
     if isinstance(root, yaml.MappingNode):

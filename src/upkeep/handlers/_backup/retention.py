@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_COUNT, MAX_DAYS
 from upkeep.engine.registry import HandlerConfig
 
 
@@ -118,12 +119,14 @@ def select(backups: Iterable[BackupInfo], policy: Policy, now: datetime) -> Deci
 class RetentionConfig(HandlerConfig):
     """Grandfather-father-son retention per source (see ``_backup/retention.py``)."""
 
-    keep_last: int | None = Field(None, ge=1, description="Keep the N newest backups.")
-    keep_daily: int | None = Field(None, ge=1, description="Keep the newest backup of each of the last N days.")
-    keep_weekly: int | None = Field(None, ge=1, description="... of each of the last N ISO weeks.")
-    keep_monthly: int | None = Field(None, ge=1, description="... of each of the last N months.")
-    max_age_days: float | None = Field(None, gt=0, description="Older backups lose every keep_* reason.")
-    min_keep: int = Field(1, ge=0, description="The N newest backups are always kept.")
+    keep_last: int | None = Field(None, ge=1, le=MAX_COUNT, description="Keep the N newest backups.")
+    keep_daily: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="Keep the newest backup of each of the last N days."
+    )
+    keep_weekly: int | None = Field(None, ge=1, le=MAX_COUNT, description="... of each of the last N ISO weeks.")
+    keep_monthly: int | None = Field(None, ge=1, le=MAX_COUNT, description="... of each of the last N months.")
+    max_age_days: float | None = Field(None, gt=0, le=MAX_DAYS, description="Older backups lose every keep_* reason.")
+    min_keep: int = Field(1, ge=0, le=MAX_COUNT, description="The N newest backups are always kept.")
 
     def policy(self) -> Policy:
         return Policy(**self.model_dump())

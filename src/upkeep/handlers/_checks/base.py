@@ -5,6 +5,7 @@ Statuses are Nagios-like: ``ok`` < ``warning`` < ``critical``; a run's outcome i
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from upkeep.bounds import MAX_CALL_SECONDS
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 STATUSES = (OK, WARNING, CRITICAL)
@@ -52,6 +55,10 @@ def parse_size(value: int | str | None) -> int | None:
     """Bytes from ``1048576``, ``"500M"``, ``"10G"``, ``"1.5GiB"`` (binary units)."""
     if value is None or isinstance(value, int):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a size: {value!r} (use bytes or a number with K, M, G, T)")
     match = _SIZE_RE.match(value)
     if not match:
         raise ValueError(f"not a size: {value!r} (use bytes or a number with K, M, G, T)")
@@ -77,17 +84,22 @@ class TargetBase(BaseModel):
         "derived from the target (e.g. http:URL).",
     )
     timeout: float | None = Field(
-        None, gt=0, description="Seconds before the check gives up (default: the task's `timeout`, 10 s)."
+        None,
+        gt=0,
+        le=MAX_CALL_SECONDS,
+        description="Seconds before the check gives up (default: the task's `timeout`, 10 s).",
     )
     failure_threshold: int | None = Field(
         None,
         ge=1,
+        le=10000,
         description="Consecutive critical observations before the target is reported critical "
         "(default: the task's `failure_threshold`, 1).",
     )
     success_threshold: int | None = Field(
         None,
         ge=1,
+        le=10000,
         description="Consecutive non-critical observations before a critical target is reported recovered "
         "(default: the task's `success_threshold`, 1).",
     )

@@ -6,11 +6,12 @@ used / (used + available to unprivileged users)), ``min_free`` (none; bytes or "
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psutil
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field
 
+from upkeep.bounds import MAX_BYTES
 from upkeep.engine.registry import host_scoped
 
 from .base import CRITICAL, CheckEnv, CheckResult, TargetBase, human_bytes, parse_size, threshold_status, worst
@@ -25,13 +26,9 @@ class DiskTarget(TargetBase):
     path: str = host_scoped("/", description="A path on the filesystem to check.")
     warn_percent: float = Field(DISK_WARN_PERCENT, ge=0, le=100, description="Used % warning threshold.")
     critical_percent: float = Field(DISK_CRITICAL_PERCENT, ge=0, le=100, description="Used % critical threshold.")
-    min_free: int | str | None = Field(None, description="Critical when less is free (bytes or 10G, 500M).")
-
-    @field_validator("min_free")
-    @classmethod
-    def _size(cls, value: int | str | None) -> int | str | None:
-        parse_size(value)
-        return value
+    min_free: Annotated[int, BeforeValidator(parse_size)] | None = Field(
+        None, ge=0, le=MAX_BYTES, description="Critical when less is free (bytes or 10G, 500M)."
+    )
 
     def default_name(self) -> str:
         return f"disk:{self.path}"

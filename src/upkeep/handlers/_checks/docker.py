@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_COUNT
 from upkeep.engine.registry import host_scoped
 
 from .base import CRITICAL, WARNING, CheckEnv, CheckResult, TargetBase, ms, worst
@@ -31,7 +32,7 @@ class DockerTarget(TargetBase):
     type: Literal["docker"]
     container: str | None = Field(None, description="Container name or id (default: the target name).")
     docker_host: str | None = host_scoped(None, description="Engine address: unix:///path.sock or tcp://host:port.")
-    max_restarts: int | None = Field(None, ge=0, description="Warning at this RestartCount.")
+    max_restarts: int | None = Field(None, ge=0, le=MAX_COUNT, description="Warning at this RestartCount.")
     warn_on_restart: bool = Field(True, description="Warning when RestartCount grew since the last run.")
 
     def default_name(self) -> str:

@@ -27,11 +27,12 @@ import re
 import ssl
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from upkeep.bounds import MAX_CALL_MS, MAX_CALL_SECONDS, MAX_DAYS
 from upkeep.secrets import redact_url_password
 
 from . import jsonpath
@@ -90,17 +91,19 @@ class HttpTarget(TargetBase):
     method: str = Field("GET", description="HTTP method.")
     headers: dict[str, str] = Field(default_factory=dict, description="Request headers.")
     follow_redirects: bool = Field(False, description="Follow 3xx redirects.")
-    expect_status: list[int | str] = Field(
+    expect_status: list[Annotated[int, Field(ge=100, le=599)] | str] = Field(
         default_factory=lambda: ["2xx"], description='Accepted status codes: 200, "2xx", "200-399".'
     )
     expect_body: list[BodyCondition] = Field(default_factory=list, description="Body conditions (all must hold).")
-    warn_ms: float | None = Field(1000.0, ge=0, description="Response time warning threshold (ms).")
-    critical_ms: float | None = Field(None, ge=0, description="Response time critical threshold (ms).")
+    warn_ms: float | None = Field(1000.0, ge=0, le=MAX_CALL_MS, description="Response time warning threshold (ms).")
+    critical_ms: float | None = Field(None, ge=0, le=MAX_CALL_MS, description="Response time critical threshold (ms).")
     verify_tls: bool = Field(True, description="Verify the certificate chain and host name.")
-    cert_warn_days: int | None = Field(None, ge=0, description="Warn this many days before expiry (30).")
-    cert_critical_days: int | None = Field(None, ge=0, description="Critical this many days before expiry (7).")
+    cert_warn_days: int | None = Field(None, ge=0, le=MAX_DAYS, description="Warn this many days before expiry (30).")
+    cert_critical_days: int | None = Field(
+        None, ge=0, le=MAX_DAYS, description="Critical this many days before expiry (7)."
+    )
     retries: int = Field(0, ge=0, le=10, description="Extra attempts after a critical observation.")
-    retry_delay: float = Field(0.5, ge=0, description="Seconds between attempts.")
+    retry_delay: float = Field(0.5, ge=0, le=MAX_CALL_SECONDS, description="Seconds between attempts.")
 
     @field_validator("url")
     @classmethod

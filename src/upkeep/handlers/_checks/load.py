@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psutil
 from pydantic import Field
@@ -20,12 +20,16 @@ LOAD_WARN_PER_CORE = {"load5": 1.0}
 LOAD_CRITICAL_PER_CORE = {"load5": 2.0}
 
 
+# load per core: a load of 1000 per core is past any machine's
+PerCore = Annotated[float, Field(ge=0, le=1000)]
+
+
 class LoadTarget(TargetBase):
     type: Literal["load"]
-    warn_per_core: dict[Window, float] = Field(
+    warn_per_core: dict[Window, PerCore] = Field(
         default_factory=lambda: dict(LOAD_WARN_PER_CORE), description="Per-core warning thresholds by window."
     )
-    critical_per_core: dict[Window, float] = Field(
+    critical_per_core: dict[Window, PerCore] = Field(
         default_factory=lambda: dict(LOAD_CRITICAL_PER_CORE), description="Per-core critical thresholds by window."
     )
 

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_COUNT
+
 from .base import CRITICAL, OK, WARNING, CheckEnv, CheckResult, TargetBase, worst
 
 BLOCKING = True
@@ -25,7 +27,7 @@ _LOCK = threading.Lock()
 class Pm2Target(TargetBase):
     type: Literal["pm2"]
     app: str | None = Field(None, description="PM2 app name (default: the target name).")
-    max_restarts: int | None = Field(None, ge=0, description="Warning at this many PM2 restarts.")
+    max_restarts: int | None = Field(None, ge=0, le=MAX_COUNT, description="Warning at this many PM2 restarts.")
     warn_on_restart: bool = Field(True, description="Warning when restart_time grew since the last run.")
 
     def default_name(self) -> str:

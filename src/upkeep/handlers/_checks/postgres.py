@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_CALL_MS
 from upkeep.engine.registry import host_scoped
 from upkeep.secrets import redact_url_password
 
@@ -25,8 +26,12 @@ BLOCKING = True
 class PostgresTarget(TargetBase):
     type: Literal["postgres"]
     url: str = host_scoped(description="libpq connection URL or DSN.")
-    warn_ms: float | None = Field(1000.0, ge=0, description="Connect + SELECT 1 warning threshold (ms).")
-    critical_ms: float | None = Field(None, ge=0, description="Connect + SELECT 1 critical threshold (ms).")
+    warn_ms: float | None = Field(
+        1000.0, ge=0, le=MAX_CALL_MS, description="Connect + SELECT 1 warning threshold (ms)."
+    )
+    critical_ms: float | None = Field(
+        None, ge=0, le=MAX_CALL_MS, description="Connect + SELECT 1 critical threshold (ms)."
+    )
 
     def default_name(self) -> str:
         return f"postgres:{_where(self.url)}"

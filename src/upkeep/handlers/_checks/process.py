@@ -18,6 +18,7 @@ from typing import Any, Literal
 import psutil
 from pydantic import Field, model_validator
 
+from upkeep.bounds import MAX_COUNT
 from upkeep.engine.registry import host_scoped
 
 from .base import CRITICAL, OK, WARNING, CheckEnv, CheckResult, TargetBase
@@ -30,7 +31,7 @@ class ProcessTarget(TargetBase):
     process_name: str | None = Field(None, description="Exact process name (as in `ps -o comm`).")
     cmdline: str | None = Field(None, description="Regular expression searched in the command line.")
     pidfile: str | None = host_scoped(None, description="File holding the pid.")
-    min_count: int = Field(1, ge=1, description="Processes that must match.")
+    min_count: int = Field(1, ge=1, le=MAX_COUNT, description="Processes that must match.")
     warn_on_restart: bool = Field(True, description="Report warning when the main pid changed since last run.")
 
     @model_validator(mode="after")

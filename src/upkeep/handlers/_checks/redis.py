@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_CALL_MS
 from upkeep.engine.registry import host_scoped
 from upkeep.secrets import redact_url_password
 
@@ -25,8 +26,8 @@ class RedisTarget(TargetBase):
     url: str = host_scoped(description="redis:// or rediss:// URL.")
     memory_warn_percent: float = Field(80.0, ge=0, le=100, description="used_memory / maxmemory warning (%).")
     memory_critical_percent: float = Field(95.0, ge=0, le=100, description="used_memory / maxmemory critical (%).")
-    warn_ms: float | None = Field(None, ge=0, description="PING warning threshold (ms).")
-    critical_ms: float | None = Field(None, ge=0, description="PING critical threshold (ms).")
+    warn_ms: float | None = Field(None, ge=0, le=MAX_CALL_MS, description="PING warning threshold (ms).")
+    critical_ms: float | None = Field(None, ge=0, le=MAX_CALL_MS, description="PING critical threshold (ms).")
 
     def default_name(self) -> str:
         return f"redis:{redact_url_password(self.url)}"

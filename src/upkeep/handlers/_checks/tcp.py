@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from upkeep.bounds import MAX_CALL_MS
+
 from .base import CRITICAL, OK, CheckEnv, CheckResult, TargetBase, ms, threshold_status
 
 BLOCKING = False
@@ -17,8 +19,8 @@ class TcpTarget(TargetBase):
     type: Literal["tcp"]
     host: str = Field("127.0.0.1", description="Host name or address.")
     port: int = Field(ge=1, le=65535, description="TCP port.")
-    warn_ms: float | None = Field(None, ge=0, description="Connect time warning threshold (ms).")
-    critical_ms: float | None = Field(None, ge=0, description="Connect time critical threshold (ms).")
+    warn_ms: float | None = Field(None, ge=0, le=MAX_CALL_MS, description="Connect time warning threshold (ms).")
+    critical_ms: float | None = Field(None, ge=0, le=MAX_CALL_MS, description="Connect time critical threshold (ms).")
 
     def default_name(self) -> str:
         return f"tcp:{self.host}:{self.port}"
