@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,10 @@ from upkeep.store.models import ApiKey
 ROLES = ("viewer", "operator", "admin")
 RANK = {role: i for i, role in enumerate(ROLES)}
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most this often
+log = logging.getLogger(__name__)
+# when this process last tried to record each key's use: a write that failed is not tried again
+# on the next request, so a store that refuses writes costs one attempt a minute, not one a request
+_last_attempt: dict[tuple[str, int], datetime] = {}
 
 
 def hash_token(token: str) -> str:
@@ -137,10 +142,16 @@ def verify_token(store: Store, token: str, now: datetime | None = None) -> dict 
             return None
         view = key_view(key)
         stale = key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
-    if stale:
-        with store.write() as s:
-            s.execute(sa.update(ApiKey).where(ApiKey.id == view["id"]).values(last_used_at=now))
-        view["last_used_at"] = now.isoformat()
+    tried = _last_attempt.get((store.url, view["id"]))
+    if stale and (tried is None or not timedelta(0) <= now - tried < LAST_USED_RESOLUTION):
+        _last_attempt[(store.url, view["id"])] = now
+        try:
+            with store.write() as s:
+                s.execute(sa.update(ApiKey).where(ApiKey.id == view["id"]).values(last_used_at=now))
+            view["last_used_at"] = now.isoformat()
+        except sa.exc.DBAPIError as exc:
+            # best effort: a store that refuses writes (a full disk) must not refuse reads
+            log.warning("could not record the use of key %s: %s", view["name"], str(exc.orig or exc).strip())
     return view
 
 

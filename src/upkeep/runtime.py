@@ -83,6 +83,7 @@ def serve(
 
     from upkeep.api.app import create_app
     from upkeep.engine.executor import EmbeddedExecutor
+    from upkeep.engine.scheduler import Scheduler
 
     store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
     if apply_config and settings.config_path.exists():
@@ -106,6 +107,7 @@ def serve(
             part.start()
             parts.append(part)
     app = create_app(settings, store=store)
+    app.state.health.scheduler = next((part for part in parts if isinstance(part, Scheduler)), None)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", lifespan="on", access_log=access_log or settings.access_log
     )

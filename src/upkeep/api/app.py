@@ -1,10 +1,11 @@
 """The FastAPI application: the REST API under ``/api/v1``, the admin UI at ``/``, health probes.
 
-``create_app(settings, store=store)`` is what ``upkeep serve`` mounts. ``/healthz`` (the process
-answers) and ``/readyz`` (the database answers) need no key; everything else does (see
-``upkeep.api.security``). OpenAPI is at ``/openapi.json`` and ``/docs``. When ``upkeep.metrics``
-exists, its ``install(app, settings, store, dependencies=[require_viewer])`` adds ``/metrics``
-(Prometheus text), readable with a viewer key like the rest of the API.
+``create_app(settings, store=store)`` is what ``upkeep serve`` mounts. ``/healthz`` (the scheduler
+ticks and the store takes writes, ``upkeep.api.health``) and ``/readyz`` (the database answers)
+need no key; everything else does (see ``upkeep.api.security``). OpenAPI is at ``/openapi.json``
+and ``/docs``. When ``upkeep.metrics`` exists, its ``install(app, settings, store,
+dependencies=[require_viewer])`` adds ``/metrics`` (Prometheus text), readable with a viewer key
+like the rest of the API.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from upkeep.api import alerts, audit, checklists, handlers, heartbeats, keys, people, pings, runs, sse, tasks
-from upkeep.api.problems import ProblemError, install_problem_handlers, problem_responses
+from upkeep.api.health import Health as HealthChecks
+from upkeep.api.problems import RETRY_AFTER_SECONDS, ProblemError, install_problem_handlers, problem_responses
 from upkeep.api.schemas import Health, Liveness
 from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.clock import Clock
@@ -60,8 +62,21 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     app.include_router(api)
     pings.install(app, store, settings, app.state.upkeep.clock)
 
-    @app.get("/healthz", tags=["health"], response_model=Liveness, summary="The process answers")
-    def healthz() -> dict:
+    app.state.health = HealthChecks(store)
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        response_model=Liveness,
+        response_model_exclude_none=True,
+        responses={503: {"model": Liveness, "description": "The scheduler does not tick or the store refuses writes"}},
+        summary="The instance does its job",
+    )
+    def healthz():
+        problems = app.state.health.problems()
+        if problems:
+            body = {"status": "unhealthy", "detail": "; ".join(problems)}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         return {"status": "ok"}
 
     @app.get(

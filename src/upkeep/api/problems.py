@@ -13,6 +13,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://upkeep.dev/problems/"
+# what a 503 asks a client to wait before trying again (the store is down, full or locked)
+RETRY_AFTER_SECONDS = 5
 
 
 class FieldError(BaseModel):
@@ -166,6 +169,21 @@ def install_problem_handlers(app: FastAPI) -> None:
             if allowed:
                 headers["Allow"] = ", ".join(sorted(allowed))
         return problem_response(exc.status_code, detail, headers=headers or None)
+
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(sa.exc.InterfaceError)
+    @app.exception_handler(sa.exc.DisconnectionError)
+    async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        """The store is unreachable or refuses the statement (down, full, locked): not a bug of
+        the request, and likely to pass shortly."""
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, reason)
+        return problem_response(
+            503,
+            f"the store is unavailable: {reason}",
+            hint="try again shortly; /healthz says what is wrong",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:  # a bug: log it, leak nothing

@@ -290,7 +290,11 @@ class Me(BaseModel):
 
 
 class Liveness(BaseModel):
-    status: str = Field(description="ok: the process answers (it asks no database: /readyz does)")
+    status: str = Field(
+        description="ok: this instance's scheduler ticks and its store takes writes; unhealthy (503) otherwise "
+        "(whether the database answers at all is /readyz)"
+    )
+    detail: str | None = Field(None, description="What is unhealthy, each part named: scheduler: ..., store: ...")
 
 
 class Health(BaseModel):

@@ -11,6 +11,9 @@
   is active; ``replace`` cancels the active run; ``allow`` runs both.
 - Windows: a slot outside the task's maintenance windows waits (``due_at``) for the next window;
   while one run waits, further slots are skipped. Jitter delays ``due_at`` by up to N seconds.
+- A task whose planning raises (a value no bound caught, a schedule that no longer parses) gets a
+  failed run saying why (``Trigger.PLANNING_FAILED``), which alerts as any failure does, and the
+  other tasks keep their slots.
 - The loop sleeps until the next due slot or a change (see ``wakeup``), and runs the reaper.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -46,6 +50,8 @@ MAX_RUN_ALL = 1000
 # On SQLite a tick is cheap and the wait only added latency (p50 0.8 -> 13 ms), so it has none.
 # A slot due after a quiet spell still fires at once.
 MIN_TICK_INTERVAL = 0.02
+# when a task's schedule itself cannot be read, the scheduler tries it again this much later
+UNPLANNABLE_RETRY = timedelta(minutes=5)
 
 
 @lru_cache(maxsize=65536)
@@ -89,6 +95,7 @@ class _Plan:
         *,
         trigger: Trigger = Trigger.SCHEDULED,
         summary: str | None = None,
+        error: str | None = None,
     ) -> None:
         self.rows.append(
             lifecycle.run_values(
@@ -99,10 +106,19 @@ class _Plan:
                 scheduled_for=slot,
                 due_at=due_at,
                 summary=summary,
+                error=error,
                 triggered_by="scheduler",
                 now=self.now,
             )
         )
+
+    def mark(self) -> tuple[int, int, int, int]:
+        return len(self.rows), len(self.notes), len(self.cancels), len(self.next_slots)
+
+    def undo(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what was planned since ``mark`` (a task whose planning failed half-way)."""
+        rows, notes, cancels, next_slots = mark
+        del self.rows[rows:], self.notes[notes:], self.cancels[cancels:], self.next_slots[next_slots:]
 
     def note(
         self, task: ScheduledTask, slot: datetime, level: str, event: str, message: str, data: dict | None = None
@@ -141,7 +157,7 @@ def tick(store: Store, now: datetime, *, limit: int = 500, announce_to: Path | N
             active = _active_runs(c, [t.id for t in tasks])
             plan = _Plan(now=now)
             for task in tasks:
-                _plan_task(task, now, active.get(task.id, []), plan)
+                _plan_contained(task, now, active.get(task.id, []), plan)
             _write(c, plan, result)
             if result.created and announce_to is not None:
                 notify_hosts(c, announce_to)
@@ -161,7 +177,29 @@ def _active_runs(s: Session | Connection, task_ids: list[int]) -> dict[int, list
     return out
 
 
-def _plan_task(task: ScheduledTask, now: datetime, active: list[tuple[int, str]], plan: _Plan) -> None:
+def _plan_contained(task: ScheduledTask, now: datetime, active: list[tuple[int | None, str]], plan: _Plan) -> None:
+    """Plan one task; if that raises, the task gets a failed run saying why and the tick goes on."""
+    mark = plan.mark()
+    try:
+        _plan_task(task, now, active, plan)
+    except Exception as exc:
+        plan.undo(mark)
+        reason = (
+            f"the scheduler could not plan this task's slot: {type(exc).__name__}: {exc}; "
+            "fix the task's schedule or settings (upkeep apply and the API refuse such values today)"
+        )
+        log.warning("task %s (id %s): %s", task.name, task.id, reason)
+        slot = task.next_run_at
+        plan.add(task, slot, now, trigger=Trigger.PLANNING_FAILED, summary=reason, error=reason)
+        plan.note(task, slot, "error", "planning_failed", reason)
+        try:
+            next_slot = schedule_of(task).next_after(now)
+        except Exception:
+            next_slot = now + UNPLANNABLE_RETRY
+        plan.next_slots.append({"task_id": task.id, "next_slot": next_slot})
+
+
+def _plan_task(task: ScheduledTask, now: datetime, active: list[tuple[int | None, str]], plan: _Plan) -> None:
     schedule = schedule_of(task)
     first = task.next_run_at
     due = [first, *schedule.slots_between(first, now, limit=MAX_RUN_ALL)] if first <= now else []
@@ -197,20 +235,27 @@ def _plan_skip(task: ScheduledTask, slot: datetime, reason: str, plan: _Plan) ->
     plan.note(task, slot, "warning", "skipped", reason)
 
 
-def _plan_slot(task: ScheduledTask, slot: datetime, now: datetime, active: list[tuple[int, str]], plan: _Plan) -> bool:
-    """Plan the run of one slot (or a skipped run saying why); True when a run will start."""
+def _plan_slot(
+    task: ScheduledTask, slot: datetime, now: datetime, active: list[tuple[int | None, str]], plan: _Plan
+) -> bool:
+    """Plan the run of one slot (or a skipped run saying why); True when a run will start.
+
+    ``active`` holds the task's active runs, and ``(None, PENDING)`` for a run this tick planned
+    for an earlier slot (it has no id until the tick writes it)."""
     windows = parse_windows(task.windows or [])
     outside_window = bool(windows) and not window_allows(windows, max(slot, now))
     if active and task.concurrency == "forbid":
         holder_id, holder_status = active[0]
-        reason = f"skipped: run {holder_id} of this task is still {holder_status} (concurrency forbid)"
+        holder = f"run {holder_id}" if holder_id is not None else "the run of an earlier slot"
+        reason = f"skipped: {holder} of this task is still {holder_status} (concurrency forbid)"
         if outside_window and holder_status == PENDING:
-            reason = f"skipped: run {holder_id} is already waiting for the maintenance window"
+            reason = f"skipped: {holder} is already waiting for the maintenance window"
         _plan_skip(task, slot, reason, plan)
         return False
     if active and task.concurrency == "replace":
         for run_id, _status in active:
-            plan.cancels.append((run_id, f"replaced by the run of slot {slot.isoformat()}"))
+            if run_id is not None:  # a run planned in this tick is simply not written
+                plan.cancels.append((run_id, f"replaced by the run of slot {slot.isoformat()}"))
         active.clear()
     due_at = slot if task.misfire == "run_all" else max(slot, now)
     if outside_window:
@@ -226,7 +271,7 @@ def _plan_slot(task: ScheduledTask, slot: datetime, now: datetime, active: list[
     if task.jitter_seconds:
         due_at = due_at + timedelta(seconds=random.uniform(0, task.jitter_seconds))
     plan.add(task, slot, due_at)
-    active.append((0, PENDING))  # later slots of this tick see this run as active
+    active.append((None, PENDING))  # later slots of this tick see this run as active
     return True
 
 
@@ -236,8 +281,8 @@ def _write(s: Session | Connection, plan: _Plan, result: TickResult) -> None:
     created = lifecycle.insert_scheduled_runs(s, plan.rows)  # a slot another scheduler made is left alone
     for row in plan.rows:
         run_id = created.get((row["task_id"], row["scheduled_for"]))
-        if run_id is not None:
-            (result.skipped if row["status"] == SKIPPED else result.created).append(run_id)
+        if run_id is not None and row["status"] in (PENDING, SKIPPED):  # a planning failure is neither
+            (result.created if row["status"] == PENDING else result.skipped).append(run_id)
     for task_id, slot, level, event, message, data in plan.notes:
         run_id = created.get((task_id, slot))
         if run_id is not None:
@@ -262,6 +307,10 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.ticks = 0
         self._last_recorded = -1e9
+        # for /healthz: when the last tick succeeded (monotonic; the start counts as one) and the
+        # error of the last tick if it failed since
+        self.last_tick = time.monotonic()
+        self.last_error: str | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run_forever, name="scheduler", daemon=True)
@@ -279,6 +328,7 @@ class Scheduler:
         data_dir = self.settings.resolved_data_dir
         result = tick(self.store, now, announce_to=data_dir)
         self.ticks += 1
+        self.last_tick, self.last_error = time.monotonic(), None
         self._record_tick(now)
         if result.created:
             wake_local(data_dir, exclude=self.notifier)
@@ -286,8 +336,6 @@ class Scheduler:
 
     def run_forever(self) -> None:
         next_reap = 0.0
-        import time
-
         while not self._stop.is_set():
             try:
                 began = time.monotonic()
@@ -305,13 +353,22 @@ class Scheduler:
                     sleep = max(sleep, MIN_TICK_INTERVAL - (time.monotonic() - began))
                 if sleep > 0:
                     self.notifier.wait(sleep)
-            except Exception:
+            except Exception as exc:
+                self.last_error = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
                 log.exception("scheduler tick failed; retrying in 1s")
                 self._stop.wait(1.0)
 
-    def _record_tick(self, now: datetime) -> None:
-        import time
+    def health_problem(self) -> str | None:
+        """Why this scheduler is not healthy (its last tick failed, or none for too long), or None."""
+        if self.last_error is not None:
+            return f"scheduler: its last tick failed: {self.last_error}"
+        quiet = time.monotonic() - self.last_tick
+        limit = 2 * self.settings.scheduler_max_sleep_seconds + 10
+        if quiet > limit:
+            return f"scheduler: no tick for {quiet:.0f}s (it ticks at least every {limit:.0f}s)"
+        return None
 
+    def _record_tick(self, now: datetime) -> None:
         if time.monotonic() - self._last_recorded < 5.0:
             return  # liveness, not a log: at most every 5 s
         self._last_recorded = time.monotonic()

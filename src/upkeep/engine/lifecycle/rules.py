@@ -35,7 +35,9 @@ CANCELLED_BEFORE_START = "cancelled before it started"
 class Trigger(StrEnum):
     """Why a run is created: ``create`` turns it into the run's origin and first status.
 
-    ``skipped`` records a slot the scheduler refused (a terminal run that says why). Later
+    ``skipped`` records a slot the scheduler refused (a terminal run that says why);
+    ``planning_failed`` a slot the scheduler could not plan (a failed run that says why, so it
+    alerts as a failure does). Later
     triggers (a dependency that finished, an approval given) add members here and a row in
     ``ORIGIN_AND_STATUS``.
     """
@@ -45,6 +47,7 @@ class Trigger(StrEnum):
     TIER = "tier"
     RETRY = "retry"
     SKIPPED = "skipped"
+    PLANNING_FAILED = "planning_failed"
     WAITING = "waiting"  # created held (an approval step, a checklist): only ``resume`` starts it
 
 
@@ -54,6 +57,7 @@ ORIGIN_AND_STATUS: dict[Trigger, tuple[str, str]] = {
     Trigger.TIER: (Origin.TIER.value, PENDING.value),
     Trigger.RETRY: (Origin.RETRY.value, PENDING.value),
     Trigger.SKIPPED: (Origin.SCHEDULED.value, SKIPPED.value),
+    Trigger.PLANNING_FAILED: (Origin.SCHEDULED.value, FAILED.value),
     Trigger.WAITING: (Origin.MANUAL.value, WAITING.value),
 }
 
@@ -72,6 +76,7 @@ def run_values(
     triggered_by: str | None = None,
     requested_type: str | None = None,
     summary: str | None = None,
+    error: str | None = None,
     timeout_seconds: float | None = None,
     reserved_by: str | None = None,
 ) -> dict[str, Any]:
@@ -107,7 +112,8 @@ def run_values(
         triggered_by=triggered_by,
         created_at=now,
         summary=summary,
-        finished_at=now if status == SKIPPED else None,
+        error=error,
+        finished_at=now if status in (SKIPPED, FAILED) else None,  # created terminal
         worker=reserved_by,
         submitted_at=now if reserved_by is not None else None,
         event_count=0,

@@ -16,6 +16,7 @@ can never both run the same run. Retries are new runs that point at the run they
 from __future__ import annotations
 
 import functools
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ from upkeep.store.models import (
     ACTIVE_STATUSES,
     CANCELLED,
     COMPLETED,
+    FAILED,
     PENDING,
     RUNNING,
     SUBMITTED,
@@ -51,6 +53,7 @@ from upkeep.store.models import (
     UTCDateTime,
 )
 
+log = logging.getLogger(__name__)
 RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
 TASKS = ScheduledTask.__table__
 
@@ -253,7 +256,29 @@ def claim(store: Store, run_id: int, worker: WorkerIdentity, *, lock_retry_secon
 
     Returns None when someone else has the run (or it was cancelled) or a lock is busy (the run
     goes back to pending and tries again shortly; the history says which run holds the lock).
+    A run that cannot be started for what it holds (a value no bound caught) fails, saying why,
+    rather than staying pending and failing every claim after it.
     """
+    try:
+        return _claim(store, run_id, worker, lock_retry_seconds)
+    except BAD_VALUE_ERRORS as exc:  # anything else (the store down, a lock race) is not the run's fault
+        reason = _unstartable(run_id, exc)
+        finish(store, run_id, FAILED, error=reason, expect=(PENDING, SUBMITTED))
+        return None
+
+
+# what a run's own values raise when starting it: a deadline past the calendar (Python or SQL)
+BAD_VALUE_ERRORS = (ArithmeticError, ValueError, TypeError, sa.exc.DataError)
+
+
+def _unstartable(run_id: int, exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    reason = f"could not start: {type(exc).__name__}: {text} (a value of this run is out of range; fix the task)"
+    log.warning("run %s: %s", run_id, reason)
+    return reason
+
+
+def _claim(store: Store, run_id: int, worker: WorkerIdentity, lock_retry_seconds: float) -> ClaimedRun | None:
     now = _now()
     params = {
         "run_id": run_id,
@@ -413,6 +438,7 @@ def start_due_runs(
     now = now or _now()
     columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
     handed: list[ClaimedRun | Dispatched] = []
+    unstartable: list[tuple[int, str]] = []
     starts: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     submitted: list[int] = []
@@ -423,7 +449,11 @@ def start_due_runs(
                 submitted.append(row.id)
                 handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
                 continue
-            claimed = _claimed_run(row, now)
+            try:
+                claimed = _claimed_run(row, now)
+            except Exception as exc:  # this run only: the others start
+                unstartable.append((row.id, _unstartable(row.id, exc)))
+                continue
             seq = row.event_count + 1
             starts.append(
                 {
@@ -444,6 +474,8 @@ def start_due_runs(
             c.execute(EVENTS_INSERT, events)
         if submitted:
             _mark_submitted(c, submitted, dispatcher, now)
+        for run_id, reason in unstartable:
+            _finish_in_session(c, run_id, FAILED, None, None, None, reason, now, expect=(PENDING,))
         return _handout(c, handed, len(workers), queues, now)
 
 

@@ -1,0 +1,137 @@
+"""Degrade, don't fail: reads keep working on a full disk, /healthz says which part is unhealthy,
+and the API answers 503 with Retry-After while the store is unreachable.
+
+The full disk is a real one: a small tmpfs holding the SQLite store (as root, as CI runs; mounted
+and unmounted by the test). The unreachable store is a real PostgreSQL cluster of the test's own,
+stopped with ``pg_ctl -m immediate`` and started again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _env import make_env
+
+from support.servers import in_ci, start_postgres
+from upkeep.engine.scheduler import Scheduler
+from upkeep.store.db import Store
+
+TASK = {"name": "nightly", "type": "debug.noop", "schedule": "@daily"}
+
+
+def _until(condition, what: str, timeout: float = 60.0):
+    """Poll for a state the system reaches on its own (no timing is asserted, only the state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MiB tmpfs, unmounted afterwards."""
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("CI runs as root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Write zeros until the filesystem is full; the file, to delete to free the space."""
+    filler = directory / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_on_a_full_disk_reads_work_writes_answer_503_and_healthz_names_the_store_and_scheduler(small_disk, tmp_path):
+    store = Store(f"sqlite:///{small_disk / 'upkeep.db'}")
+    store.upgrade()
+    env = make_env(tmp_path, store)
+    scheduler = None
+    try:
+        assert env.post("/api/v1/scheduled-tasks", json=TASK).status_code == 201
+        scheduler = Scheduler(store, env.settings.model_copy(update={"scheduler_max_sleep_seconds": 0.2}))
+        env.app.state.health.scheduler = scheduler
+        scheduler.start()
+        assert env.client.get("/healthz").status_code == 200
+        filler = _fill(small_disk)
+
+        # reads: a key whose last use is not recorded yet (the record is best effort), and /metrics
+        listed = env.get("/api/v1/scheduled-tasks", role="viewer")
+        assert listed.status_code == 200, listed.text
+        assert [t["name"] for t in listed.json()["items"]] == ["nightly"]
+        assert env.get("/api/v1/runs", role="viewer").status_code == 200
+        assert env.get("/metrics", role="viewer").status_code == 200
+
+        # a write: 503, a problem saying why, and when to try again
+        refused = env.post("/api/v1/scheduled-tasks", json={**TASK, "name": "another"})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"].isdigit()
+        assert "full" in refused.json()["detail"]
+
+        env.app.state.health._probed_at = -float("inf")  # probe now rather than within 10 s
+        _until(lambda: scheduler.last_error, "the scheduler's tick failing on the full disk")
+        health = env.client.get("/healthz")
+        assert health.status_code == 503 and health.headers["retry-after"].isdigit()
+        detail = health.json()["detail"]
+        assert "store: refuses writes" in detail and "scheduler: its last tick failed" in detail, detail
+        assert "full" in detail
+
+        filler.unlink()
+        _until(lambda: scheduler.last_error is None, "a tick succeeding once there is space again")
+        env.app.state.health._probed_at = -float("inf")
+        assert env.client.get("/healthz").json() == {"status": "ok"}
+        assert env.post("/api/v1/scheduled-tasks", json={**TASK, "name": "another"}).status_code == 201
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        env.client.close()
+        store.dispose()
+
+
+def test_while_postgresql_is_down_the_api_answers_503_with_retry_after(tmp_path):
+    server = start_postgres()
+    try:
+        store = Store(server.url(server.create_database()))
+        store.upgrade()
+        env = make_env(tmp_path, store)
+        try:
+            assert env.post("/api/v1/scheduled-tasks", json=TASK).status_code == 201
+            server.stop("immediate")
+            for path in ("/api/v1/scheduled-tasks", "/api/v1/runs"):
+                down = env.get(path)
+                assert down.status_code == 503, down.text
+                assert down.headers["retry-after"].isdigit()
+                assert down.headers["content-type"].startswith("application/problem+json")
+                assert "store is unavailable" in down.json()["detail"]
+            health = env.client.get("/healthz")
+            assert health.status_code == 503 and "store: refuses writes" in health.json()["detail"]
+            server.start()
+            _until(lambda: env.get("/api/v1/scheduled-tasks").status_code == 200, "the API answering again")
+            env.app.state.health._probed_at = -float("inf")
+            assert env.client.get("/healthz").status_code == 200
+        finally:
+            env.client.close()
+            store.dispose()
+    finally:
+        server.remove()
