@@ -449,3 +449,26 @@ def test_upkeep_scheduler_alerts_from_a_child_process_that_is_replaced_when_it_d
         scheduler.wait(30)
     assert scheduler.returncode == 0
     assert not replacement.is_running() or replacement.status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize(
+    ("spoiled", "reason"),
+    [({"jitter_seconds": 1e300}, "could not plan"), ({"timeout_seconds": 1e300}, "could not start")],
+    ids=["planning", "start"],
+)
+def test_a_task_that_fails_to_plan_or_start_alerts_saying_why(env, spoiled, reason):
+    """A value no edge accepts today (an old row) fails that task's runs; the failure alerts."""
+    from upkeep.engine.scheduler import tick
+    from upkeep.store.models import ScheduledTask
+
+    created = env.create("spoiled", channels=("hook",))
+    due = {"schedule": "@every 1m", "next_run_at": datetime.now(UTC), **spoiled}
+    with env.store.write() as s:
+        s.execute(sa.update(ScheduledTask).where(ScheduledTask.id == created["id"]).values(**due))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    tick(env.store, now)
+    lifecycle.start_due_runs(env.store, [lifecycle.WorkerIdentity.current()], queues=None, dispatcher="t", now=now)
+    sent = env.evaluate(now + timedelta(seconds=1))
+    assert [(n.channel, n.kind) for n in sent] == [("hook", "failure")]
+    [hook] = env.hooks()
+    assert "spoiled" in hook["title"] and reason in hook["message"], hook
