@@ -252,7 +252,7 @@ def test_rules_come_from_inventory_targets_and_bad_config_is_one_clear_error(sql
     with pytest.raises(ConfigError, match="no rules"):
         run_handler(sqlite_store, "logs.rotate", {})
     with pytest.raises(ConfigError, match="compression level"):
-        run_handler(sqlite_store, "logs.rotate", {"rules": [{"paths": ["/x"], "compress_level": 30}]})
+        run_handler(sqlite_store, "logs.rotate", {"rules": [{"paths": ["/x"], "compress_level": 12}]})
     with pytest.raises(ConfigError, match="relative"):
         run_handler(sqlite_store, "logs.rotate", {"rules": [{"paths": ["x.log"]}]})
 
