@@ -137,3 +137,25 @@ def test_a_forbidden_slot_behind_one_planned_in_the_same_tick_names_no_run_0(ser
     assert len(skipped) == 2
     for run in skipped:
         assert "run 0" not in run.summary and "the run of an earlier slot" in run.summary, run.summary
+
+
+def test_replace_within_one_tick_skips_the_earlier_planned_slot_saying_why(service, store, clock):
+    service.create_task(
+        {
+            "name": "replacing",
+            "type": "debug.noop",
+            "schedule": "@every 1m",
+            "misfire": "run_all",
+            "concurrency": "replace",
+        },
+        actor="t",
+    )
+    clock.set(T0 + timedelta(minutes=3, seconds=1))  # three slots due in one tick
+    tick(store, clock.now())
+    made = _runs(store, "replacing")
+    assert sorted(r.scheduled_for for r in made) == [T0 + timedelta(minutes=m) for m in (1, 2, 3)]
+    by_slot = {r.scheduled_for: r for r in made}
+    assert by_slot[T0 + timedelta(minutes=3)].status == "pending"
+    for minute in (1, 2):
+        run = by_slot[T0 + timedelta(minutes=minute)]
+        assert run.status == "skipped" and run.summary.startswith("replaced by the run of slot"), run.summary

@@ -112,6 +112,12 @@ class _Plan:
             )
         )
 
+    def replace_planned(self, task: ScheduledTask, reason: str) -> None:
+        """The run this tick planned for an earlier slot of ``task`` becomes a skipped run saying why."""
+        for row in [r for r in self.rows if r["task_id"] == task.id and r["status"] == PENDING]:
+            self.rows.remove(row)
+            self.add(task, row["scheduled_for"], row["scheduled_for"], trigger=Trigger.SKIPPED, summary=reason)
+
     def mark(self) -> tuple[int, int, int, int]:
         return len(self.rows), len(self.notes), len(self.cancels), len(self.next_slots)
 
@@ -253,9 +259,11 @@ def _plan_slot(
         _plan_skip(task, slot, reason, plan)
         return False
     if active and task.concurrency == "replace":
+        reason = f"replaced by the run of slot {slot.isoformat()}"
         for run_id, _status in active:
-            if run_id is not None:  # a run planned in this tick is simply not written
-                plan.cancels.append((run_id, f"replaced by the run of slot {slot.isoformat()}"))
+            if run_id is not None:
+                plan.cancels.append((run_id, reason))
+        plan.replace_planned(task, reason)
         active.clear()
     due_at = slot if task.misfire == "run_all" else max(slot, now)
     if outside_window:
