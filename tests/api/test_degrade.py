@@ -135,3 +135,15 @@ def test_while_postgresql_is_down_the_api_answers_503_with_retry_after(tmp_path)
             store.dispose()
     finally:
         server.remove()
+
+
+def test_healthz_names_a_scheduler_that_stopped_ticking(api):
+    scheduler = Scheduler(api.store, api.settings)  # never started: its last tick is its creation
+    api.app.state.health.scheduler = scheduler
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    scheduler.last_tick -= 2 * api.settings.scheduler_max_sleep_seconds + 11  # as if it hung that long
+    health = api.client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["detail"].startswith("scheduler: no tick for"), health.json()
+    scheduler.run_once()
+    assert api.client.get("/healthz").json() == {"status": "ok"}
