@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from upkeep.bounds import (
     MAX_BACKOFF_SECONDS,
@@ -106,10 +114,64 @@ class AffectsSpec(BaseModel):
         return value
 
 
+MAX_AFTER_TASKS = 20
+MAX_AFTER_WITHIN_SECONDS = 30 * 86400
+TASK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+
+
+class AfterSpec(BaseModel):
+    """Run when other tasks' runs end: ``on`` which ending, and for several tasks (a fan-in) once
+    each has one that ended within ``within`` before the last of them did."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(
+        min_length=1, max_length=MAX_AFTER_TASKS, description="Names of the tasks whose runs this one waits for"
+    )
+    on: Literal["success", "failure", "completion"] = Field(
+        "success",
+        description="success: completed with outcome ok or warning; failure: failed, timed out or outcome "
+        "critical, after its last retry; completion: either",
+    )
+    within: str = Field("24h", description="Fan-in: how close together the upstream runs must have ended, e.g. 6h")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true
+        if isinstance(data, dict) and any(key is True for key in data):
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        import re
+
+        for name in value:
+            if not re.fullmatch(TASK_NAME_PATTERN, name or ""):
+                raise ValueError(f"{name!r} is not a task name")
+        if len(set(value)) != len(value):
+            raise ValueError("names a task twice")
+        return value
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if not 0 < seconds <= MAX_AFTER_WITHIN_SECONDS:
+            raise ValueError("must be longer than 0s and at most 30d, e.g. 6h")
+        return value
+
+    @property
+    def within_seconds(self) -> float:
+        return parse_duration(self.within)
+
+
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    name: str = Field(min_length=1, max_length=200, pattern=TASK_NAME_PATTERN)
     type: str = Field(description="Handler name, domain.action (aliases accepted)")
     description: str = ""
     schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
@@ -134,6 +196,9 @@ class TaskSpec(BaseModel):
     ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
     affects: AffectsSpec | None = Field(
         None, description="Targets its runs disturb, e.g. {services: [api]}: their failing checks are held meanwhile"
+    )
+    after: AfterSpec | None = Field(
+        None, description="Run when other tasks' runs end, e.g. {tasks: [nightly-backup], on: success}"
     )
 
     @field_validator("timezone")
@@ -196,4 +261,10 @@ def validate_task(data: dict[str, Any], registry: Registry = REGISTRY, where: st
         handler.validate_config(spec.config)
     except ConfigError as exc:
         raise ConfigError(f"task {spec.name!r}: {exc.message}", hint=exc.hint, field=exc.field) from None
+    if spec.after is not None and spec.name in spec.after.tasks:
+        raise ConfigError(
+            f"task {spec.name!r}: after.tasks names the task itself ({spec.name} → {spec.name})",
+            hint="a task cannot wait for its own runs",
+            field="after.tasks",
+        )
     return spec

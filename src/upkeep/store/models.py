@@ -50,6 +50,7 @@ class Origin(StrEnum):
     TIER = "tier"
     RETRY = "retry"
     PROCEDURE = "procedure"
+    DEPENDENCY = "dependency"  # created when the runs of the tasks named in its ``after:`` finished
 
 
 PENDING, WAITING, SUBMITTED, RUNNING = RunStatus.PENDING, RunStatus.WAITING, RunStatus.SUBMITTED, RunStatus.RUNNING
@@ -142,6 +143,9 @@ class ScheduledTask(Base):
     expect_success_within_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
     ping_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     affects: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)  # targets its runs disturb
+    after: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)  # {tasks, on, within}
+    # whether some task's ``after:`` names this one: a finishing run looks for dependents only then
+    has_downstream: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
     managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
     file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     next_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -167,6 +171,15 @@ class Run(Base):
             "scheduled_for",
             unique=True,
             sqlite_where=sa.text("origin = 'scheduled'"),
+        ),
+        # Exactly one dependent run per (task, upstream run whose end created it).
+        sa.Index(
+            "uq_runs_dependency",
+            "task_id",
+            "trigger_run_id",
+            unique=True,
+            sqlite_where=sa.text("origin = 'dependency'"),
+            postgresql_where=sa.text("origin = 'dependency'"),
         ),
         sa.Index("ix_runs_status_due", "status", "due_at"),
         sa.Index("ix_runs_task_created", "task_id", "created_at"),
@@ -214,6 +227,10 @@ class Run(Base):
     event_count: Mapped[int] = mapped_column(sa.Integer, default=0)
     # a pending run waiting for a mutex lock: the run holding it, which wakes it when it ends
     blocked_by_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    # a dependent run: the upstream run whose end created it, and every upstream run it waited for
+    # ([{task, run_id, status, finished_at}], the fan-in's inputs; also on a dependent run skipped)
+    trigger_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
+    upstream_runs: Mapped[list[Any] | None] = mapped_column(NullableJSON, nullable=True)
 
 
 class RunEvent(Base):

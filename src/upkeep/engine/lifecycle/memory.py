@@ -70,6 +70,8 @@ class MemoryRun:
     worker: str | None
     submitted_at: datetime | None
     event_count: int
+    trigger_run_id: int | None = None
+    upstream_runs: list[dict[str, Any]] | None = None
     outcome: str | None = None
     started_at: datetime | None = None
     heartbeat_at: datetime | None = None

@@ -49,6 +49,8 @@ class Trigger(StrEnum):
     SKIPPED = "skipped"
     PLANNING_FAILED = "planning_failed"
     WAITING = "waiting"  # created held (an approval step, a checklist): only ``resume`` starts it
+    DEPENDENCY = "dependency"  # the runs named in the task's ``after:`` ended (see ``dependencies``)
+    DEPENDENCY_SKIPPED = "dependency_skipped"  # ... but its concurrency policy refused the run
 
 
 ORIGIN_AND_STATUS: dict[Trigger, tuple[str, str]] = {
@@ -59,6 +61,8 @@ ORIGIN_AND_STATUS: dict[Trigger, tuple[str, str]] = {
     Trigger.SKIPPED: (Origin.SCHEDULED.value, SKIPPED.value),
     Trigger.PLANNING_FAILED: (Origin.SCHEDULED.value, FAILED.value),
     Trigger.WAITING: (Origin.MANUAL.value, WAITING.value),
+    Trigger.DEPENDENCY: (Origin.DEPENDENCY.value, PENDING.value),
+    Trigger.DEPENDENCY_SKIPPED: (Origin.DEPENDENCY.value, SKIPPED.value),
 }
 
 
@@ -79,6 +83,8 @@ def run_values(
     error: str | None = None,
     timeout_seconds: float | None = None,
     reserved_by: str | None = None,
+    trigger_run_id: int | None = None,
+    upstream_runs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The column values of a new run (the task's policies are copied onto the run).
 
@@ -117,6 +123,8 @@ def run_values(
         worker=reserved_by,
         submitted_at=now if reserved_by is not None else None,
         event_count=0,
+        trigger_run_id=trigger_run_id,
+        upstream_runs=upstream_runs,
     )
 
 
@@ -228,6 +236,40 @@ def waiting_event(reason: str) -> Event:
 
 def resumed_event(reason: str) -> Event:
     return Event("info", "resumed", reason)
+
+
+# --- dependencies (a task's ``after:``) ---------------------------------------------------------
+
+SUCCEEDED_OUTCOMES = (None, "ok", "warning")
+
+
+def ends_as(status: str, outcome: str | None) -> set[str]:
+    """Which ``after.on`` values a final run ending this way satisfies (a retried attempt is not final)."""
+    if status == COMPLETED and outcome in SUCCEEDED_OUTCOMES:
+        return {"success", "completion"}
+    if status in (FAILED, TIMED_OUT) or (status == COMPLETED and outcome == "critical"):
+        return {"failure", "completion"}
+    return set()  # cancelled, skipped
+
+
+def triggers_dependents(status: str, origin: str, dry_run: bool, retrying: bool) -> bool:
+    """Whether a finished run may start the tasks that wait for its task: a dry run, a procedure's
+    step and an attempt that is retried do not."""
+    return not dry_run and not retrying and origin != Origin.PROCEDURE and status in (COMPLETED, FAILED, TIMED_OUT)
+
+
+def dependency_event(upstream: list[dict[str, Any]], on: str) -> Event:
+    names = ", ".join(f"run {u['run_id']} of {u['task']}" for u in upstream)
+    return Event("info", "dependency", f"after {names} ({on})", {"upstream_runs": upstream, "on": on})
+
+
+def dependent_event(run_id: int, task: str, skipped: bool) -> Event:
+    what = "skipped run" if skipped else "run"
+    return Event("info", "dependent", f"{what} {run_id} of {task} follows this run", {"run_id": run_id, "task": task})
+
+
+def forbid_skip_reason(holder_id: int, holder_status: str) -> str:
+    return f"skipped: run {holder_id} of this task is still {holder_status} (concurrency forbid)"
 
 
 # a run whose worker is gone fails (and is retried while attempts remain)

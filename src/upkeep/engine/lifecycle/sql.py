@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from upkeep.engine.lifecycle import rules
+from upkeep.engine.lifecycle import dependencies, rules
 from upkeep.engine.lifecycle.events import EVENTS, EVENTS_INSERT, append_event, event_row, insert_event
+from upkeep.engine.lifecycle.inserts import insert_once
 from upkeep.engine.lifecycle.rules import Trigger, run_values
 from upkeep.engine.lifecycle.types import (
     ClaimedRun,
@@ -46,6 +47,7 @@ from upkeep.store.models import (
     SUBMITTED,
     TERMINAL_STATUSES,
     WAITING,
+    Origin,
     Run,
     RunEvent,
     RunLock,
@@ -70,24 +72,8 @@ def insert_scheduled_runs(session: Session | Connection, rows: list[dict[str, An
     if not rows:
         return {}
     bind = session if isinstance(session, Connection) else session.get_bind()
-    stmt = _insert_scheduled_statement(bind.dialect.name)
+    stmt = insert_once(bind.dialect.name, ("task_id", "scheduled_for"), Origin.SCHEDULED.value)
     return {(task_id, slot): run_id for run_id, task_id, slot in session.execute(stmt, rows)}
-
-
-@functools.cache
-def _insert_scheduled_statement(dialect: str) -> sa.Insert:
-    """One statement per dialect whatever the row count: built, hashed and compiled once."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (
-        insert(RUNS)
-        .on_conflict_do_nothing(
-            index_elements=["task_id", "scheduled_for"], index_where=sa.text("origin = 'scheduled'")
-        )
-        .returning(RUNS.c.id, RUNS.c.task_id, RUNS.c.scheduled_for)
-    )
 
 
 def create(
@@ -189,6 +175,8 @@ _FINISH_RETURNING = (
     RUNS.c.status,
     RUNS.c.outcome,
     RUNS.c.id,
+    RUNS.c.task_name,
+    RUNS.c.dry_run,
 )
 
 
@@ -557,6 +545,8 @@ def _finish_in_session(
         ).first()
         if run is not None and run.locks:
             _release_locks(s, run_id, now)
+        if run is not None and run.has_downstream:
+            _start_dependents(s, run, now, retrying=False)
         return run is not None
     run = s.execute(_finish_statement(frozenset(values), tuple(expect)), {**values, "run_id": run_id}).first()
     if run is None:
@@ -568,7 +558,19 @@ def _finish_in_session(
     if rules.retries(status, run.attempt, run.max_retries, run.cancel_requested_at is not None):
         retry_id = _schedule_retry(s, s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).one(), now)
     _update_task_summary(s, run, now, retrying=retry_id is not None)
+    _start_dependents(s, run, now, retrying=retry_id is not None)
     return True
+
+
+_HAS_DOWNSTREAM = sa.select(TASKS.c.has_downstream).where(TASKS.c.id == sa.bindparam("task_id"))
+
+
+def _start_dependents(s: Session | Connection, run: Any, now: datetime, *, retrying: bool) -> None:
+    """Start the tasks whose ``after:`` waits for this run's task (``dependencies``)."""
+    if run.task_id is None or not rules.triggers_dependents(run.status, run.origin, run.dry_run, retrying):
+        return
+    if getattr(run, "has_downstream", None) or s.execute(_HAS_DOWNSTREAM, {"task_id": run.task_id}).scalar():
+        dependencies.start_dependents(s, run, now)
 
 
 def _dialect_name(s: Session | Connection) -> str:
@@ -608,7 +610,10 @@ def _finish_completed_pg(fields: frozenset[str], expect: tuple[str, ...]) -> sa.
             last_success_at=sa.case((succeeded, now), else_=TASKS.c.last_success_at),
         )
     )
-    return sa.select(finished).add_cte(event.cte("finished_event"), summary.cte("task_summary"))
+    has_downstream = sa.select(TASKS.c.has_downstream).where(TASKS.c.id == finished.c.task_id).scalar_subquery()
+    return sa.select(finished, has_downstream.label("has_downstream")).add_cte(
+        event.cte("finished_event"), summary.cte("task_summary")
+    )
 
 
 _WAKE_WAITERS = (
