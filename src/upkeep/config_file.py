@@ -593,6 +593,7 @@ def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGIS
         managed = {name: t.managed_by for name, t in existing.items()}
         file_specs = {name: t.file_spec for name, t in existing.items()}
     wanted = {spec["name"] for spec in desired}
+    _check_graph(loaded, desired, current, managed, prune)
     for spec in desired:
         name = spec["name"]
         if name not in current:
@@ -623,6 +624,23 @@ def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGIS
         if old != new:
             diff.config[section] = _section_changes(section, old, new) or ["changed"]
     return diff, desired
+
+
+def _check_graph(
+    loaded: LoadedConfig, desired: list[dict[str, Any]], current: dict[str, Any], managed: dict[str, str], prune: bool
+) -> None:
+    """The tasks' ``after:`` as they will be once applied: no unknown name, no cycle (path named)."""
+    from upkeep.engine import taskgraph
+
+    kept = {name: spec for name, spec in current.items() if not (prune and managed[name] == "file")}
+    final = {**kept, **{spec["name"]: spec for spec in desired}}
+    edges = {name: list((spec.get("after") or {}).get("tasks", [])) for name, spec in final.items()}
+    try:
+        taskgraph.check(edges, set(edges))
+    except taskgraph.GraphError as exc:
+        index = next((i for i, spec in enumerate(desired) if spec["name"] == exc.task), None)
+        where = loaded.where(index) if index is not None else str(loaded.path)
+        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def apply_file(
@@ -657,13 +675,13 @@ def apply_file(
         by_name = {spec["name"]: spec for spec in desired}
         for spec in diff.create:
             data = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}
-            service.create_task(data, actor=actor, managed_by="file")
+            service.create_task(data, actor=actor, managed_by="file", check_graph=False)
         for name in sorted(set(diff.update) | set(diff.adopt) | set(diff.resync)):
             spec = by_name[name]
             changes = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}
-            service.update_task(name, changes, actor=actor, managed_by="file")
+            service.update_task(name, changes, actor=actor, managed_by="file", check_graph=False)
         for name in diff.delete:
-            service.delete_task(name, actor=actor)
+            service.delete_task(name, actor=actor, check_graph=False)
         heartbeat_config.apply(diff.heartbeats, store, actor=actor, now=service.clock.now())
         silence_file.apply(diff.silences, store, actor=actor, now=service.clock.now())
         records = Records(store, CONFIG_DOMAIN)

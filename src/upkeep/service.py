@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from upkeep.clock import Clock
-from upkeep.engine import hostscope, lifecycle
+from upkeep.engine import hostscope, lifecycle, taskgraph
 from upkeep.engine.lifecycle import Trigger
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.scheduler import first_slot, schedule_of
@@ -63,6 +63,7 @@ SPEC_COLUMNS = {
     "notify": "notify",
     "ping_url": "ping_url",
     "affects": "affects",
+    "after": "after",
 }
 
 
@@ -98,10 +99,16 @@ def _apply_spec(task: ScheduledTask, spec: TaskSpec) -> None:
         value = data[field]
         if field == "notify":
             value = spec.notify.model_dump(mode="json")
+        if field == "after":
+            value = task_after(spec)
         setattr(task, column, value)
     task.expect_success_within_seconds = (
         parse_duration(spec.expect_success_within) if spec.expect_success_within else None
     )
+
+
+def task_after(spec: TaskSpec) -> dict[str, Any] | None:
+    return spec.after.model_dump(mode="json") if spec.after else None
 
 
 class Upkeep:
@@ -176,6 +183,31 @@ class Upkeep:
         with self.store.read() as s:
             names = list(s.execute(sa.select(ScheduledTask.name)).scalars())
         return did_you_mean(name, [*names, *self.registry.names(), *self.registry.aliases()])
+
+    @staticmethod
+    def _edges(s: Session) -> dict[str, list[str]]:
+        """Every task's upstream task names (its ``after.tasks``)."""
+        rows = s.execute(sa.select(ScheduledTask.name, ScheduledTask.after))
+        return {name: list((after or {}).get("tasks", [])) for name, after in rows}
+
+    def _check_graph(self, s: Session, name: str, after: dict[str, Any] | None) -> None:
+        """Refuse an ``after:`` naming no task or closing a cycle (with the path), as if written."""
+        edges = self._edges(s)
+        edges[name] = list((after or {}).get("tasks", []))
+        taskgraph.check(edges, set(edges))
+
+    @staticmethod
+    def _refresh_downstream(s: Session) -> None:
+        """Mark the tasks some ``after:`` names: only their finishing runs look for dependents."""
+        s.flush()
+        named = sorted({name for upstream in Upkeep._edges(s).values() for name in upstream})
+        for flag, which in ((True, ScheduledTask.name.in_(named)), (False, ScheduledTask.name.not_in(named))):
+            s.execute(
+                sa.update(ScheduledTask)
+                .where(which, ScheduledTask.has_downstream.is_not(flag))
+                .values(has_downstream=flag)
+                .execution_options(synchronize_session=False)
+            )
 
     def _check_affects(self, spec) -> None:
         """``affects`` names targets of the inventory (``upkeep apply`` says where in the file)."""
@@ -256,6 +288,7 @@ class Upkeep:
             "expect_success_within_seconds": task.expect_success_within_seconds,
             "ping_url": redact(task.ping_url) if task.ping_url else None,
             "affects": task.affects,
+            "after": task.after,
             "managed_by": task.managed_by,
             "next_run_at": _iso(task.next_run_at),
             "last_run_id": task.last_run_id,
@@ -321,6 +354,8 @@ class Upkeep:
             "error": run.error,
             "cancel_requested": run.cancel_requested_at is not None,
             "triggered_by": run.triggered_by,
+            "trigger_run_id": run.trigger_run_id,
+            "upstream_runs": run.upstream_runs,
         }
 
     # --- tasks ------------------------------------------------------------------------------
@@ -361,9 +396,16 @@ class Upkeep:
 
     def get_task(self, ref: str | int) -> dict[str, Any]:
         with self.store.read() as s:
-            return self.task_view(self._find_task(s, ref), detail=True)
+            task = self._find_task(s, ref)
+            view = self.task_view(task, detail=True)
+            view["upstream"] = list((task.after or {}).get("tasks", []))
+            view["downstream"] = taskgraph.downstream(self._edges(s), task.name)
+            return view
 
-    def create_task(self, data: dict[str, Any], *, actor: str, managed_by: str = "api") -> dict[str, Any]:
+    def create_task(
+        self, data: dict[str, Any], *, actor: str, managed_by: str = "api", check_graph: bool = True
+    ) -> dict[str, Any]:
+        """``check_graph=False``: the caller checked the whole graph it is writing (``apply``)."""
         spec = validate_task(data, self.registry)
         self._check_affects(spec)
         canonical = self.registry.resolve(spec.type)[0].name
@@ -376,6 +418,8 @@ class Upkeep:
                     hint="choose another name or edit it",
                     field="name",
                 )
+            if check_graph:
+                self._check_graph(s, spec.name, task_after(spec))
             task = ScheduledTask(name=spec.name, created_at=now, updated_at=now, managed_by=managed_by)
             _apply_spec(task, spec)
             task.task_type = canonical
@@ -386,6 +430,7 @@ class Upkeep:
             task.next_run_at = first_slot(task, now) if task.enabled else None
             s.add(task)
             s.flush()
+            self._refresh_downstream(s)
             view = self.task_view(task)
             self._audit(s, actor, "create", "task", task.name, None, task_spec_of(task))
         self._wake()
@@ -398,6 +443,7 @@ class Upkeep:
         *,
         actor: str,
         managed_by: str | None = None,
+        check_graph: bool = True,
     ) -> dict[str, Any]:
         now = self.clock.now()
         with self.store.write() as s:
@@ -418,6 +464,8 @@ class Upkeep:
             self.check_said(canonical, said, task={k: v for k, v in changes.items() if before.get(k) != v})
             schedule_changed = any(before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor"))
             was_enabled = task.enabled
+            if check_graph and before.get("after") != task_after(spec):
+                self._check_graph(s, task.name, task_after(spec))
             _apply_spec(task, spec)
             task.task_type = canonical
             task.updated_at = now
@@ -429,6 +477,8 @@ class Upkeep:
             elif schedule_changed or not was_enabled or task.next_run_at is None:
                 task.next_run_at = first_slot(task, now)
             after = task_spec_of(task)
+            if after.get("after") != before.get("after"):
+                self._refresh_downstream(s)
             if after != before:
                 self._audit(s, actor, "update", "task", task.name, before, after)
             view = self.task_view(task)
@@ -456,16 +506,24 @@ class Upkeep:
         self._wake()
         return view
 
-    def delete_task(self, ref: str | int, *, actor: str) -> None:
+    def delete_task(self, ref: str | int, *, actor: str, check_graph: bool = True) -> None:
         with self.store.write() as s:
             task = self._find_task(s, ref, lock=True)
             before = task_spec_of(task)
+            dependents = taskgraph.downstream(self._edges(s), task.name)
+            if check_graph and dependents:
+                raise Conflict(
+                    f"task {task.name!r} is named in the after: of {', '.join(map(repr, dependents))}",
+                    hint="remove it from their after.tasks first, or delete them too",
+                    field="task",
+                )
             active = s.execute(sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(ACTIVE_STATUSES)))
             active = active.scalars().all()
             now = self.clock.now()
             for run_id in active:
                 lifecycle.cancel_in_session(s, run_id, now, "task deleted")
             s.delete(task)
+            self._refresh_downstream(s)
             self._audit(s, actor, "delete", "task", before["name"], before, None)
 
     def trigger(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from upkeep.bounds import MAX_BACKOFF_SECONDS, MAX_GRACE_SECONDS, MAX_JITTER_SECONDS, MAX_TIMEOUT_SECONDS
-from upkeep.engine.taskspec import AffectsSpec, NotifySpec
+from upkeep.engine.taskspec import AffectsSpec, AfterSpec, NotifySpec
 
 Role = Literal["viewer", "operator", "admin"]
 
@@ -58,6 +58,7 @@ class Task(BaseModel):
     expect_success_within_seconds: float | None
     ping_url: str | None = Field(description="Masked: a ping URL is itself a credential")
     affects: dict[str, Any] | None = Field(None, description="Targets its runs disturb (maintenance-aware alerts)")
+    after: dict[str, Any] | None = Field(None, description="The tasks whose runs' end starts this one")
     managed_by: str = Field(description="file (upkeep.yaml) or api")
     next_run_at: str | None
     last_run_id: int | None
@@ -74,6 +75,8 @@ class Task(BaseModel):
 class TaskDetail(Task):
     next_times: list[str] = Field(default_factory=list, description="The next 5 slots (ISO-8601)")
     drift: list[str] = Field(default_factory=list, description="Fields changed since `upkeep apply`")
+    upstream: list[str] = Field(default_factory=list, description="Tasks this one runs after (its after.tasks)")
+    downstream: list[str] = Field(default_factory=list, description="Tasks whose after: names this one")
 
 
 class TaskPage(BaseModel):
@@ -111,6 +114,7 @@ class TaskCreate(BaseModel):
     expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
     ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
     affects: AffectsSpec | None = None
+    after: AfterSpec | None = Field(None, description="Run when other tasks' runs end (cycles are refused)")
 
 
 class TaskPatch(BaseModel):
@@ -140,6 +144,7 @@ class TaskPatch(BaseModel):
     expect_success_within: str | None = None
     ping_url: str | None = None
     affects: AffectsSpec | None = None
+    after: AfterSpec | None = Field(None, description="null removes it")
 
 
 class RunRequest(BaseModel):
@@ -183,6 +188,10 @@ class RunOut(BaseModel):
     error: str | None
     cancel_requested: bool
     triggered_by: str | None
+    trigger_run_id: int | None = Field(None, description="A dependent run: the upstream run whose end created it")
+    upstream_runs: list[dict[str, Any]] | None = Field(
+        None, description="A dependent run: every upstream run it followed ({task, run_id, status, finished_at})"
+    )
 
 
 class RunPage(BaseModel):

@@ -88,6 +88,13 @@ def _print_task(task: dict[str, Any]) -> None:
         ("last run", f"{task['last_run_id'] or ''} {task['last_status'] or ''} {task['last_outcome'] or ''}".strip()),
         ("last success", task["last_success_at"] or ""),
     ]
+    after = task.get("after")
+    if after:
+        within = f", within {after['within']}" if len(after["tasks"]) > 1 else ""
+        rows.append(("upstream", f"{', '.join(after['tasks'])} (on {after['on']}{within})"))
+    else:
+        rows.append(("upstream", "none"))
+    rows.append(("downstream", ", ".join(task.get("downstream") or []) or "none"))
     if task.get("drift"):
         rows.append(("drift", "changed outside upkeep.yaml: " + ", ".join(task["drift"])))
     for key, value in rows:
