@@ -6,12 +6,14 @@ Exactly once, with any number of workers finishing runs at the same moment:
   UPDATE, so one transaction only creates its dependent run; the unique index
   ``uq_runs_dependency`` (task, upstream run) says so in the schema too;
 - a fan-in (``after: {tasks: [a, b]}``): runs of ``a`` and ``b`` ending together must not both
-  miss (each not yet seeing the other) nor both start it. Each finishing transaction takes a
-  lock on the dependent task (PostgreSQL: a transaction-level advisory lock, taken in task id
-  order, so in the graph's order, which has no cycle; SQLite: writes are serialised by ``BEGIN
-  IMMEDIATE``) and then reads, in a statement that sees everything committed before it got the
-  lock. The dependent task's last dependency run records the upstream runs it consumed
-  (``upstream_runs``); it runs again only once every listed task has a newer qualifying run.
+  miss (each not yet seeing the other) nor both start it. A finishing transaction that has
+  dependents to look at first takes one lock (PostgreSQL: a transaction-level advisory lock, the
+  same for every dependent task, so that transactions ending several runs at once, as the
+  embedded executor's batches do, cannot deadlock on each other; SQLite: writes are serialised
+  by ``BEGIN IMMEDIATE``) and then reads, in a statement that sees everything committed before
+  it got the lock. The dependent task's last dependency run records the upstream runs it
+  consumed (``upstream_runs``); it runs again only once every listed task has a newer
+  qualifying run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from upkeep.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, TIMED_OUT, O
 
 RUNS = Run.__table__
 TASKS = ScheduledTask.__table__
-ADVISORY_NAMESPACE = 19  # first key of the advisory lock; the second is the dependent task's id
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(19, 0)")  # dependency decisions' lock (namespace 19, key 0)
 
 _WITH_AFTER = sa.select(TASKS).where(TASKS.c.after.is_not(None), TASKS.c.enabled.is_(True)).order_by(TASKS.c.id)
 _TASK_IDS = sa.select(TASKS.c.name, TASKS.c.id).where(TASKS.c.name.in_(sa.bindparam("names", expanding=True)))
@@ -88,15 +90,16 @@ def start_dependents(s: Session | Connection, run: Any, now: datetime) -> list[i
     """Create the runs (or skipped runs) of the tasks waiting for ``run``'s task, which just ended
     at ``now``; returns their ids. ``run`` has the finishing UPDATE's returned columns."""
     ends = rules.ends_as(run.status, run.outcome)
-    waiting = [t for t in s.execute(_WITH_AFTER) if run.task_name in (t.after or {}).get("tasks", [])]
-    created = []
+    waiting = [
+        task
+        for task in s.execute(_WITH_AFTER)
+        if run.task_name in task.after.get("tasks", []) and task.after.get("on", "success") in ends
+    ]
     postgres = _dialect(s) == "postgresql"
+    if waiting and postgres:  # see the module docstring: one deciding transaction at a time
+        s.execute(_LOCK)
+    created = []
     for task in waiting:
-        on = task.after.get("on", "success")
-        if on not in ends:
-            continue
-        if postgres:  # see the module docstring: one finishing transaction at a time per dependent
-            s.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": ADVISORY_NAMESPACE, "key": task.id})
         upstream = _upstream_runs(s, task, run, now)
         if upstream is not None:
             run_id = _start(s, task, run, upstream, now)
