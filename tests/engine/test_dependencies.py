@@ -4,11 +4,13 @@ transaction that ends the upstream run, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
+from upkeep.engine.scheduler import tick
 from upkeep.errors import ConfigError, Conflict
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
@@ -191,3 +193,14 @@ def test_fan_in_finishing_together_starts_exactly_one_run(service, store):
     assert len(fan_ins) == rounds
     consumed = [u["run_id"] for r in fan_ins for u in r.upstream_runs]
     assert len(consumed) == len(set(consumed)) == 2 * rounds
+
+
+def test_a_dependent_task_keeps_its_own_schedule(service, store):
+    task(service, "backup")
+    task(service, "verify", schedule="@every 1h", concurrency="allow", after={"tasks": ["backup"]})
+    first = run_to_end(service, store, "backup")
+    slot = service.get_task("verify")["next_run_at"]
+    assert slot is not None
+    tick(store, datetime.fromisoformat(slot))
+    origins = sorted((r.origin, r.trigger_run_id) for r in runs_of(store, "verify"))
+    assert origins == [("dependency", first), ("scheduled", None)]
