@@ -179,7 +179,6 @@ class Run(Base):
             "trigger_run_id",
             unique=True,
             sqlite_where=sa.text("origin = 'dependency'"),
-            postgresql_where=sa.text("origin = 'dependency'"),
         ),
         sa.Index("ix_runs_status_due", "status", "due_at"),
         sa.Index("ix_runs_task_created", "task_id", "created_at"),
