@@ -8,7 +8,8 @@ with three queries instead of one per task.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +20,8 @@ from upkeep.store.models import ApiKey, Run, ScheduledTask
 
 FAILED_STATUSES = ("failed", "timed_out")
 FINISHED_STATUSES = ("completed", "failed", "timed_out", "cancelled")
-MIN_GRACE = timedelta(seconds=60)  # the engine's floor on a task's misfire grace for "overdue"
+MIN_GRACE = timedelta(seconds=60)
+PAST_DAY_TTL = timedelta(minutes=10)  # the engine's floor on a task's misfire grace for "overdue"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -41,6 +43,9 @@ class Queries:
     def __init__(self, store: Store, clock: Clock | None = None):
         self.store = store
         self.clock = clock or Clock()
+        # runs per day and outcome of whole past days: (day, counts, counted at)
+        self._days: dict[str, tuple[dict[tuple[str, str | None], int], datetime]] = {}
+        self._days_lock = threading.Lock()
 
     # --- tasks --------------------------------------------------------------------------------
 
@@ -82,6 +87,60 @@ class Queries:
                     "duration_seconds": duration,
                 }
             )
+        return out
+
+    def recent_outcomes(self, task_ids: list[int], limit: int = 20) -> dict[int, list[dict[str, Any]]]:
+        """Each task's last ``limit`` runs (status, outcome), oldest first: one small query per
+        task on the (task_id, created_at) index, so a task with a million runs costs the same."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        with self.store.read() as s:
+            for task_id in task_ids:
+                rows = s.execute(
+                    sa.select(Run.status, Run.outcome, Run.started_at, Run.finished_at)
+                    .where(Run.task_id == task_id)
+                    .order_by(Run.created_at.desc())
+                    .limit(limit)
+                ).all()
+                out[task_id] = [
+                    {
+                        "status": r.status,
+                        "outcome": r.outcome,
+                        "duration_seconds": (r.finished_at - r.started_at).total_seconds()
+                        if r.started_at and r.finished_at
+                        else None,
+                    }
+                    for r in reversed(rows)
+                ]
+        return out
+
+    def runs_per_day(self, days: int = 30) -> list[dict[str, Any]]:
+        """Runs created per UTC day over the last ``days`` days (today included), counted by
+        (status, outcome): ``[{"day": "YYYY-MM-DD", "counts": {(status, outcome): n}}]``, oldest
+        first, empty days included. A past day's counts are kept for ``PAST_DAY_TTL``: runs of a
+        past day rarely change (one finishing after midnight), and recounting 30 days of a busy
+        store on every dashboard refresh would cost more than the rest of the page."""
+        now = self.clock.now().astimezone(UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        out = []
+        with self.store.read() as s:
+            for back in range(days - 1, -1, -1):
+                start = today - timedelta(days=back)
+                key = start.date().isoformat()
+                cached = self._days.get(key) if back else None
+                if cached is None or now - cached[1] > PAST_DAY_TTL:
+                    rows = s.execute(
+                        sa.select(Run.status, Run.outcome, sa.func.count())
+                        .where(Run.created_at >= start, Run.created_at < start + timedelta(days=1))
+                        .group_by(Run.status, Run.outcome)
+                    ).all()
+                    cached = ({(r[0], r[1]): r[2] for r in rows}, now)
+                    if back:
+                        with self._days_lock:
+                            self._days[key] = cached
+                out.append({"day": key, "counts": cached[0]})
+        with self._days_lock:  # forget days that left the range
+            for key in [k for k in self._days if k < out[0]["day"]]:
+                del self._days[key]
         return out
 
     # --- overdue (same definition as Upkeep.overdue_tasks) ------------------------------------
@@ -175,7 +234,7 @@ class Queries:
             next_runs = [
                 {**dict(r._mapping), "next_run_at": _iso(r.next_run_at)}
                 for r in s.execute(
-                    sa.select(t.id, t.name, t.task_type, t.next_run_at)
+                    sa.select(t.id, t.name, t.task_type, t.timezone, t.next_run_at)
                     .where(t.enabled.is_(True), t.next_run_at.is_not(None))
                     .order_by(t.next_run_at)
                     .limit(limit)

@@ -1,7 +1,8 @@
 """System packages the test suite needs, installed when absent (run by `make test`).
 
-Debian packages through apt-get, as root, and the npm packages of ``benchmarks/loggers`` (pino,
-the real logger whose output the log-analysis tests read) through ``npm ci``. Without root or
+Debian packages through apt-get, as root, and through ``npm ci`` the npm packages of
+``benchmarks/loggers`` (pino, the real logger whose output the log-analysis tests read) and of
+``tests/web/a11y`` (axe-core, which the browser tests run on every page). Without root or
 apt-get, it says what is missing and the tests that need it skip (or fail under CI=true).
 """
 
@@ -13,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-LOGGERS = Path(__file__).resolve().parents[2] / "benchmarks" / "loggers"
+ROOT = Path(__file__).resolve().parents[2]
+# folder with a package-lock.json -> the package whose presence says it is installed
+NPM = {ROOT / "benchmarks" / "loggers": "pino", ROOT / "tests" / "web" / "a11y": "axe-core"}
 
 # binary -> Debian package providing it
 NEEDED = {
@@ -49,22 +52,23 @@ def missing() -> list[str]:
 
 def main() -> int:
     install_debian(missing())
-    install_loggers()
+    for folder, package in NPM.items():
+        install_npm(folder, package)
     return 0
 
 
-def install_loggers() -> None:
-    """``npm ci`` from the committed lock file, when pino is not there yet."""
-    if (LOGGERS / "node_modules" / "pino").is_dir():
+def install_npm(folder: Path, package: str) -> None:
+    """``npm ci`` from the committed lock file, when ``package`` is not there yet."""
+    if (folder / "node_modules" / package).is_dir():
         return
     npm = shutil.which("npm")
     if npm is None:
-        print("setup: npm missing; the tests that read pino's logs will skip", file=sys.stderr)
+        print(f"setup: npm missing; the tests that need {package} will skip", file=sys.stderr)
         return
-    print("setup: npm ci in benchmarks/loggers", flush=True)
-    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=LOGGERS, check=False)
+    print(f"setup: npm ci in {folder.relative_to(ROOT)}", flush=True)
+    result = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=False)
     if result.returncode != 0:
-        print("setup: npm ci in benchmarks/loggers failed", file=sys.stderr)
+        print(f"setup: npm ci in {folder.relative_to(ROOT)} failed", file=sys.stderr)
 
 
 def install_debian(packages: list[str]) -> None:

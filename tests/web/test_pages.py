@@ -87,6 +87,7 @@ def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_run
             "name": "t",
             "type": "debug.sleep",
             "schedule": "0 3 * * *",
+            "timezone": "Europe/Zagreb",
             "description": "Nightly nap",
             "config": {"seconds": 2, "outcome": "warning"},
         },
@@ -95,7 +96,14 @@ def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_run
     api.upkeep.trigger("t", actor="test")
     login(api)
     html = api.client.get("/tasks/t").text
-    assert "Nightly nap" in html and html.count("<li><time") >= 5
+    assert "Nightly nap" in html
+    # the next slots in the schedule's own zone, named, with how far away they are
+    slots = re.findall(
+        r'<li><span class="when"><time datetime="[^"]+" data-tz="Europe/Zagreb"[^>]*>([^<]+)</time>'
+        r' <span class="rel">in ',
+        html,
+    )
+    assert len(slots) == 5 and all(s.endswith(" 03:00:00 CET") for s in slots), slots
     assert 'id="f-config-seconds"' in html and 'type="number"' in html and 'value="2"' in html
     assert 'id="f-config-busy"' in html and 'type="checkbox"' in html
     assert 'data-error-for="config.seconds"' in html and "overridable" in html
@@ -159,3 +167,80 @@ def test_form_fields_are_generated_per_json_schema_type():
     assert fields["nested"].kind == "json" and '"depth": 1' in fields["nested"].text
     assert fields["api_token"].kind == "secret"
     assert fields["count"].path == "config.count" and fields["count"].dom_id == "f-config-count"
+
+
+def _finish(api, run_id: int, **fields) -> None:
+    """A run as a worker leaves it when it ends (the lifecycle's own writes are tested in engine/)."""
+    from datetime import UTC, datetime
+
+    from upkeep.store.models import Run
+
+    now = datetime.now(UTC)
+    with api.store.write() as s:
+        run = s.get(Run, run_id)
+        run.started_at, run.finished_at = now, now
+        for key, value in fields.items():
+            setattr(run, key, value)
+
+
+def test_a_finished_run_shows_no_working_progress_bar_and_no_stale_step_text(api):
+    api.upkeep.create_task({"name": "steps", "type": "debug.fail"}, actor="test")
+    failed = api.upkeep.trigger("steps", actor="test")["id"]
+    _finish(api, failed, status="failed", error="boom", progress=None, progress_message="step 3 of 5: copying")
+    done = api.upkeep.trigger("steps", actor="test")["id"]
+    _finish(api, done, status="completed", outcome="ok", progress=0.6, progress_message="step 3 of 5: copying")
+    running = api.upkeep.trigger("steps", actor="test")["id"]
+    _finish(api, running, status="running", finished_at=None, progress=None, progress_message="step 1 of 5")
+    login(api)
+    bar = re.compile(r"<progress [^>]*>")
+    page = api.client.get(f"/runs/{failed}").text
+    assert "hidden" in bar.search(page).group(0) and "value=" not in bar.search(page).group(0)
+    assert "step 3 of 5" not in page
+    page = api.client.get(f"/runs/{done}").text
+    assert 'value="1"' in bar.search(page).group(0) and "step 3 of 5" not in page
+    page = api.client.get(f"/runs/{running}").text  # still working: indeterminate bar and its step
+    assert "hidden" not in bar.search(page).group(0) and "step 1 of 5" in page
+
+
+def test_task_list_shows_last_run_time_duration_and_the_last_20_outcomes(api):
+    api.upkeep.create_task({"name": "t", "type": "debug.noop"}, actor="test")
+    kinds = ["ok"] * 20 + ["critical", "failed", "warning"]
+    for kind in kinds:
+        run_id = api.upkeep.trigger("t", actor="test")["id"]
+        if kind == "failed":
+            _finish(api, run_id, status="failed", error="boom")
+        else:
+            _finish(api, run_id, status="completed", outcome=kind)
+    login(api)
+    html = api.client.get("/tasks").text
+    strip = re.search(r'<svg class="strip"[^>]*aria-label="([^"]+)"', html).group(1)
+    assert strip == "last 20 runs: 17 ok, 1 critical, 1 failed, 1 warning"
+    assert html.count('class="bar s-failed"') == 1 and html.count('class="bar s-critical"') == 1
+
+
+def test_dashboard_charts_runs_per_day_by_outcome(api):
+    api.upkeep.create_task({"name": "t", "type": "debug.noop"}, actor="test")
+    for status, outcome in [("completed", "ok"), ("completed", "ok"), ("completed", "critical"), ("failed", None)]:
+        _finish(api, api.upkeep.trigger("t", actor="test")["id"], status=status, outcome=outcome)
+    login(api)
+    html = api.client.get("/", headers={"X-Fragment": "1"}).text
+    label = re.search(r'<svg class="chart"[^>]*aria-label="(Runs per day[^"]+)"', html).group(1)
+    assert label == "Runs per day over the last 30 days by outcome: 4 runs, at most 4 a day"
+    assert [html.count(f'class="bar s-{k}"') for k in ("ok", "critical", "failed", "warning")] == [1, 1, 1, 0]
+
+
+def test_relative_times_use_the_largest_unit_that_fits():
+    from datetime import UTC, datetime
+
+    from upkeep.web.routes import fmt_relative
+
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    said = {
+        "2026-12-05T12:03:00+00:00": "in 3 min",
+        "2026-12-05T10:00:00+00:00": "2 h ago",
+        "2026-12-05T10:30:00+00:00": "90 min ago",
+        "2026-12-08T12:00:00+00:00": "in 3 d",
+        "2026-12-05T11:59:50+00:00": "just now",
+        "2024-12-05T12:00:00+00:00": "2 y ago",
+    }
+    assert {value: fmt_relative(value, now) for value in said} == said

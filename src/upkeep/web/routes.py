@@ -34,7 +34,15 @@ from upkeep.auth import list_keys, verify_token
 from upkeep.errors import NotFound, UserError
 from upkeep.people import accounts
 from upkeep.store.models import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
-from upkeep.web.charts import duration_chart, outcome_class
+from upkeep.web.charts import (
+    KINDS,
+    chart_kind,
+    duration_chart,
+    legend,
+    outcome_class,
+    outcome_strip,
+    runs_per_day_chart,
+)
 from upkeep.web.forms import fields_from_schema
 
 HERE = Path(__file__).parent
@@ -57,19 +65,44 @@ def _parse(value: str | None) -> datetime | None:
 
 
 _VIEWER_TZ: ContextVar[str | None] = ContextVar("viewer_tz", default=None)  # the signed-in person's time zone
+_NOW: ContextVar[datetime | None] = ContextVar("page_now", default=None)  # the service clock's now, per page
 
 
-def fmt_ts(value: str | None) -> str:
-    """A time as the signed-in person prefers it (their time zone), else in UTC."""
+def _zone(name: str | None):
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ValueError, KeyError):  # a zone this machine does not know: UTC, labelled as such
+        return UTC
+
+
+def fmt_ts(value: str | None, tz: str | None = None) -> str:
+    """A time with its zone: in ``tz`` (a schedule's own zone), else the signed-in person's zone,
+    else UTC. A browser may re-render it in its stored preference (app.js), never without a zone."""
     parsed = _parse(value)
     if parsed is None:
         return "—"
-    tz = _VIEWER_TZ.get()
-    if tz:
-        from zoneinfo import ZoneInfo
+    local = parsed.astimezone(_zone(tz or _VIEWER_TZ.get()))
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
 
-        return parsed.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+def fmt_relative(value: str | None, now: datetime | None = None) -> str:
+    """ "in 3 min", "2 h ago": how far a time is from now, in the largest unit that fits."""
+    parsed = _parse(value)
+    if parsed is None:
+        return ""
+    delta = (parsed - (now or _NOW.get() or datetime.now(UTC))).total_seconds()
+    span = abs(delta)
+    if span < 45:
+        return "just now" if delta <= 0 else "in a moment"
+    # a unit is used from twice its size ("90 min", "36 h"), so a rounded figure stays close
+    size, unit = next((u for u in _UNITS if span >= 2 * u[0]), _UNITS[-1])
+    text = f"{max(round(span / size), 1)} {unit}"
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+_UNITS = ((86400 * 365, "y"), (86400, "d"), (3600, "h"), (60, "min"))
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -93,8 +126,30 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-templates.env.filters.update(ts=fmt_ts, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json)
-templates.env.globals.update(outcome_class=outcome_class, urlencode=urlencode)
+templates.env.filters.update(
+    ts=fmt_ts, relative=fmt_relative, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json
+)
+templates.env.globals.update(
+    outcome_class=outcome_class, urlencode=urlencode, outcome_strip=outcome_strip, legend=legend
+)
+
+
+def axis_time(value: str) -> str:
+    """A chart axis's short time (month-day hour:minute) in the viewer's zone; the chart says which."""
+    parsed = _parse(value)
+    return parsed.astimezone(_zone(_VIEWER_TZ.get())).strftime("%m-%d %H:%M") if parsed else ""
+
+
+def _by_kind(days: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for day in days:
+        row = dict.fromkeys(KINDS, 0)
+        for (status, outcome), n in day["counts"].items():
+            kind = chart_kind(status, outcome)
+            if kind in row:
+                row[kind] += n
+        out.append({"day": day["day"], **row})
+    return out
 
 
 # --- auth -----------------------------------------------------------------------------------
@@ -114,9 +169,11 @@ def _principal(request: Request) -> Principal:
 def _render(request: Request, name: str, principal: Principal | None, status: int = 200, **context) -> Response:
     context.update(request=request, principal=principal, csrf_token=principal.csrf if principal else "")
     token = _VIEWER_TZ.set(principal.timezone if principal else None)
+    now = _NOW.set(_svc(request).clock.now())
     try:
         return templates.TemplateResponse(request, name, context, status_code=status)
     finally:
+        _NOW.reset(now)
         _VIEWER_TZ.reset(token)
 
 
@@ -284,8 +341,9 @@ def dashboard(request: Request) -> Response:
     data = safe(request.app.state.queries.dashboard(days=7))
     store, now = request.app.state.store, _svc(request).clock.now()
     alerting = {"alerts": open_alert_count(store), "targets": safe(targets_overview(store, now))}
+    per_day = runs_per_day_chart(_by_kind(request.app.state.queries.runs_per_day(30)))
     name = "_dashboard.html" if _fragment(request) else "dashboard.html"
-    return _render(request, name, principal, d=data, a=alerting, nav="dashboard")
+    return _render(request, name, principal, d=data, a=alerting, per_day=per_day, nav="dashboard")
 
 
 @router.get("/tasks", response_class=HTMLResponse)
@@ -315,6 +373,7 @@ def tasks_page(
     }
     handlers = {spec.name: spec for spec in svc.registry.all()}
     context = dict(
+        recent=request.app.state.queries.recent_outcomes([t["id"] for t in items]),
         tasks=safe(items),
         total=total,
         offset=offset,
@@ -357,6 +416,11 @@ def task_page(request: Request, ref: str) -> Response:
         fields = fields_from_schema(spec.json_schema(), {**spec.defaults(), **task["config"]})
     runs, runs_total = svc.list_runs(task=task["id"], limit=20)
     history = request.app.state.queries.task_history(task["id"], limit=40)
+    token = _VIEWER_TZ.set(principal.timezone)  # the chart's axis in the viewer's zone
+    try:
+        chart = duration_chart(history, axis_time)
+    finally:
+        _VIEWER_TZ.reset(token)
     return _render(
         request,
         "task.html",
@@ -366,7 +430,8 @@ def task_page(request: Request, ref: str) -> Response:
         fields=fields,
         runs=safe(runs),
         runs_total=runs_total,
-        chart=duration_chart(history),
+        chart=chart,
+        chart_zone=principal.timezone or "UTC",
         nav="tasks",
     )
 
@@ -473,7 +538,8 @@ def keys_page(request: Request) -> Response:
             message="the key page needs the admin role",
             nav="keys",
         )
-    return _render(request, "keys.html", principal, keys=list_keys(request.app.state.store), nav="keys")
+    name = "_keys_table.html" if _fragment(request) else "keys.html"
+    return _render(request, name, principal, keys=list_keys(request.app.state.store), nav="keys")
 
 
 def install_web(app: FastAPI) -> None:

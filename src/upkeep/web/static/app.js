@@ -36,11 +36,50 @@
     flash.timer = setTimeout(() => { box.className = "flash"; }, 6000);
   }
 
+  /* Times: a schedule's own zone (data-tz) wins; then the person's preference (meta timezone);
+     then this browser's stored choice; UTC by default. The server rendered the first two already. */
+  const TZ_KEY = "upkeep.timezone";
+  const storedZone = () => { try { return localStorage.getItem(TZ_KEY) || ""; } catch (e) { return ""; } };
+  function inZone(d, zone) {
+    let parts;
+    try {
+      parts = new Intl.DateTimeFormat("en-GB", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" }).formatToParts(d);
+    } catch (e) { return inZone(d, "UTC"); }
+    const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  }
+  const UNITS = [[86400 * 365, "y"], [86400, "d"], [3600, "h"], [60, "min"]];
+  function relative(d) {
+    const delta = (d - Date.now()) / 1000;
+    const span = Math.abs(delta);
+    if (span < 45) return delta <= 0 ? "just now" : "in a moment";
+    const [size, unit] = UNITS.find((u) => span >= 2 * u[0]) || UNITS[UNITS.length - 1];
+    const text = `${Math.max(Math.round(span / size), 1)} ${unit}`;
+    return delta > 0 ? `in ${text}` : `${text} ago`;
+  }
   function localize(root) {
+    const chosen = storedZone();
     root.querySelectorAll("time[datetime]").forEach((t) => {
-      if (t.dataset.local) return;
       const d = new Date(t.dateTime);
-      if (!isNaN(d)) { t.title = t.textContent; t.textContent = d.toLocaleString(undefined, { timeZone, timeZoneName: "short" }); t.dataset.local = "1"; }
+      if (isNaN(d)) return;
+      const rendered = t.dataset.tz || timeZone || "UTC"; // what the server wrote it in
+      const zone = t.dataset.tz || timeZone || chosen || "UTC";
+      if (t.dataset.raw || zone !== rendered) { t.textContent = inZone(d, zone); delete t.dataset.raw; }
+      const rel = t.nextElementSibling;
+      if (rel && rel.classList.contains("rel")) rel.textContent = relative(d);
+    });
+  }
+  setInterval(() => localize(document), 30000);
+  const zonePick = document.getElementById("tz-pref");
+  if (zonePick) {
+    const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const zones = ["UTC", browserZone, storedZone()].filter((z, i, all) => z && all.indexOf(z) === i);
+    zonePick.innerHTML = zones.map((z) => `<option value="${esc(z)}">${esc(z)}${z === browserZone && z !== "UTC" ? " (this browser)" : ""}</option>`).join("");
+    zonePick.value = storedZone() || "UTC";
+    zonePick.addEventListener("change", () => {
+      try { localStorage.setItem(TZ_KEY, zonePick.value); } catch (e) { /* private mode: this page only */ }
+      document.querySelectorAll("time[datetime]").forEach((t) => { t.dataset.raw = "1"; });
+      localize(document);
     });
   }
 
@@ -55,6 +94,15 @@
     if (s < 1) return Math.round(s * 1000) + " ms";
     if (s < 120) return s.toFixed(1) + " s";
     return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
+  }
+
+  /* replace `el`'s content with the page fragment at `url` (the page's X-Fragment rendering) */
+  async function refresh(el, url) {
+    if (!el) return;
+    const res = await fetch(url, { headers: { "X-Fragment": "1" }, credentials: "same-origin" });
+    if (!res.ok || res.redirected) return;
+    el.innerHTML = await res.text();
+    localize(el);
   }
 
   /* --- enable toggles ------------------------------------------------------------------ */
@@ -213,10 +261,14 @@
   function renderRun(run) {
     document.getElementById("run-status").innerHTML = badge(run.status, run.outcome);
     document.getElementById("run-outcome").textContent = run.outcome || "—";
+    // a finished run's bar stands still (an indeterminate bar would say "still working") and
+    // its last sub-step text goes: it described work in progress
     const bar = document.getElementById("run-progress");
-    if (run.progress != null) { bar.value = run.progress; bar.textContent = Math.round(run.progress * 100) + "%"; }
-    else if (TERMINAL.includes(run.status) && run.status === "completed") { bar.value = 1; }
-    document.getElementById("run-progress-message").textContent = run.progress_message || "";
+    const finished = TERMINAL.includes(run.status);
+    const progress = run.status === "completed" ? 1 : run.progress;
+    if (progress != null) { bar.value = progress; bar.textContent = Math.round(progress * 100) + "%"; }
+    bar.hidden = finished && progress == null;
+    document.getElementById("run-progress-message").textContent = finished ? (progress == null ? "—" : "") : (run.progress_message || "");
     document.getElementById("run-summary").textContent = run.summary || "—";
     const error = document.getElementById("run-error");
     error.textContent = run.error || "—";
@@ -224,7 +276,7 @@
     document.getElementById("run-duration").textContent = fmtDuration(run.duration_seconds);
     for (const [id, key] of [["run-started", "started_at"], ["run-finished", "finished_at"]]) {
       const cell = document.getElementById(id);
-      cell.innerHTML = run[key] ? `<time datetime="${esc(run[key])}">${esc(run[key])}</time>` : "—";
+      cell.innerHTML = run[key] ? `<time datetime="${esc(run[key])}" data-raw="1">${esc(run[key])}</time> <span class="rel"></span>` : "—";
       localize(cell);
     }
     document.getElementById("run-result").textContent = run.result != null ? JSON.stringify(run.result, null, 2) : "—";
@@ -237,7 +289,7 @@
     const li = document.createElement("li");
     li.className = "lvl-" + e.level;
     li.dataset.seq = e.seq;
-    li.innerHTML = `<time datetime="${esc(e.ts)}">${esc(e.ts)}</time> <span class="lvl">${esc(e.level)}</span> <span class="ev">${esc(e.event)}</span> <span class="msg">${esc(e.message)}</span>` +
+    li.innerHTML = `<time datetime="${esc(e.ts)}" data-raw="1">${esc(e.ts)}</time> <span class="lvl">${esc(e.level)}</span> <span class="ev">${esc(e.event)}</span> <span class="msg">${esc(e.message)}</span>` +
       (e.data ? ` <code class="data">${esc(JSON.stringify(e.data))}</code>` : "");
     log.appendChild(li);
     localize(li);
@@ -283,6 +335,8 @@
         const box = document.getElementById("new-token");
         box.hidden = false;
         box.querySelector(".token").textContent = key.token;
+        keyForm.reset();
+        await refresh(document.getElementById("keys-list"), "/keys");
       } catch (err) {
         if (!showFieldError(keyForm, (err.problem || {}).field, err.message)) keyForm.querySelector(".form-error").textContent = err.message;
       }
@@ -322,14 +376,11 @@
       if (document.hidden || document.querySelector("dialog[open]")) return;
       if (el.contains(document.activeElement) && document.activeElement !== document.body) return;
       try {
-        const res = await fetch(el.dataset.live + window.location.search, { headers: { "X-Fragment": "1" }, credentials: "same-origin" });
-        if (!res.ok || res.redirected) return;
-        el.innerHTML = await res.text();
-        localize(el);
+        await refresh(el, el.dataset.live + window.location.search);
       } catch (e) { /* offline for a moment: try again next tick */ }
     }, every);
   });
 
   localize(document);
-  window.upkeep = { api, flash }; // for the other pages' scripts (people.js)
+  window.upkeep = { api, flash, refresh, localize }; // for the other pages' scripts (people.js)
 })();
