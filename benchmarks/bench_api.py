@@ -1,7 +1,8 @@
 """API and UI at scale: 10,000 tasks and 1,000,000 runs in a SQLite store.
 
-Targets (issue 3): task list page p95 < 50 ms (a page of 50), dashboard render < 500 ms, a run
-event reaches the SSE stream within 200 ms of being written.
+Targets (issues 3 and 17): task list page p95 < 50 ms (a page of 50, with each task's last 20
+outcomes), dashboard render with its charts < 300 ms median, a run event reaches the SSE stream
+within 200 ms of being written.
 
 Baselines measured in the same run:
 - task list: the bare SQL query for the same page of 50 rows (the floor any page is built on);
@@ -252,12 +253,12 @@ def _measure_pages(client, store) -> None:
 
         Upkeep(Settings(), store).stats(days=7)
 
-    _times(dashboard, 1)
+    [first_ms] = _times(dashboard, 1)  # counts 30 days of runs for the chart; later views reuse past days
     dash_ms = _times(dashboard, 10)
     stats_ms = _times(service_stats, 3)
     print(
         f"dashboard render ({RUNS} runs):        median {statistics.median(dash_ms):.0f} ms, "
-        f"max {max(dash_ms):.0f} ms (target < 500 ms)"
+        f"max {max(dash_ms):.0f} ms, first view {first_ms:.0f} ms (target < 300 ms median)"
     )
     print(
         f"baseline service stats() (per-task overdue queries): median {statistics.median(stats_ms):.0f} ms; "

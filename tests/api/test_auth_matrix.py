@@ -40,6 +40,12 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/runs/{run_id}/events"): "viewer",
     ("GET", "/api/v1/runs/{run_id}/events/stream"): "viewer",
     ("POST", "/api/v1/runs/{run_id}/cancel"): "operator",
+    ("POST", "/api/v1/runs/{run_id}/rerun"): "operator",
+    ("GET", "/api/v1/backups"): "viewer",
+    ("POST", "/api/v1/backups/{source}/verify"): "operator",
+    ("POST", "/api/v1/backups/{source}/restore-plan"): "operator",
+    ("GET", "/backups"): (PAGE, "viewer"),
+    ("GET", "/targets"): (PAGE, "viewer"),
     ("GET", "/api/v1/stats"): "viewer",
     ("GET", "/api/v1/handlers"): "viewer",
     ("GET", "/api/v1/handlers/{name}"): "viewer",
@@ -176,6 +182,14 @@ def seed(api) -> dict:
     svc.record_audit("test", "note", "task", "sleeper", None, {"ping_url": task["ping_url"]})
     api.post("/api/v1/heartbeats", json={"name": "sleeper", "schedule": "@every 1h"})
     checklist = open_checklist(api.store, title="weekly", items=[NewItem("first"), NewItem("second")])
+    backup = {
+        "id": "20260101T000000Z",
+        "source": "app",
+        "type": "sqlite",
+        "status": "verified",
+        "manifest": {"size": 9},
+    }
+    Records(api.store, "backup").put("app/20260101T000000Z", {**backup, "created_at": now.isoformat()})
     return {"task": task, "run_id": run_id, "checklist_id": checklist["id"]}
 
 
@@ -272,6 +286,7 @@ class Caller:
             .replace("{link}", link)
             .replace("{silence_id}", str(silence_id))
             .replace("{run_id}", str(self.seeded["run_id"]))
+            .replace("{source}", "app")
             .replace("{name}", "debug.sleep")
             .replace("{token}", "no-such-token")
             .replace("{exit_status}", "3")

@@ -17,10 +17,13 @@ from _ui import check_page
 
 from support.people import finished
 from support.servers import free_port
+from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.heartbeats.monitors import create_heartbeat
 from upkeep.notify import alerts
+from upkeep.notify.alerter import Alerter
 from upkeep.people import accounts
 from upkeep.service import Upkeep
+from upkeep.store.records import Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "a long admin password"
@@ -43,8 +46,19 @@ def _seed(api, tmp_path) -> dict[str, int]:
         },
         actor="test",
     )
+    Records(api.store, CONFIG_DOMAIN).put(
+        "targets",
+        {
+            "services": {"web": {"type": "tcp", "port": free_port()}},
+            "logs": {"api": {"paths": [LONG_PATH]}},
+        },
+    )
     setup.create_task(
-        {"name": "app-health", "type": "health.check", "config": {"checks": [{"type": "tcp", "port": free_port()}]}},
+        {
+            "name": "app-health",
+            "type": "health.check",
+            "config": {"services": ["web"], "checks": [{"type": "tcp", "port": free_port()}]},
+        },
         actor="test",
     )
     setup.create_task(
@@ -83,6 +97,7 @@ def test_every_page_fits_a_phone_and_passes_axe(api, browser, artifacts_dir, tmp
             t: finished(setup, setup.trigger(t, actor="test")["id"]) for t in ("nightly-backup", "app-health", "broken")
         }
         finished(setup, setup.trigger("nap", actor="test")["id"])
+        Alerter(api.store, api.settings).evaluate_once()  # the targets' states, as `upkeep serve` keeps them
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.set_default_timeout(20_000)
         page.goto(f"{server.url}/login")
@@ -100,6 +115,8 @@ def test_every_page_fits_a_phone_and_passes_axe(api, browser, artifacts_dir, tmp
             "run-critical": f"/runs/{runs['app-health']['id']}",
             "run-failed": f"/runs/{runs['broken']['id']}",
             "alerts": "/alerts",
+            "backups": "/backups",
+            "targets": "/targets",
             "heartbeats": "/heartbeats",
             "heartbeat": "/heartbeats/cron-job",
             "checklists": "/checklists",

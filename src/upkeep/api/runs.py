@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
@@ -93,6 +94,26 @@ def cancel_run(
     """Pending runs end at once; a running run stops at its next check (or is killed after the
     grace period). Cancelling a finished run changes nothing."""
     return safe(svc.cancel_run(run_id, actor=principal.actor))
+
+
+class RerunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: bool = Field(False, description="Approve a confirmed action (e.g. a restore) for this run only")
+
+
+@router.post("/runs/{run_id}/rerun", response_model=RunOut, status_code=202, responses=READ, summary="Run a run again")
+def rerun(
+    body: RerunRequest | None = Body(None),
+    run_id: int = RunId,
+    principal: Principal = Depends(require_operator),
+    svc: Upkeep = Depends(get_upkeep),
+) -> dict:
+    """Queue a new run of what this run ran: its task with the same overrides and dry-run flag, or
+    the same one-off handler config. ``confirm`` is not carried over from the original run."""
+    from upkeep.app.runs import rerun as rerun_run
+
+    return safe(rerun_run(svc, run_id, actor=principal.actor, confirm=(body or RerunRequest()).confirm))
 
 
 @router.get("/stats", response_model=Stats, responses=READ, tags=["stats"], summary="Counts over recent days")

@@ -181,7 +181,7 @@ class Run(Base):
             sqlite_where=sa.text("origin = 'dependency'"),
         ),
         sa.Index("ix_runs_status_due", "status", "due_at"),
-        sa.Index("ix_runs_task_created", "task_id", "created_at"),
+        sa.Index("ix_runs_task_recent", "task_id", "created_at", "status", "outcome"),  # the last 20 outcomes
         sa.Index("ix_runs_finished", "finished_at"),
         sa.Index("ix_runs_created_status", "created_at", "status"),
     )

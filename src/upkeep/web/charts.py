@@ -166,3 +166,19 @@ def outcome_strip(runs: list[dict[str, Any]], slots: int = 20) -> Markup:
         f'<svg class="strip" width="{slots * 7}" height="14" viewBox="0 0 {slots * 7} 14" role="img" '
         f'aria-label="{escape(label)}"><title>{escape(label)}</title>{"".join(cells)}</svg>'
     )
+
+
+def sparkline(values: list[float | None], label: str) -> Markup:
+    """A small line of values, oldest left, for a trend beside a figure (backup sizes)."""
+    points = [v for v in values if v is not None]
+    if len(points) < 2:
+        return Markup("")
+    low, high = min(points), max(points)
+    spread = (high - low) or 1.0
+    step = 100 / (len(points) - 1)
+    coords = " ".join(f"{i * step:.1f},{22 - (v - low) / spread * 20:.1f}" for i, v in enumerate(points))
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 100 24" preserveAspectRatio="none" role="img" aria-label="{escape(label)}">'
+        f"<title>{escape(label)}</title>"
+        f'<polyline points="{coords}" fill="none" vector-effect="non-scaling-stroke"/></svg>'
+    )

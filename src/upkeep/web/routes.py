@@ -118,6 +118,18 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+def fmt_size(n: int | None) -> str:
+    """Bytes in binary units, as ``upkeep backups list`` shows them."""
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def fmt_percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
@@ -127,7 +139,7 @@ def pretty_json(value: Any) -> str:
 
 
 templates.env.filters.update(
-    ts=fmt_ts, relative=fmt_relative, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json
+    ts=fmt_ts, relative=fmt_relative, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json, size=fmt_size
 )
 templates.env.globals.update(
     outcome_class=outcome_class, urlencode=urlencode, outcome_strip=outcome_strip, legend=legend
@@ -545,6 +557,7 @@ def keys_page(request: Request) -> Response:
 def install_web(app: FastAPI) -> None:
     from upkeep.web.alerts import router as alert_pages
     from upkeep.web.heartbeats import router as heartbeat_pages
+    from upkeep.web.pages import router as other_pages
     from upkeep.web.people import router as people_pages
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -557,6 +570,7 @@ def install_web(app: FastAPI) -> None:
     app.include_router(heartbeat_pages)
     app.include_router(people_pages)
     app.include_router(alert_pages)
+    app.include_router(other_pages)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -258,6 +258,7 @@
   /* --- run page: live log over server-sent events ------------------------------------- */
   const state = document.getElementById("run-state");
   const cancelBtn = document.getElementById("cancel-run");
+  const rerunBtn = document.getElementById("rerun-run");
   function renderRun(run) {
     document.getElementById("run-status").innerHTML = badge(run.status, run.outcome);
     document.getElementById("run-outcome").textContent = run.outcome || "—";
@@ -281,6 +282,7 @@
     }
     document.getElementById("run-result").textContent = run.result != null ? JSON.stringify(run.result, null, 2) : "—";
     if (cancelBtn) cancelBtn.hidden = TERMINAL.includes(run.status);
+    if (rerunBtn) rerunBtn.hidden = !TERMINAL.includes(run.status);
     state.dataset.status = run.status;
   }
   function appendEvent(e) {
@@ -323,6 +325,24 @@
       }
     });
   }
+
+  /* --- actions that queue a run and open it: rerun, verify a backup, plan a restore ---- */
+  async function queueAndOpen(btn, url, body) {
+    btn.disabled = true;
+    try {
+      const run = await api("POST", url, body);
+      window.location.href = `/runs/${run.id}`;
+    } catch (err) {
+      flash(err.message, "bad");
+      btn.disabled = false;
+    }
+  }
+  if (rerunBtn) rerunBtn.addEventListener("click", () => queueAndOpen(rerunBtn, `/api/v1/runs/${rerunBtn.dataset.runId}/rerun`));
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest && ev.target.closest("[data-backup-action]");
+    if (!btn) return;
+    queueAndOpen(btn, `/api/v1/backups/${encodeURIComponent(btn.dataset.source)}/${btn.dataset.backupAction}`, { backup: btn.dataset.backup });
+  });
 
   /* --- keys page ----------------------------------------------------------------------- */
   const keyForm = document.getElementById("key-form");
