@@ -26,7 +26,7 @@ Source = Path(min_length=1, max_length=200, pattern=NAME, description="A catalog
 
 
 class BackupChoice(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     backup: str = Field("latest", min_length=1, max_length=200, pattern=NAME, description="A backup id, or latest")
 

@@ -97,7 +97,7 @@ def cancel_run(
 
 
 class RerunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     confirm: bool = Field(False, description="Approve a confirmed action (e.g. a restore) for this run only")
 
