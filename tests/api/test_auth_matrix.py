@@ -67,6 +67,7 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/"): (PAGE, "viewer"),
     ("GET", "/tasks"): (PAGE, "viewer"),
     ("GET", "/tasks/{ref}"): (PAGE, "viewer"),
+    ("GET", "/tasks/new"): (PAGE, "admin"),
     ("GET", "/runs"): (PAGE, "viewer"),
     ("GET", "/runs/{run_id}"): (PAGE, "viewer"),
     ("GET", "/audit"): (PAGE, "viewer"),

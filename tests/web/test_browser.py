@@ -60,9 +60,9 @@ def test_operator_flow_in_a_real_browser(api, browser, artifacts_dir):
 
         # fix it
         seconds.fill("1.2")
-        page.get_by_role("button", name="Save configuration").click()
-        page.locator(".saved", has_text="Saved.").first.wait_for()
-        page.wait_for_load_state("load")
+        with page.expect_navigation():  # the page reloads itself once saved
+            page.get_by_role("button", name="Save configuration").click()
+            page.locator(".saved", has_text="Saved.").first.wait_for()
         assert svc.get_task("nap")["config"] == {"seconds": 1.2}
 
         # run it and watch the events stream to completion

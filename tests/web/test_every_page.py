@@ -110,6 +110,8 @@ def test_every_page_fits_a_phone_and_passes_axe(api, browser, artifacts_dir, tmp
             "tasks": "/tasks",
             "task": "/tasks/nightly-backup",
             "task-failing": "/tasks/broken",
+            "task-new": "/tasks/new?type=health.check",
+            "task-clone-yaml": "/tasks/new?from=nightly-backup",
             "runs": "/runs",
             "run-completed": f"/runs/{runs['nightly-backup']['id']}",
             "run-critical": f"/runs/{runs['app-health']['id']}",

@@ -49,6 +49,19 @@ def overridable(default: Any = ..., **kwargs: Any) -> Any:
     return Field(default, json_schema_extra=extra, **kwargs)
 
 
+INVENTORY_NAMES = "x-inventory-names"  # a list of names of one inventory kind (the UI's multi-select)
+
+
+def inventory_names(kind: str, default: Any = ..., *, overridable: bool = False, **kwargs: Any) -> Any:
+    """A list of names of ``targets.<kind>`` entries (``services: [api, web]``): a plain value, which
+    the UI offers as a multi-select of the inventory's names."""
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[INVENTORY_NAMES] = kind
+    if overridable:
+        extra[OVERRIDABLE] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
 def host_scoped(
     default: Any = ...,
     *,

@@ -87,6 +87,7 @@ from upkeep.engine.registry import (
     handler,
     host_scoped,
     inventory_kind,
+    inventory_names,
     overridable,
 )
 from upkeep.engine.targets import target_id
@@ -105,13 +106,17 @@ MAX_TARGET_EVENTS = 50
 
 
 class HealthCheckConfig(HandlerConfig):
-    services: list[str] | None = overridable(
+    services: list[str] | None = inventory_names(
+        "services",
         None,
+        overridable=True,
         description="Inventory targets (targets.services) to check; null checks all of them, [] none "
         "(only the inline `checks`).",
     )
-    databases: list[str] = overridable(
+    databases: list[str] = inventory_names(
+        "databases",
         [],
+        overridable=True,
         description="Inventory targets (targets.databases) to check: PostgreSQL connect and SELECT 1, Redis PING.",
     )
     checks: list[AnyTarget] = Field(  # type: ignore[valid-type]

@@ -1,9 +1,16 @@
 """Form fields generated from a handler's config JSON schema.
 
 Each property becomes one input: ``string`` a text input (password for secret-looking names),
-``integer``/``number`` a number input, ``boolean`` a checkbox, ``enum`` a select, and anything
-else (arrays, objects, unions) a JSON textarea. The server stays the judge: the form is submitted
-with ``novalidate`` and the API's problem+json errors are shown next to each field.
+``integer``/``number`` a number input, ``boolean`` a checkbox, ``enum`` a select, a list of
+strings a textarea of one item per line, a list of enum values checkboxes, and anything else
+(lists of objects, unions) a JSON textarea.
+
+Given the inventory (the UI's task forms), references become pickers: a list of names of one
+inventory kind (``x-inventory-names``) a set of checkboxes of that kind's names, a host-scoped
+field that an inventory name may stand in for a select of those names. A host-scoped value only
+upkeep.yaml may set (a path, a DSN...) is shown read-only, "set in upkeep.yaml", and never sent.
+The server stays the judge: the form is submitted with ``novalidate`` and the API's problem+json
+errors are shown next to each field.
 """
 
 from __future__ import annotations
@@ -12,11 +19,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from upkeep.engine.hostscope import HOST_SCOPED, INVENTORY_REFS
-from upkeep.engine.registry import OVERRIDABLE
+from upkeep.engine.hostscope import ALSO_NAMES, ANY_NAME, HOST_SCOPED, INVENTORY_REFS
+from upkeep.engine.registry import INVENTORY_NAMES, OVERRIDABLE
 from upkeep.secrets import is_secret_key
 
-KINDS = ("string", "secret", "integer", "number", "boolean", "enum", "json")
+KINDS = ("string", "secret", "integer", "number", "boolean", "enum", "lines", "multi", "picker", "readonly", "json")
 
 
 @dataclass
@@ -36,6 +43,7 @@ class FormField:
     host_scoped: bool = False  # only upkeep.yaml or the local CLI may set it (see upkeep.engine.hostscope)
     inventory_refs: list[str] = field(default_factory=list)  # ...except by a name of these inventory kinds
     options: list[Any] = field(default_factory=list)
+    chosen: list[Any] = field(default_factory=list)  # a multi-select's selected options
     attrs: dict[str, Any] = field(default_factory=dict)
     type_label: str = ""
 
@@ -105,13 +113,57 @@ def _kind(schema: dict[str, Any], name: str) -> str:
     return "json"
 
 
+def _choices(inventory: dict[str, Any], kinds: list[str], also: list[str] = ()) -> list[str]:
+    names = [
+        n
+        for kind in kinds
+        for n in sorted((inventory.get(kind) or {}) if isinstance(inventory.get(kind), dict) else [])
+    ]
+    return list(dict.fromkeys([*names, *also]))
+
+
+def _widget(prop: dict[str, Any], inner: dict[str, Any], kind: str, value: Any, inventory: dict | None):
+    """The UI widget of a field given the inventory: ``(kind, options)``."""
+    if inventory is None:
+        return kind, list(inner.get("enum", []))
+    items = inner.get("items") if inner.get("type") == "array" else None
+    names_of = prop.get(INVENTORY_NAMES)
+    if names_of:
+        return "multi", _choices(inventory, [names_of])
+    if prop.get(HOST_SCOPED):
+        refs = list(prop.get(INVENTORY_REFS) or [])
+        options = _choices(inventory, refs, prop.get(ALSO_NAMES) or [])
+        inline = value not in (None, "", [], {}) and not (isinstance(value, str) and value in options)
+        if inline and not (prop.get(ANY_NAME) and isinstance(value, str)):
+            return "readonly", []
+        if refs or prop.get(ALSO_NAMES):
+            return "picker", options
+        if prop.get(ANY_NAME):
+            return "string", []
+        return "readonly", []
+    if isinstance(items, dict) and "enum" in items:
+        return "multi", list(items["enum"])
+    if isinstance(items, dict) and items.get("type") == "string":
+        return "lines", []
+    return kind, list(inner.get("enum", []))
+
+
 def fields_from_schema(
-    schema: dict[str, Any], values: dict[str, Any] | None = None, *, prefix: str = "config", only_overridable=False
+    schema: dict[str, Any],
+    values: dict[str, Any] | None = None,
+    *,
+    prefix: str = "config",
+    only_overridable=False,
+    inventory: dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> list[FormField]:
     """One ``FormField`` per property of the config schema, filled with ``values``.
 
     Pass the handler's defaults merged under the stored config as ``values``
-    (``{**spec.defaults(), **config}``): defaults made by factories are not in the schema."""
+    (``{**spec.defaults(), **config}``): defaults made by factories are not in the schema. With
+    ``inventory`` (``targets`` of upkeep.yaml), references become pickers and host-scoped values
+    read-only (see the module's docstring). ``defaults`` (``spec.defaults()``) are what a new
+    task's form leaves out unless changed."""
     values = values or {}
     required = set(schema.get("required", []))
     out = []
@@ -121,13 +173,15 @@ def fields_from_schema(
         if only_overridable and not overridable_flag:
             continue
         inner, nullable = _unwrap_nullable(prop, schema)
-        kind = _kind(inner, name)
-        has_default = "default" in prop
-        default = prop.get("default")
+        has_default = "default" in prop or name in (defaults or {})
+        default = (defaults or {}).get(name, prop.get("default"))  # a factory's default is not in the schema
         value = values.get(name, default)
-        if kind == "json":
-            text = "" if value is None else json.dumps(value, indent=2)
-        elif kind == "boolean":
+        kind, options = _widget({**raw, **prop}, _resolve(inner, schema), _kind(inner, name), value, inventory)
+        if kind in ("json", "readonly"):
+            text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, indent=2))
+        elif kind == "lines":
+            text = "\n".join(str(v) for v in value or [])
+        elif kind in ("boolean", "multi"):
             text = ""
         else:
             text = "" if value is None else str(value)
@@ -155,7 +209,8 @@ def fields_from_schema(
                 overridable=overridable_flag,
                 host_scoped=bool(prop.get(HOST_SCOPED)),
                 inventory_refs=list(prop.get(INVENTORY_REFS) or []),
-                options=list(inner.get("enum", [])),
+                options=options,
+                chosen=list(value) if kind == "multi" and isinstance(value, list) else [],
                 attrs=attrs,
                 type_label=type_label(raw, schema),
             )

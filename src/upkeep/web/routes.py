@@ -348,14 +348,16 @@ def logout(request: Request, csrf_token: str = Form("", max_length=200)) -> Resp
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request) -> Response:
     from upkeep.app.alerts import open_alert_count, targets_overview
+    from upkeep.app.tasks import drifted as drifted_tasks
 
     principal = _principal(request)
     data = safe(request.app.state.queries.dashboard(days=7))
     store, now = request.app.state.store, _svc(request).clock.now()
     alerting = {"alerts": open_alert_count(store), "targets": safe(targets_overview(store, now))}
     per_day = runs_per_day_chart(_by_kind(request.app.state.queries.runs_per_day(30)))
+    drifted = drifted_tasks(store)
     name = "_dashboard.html" if _fragment(request) else "dashboard.html"
-    return _render(request, name, principal, d=data, a=alerting, per_day=per_day, nav="dashboard")
+    return _render(request, name, principal, d=data, a=alerting, per_day=per_day, drifted=drifted, nav="dashboard")
 
 
 @router.get("/tasks", response_class=HTMLResponse)
@@ -424,8 +426,11 @@ def task_page(request: Request, ref: str) -> Response:
             [],
         )
     else:
+        from upkeep.engine.execute import load_targets
+
         handler = spec.describe()
-        fields = fields_from_schema(spec.json_schema(), {**spec.defaults(), **task["config"]})
+        values = {**spec.defaults(), **task["config"]}
+        fields = fields_from_schema(spec.json_schema(), values, inventory=load_targets(svc.store))
     runs, runs_total = svc.list_runs(task=task["id"], limit=20)
     history = request.app.state.queries.task_history(task["id"], limit=40)
     token = _VIEWER_TZ.set(principal.timezone)  # the chart's axis in the viewer's zone
@@ -444,8 +449,18 @@ def task_page(request: Request, ref: str) -> Response:
         runs_total=runs_total,
         chart=chart,
         chart_zone=principal.timezone or "UTC",
+        drift_yaml=_drift_yaml(request, task),
         nav="tasks",
     )
+
+
+def _drift_yaml(request: Request, task: dict[str, Any]) -> str | None:
+    """The upkeep.yaml entry that makes the file match a file-made task edited here."""
+    if not task.get("drift"):
+        return None
+    from upkeep.app.tasks import stored, task_yaml
+
+    return task_yaml(safe(stored(request.app.state.store, task["id"])))
 
 
 @router.get("/runs", response_class=HTMLResponse)
@@ -559,6 +574,7 @@ def install_web(app: FastAPI) -> None:
     from upkeep.web.heartbeats import router as heartbeat_pages
     from upkeep.web.pages import router as other_pages
     from upkeep.web.people import router as people_pages
+    from upkeep.web.task_pages import router as task_pages
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -566,6 +582,7 @@ def install_web(app: FastAPI) -> None:
     def favicon() -> FileResponse:  # where browsers look when a page names no icon (the API docs, errors)
         return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon")
 
+    app.include_router(task_pages)  # before /tasks/{ref}: /tasks/new is not a task
     app.include_router(router)
     app.include_router(heartbeat_pages)
     app.include_router(people_pages)

@@ -183,13 +183,23 @@
       return Number.isNaN(n) ? v : n;
     }
     if (kind === "enum") return v === "" ? null : JSON.parse(v);
+    if (kind === "picker") return v === "" ? null : v;
+    if (kind === "lines") return v.split("\n").map((x) => x.trim()).filter((x) => x);
+    if (kind === "multi") {
+      const chosen = [...el.querySelectorAll("input[type=checkbox]:checked")].map((b) => b.value);
+      return !chosen.length && el.dataset.nullable === "true" ? null : chosen;
+    }
     if (kind === "json") {
       if (v.trim() === "") return null;
       return JSON.parse(v); // a SyntaxError is reported next to the field
     }
-    if (v === "" && (el.dataset.nullable === "true" || el.name.startsWith("config."))) return null;
+    if (v === "" && (el.dataset.nullable === "true" || fieldName(el).startsWith("config."))) return null;
     return v;
   }
+
+  const fieldName = (el) => el.name || el.dataset.name || "";
+  // a default as the browser writes it (10.0 -> 10), so an untouched field compares equal
+  const normal = (text) => { try { return JSON.stringify(JSON.parse(text)); } catch (e) { return text; } };
 
   function setPath(obj, path, value) {
     const parts = path.split(".");
@@ -202,7 +212,7 @@
     const slot = field && form.querySelector(`[data-error-for="${CSS.escape(field)}"]`);
     if (slot) {
       slot.textContent = message;
-      const input = form.querySelector(`[name="${CSS.escape(field)}"]`);
+      const input = form.querySelector(`[name="${CSS.escape(field)}"], [data-name="${CSS.escape(field)}"]`);
       if (input) input.setAttribute("aria-invalid", "true");
       return true;
     }
@@ -224,21 +234,30 @@
       if (saved) saved.textContent = "";
       const body = {};
       let bad = false;
+      // an edit sends what the user changed; a new task what differs from the handler's defaults
+      const creating = Boolean(form.dataset.postUrl);
+      if (creating) body.type = form.dataset.type;
       form.querySelectorAll("[data-kind]").forEach((el) => {
         try {
           const value = readField(el);
-          if (JSON.stringify(value) !== el.dataset.initial) setPath(body, el.name, value);
+          const before = creating ? (el.dataset.always ? undefined : normal(el.dataset.default)) : el.dataset.initial;
+          if (JSON.stringify(value) !== before) setPath(body, fieldName(el), value);
         } catch (e) {
           bad = true;
-          showFieldError(form, el.name, "Not valid JSON: " + e.message);
+          showFieldError(form, fieldName(el), "Not valid JSON: " + e.message);
         }
       });
       if (bad) return;
-      if (!Object.keys(body).length) {
+      if (!creating && !Object.keys(body).length) {
         if (saved) saved.textContent = "Nothing changed.";
         return;
       }
       try {
+        if (creating) {
+          const task = await api("POST", form.dataset.postUrl, body);
+          window.location.href = `/tasks/${encodeURIComponent(task.name)}`;
+          return;
+        }
         await api("PATCH", form.dataset.patchUrl, body);
         if (saved) saved.textContent = "Saved.";
         flash("Saved.", "ok");
@@ -342,6 +361,21 @@
     const btn = ev.target.closest && ev.target.closest("[data-backup-action]");
     if (!btn) return;
     queueAndOpen(btn, `/api/v1/backups/${encodeURIComponent(btn.dataset.source)}/${btn.dataset.backupAction}`, { backup: btn.dataset.backup });
+  });
+
+  /* --- delete a task -------------------------------------------------------------------- */
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest && ev.target.closest("[data-delete-task]");
+    if (!btn) return;
+    if (!window.confirm(btn.dataset.question)) return;
+    btn.disabled = true;
+    try {
+      await api("DELETE", `/api/v1/scheduled-tasks/${encodeURIComponent(btn.dataset.deleteTask)}`);
+      window.location.href = "/tasks";
+    } catch (err) {
+      flash(err.message, "bad");
+      btn.disabled = false;
+    }
   });
 
   /* --- keys page ----------------------------------------------------------------------- */
