@@ -4,16 +4,16 @@ The task list shows each task's last 20 outcomes; with status and outcome in the
 read without touching the runs table (30x faster with a million runs). The new index serves
 every query the old one did (same leading columns), so the old one goes.
 
-Revision ID: 0006_issue17
-Revises: 0005_issue15
+Revision ID: 0007_issue17
+Revises: 0006_issue19
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0006_issue17"
-down_revision = "0005_issue15"
+revision = "0007_issue17"
+down_revision = "0006_issue19"
 branch_labels = None
 depends_on = None
 
