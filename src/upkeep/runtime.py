@@ -99,7 +99,7 @@ def serve(
             executor = EmbeddedExecutor(settings, store)
             executor.start()
             parts.append(executor)
-            # the first slots should find workers ready, not wait for their start-up
+            # the warm workers (``workers_warm``) should be ready for the first slots
             if not executor.wait_ready(WORKERS_READY_SECONDS):
                 log.warning("workers not ready after %ss; starting the scheduler anyway", WORKERS_READY_SECONDS)
     if scheduler:

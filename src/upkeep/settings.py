@@ -62,7 +62,13 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, description="Base URL used in alert links and ping URLs")
     access_log: bool = Field(default=False, description="Log every HTTP request `upkeep serve` answers")
     ping_rate_limit: str = Field(default="200/minute", description="Pings one heartbeat token may send")
-    worker_processes: int = Field(default=4, ge=1, le=64)
+    worker_processes: int = Field(default=4, ge=1, le=64, description="At most this many runs at once")
+    worker_idle_seconds: float = Field(
+        default=30.0, gt=0, le=DAY, description="A worker process idle this long exits (another starts for due runs)"
+    )
+    workers_warm: int = Field(
+        default=0, ge=0, le=64, description="Worker processes kept started while idle (0: none, the lightest)"
+    )
     heartbeat_seconds: float = Field(default=10.0, gt=0, le=HOUR)
     stale_after_missed_heartbeats: int = Field(default=3, ge=1, le=1000)
     cancel_grace_seconds: float = Field(default=5.0, ge=0, le=HOUR)

@@ -180,3 +180,69 @@ def test_recovery_kills_leftovers_of_a_dead_worker_before_retrying(tmp_path):
     retry = runs_[0]
     assert retry["retry_of"] == run_id and retry["attempt"] == 2 and retry["status"] == "pending"
     store.dispose()
+
+
+def pool_processes() -> dict[str, list[psutil.Process]]:
+    """This process's fork server and the worker processes forked by it."""
+    found: dict[str, list[psutil.Process]] = {"fork_server": [], "workers": []}
+    for child in psutil.Process().children():
+        try:
+            if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                found["fork_server"].append(child)
+                found["workers"] += [w for w in child.children() if w.status() != psutil.STATUS_ZOMBIE]
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_an_idle_pool_holds_no_process_starts_workers_for_due_runs_and_retires_them(tmp_path):
+    settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, worker_idle_seconds=1)
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    service = Upkeep(settings, store, trusted=True)
+    executor = EmbeddedExecutor(settings, store, size=2)
+    executor.start()
+    try:
+        assert executor.wait_ready(5)
+        assert pool_processes() == {"fork_server": [], "workers": []}  # default settings: nothing started
+        service.create_task({"name": "a", "type": "debug.sleep", "config": {"seconds": 6}}, actor="t")
+        service.create_task({"name": "b", "type": "debug.sleep", "config": {"seconds": 6}}, actor="t")
+        ids = [service.trigger(name, actor="t")["id"] for name in ("a", "b")]
+        assert all(wait_for(service, run_id, timeout=60)["status"] == "completed" for run_id in ids)
+        pids = {service.get_run(run_id)["worker"].split(":")[-1] for run_id in ids}
+        assert len(pids) == 2  # both ran at once: a second worker started while the first was busy
+        # idle for worker_idle_seconds: the workers exit, and with the last one the fork server
+        assert wait_until(lambda: pool_processes() == {"fork_server": [], "workers": []})
+        # and they start again for the next run
+        service.create_task({"name": "later", "type": "debug.noop"}, actor="t")
+        assert wait_for(service, service.trigger("later", actor="t")["id"], timeout=60)["status"] == "completed"
+    finally:
+        executor.stop()
+        store.dispose()
+    assert pool_processes()["workers"] == []
+
+
+def test_workers_warm_stay_started_while_idle(tmp_path):
+    settings = Settings(config=tmp_path / "upkeep.yaml", worker_idle_seconds=0.5, workers_warm=2)
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    executor = EmbeddedExecutor(settings, store, size=3)
+    executor.start()
+    try:
+        assert executor.wait_ready(60)
+        started = {p.pid for p in pool_processes()["workers"]}
+        assert len(started) == 2
+        time.sleep(2)  # four idle spells: the warm ones stay
+        assert {p.pid for p in pool_processes()["workers"]} == started
+    finally:
+        executor.stop()
+        store.dispose()

@@ -13,6 +13,11 @@ of all busy runs in one UPDATE and enforces their cancels and deadlines. A worke
 the handler. Runs with mutex locks or a cancel request are claimed by the worker
 itself (``lifecycle.claim``), which owns the lock logic. This is what lets one SQLite writer keep up
 with thousands of runs a minute (``make bench scheduler``).
+
+Workers start when they are needed: when a run is due (or a task's next slot is WARM_AHEAD_SECONDS
+away) and no worker is free, up to ``worker_processes``. A worker idle for ``worker_idle_seconds``
+exits, unless it is one of the ``workers_warm`` kept; when the last one has gone, so does the fork
+server. An idle daemon holds no worker process at all.
 """
 
 from __future__ import annotations
@@ -39,11 +44,42 @@ from upkeep.engine.wakeup import Notifier
 from upkeep.engine.watch import Watcher
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import FAILED, RUNNING, Run
+from upkeep.store.models import FAILED, PENDING, RUNNING, Run, ScheduledTask
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+# a worker is started this long before a task's next slot, so the run starts on time although
+# the fork server and the worker start from nothing after an idle spell
+WARM_AHEAD_SECONDS = 5.0
+
+_fork_server_lock = threading.Lock()
+_fork_server_workers = 0  # worker processes of this process's fork server, over all executors
+
+
+def _fork_server_worker_started() -> None:
+    global _fork_server_workers
+    with _fork_server_lock:
+        _fork_server_workers += 1
+
+
+def _fork_server_worker_gone(stop_if_unused: bool) -> None:
+    """Count a fork server worker gone; with ``stop_if_unused`` stop the fork server when no worker
+    is left. Its workers die with it (``die_with_parent``), hence the count over all executors."""
+    global _fork_server_workers
+    with _fork_server_lock:
+        _fork_server_workers = max(0, _fork_server_workers - 1)
+    if stop_if_unused:
+        _stop_fork_server_if_unused()
+
+
+def _stop_fork_server_if_unused() -> None:
+    with _fork_server_lock:
+        if _fork_server_workers == 0:
+            from multiprocessing import forkserver
+
+            # the next worker starts a new one (``ensure_running``); CPython has no public stop
+            forkserver._forkserver._stop()
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -55,8 +91,9 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_context():
-    """Worker processes fork from a server process that imported the engine and every handler
-    once (``forkserver`` with preload): they share those pages instead of importing them each."""
+    """Worker processes fork from a server process that imported the engine once (``forkserver``
+    with preload): they share those pages instead of importing them each. Each worker imports the
+    modules of the handlers it runs (``Registry.resolve``)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["upkeep.engine.worker_preload"])
     return context
@@ -137,6 +174,7 @@ class Slot:
     ready: bool = False
     run_id: int | None = None
     assigned_at: float = 0.0
+    idle_since: float = 0.0  # monotonic time it became ready or free
 
     @property
     def identity(self) -> lifecycle.WorkerIdentity:
@@ -145,6 +183,7 @@ class Slot:
 
     def free(self) -> None:
         self.run_id = None
+        self.idle_since = time.monotonic()
 
     @property
     def busy(self) -> bool:
@@ -167,6 +206,7 @@ class EmbeddedExecutor:
         self.settings = settings
         self.store = store
         self.size = size or settings.worker_processes
+        self.warm = min(settings.workers_warm, self.size)
         self.queues = queues
         self.notifier = notifier or Notifier(store, settings.resolved_data_dir)
         self.label = f"{lifecycle.HOSTNAME}:{os.getpid()}"
@@ -175,6 +215,7 @@ class EmbeddedExecutor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._settings_json = settings.model_dump_json()
+        self._quiet_until: float | None = None  # monotonic time until which no work is near
         self.watcher = Watcher(
             SqlLifecycle(store),
             heartbeat_seconds=settings.heartbeat_seconds,
@@ -185,13 +226,14 @@ class EmbeddedExecutor:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        for _ in range(self.size):
+        """Start the loop and the ``workers_warm`` workers; the others start when runs are due."""
+        for _ in range(self.warm):
             self._slots.append(self._spawn())
         self._thread = threading.Thread(target=self._loop, name="executor", daemon=True)
         self._thread.start()
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait until every worker process has started (imported the handlers); False on timeout."""
+        """Wait until every worker process started so far is ready; False on timeout."""
         deadline = time.monotonic() + timeout
         while not all(slot.ready for slot in self._slots):
             if time.monotonic() >= deadline:
@@ -214,6 +256,11 @@ class EmbeddedExecutor:
             slot.process.join(2)
             if slot.process.is_alive():
                 self._kill(slot)
+            else:
+                self._gone(slot)
+        self._slots = []
+        if self._forked_by_server:
+            _stop_fork_server_if_unused()
 
     def _spawn(self) -> Slot:
         parent, child = self._ctx.Pipe()
@@ -225,7 +272,19 @@ class EmbeddedExecutor:
         )
         process.start()
         child.close()
+        if self._forked_by_server:
+            _fork_server_worker_started()
         return Slot(process=process, conn=parent)
+
+    @property
+    def _forked_by_server(self) -> bool:
+        return self._ctx.get_start_method() == "forkserver"
+
+    def _gone(self, slot: Slot, *, last_may_stop_server: bool = False) -> None:
+        """``slot``'s process has ended for good."""
+        slot.conn.close()
+        if self._forked_by_server:
+            _fork_server_worker_gone(stop_if_unused=last_may_stop_server)
 
     def _kill(self, slot: Slot) -> None:
         pid = slot.process.pid
@@ -235,7 +294,7 @@ class EmbeddedExecutor:
             kill_tree(pid)
             kill_process_group(pid)
         slot.process.join(5)
-        slot.conn.close()
+        self._gone(slot)
 
     def _replace(self, slot: Slot, then=None) -> None:
         """Kill a slot's process tree, call ``then()`` (record how the run ended), start a new worker."""
@@ -278,7 +337,61 @@ class EmbeddedExecutor:
                 self._hand(slot, item)
             if len(handout.items) < len(idle):  # idle workers remain: sleep until the next run is due
                 until_due = handout.sleep_seconds(self.settings.scheduler_max_sleep_seconds)
+        self._size_pool()
         self._receive(timeout=self._sleep_time(until_due))
+
+    # --- workers on demand ------------------------------------------------------------------
+
+    def _size_pool(self) -> None:
+        """Start a worker when work is near and none is free; retire workers idle too long."""
+        now = time.monotonic()
+        free = [s for s in self._slots if not s.busy]  # ready or starting
+        room = len(self._slots) < self.size and not free
+        expired = [s for s in free if s.ready and now - s.idle_since >= self.settings.worker_idle_seconds]
+        surplus = len(self._slots) - self.warm
+        if not room and not (expired and surplus > 0):
+            if self._quiet_until is not None and now >= self._quiet_until:
+                self._quiet_until = None  # out of date, and no reason to look now
+            return
+        if self._quiet_until is None or now >= self._quiet_until:
+            until_work = self._seconds_until_work()
+            if until_work is not None and until_work <= WARM_AHEAD_SECONDS:
+                self._quiet_until = None
+                if room:
+                    self._slots.append(self._spawn())
+                return  # keep the idle workers for it
+            # nothing near: look again when it is (a new run wakes the loop before, see ``_receive``)
+            self._quiet_until = now + min(
+                self.settings.scheduler_max_sleep_seconds,
+                until_work - WARM_AHEAD_SECONDS if until_work is not None else float("inf"),
+            )
+        for slot in sorted(expired, key=lambda s: s.idle_since)[: max(0, surplus)]:
+            self._retire(slot)
+
+    def _seconds_until_work(self) -> float | None:
+        """Seconds until the earliest pending run of our queues is due or an enabled task's next slot
+        comes (0 when already due); None when neither is in sight."""
+        pending = sa.select(sa.func.min(Run.due_at)).where(Run.status == PENDING)
+        slot = sa.select(sa.func.min(ScheduledTask.next_run_at)).where(ScheduledTask.enabled.is_(True))
+        if self.queues:
+            pending = pending.where(Run.queue.in_(self.queues))
+            slot = slot.where(ScheduledTask.queue.in_(self.queues))
+        with self.store.read() as s:
+            times = [t for t in (s.execute(pending).scalar(), s.execute(slot).scalar()) if t is not None]
+        if not times:
+            return None
+        return max(0.0, (min(times) - datetime.now(UTC)).total_seconds())
+
+    def _retire(self, slot: Slot) -> None:
+        """End an idle worker: it exits when it reads None (``worker_main``)."""
+        self._slots.remove(slot)
+        with contextlib.suppress(Exception):
+            slot.conn.send(None)
+        slot.process.join(5)
+        if slot.process.is_alive():
+            self._kill(slot)
+        else:
+            self._gone(slot, last_may_stop_server=not self._slots)
 
     def _hand(self, slot: Slot, item: lifecycle.ClaimedRun | lifecycle.Dispatched) -> None:
         if isinstance(item, lifecycle.ClaimedRun):
@@ -327,8 +440,15 @@ class EmbeddedExecutor:
         watched = self.watcher.seconds_to_next_check()
         if watched is not None:
             candidates.append(watched)
-        if any(not slot.ready for slot in self._slots):
-            candidates.append(0.1)
+        for slot in self._slots:
+            if not slot.ready:
+                candidates.append(0.1)
+            elif not slot.busy and len(self._slots) > self.warm:  # look at retiring it once it idled
+                remaining = self.settings.worker_idle_seconds - (time.monotonic() - slot.idle_since)
+                if remaining > 0:
+                    candidates.append(remaining)
+        if self._quiet_until is not None and len(self._slots) < self.size:  # a worker to start then?
+            candidates.append(self._quiet_until - time.monotonic())
         return max(0.0, min(candidates))
 
     def _receive(self, timeout: float) -> None:
@@ -339,6 +459,7 @@ class EmbeddedExecutor:
         for item in ready:
             if item == self.notifier.fileno():
                 self.notifier.drain()
+                self._quiet_until = None  # runs may have been made: look at the pool's size again
             elif item in conns:
                 slot = conns[item]
                 try:
@@ -347,6 +468,7 @@ class EmbeddedExecutor:
                     continue
                 if message[0] == "ready":
                     slot.ready = True
+                    slot.idle_since = time.monotonic()
                 elif message[0] in ("ended", "done"):
                     if message[0] == "ended":
                         endings.append(message[2])
