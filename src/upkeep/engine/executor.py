@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 # a worker is started this long before a task's next slot, so the run starts on time although
 # the fork server and the worker start from nothing after an idle spell
-WARM_AHEAD_SECONDS = 5.0
+WARM_AHEAD_SECONDS = 10.0
 
 _fork_server_lock = threading.Lock()
 _fork_server_workers = 0  # worker processes of this process's fork server, over all executors
