@@ -26,7 +26,9 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from celery import Celery, signals
 
@@ -35,7 +37,7 @@ from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import COMPLETED, RUNNING
+from upkeep.store.models import COMPLETED
 
 log = logging.getLogger(__name__)
 TASK_NAME = "upkeep.execute_run"
@@ -122,14 +124,15 @@ class PoolWatch:
     """
 
     def __init__(self, store: Store, settings: Settings):
-        self.store = store
+        self.store, self.settings = store, settings
+        self._next_vouch = 0.0
         self.watcher = Watcher(
             SqlLifecycle(store),
             heartbeat_seconds=settings.heartbeat_seconds,
             cancel_grace_seconds=settings.cancel_grace_seconds,
             end=self._end,
         )
-        self.thread = WatchThread(self.watcher, also=self._orphaned, name="upkeep-pool-watch")
+        self.thread = WatchThread(self.watcher, also=self._also, name="upkeep-pool-watch")
 
     def start(self) -> None:
         self.thread.start()
@@ -147,13 +150,34 @@ class PoolWatch:
             with self.thread.lock:  # a check in progress ends first: nothing is killed after the run ended
                 self.watcher.forget(claimed.id)
 
-    def _orphaned(self) -> None:
+    def _also(self) -> None:
         if _parent_pid is not None and os.getppid() != _parent_pid:
             self._kill_group()
+        if time.monotonic() >= self._next_vouch:
+            self._next_vouch = time.monotonic() + self.settings.heartbeat_seconds
+            self._vouch()
+
+    def _vouch(self) -> None:
+        """This pool process's instance heartbeat lists the run it executes and the results it
+        holds that the store did not take yet: the reaper's evidence that those runs are not lost."""
+        from upkeep.engine.pending import held_here
+        from upkeep.engine.scheduler import record_instance
+
+        held = sorted(held_here() | set(self.watcher.runs))
+        if held:
+            with contextlib.suppress(Exception):  # the store may still be down: the next beat tries
+                instance = f"pool:{lifecycle.HOSTNAME}:{os.getpid()}"
+                record_instance(self.store, instance, "worker", datetime.now(UTC), info={"runs": held})
 
     def _end(self, run_id: int, status: str, error: str) -> None:
+        """Record the end (kept on disk if the store does not answer: ``upkeep worker`` records it
+        later) and kill this process group."""
+        from upkeep.engine.pending import PendingResults
+
         with contextlib.suppress(Exception):
-            lifecycle.finish(self.store, run_id, status, error=error, expect=(RUNNING,))
+            kept = PendingResults(self.store, self.settings.resolved_data_dir)
+            kept.add(lifecycle.Finish(run_id, status, error=error, finished_at=datetime.now(UTC)))
+            kept.flush(now=True)
         self._kill_group()
 
     @staticmethod
@@ -267,6 +291,7 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     """
     from upkeep.clock import utcnow
     from upkeep.engine.children import keep_running
+    from upkeep.engine.pending import PendingResults
     from upkeep.engine.scheduler import record_instance
 
     store = Store(settings.resolved_database_url)
@@ -275,10 +300,15 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     instance = f"worker:{lifecycle.HOSTNAME}:{os.getpid()}"
     stop = threading.Event()
 
+    kept = PendingResults(store, settings.resolved_data_dir, retry_max=settings.heartbeat_seconds)
+
     def beat() -> None:
         while not stop.wait(settings.heartbeat_seconds):
             with contextlib.suppress(Exception):
                 record_instance(store, instance, "worker", utcnow(), queues=queue_list)
+            # results a pool process kept and could not record before it ended (a deadline kill)
+            kept.adopt()
+            kept.flush()
 
     record_instance(store, instance, "worker", utcnow(), queues=queue_list)
     threading.Thread(target=beat, daemon=True).start()

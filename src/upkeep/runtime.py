@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from typing import TYPE_CHECKING
 
 # Imported by the functions that use them: the CLI calls ``open_store`` and ``configure_logging``
@@ -54,10 +55,17 @@ def _wait_for_signal(stop: threading.Event) -> None:
 
 
 def recover_on_start(store: Store, settings: Settings) -> dict:
-    """Runs left by a crashed process on this host: kill their leftovers, retry or fail them."""
+    """Before any new work: record the results that stopped workers on this host kept, then
+    recover this host's runs whose worker process is gone (kill their leftovers, retry or fail
+    them). Heartbeats are not judged here: the store may only just have come back."""
+    from upkeep.engine.pending import PendingResults
     from upkeep.engine.reaper import Reaper
 
-    report = Reaper(store, settings).reap()
+    kept = PendingResults(store, settings.resolved_data_dir, retry_max=settings.heartbeat_seconds)
+    if kept.adopt():
+        while not kept.flush(now=True):
+            time.sleep(kept.delay)
+    report = Reaper(store, settings).reap(judge_heartbeats=False)
     if report.recovered or report.requeued:
         log.warning(
             "recovered %d run(s), requeued %d after an unclean stop",
@@ -217,7 +225,9 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     if settings.executor == "celery":
         from upkeep.distributed import run_worker as run_celery_worker
 
-        open_store(settings, upgrade=False)
+        store = open_store(settings, upgrade=False)
+        recover_on_start(store, settings)
+        store.dispose()
         run_celery_worker(settings, queues=queues, concurrency=concurrency)
         return
     run_embedded_worker(settings, queues=queues, concurrency=concurrency)
@@ -232,6 +242,7 @@ def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurr
     from upkeep.engine.scheduler import record_instance
 
     store = open_store(settings, upgrade=False)
+    recover_on_start(store, settings)
     executor = EmbeddedExecutor(settings, store, size=concurrency, queues=queues)
     executor.start()
     stop = threading.Event()

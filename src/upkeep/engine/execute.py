@@ -13,19 +13,20 @@ import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
 from upkeep.engine import lifecycle
 from upkeep.engine.context import CommandFailed, DeadlineExceeded, Inventory, RunCancelled, RunContext
-from upkeep.engine.journal import StoreJournal
 from upkeep.engine.lifecycle.sql import SqlLifecycle
+from upkeep.engine.pending import BufferingJournal, record_or_keep, until_store_answers
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.errors import UserError
 from upkeep.settings import Settings
-from upkeep.store.db import Store, once_more_if_disconnected
+from upkeep.store.db import Store
 from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT
 from upkeep.store.records import Records
 
@@ -57,9 +58,9 @@ def call_handler(
     services: Any = None,
 ) -> lifecycle.Finish:
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
-    journal = StoreJournal(store)
+    journal = BufferingJournal(store)
     status, outcome, result, summary, error = FAILED, None, None, None, None
-    collected: list[str] = instance_secrets(store)
+    collected: list[str] = until_store_answers(lambda: instance_secrets(store), what="the run starts")
     try:
         spec = registry.get(claimed.task_type)
         raw_config, flags = spec.split_run_flags(claimed.config)
@@ -121,7 +122,8 @@ def call_handler(
         error = secret_refs.scrub(error, collected)
     if summary:
         summary = secret_refs.scrub(str(summary), collected)
-    return lifecycle.Finish(claimed.id, status, outcome, result, summary, error)
+    ended = datetime.now(UTC)
+    return lifecycle.Finish(claimed.id, status, outcome, result, summary, error, ended, tuple(journal.backlog))
 
 
 @contextlib.contextmanager
@@ -173,7 +175,8 @@ def execute_claimed(
         ending = call_handler(
             store, claimed, settings, cancel_event=cancel_event, registry=registry, clock=clock, services=services
         )
-    once_more_if_disconnected(lambda: lifecycle.finish_many(store, [ending]))
+    # tried at least once a heartbeat: recorded before the reaper could judge the run lost
+    record_or_keep(store, settings.resolved_data_dir, ending, retry_max=settings.heartbeat_seconds)
     return ending.status
 
 

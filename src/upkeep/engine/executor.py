@@ -40,11 +40,12 @@ import sqlalchemy as sa
 from upkeep.engine import lifecycle
 from upkeep.engine.context import kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
+from upkeep.engine.pending import PendingResults, is_outage
 from upkeep.engine.wakeup import Notifier
 from upkeep.engine.watch import Watcher
 from upkeep.settings import Settings
-from upkeep.store.db import Store, once_more_if_disconnected
-from upkeep.store.models import FAILED, PENDING, RUNNING, Run, ScheduledTask
+from upkeep.store.db import Store
+from upkeep.store.models import FAILED, PENDING, Run, ScheduledTask
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,10 @@ class EmbeddedExecutor:
             cancel_grace_seconds=settings.cancel_grace_seconds,
             end=self._end_run,
         )
+        # results the store did not take yet (it is down, its disk is full): recorded when it answers
+        self.pending = PendingResults(store, settings.resolved_data_dir, retry_max=settings.heartbeat_seconds)
+        self.instance_id = f"worker:{lifecycle.HOSTNAME}:{os.getpid()}"
+        self._next_vouch = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -325,8 +330,10 @@ class EmbeddedExecutor:
                 self._stop.wait(1.0)
 
     def _step(self) -> None:
+        self.pending.flush()
         self._receive(timeout=0)
         self.watcher.check()
+        self._vouch()
         idle = [s for s in self._slots if s.ready and not s.busy]
         until_due = None
         if idle:
@@ -409,10 +416,28 @@ class EmbeddedExecutor:
             self.watcher.forget(slot.run_id)
         slot.free()
 
+    def _vouch(self) -> None:
+        """This worker's instance heartbeat lists every run it executes or holds the result of:
+        the reaper's evidence that these runs are not lost."""
+        if time.monotonic() < self._next_vouch:
+            return
+        self._next_vouch = time.monotonic() + self.settings.heartbeat_seconds
+        from upkeep.engine.scheduler import record_instance
+
+        held = sorted({s.run_id for s in self._slots if s.busy} | set(self.pending.run_ids()))
+        record_instance(
+            self.store, self.instance_id, "worker", datetime.now(UTC), queues=self.queues, info={"runs": held}
+        )
+
+    def _end(self, run_id: int, status: str, error: str) -> None:
+        """Record an end the supervisor decided (kept if the store does not answer)."""
+        self.pending.add(lifecycle.Finish(run_id, status, error=error, finished_at=datetime.now(UTC)))
+        self.pending.flush(now=True)
+
     def _end_run(self, run_id: int, status: str, error: str) -> None:
         """The watcher gave up on a run (deadline, cancel grace): kill its tree, then record the end."""
         slot = next((s for s in self._slots if s.run_id == run_id), None)
-        record = lambda: lifecycle.finish(self.store, run_id, status, error=error, expect=(RUNNING,))  # noqa: E731
+        record = lambda: self._end(run_id, status, error)  # noqa: E731
         if slot is None:
             record()
         else:
@@ -474,15 +499,21 @@ class EmbeddedExecutor:
                         endings.append(message[2])
                     self._free(slot)
         if endings:
-            # one transaction for every result of this wake-up
-            once_more_if_disconnected(lambda: lifecycle.finish_many(self.store, endings))
+            for ending in endings:
+                self.pending.add(ending)
+            self.pending.flush(now=True)  # one transaction for every result of this wake-up
         for sentinel, slot in sentinels.items():
             if sentinel in ready and not slot.process.is_alive():
                 self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")
 
     def _worker_lost(self, slot: Slot, reason: str) -> None:
         if slot.run_id is not None:
-            lifecycle.recover(self.store, slot.run_id, reason)
+            try:
+                lifecycle.recover(self.store, slot.run_id, reason)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self._end(slot.run_id, FAILED, reason)  # recorded when the store answers
         self._replace(slot)
 
 

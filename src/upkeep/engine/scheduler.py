@@ -364,6 +364,7 @@ class Scheduler:
             except Exception as exc:
                 self.last_error = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
                 log.exception("scheduler tick failed; retrying in 1s")
+                self.reaper.disconnected()
                 self._stop.wait(1.0)
 
     def health_problem(self) -> str | None:

@@ -158,7 +158,17 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         elif self.dialect == "postgresql":
             kwargs.update(pool_size=pool_size, max_overflow=10)  # pinged when idle: see _ping_if_idle
-            kwargs["connect_args"] = {"connect_timeout": 5}
+            # a server stopped mid-statement can leave the client waiting for a reply forever:
+            # TCP keepalives find the dead connection within seconds, so a worker records what it
+            # kept and beats again once the store is back, instead of hanging
+            kwargs["connect_args"] = {
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 2,
+                "keepalives_interval": 1,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 5000,
+            }
         else:
             raise UserError(
                 f"unsupported database {self.dialect!r}",

@@ -309,10 +309,22 @@ class MemoryLifecycle:
             return self._finish(run, status, outcome, result, summary, error, self.clock(), expect)
 
     def finish_many(self, endings: list[Finish]) -> list[bool]:
-        return [
-            self.finish(e.run_id, e.status, outcome=e.outcome, result=e.result, summary=e.summary, error=e.error)
-            for e in endings
-        ]
+        return [self._finish_one(e) for e in endings]
+
+    def _finish_one(self, e: Finish) -> bool:
+        with self._mutex:
+            run = self.runs.get(e.run_id)
+            if run is None:
+                return False
+            ended = e.finished_at or self.clock()
+            for kept in e.events:
+                note = rules.Event(kept["level"], kept["event"], kept["message"], kept.get("data"))
+                self._append(run, note, datetime.fromisoformat(kept["ts"]))
+            if self._finish(run, e.status, e.outcome, e.result, e.summary, e.error, ended, (RUNNING,)):
+                return True
+            if e.finished_at is not None:
+                self._append(run, rules.late_result_event(e.status, e.outcome, e.summary, e.error, ended), self.clock())
+            return False
 
     def _finish(
         self,

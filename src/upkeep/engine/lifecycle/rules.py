@@ -168,6 +168,26 @@ def finished_event(status: str, outcome: str | None, summary: str | None, error:
     return Event(level, "finished", message, {"status": str(status), "outcome": outcome})
 
 
+def late_result_event(
+    status: str, outcome: str | None, summary: str | None, error: str | None, ended: datetime
+) -> Event:
+    """A result that arrived after the run had ended (recovered while its worker kept the result
+    through a store outage): the first end stands, the result is told."""
+    detail = summary or error
+    message = (
+        f"the worker's result arrived after the run had ended, which stands: the handler ended "
+        f"{status} at {ended.isoformat()}" + (f": {detail}" if detail else "")
+    )
+    data = {
+        "status": str(status),
+        "outcome": outcome,
+        "summary": summary,
+        "error": error,
+        "ended_at": ended.isoformat(),
+    }
+    return Event("warning", "late_result", message[:MAX_SUMMARY], data)
+
+
 def retries(status: str, attempt: int, max_retries: int, cancel_requested: bool) -> bool:
     """A failed or timed-out attempt is retried while attempts remain, unless someone cancelled it."""
     return status in (FAILED, TIMED_OUT) and attempt <= max_retries and not cancel_requested

@@ -468,15 +468,31 @@ def start_due_runs(
 
 
 def finish_many(store: Store, endings: list[Finish]) -> list[bool]:
-    """``finish`` for several runs in one transaction (the embedded executor's batch of results)."""
+    """``finish`` for several runs in one transaction (the embedded executor's batch of results),
+    each at the time its handler ended, after the events it kept. The first terminal write of a
+    run stands: a result for a run that already ended is recorded as its ``late_result`` event."""
     if not endings:
         return []
     now = _now()
     with store.write_connection() as c:
-        return [
-            _finish_in_session(c, e.run_id, e.status, e.outcome, e.result, e.summary, e.error, now, expect=(RUNNING,))
-            for e in endings
-        ]
+        return [_finish_one(c, e, now) for e in endings]
+
+
+_RUN_EXISTS = sa.select(RUNS.c.id).where(RUNS.c.id == sa.bindparam("run_id"))
+
+
+def _finish_one(c: Connection, e: Finish, now: datetime) -> bool:
+    ended = e.finished_at or now
+    if e.events and c.execute(_RUN_EXISTS, {"run_id": e.run_id}).first() is not None:
+        for kept in e.events:
+            ts = datetime.fromisoformat(kept["ts"])
+            append_event(c, e.run_id, kept["level"], kept["event"], kept["message"], kept.get("data"), ts)
+    if _finish_in_session(c, e.run_id, e.status, e.outcome, e.result, e.summary, e.error, ended, expect=(RUNNING,)):
+        return True
+    if e.finished_at is not None and c.execute(_RUN_EXISTS, {"run_id": e.run_id}).first() is not None:
+        late = rules.late_result_event(e.status, e.outcome, e.summary, e.error, ended)
+        append_event(c, e.run_id, late.level, late.event, late.message, late.data)
+    return False
 
 
 def _take_locks(s: Session, run_id: int, locks: list[str], now: datetime) -> None:

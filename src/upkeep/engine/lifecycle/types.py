@@ -99,3 +99,7 @@ class Finish:
     result: dict | None = None
     summary: str | None = None
     error: str | None = None
+    finished_at: datetime | None = None  # when the handler ended (the time of recording if not given)
+    # events the handler logged while the store did not answer: dicts of ts (ISO), level, event,
+    # message, data; written before the end
+    events: tuple = ()
