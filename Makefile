@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8750
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint venv clean
+.PHONY: run test test-faults bench lint venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python tests/support/setup_system.py
 	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# the fault-injection suite with long outages (5-40 s), each case 5 times; `make test` runs it short
+test-faults: $(STAMP)
+	$(BIN)/python tests/support/setup_system.py
+	$(BIN)/pytest -n 2 --dist load --faults-long tests/faults $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,0 +1,68 @@
+"""The SQLite store's directory on a small tmpfs that fills up mid-run, then gets room again."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+from faults.harness import Deployment
+from support.servers import in_ci
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB tmpfs (mounting needs root, as CI runs); unmounted afterwards."""
+    if os.geteuid() != 0:
+        if in_ci():
+            pytest.fail("CI=true: the full-disk test needs root to mount a tmpfs")
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=False)
+
+
+def fill(directory) -> int:
+    """Write to ``directory`` until the disk is full; the bytes written."""
+    written, chunk = 0, b"\0" * 65536
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                written += os.write(fd, chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                if len(chunk) == 1:
+                    return written
+                chunk = chunk[: len(chunk) // 2]  # the last few blocks
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_under_the_sqlite_store_loses_and_doubles_nothing(tmp_path, small_disk, outage):
+    dep = Deployment(tmp_path, f"sqlite:///{small_disk / 'upkeep.db'}")
+    dep.write_tasks()
+    try:
+        dep.start_all()
+        dep.wait_for_line("end", timeout=90)
+        dep.wait_for_line("start", after=dep.count("start"))  # mid-run
+        assert fill(small_disk) > 0
+        time.sleep(outage)
+        (small_disk / "filler").unlink()
+        dep.wait_for_line("end", after=dep.count("end") + 1, timeout=60)
+        dep.disable()
+        dep.drain()
+        dep.assert_invariants()
+        assert "full" in (tmp_path / "serve.log").read_text(), "the full disk refused no write"
+    finally:
+        dep.stop_all()
