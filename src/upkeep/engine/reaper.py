@@ -88,6 +88,7 @@ class Reaper:
             with self.store.read() as s:
                 running = list(s.execute(sa.select(Run).where(Run.status == RUNNING)).scalars())
                 vouched = _vouched_for(s, stale_before) if running else set()
+                listed_by_dead = _listed_by_dead_local_workers(s) if running else {}
         except Exception:
             self._connected_since = None
             raise
@@ -95,14 +96,17 @@ class Reaper:
             self._connected_since = time.monotonic()
         if judge_heartbeats is None:
             judge_heartbeats = self.connected_long_enough()
-        if running:
-            vouched |= held_on_host(self.settings.resolved_data_dir)
+        kept_here = held_on_host(self.settings.resolved_data_dir) if running else set()
         out = []
+        # listed by a dead worker while running this attempt (not an earlier one, requeued since)
+        orphaned = {r.id for r in running if r.started_at and listed_by_dead.get(r.id, r.started_at) > r.started_at}
         for run in running:
-            if run.id in vouched:
-                continue
-            if run.worker_host == lifecycle.HOSTNAME and not process_alive(run.worker_pid, run.started_at):
-                out.append(run)  # this host knows: gone is lost now
+            if run.id in kept_here or (run.id in vouched and run.id not in orphaned):
+                continue  # a result kept on this host is on its way; a live worker vouches
+            if run.worker_host == lifecycle.HOSTNAME and (
+                run.id in orphaned or not process_alive(run.worker_pid, run.started_at)
+            ):
+                out.append(run)  # this host knows: gone (or its supervisor gone) is lost now
                 continue
             beat = run.heartbeat_at or run.started_at
             if judge_heartbeats and beat is not None and beat < stale_before:
@@ -155,3 +159,16 @@ def _vouched_for(s, seen_since: datetime) -> set[int]:
     """Runs a worker's instance heartbeat, fresh since ``seen_since``, lists as its own."""
     infos = s.execute(sa.select(Instance.info).where(Instance.last_seen_at >= seen_since)).scalars()
     return {int(run_id) for info in infos if isinstance(info, dict) for run_id in info.get("runs") or ()}
+
+
+def _listed_by_dead_local_workers(s) -> dict[int, datetime]:
+    """Runs that a worker on this host listed as its own before it died (``upkeep serve`` killed
+    under its pool: the pool process may linger a moment, but nothing will record its result),
+    with when it last listed them."""
+    query = sa.select(Instance.pid, Instance.info, Instance.last_seen_at).where(Instance.host == lifecycle.HOSTNAME)
+    return {
+        int(run_id): seen
+        for pid, info, seen in s.execute(query).all()
+        if isinstance(info, dict) and info.get("runs") and not process_alive(pid)
+        for run_id in info["runs"]
+    }
