@@ -32,6 +32,16 @@ class RunCancelled(Exception):
     """Raised by ``ctx.check_cancelled()`` once a cancel was requested."""
 
 
+class WaitRequested(Exception):
+    """Raised by a handler to give its worker back and wait (an approval step): the run becomes
+    ``waiting`` until resumed, and is then executed again (the handler picks up where it was)."""
+
+    def __init__(self, reason: str, result: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result
+
+
 class DeadlineExceeded(Exception):
     """The run's deadline has passed (the executor kills the process soon after anyway)."""
 

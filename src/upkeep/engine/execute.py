@@ -19,7 +19,14 @@ from typing import Any
 from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
 from upkeep.engine import lifecycle
-from upkeep.engine.context import CommandFailed, DeadlineExceeded, Inventory, RunCancelled, RunContext
+from upkeep.engine.context import (
+    CommandFailed,
+    DeadlineExceeded,
+    Inventory,
+    RunCancelled,
+    RunContext,
+    WaitRequested,
+)
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import BufferingJournal, record_or_keep, until_store_answers
 from upkeep.engine.registry import REGISTRY, Registry
@@ -27,7 +34,7 @@ from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.errors import UserError
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT
+from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT, WAITING
 from upkeep.store.records import Records
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,8 @@ def call_handler(
         result["outcome"] = outcome
         summary = result.get("summary")
         status = COMPLETED
+    except WaitRequested as exc:  # the lifecycle parks the run without a worker
+        status, summary, result = WAITING, exc.reason, exc.result
     except RunCancelled:
         status, error = CANCELLED, "cancelled on request"
     except DeadlineExceeded as exc:

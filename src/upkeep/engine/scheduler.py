@@ -342,6 +342,12 @@ class Scheduler:
             wake_local(data_dir, exclude=self.notifier)
         return result
 
+    def _expire_approvals(self) -> None:
+        """Cancel the procedure runs whose approval step was not decided in time."""
+        from upkeep.people.approvals import expire
+
+        expire(self.store, self.clock.now())
+
     def run_forever(self) -> None:
         next_reap = 0.0
         while not self._stop.is_set():
@@ -350,6 +356,7 @@ class Scheduler:
                 result = self.run_once()
                 if time.monotonic() >= next_reap:
                     self.reaper.reap()
+                    self._expire_approvals()
                     next_reap = time.monotonic() + min(self.settings.heartbeat_seconds, 5.0)
                 if result.tasks >= 500:
                     continue  # more due work than one tick takes

@@ -233,6 +233,42 @@ class EngineServices:
 
         return sorted(load_channels(self.store))
 
+    # --- approval steps (procedure.execute) ----------------------------------------------------
+
+    def approvals_of(self, run_id: int) -> dict[int, dict[str, Any]]:
+        """The run's approvals by 0-based step (``upkeep.people.approvals.decisions``)."""
+        from upkeep.people.approvals import decisions
+
+        return decisions(self.store, run_id)
+
+    def request_approval(self, *, channels: list[str] | None, **fields: Any) -> tuple[dict[str, Any], list[str]]:
+        """Ask for an approval and tell ``channels`` (default: the task's notify channels) once;
+        returns the approval and the channels that could not be told, with why."""
+        from upkeep.people.approvals import request
+
+        approval, new = request(self.store, **fields)
+        if not new:
+            return approval, []
+        if channels is None:
+            with self.store.read() as s:
+                notify = s.execute(
+                    sa.select(ScheduledTask.notify).where(ScheduledTask.name == approval["task_name"])
+                ).scalar()
+            channels = list((notify or {}).get("channels", []))
+        title = f"upkeep: approval needed for {approval['task_name'] or 'a procedure'}, step {approval['step']}"
+        body = (
+            f"{approval['message'] or approval['step_name']}\n\nRun {approval['run_id']} waits for a person with the "
+            f"{approval['role']} role until {approval['expires_at']}: `upkeep approvals approve {approval['id']} "
+            f"--as NAME` (or reject), the API or the UI's run page."
+        )
+        failed = []
+        for name in channels:
+            try:
+                self.send_to_channel(name, title, body, "warning")
+            except Exception as exc:
+                failed.append(f"{name}: {exc}")
+        return approval, failed
+
     # --- checklists (checklist.run) ------------------------------------------------------------
 
     def task_title(self, name: str | None) -> str | None:

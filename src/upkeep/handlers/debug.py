@@ -13,8 +13,8 @@ from upkeep.engine.registry import HandlerConfig, handler, overridable
 
 @handler("debug.noop")
 def noop(ctx: RunContext, config: HandlerConfig) -> dict:
-    """Do nothing and succeed (for testing schedules and throughput)."""
-    return {"summary": "nothing to do"}
+    """Do nothing and succeed (for testing schedules and throughput); says when the run was confirmed."""
+    return {"summary": "nothing to do (confirmed)" if ctx.confirm else "nothing to do"}
 
 
 class SleepConfig(HandlerConfig):

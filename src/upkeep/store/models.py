@@ -514,3 +514,30 @@ class AlertDelivery(Base):
     error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class Approval(Base):
+    """An approval step of a procedure run: the run waits (no worker) until a person with ``role``
+    approves (the run resumes at the next step) or rejects, or ``expires_at`` passes (the run is
+    cancelled with the reason). ``progress`` holds the procedure's steps done so far."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "step", name="uq_approvals_run_step"),
+        sa.Index("ix_approvals_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
+    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    step: Mapped[int] = mapped_column(sa.Integer)  # 0-based index in the procedure's steps
+    step_name: Mapped[str] = mapped_column(sa.String(200))
+    role: Mapped[str] = mapped_column(sa.String(16))  # the least role that may decide
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    requested_at: Mapped[datetime] = mapped_column(default=_now)
+    expires_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")  # pending | approved | rejected | expired
+    decided_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # user:NAME
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

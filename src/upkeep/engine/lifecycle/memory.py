@@ -339,6 +339,8 @@ class MemoryLifecycle:
     ) -> bool:
         if run.status not in expect:
             return False
+        if status == WAITING:  # the handler asked to wait: see ``sql._park``
+            return self._park(run, summary or "waiting", result, now)
         for name, value in rules.finish_values(status, outcome, result, summary, error, now).items():
             setattr(run, name, value)
         if run.locks:
@@ -353,6 +355,21 @@ class MemoryLifecycle:
                 setattr(task, name, value)
             if rules.counts_as_failure(run.status, retrying):
                 task.consecutive_failures += 1
+        return True
+
+    def _park(self, run: MemoryRun, reason: str, result: dict | None, now: datetime) -> bool:
+        if run.status != RUNNING:
+            return False
+        if run.deadline_at is not None:
+            run.timeout_seconds = rules.remaining_timeout(run.deadline_at, now)
+        run.status, run.worker, run.worker_host, run.worker_pid, run.worker_pgid = WAITING, None, None, None, None
+        run.heartbeat_at, run.deadline_at = None, None
+        run.progress_message = reason[: rules.MAX_PROGRESS_MESSAGE]
+        if result is not None:
+            run.result = result
+        if run.locks:
+            self._release_locks(run.id, now)
+        self._append(run, rules.waiting_event(reason), now)
         return True
 
     def _release_locks(self, run_id: int, now: datetime) -> None:

@@ -254,6 +254,11 @@ def waiting_event(reason: str) -> Event:
     return Event("info", "waiting", reason)
 
 
+def remaining_timeout(deadline: datetime, now: datetime) -> float:
+    """What is left of a run's timeout when it parks (at least a second: it resumed to do work)."""
+    return max(1.0, (deadline - now).total_seconds())
+
+
 def resumed_event(reason: str) -> Event:
     return Event("info", "resumed", reason)
 

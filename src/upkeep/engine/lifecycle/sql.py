@@ -552,6 +552,8 @@ def _finish_in_session(
     now: datetime,
     expect: tuple[str, ...] = ACTIVE_STATUSES,
 ) -> bool:
+    if status == WAITING:  # the handler asked to wait (an approval step): no worker, no end yet
+        return _park(s, run_id, summary or "waiting", result, now)
     values = rules.finish_values(status, outcome, result, summary, error, now)
     finished = rules.finished_event(status, outcome, summary, error)
     if status == COMPLETED and _dialect_name(s) == "postgresql":  # no retry to plan: one statement
@@ -824,6 +826,42 @@ def recover(store: Store, run_id: int, reason: str) -> bool:
     return requeue(store, run_id)
 
 
+_PARKED = sa.select(RUNS.c.deadline_at, RUNS.c.locks).where(
+    RUNS.c.id == sa.bindparam("run_id"), RUNS.c.status == RUNNING
+)
+
+
+def _park(s: Session | Connection, run_id: int, reason: str, result: dict | None, now: datetime) -> bool:
+    """A running run whose handler asked to wait becomes ``waiting``: its worker lets it go, its
+    locks are released, and what is left of its timeout is kept for when it resumes (the wait
+    does not count). Only ``resume`` or ``cancel`` moves it on; the reaper never judges it."""
+    row = s.execute(_PARKED, {"run_id": run_id}).first()
+    if row is None:
+        return False
+    values: dict[str, Any] = dict(
+        status=WAITING,
+        worker=None,
+        worker_host=None,
+        worker_pid=None,
+        worker_pgid=None,
+        heartbeat_at=None,
+        deadline_at=None,
+        progress_message=reason[: rules.MAX_PROGRESS_MESSAGE],
+    )
+    if row.deadline_at is not None:
+        values["timeout_seconds"] = rules.remaining_timeout(row.deadline_at, now)
+    if result is not None:
+        values["result"] = result
+    moved = s.execute(sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == RUNNING).values(**values)).rowcount
+    if not moved:
+        return False
+    if row.locks:
+        _release_locks(s, run_id, now)
+    note = rules.waiting_event(reason)
+    append_event(s, run_id, note.level, note.event, note.message, note.data, now)
+    return True
+
+
 def wait(store: Store, run_id: int, reason: str) -> bool:
     """Hold a pending run without a worker until ``resume`` (or ``cancel``); never reaped."""
     return _move(store, run_id, PENDING, WAITING, rules.waiting_event(reason), {})
@@ -831,17 +869,29 @@ def wait(store: Store, run_id: int, reason: str) -> bool:
 
 def resume(store: Store, run_id: int, reason: str) -> bool:
     """Let a waiting run start: pending again, due now."""
-    return _move(store, run_id, WAITING, PENDING, rules.resumed_event(reason), {"due_at": _now()})
+    with store.write_connection() as c:
+        return resume_in_session(c, run_id, reason, _now())
+
+
+def resume_in_session(s: Session | Connection, run_id: int, reason: str, now: datetime) -> bool:
+    """``resume`` inside the caller's transaction (an approval given)."""
+    return _move_in(s, run_id, WAITING, PENDING, rules.resumed_event(reason), {"due_at": now})
 
 
 def _move(store: Store, run_id: int, before: str, after: str, note: rules.Event, values: dict[str, Any]) -> bool:
     with store.write_connection() as c:
-        moved = c.execute(
-            sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == before).values(status=after, **values)
-        ).rowcount
-        if moved:
-            append_event(c, run_id, note.level, note.event, note.message, note.data)
-        return moved == 1
+        return _move_in(c, run_id, before, after, note, values)
+
+
+def _move_in(
+    s: Session | Connection, run_id: int, before: str, after: str, note: rules.Event, values: dict[str, Any]
+) -> bool:
+    moved = s.execute(
+        sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == before).values(status=after, **values)
+    ).rowcount
+    if moved:
+        append_event(s, run_id, note.level, note.event, note.message, note.data)
+    return moved == 1
 
 
 def delete_ended(s: Session | Connection, run_ids: list[int]) -> None:
