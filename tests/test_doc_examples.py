@@ -57,7 +57,7 @@ EXAMPLES = doc_blocks() + template_examples(TEMPLATE_TEXT) + [("the runbooks tem
 
 
 def test_the_examples_were_all_found():
-    assert len(doc_blocks()) == 7
+    assert len(doc_blocks()) == 8
     # the runbooks template adds tasks and checklists, no further commented examples
     labels = [[label for label, _ in template_examples(text)] for text in (TEMPLATE_TEXT, RUNBOOKS_TEXT)]
     assert labels[0] == labels[1]

@@ -16,7 +16,21 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from upkeep.api import alerts, audit, backups, checklists, handlers, heartbeats, keys, people, pings, runs, sse, tasks
+from upkeep.api import (
+    alerts,
+    approvals,
+    audit,
+    backups,
+    checklists,
+    handlers,
+    heartbeats,
+    keys,
+    people,
+    pings,
+    runs,
+    sse,
+    tasks,
+)
 from upkeep.api.health import Health as HealthChecks
 from upkeep.api.problems import RETRY_AFTER_SECONDS, ProblemError, install_problem_handlers, problem_responses
 from upkeep.api.schemas import Health, Liveness
@@ -57,7 +71,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     install_problem_handlers(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_repeated_query)])
-    for module in (tasks, runs, sse, handlers, audit, keys, heartbeats, people, checklists, alerts, backups):
+    for module in (tasks, runs, sse, handlers, audit, keys, heartbeats, people, checklists, approvals, alerts, backups):
         api.include_router(module.router)
     app.include_router(api)
     pings.install(app, store, settings, app.state.upkeep.clock)

@@ -82,6 +82,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "checklists_app",
         "Checklists people sign off (checklist.run tasks open them).",
     ),
+    "approvals": (
+        "upkeep.cli.approvals",
+        "approvals_app",
+        "Approval steps procedure runs wait at: approve or reject as a person.",
+    ),
     "alerts": ("upkeep.cli.alerts", "alerts_app", "Alerts: open, acknowledged and resolved, with their messages."),
 }
 

@@ -511,8 +511,20 @@ def run_page(request: Request, run_id: str) -> Response:
     except NotFound as exc:
         return _render(request, "error.html", principal, status=404, message=str(exc), nav="runs")
     events = safe(_svc(request).run_events(run["id"], limit=5000))
+    approval = None
+    if run["status"] == "waiting":
+        from upkeep.people.approvals import pending_for_run
+
+        approval = pending_for_run(_svc(request).store, run["id"])
     return _render(
-        request, "run.html", principal, run=run, events=events, active=run["status"] in ACTIVE_STATUSES, nav="runs"
+        request,
+        "run.html",
+        principal,
+        run=run,
+        events=events,
+        active=run["status"] in ACTIVE_STATUSES,
+        approval=approval,
+        nav="runs",
     )
 
 

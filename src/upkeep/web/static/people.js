@@ -32,6 +32,15 @@
     window.location.reload();
   }));
 
+  /* a procedure's approval step: Approve, or Reject with the reason typed in */
+  document.querySelectorAll("form.approval").forEach((form) => onSubmit(form, async (f, submitter) => {
+    const action = submitter && submitter.value === "reject" ? "reject" : "approve";
+    const reason = f.reason.value.trim();
+    if (action === "reject" && !reason) throw new Error("Say why in the field above to reject.");
+    await api("POST", `/api/v1/approvals/${f.dataset.approval}/${action}`, { reason: reason || null });
+    window.location.reload();
+  }));
+
   /* a person's own account */
   onSubmit(document.getElementById("prefs-form"), async (f) => {
     await api("PATCH", "/api/v1/me", { timezone: f.timezone.value });

@@ -1,0 +1,100 @@
+"""``/api/v1/approvals``: the approval steps procedures wait at, and people's decisions on them.
+
+Reading needs a viewer. Approving or rejecting needs a person signed in with their account, whose
+role is at least the step's (``approve: {role: admin}``), never an API key; it is audited under
+their name.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from upkeep.api.deps import get_upkeep
+from upkeep.api.problems import problem_responses
+from upkeep.api.security import Principal, require, require_viewer
+from upkeep.people import approvals
+from upkeep.service import Upkeep
+
+router = APIRouter(tags=["approvals"])
+require_person = require("viewer", person=True)  # the step's own role is checked against the person's
+ApprovalId = Path(ge=1, le=2**53, description="Approval id")
+
+
+class ApprovalOut(BaseModel):
+    id: int
+    run_id: int = Field(description="The procedure run that waits")
+    task_name: str | None
+    step: int = Field(description="The step's 1-based number in the procedure")
+    step_name: str
+    role: str = Field(description="The least role that may decide")
+    message: str
+    status: str = Field(description="pending, approved, rejected or expired")
+    requested_at: str
+    expires_at: str = Field(description="When the run is cancelled if nobody decided")
+    decided_by: str | None = Field(description="user:NAME (or empty while pending; system when it expired)")
+    decided_at: str | None
+    reason: str | None
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=approvals.MAX_REASON, description="Why (kept with the decision)")
+
+
+@router.get("/approvals", response_model=list[ApprovalOut], responses=problem_responses(401, 403, 422))
+def list_approvals(
+    status: str | None = Query(approvals.PENDING, pattern="^(pending|approved|rejected|expired)$"),
+    _: Principal = Depends(require_viewer),
+    svc: Upkeep = Depends(get_upkeep),
+) -> list[dict]:
+    """Approvals, newest first (by default the pending ones whose run still waits)."""
+    return approvals.list_approvals(svc.store, status=status)
+
+
+def _decide(approve: bool, approval_id: int, body: Decision | None, principal: Principal, svc: Upkeep) -> dict:
+    from upkeep.engine.wakeup import broadcast
+
+    view = approvals.decide(
+        svc.store,
+        approval_id,
+        approve=approve,
+        actor=principal.actor,
+        role=principal.role,
+        reason=body.reason if body else None,
+        now=svc.clock.now(),
+    )
+    if approve:  # the resumed run is due now: wake the dispatchers sleeping until their next due run
+        broadcast(svc.store, svc.settings.resolved_data_dir)
+    return view
+
+
+@router.post(
+    "/approvals/{approval_id}/approve",
+    response_model=ApprovalOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Approve: the procedure goes on at its next step (a person)",
+)
+def approve(
+    body: Decision | None = None,
+    approval_id: int = ApprovalId,
+    principal: Principal = Depends(require_person),
+    svc: Upkeep = Depends(get_upkeep),
+) -> dict:
+    return _decide(True, approval_id, body, principal, svc)
+
+
+@router.post(
+    "/approvals/{approval_id}/reject",
+    response_model=ApprovalOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Reject: the procedure run is cancelled with the reason (a person)",
+)
+def reject(
+    body: Decision | None = None,
+    approval_id: int = ApprovalId,
+    principal: Principal = Depends(require_person),
+    svc: Upkeep = Depends(get_upkeep),
+) -> dict:
+    return _decide(False, approval_id, body, principal, svc)
