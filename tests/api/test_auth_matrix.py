@@ -112,6 +112,9 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("POST", "/api/v1/silences"): "operator",
     ("POST", "/api/v1/silences/{silence_id}/expire"): "operator",
     ("GET", "/alerts"): (PAGE, "viewer"),
+    ("GET", "/api/v1/approvals"): "viewer",
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): (PERSON, "viewer"),  # and the step's role
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): (PERSON, "viewer"),
     ("GET", "/alerts/ack/{link}"): OPEN,  # the signed link is the permission, for one alert
     ("POST", "/alerts/ack/{link}"): OPEN,
 }
@@ -237,6 +240,33 @@ class Caller:
         create_heartbeat(self.api.store, {"name": name, "schedule": "@daily"}, actor="test", now=datetime.now(UTC))
         return name
 
+    def fresh_approval(self) -> int:
+        """A run waiting at an approval step any person may decide."""
+        from upkeep.engine import lifecycle
+        from upkeep.people.approvals import request
+
+        with self.api.store.write_connection() as c:
+            run_id = lifecycle.create(
+                c,
+                lifecycle.Trigger.WAITING,
+                task=None,
+                task_type="procedure.execute",
+                config={},
+                due_at=datetime.now(UTC),
+            )
+        approval, _ = request(
+            self.api.store,
+            run_id=run_id,
+            task_name=None,
+            step=0,
+            step_name="go-ahead",
+            role="viewer",
+            timeout_seconds=3600,
+            message="",
+            progress={},
+        )
+        return approval["id"]
+
     def call(self, method: str, path: str, role: str | None):
         url, kwargs = self.prepare(method, path)
         return self.send(method, url, kwargs, role)
@@ -281,11 +311,13 @@ class Caller:
             self.api.upkeep.set_enabled("sleeper", path.endswith("/disable"), actor="test")
         alert_id, link = self.fresh_alert() if "{alert_id}" in path or "{link}" in path else (0, "")
         silence_id = self.fresh_silence() if "{silence_id}" in path else 0
+        approval_id = self.fresh_approval() if "{approval_id}" in path else 0
         url = (
             path.replace("{ref}", ref)
             .replace("{alert_id}", str(alert_id))
             .replace("{link}", link)
             .replace("{silence_id}", str(silence_id))
+            .replace("{approval_id}", str(approval_id))
             .replace("{run_id}", str(self.seeded["run_id"]))
             .replace("{source}", "app")
             .replace("{name}", "debug.sleep")
