@@ -1,7 +1,7 @@
 """Approval steps of procedures: one row per step a run waits at, decided by a person or expired.
 
-Revision ID: 0007_issue22
-Revises: 0006_issue19
+Revision ID: 0008_issue22
+Revises: 0007_issue17
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0007_issue22"
-down_revision = "0006_issue19"
+revision = "0008_issue22"
+down_revision = "0007_issue17"
 branch_labels = None
 depends_on = None
 
