@@ -221,23 +221,10 @@ class MemoryLifecycle:
                 worker.pgid,
             )
             run.progress_message = None
-            run.deadline_at = now + timedelta(seconds=run.timeout_seconds) if run.timeout_seconds else None
+            claimed = rules.claimed_run(run, now)
+            run.deadline_at = claimed.deadline_at
             self._append(run, rules.started_event(run.attempt, run.task_type, run.requested_type, worker.label), now)
-            return ClaimedRun(
-                id=run.id,
-                task_id=run.task_id,
-                task_name=run.task_name,
-                task_type=run.task_type,
-                requested_type=run.requested_type,
-                config=dict(run.config or {}),
-                dry_run=run.dry_run,
-                confirm=run.confirm,
-                attempt=run.attempt,
-                timeout_seconds=run.timeout_seconds,
-                started_at=now,
-                deadline_at=run.deadline_at,
-                parent_run_id=run.parent_run_id,
-            )
+            return claimed
 
     def _take_locks(self, run: MemoryRun, now: datetime) -> None:
         take = []

@@ -9,10 +9,11 @@ both with the same operations and compares).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from upkeep.engine.lifecycle.types import ClaimedRun
 from upkeep.store.models import (
     COMPLETED,
     FAILED,
@@ -299,3 +300,24 @@ def forbid_skip_reason(holder_id: int, holder_status: str) -> str:
 
 # a run whose worker is gone fails (and is retried while attempts remain)
 RECOVERED_STATUS = FAILED
+
+
+def claimed_run(row: Any, now: datetime) -> ClaimedRun:
+    """What a worker gets for the run it claimed at ``now``, from a stored row or the memory lifecycle's run:
+    its deadline counts from the claim."""
+    deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
+    return ClaimedRun(
+        id=row.id,
+        task_id=row.task_id,
+        task_name=row.task_name,
+        task_type=row.task_type,
+        requested_type=row.requested_type,
+        config=dict(row.config or {}),
+        dry_run=row.dry_run,
+        confirm=row.confirm,
+        attempt=row.attempt,
+        timeout_seconds=row.timeout_seconds,
+        started_at=now,
+        deadline_at=deadline,
+        parent_run_id=row.parent_run_id,
+    )

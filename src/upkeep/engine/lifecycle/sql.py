@@ -280,7 +280,7 @@ def _claim(store: Store, run_id: int, worker: WorkerIdentity, lock_retry_seconds
         if store.is_postgres:
             row = c.execute(_claim_and_start_pg(), params).first()
             if row is not None:
-                return _claimed_run(row, now)
+                return rules.claimed_run(row, now)
         else:
             row = c.execute(_CLAIM_FAST, params).first()
             if row is not None:
@@ -358,25 +358,6 @@ def _claim_slow(store: Store, params: dict[str, Any], lock_retry_seconds: float)
         return _started(s, claimed, worker, now)
 
 
-def _claimed_run(row: Any, now: datetime) -> ClaimedRun:
-    deadline = now + timedelta(seconds=row.timeout_seconds) if row.timeout_seconds else None
-    return ClaimedRun(
-        id=row.id,
-        task_id=row.task_id,
-        task_name=row.task_name,
-        task_type=row.task_type,
-        requested_type=row.requested_type,
-        config=dict(row.config or {}),
-        dry_run=row.dry_run,
-        confirm=row.confirm,
-        attempt=row.attempt,
-        timeout_seconds=row.timeout_seconds,
-        started_at=now,
-        deadline_at=deadline,
-        parent_run_id=row.parent_run_id,
-    )
-
-
 def _started_event(row: Any, seq: int, worker: WorkerIdentity, now: datetime) -> dict[str, Any]:
     started = rules.started_event(row.attempt, row.task_type, row.requested_type, worker.label)
     return event_row(row.id, seq, started.level, started.event, started.message, started.data, now)
@@ -384,7 +365,7 @@ def _started_event(row: Any, seq: int, worker: WorkerIdentity, now: datetime) ->
 
 def _started(c: Any, row: Any, worker: WorkerIdentity, now: datetime) -> ClaimedRun:
     """Record the deadline and the ``started`` event of a run just claimed."""
-    claimed = _claimed_run(row, now)
+    claimed = rules.claimed_run(row, now)
     if claimed.deadline_at is not None:
         c.execute(_SET_DEADLINE, {"run_id": row.id, "deadline": claimed.deadline_at})
     c.execute(EVENTS_INSERT, _started_event(row, row.event_count, worker, now))
@@ -438,7 +419,7 @@ def start_due_runs(
                 handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
                 continue
             try:
-                claimed = _claimed_run(row, now)
+                claimed = rules.claimed_run(row, now)
             except Exception as exc:  # this run only: the others start
                 unstartable.append((row.id, _unstartable(row.id, exc)))
                 continue
