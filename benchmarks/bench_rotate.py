@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from upkeep.handlers._compress import compress_file
+from upkeep.handlers.logs.compress import compress_file
 
 TARGET_BYTES = 300 * 1024**2
 ROUTES = ["/api/chat", "/api/messages", "/api/conversations/{id}", "/health", "/api/tenants/{id}/channels"]

@@ -32,12 +32,16 @@ def run_python(script: str, cwd: Path, extra_path: Path | None = None) -> dict:
 
 
 def test_index_names_the_module_of_every_builtin_handler_and_alias(tmp_path):
+    """Every module under ``upkeep.handlers`` is imported, whatever its name: a handler registered in a
+    module the index does not list shows up here."""
     loaded = run_python(
         """
-        import json
-        from upkeep.handlers import BUILTIN_MODULES, load_builtin
+        import importlib, json, pkgutil
+        import upkeep.handlers
+        from upkeep.handlers import BUILTIN_MODULES
         from upkeep.engine.registry import REGISTRY
-        load_builtin()
+        for info in pkgutil.walk_packages(upkeep.handlers.__path__, "upkeep.handlers."):
+            importlib.import_module(info.name)
         real = {}
         for spec in REGISTRY._handlers.values():
             for name in (spec.name, *spec.aliases):
@@ -55,17 +59,18 @@ def test_resolving_a_builtin_name_imports_that_handler_module_alone(tmp_path):
         """
         import json, sys
         from upkeep.engine.registry import REGISTRY
+        from upkeep.handlers import builtin_modules
         spec, alias = REGISTRY.resolve("logs.analyse")
         print(json.dumps({
             "name": spec.name, "alias": alias,
             "handler_modules": sorted(m for m in sys.modules
-                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+                                      if m.removeprefix("upkeep.handlers.") in builtin_modules()),
         }))
         """,
         tmp_path,
     )
     assert (loaded["name"], loaded["alias"]) == ("logs.analyze", "logs.analyse")
-    assert loaded["handler_modules"] == ["upkeep.handlers.logs_analyze"]
+    assert loaded["handler_modules"] == ["upkeep.handlers.logs.analyze"]
 
 
 def test_a_name_that_is_not_builtin_still_loads_the_plugins_entry_points(tmp_path):
@@ -108,6 +113,7 @@ def test_upkeep_run_of_one_handler_imports_no_other_handler(tmp_path):
         """
         import json, sys
         from upkeep.cli.main import main
+        from upkeep.handlers import builtin_modules
         try:
             main(["run", "debug.noop"])
         except SystemExit as exc:
@@ -115,7 +121,7 @@ def test_upkeep_run_of_one_handler_imports_no_other_handler(tmp_path):
         print(json.dumps({
             "code": code,
             "handler_modules": sorted(m for m in sys.modules
-                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+                                      if m.removeprefix("upkeep.handlers.") in builtin_modules()),
         }))
         """,
         tmp_path,
@@ -150,15 +156,16 @@ def test_checking_a_files_targets_imports_the_modules_of_their_kinds_alone(tmp_p
         """
         import json, sys
         from upkeep.config_file import load_config, validate_targets
+        from upkeep.handlers import builtin_modules
         validate_targets(load_config("upkeep.yaml"))
         print(json.dumps({
             "handler_modules": sorted(m for m in sys.modules
-                                      if m.startswith("upkeep.handlers.") and not m.split(".")[2].startswith("_")),
+                                      if m.removeprefix("upkeep.handlers.") in builtin_modules()),
         }))
         """,
         tmp_path,
     )
-    assert "upkeep.handlers.logs_rotate" in loaded["handler_modules"]
+    assert "upkeep.handlers.logs.rotate" in loaded["handler_modules"]
     for other in ("backup", "config_audit", "health"):  # the modules of the other kinds
         assert f"upkeep.handlers.{other}" not in loaded["handler_modules"]
 

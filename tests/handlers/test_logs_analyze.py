@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-import upkeep.handlers.logs_analyze  # noqa: F401  (registers the handler)
+import upkeep.handlers.logs.analyze  # noqa: F401  (registers the handler)
 from support.contexts import run_handler
 from upkeep.clock import FakeClock
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._logparse import analyze_paths
+from upkeep.handlers.logs.parse import analyze_paths
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 PINO_LEVELS = {"info": 30, "warn": 40, "error": 50, "fatal": 60}

@@ -12,7 +12,7 @@ import pytest
 from support.contexts import events_of, run_handler
 from upkeep.clock import FakeClock
 from upkeep.errors import ConfigError
-from upkeep.handlers._rotation import looks_rotated
+from upkeep.handlers.logs.rotation import looks_rotated
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 DAY = 86400

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from upkeep.handlers._logparse import analyze_paths
+from upkeep.handlers.logs.parse import analyze_paths
 
 LOGGERS = Path(__file__).resolve().parents[2] / "benchmarks" / "loggers"
 PINO_ERROR_LABELS = {"ERROR", "FATAL"}

@@ -12,7 +12,7 @@ import pytest
 from support.contexts import events_of, run_handler
 from upkeep.clock import FakeClock
 from upkeep.errors import ConfigError
-from upkeep.handlers._compress import read_all
+from upkeep.handlers.logs.compress import read_all
 from upkeep.store.records import Records
 
 DAY = 86400
@@ -258,7 +258,7 @@ def test_rules_come_from_inventory_targets_and_bad_config_is_one_clear_error(sql
 
 
 def test_weekly_and_monthly_follow_logrotate_calendar_rules():
-    from upkeep.handlers._rotation import due_by_frequency
+    from upkeep.handlers.logs.rotation import due_by_frequency
 
     sat = datetime(2026, 11, 21, tzinfo=UTC)
     assert due_by_frequency("weekly", sat, sat + timedelta(days=1))  # Sunday starts a new week

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from upkeep.handlers._compress import compress_file, read_all, resolve_level, suffix_for
+from upkeep.handlers.logs.compress import compress_file, read_all, resolve_level, suffix_for
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from support.contexts import run_handler
 from upkeep.clock import FakeClock
-from upkeep.handlers._compress import read_all
+from upkeep.handlers.logs.compress import read_all
 
 ROTATIONS = 5
 LINE = 9  # "%08d\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 from support.contexts import run_handler
 from support.servers import require_binary
 from upkeep.clock import FakeClock
-from upkeep.handlers._compress import read_all
+from upkeep.handlers.logs.compress import read_all
 
 DATEFORMAT = "-%Y%m%d%H%M%S"
 

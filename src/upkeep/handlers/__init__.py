@@ -1,18 +1,18 @@
-"""Built-in handlers, one module per domain. Every public module here is imported by
-``load_builtin`` (the ``upkeep.handlers`` entry point), which registers its ``@handler`` functions.
-Modules whose names start with ``_`` are helpers shared by handlers.
+"""Built-in handlers, one package per domain (``logs/``, ...). The modules that register
+``@handler`` functions or kinds of target are listed here by hand; ``load_builtin`` (the
+``upkeep.handlers`` entry point) imports exactly those. Every other module is a helper of its domain,
+whatever its name.
 
 ``BUILTIN_MODULES`` names the module of every built-in handler name and alias, so a process that
 runs one handler (``upkeep run logs.analyze``) imports that module alone; ``BUILTIN_KINDS`` the
 module that declares each kind of target, so checking a file's targets imports those modules alone.
-Both are written by hand; ``tests/engine/test_registry_index.py`` checks them against the real
-registrations.
+Both are written by hand; ``tests/engine/test_registry_index.py`` imports every module under
+``upkeep.handlers`` and checks them against the real registrations, so a handler cannot be missed.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 BUILTIN_MODULES: dict[str, str] = {
     # name or alias -> module under upkeep.handlers
@@ -59,13 +59,13 @@ BUILTIN_MODULES: dict[str, str] = {
     "docker.prune": "docker_cleanup",
     "health.check": "health",
     "health.report": "report",
-    "logs.analyze": "logs_analyze",
-    "logs.analyse": "logs_analyze",
-    "logs.errors": "logs_analyze",
-    "logs.cleanup": "logs_cleanup",
-    "logs.clean": "logs_cleanup",
-    "logs.rotate": "logs_rotate",
-    "logs.logrotate": "logs_rotate",
+    "logs.analyze": "logs.analyze",
+    "logs.analyse": "logs.analyze",
+    "logs.errors": "logs.analyze",
+    "logs.cleanup": "logs.cleanup",
+    "logs.clean": "logs.cleanup",
+    "logs.rotate": "logs.rotate",
+    "logs.logrotate": "logs.rotate",
     "performance.review": "performance",
     "perf.review": "performance",
     "procedure.execute": "procedure",
@@ -90,14 +90,18 @@ BUILTIN_KINDS: dict[str, str] = {
     "files": "backup",
     "env_files": "config_audit",
     "services": "health",
-    "logs": "logs_rotate",
+    "logs": "logs.rotate",
 }
 
 
+def builtin_modules() -> list[str]:
+    """Every module that registers a built-in handler or kind of target, under ``upkeep.handlers``."""
+    return sorted(set(BUILTIN_MODULES.values()) | set(BUILTIN_KINDS.values()))
+
+
 def load_builtin() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+    for module in builtin_modules():
+        importlib.import_module(f"{__name__}.{module}")
 
 
 def load_builtin_for(name: str) -> bool:

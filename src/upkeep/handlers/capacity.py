@@ -188,7 +188,7 @@ def _database_metrics(ctx: RunContext, name: str, config: CapacitySampleConfig) 
 
 
 def _request_metrics(ctx: RunContext, config: CapacitySampleConfig) -> dict[str, float]:
-    from ._logparse import analyze_paths, parse_window
+    from upkeep.handlers.logs.parse import analyze_paths, parse_window
 
     now = ctx.now()
     start, end = parse_window(config.request_window, now)

@@ -31,8 +31,7 @@ from upkeep.bounds import MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
-
-from ._logparse import WINDOW_RE, WINDOW_UNITS
+from upkeep.handlers.logs.parse import WINDOW_RE, WINDOW_UNITS
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
 DOMAIN = "performance"
@@ -92,7 +91,7 @@ def _log_figures(analysis: dict) -> dict[str, Any]:
 def review_logs(
     ctx: RunContext, config: PerformanceReviewConfig, start: datetime, prev_start: datetime, now: datetime
 ) -> tuple[dict, list[dict]]:
-    from ._logparse import analyze_paths
+    from upkeep.handlers.logs.parse import analyze_paths
 
     out: dict[str, Any] = {}
     findings: list[dict] = []

@@ -104,7 +104,7 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
 
 def _log_errors(ctx: RunContext, config: ReportConfig) -> dict:
     try:
-        from upkeep.handlers._logparse import analyze_paths
+        from upkeep.handlers.logs.parse import analyze_paths
     except ImportError:
         return {"note": "logs.analyze is not available"}
     paths: list[str] = []

@@ -60,7 +60,7 @@ Thresholds (task config, or per log target): 5xx rate warn 1 % / critical 5 % (o
 critical off unless set. Outcome is the worst finding. A glob that matches nothing is a warning finding;
 when no glob of the run matches a file, the run fails naming them (an analysis of nothing is no news).
 
-The analysis itself is :func:`upkeep.handlers._logparse.analyze_paths`, which health.report,
+The analysis itself is :func:`upkeep.handlers.logs.parse.analyze_paths`, which health.report,
 performance.review and capacity.plan call directly.
 """
 
@@ -75,7 +75,7 @@ from upkeep.bounds import MAX_CALL_MS, MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._logparse import analyze_paths, parse_window
+from upkeep.handlers.logs.parse import analyze_paths, parse_window
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 OUTCOMES = {0: "ok", 1: "warning", 2: "critical"}

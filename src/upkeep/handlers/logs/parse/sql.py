@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from upkeep.handlers._logparse.detect import COMBINED_RE, SECONDS_FIELDS, TEXT_RE, URL_LIKE, FileInfo
+from upkeep.handlers.logs.parse.detect import COMBINED_RE, SECONDS_FIELDS, TEXT_RE, URL_LIKE, FileInfo
 
 UNIT_FACTORS = {"ms": 1.0, "s": 1000.0, "us": 0.001, "ns": 0.000001}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from upkeep.errors import ConfigError
-from upkeep.handlers._logparse.detect import inspect_file
-from upkeep.handlers._logparse.engine import AnalysisOptions, analyze_files
+from upkeep.handlers.logs.parse.detect import inspect_file
+from upkeep.handlers.logs.parse.engine import AnalysisOptions, analyze_files
 
 WINDOW_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)\s*$")
 WINDOW_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}

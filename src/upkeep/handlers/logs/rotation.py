@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
-from upkeep.handlers._compress import SUFFIXES
+from upkeep.handlers.logs.compress import SUFFIXES
 
 COMPRESSED_SUFFIXES = (*SUFFIXES.values(), ".xz", ".bz2", ".lz4")
 

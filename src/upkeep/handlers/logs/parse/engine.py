@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from upkeep.handlers._logparse.detect import FileInfo
-from upkeep.handlers._logparse.levels import ERROR_LEVELS, error_candidate_sql, normalise_level
-from upkeep.handlers._logparse.sql import quote_literal, source_select, truncate
+from upkeep.handlers.logs.parse.detect import FileInfo
+from upkeep.handlers.logs.parse.levels import ERROR_LEVELS, error_candidate_sql, normalise_level
+from upkeep.handlers.logs.parse.sql import quote_literal, source_select, truncate
 
 if TYPE_CHECKING:  # duckdb is imported where it is used: loading the handlers must not load it
     import duckdb

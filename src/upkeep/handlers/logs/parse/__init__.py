@@ -4,9 +4,9 @@
 ``analyze_files`` is the engine under it.
 """
 
-from upkeep.handlers._logparse.engine import AnalysisOptions, analyze_files
-from upkeep.handlers._logparse.levels import normalise_level
-from upkeep.handlers._logparse.paths import WINDOW_RE, WINDOW_UNITS, analyze_paths, expand, parse_window
+from upkeep.handlers.logs.parse.engine import AnalysisOptions, analyze_files
+from upkeep.handlers.logs.parse.levels import normalise_level
+from upkeep.handlers.logs.parse.paths import WINDOW_RE, WINDOW_UNITS, analyze_paths, expand, parse_window
 
 __all__ = [
     "WINDOW_RE",

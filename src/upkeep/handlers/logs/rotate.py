@@ -43,7 +43,7 @@ Per rule (every option of ``RotateRule`` is documented on its field):
 4. **Retention** (every run): rotated versions beyond the newest ``rotate`` and those whose mtime
    is older than ``maxage`` days are deleted.
 
-Names: see ``upkeep.handlers._rotation`` -- ``app.log-20261122``, then ``app.log-20261122.1``,
+Names: see ``upkeep.handlers.logs.rotation`` -- ``app.log-20261122``, then ``app.log-20261122.1``,
 ``.2`` for further rotations under the same date (logrotate would skip those rotations).
 
 ``dry_run`` lists every action (rename, create, copy, truncate, postrotate, signal, compress,
@@ -79,8 +79,8 @@ from upkeep.engine.registry import (
     validation_errors,
 )
 from upkeep.errors import ConfigError
-from upkeep.handlers._compress import compress_file, resolve_level, suffix_for
-from upkeep.handlers._rotation import (
+from upkeep.handlers.logs.compress import compress_file, resolve_level, suffix_for
+from upkeep.handlers.logs.rotation import (
     COMPRESSED_SUFFIXES,
     ByteSize,
     Naming,
@@ -187,7 +187,7 @@ ANALYZE_ONLY_PER_TASK = ("targets", "paths", "window", "since", "until")
 def check_log_target(name: str, entry: dict[str, Any]) -> None:
     """A ``targets.logs`` entry: ``paths``, rotation options under ``rotation:``, and the fields of
     ``logs.analyze`` that describe the log (format, time_field, thresholds...)."""
-    from upkeep.handlers.logs_analyze import LogsAnalyzeConfig
+    from upkeep.handlers.logs.analyze import LogsAnalyzeConfig
 
     rotation = entry.get("rotation") or {}
     if not isinstance(rotation, dict):

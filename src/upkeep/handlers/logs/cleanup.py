@@ -4,7 +4,7 @@ The weekly runbook (seed 002): ``du -sh logs/``, list files over 100 MB, delete 
 than 7 days. Directories come from ``directories`` or, when empty, from the parent directories
 of the inventory's ``targets.logs`` paths (``targets: [names]`` picks some).
 
-- Only files whose names mark them as rotated are ever deleted (``_rotation.looks_rotated``:
+- Only files whose names mark them as rotated are ever deleted (``rotation.looks_rotated``:
   compression suffix ``.gz/.zst/.xz/.bz2/.lz4``, date suffix ``-20261122``, numeric ``.1``, pm2's
   ``api-out__2025-11-18_10-00-00.log``, dated ``app-2026-11-22.log``). The active, un-suffixed log
   files are never touched, nor any file a process holds open (``/proc/*/fd`` scan; without root
@@ -35,7 +35,7 @@ from upkeep.bounds import MAX_BYTES, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
-from upkeep.handlers._rotation import ByteSize, OpenFiles, looks_rotated, scan_open_files
+from upkeep.handlers.logs.rotation import ByteSize, OpenFiles, looks_rotated, scan_open_files
 
 DAY = 86400.0
 
