@@ -36,6 +36,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports  # the layers and the acyclic import graph of [tool.importlinter]
 
 clean:
 	rm -rf $(VENV) .pytest_cache
