@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from support.contexts import events_of, run_handler
-from upkeep.handlers._backup import catalog, drills
+from upkeep.handlers.backup import catalog, drills
 from upkeep.reports.build import backups_section
 from upkeep.reports.render import render_markdown
 from upkeep.store.records import Records

@@ -13,9 +13,9 @@ import zstandard
 from support.contexts import run_handler
 from support.servers import require_binary, start_redis
 from upkeep.errors import ConfigError
-from upkeep.handlers._backup import catalog
-from upkeep.handlers._backup.crypto import Decryptor, Encryptor, key_id
-from upkeep.handlers._backup.stream import ArtifactReader
+from upkeep.handlers.backup import catalog
+from upkeep.handlers.backup.crypto import Decryptor, Encryptor, key_id
+from upkeep.handlers.backup.stream import ArtifactReader
 from upkeep.store.records import Records
 
 KEY_HEX = "11" * 32

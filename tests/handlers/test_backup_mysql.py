@@ -11,7 +11,7 @@ import pytest
 from support.contexts import run_handler
 from support.servers import require_binary, start_mariadb
 from upkeep.errors import UserError
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 from upkeep.store.records import Records
 
 pytestmark = pytest.mark.mariadb

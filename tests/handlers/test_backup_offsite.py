@@ -15,7 +15,7 @@ from support.servers import start_s3, start_sshd
 from upkeep.engine.context import RunCancelled
 from upkeep.engine.registry import REGISTRY
 from upkeep.errors import ConfigError
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 from upkeep.store.records import Records
 
 SECRET = "s3-secret-value-42"

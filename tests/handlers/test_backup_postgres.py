@@ -14,7 +14,7 @@ import pytest
 from support.contexts import events_of, run_handler
 from support.servers import free_port
 from upkeep.errors import ConnectionFailed, UserError
-from upkeep.handlers._backup.pg import PgTarget, Table, checksum_query, list_tables
+from upkeep.handlers.backup.sources.postgres_tools import PgTarget, Table, checksum_query, list_tables
 
 pytestmark = pytest.mark.postgres
 
@@ -106,7 +106,7 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     )
     assert flipped["outcome"] == "critical"
     assert "checksum mismatch: expected" in flipped["summary"]
-    from upkeep.handlers._backup import catalog
+    from upkeep.handlers.backup import catalog
     from upkeep.store.records import Records
 
     records = Records(sqlite_store, "backup")
@@ -175,7 +175,7 @@ def test_verify_decodes_into_pg_restore_and_reports_a_stream_that_fails_to_decod
     checksum matches but whose zstd stream is cut short (as if written wrong) fails as undecodable."""
     import hashlib
 
-    from upkeep.handlers._backup import catalog
+    from upkeep.handlers.backup import catalog
     from upkeep.store.records import Records
 
     name = _items_database(pg_server, 20000, "md5(g::text) || repeat('x', 200)")
@@ -257,7 +257,7 @@ def test_restore_into_the_original_database_takes_a_safety_backup_and_ends_sessi
         session.close()
     assert pg_server.psql("select count(*) from items", name) == "500"
     assert marker.read_text().split() == ["stop", "start"]
-    from upkeep.handlers._backup import catalog
+    from upkeep.handlers.backup import catalog
     from upkeep.store.records import Records
 
     safety = catalog.find(Records(sqlite_store, "backup"), result["safety_backup"])

@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 from support.contexts import events_of, run_handler
-from upkeep.handlers._backup.stream import ArtifactReader
+from upkeep.handlers.backup.stream import ArtifactReader
 from upkeep.private import PRIVATE
 
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support.contexts import run_handler
-from upkeep.handlers._backup import catalog
-from upkeep.handlers._backup.retention import BackupInfo, Policy, select
+from upkeep.handlers.backup import catalog
+from upkeep.handlers.backup.retention import BackupInfo, Policy, select
 from upkeep.store.records import Records
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from _env import LiveServer
 from support.people import finished
 from support.servers import free_port
 from upkeep.engine.execute import CONFIG_DOMAIN
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 from upkeep.notify.alerter import Alerter
 from upkeep.service import Upkeep
 from upkeep.store.records import Records

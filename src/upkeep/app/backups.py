@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from upkeep.errors import NotFound
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 from upkeep.store.db import Store
 from upkeep.store.models import ScheduledTask
 from upkeep.store.records import Records
@@ -26,9 +26,9 @@ VERIFY_TYPE = "backup.verify"
 
 
 def _default_rpo_hours() -> float:
-    from upkeep.handlers.backup import VerifyConfig
+    from upkeep.handlers.backup import default_rpo_hours
 
-    return float(VerifyConfig.model_fields["rpo_hours"].default)
+    return default_rpo_hours()
 
 
 def _rpo_by_source(store: Store) -> tuple[dict[str, tuple[float, str]], tuple[float, str] | None]:

@@ -16,7 +16,7 @@ from rich.table import Column, Table
 
 from upkeep.clock import utcnow
 from upkeep.errors import UserError
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 from upkeep.store.records import Records
 
 backups_app = typer.Typer(no_args_is_help=True)
@@ -195,7 +195,7 @@ def estimate_cmd(
 ) -> None:
     """Predict how long restoring SOURCE's newest backup takes, from its drill and verify history."""
     from upkeep.cli.common import state
-    from upkeep.handlers._backup import drills
+    from upkeep.handlers.backup import drills
 
     store = state(ctx).store()
     try:

@@ -1,4 +1,4 @@
-"""Built-in handlers, one package per domain (``logs/``, ...). The modules that register
+"""Built-in handlers, one package per domain (``backup/``, ``logs/``, ...). The modules that register
 ``@handler`` functions or kinds of target are listed here by hand; ``load_builtin`` (the
 ``upkeep.handlers`` entry point) imports exactly those. Every other module is a helper of its domain,
 whatever its name.
@@ -16,16 +16,16 @@ import importlib
 
 BUILTIN_MODULES: dict[str, str] = {
     # name or alias -> module under upkeep.handlers
-    "backup.create": "backup",
-    "backup.run": "backup",
-    "db.backup": "backup",
-    "backup.prune": "backup",
-    "backup.restore": "backup",
-    "backup.recover": "backup",
-    "backup.verify": "backup",
-    "backup.check": "backup",
-    "backup.drill": "backup_drill",
-    "backup.dr_test": "backup_drill",
+    "backup.create": "backup.create",
+    "backup.run": "backup.create",
+    "db.backup": "backup.create",
+    "backup.prune": "backup.prune",
+    "backup.restore": "backup.restore",
+    "backup.recover": "backup.restore",
+    "backup.verify": "backup.verify",
+    "backup.check": "backup.verify",
+    "backup.drill": "backup.drill",
+    "backup.dr_test": "backup.drill",
     "capacity.plan": "capacity",
     "capacity.project": "capacity",
     "capacity.sample": "capacity",
@@ -85,9 +85,9 @@ BUILTIN_MODULES: dict[str, str] = {
 
 BUILTIN_KINDS: dict[str, str] = {
     # kind of target (``targets.<kind>`` of upkeep.yaml) -> module under upkeep.handlers
-    "backups": "backup",
-    "databases": "backup",
-    "files": "backup",
+    "backups": "backup.targets",
+    "databases": "backup.targets",
+    "files": "backup.targets",
     "env_files": "config_audit",
     "services": "health",
     "logs": "logs.rotate",

@@ -153,7 +153,7 @@ def backups_section(services: Any, since: datetime, now: datetime) -> dict[str, 
                 "size": (e.get("manifest") or {}).get("size"),
             }
         )
-    from upkeep.handlers._backup import drills
+    from upkeep.handlers.backup import drills
 
     return {
         "created": len(in_period),

@@ -55,9 +55,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._backup import retention
-from upkeep.handlers._backup.retention import RetentionConfig
-from upkeep.handlers._backup.stream import CHUNK
+from upkeep.handlers.backup import retention
+from upkeep.handlers.backup.retention import RetentionConfig
+from upkeep.handlers.backup.stream import CHUNK
 from upkeep.private import PRIVATE
 
 STATE_DOMAIN = "backup-offsite"

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from upkeep.errors import UserError
-from upkeep.handlers._backup import catalog, offsite, retention
-from upkeep.handlers._backup.manifest import manifest_path
-from upkeep.handlers._backup.offsite import OffsiteError, Repository
+from upkeep.handlers.backup import catalog, offsite, retention
+from upkeep.handlers.backup.manifest import manifest_path
+from upkeep.handlers.backup.offsite import OffsiteError, Repository
 
 
 def _files(entry: dict[str, Any]) -> list[tuple[str, Path, str | None]]:

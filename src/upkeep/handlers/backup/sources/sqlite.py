@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._backup.checks import check, compare_counts
-from upkeep.handlers._backup.sources import Source
+from upkeep.handlers.backup.checks import check, compare_counts
+from upkeep.handlers.backup.sources.base import Source
 
 
 def layout(config) -> tuple[str, str]:

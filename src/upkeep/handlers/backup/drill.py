@@ -27,18 +27,11 @@ from pydantic import Field, field_validator
 from upkeep.engine.registry import handler, host_scoped, overridable
 from upkeep.engine.taskspec import parse_duration
 from upkeep.errors import ConfigError
-from upkeep.handlers._backup import catalog, drills, offsite, replicate
-from upkeep.handlers._backup.checks import check
-from upkeep.handlers.backup import (
-    PgToolsConfig,
-    SourceField,
-    VerifyConfig,
-    _content_verified,
-    _source_name,
-    held_by,
-    verified_in,
-    verify_entry,
-)
+from upkeep.handlers.backup import catalog, drills, offsite, replicate
+from upkeep.handlers.backup.checks import check
+from upkeep.handlers.backup.config import PgToolsConfig, VerifyConfig
+from upkeep.handlers.backup.reading import content_verified, held_by, verified_in, verify_entry
+from upkeep.handlers.backup.sources import SourceField, source_name
 
 PLACEHOLDERS = ("{scratch_url}", "{scratch_database}")
 
@@ -142,12 +135,12 @@ def _candidates(ctx, source: str, repo) -> list[dict[str, Any]]:
     return [
         e
         for e in catalog.entries(records, source)
-        if held_by(e, repo) and (verified_in(e, repo) or (repo is not None and _content_verified(e, repo)))
+        if held_by(e, repo) and (verified_in(e, repo) or (repo is not None and content_verified(e, repo)))
     ]
 
 
 def drill_source(ctx, config: DrillConfig, name: str, repo) -> dict[str, Any]:
-    source = _source_name(ctx, name)
+    source = source_name(ctx, name)
     assert source is not None
     at = ctx.now()
     started = time.monotonic()

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from upkeep.handlers._backup.stream import write_atomic
+from upkeep.handlers.backup.stream import write_atomic
 from upkeep.private import PRIVATE, Private
 
 MANIFEST_SUFFIX = ".manifest.json"

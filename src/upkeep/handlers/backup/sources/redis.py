@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
-from upkeep.handlers._backup.checks import check
-from upkeep.handlers._backup.sources import Source
-from upkeep.handlers._backup.stream import fsync_dir, temp_name
+from upkeep.handlers.backup.checks import check
+from upkeep.handlers.backup.sources.base import Source
+from upkeep.handlers.backup.stream import fsync_dir, temp_name
 
 if TYPE_CHECKING:  # redis is imported where it is used: loading the handlers must not load it
     import redis as redis_lib

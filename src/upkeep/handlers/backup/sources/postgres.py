@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from upkeep.errors import UserError
-from upkeep.handlers._backup import files as tar_files
-from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
-from upkeep.handlers._backup.pg import (
+from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
+from upkeep.handlers.backup.sources import files as tar_files
+from upkeep.handlers.backup.sources.base import OnRestored, Source
+from upkeep.handlers.backup.sources.postgres_tools import (
     PgTarget,
     connect,
     count_rows,
@@ -31,8 +32,7 @@ from upkeep.handlers._backup.pg import (
     table_checksums,
     terminate_connections,
 )
-from upkeep.handlers._backup.sources import OnRestored, Source
-from upkeep.handlers._backup.stream import ArtifactWriter, CorruptArtifact, DecodedStream
+from upkeep.handlers.backup.stream import ArtifactWriter, CorruptArtifact, DecodedStream
 
 
 def layout(config) -> tuple[str, str]:

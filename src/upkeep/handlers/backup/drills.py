@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from upkeep.errors import NotFound
-from upkeep.handlers._backup import catalog
+from upkeep.handlers.backup import catalog
 
 DOMAIN = "backup-drill"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers._backup.checks import check, compare_counts
-from upkeep.handlers._backup.sources import Source
+from upkeep.handlers.backup.checks import check, compare_counts
+from upkeep.handlers.backup.sources.base import Source
 from upkeep.private import key_files
 
 if TYPE_CHECKING:  # tarfile is imported where it is used: loading the handlers need not load it

@@ -1,4 +1,5 @@
-"""Retention as pure functions: which backups of one source to keep, and why.
+"""Retention: which backups of one source to keep, and why, as pure functions (``select``); and
+``apply_retention``, which deletes the rest (after each ``backup.create``, and in ``backup.prune``).
 
 Policy fields (all optional; ``None`` means the rule is off):
 
@@ -17,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
 from upkeep.bounds import MAX_COUNT, MAX_DAYS
 from upkeep.engine.registry import HandlerConfig
+from upkeep.handlers.backup import catalog
+from upkeep.handlers.backup.manifest import manifest_path
 
 
 @dataclass(frozen=True)
@@ -138,3 +143,39 @@ class RetentionConfig(HandlerConfig):
             return self.max_age_days
         spans = [n * d for n, d in ((self.keep_daily, 1), (self.keep_weekly, 7), (self.keep_monthly, 28)) if n]
         return min(spans) if spans else None
+
+
+def apply_retention(ctx, source_name: str, config: RetentionConfig, dry_run: bool) -> dict[str, Any]:
+    records = ctx.records(catalog.DOMAIN)
+    by_id = {e["id"]: e for e in catalog.entries(records, source_name) if not e.get("local_deleted")}
+    infos = [
+        BackupInfo(e["id"], datetime.fromisoformat(e["created_at"]), e.get("status") == "verified")
+        for e in by_id.values()
+    ]
+    decision = select(infos, config.policy(), ctx.now())
+    ctx.scope(
+        [f"{source_name}/{backup_id}" for backup_id in decision.delete],
+        f"the retention policy over {len(infos)} backup(s) of {source_name}; the newest verified one is kept",
+        what="backups to delete",
+    )
+    removed = []
+    for backup_id in decision.delete:
+        entry = by_id[backup_id]
+        paths = [Path(entry["path"]), *(Path(c["path"]) for c in entry.get("copies", []))]
+        extras = [Path(entry["path"]).with_name(x["artifact"]) for x in entry["manifest"].get("extra_artifacts", [])]
+        if dry_run:
+            ctx.info("plan", f"would delete backup {source_name}/{backup_id}", action="delete", path=str(paths[0]))
+        else:
+            for p in [*paths, *extras]:
+                p.unlink(missing_ok=True)
+                manifest_path(p).unlink(missing_ok=True)
+            if entry.get("offsite"):  # still restorable from a repository: keep its catalog entry
+                catalog.put(records, {**entry, "local_deleted": ctx.now().isoformat()})
+            else:
+                catalog.remove(records, entry)
+            ctx.info("deleted", f"deleted backup {source_name}/{backup_id}", action="delete", path=str(paths[0]))
+        removed.append({"id": backup_id, "path": str(paths[0]), "created_at": entry["created_at"]})
+    return {
+        "kept": [{"id": i, "reasons": r} for i, r in decision.keep.items()],
+        ("would_delete" if dry_run else "deleted"): removed,
+    }

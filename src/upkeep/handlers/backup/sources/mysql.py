@@ -32,10 +32,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
-from upkeep.handlers._backup.checks import assertions_of, check, compare_counts
-from upkeep.handlers._backup.pg import run_fed, run_streaming
-from upkeep.handlers._backup.sources import Source
-from upkeep.handlers._backup.stream import CHUNK
+from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
+from upkeep.handlers.backup.sources.base import Source
+from upkeep.handlers.backup.sources.postgres_tools import run_fed, run_streaming
+from upkeep.handlers.backup.stream import CHUNK
 from upkeep.private import PRIVATE
 
 if TYPE_CHECKING:  # pymysql is imported where it is used: loading the handlers must not load it

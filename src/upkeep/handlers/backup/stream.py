@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from upkeep.handlers._backup.crypto import DecryptionError, Decryptor, Encryptor
+from upkeep.handlers.backup.crypto import DecryptionError, Decryptor, Encryptor
 from upkeep.private import PRIVATE, Private
 
 CHUNK = 1 << 20

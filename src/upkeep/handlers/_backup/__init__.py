@@ -1,1 +1,0 @@
-"""Private helpers of the ``backup.*`` handlers (see ``upkeep.handlers.backup``)."""
