@@ -142,9 +142,8 @@ def _health_run(store, now: datetime) -> int:
     """Targets in the inventory, a health.check task and a maintenance task, and one finished check
     of every target (5 % critical: 10 with a down parent, 10 during the maintenance run)."""
 
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.store.models import Run, ScheduledTask
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     services = {f"svc{i:04d}": {"type": "http", "url": f"http://127.0.0.1:9/{i}"} for i in range(TARGETS)}
     for i in range(10):
@@ -206,13 +205,12 @@ def main() -> None:
     import sqlalchemy as sa
 
     from upkeep import metrics
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.notify.alerter import Alerter
     from upkeep.service import Upkeep
     from upkeep.settings import Settings
     from upkeep.store.db import Store
     from upkeep.store.models import Run
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     workdir = Path(tempfile.mkdtemp(prefix="upkeep-bench-alerts-", dir="/tmp"))
     try:

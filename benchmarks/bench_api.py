@@ -136,9 +136,8 @@ SOURCES, BACKUPS_PER_SOURCE, SERVICES = 20, 60, 200
 def _seed_backups_and_targets(store) -> None:
     """A backup catalog (20 sources x 60 backups, one a day) and an inventory of 200 checked
     services, so /backups and /targets show real amounts."""
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.store.models import Record
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     now = datetime.now(UTC).replace(microsecond=0)
     with store.write() as s:  # the catalog as of this run only

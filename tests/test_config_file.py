@@ -16,11 +16,10 @@ from upkeep.config_file import (
     settings_for,
     validate_tasks,
 )
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.errors import ConfigError
 from upkeep.service import Upkeep
 from upkeep.store.models import Base
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 
 def _dump(store) -> dict:

@@ -565,10 +565,9 @@ def _flatten(value: dict[str, Any], depth: int) -> dict[str, Any]:
 def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGISTRY) -> tuple[Diff, list]:
     """The diff between the file and the store, and the desired normalized specs (nothing written)."""
     from upkeep.app import silence_file
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.heartbeats import config as heartbeat_config
     from upkeep.store.models import ScheduledTask
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     validate_targets(loaded, registry)
     desired = validate_tasks(loaded, registry)
@@ -660,10 +659,9 @@ def apply_file(
     Everything is validated first: a bad task means nothing is written.
     """
     from upkeep.app import silence_file
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.heartbeats import config as heartbeat_config
     from upkeep.service import Upkeep
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     loaded = load_config(path or settings.config_path)
     diff, desired = plan(loaded, store, prune=prune, registry=registry)
@@ -704,9 +702,8 @@ def apply_file(
 
 def _record_secret_names(store, loaded: LoadedConfig) -> None:
     """The names of every ``${env:...}`` the file references (server, targets, channels, tasks), so
-    runs and alerts scrub all of their values (``upkeep.engine.execute.instance_secrets``)."""
-    from upkeep.engine.execute import CONFIG_DOMAIN
-    from upkeep.store.records import Records
+    runs and alerts scrub all of their values (``upkeep.store.records.instance_secrets``)."""
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     names = sorted(secret_refs.find_refs(loaded.model.model_dump()))
     records = Records(store, CONFIG_DOMAIN)
@@ -748,10 +745,9 @@ def compact_spec(spec: dict[str, Any]) -> dict[str, Any]:
 def export_config(store, *, file_only: bool = False, server: dict[str, Any] | None = None) -> str:
     """The store's targets, channels and tasks as upkeep.yaml text (applies back with zero changes)."""
     from upkeep.app import silence_file
-    from upkeep.engine.execute import CONFIG_DOMAIN
     from upkeep.heartbeats import config as heartbeat_config
     from upkeep.store.models import ScheduledTask
-    from upkeep.store.records import Records
+    from upkeep.store.records import CONFIG_DOMAIN, Records
 
     records = Records(store, CONFIG_DOMAIN)
     with store.read() as s:

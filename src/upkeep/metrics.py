@@ -56,7 +56,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 def record_runs(s, runs: Iterable[Any]) -> None:
     """Add finished runs (rows with task_name, task_type, status, outcome, started_at, finished_at)
     to the counters, inside the caller's transaction."""
-    from upkeep.notify import _records
+    from upkeep.store import records as _records
 
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     durations: dict[str, list[float]] = defaultdict(list)

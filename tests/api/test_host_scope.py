@@ -16,9 +16,8 @@ import pytest
 import yaml
 
 from upkeep.config_file import apply_file
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.registry import REGISTRY
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 DOCS = Path(__file__).parent.parent.parent / "docs" / "handlers.md"
 PG = "postgresql://postgres@127.0.0.1:5432/app"

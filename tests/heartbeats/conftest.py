@@ -13,9 +13,11 @@ from notify_receivers import receiver_fixtures  # noqa: E402
 
 from support.heartbeat_env import SMTP_PASSWORD, START, HeartbeatEnv  # noqa: E402
 from upkeep.clock import FakeClock  # noqa: E402
-from upkeep.engine.execute import CONFIG_DOMAIN  # noqa: E402
 from upkeep.settings import Settings  # noqa: E402
-from upkeep.store.records import Records  # noqa: E402
+from upkeep.store.records import (
+    CONFIG_DOMAIN,  # noqa: E402
+    Records,  # noqa: E402
+)
 
 smtp, http = receiver_fixtures(SMTP_PASSWORD)
 

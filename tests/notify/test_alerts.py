@@ -11,7 +11,7 @@ from notify_receivers import HttpReceiver, receiver_fixtures
 
 from upkeep.app.alerts import create_silence
 from upkeep.engine import lifecycle
-from upkeep.engine.execute import CONFIG_DOMAIN, execute_claimed
+from upkeep.engine.execute import execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
 from upkeep.notify.pings import Ping, send_pings
@@ -19,7 +19,7 @@ from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import AlertState, Run
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 SMTP_PASSWORD = "s3cret-Smtp/pa@ss"  # has URL-special characters on purpose
 TASK_SECRET = "task-secret-value-42"

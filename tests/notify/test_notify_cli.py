@@ -8,13 +8,12 @@ from typer.testing import CliRunner
 
 from upkeep.cli.common import State
 from upkeep.cli.notify import notify_app
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.errors import UserError
 from upkeep.notify.channels import resolve_url
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 PASSWORD = "p@ss/w:rd-123"
 

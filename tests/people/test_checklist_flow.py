@@ -19,7 +19,6 @@ from support.servers import free_port
 from upkeep.api.app import create_app
 from upkeep.cli.main import app as cli_app
 from upkeep.clock import FakeClock
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.executor import EmbeddedExecutor
 from upkeep.engine.scheduler import Scheduler
 from upkeep.notify.alerter import Alerter
@@ -27,7 +26,7 @@ from upkeep.people import accounts, checklists
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

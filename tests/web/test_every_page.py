@@ -17,13 +17,12 @@ from _ui import check_page
 
 from support.people import finished
 from support.servers import free_port
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.heartbeats.monitors import create_heartbeat
 from upkeep.notify import alerts
 from upkeep.notify.alerter import Alerter
 from upkeep.people import accounts
 from upkeep.service import Upkeep
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "a long admin password"

@@ -15,11 +15,10 @@ from _env import LiveServer
 
 from support.people import finished
 from support.servers import free_port
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.handlers.backup import catalog
 from upkeep.notify.alerter import Alerter
 from upkeep.service import Upkeep
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

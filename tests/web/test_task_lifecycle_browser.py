@@ -15,9 +15,8 @@ from _env import LiveServer
 
 from support.servers import free_port
 from upkeep.app.alerts import list_silences
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.errors import NotFound
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

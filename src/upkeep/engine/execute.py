@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,23 +34,9 @@ from upkeep.errors import UserError
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT, WAITING
-from upkeep.store.records import Records
+from upkeep.store.records import Records, instance_secrets, load_targets
 
 log = logging.getLogger(__name__)
-
-CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels, secret_names
-
-
-def load_targets(store: Store) -> dict[str, Any]:
-    return Records(store, CONFIG_DOMAIN).get("targets", {}) or {}
-
-
-def instance_secrets(store: Store) -> list[str]:
-    """The values of every ``${env:NAME}`` the config file references (``apply`` records the names),
-    set in this process's environment: a run or an alert scrubs them all, not only those it
-    resolved (a command may print a database password the task itself never referenced)."""
-    names = Records(store, CONFIG_DOMAIN).get("secret_names", []) or []
-    return [os.environ[name] for name in names if os.environ.get(name)]
 
 
 def call_handler(

@@ -43,17 +43,18 @@ from sqlalchemy.orm import Session
 
 from upkeep import metrics
 from upkeep.clock import utcnow
-from upkeep.engine.execute import instance_secrets
 from upkeep.engine.taskspec import NotifySpec
-from upkeep.notify import _records, alerts, rules
+from upkeep.notify import alerts, rules
 from upkeep.notify.channels import Channel, load_channels
 from upkeep.notify.messages import Message, base_url, overdue_message, run_message, task_secrets
 from upkeep.notify.outbox import ALERTS_DOMAIN, Notification, add_history, deliver, enqueue
 from upkeep.notify.pings import Ping, end_kind, send_pings
 from upkeep.notify.silences import Subject, active_silences, held_by, matching_silence
 from upkeep.secrets import scrub
+from upkeep.store import records as _records
 from upkeep.store.db import Store
 from upkeep.store.models import COMPLETED, FAILED, RUNNING, TIMED_OUT, Alert, AlertState, Run, ScheduledTask
+from upkeep.store.records import instance_secrets
 
 log = logging.getLogger(__name__)
 

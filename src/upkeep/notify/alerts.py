@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
-from upkeep.notify import _records
+from upkeep.store import records as _records
 from upkeep.store.models import Alert, AlertDelivery
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"

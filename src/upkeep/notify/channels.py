@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.errors import ConfigError, NotFound, UserError
 from upkeep.secrets import REF_RE, find_refs, redact_url_password, resolve, scrub
 from upkeep.store.db import Store
-from upkeep.store.records import Records
+from upkeep.store.records import CONFIG_DOMAIN, Records
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.notify import _records
 from upkeep.notify.channels import Channel, send
 from upkeep.notify.silences import Subject, active_silences, matching_silence
+from upkeep.store import records as _records
 from upkeep.store.db import Store
 from upkeep.store.models import AlertDelivery
 

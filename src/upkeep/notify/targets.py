@@ -27,12 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from upkeep.engine.execute import CONFIG_DOMAIN
 from upkeep.engine.targets import affected_targets, ancestors, dependencies, settle_seconds
-from upkeep.notify import _records
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip
 from upkeep.notify.silences import Subject
+from upkeep.store import records as _records
 from upkeep.store.models import Run, ScheduledTask
+from upkeep.store.records import CONFIG_DOMAIN
 
 DOMAIN = "_targets"
 PREFIX = "target/"  # alert_state and alerts name a target "target/KIND.NAME"

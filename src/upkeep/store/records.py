@@ -3,21 +3,107 @@
 Examples: the backup catalog (``backup``), health failure counters (``health``), rotation state
 (``logs.rotate``), capacity samples (``capacity``). Handlers reach it as ``ctx.records(domain)`` and
 never touch SQLAlchemy.
+
+The functions (``get``, ``put``, ``items``...) work inside a caller's transaction (the alerter keeps
+its cursor, outbox and history there, committed with the alert state it changes); ``Records`` is
+the same operations, each in a transaction of its own.
+
+``CONFIG_DOMAIN`` holds what ``upkeep apply`` recorded for every process: the targets inventory,
+the alert channels and the names of the secrets the config file references.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from upkeep.store.db import Store
 from upkeep.store.models import Record
 
+CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels, secret_names
+
+
+def _is_postgres(s: Session) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def _prefixed(query, prefix: str):
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return query.where(Record.key.like(f"{escaped}%", escape="\\"))
+
+
+def get(s: Session, domain: str, key: str, default: Any = None, *, lock: bool = False) -> Any:
+    query = sa.select(Record.value).where(Record.domain == domain, Record.key == key)
+    if lock and _is_postgres(s):
+        query = query.with_for_update()
+    row = s.execute(query).first()
+    return row[0] if row is not None else default
+
+
+def put(s: Session, domain: str, key: str, value: Any, *, lock: bool = False) -> None:
+    now = datetime.now(UTC)
+    row = s.get(Record, (domain, key), with_for_update=lock and _is_postgres(s))
+    if row is None:
+        s.add(Record(domain=domain, key=key, value=value, created_at=now, updated_at=now))
+    else:
+        row.value = value
+        row.updated_at = now
+    s.flush()
+
+
+def delete(s: Session, domain: str, key: str) -> bool:
+    return s.execute(sa.delete(Record).where(Record.domain == domain, Record.key == key)).rowcount > 0
+
+
+def items(s: Session, domain: str, prefix: str = "", limit: int | None = None) -> list[tuple[str, Any]]:
+    """Records whose key starts with ``prefix``, ordered by key."""
+    query = sa.select(Record.key, Record.value).where(Record.domain == domain)
+    if prefix:
+        query = _prefixed(query, prefix)
+    query = query.order_by(Record.key)
+    if limit is not None:
+        query = query.limit(limit)
+    return [(k, v) for k, v in s.execute(query)]
+
+
+def get_many(s: Session, domain: str, keys: list[str]) -> dict[str, Any]:
+    """The values of ``keys`` that exist (one query per 500 keys)."""
+    out: dict[str, Any] = {}
+    for i in range(0, len(keys), 500):
+        chunk = keys[i : i + 500]
+        query = sa.select(Record.key, Record.value).where(Record.domain == domain, Record.key.in_(chunk))
+        if _is_postgres(s):
+            query = query.with_for_update()
+        out.update(dict(s.execute(query).all()))
+    return out
+
+
+def put_many(s: Session, domain: str, values: Mapping[str, Any]) -> None:
+    """Insert or replace many records with one statement per 500 (an upsert on both dialects)."""
+    if not values:
+        return
+    if _is_postgres(s):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    now = datetime.now(UTC)
+    stmt = insert(Record.__table__)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["domain", "key"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+    )
+    rows = [{"domain": domain, "key": k, "value": v, "created_at": now, "updated_at": now} for k, v in values.items()]
+    s.connection().execute(stmt, rows)  # executemany: compiled once, batched by the driver
+
 
 class Records:
+    """The records of one domain, each operation in a transaction of its own."""
+
     def __init__(self, store: Store, domain: str):
         if not domain:
             raise ValueError("records need a domain")
@@ -25,44 +111,19 @@ class Records:
         self.domain = domain
 
     def get(self, key: str, default: Any = None) -> Any:
-        table = Record.__table__
-        query = sa.select(table.c.value).where(table.c.domain == self.domain, table.c.key == key)
         with self.store.read() as s:
-            row = s.execute(query).first()
-            return row[0] if row is not None else default
+            return get(s, self.domain, key, default)
 
     def put(self, key: str, value: Any) -> None:
         with self.store.write() as s:
-            self._put(s, key, value)
-
-    def _put(self, session, key: str, value: Any) -> None:
-        now = datetime.now(UTC)
-        row = session.get(Record, (self.domain, key), with_for_update=self.store.is_postgres)
-        if row is None:
-            session.add(Record(domain=self.domain, key=key, value=value, created_at=now, updated_at=now))
-        else:
-            row.value = value
-            row.updated_at = now
+            put(s, self.domain, key, value, lock=True)
 
     def put_many(self, items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Write many records in one transaction (one upsert statement per batch)."""
-        pairs = list(dict(items).items())
-        if not pairs:
-            return
-        now = datetime.now(UTC)
-        rows = [{"domain": self.domain, "key": k, "value": v, "created_at": now, "updated_at": now} for k, v in pairs]
-        if self.store.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        with self.store.write() as s:
-            for start in range(0, len(rows), 500):
-                stmt = insert(Record).values(rows[start : start + 500])
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[Record.domain, Record.key],
-                    set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-                )
-                s.execute(stmt)
+        values = dict(items)
+        if values:
+            with self.store.write() as s:
+                put_many(s, self.domain, values)
 
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         """Atomically read, change and write one record; ``change`` returning None deletes it."""
@@ -73,33 +134,34 @@ class Records:
                 if row is not None:
                     s.delete(row)
             else:
-                self._put(s, key, new)
+                put(s, self.domain, key, new, lock=True)
             return new
 
     def delete(self, key: str) -> bool:
         with self.store.write() as s:
-            result = s.execute(sa.delete(Record).where(Record.domain == self.domain, Record.key == key))
-            return result.rowcount > 0
+            return delete(s, self.domain, key)
 
     def items(self, prefix: str = "", limit: int | None = None) -> list[tuple[str, Any]]:
         """Records whose key starts with ``prefix``, ordered by key."""
-        query = sa.select(Record.key, Record.value).where(Record.domain == self.domain)
-        if prefix:
-            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(Record.key.like(f"{escaped}%", escape="\\"))
-        query = query.order_by(Record.key)
-        if limit is not None:
-            query = query.limit(limit)
         with self.store.read() as s:
-            return [(k, v) for k, v in s.execute(query)]
+            return items(s, self.domain, prefix, limit)
 
     def keys(self, prefix: str = "") -> list[str]:
         return [k for k, _ in self.items(prefix)]
 
     def delete_prefix(self, prefix: str) -> int:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self.store.write() as s:
-            result = s.execute(
-                sa.delete(Record).where(Record.domain == self.domain, Record.key.like(f"{escaped}%", escape="\\"))
-            )
-            return result.rowcount
+            return s.execute(_prefixed(sa.delete(Record).where(Record.domain == self.domain), prefix)).rowcount
+
+
+def load_targets(store: Store) -> dict[str, Any]:
+    """The targets inventory ``upkeep apply`` recorded."""
+    return Records(store, CONFIG_DOMAIN).get("targets", {}) or {}
+
+
+def instance_secrets(store: Store) -> list[str]:
+    """The values of every ``${env:NAME}`` the config file references (``apply`` records the names),
+    set in this process's environment: a run or an alert scrubs them all, not only those it
+    resolved (a command may print a database password the task itself never referenced)."""
+    names = Records(store, CONFIG_DOMAIN).get("secret_names", []) or []
+    return [os.environ[name] for name in names if os.environ.get(name)]
