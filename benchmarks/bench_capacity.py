@@ -32,8 +32,8 @@ def _timed(fn, repeat: int = 3) -> tuple[float, object]:
 def main() -> None:
     from upkeep.engine.registry import REGISTRY
     from upkeep.engine.services import EngineServices
+    from upkeep.handlers.audit.config import parse_env_text
     from upkeep.handlers.capacity import sample_key
-    from upkeep.handlers.config_audit import parse_env_text
     from upkeep.reports import build_digest, render_html
     from upkeep.settings import Settings
     from upkeep.store.db import Store

@@ -88,7 +88,7 @@ def _run_health(store, checks) -> tuple[float, dict]:
 def main() -> None:
     load1 = os.getloadavg()[0]
     print(f"(load average before the run: {load1:.2f} on {os.cpu_count()} CPUs; wall times suffer when it is high)")
-    import upkeep.handlers.health  # noqa: F401  (registers health.check)
+    import upkeep.handlers.health.check  # noqa: F401  (registers health.check)
     from upkeep.store.db import Store
     from upkeep.store.records import Records
 

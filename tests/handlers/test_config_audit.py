@@ -12,7 +12,7 @@ import pytest
 
 from support.contexts import events_of, run_handler
 from upkeep.engine.services import EngineServices
-from upkeep.handlers.config_audit import parse_env_text
+from upkeep.handlers.audit.config import parse_env_text
 from upkeep.settings import Settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "env"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.contexts import run_handler
-from upkeep.handlers.deps import classify, parse_apt_upgradable, parse_npm_outdated, parse_pip_outdated
+from upkeep.handlers.audit.deps import classify, parse_apt_upgradable, parse_npm_outdated, parse_pip_outdated
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "audit"
 

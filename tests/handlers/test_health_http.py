@@ -19,7 +19,7 @@ from support.contexts import run_handler
 from support.servers import free_port
 from upkeep.clock import FakeClock
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers.health import KEY_PREFIX, summarize_health_records
+from upkeep.handlers.health.check import KEY_PREFIX, summarize_health_records
 from upkeep.store.records import Records
 
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from upkeep.handlers._checks import jsonpath
-from upkeep.handlers._checks.base import CheckResult
-from upkeep.handlers._checks.damping import apply
-from upkeep.handlers.health import summarize_health_records, summary_line
+from upkeep.handlers.health.check import summarize_health_records, summary_line
+from upkeep.handlers.health.probes import jsonpath
+from upkeep.handlers.health.probes.base import CheckResult
+from upkeep.handlers.health.probes.damping import apply
 
 DOC = {
     "status": "healthy",

@@ -18,8 +18,8 @@ import redis
 
 from support.contexts import events_of, run_handler
 from support.servers import free_port, start_postgres, start_redis
-from upkeep.handlers._checks import pm2, systemd
-from upkeep.handlers._checks.base import CheckEnv
+from upkeep.handlers.health.probes import pm2, systemd
+from upkeep.handlers.health.probes.base import CheckEnv
 
 
 def check(store, checks, **kwargs):

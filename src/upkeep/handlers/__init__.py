@@ -1,7 +1,7 @@
-"""Built-in handlers, one package per domain (``backup/``, ``logs/``, ...). The modules that register
-``@handler`` functions or kinds of target are listed here by hand; ``load_builtin`` (the
-``upkeep.handlers`` entry point) imports exactly those. Every other module is a helper of its domain,
-whatever its name.
+"""Built-in handlers, one package per domain (``audit/``, ``backup/``, ``health/``, ``logs/``, ...).
+The modules that register ``@handler`` functions or kinds of target are listed here by hand;
+``load_builtin`` (the ``upkeep.handlers`` entry point) imports exactly those. Every other module is a
+helper of its domain, whatever its name.
 
 ``BUILTIN_MODULES`` names the module of every built-in handler name and alias, so a process that
 runs one handler (``upkeep run logs.analyze``) imports that module alone; ``BUILTIN_KINDS`` the
@@ -31,9 +31,9 @@ BUILTIN_MODULES: dict[str, str] = {
     "capacity.sample": "capacity",
     "capacity.collect": "capacity",
     "checklist.run": "checklist",
-    "config.audit": "config_audit",
-    "config.check": "config_audit",
-    "env.audit": "config_audit",
+    "config.audit": "audit.config",
+    "config.check": "audit.config",
+    "env.audit": "audit.config",
     "db.analyze": "db",
     "postgres.analyze": "db",
     "sqlite.analyze": "db",
@@ -52,13 +52,13 @@ BUILTIN_MODULES: dict[str, str] = {
     "debug.fail": "debug",
     "debug.noop": "debug",
     "debug.sleep": "debug",
-    "deps.check": "deps",
-    "dependencies.check": "deps",
-    "packages.outdated": "deps",
+    "deps.check": "audit.deps",
+    "dependencies.check": "audit.deps",
+    "packages.outdated": "audit.deps",
     "docker.cleanup": "docker_cleanup",
     "docker.prune": "docker_cleanup",
-    "health.check": "health",
-    "health.report": "report",
+    "health.check": "health.check",
+    "health.report": "health.report",
     "logs.analyze": "logs.analyze",
     "logs.analyse": "logs.analyze",
     "logs.errors": "logs.analyze",
@@ -76,8 +76,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "gc.cleanup": "runs",
     "runs.cleanup_stale": "runs",
     "stale_run.cleanup": "runs",
-    "security.audit": "security",
-    "audit.security": "security",
+    "security.audit": "audit.security",
+    "audit.security": "audit.security",
     "shell.run": "shell",
     "system.resources": "system",
 }
@@ -88,8 +88,8 @@ BUILTIN_KINDS: dict[str, str] = {
     "backups": "backup.targets",
     "databases": "backup.targets",
     "files": "backup.targets",
-    "env_files": "config_audit",
-    "services": "health",
+    "env_files": "audit.config",
+    "services": "health.check",
     "logs": "logs.rotate",
 }
 

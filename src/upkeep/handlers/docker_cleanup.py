@@ -33,9 +33,8 @@ from upkeep.bounds import MAX_CALL_SECONDS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
-
-from ._checks.base import human_bytes
-from ._checks.docker import DEFAULT_HOST, Engine
+from upkeep.handlers.health.probes.base import human_bytes
+from upkeep.handlers.health.probes.docker import DEFAULT_HOST, Engine
 
 if TYPE_CHECKING:  # httpx is imported where it is used: loading the handlers must not load it
     import httpx

@@ -28,9 +28,8 @@ from pydantic import Field
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
-
-from ._checks import disk, load, memory
-from ._checks.base import OK, STATUSES, human_bytes, threshold_status, worst
+from upkeep.handlers.health.probes import disk, load, memory
+from upkeep.handlers.health.probes.base import OK, STATUSES, human_bytes, threshold_status, worst
 
 
 class SystemResourcesConfig(HandlerConfig):

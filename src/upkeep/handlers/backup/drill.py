@@ -69,7 +69,7 @@ class DrillConfig(PgToolsConfig):
     @field_validator("checks")
     @classmethod
     def _checks(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from upkeep.handlers._checks import TARGET_ADAPTER
+        from upkeep.handlers.health.probes import TARGET_ADAPTER
 
         for raw in value:  # placeholders are plain strings here; validated again once filled in
             TARGET_ADAPTER.validate_python(raw)
@@ -101,8 +101,8 @@ def scratch_url(spec: dict[str, Any]) -> str:
 
 
 def _health(ctx, raw_checks: list[dict[str, Any]], spec: dict[str, Any] | None) -> list[dict[str, Any]]:
-    from upkeep.handlers._checks import TARGET_ADAPTER, run_checks
-    from upkeep.handlers._checks.base import OK, CheckEnv
+    from upkeep.handlers.health.probes import TARGET_ADAPTER, run_checks
+    from upkeep.handlers.health.probes.base import OK, CheckEnv
     from upkeep.secrets import scrub
 
     if not raw_checks:

@@ -66,7 +66,7 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
         findings.append({"severity": config.overdue_outcome, "item": "tasks", "message": f"overdue: {names}"})
     if config.include_health_targets:
         try:
-            from upkeep.handlers.health import summarize_health_records
+            from upkeep.handlers.health.check import summarize_health_records
         except ImportError:
             summarize_health_records = None
         if summarize_health_records is not None:

@@ -45,9 +45,8 @@ from upkeep.bounds import MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
-
-from ._checks.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS
-from ._checks.http import HttpClients, _read_not_after
+from upkeep.handlers.health.probes.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS
+from upkeep.handlers.health.probes.http import HttpClients, _read_not_after
 
 RANK = {"info": 0, "warning": 1, "critical": 2}
 OUTCOME = {0: "ok", 1: "warning", 2: "critical"}
@@ -353,7 +352,7 @@ def key_findings(ctx: RunContext, config: SecurityAuditConfig, now: datetime) ->
 def _table_keys(ctx: RunContext, table: KeyTable) -> list[tuple[str, Any]]:
     from psycopg import sql
 
-    from ._pg import connect, target_from_ctx
+    from upkeep.handlers._pg import connect, target_from_ctx
 
     target = target_from_ctx(ctx, table.target)
     parts = table.table.split(".")

@@ -92,11 +92,18 @@ from upkeep.engine.registry import (
 )
 from upkeep.engine.targets import target_id
 from upkeep.errors import ConfigError
+from upkeep.handlers.health.probes import (
+    TARGET_ADAPTER,
+    TARGET_MODELS,
+    AnyTarget,
+    CheckEnv,
+    CheckResult,
+    TargetBase,
+    run_checks,
+)
+from upkeep.handlers.health.probes.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS, OK, STATUSES, WARNING, rank, worst
+from upkeep.handlers.health.probes.damping import apply as apply_damping
 from upkeep.secrets import scrub
-
-from ._checks import TARGET_ADAPTER, TARGET_MODELS, AnyTarget, CheckEnv, CheckResult, TargetBase, run_checks
-from ._checks.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS, OK, STATUSES, WARNING, rank, worst
-from ._checks.damping import apply as apply_damping
 
 DOMAIN = "health"
 KEY_PREFIX = "target/"
