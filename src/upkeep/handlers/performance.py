@@ -205,8 +205,8 @@ def review_runs(
 
 
 def review_databases(ctx: RunContext, config: PerformanceReviewConfig, now: datetime) -> tuple[dict, list[dict]]:
-    from .db import InspectConfig
-    from .db import inspect as db_inspect
+    from upkeep.handlers.db.inspect import InspectConfig
+    from upkeep.handlers.db.inspect import inspect as db_inspect
 
     records = ctx.records(DOMAIN)
     out: dict[str, Any] = {}

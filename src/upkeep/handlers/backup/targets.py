@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from upkeep.engine.registry import inventory_kind
-from upkeep.handlers._pg import LIBPQ_KEYS
+from upkeep.handlers.db.postgres import LIBPQ_KEYS
 
 
 class _Entry(BaseModel):

@@ -196,7 +196,7 @@ def _database_check(name: str, entry: Any) -> TargetBase:
     """The check of a ``targets.databases`` entry: a postgres or redis target built from it."""
     from urllib.parse import quote, urlencode
 
-    from upkeep.handlers import _pg
+    from upkeep.handlers.db import postgres as _pg
 
     where = f"targets.{DATABASES_KIND}.{name}"
     if not isinstance(entry, dict):

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from upkeep import secrets as secret_refs
 from upkeep.engine.context import kill_tree
 from upkeep.errors import ConfigError, UserError
-from upkeep.handlers import _pg
 from upkeep.handlers.backup.stream import DecodedStream
+from upkeep.handlers.db import postgres as _pg
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg

@@ -123,7 +123,7 @@ class SqliteSource(Source):
     @classmethod
     def check_spec(cls, spec: dict[str, Any], field: str) -> None:
         if not spec.get("path") and spec.get("url"):
-            from upkeep.handlers import _pg
+            from upkeep.handlers.db import postgres as _pg
 
             spec["path"] = str(_pg.sqlite_path(str(spec["url"])))
         if not spec.get("path"):

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from psycopg import sql
 
 LEFTOVER_RE = re.compile(r"_cc(new|old)[0-9]*$")
-_USER_SCHEMAS = (
+USER_SCHEMAS = (
     "n.nspname NOT IN ('pg_catalog', 'information_schema') "
     "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
 )
@@ -85,7 +85,7 @@ def tables(
 ) -> list[dict]:
     """Ordinary tables and materialized views (and partitioned parents when asked: ANALYZE needs them,
     autovacuum never analyzes them) with size and dead-tuple statistics."""
-    where = "TRUE" if catalogs else _USER_SCHEMAS
+    where = "TRUE" if catalogs else USER_SCHEMAS
     kinds = "'r', 'm', 'p'" if partitioned else "'r', 'm'"
     conn.execute("SELECT pg_stat_clear_snapshot()")
     rows = conn.execute(
@@ -116,10 +116,10 @@ def tables(
                     "bytes": size,
                     "dead_tuples": dead,
                     "live_tuples": live,
-                    "last_vacuum": _iso(lv),
-                    "last_autovacuum": _iso(lav),
-                    "last_analyze": _iso(la),
-                    "last_autoanalyze": _iso(laa),
+                    "last_vacuum": iso(lv),
+                    "last_autovacuum": iso(lav),
+                    "last_analyze": iso(la),
+                    "last_autoanalyze": iso(laa),
                 }
             )
     return out
@@ -142,8 +142,8 @@ def table_stats(conn: psycopg.Connection, oid: int) -> dict[str, Any]:
         "bytes": row[0],
         "dead_tuples": row[1],
         "live_tuples": row[2],
-        "last_vacuum": _iso(row[3]),
-        "last_analyze": _iso(row[4]),
+        "last_vacuum": iso(row[3]),
+        "last_analyze": iso(row[4]),
     }
 
 
@@ -175,7 +175,7 @@ def indexes(conn: psycopg.Connection) -> list[dict]:
           JOIN pg_class ct ON ct.oid = i.indrelid
           JOIN pg_namespace n ON n.oid = ci.relnamespace
           JOIN pg_am am ON am.oid = ci.relam
-         WHERE ci.relkind = 'i' AND ct.relkind IN ('r', 'm') AND {_USER_SCHEMAS}
+         WHERE ci.relkind = 'i' AND ct.relkind IN ('r', 'm') AND {USER_SCHEMAS}
          ORDER BY n.nspname, ct.relname, ci.relname
         """
     ).fetchall()
@@ -228,5 +228,5 @@ def has_extension(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM pg_extension WHERE extname = %s", (name,)).fetchone() is not None
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None

@@ -7,18 +7,7 @@ what lives in one database (sizes, bloat, dead tuples, vacuum/analyze times, unu
 invalid indexes, cache hit ratio, slow queries from ``pg_stat_statements``). Both return a dict
 with a ``findings`` list of ``{"severity", "check", "item", "message", ...}``.
 
-Bloat method (``bloat_method``):
-
-- ``estimate`` (default, cheap): statistics-based, in the manner of ioguide's pgsql-bloat-estimation
-  queries. Expected pages come from ``pg_class.reltuples``, the average column widths and null
-  fractions in ``pg_stats``, tuple header and alignment (8 bytes), the page header (24 bytes; B-tree
-  special space 16 bytes), 4-byte line pointers and the fillfactor (tables 100, B-tree indexes 90
-  unless set); bloat = pages on disk - expected pages. Tables or indexes without statistics (never
-  analyzed) get no estimate; only B-tree indexes are estimated; B-tree deduplication can make an
-  index smaller than expected (reported as 0).
-- ``pgstattuple``: exact figures from the ``pgstattuple`` extension (``pgstattuple_approx`` for tables,
-  ``pgstatindex`` for B-tree indexes). Reads the relations: slower on big databases.
-- ``auto``: ``pgstattuple`` where that extension is installed in the database, else ``estimate``.
+Bloat is measured by ``postgres_bloat`` (``bloat_method``: estimate, pgstattuple or auto).
 """
 
 from __future__ import annotations
@@ -29,7 +18,8 @@ from pydantic import Field
 
 from upkeep.bounds import MAX_BYTES, MAX_CALL_MS, MAX_COUNT, MAX_MINUTES
 from upkeep.engine.registry import HandlerConfig
-from upkeep.handlers._pg_maint import LOCKED_CTE, has_extension, safe_size
+from upkeep.handlers.db.postgres_bloat import measure_bloat
+from upkeep.handlers.db.postgres_catalog import LOCKED_CTE, USER_SCHEMAS, has_extension, iso, safe_size
 
 if TYPE_CHECKING:
     import psycopg
@@ -39,10 +29,6 @@ MIB = 1024**2
 PGSS_NOT_INSTALLED = (
     "pg_stat_statements is not installed in database {db}: run CREATE EXTENSION pg_stat_statements; "
     "in it and add pg_stat_statements to shared_preload_libraries (server restart) to see slow queries"
-)
-_USER_SCHEMAS = (
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') "
-    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
 )
 
 
@@ -349,7 +335,7 @@ def inspect_database(conn: psycopg.Connection, t: InspectThresholds) -> dict[str
             )
         )
         method = "estimate"
-    bloat = _bloat_pgstattuple(conn) if method == "pgstattuple" else _bloat_estimate(conn)
+    bloat = measure_bloat(conn, method)
     bloat.sort(key=lambda r: r["wasted_bytes"], reverse=True)
     for row in bloat:
         sev = _severity(row["wasted_bytes"], t.bloat_warning_bytes, t.bloat_critical_bytes)
@@ -486,7 +472,7 @@ def _tables(conn: psycopg.Connection) -> list[dict]:
                    s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze, s.n_mod_since_analyze
               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-             WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}"""
+             WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS}"""
     ).fetchall()
     return [
         {
@@ -496,10 +482,10 @@ def _tables(conn: psycopg.Connection) -> list[dict]:
             "index_bytes": r[3],
             "live_tuples": r[4],
             "dead_tuples": r[5],
-            "last_vacuum": _iso(r[6]),
-            "last_autovacuum": _iso(r[7]),
-            "last_analyze": _iso(r[8]),
-            "last_autoanalyze": _iso(r[9]),
+            "last_vacuum": iso(r[6]),
+            "last_autovacuum": iso(r[7]),
+            "last_analyze": iso(r[8]),
+            "last_autoanalyze": iso(r[9]),
             "modified_since_analyze": r[10],
         }
         for r in rows
@@ -518,7 +504,7 @@ def _indexes(conn: psycopg.Connection) -> list[dict]:
               JOIN pg_namespace n ON n.oid = ci.relnamespace
               JOIN pg_am am ON am.oid = ci.relam
               LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
-             WHERE {_USER_SCHEMAS}"""
+             WHERE {USER_SCHEMAS}"""
     ).fetchall()
     return [
         {
@@ -550,7 +536,7 @@ def _duplicates(conn: psycopg.Connection) -> list[dict]:
             JOIN pg_class ci ON ci.oid = i.indexrelid
             JOIN pg_class ct ON ct.oid = i.indrelid
             JOIN pg_namespace n ON n.oid = ci.relnamespace
-           WHERE i.indisvalid AND {_USER_SCHEMAS}
+           WHERE i.indisvalid AND {USER_SCHEMAS}
         ), ranked AS (
           SELECT x.*, first_value(nspname || '.' || idx) OVER w AS keep,
                  row_number() OVER w AS rn
@@ -590,144 +576,3 @@ def _slow_queries(conn: psycopg.Connection, t: InspectThresholds) -> list[dict]:
         }
         for r in rows
     ]
-
-
-_FILLFACTOR = (
-    "coalesce((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int FROM unnest({rel}.reloptions) o "
-    "WHERE o LIKE 'fillfactor=%' LIMIT 1), {default})"
-)
-
-
-def _bloat_estimate(conn: psycopg.Connection) -> list[dict]:
-    """Statistics-based bloat of tables and B-tree indexes (see the module docstring)."""
-    table_sql = f"""
-        WITH t AS (
-          SELECT c.oid, n.nspname, c.relname, c.relpages, c.reltuples,
-                 {_FILLFACTOR.format(rel="c", default=100)} AS ff, current_setting('block_size')::int AS bs
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'm') AND c.relpages > 0 AND c.reltuples >= 0 AND {_USER_SCHEMAS}
-        ), w AS (
-          SELECT t.oid, sum((1 - coalesce(s.null_frac, 0)) * s.avg_width) AS width, count(*) AS ncols,
-                 count(s.avg_width) AS nstats, max(coalesce(s.null_frac, 0)) > 0 AS has_nulls
-            FROM t JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
-            LEFT JOIN pg_stats s ON s.schemaname = t.nspname AND s.tablename = t.relname
-                                AND s.attname = a.attname AND NOT s.inherited
-           GROUP BY t.oid
-        )
-        SELECT 'table', t.nspname || '.' || t.relname, t.relpages::bigint * t.bs, t.relpages, t.bs,
-               CASE WHEN w.nstats = w.ncols THEN ceil(t.reltuples / greatest(1, floor(
-                 (t.bs - 24) * t.ff / 100.0 /
-                 (4 + ceil((23 + CASE WHEN w.has_nulls THEN ceil(w.ncols / 8.0) ELSE 0 END) / 8.0) * 8
-                    + ceil(w.width / 8.0) * 8)))) END
-          FROM t JOIN w ON w.oid = t.oid
-    """
-    index_sql = f"""
-        WITH i AS (
-          SELECT x.indexrelid, x.indrelid, n.nspname, ci.relname AS idxname, ct.relname AS tblname,
-                 ci.relpages, ci.reltuples, x.indnatts, x.indkey,
-                 {_FILLFACTOR.format(rel="ci", default=90)} AS ff, current_setting('block_size')::int AS bs
-            FROM pg_index x
-            JOIN pg_class ci ON ci.oid = x.indexrelid
-            JOIN pg_class ct ON ct.oid = x.indrelid
-            JOIN pg_namespace n ON n.oid = ci.relnamespace
-            JOIN pg_am am ON am.oid = ci.relam
-           WHERE am.amname = 'btree' AND ci.relpages > 1 AND ci.reltuples >= 0 AND {_USER_SCHEMAS}
-        ), c AS (
-          SELECT i.indexrelid,
-                 CASE WHEN i.indkey[k.pos] = 0 THEN i.idxname ELSE i.tblname END AS statrel,
-                 CASE WHEN i.indkey[k.pos] = 0
-                      THEN (SELECT attname FROM pg_attribute
-                             WHERE attrelid = i.indexrelid AND attnum = k.pos + 1)
-                      ELSE (SELECT attname FROM pg_attribute
-                             WHERE attrelid = i.indrelid AND attnum = i.indkey[k.pos])
-                 END AS attname
-            FROM i, generate_series(0, i.indnatts - 1) AS k(pos)
-        ), w AS (
-          SELECT c.indexrelid, sum((1 - coalesce(s.null_frac, 0)) * s.avg_width) AS width, count(*) AS ncols,
-                 count(s.avg_width) AS nstats, max(coalesce(s.null_frac, 0)) > 0 AS has_nulls
-            FROM c JOIN i ON i.indexrelid = c.indexrelid
-            LEFT JOIN pg_stats s ON s.schemaname = i.nspname AND s.tablename = c.statrel
-                                AND s.attname = c.attname AND NOT s.inherited
-           GROUP BY c.indexrelid
-        )
-        SELECT 'index', i.nspname || '.' || i.idxname, i.relpages::bigint * i.bs, i.relpages, i.bs,
-               CASE WHEN w.nstats = w.ncols THEN 1 + ceil(i.reltuples / greatest(1, floor(
-                 (i.bs - 24 - 16) * i.ff / 100.0 /
-                 (4 + ceil((8 + CASE WHEN w.has_nulls THEN 8 ELSE 0 END + w.width) / 8.0) * 8)))) END
-          FROM i JOIN w ON w.indexrelid = i.indexrelid
-    """
-    out = []
-    for query in (table_sql, index_sql):
-        for kind, name, size, pages, bs, expected in conn.execute(query).fetchall():
-            if expected is None:
-                out.append(
-                    {
-                        "kind": kind,
-                        "name": name,
-                        "bytes": size,
-                        "wasted_bytes": 0,
-                        "bloat_percent": 0.0,
-                        "estimated": False,
-                        "note": "no statistics: run ANALYZE",
-                    }
-                )
-                continue
-            extra = max(0, int(pages) - int(expected))
-            out.append(
-                {
-                    "kind": kind,
-                    "name": name,
-                    "bytes": size,
-                    "wasted_bytes": extra * bs,
-                    "bloat_percent": round(100.0 * extra / pages, 1) if pages else 0.0,
-                    "estimated": True,
-                }
-            )
-    return out
-
-
-def _bloat_pgstattuple(conn: psycopg.Connection) -> list[dict]:
-    """Exact bloat through the pgstattuple extension (installed in this database)."""
-    out = []
-    rows = conn.execute(
-        f"""SELECT n.nspname || '.' || c.relname, s.table_len, s.approx_free_space + s.dead_tuple_len
-              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-                   LATERAL pgstattuple_approx(c.oid) s
-             WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}"""
-    ).fetchall()
-    for name, size, wasted in rows:
-        out.append(
-            {
-                "kind": "table",
-                "name": name,
-                "bytes": size,
-                "wasted_bytes": int(wasted),
-                "bloat_percent": round(100.0 * wasted / size, 1) if size else 0.0,
-                "estimated": False,
-            }
-        )
-    rows = conn.execute(
-        f"""SELECT n.nspname || '.' || ci.relname, s.index_size, s.avg_leaf_density,
-                   {_FILLFACTOR.format(rel="ci", default=90)}
-              FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid
-              JOIN pg_namespace n ON n.oid = ci.relnamespace JOIN pg_am am ON am.oid = ci.relam,
-                   LATERAL pgstatindex(ci.oid) s
-             WHERE am.amname = 'btree' AND x.indisvalid AND ci.relpages > 1 AND {_USER_SCHEMAS}"""
-    ).fetchall()
-    for name, size, density, ff in rows:
-        share = 0.0 if density != density else max(0.0, 1.0 - float(density) / float(ff))  # NaN for empty
-        out.append(
-            {
-                "kind": "index",
-                "name": name,
-                "bytes": size,
-                "wasted_bytes": int(size * share),
-                "bloat_percent": round(100.0 * share, 1),
-                "estimated": False,
-            }
-        )
-    return out
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from upkeep.engine.context import RunContext
 from upkeep.errors import ConnectionFailed
+from upkeep.handlers.db.common import worst
+from upkeep.handlers.db.postgres import sqlite_path
 
 INTEGRITY_MAX_ERRORS = 100
 
@@ -99,3 +102,77 @@ def tables(conn: sqlite3.Connection) -> list[str]:
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
     ).fetchall()
     return [r[0] for r in rows]
+
+
+def sqlite_result(
+    verb: str,
+    path,
+    before: dict,
+    after: dict | None,
+    findings: list[dict],
+    ctx: RunContext,
+    actions: list[str],
+) -> dict:
+    if ctx.dry_run:
+        summary = f"dry run: would run {', '.join(actions)} on {path} ({before['bytes']:,} bytes)"
+    elif after is None:
+        summary = f"{verb} not done on {path}: {findings[0]['message'] if findings else 'see findings'}"
+    else:
+        summary = f"{verb} {path}: {before['bytes']:,} -> {after['bytes']:,} bytes"
+    return {
+        "outcome": worst(findings),
+        "summary": summary,
+        "target": str(path),
+        "dry_run": ctx.dry_run,
+        "engine": "sqlite",
+        "actions": actions,
+        "before": before,
+        "after": after,
+        "findings": findings,
+    }
+
+
+def sqlite_maintain(
+    ctx: RunContext,
+    target: dict,
+    verb: str,
+    *,
+    with_vacuum: bool,
+    with_analyze: bool,
+    check: str = "off",
+    with_reindex: bool = False,
+) -> dict:
+    path = sqlite_path(target)
+    pragma = {"full": "PRAGMA integrity_check", "quick": "PRAGMA quick_check"}.get(check)
+    actions = (
+        ([pragma] if pragma else [])
+        + (["REINDEX"] if with_reindex else [])
+        + (["VACUUM"] if with_vacuum else [])
+        + (["ANALYZE"] if with_analyze else [])
+        + ["PRAGMA optimize"]
+    )
+    findings: list[dict] = []
+    with open_db(path) as conn:
+        before = stats(conn, path)
+        if ctx.dry_run:
+            for action in actions:
+                ctx.info("plan", f"would run {action} on {path}", action=action, path=str(path))
+            return sqlite_result(verb, path, before, None, findings, ctx, actions)
+        if pragma:
+            problems = integrity_check(conn, quick=check == "quick")
+            if problems:
+                for p in problems:
+                    findings.append({"severity": "critical", "item": str(path), "message": p})
+                ctx.error("integrity", f"{path} failed its integrity check: not running {verb}", problems=problems)
+                return sqlite_result(verb, path, before, None, findings, ctx, actions)
+        ctx.check_cancelled()
+        if with_reindex:
+            reindex(conn)
+        if with_vacuum:
+            vacuum(conn)
+        if with_analyze:
+            analyze(conn)
+        optimize(conn)
+        after = stats(conn, path)
+    ctx.info("sqlite_done", f"{verb} {path}", before=before, after=after)
+    return sqlite_result(verb, path, before, after, findings, ctx, actions)
