@@ -111,6 +111,9 @@ REQUIRED: dict[tuple[str, str], object] = {
     ("GET", "/api/v1/silences"): "viewer",
     ("POST", "/api/v1/silences"): "operator",
     ("POST", "/api/v1/silences/{silence_id}/expire"): "operator",
+    ("GET", "/api/v1/channels"): "viewer",
+    ("POST", "/api/v1/channels/{channel}/test"): "operator",  # sends: to a closed port here
+    ("GET", "/api/v1/notifications"): "viewer",
     ("GET", "/alerts"): (PAGE, "viewer"),
     ("GET", "/api/v1/approvals"): "viewer",
     ("POST", "/api/v1/approvals/{approval_id}/approve"): (PERSON, "viewer"),  # and the step's role
@@ -150,6 +153,7 @@ def seed(api) -> dict:
     Records(api.store, "_upkeep").put(
         "targets", {"databases": {"main": {"url": "postgresql://app:hunter2@db.internal/app"}}}
     )
+    Records(api.store, "_upkeep").put("channels", {"ops": {"url": "json://ops:hunter2@127.0.0.1:9/hook", "timeout": 5}})
     task = api.post(
         "/api/v1/scheduled-tasks",
         json={
@@ -320,6 +324,7 @@ class Caller:
             .replace("{approval_id}", str(approval_id))
             .replace("{run_id}", str(self.seeded["run_id"]))
             .replace("{source}", "app")
+            .replace("{channel}", "ops")
             .replace("{name}", "debug.sleep")
             .replace("{token}", "no-such-token")
             .replace("{exit_status}", "3")

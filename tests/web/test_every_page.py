@@ -2,7 +2,8 @@
 and 390 px (``artifacts/ui/pages``), no horizontal overflow and no axe-core WCAG 2.1 A/AA violation.
 
 The content is what makes pages wide: a failed run whose error is a long path, a run that found
-something critical, a procedure, charts with runs of every kind, a heartbeat, an open alert.
+something critical, a procedure, charts with runs of every kind, a heartbeat, an open alert, a
+channel whose test failed and a message pending its retry.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from _ui import check_page
 
 from support.people import finished
 from support.servers import free_port
+from upkeep.app.notifications import send_channel_test
 from upkeep.heartbeats.monitors import create_heartbeat
-from upkeep.notify import alerts
+from upkeep.notify import alerts, outbox
 from upkeep.notify.alerter import Alerter
+from upkeep.notify.channels import load_channels
 from upkeep.people import accounts
 from upkeep.service import Upkeep
 from upkeep.store.records import CONFIG_DOMAIN, Records
@@ -84,6 +87,15 @@ def _seed(api, tmp_path) -> dict[str, int]:
             now=datetime.now(UTC),
         )
     create_heartbeat(api.store, {"name": "cron-job", "schedule": "@every 1h"}, actor="test", now=datetime.now(UTC))
+    closed = free_port()  # a channel whose server is down: a failed test, a message pending its retry
+    Records(api.store, CONFIG_DOMAIN).put(
+        "channels", {"ops-webhook": {"url": f"json://127.0.0.1:{closed}/{LONG_PATH}", "timeout": 5}}
+    )
+    send_channel_test(api.store, "ops-webhook", actor="test")
+    with api.store.write() as s:
+        note = outbox.Notification(task="broken", channel="ops-webhook", kind="failure", title=LONG_PATH, body="failed")
+        outbox.enqueue(s, note, datetime.now(UTC))
+    outbox.deliver(api.store, load_channels(api.store), datetime.now(UTC))
     accounts.create_user(api.store, name="root-admin", role="admin", password=PASSWORD, actor="test")
     return {"setup": setup}
 

@@ -1,6 +1,8 @@
-"""``/api/v1/alerts`` and ``/api/v1/silences``: alerts with their delivery history, acknowledging
-them, and silences (recurring or until a time). Reads need the viewer role; acknowledging and
-silencing need operator. The use cases are ``upkeep.app.alerts``'s, shared with the CLI and the UI.
+"""``/api/v1/alerts``, ``/api/v1/silences``, ``/api/v1/channels`` and ``/api/v1/notifications``:
+alerts with their delivery history, acknowledging them, silences (recurring or until a time), the
+channels with a test that really sends, and the recent notifications with their delivery status.
+Reads need the viewer role; acknowledging, silencing and testing a channel need operator. The use
+cases are ``upkeep.app.alerts``'s and ``upkeep.app.notifications``', shared with the CLI and the UI.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from upkeep.api.problems import problem_responses
 from upkeep.api.security import Principal, require_operator, require_viewer
 from upkeep.app import alerts as use_cases
+from upkeep.app import notifications
 from upkeep.notify.alerts import STATES
 
 router = APIRouter(tags=["alerts"])
@@ -160,3 +163,67 @@ def expire_silence(
 ) -> dict:
     """Ends it now; one from upkeep.yaml ends when it leaves the file (409)."""
     return use_cases.expire_silence(_store(request), silence_id, actor=principal.actor, now=_now(request))
+
+
+class ChannelOut(BaseModel):
+    name: str
+    url: str = Field(description="As written in upkeep.yaml: ${env:..} references kept, passwords hidden")
+    default: bool
+    timeout: float
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelOut]
+
+
+class ChannelTestOut(BaseModel):
+    channel: str
+    url: str
+    status: str = Field(description="sent | failed")
+    error: str | None = Field(description="What the channel answered when it did not take the message")
+    at: str
+
+
+class NotificationOut(BaseModel):
+    at: str | None
+    channel: str | None
+    kind: str = Field(description="alert | repeat | escalation | resolution | test | ...")
+    title: str
+    status: str = Field(description="queued | retrying | sent | suppressed | failed | dropped")
+    label: str = Field(description="queued | pending retry | delivered | suppressed | failed | dropped")
+    error: str | None
+    attempts: int | None = Field(description="Attempts so far of a message still waiting")
+    next_attempt_at: str | None
+    run_id: int | None
+    alert_id: int | None
+
+
+class NotificationList(BaseModel):
+    items: list[NotificationOut]
+
+
+@router.get("/channels", response_model=ChannelList, responses=READ, summary="List notification channels")
+def list_channels(request: Request, _: Principal = Depends(require_viewer)) -> dict:
+    return {"items": notifications.list_channels(_store(request))}
+
+
+@router.post(
+    "/channels/{channel}/test", response_model=ChannelTestOut, responses=WRITE, summary="Send a test notification"
+)
+def test_channel(
+    request: Request,
+    channel: str = Path(min_length=1, max_length=300),
+    principal: Principal = Depends(require_operator),
+) -> dict:
+    """Sends a test message through the channel now: 200 with ``status`` sent, or failed and the
+    channel's error (a failed test is an answer, not an error of the call); 404 for no such channel."""
+    return notifications.send_channel_test(_store(request), channel, actor=principal.actor, now=_now(request))
+
+
+@router.get("/notifications", response_model=NotificationList, responses=READ, summary="Recent notifications")
+def recent_notifications(
+    request: Request, limit: int = Query(50, ge=1, le=200), _: Principal = Depends(require_viewer)
+) -> dict:
+    """Messages waiting for a channel (queued, or pending a retry with their last error), then the
+    latest sent, suppressed, failed and dropped ones, newest first."""
+    return {"items": notifications.recent_notifications(_store(request), limit)}

@@ -1,5 +1,6 @@
 """The UI's alert pages: ``/alerts`` (open, acknowledged and resolved alerts with their messages,
-and the silences) and the signed acknowledge link of an alert's messages.
+the silences, the channels with a "Send test" button and the recent notifications with their
+delivery status) and the signed acknowledge link of an alert's messages.
 
 Acknowledging, silencing and ending a silence are fetch calls to ``/api/v1`` with the page's CSRF
 token, as every UI action is. The link ``/alerts/ack/{link}`` needs no login: the signed token is
@@ -14,12 +15,21 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.api.redaction import safe
 from upkeep.app import alerts as use_cases
+from upkeep.app import notifications
 from upkeep.errors import Conflict, NotFound
 from upkeep.notify.silences import MATCH_KEYS
 from upkeep.web.routes import _fragment, _principal, _render
 
 router = APIRouter(include_in_schema=False)
 BADGE = {"open": "failed", "acknowledged": "warning", "resolved": "ok"}
+DELIVERY_BADGE = {
+    "sent": "ok",
+    "suppressed": "skipped",
+    "queued": "running",
+    "retrying": "warning",
+    "failed": "failed",
+    "dropped": "failed",
+}
 Link = Path(min_length=1, max_length=300)
 
 
@@ -32,8 +42,11 @@ def alerts_page(request: Request) -> Response:
         current=safe(current),
         resolved=safe(use_cases.list_alerts(store, state="resolved", limit=50)),
         silences=use_cases.list_silences(store, include_ended=False, now=request.app.state.upkeep.clock.now()),
+        channels=notifications.list_channels(store),
+        notifications=notifications.recent_notifications(store, limit=50),
         match_keys=MATCH_KEYS,
         badge=BADGE,
+        delivery_badge=DELIVERY_BADGE,
         nav="alerts",
     )
     name = "_alerts_list.html" if _fragment(request) else "alerts.html"

@@ -1,9 +1,28 @@
-/* /alerts: acknowledge, end a silence, add one; through /api/v1 like every UI action. */
+/* /alerts: send a test through a channel, acknowledge, end a silence, add one; through /api/v1 like every UI action. */
 (() => {
   "use strict";
   const { api, flash } = window.upkeep;
 
   document.addEventListener("click", async (ev) => {
+    const test = ev.target.closest && ev.target.closest("[data-test-channel]");
+    if (test) {
+      const out = document.getElementById(test.getAttribute("aria-describedby"));
+      test.disabled = true;
+      out.className = "test-result";
+      out.textContent = "Sending…";
+      try {
+        const r = await api("POST", `/api/v1/channels/${encodeURIComponent(test.dataset.testChannel)}/test`);
+        out.textContent = r.status === "sent" ? "Delivered: the channel took the message." : `Failed: ${r.error}`;
+        out.classList.add(r.status === "sent" ? "ok" : "bad");
+      } catch (err) {
+        out.textContent = `Failed: ${err.message}`;
+        out.classList.add("bad");
+      }
+      test.disabled = false;
+      const live = document.getElementById("alerts-live"); // the test is now among the recent notifications
+      if (live) window.upkeep.refresh(live, live.dataset.live).catch(() => {});
+      return;
+    }
     const ack = ev.target.closest && ev.target.closest("[data-ack-alert]");
     const end = ev.target.closest && ev.target.closest("[data-expire-silence]");
     const btn = ack || end;
