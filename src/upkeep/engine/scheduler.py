@@ -25,7 +25,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -35,7 +34,8 @@ from sqlalchemy.orm import Session
 from upkeep.clock import Clock
 from upkeep.engine import lifecycle
 from upkeep.engine.lifecycle import Trigger, append_event
-from upkeep.engine.schedules import Schedule, parse_schedule
+from upkeep.engine.schedules import first_slot as first_slot  # re-exported: it moved to schedules
+from upkeep.engine.schedules import schedule_of
 from upkeep.engine.wakeup import Notifier, notify_hosts, wake_local
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
 from upkeep.store.db import Store
@@ -52,20 +52,6 @@ MAX_RUN_ALL = 1000
 MIN_TICK_INTERVAL = 0.02
 # when a task's schedule itself cannot be read, the scheduler tries it again this much later
 UNPLANNABLE_RETRY = timedelta(minutes=5)
-
-
-@lru_cache(maxsize=65536)
-def cached_schedule(expression: str | None, timezone: str, anchor: datetime | None) -> Schedule:
-    return parse_schedule(expression, timezone, anchor)
-
-
-def schedule_of(task: ScheduledTask) -> Schedule:
-    return cached_schedule(task.schedule, task.timezone or "UTC", task.schedule_anchor or task.created_at)
-
-
-def first_slot(task: ScheduledTask, now: datetime) -> datetime | None:
-    """The next slot after ``now`` for a task being created, enabled or rescheduled."""
-    return schedule_of(task).next_after(now)
 
 
 @dataclass

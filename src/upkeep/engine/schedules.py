@@ -28,7 +28,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
 from itertools import islice
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -225,6 +227,21 @@ def parse_schedule(expression: str | None, timezone: str = "UTC", anchor: dateti
         raise ScheduleError(f"unknown schedule {text!r}: {SCHEDULE_FORMATS}")
     _check_cron(text)
     return Schedule(expression=text, timezone=timezone, kind="cron", cron=_fix_single_value_ranges(text))
+
+
+@lru_cache(maxsize=65536)
+def cached_schedule(expression: str | None, timezone: str, anchor: datetime | None) -> Schedule:
+    return parse_schedule(expression, timezone, anchor)
+
+
+def schedule_of(task: Any) -> Schedule:
+    """The schedule of a stored task: a ``ScheduledTask`` or a row of the ``scheduled_tasks`` table."""
+    return cached_schedule(task.schedule, task.timezone or "UTC", task.schedule_anchor or task.created_at)
+
+
+def first_slot(task: Any, now: datetime) -> datetime | None:
+    """The next slot after ``now`` for a task being created, enabled or rescheduled."""
+    return schedule_of(task).next_after(now)
 
 
 def explain_schedule(

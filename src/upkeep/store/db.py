@@ -17,15 +17,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from upkeep.errors import ConnectionFailed, UserError
+
+# The ORM is imported by the first session: a command that only reads Core tables (``tables``)
+# never loads it.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +190,7 @@ class Store:
             event.listen(self.engine, "checkin", _note_idle)
             event.listen(self.engine, "checkout", self._ping_if_idle)
         self.write_engine = self.engine.execution_options(sqlite_immediate=True)
-        self._read_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        self._sessions: dict[bool, Callable[[], Session]] = {}
 
     def _ping_if_idle(self, dbapi_connection, record, _proxy) -> None:
         if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
@@ -205,10 +208,18 @@ class Store:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    def _session(self, write: bool) -> Session:
+        if write not in self._sessions:
+            from sqlalchemy.orm import sessionmaker
+
+            bind = self.write_engine if write else self.engine
+            self._sessions[write] = sessionmaker(bind=bind, expire_on_commit=False)
+        return self._sessions[write]()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on error."""
-        with self._write_sessions() as session, session.begin():
+        with self._session(True) as session, session.begin():
             yield session
 
     @contextmanager
@@ -225,7 +236,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with self._read_sessions() as session, session.begin():
+        with self._session(False) as session, session.begin():
             yield session
 
     def check_connection(self) -> None:

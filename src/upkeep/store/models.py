@@ -6,13 +6,22 @@ Alembic revision (``alembic revision --autogenerate`` against a scratch database
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+
+from upkeep.store.tables import (
+    BigID,
+    JSONType,
+    NullableJSON,
+    UTCDateTime,
+    _now,
+    metadata,
+    scheduled_tasks,
+)
 
 
 class RunStatus(StrEnum):
@@ -64,101 +73,14 @@ OUTCOMES = tuple(o.value for o in Outcome)
 ORIGINS = tuple(o.value for o in Origin)
 
 
-class UTCDateTime(TypeDecorator):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite too."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} written to the store")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class _JSONB(TypeDecorator):
-    """PostgreSQL's JSONB, as the PostgreSQL variant of the JSON columns. Naming
-    ``sqlalchemy.dialects.postgresql.JSONB`` here would import that dialect and all its drivers
-    (asyncpg's with asyncio) in every process, a SQLite store's included; this loads it only
-    when a PostgreSQL store compiles or binds a JSON column. For the same reason the partial
-    indexes below name only SQLite's ``where``: the migrations make them partial on both."""
-
-    impl = sa.JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        from sqlalchemy.dialects.postgresql import JSONB
-
-        return dialect.type_descriptor(JSONB(none_as_null=self.impl_instance.none_as_null))
-
-
-JSONType = sa.JSON().with_variant(_JSONB(), "postgresql")
-NullableJSON = sa.JSON(none_as_null=True).with_variant(_JSONB(none_as_null=True), "postgresql")  # None is SQL NULL
-BigID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Base(DeclarativeBase):
+    metadata = metadata
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
 
 
 class ScheduledTask(Base):
-    __tablename__ = "scheduled_tasks"
-    # the scheduler's two questions, "which tasks are due" and "when is the next one", use this
-    __table_args__ = (sa.Index("ix_scheduled_tasks_due", "enabled", "next_run_at"),)
-
-    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
-    description: Mapped[str] = mapped_column(sa.Text, default="")
-    task_type: Mapped[str] = mapped_column(sa.String(200), index=True)
-    schedule: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
-    schedule_anchor: Mapped[datetime | None] = mapped_column(nullable=True)
-    enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    tiers: Mapped[list[Any]] = mapped_column(default=list)
-    concurrency: Mapped[str] = mapped_column(sa.String(16), default="forbid")
-    misfire: Mapped[str] = mapped_column(sa.String(16), default="skip")
-    misfire_grace_seconds: Mapped[int] = mapped_column(sa.Integer, default=60)
-    locks: Mapped[list[Any]] = mapped_column(default=list)
-    windows: Mapped[list[Any]] = mapped_column(default=list)
-    max_retries: Mapped[int] = mapped_column(sa.Integer, default=0)
-    retry_backoff_seconds: Mapped[float] = mapped_column(sa.Float, default=30.0)
-    retry_backoff_max_seconds: Mapped[float] = mapped_column(sa.Float, default=3600.0)
-    timeout_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    jitter_seconds: Mapped[float] = mapped_column(sa.Float, default=0.0)
-    queue: Mapped[str] = mapped_column(sa.String(100), default="default")
-    notify: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    expect_success_within_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    ping_url: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
-    affects: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)  # targets its runs disturb
-    after: Mapped[dict[str, Any] | None] = mapped_column(NullableJSON, nullable=True)  # {tasks, on, within}
-    # whether some task's ``after:`` names this one: a finishing run looks for dependents only then
-    has_downstream: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
-    managed_by: Mapped[str] = mapped_column(sa.String(8), default="api")  # "file" | "api"
-    file_spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # Denormalised from runs when a run ends, so task lists never scan the run history.
-    last_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
-    last_status: Mapped[str | None] = mapped_column(sa.String(16), nullable=True, index=True)
-    last_outcome: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
-    last_run_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    last_duration_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    consecutive_failures: Mapped[int] = mapped_column(sa.Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    updated_at: Mapped[datetime] = mapped_column(default=_now, onupdate=_now)
+    # a Core table (``upkeep.store.tables``): what only reads tasks does so without the ORM
+    __table__ = scheduled_tasks
 
 
 class Run(Base):
