@@ -35,9 +35,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from upkeep import secrets as secret_refs
-from upkeep.engine.registry import REGISTRY, Registry, format_validation_error, validation_errors
-from upkeep.engine.targets import affects_problems, dependency_problems, handler_entry
-from upkeep.engine.taskspec import TaskSpec, parse_duration, validate_task
 from upkeep.errors import ConfigError, UserError
 from upkeep.settings import SYSTEM_CONFIG, Settings
 from upkeep.yamlload import ShallowLoader
@@ -45,8 +42,12 @@ from upkeep.yamlload import ShallowLoader
 # Heartbeats, silences and the stored targets are reconciled by apply and export only, which
 # import them: every command that reads the file for its settings would otherwise load the
 # alerting code and the executor.
+# The registry, the task model and the targets are imported by the functions that validate: a
+# command that reads the file for its settings alone loads none of them.
 if TYPE_CHECKING:
     from upkeep.app.silence_file import SilencePlan
+    from upkeep.engine.registry import Registry
+    from upkeep.engine.taskspec import TaskSpec
     from upkeep.heartbeats.config import HeartbeatPlan
 
 log = logging.getLogger(__name__)
@@ -234,6 +235,8 @@ def parse_config(text: str, path: Path) -> LoadedConfig:
     try:
         model = ConfigFile.model_validate(data)
     except ValidationError as exc:
+        from upkeep.engine.registry import format_validation_error
+
         raise ConfigError(f"{path.name}: {format_validation_error(exc, prefix='').lstrip('.')}") from None
     return LoadedConfig(path=path, model=model, task_lines=_task_lines(text), text=text)
 
@@ -274,14 +277,20 @@ def settings_for(
     try:
         return Settings(config=path, **overrides)
     except ValidationError as exc:
+        from upkeep.engine.registry import format_validation_error
+
         raise ConfigError(f"invalid setting: {format_validation_error(exc, prefix='server')}") from None
 
 
 # --- tasks: validation and normalisation ---------------------------------------------------------
 
 
-def normalized_spec(spec: TaskSpec, registry: Registry = REGISTRY) -> dict[str, Any]:
+def normalized_spec(spec: TaskSpec, registry: Registry | None = None) -> dict[str, Any]:
     """A validated task in the shape ``task_spec_of`` gives for a stored task (so they compare)."""
+    from upkeep.engine.registry import REGISTRY
+    from upkeep.engine.taskspec import parse_duration
+
+    registry = registry or REGISTRY
     data = spec.model_dump(mode="python")
     data["type"] = registry.resolve(spec.type)[0].name
     data["schedule_anchor"] = _iso_utc(spec.schedule_anchor)
@@ -310,8 +319,13 @@ def stored_spec(task) -> dict[str, Any]:
     return spec
 
 
-def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[dict[str, Any]]:
+def validate_tasks(loaded: LoadedConfig, registry: Registry | None = None) -> list[dict[str, Any]]:
     """Validate every task of the file; the first problem raises one ConfigError naming task and line."""
+    from upkeep.engine.registry import REGISTRY
+    from upkeep.engine.targets import affects_problems
+    from upkeep.engine.taskspec import validate_task
+
+    registry = registry or REGISTRY
     out: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(loaded.model.tasks):
@@ -339,9 +353,13 @@ def validate_tasks(loaded: LoadedConfig, registry: Registry = REGISTRY) -> list[
     return out
 
 
-def validate_targets(loaded: LoadedConfig, registry: Registry = REGISTRY) -> None:
+def validate_targets(loaded: LoadedConfig, registry: Registry | None = None) -> None:
     """Check every ``targets`` entry with its kind's model (``inventory_kind``); the first problem
     raises one ConfigError naming file, line and field, as ``validate_tasks`` does for tasks."""
+    from upkeep.engine.registry import REGISTRY, validation_errors
+    from upkeep.engine.targets import dependency_problems, handler_entry
+
+    registry = registry or REGISTRY
     for kind, entries in loaded.model.targets.items():
         check = registry.inventory_check(kind)
         if check is None:
@@ -562,7 +580,7 @@ def _flatten(value: dict[str, Any], depth: int) -> dict[str, Any]:
 # --- apply ----------------------------------------------------------------------------------------
 
 
-def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry = REGISTRY) -> tuple[Diff, list]:
+def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry | None = None) -> tuple[Diff, list]:
     """The diff between the file and the store, and the desired normalized specs (nothing written)."""
     from upkeep.app import silence_file
     from upkeep.heartbeats import config as heartbeat_config
@@ -652,7 +670,7 @@ def apply_file(
     quiet: bool = False,
     path: str | os.PathLike | None = None,
     echo=print,
-    registry: Registry = REGISTRY,
+    registry: Registry | None = None,
 ) -> Diff:
     """Reconcile the store to the config file and print the diff; returns it.
 
@@ -669,7 +687,10 @@ def apply_file(
     if not dry_run:
         _record_secret_names(store, loaded)
     if not dry_run and (diff.changed or diff.resync or diff.heartbeats.resync):
-        service = Upkeep(settings, store, registry=registry, trusted=True)  # the file is the root of trust
+        from upkeep.engine.registry import REGISTRY
+
+        # the file is the root of trust
+        service = Upkeep(settings, store, registry=registry or REGISTRY, trusted=True)
         by_name = {spec["name"]: spec for spec in desired}
         for spec in diff.create:
             data = {k: v for k, v in spec.items() if not (k == "schedule_anchor" and v is None)}
@@ -726,6 +747,8 @@ def _report(diff: Diff, loaded: LoadedConfig, quiet: bool, echo) -> Diff:
 
 
 def _defaults() -> dict[str, Any]:
+    from upkeep.engine.taskspec import TaskSpec
+
     spec = TaskSpec(name="x", type="x")
     data = spec.model_dump(mode="python")
     data["notify"] = spec.notify.model_dump(mode="json")
