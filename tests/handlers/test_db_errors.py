@@ -10,7 +10,8 @@ import pytest
 from support.contexts import events_of, make_context, run_handler
 from support.servers import free_port
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
-from upkeep.handlers.db.postgres import connect, list_databases, server_version, target_from_ctx
+from upkeep.handlers.db.postgres import connect, list_databases, server_version
+from upkeep.handlers.db.targets import target_from_ctx
 
 PASSWORD = "Sup3r-Secret-pw"
 

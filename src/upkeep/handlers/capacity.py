@@ -153,7 +153,8 @@ def dir_size(path: str) -> int:
 
 
 def _database_metrics(ctx: RunContext, name: str, config: CapacitySampleConfig) -> dict[str, float]:
-    from upkeep.handlers.db.postgres import connect, is_sqlite, sqlite_path, target_from_ctx
+    from upkeep.handlers.db.postgres import connect
+    from upkeep.handlers.db.targets import is_sqlite, sqlite_path, target_from_ctx
 
     target = target_from_ctx(ctx, name)
     label = name if "://" not in name else target.get("name", "db")

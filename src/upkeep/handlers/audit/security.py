@@ -352,7 +352,8 @@ def key_findings(ctx: RunContext, config: SecurityAuditConfig, now: datetime) ->
 def _table_keys(ctx: RunContext, table: KeyTable) -> list[tuple[str, Any]]:
     from psycopg import sql
 
-    from upkeep.handlers.db.postgres import connect, target_from_ctx
+    from upkeep.handlers.db.postgres import connect
+    from upkeep.handlers.db.targets import target_from_ctx
 
     target = target_from_ctx(ctx, table.target)
     parts = table.table.split(".")

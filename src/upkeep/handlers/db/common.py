@@ -13,15 +13,8 @@ from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
 from upkeep.handlers.db import postgres_catalog as maint
-from upkeep.handlers.db.postgres import (
-    connect,
-    database_of,
-    describe,
-    is_sqlite,
-    list_databases,
-    server_of,
-    target_from_ctx,
-)
+from upkeep.handlers.db.postgres import connect, database_of, describe, list_databases, server_of
+from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg

@@ -19,13 +19,9 @@ from upkeep.handlers.db.common import (
     target_field,
     worst,
 )
-from upkeep.handlers.db.postgres import (
-    connect,
-    is_sqlite,
-    sqlite_path,
-    target_from_ctx,
-)
+from upkeep.handlers.db.postgres import connect
 from upkeep.handlers.db.postgres_inspect import InspectThresholds, inspect_database, inspect_server
+from upkeep.handlers.db.targets import is_sqlite, sqlite_path, target_from_ctx
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     pass

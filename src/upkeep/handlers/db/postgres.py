@@ -1,15 +1,9 @@
-"""PostgreSQL connections for handlers: targets from the inventory, one clear error per failure.
+"""The one model of a PostgreSQL target (``PgTarget``) and connecting to it, with one clear error per
+failure. Every handler that talks to PostgreSQL reads its target through ``PgTarget.of``: the
+``db.*`` handlers, backups (sources, test restores, restores), ``health.check``, capacity and
+security audits.
 
-Public (stable, also used by the backup handlers):
-
-- ``connect(target, dbname=None, autocommit=True, connect_timeout=5) -> psycopg.Connection``
-- ``list_databases(conn) -> list[str]``: non-template databases that accept connections
-- ``server_version(conn) -> int``: e.g. ``150004``
-- ``target_from_ctx(ctx, name_or_url) -> dict``: a database target, secrets resolved
-- ``is_sqlite(target)`` / ``sqlite_path(target)`` / ``describe(target)``
-- ``database_of(target)`` / ``server_of(target)``: the database a target names, its server
-
-Targets (``upkeep.yaml``)::
+A target is an inventory entry (``targets.databases``, see ``targets``), an inline dict or a URL::
 
     targets:
       databases:
@@ -21,41 +15,31 @@ Targets (``upkeep.yaml``)::
           user: maint
           password: ${env:REPORTING_PG_PASSWORD}
           dbname: postgres
-        local:
-          url: sqlite:////var/lib/app/app.db
 
-The name ``upkeep`` means upkeep's own store (PostgreSQL or SQLite). An explicit
-``targets.databases.upkeep`` entry wins; otherwise the store URL comes from the engine
-(``ctx.services.database_url``), then ``UPKEEP_DATABASE_URL``, then ``<data_dir>/upkeep.db``.
-A handler's ``target`` may also be a URL itself (``postgresql://...`` or ``sqlite:///path``).
+``url`` (or ``dsn``, a libpq key=value string) is read first, then the libpq fields of
+``LIBPQ_KEYS`` override it; ``database`` names the database when ``dbname`` is not given. SQLAlchemy
+URLs (``postgresql+psycopg://``) and ``postgres://`` are accepted. The password is kept apart from
+the other parameters: it never reaches a message, a catalog entry or a command line (client tools
+get it as ``PGPASSWORD``).
+
+Public: ``PgTarget``, ``connect(target, dbname=None, autocommit=True, connect_timeout=None)``,
+``describe(target)``, ``database_of(target)``, ``server_of(target)``, ``list_databases(conn)``,
+``server_version(conn)``, ``quote_ident(name)``. ``target`` is a ``PgTarget``, a dict or a URL.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import getpass
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import ConfigError, ConnectionFailed
+from upkeep.handlers.db.targets import is_sqlite, sqlite_path
 
 if TYPE_CHECKING:
     import psycopg
-
-__all__ = [
-    "LIBPQ_KEYS",
-    "ConnectionFailed",
-    "connect",
-    "database_of",
-    "describe",
-    "is_sqlite",
-    "list_databases",
-    "quote_ident",
-    "server_of",
-    "server_version",
-    "sqlite_path",
-    "target_from_ctx",
-]
 
 # Connection keys a target may set, passed to libpq as they are (database and backup targets alike).
 LIBPQ_KEYS = frozenset(
@@ -78,127 +62,179 @@ LIBPQ_KEYS = frozenset(
         "target_session_attrs",
     }
 )
-_SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
-_PG_PREFIXES = ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres+psycopg://")
+_DRIVER_URL = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9]+)?://")
+_URL_HINT = "write it as postgresql://user:${env:PASSWORD}@host:port/dbname"
+DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
-def _normalise_url(url: str) -> str:
-    for prefix in _PG_PREFIXES:
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix) :]
-    if url.startswith("postgres://"):
-        return "postgresql://" + url[len("postgres://") :]
-    return url
+@dataclass(frozen=True)
+class PgTarget:
+    """A PostgreSQL server and database: libpq keyword parameters without the password, and the
+    password apart."""
 
+    params: dict[str, str] = field(default_factory=dict)
+    password: str | None = None
 
-def is_sqlite(target: dict | str) -> bool:
-    url = target if isinstance(target, str) else str(target.get("url") or "")
-    return url.startswith(_SQLITE_PREFIXES)
-
-
-def sqlite_path(target: dict | str) -> Path:
-    """The file of a ``sqlite:///path`` target (``sqlite:////abs/path`` or ``sqlite:///relative``)."""
-    url = target if isinstance(target, str) else str(target.get("url") or "")
-    for prefix in _SQLITE_PREFIXES:
-        if url.startswith(prefix):
-            path = url[len(prefix) :].split("?", 1)[0]
-            if not path or path == ":memory:":
-                raise ConfigError(f"{url!r} is not a SQLite database file", hint="use sqlite:////absolute/path.db")
-            return Path(path)
-    raise ConfigError(f"{secret_refs.redact_url_password(url)!r} is not a sqlite:/// URL")
-
-
-def _params(target: dict | str, dbname: str | None) -> dict[str, Any]:
-    """libpq keyword parameters of a target (URL or fields), ``dbname`` overriding."""
-    if isinstance(target, str):
-        target = {"url": target}
-    if is_sqlite(target):
-        raise ConfigError(
-            f"target {describe(target)} is a SQLite database, not PostgreSQL",
-            hint="this action needs a PostgreSQL target (postgresql://user@host:port/db)",
-        )
-    params: dict[str, Any] = {}
-    url = target.get("url")
-    if url:
-        url = _normalise_url(str(url))
-        if not url.startswith("postgresql://"):
+    @classmethod
+    def of(
+        cls, target: PgTarget | dict | str, *, default_dbname: str | None = None, field: str | None = None
+    ) -> PgTarget:
+        """Read a target (a dict of ``url``/``dsn``/libpq fields, a URL, or a ``PgTarget``).
+        ``default_dbname`` is the database when the target names none (else libpq's default, the
+        user's name)."""
+        if isinstance(target, PgTarget):
+            if default_dbname and "dbname" not in target.params:
+                return cls({**target.params, "dbname": default_dbname}, target.password)
+            return target
+        if isinstance(target, str):
+            target = {"url": target}
+        if is_sqlite(target):
             raise ConfigError(
-                f"database URL {secret_refs.redact_url_password(url)!r} is not postgresql:// or sqlite:///",
-                hint="write it as postgresql://user:${env:PASSWORD}@host:port/dbname",
+                f"target {describe_sqlite(target)} is a SQLite database, not PostgreSQL",
+                hint="this action needs a PostgreSQL target (postgresql://user@host:port/db)",
+                field=field,
             )
-        import psycopg  # here, not at module level: loading the handlers must not load psycopg
-        from psycopg import conninfo as pg_conninfo
+        params: dict[str, str] = {}
+        url = target.get("url") or target.get("dsn")
+        if url:
+            params.update(_parse_url(str(url), field))
+        for key in sorted(LIBPQ_KEYS):
+            if target.get(key) not in (None, ""):
+                params[key] = str(target[key])
+        if target.get("database") and not target.get("dbname"):
+            params["dbname"] = str(target["database"])
+        password = params.pop("password", None) or None
+        if default_dbname:
+            params.setdefault("dbname", default_dbname)
+        return cls(params, password)
 
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> PgTarget:
+        """A backup source's or restore target's server: its database defaults to ``postgres``."""
+        return cls.of(spec, default_dbname="postgres", field="config.source.url")
+
+    @property
+    def dbname(self) -> str:
+        """The database it names (libpq's default: the user's name)."""
+        return str(self.params.get("dbname") or self.params.get("user") or getpass.getuser())
+
+    @property
+    def server(self) -> tuple[str, str]:
+        """``(host, port)`` as libpq would read them."""
+        host = self.params.get("host") or self.params.get("hostaddr") or "localhost"
+        return str(host), str(self.params.get("port") or "5432")
+
+    def libpq(self, dbname: str | None = None, *, with_password: bool = False) -> dict[str, str]:
+        params = dict(self.params)
+        if dbname:
+            params["dbname"] = dbname
+        if with_password and self.password:
+            params["password"] = self.password
+        return params
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        """A libpq connection string without the password (client tools get it from ``env``)."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(**self.libpq(dbname))
+
+    def env(self) -> dict[str, str]:
+        return {"PGPASSWORD": self.password} if self.password else {}
+
+    def spec(self, dbname: str | None = None) -> dict[str, Any]:
+        """The target as a source spec (password included), e.g. for a scratch database."""
+        return {"type": "postgres", **self.libpq(dbname, with_password=True)}
+
+    def url(self) -> str:
+        """A ``postgresql://`` URL of the target, password included (for libraries that take one)."""
+        from urllib.parse import quote, urlencode
+
+        params = dict(self.params)
+        user = quote(params.pop("user", ""), safe="")
+        password = quote(self.password or "", safe="")
+        host, port = quote(params.pop("host", "localhost"), safe=""), params.pop("port", "5432")
+        database = quote(params.pop("dbname", ""), safe="")
+        login = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        query = f"?{urlencode(params)}" if params else ""
+        return f"postgresql://{login}{host}:{port}/{database}{query}"
+
+    def describe(self, dbname: str | None = None) -> str:
+        """``user@host:port/db``: for messages, never with the password."""
+        host, port = self.server
+        user = self.params.get("user", "")
+        db = dbname or self.params.get("dbname") or user
+        return f"{user + '@' if user else ''}{host}:{port}/{db}"
+
+    def connect(
+        self, dbname: str | None = None, autocommit: bool = True, connect_timeout: float | None = None
+    ) -> psycopg.Connection:
+        """A psycopg 3 connection, to another database of the server with ``dbname``.
+
+        Raises ``ConnectionFailed`` with one message (no password) when the server is unreachable,
+        the password is wrong, the database does not exist or the role may not log in.
+        """
+        import psycopg
+
+        if connect_timeout is None:
+            connect_timeout = float(self.params.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT)
+        params = self.libpq(dbname, with_password=True)
+        params.setdefault("application_name", "upkeep")
+        params["connect_timeout"] = str(max(1, int(round(connect_timeout))))
         try:
-            params.update(pg_conninfo.conninfo_to_dict(url))
-        except psycopg.ProgrammingError:
+            return psycopg.connect(autocommit=autocommit, **params)
+        except psycopg.OperationalError as exc:
+            raise _connection_error(str(exc), self.describe(dbname), params, self.password or "") from None
+
+
+def _parse_url(url: str, field: str | None) -> dict[str, str]:
+    import psycopg  # here, not at module level: loading the handlers must not load psycopg
+    from psycopg import conninfo as pg_conninfo
+
+    redacted = secret_refs.redact_url_password(url)
+    if "://" in url:
+        if not _DRIVER_URL.match(url):
             raise ConfigError(
-                f"cannot parse database URL {secret_refs.redact_url_password(url)!r}",
-                hint="write it as postgresql://user:${env:PASSWORD}@host:port/dbname",
-            ) from None
-    for key in sorted(LIBPQ_KEYS):
-        if target.get(key) not in (None, ""):
-            params[key] = str(target[key])
-    if dbname:
-        params["dbname"] = dbname
-    params.setdefault("application_name", "upkeep")
-    return params
-
-
-def describe(target: dict | str, dbname: str | None = None) -> str:
-    """``user@host:port/db`` (or the SQLite path): for messages, never with the password."""
-    if is_sqlite(target):
-        return f"sqlite:{sqlite_path(target)}"
+                f"database URL {redacted!r} is not postgresql:// or sqlite:///", hint=_URL_HINT, field=field
+            )
+        url = _DRIVER_URL.sub("postgresql://", url, count=1)
     try:
-        p = _params(target, dbname)
-    except ConfigError:
-        return "<invalid target>"
-    host = p.get("host", "localhost")
-    port = p.get("port", "5432")
-    user = p.get("user", "")
-    db = p.get("dbname", user or "")
-    return f"{user + '@' if user else ''}{host}:{port}/{db}"
+        return {k: str(v) for k, v in pg_conninfo.conninfo_to_dict(url).items() if v is not None}
+    except psycopg.ProgrammingError:
+        raise ConfigError(f"cannot parse database URL {redacted!r}", hint=_URL_HINT, field=field) from None
 
 
-def database_of(target: dict | str) -> str:
-    """The database a PostgreSQL target names (libpq's default: the user's name)."""
-    params = _params(target, None)
-    if params.get("dbname"):
-        return str(params["dbname"])
-    if params.get("user"):
-        return str(params["user"])
-    import getpass
-
-    return getpass.getuser()
-
-
-def server_of(target: dict | str) -> tuple[str, str]:
-    """``(host, port)`` of a PostgreSQL target, as libpq would read them."""
-    params = _params(target, None)
-    return str(params.get("host") or params.get("hostaddr") or "localhost"), str(params.get("port") or "5432")
+def describe_sqlite(target: dict | str) -> str:
+    return f"sqlite:{sqlite_path(target)}"
 
 
 def connect(
-    target: dict | str,
+    target: PgTarget | dict | str,
     dbname: str | None = None,
     autocommit: bool = True,
-    connect_timeout: float = 5,
+    connect_timeout: float | None = None,
 ) -> psycopg.Connection:
-    """Open a psycopg 3 connection to a target (dict or URL), optionally to another database.
+    """``PgTarget.of(target).connect(...)``: a target dict or URL, optionally another database."""
+    return PgTarget.of(target).connect(dbname, autocommit=autocommit, connect_timeout=connect_timeout)
 
-    Raises ``ConnectionFailed`` with one message (no password) when the server is unreachable,
-    the password is wrong, the database does not exist or the role may not log in.
-    """
-    import psycopg
 
-    params = _params(target, dbname)
-    params["connect_timeout"] = str(max(1, int(round(connect_timeout))))
-    password = params.get("password") or ""
-    where = describe(target, dbname)
+def describe(target: PgTarget | dict | str, dbname: str | None = None) -> str:
+    """``user@host:port/db`` (or the SQLite path): for messages, never with the password."""
+    if not isinstance(target, PgTarget) and is_sqlite(target):
+        return describe_sqlite(target)
     try:
-        return psycopg.connect(autocommit=autocommit, **params)
-    except psycopg.OperationalError as exc:
-        raise _connection_error(str(exc), where, params, password) from None
+        return PgTarget.of(target).describe(dbname)
+    except ConfigError:
+        return "<invalid target>"
+
+
+def database_of(target: PgTarget | dict | str) -> str:
+    """The database a PostgreSQL target names (libpq's default: the user's name)."""
+    return PgTarget.of(target).dbname
+
+
+def server_of(target: PgTarget | dict | str) -> tuple[str, str]:
+    """``(host, port)`` of a PostgreSQL target, as libpq would read them."""
+    return PgTarget.of(target).server
 
 
 def _connection_error(raw: str, where: str, params: dict, password: str) -> ConnectionFailed:
@@ -256,49 +292,3 @@ def list_databases(conn: psycopg.Connection) -> list[str]:
 def server_version(conn: psycopg.Connection) -> int:
     """The server's version number, e.g. 150004 for 15.4."""
     return int(conn.info.server_version)
-
-
-def _own_store_url(ctx: Any) -> str:
-    services = getattr(ctx, "services", None)
-    for source in (services, getattr(services, "settings", None), getattr(services, "store", None)):
-        for attr in ("database_url", "resolved_database_url", "url"):
-            value = getattr(source, attr, None) if source is not None else None
-            if isinstance(value, str) and value:
-                return value
-    env_url = os.environ.get("UPKEEP_DATABASE_URL")
-    if env_url:
-        return env_url
-    data_dir = Path(getattr(ctx, "data_dir", ".upkeep"))
-    candidate = data_dir / "upkeep.db"
-    if candidate.exists():
-        return f"sqlite:///{candidate.resolve()}"
-    raise ConfigError(
-        "cannot find upkeep's own store for target 'upkeep'",
-        hint="define targets.databases.upkeep (url: sqlite:///path or postgresql://...)",
-    )
-
-
-def target_from_ctx(ctx: Any, name_or_url: str) -> dict:
-    """A database target by inventory name, ``upkeep`` (the own store) or URL; secrets resolved.
-
-    The result always has ``name`` and either ``url`` or libpq fields (host, port, user, ...).
-    """
-    if not name_or_url:
-        raise ConfigError("no database target given", hint="set target: NAME (from targets.databases) or a URL")
-    collected = getattr(ctx, "secrets", None)
-    if "://" in name_or_url:
-        url = secret_refs.resolve(name_or_url, collected=collected)
-        return {"name": secret_refs.redact_url_password(name_or_url), "url": url}
-    inventory = ctx.targets
-    if name_or_url in inventory.names("databases"):
-        value = inventory.get("databases", name_or_url)
-        if isinstance(value, str):
-            value = {"url": value}
-        if not isinstance(value, dict):
-            raise ConfigError(f"targets.databases.{name_or_url} must be a mapping with url: or host:/port:/user:")
-        return {"name": name_or_url, **value}
-    if name_or_url == "upkeep":
-        url = secret_refs.resolve(_own_store_url(ctx), collected=collected)
-        return {"name": "upkeep", "url": url}
-    inventory.get("databases", name_or_url)  # raises the standard "unknown target" error
-    raise AssertionError("unreachable")

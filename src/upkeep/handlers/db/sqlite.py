@@ -17,7 +17,7 @@ from typing import Any
 from upkeep.engine.context import RunContext
 from upkeep.errors import ConnectionFailed
 from upkeep.handlers.db.common import worst
-from upkeep.handlers.db.postgres import sqlite_path
+from upkeep.handlers.db.targets import sqlite_path
 
 INTEGRITY_MAX_ERRORS = 100
 

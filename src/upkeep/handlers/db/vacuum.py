@@ -17,12 +17,9 @@ from upkeep.handlers.db.common import (
     error_text,
     worst,
 )
-from upkeep.handlers.db.postgres import (
-    describe,
-    is_sqlite,
-    target_from_ctx,
-)
+from upkeep.handlers.db.postgres import describe
 from upkeep.handlers.db.sqlite import sqlite_maintain
+from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg

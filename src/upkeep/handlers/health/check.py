@@ -194,9 +194,8 @@ def _collect_targets(ctx: RunContext, config: HealthCheckConfig) -> list[tuple[s
 
 def _database_check(name: str, entry: Any) -> TargetBase:
     """The check of a ``targets.databases`` entry: a postgres or redis target built from it."""
-    from urllib.parse import quote, urlencode
-
     from upkeep.handlers.db import postgres as _pg
+    from upkeep.handlers.db.targets import is_sqlite
 
     where = f"targets.{DATABASES_KIND}.{name}"
     if not isinstance(entry, dict):
@@ -205,20 +204,14 @@ def _database_check(name: str, entry: Any) -> TargetBase:
     kind = entry.get("type") or ("redis" if url.startswith(("redis://", "rediss://")) else None)
     if kind == "redis":
         return TARGET_MODELS["redis"].model_validate({"type": "redis", "name": name, "url": url})
-    if kind not in (None, "postgres") or _pg.is_sqlite(entry):
+    if kind not in (None, "postgres") or is_sqlite(entry):
         raise ConfigError(
             f"health.check checks PostgreSQL and Redis databases; {where} is {kind or 'SQLite'}",
             field="databases",
         )
-    params = _pg._params({k: v for k, v in entry.items() if k in ("url", "dsn", *_pg.LIBPQ_KEYS)}, None)
-    user, password = quote(params.pop("user", ""), safe=""), quote(params.pop("password", ""), safe="")
-    host, port = quote(params.pop("host", "localhost"), safe=""), params.pop("port", "5432")
-    database = quote(params.pop("dbname", ""), safe="")
-    login = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    query = f"?{urlencode(params)}" if params else ""
-    return TARGET_MODELS["postgres"].model_validate(
-        {"type": "postgres", "name": name, "url": f"postgresql://{login}{host}:{port}/{database}{query}"}
-    )
+    spec = {k: v for k, v in entry.items() if k in ("url", "dsn", "database", *_pg.LIBPQ_KEYS)}
+    target = _pg.PgTarget.of(spec)
+    return TARGET_MODELS["postgres"].model_validate({"type": "postgres", "name": name, "url": target.url()})
 
 
 def _put_records(records: Any, items: list[tuple[str, dict]]) -> None:

@@ -13,7 +13,6 @@ from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
 from upkeep.handlers.backup.sources import files as tar_files
 from upkeep.handlers.backup.sources.base import OnRestored, Source
 from upkeep.handlers.backup.sources.postgres_tools import (
-    PgTarget,
     connect,
     count_rows,
     create_database,
@@ -33,6 +32,7 @@ from upkeep.handlers.backup.sources.postgres_tools import (
     terminate_connections,
 )
 from upkeep.handlers.backup.stream import ArtifactWriter, CorruptArtifact, DecodedStream
+from upkeep.handlers.db.postgres import PgTarget
 
 
 def layout(config) -> tuple[str, str]:
@@ -189,7 +189,7 @@ def verify(
             finally:
                 conn.close()
             if on_restored is not None:
-                results += on_restored(_spec_of(scratch, name))
+                results += on_restored(scratch.spec(name))
         finally:
             drop_database(admin, name)
     finally:
@@ -274,13 +274,6 @@ def restore(
         conn.close()
 
 
-def _spec_of(target: PgTarget, dbname: str) -> dict[str, Any]:
-    spec: dict[str, Any] = {"type": "postgres", **target.params, "dbname": dbname}
-    if target.password:
-        spec["password"] = target.password
-    return spec
-
-
 class PostgresSource(Source):
     type = "postgres"
     uses_server = True
@@ -321,4 +314,4 @@ class PostgresSource(Source):
 
     @classmethod
     def safety_spec(cls, entry, plan, server):
-        return _spec_of(PgTarget.from_spec(server), plan["database"])
+        return PgTarget.from_spec(server).spec(plan["database"])

@@ -1,4 +1,5 @@
-"""PostgreSQL plumbing for backups: targets, connections, client tools, snapshot-consistent dumps.
+"""PostgreSQL plumbing for backups: client tools, snapshot-consistent dumps, restores (the target is
+``upkeep.handlers.db.postgres.PgTarget``, the one model of a PostgreSQL target).
 
 A dump runs inside an exported snapshot: one connection opens a REPEATABLE READ transaction,
 exports its snapshot, and keeps it open while ``pg_dump --snapshot=<id>`` runs and while the same
@@ -22,7 +23,7 @@ from upkeep import secrets as secret_refs
 from upkeep.engine.context import kill_tree
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers.backup.stream import DecodedStream
-from upkeep.handlers.db import postgres as _pg
+from upkeep.handlers.db.postgres import PgTarget
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
@@ -32,67 +33,10 @@ PG_LIB = Path("/usr/lib/postgresql")
 VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
 
-@dataclass
-class PgTarget:
-    params: dict[str, Any]  # libpq parameters without the password
-    password: str | None = None
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> PgTarget:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-
-        params: dict[str, Any] = {}
-        url = spec.get("url") or spec.get("dsn")
-        if url:
-            url = re.sub(r"^postgres(ql)?\+[a-z0-9]+://", "postgresql://", str(url))
-            try:
-                params.update(conninfo_to_dict(url))
-            except psycopg.ProgrammingError:
-                raise ConfigError(
-                    f"invalid PostgreSQL url {secret_refs.redact_url_password(url)!r}",
-                    hint="use postgresql://user@host:port/dbname",
-                    field="config.source.url",
-                ) from None
-        for key, value in spec.items():
-            if key in _pg.LIBPQ_KEYS and value is not None:
-                params[key] = str(value)
-        if spec.get("database") and "dbname" not in spec:
-            params["dbname"] = str(spec["database"])
-        password = params.pop("password", None)
-        params.setdefault("dbname", "postgres")
-        return cls(params=params, password=password)
-
-    @property
-    def dbname(self) -> str:
-        return str(self.params.get("dbname") or "postgres")
-
-    def conninfo(self, dbname: str | None = None) -> str:
-        from psycopg.conninfo import make_conninfo
-
-        params = dict(self.params)
-        if dbname:
-            params["dbname"] = dbname
-        return make_conninfo(**params)
-
-    def env(self) -> dict[str, str]:
-        return {"PGPASSWORD": self.password} if self.password else {}
-
-    def describe(self, dbname: str | None = None) -> str:
-        host = self.params.get("host") or self.params.get("hostaddr") or "local socket"
-        port = self.params.get("port") or "5432"
-        user = self.params.get("user") or "(default user)"
-        return f"{user}@{host}:{port}/{dbname or self.dbname}"
-
-
 def connect(target: PgTarget, dbname: str | None = None, autocommit: bool = True) -> psycopg.Connection:
-    """A psycopg connection through the shared ``_pg.connect`` (one clear, password-free
-    ``ConnectionFailed`` per failure)."""
-    spec: dict[str, Any] = dict(target.params)
-    if target.password:
-        spec["password"] = target.password
+    """A connection to the target's server (``PgTarget.connect``), waiting 10 s unless the target says."""
     timeout = float(target.params.get("connect_timeout", 10))
-    return _pg.connect(spec, dbname=dbname, autocommit=autocommit, connect_timeout=timeout)
+    return target.connect(dbname, autocommit=autocommit, connect_timeout=timeout)
 
 
 def server_major(conn: psycopg.Connection) -> int:

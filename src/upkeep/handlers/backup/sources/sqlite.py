@@ -123,9 +123,9 @@ class SqliteSource(Source):
     @classmethod
     def check_spec(cls, spec: dict[str, Any], field: str) -> None:
         if not spec.get("path") and spec.get("url"):
-            from upkeep.handlers.db import postgres as _pg
+            from upkeep.handlers.db.targets import sqlite_path
 
-            spec["path"] = str(_pg.sqlite_path(str(spec["url"])))
+            spec["path"] = str(sqlite_path(str(spec["url"])))
         if not spec.get("path"):
             raise ConfigError("a sqlite source needs path", field=f"{field}.path")
 

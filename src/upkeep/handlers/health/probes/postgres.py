@@ -16,6 +16,8 @@ from pydantic import Field
 
 from upkeep.bounds import MAX_CALL_MS
 from upkeep.engine.registry import host_scoped
+from upkeep.errors import ConfigError
+from upkeep.handlers.db.postgres import PgTarget
 from upkeep.secrets import redact_url_password
 
 from .base import CRITICAL, OK, CheckEnv, CheckResult, TargetBase, ms, threshold_status
@@ -37,10 +39,6 @@ class PostgresTarget(TargetBase):
         return f"postgres:{_where(self.url)}"
 
 
-def _libpq(url: str) -> str:
-    return re.sub(r"^postgres(?:ql)?\+\w+://", "postgresql://", url)
-
-
 def _where(url: str) -> str:
     match = re.search(r"@([^/?]+)(/[^?]*)?", url)
     if match:
@@ -48,11 +46,10 @@ def _where(url: str) -> str:
     return redact_url_password(url)
 
 
-def _clean(text: str, url: str) -> str:
+def _clean(text: str, password: str | None) -> str:
     text = redact_url_password(text.strip().splitlines()[0] if text.strip() else text)
-    password = re.search(r"://[^:/@]+:([^@]+)@", url)
-    if password and len(password.group(1)) >= 3:
-        text = text.replace(password.group(1), "***")
+    if password and len(password) >= 3:
+        text = text.replace(password, "***")
     return text
 
 
@@ -64,14 +61,19 @@ def check(target: PostgresTarget, env: CheckEnv) -> CheckResult:
     where = _where(target.url)
     started = time.perf_counter()
     try:
-        with psycopg.connect(_libpq(target.url), connect_timeout=max(1, math.ceil(timeout)), autocommit=True) as conn:
+        pg = PgTarget.of(target.url)
+    except ConfigError as exc:
+        return CheckResult(name, "postgres", CRITICAL, f"cannot query PostgreSQL at {where}: {exc}", 0.0)
+    try:
+        params = {**pg.libpq(with_password=True), "connect_timeout": str(max(1, math.ceil(timeout)))}
+        with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
             query_started = time.perf_counter()
             conn.execute("SELECT 1").fetchone()
             query_ms = ms(time.perf_counter() - query_started)
             version = conn.info.server_version
     except psycopg.Error as exc:
-        reason = _clean(str(exc), target.url)
+        reason = _clean(str(exc), pg.password)
         return CheckResult(
             name,
             "postgres",
