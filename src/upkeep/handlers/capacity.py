@@ -58,6 +58,7 @@ from upkeep.bounds import MAX_BYTES, MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
+from upkeep.handlers.findings import worst_of
 
 DOMAIN = "capacity"
 SAMPLE_PREFIX = "sample/"
@@ -82,7 +83,6 @@ UNITS = {
     "memory.used_percent": "%",
     "queue.depth": "runs",
 }
-RANK = {"ok": 0, "no_threshold": 0, "too_few_samples": 0, "warning": 1, "critical": 2}
 
 
 def unit_of(metric: str) -> str:
@@ -445,8 +445,7 @@ def capacity_plan(ctx: RunContext, config: CapacityPlanConfig) -> dict:
                 warn_within_days=config.warn_within_days,
             )
         )
-    worst = max((RANK[r["status"]] for r in results), default=0)
-    outcome = {0: "ok", 1: "warning", 2: "critical"}[worst]
+    outcome = worst_of(r["status"] for r in results)  # no_threshold, too_few_samples: ok
     findings = [
         {
             "severity": r["status"],

@@ -33,6 +33,7 @@ from upkeep.bounds import MAX_CALL_SECONDS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed, UserError
+from upkeep.handlers.findings import outcome_of
 from upkeep.handlers.health.probes.base import human_bytes
 from upkeep.handlers.health.probes.docker import DEFAULT_HOST, Engine
 
@@ -342,7 +343,7 @@ def docker_cleanup(ctx: RunContext, config: DockerCleanupConfig) -> dict:
                     "message": f"volume {volume['name']} not removed: {volume['error']}",
                 }
             )
-    outcome = "warning" if any(f["severity"] == "warning" for f in findings) else "ok"
+    outcome = outcome_of(findings)
     what = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in removed.items() if n) or "nothing"
     return {
         "outcome": outcome,

@@ -31,9 +31,9 @@ from upkeep.bounds import MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, ConnectionFailed
+from upkeep.handlers.findings import outcome_of
 from upkeep.handlers.logs.parse import WINDOW_RE, WINDOW_UNITS
 
-RANK = {"info": 0, "warning": 1, "critical": 2}
 DOMAIN = "performance"
 
 
@@ -280,7 +280,6 @@ def performance_review(ctx: RunContext, config: PerformanceReviewConfig) -> dict
         ctx.progress(0.8, "run history")
         result["runs"], found = review_runs(ctx, config, start, prev_start, now)
         findings += found
-    worst = max((RANK[f["severity"]] for f in findings), default=0)
     parts = []
     for name, figs in (result.get("logs") or {}).items():
         c = figs["current"]
@@ -295,7 +294,7 @@ def performance_review(ctx: RunContext, config: PerformanceReviewConfig) -> dict
     regressions = sum(1 for f in findings if f["severity"] != "info")
     summary = f"{config.period}: " + "; ".join(parts) + f"; {regressions} finding(s)"
     return {
-        "outcome": {0: "ok", 1: "warning", 2: "critical"}[worst],
+        "outcome": outcome_of(findings),
         "summary": summary,
         "findings": findings,
         **result,

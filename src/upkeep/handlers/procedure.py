@@ -18,9 +18,7 @@ from upkeep.engine.context import RunContext, WaitRequested
 from upkeep.engine.hostscope import CONFIG_OF
 from upkeep.engine.registry import REGISTRY, HandlerConfig, handler
 from upkeep.errors import ConfigError, UserError
-
-RANK = {"ok": 0, "warning": 1, "critical": 2}
-
+from upkeep.handlers.findings import worst_of
 
 MAX_APPROVAL_SECONDS = 30 * 86400
 
@@ -125,7 +123,7 @@ def execute(ctx: RunContext, config: ProcedureConfig) -> dict:
         try:
             result = dict(spec.func(step_ctx, model) or {})
             outcome = result.get("outcome", "ok")
-            worst = max(worst, outcome, key=RANK.get)
+            worst = worst_of([worst, outcome])
             results.append(
                 {
                     "step": label,

@@ -58,9 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, inventory_kind
 from upkeep.errors import ConfigError
+from upkeep.handlers.findings import RANK, log_findings, outcome_of, severity_counts
 
-RANK = {"info": 0, "warning": 1, "critical": 2}
-OUTCOME = {0: "ok", 1: "warning", 2: "critical"}
 KEY_RE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s?(.*)$", re.S)
 SUBSTITUTION_RE = re.compile(r"\$\(|`")
 DEFAULT_PLACEHOLDERS = [r"CHANGE_?ME", r"\bTODO\b", r"\bFIXME\b", r"^<[^>]*>$", r"^(your|replace)[-_ ]", r"^x{4,}$"]
@@ -484,19 +483,8 @@ def config_audit(ctx: RunContext, config: ConfigAuditConfig) -> dict:
             "config.audit has nothing to audit",
             hint="set paths (globs of .env files) or define targets.env_files in upkeep.yaml",
         )
-    for f in findings:
-        if f["severity"] != "info":
-            ctx.log(
-                "warning" if f["severity"] == "warning" else "error",
-                f"finding.{f['check']}",
-                f["message"],
-                file=f["file"],
-                line=f["line"],
-                key=f["key"],
-                severity=f["severity"],
-            )
-    worst = max((RANK[f["severity"]] for f in findings), default=0)
-    counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
+    log_findings(ctx, findings, "file", "line", "key")
+    counts = severity_counts(findings)
     summary = (
         f"{len(files)} file(s) audited{' + upkeep.yaml' if upkeep_path else ''}: "
         f"{counts['critical']} critical, {counts['warning']} warning"
@@ -505,7 +493,7 @@ def config_audit(ctx: RunContext, config: ConfigAuditConfig) -> dict:
         top = sorted(findings, key=lambda f: -RANK[f["severity"]])[0]
         summary += f" ({top['message']})"
     return {
-        "outcome": OUTCOME[worst],
+        "outcome": outcome_of(findings),
         "summary": summary,
         "findings": findings,
         "files": files,

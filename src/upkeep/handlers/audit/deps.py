@@ -34,6 +34,7 @@ from upkeep.bounds import MAX_CALL_SECONDS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
 from upkeep.errors import ConfigError
+from upkeep.handlers.findings import outcome_of, worst_of
 
 LEVELS = ("major", "minor", "patch", "unknown")
 APT_RE = re.compile(
@@ -230,11 +231,7 @@ def deps_check(ctx: RunContext, config: DepsCheckConfig) -> dict:
                 + ", ".join(p["name"] for p in security[:10]),
             }
         )
-    severities = [f["severity"] for f in findings]
-    if "critical" in severities:
-        outcome = "critical"
-    elif "warning" in severities:
-        outcome = "warning"
+    outcome = worst_of([outcome, outcome_of(findings)])
     for p in packages:
         ctx.debug("outdated", f"{p['source']}: {p['name']} {p['current']} -> {p['latest']} ({p['level']})", package=p)
     summary = (

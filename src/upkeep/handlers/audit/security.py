@@ -45,11 +45,10 @@ from upkeep.bounds import MAX_CALL_SECONDS, MAX_COUNT, MAX_DAYS
 from upkeep.engine.context import CommandFailed, RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
+from upkeep.handlers.findings import finding as _f
+from upkeep.handlers.findings import log_findings, outcome_of, severity_counts
 from upkeep.handlers.health.probes.base import CERT_CRITICAL_DAYS, CERT_WARN_DAYS
 from upkeep.handlers.health.probes.http import HttpClients, _read_not_after
-
-RANK = {"info": 0, "warning": 1, "critical": 2}
-OUTCOME = {0: "ok", 1: "warning", 2: "critical"}
 
 
 class KeyTable(HandlerConfig):
@@ -95,10 +94,6 @@ class SecurityAuditConfig(HandlerConfig):
         None, description="Listening ports allowed; null = port check off."
     )
     include_loopback: bool = Field(False, description="Also report listeners bound to loopback only.")
-
-
-def _f(severity: str, check: str, item: str, message: str, **data: Any) -> dict[str, Any]:
-    return {"severity": severity, "check": check, "item": item, "message": message, **data}
 
 
 # --- TLS ------------------------------------------------------------------------------------------
@@ -510,21 +505,12 @@ def security_audit(ctx: RunContext, config: SecurityAuditConfig) -> dict:
         ctx.progress(0.9, "listening ports")
         ports, result["listening"] = port_findings(config)
         findings += ports
-    for f in findings:
-        if f["severity"] != "info":
-            ctx.log(
-                "warning" if f["severity"] == "warning" else "error",
-                f"finding.{f['check']}",
-                f["message"],
-                item=f["item"],
-                severity=f["severity"],
-            )
-    worst = max((RANK[f["severity"]] for f in findings), default=0)
-    counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
+    log_findings(ctx, findings, "item")
+    counts = severity_counts(findings)
     by_check: dict[str, int] = {}
     for f in findings:
         if f["severity"] != "info":
             by_check[f["check"]] = by_check.get(f["check"], 0) + 1
     detail = ", ".join(f"{k} {v}" for k, v in sorted(by_check.items())) or "nothing found"
     summary = f"{counts['critical']} critical, {counts['warning']} warning ({detail})"
-    return {"outcome": OUTCOME[worst], "summary": summary, "findings": findings, "counts": counts, **result}
+    return {"outcome": outcome_of(findings), "summary": summary, "findings": findings, "counts": counts, **result}

@@ -11,6 +11,7 @@ from upkeep.handlers.backup import catalog, offsite, replicate
 from upkeep.handlers.backup.config import VerifyConfig
 from upkeep.handlers.backup.reading import held_by, verified_in, verify_entry
 from upkeep.handlers.backup.sources import source_name
+from upkeep.handlers.findings import outcome_of
 
 
 @handler(
@@ -92,8 +93,7 @@ def _verify(ctx, config: VerifyConfig, records, name: str | None, names: list[st
             )
     if not chosen:
         findings.append({"severity": "critical", "item": name or "*", "message": "no backups in the catalog"})
-    severities = {f["severity"] for f in findings}
-    outcome = "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+    outcome = outcome_of(findings)
     bad = sum(1 for v in verified if not v["ok"])
     summary = f"verified {len(verified) - bad}/{len(verified)} backup(s)"
     if bad:

@@ -1,6 +1,6 @@
 """What the ``db.*`` handlers share: the target and database fields of their configs, choosing
 the databases a task works on (least scope, announced first), sessions with timeouts, and the
-findings' worst severity."""
+the findings (``upkeep.handlers.findings``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
 
-SEVERITY_ORDER = {"ok": 0, "info": 0, "warning": 1, "critical": 2}
 TARGET_HELP = (
     "Database target: a name under targets.databases, 'upkeep' for upkeep's own store, or a "
     "postgresql:// or sqlite:/// URL (passwords as ${env:NAME})."
@@ -65,15 +64,6 @@ class TablesConfig(TargetConfig):
 
 
 # --- shared helpers ---------------------------------------------------------------------------
-
-
-def worst(findings: list[dict]) -> str:
-    worst = "ok"
-    for f in findings:
-        sev = f.get("severity", "info")
-        if SEVERITY_ORDER.get(sev, 0) > SEVERITY_ORDER[worst]:
-            worst = sev
-    return worst
 
 
 def scope_of(ctx: RunContext, target: dict, config: Any) -> tuple[list[str] | None, str]:

@@ -17,11 +17,11 @@ from upkeep.handlers.db.common import (
     databases_field,
     server_text,
     target_field,
-    worst,
 )
 from upkeep.handlers.db.postgres import connect
 from upkeep.handlers.db.postgres_inspect import InspectThresholds, inspect_database, inspect_server
 from upkeep.handlers.db.targets import is_sqlite, sqlite_path, target_from_ctx
+from upkeep.handlers.findings import log_findings, outcome_of, severity_counts
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     pass
@@ -61,7 +61,7 @@ def _inspect_sqlite(ctx: RunContext, target: dict, config: InspectConfig) -> dic
                 "message": f"{stats['free_ratio']:.0%} of {path} is free pages: run db.vacuum",
             }
         )
-    outcome = worst(findings)
+    outcome = outcome_of(findings)
     summary = (
         f"{path}: integrity {'FAILED (' + str(len(problems)) + ' problems)' if problems else 'ok'}, "
         f"{stats['bytes']:,} bytes, {stats['free_ratio']:.0%} free"
@@ -102,22 +102,14 @@ def inspect(ctx: RunContext, config: InspectConfig) -> dict:
             findings.append({"severity": "warning", "check": "connect", "item": db, "message": str(exc)})
             continue
         findings.extend(databases[db]["findings"])
-    for f in findings:
-        if f["severity"] != "info":
-            ctx.log(
-                "warning" if f["severity"] == "warning" else "error",
-                f"finding.{f.get('check', 'check')}",
-                f["message"],
-                item=f.get("item"),
-                severity=f["severity"],
-            )
-    counts = {s: sum(f["severity"] == s for f in findings) for s in ("critical", "warning", "info")}
+    log_findings(ctx, findings, "item")
+    counts = severity_counts(findings)
     summary = (
         f"{server_text(target)}: {len(databases)} databases, {counts['critical']} critical, "
         f"{counts['warning']} warning, {counts['info']} info findings"
     )
     return {
-        "outcome": worst(findings),
+        "outcome": outcome_of(findings),
         "summary": summary,
         "engine": "postgresql",
         "target": target["name"],

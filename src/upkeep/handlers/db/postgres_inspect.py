@@ -20,6 +20,7 @@ from upkeep.bounds import MAX_BYTES, MAX_CALL_MS, MAX_COUNT, MAX_MINUTES
 from upkeep.engine.registry import HandlerConfig
 from upkeep.handlers.db.postgres_bloat import measure_bloat
 from upkeep.handlers.db.postgres_catalog import LOCKED_CTE, USER_SCHEMAS, has_extension, iso, safe_size
+from upkeep.handlers.findings import finding as _finding
 
 if TYPE_CHECKING:
     import psycopg
@@ -138,10 +139,6 @@ class InspectThresholds(HandlerConfig):
         le=MAX_COUNT,
         description="...and that ran at least this many times (one-off reports are not slow queries).",
     )
-
-
-def _finding(severity: str, check: str, item: str, message: str, **data: Any) -> dict[str, Any]:
-    return {"severity": severity, "check": check, "item": item, "message": message, **data}
 
 
 def _severity(value: float, warning: float, critical: float | None) -> str | None:

@@ -16,10 +16,10 @@ from upkeep.handlers.db.common import (
     chosen_databases,
     each_database,
     error_text,
-    worst,
 )
 from upkeep.handlers.db.sqlite import sqlite_maintain
 from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
+from upkeep.handlers.findings import outcome_of
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
@@ -248,7 +248,7 @@ def reindex(ctx: RunContext, config: ReindexConfig) -> dict:
             f"{sum(d['status'] == 'dropped' for d in dropped)} leftovers in {len(dbs)} databases"
         )
     return {
-        "outcome": worst(findings),
+        "outcome": outcome_of(findings),
         "summary": summary,
         "target": target["name"],
         "dry_run": ctx.dry_run,

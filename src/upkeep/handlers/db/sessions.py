@@ -21,10 +21,10 @@ from upkeep.handlers.db.common import (
     scope_of,
     server_text,
     target_field,
-    worst,
 )
 from upkeep.handlers.db.postgres import connect
 from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
+from upkeep.handlers.findings import outcome_of
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
@@ -249,7 +249,7 @@ def terminate_sessions(ctx: RunContext, config: TerminateConfig) -> dict:
         summary = f"dry run: would terminate {len(chosen)} sessions, sparing {len(spared)}"
     else:
         summary = f"terminated {ended} of {len(chosen)} sessions, spared {len(spared)}"
-    outcome = worst(findings)
+    outcome = outcome_of(findings)
     if outcome == "ok" and chosen:
         outcome = "warning"  # sessions that needed ending are worth a look even when it worked
     return {

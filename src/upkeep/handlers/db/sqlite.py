@@ -16,8 +16,8 @@ from typing import Any
 
 from upkeep.engine.context import RunContext
 from upkeep.errors import ConnectionFailed
-from upkeep.handlers.db.common import worst
 from upkeep.handlers.db.targets import sqlite_path
+from upkeep.handlers.findings import outcome_of
 
 INTEGRITY_MAX_ERRORS = 100
 
@@ -120,7 +120,7 @@ def sqlite_result(
     else:
         summary = f"{verb} {path}: {before['bytes']:,} -> {after['bytes']:,} bytes"
     return {
-        "outcome": worst(findings),
+        "outcome": outcome_of(findings),
         "summary": summary,
         "target": str(path),
         "dry_run": ctx.dry_run,

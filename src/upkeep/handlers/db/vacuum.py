@@ -15,11 +15,11 @@ from upkeep.handlers.db.common import (
     chosen_databases,
     each_database,
     error_text,
-    worst,
 )
 from upkeep.handlers.db.postgres import describe
 from upkeep.handlers.db.sqlite import sqlite_maintain
 from upkeep.handlers.db.targets import is_sqlite, target_from_ctx
+from upkeep.handlers.findings import outcome_of
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: loading the handlers must not load it
     import psycopg
@@ -116,7 +116,7 @@ def _per_table(ctx: RunContext, config: Any, *, verb: str, statement, partitione
         if findings:
             summary += f"; {len(findings)} problems"
     return {
-        "outcome": worst(findings),
+        "outcome": outcome_of(findings),
         "summary": summary,
         "target": target["name"],
         "dry_run": ctx.dry_run,

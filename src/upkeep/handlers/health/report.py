@@ -12,8 +12,7 @@ from pydantic import Field
 from upkeep.bounds import MAX_COUNT, MAX_DURATION_SECONDS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped
-
-RANK = {"ok": 0, "warning": 1, "critical": 2}
+from upkeep.handlers.findings import worst_of
 
 
 class ReportConfig(HandlerConfig):
@@ -34,10 +33,6 @@ class ReportConfig(HandlerConfig):
     alert_threshold: int = Field(
         100, ge=0, le=MAX_COUNT, description="Warning when the logs hold more errors than this in 24 h"
     )
-
-
-def _worse(a: str, b: str) -> str:
-    return a if RANK[a] >= RANK[b] else b
 
 
 @handler("health.report", config=ReportConfig)
@@ -86,8 +81,7 @@ def report(ctx: RunContext, config: ReportConfig) -> dict:
         if errors > config.alert_threshold:
             findings.append({"severity": "warning", "item": "logs", "message": f"{errors} errors in the last 24 h"})
     for finding in findings:
-        if finding["severity"] in RANK:
-            outcome = _worse(outcome, finding["severity"])
+        outcome = worst_of([outcome, finding["severity"]])
         ctx.log(
             "warning" if finding["severity"] != "ok" else "info",
             "finding",

@@ -75,10 +75,9 @@ from upkeep.bounds import MAX_CALL_MS, MAX_COUNT
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, format_validation_error, handler, host_scoped, overridable
 from upkeep.errors import ConfigError, UserError
+from upkeep.handlers.findings import outcome_of
 from upkeep.handlers.logs.parse import analyze_paths, parse_window
 
-SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
-OUTCOMES = {0: "ok", 1: "warning", 2: "critical"}
 TARGET_ONLY = ("paths",)
 
 
@@ -280,7 +279,6 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
             + "; ".join(f"{name}: {', '.join(paths)}" for name, paths, _ in jobs),
             hint="check the paths of targets.logs in upkeep.yaml, or the task's paths",
         )
-    worst = max((SEVERITY_ORDER[f["severity"]] for f in findings), default=0)
     window = {
         "since": start.isoformat() if start else None,
         "until": end.isoformat() if end else None,
@@ -288,7 +286,7 @@ def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
     }
     summary = "; ".join(_summary_of(n, a) for n, a in analyses.items())
     return {
-        "outcome": OUTCOMES[worst],
+        "outcome": outcome_of(findings),
         "summary": summary + (f" ({config.window})" if config.since is None else ""),
         "window": window,
         "targets": analyses,

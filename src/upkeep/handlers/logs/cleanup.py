@@ -35,6 +35,7 @@ from upkeep.bounds import MAX_BYTES, MAX_DAYS
 from upkeep.engine.context import RunContext
 from upkeep.engine.registry import HandlerConfig, handler, host_scoped, overridable
 from upkeep.errors import ConfigError
+from upkeep.handlers.findings import outcome_of
 from upkeep.handlers.logs.rotation import ByteSize, OpenFiles, looks_rotated, scan_open_files
 
 DAY = 86400.0
@@ -215,8 +216,7 @@ def cleanup_logs(ctx: RunContext, config: LogsCleanupConfig) -> dict:
                 "message": f"{opened.uninspectable} processes of other users could not be inspected",
             }
         )
-    severities = {f["severity"] for f in findings}
-    outcome = "critical" if "critical" in severities else "warning" if "warning" in severities else "ok"
+    outcome = outcome_of(findings)
     freed = sum(r.freed_bytes for r in reports)
     verb = "would delete" if ctx.dry_run else "deleted"
     summary = (
