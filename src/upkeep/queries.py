@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.clock import Clock
+from upkeep.clock import Clock, format_when
 from upkeep.store.db import Store
 from upkeep.store.models import ApiKey, Run, ScheduledTask
 
@@ -154,10 +154,10 @@ class Queries:
                     continue
                 since = row.last_success_at or row.created_at
                 if now - since > timedelta(seconds=row.expect_success_within_seconds):
-                    reasons[row.id] = (row.name, row.task_type, f"no success since {since.isoformat()}")
+                    reasons[row.id] = (row.name, row.task_type, f"no success since {format_when(since, now)}")
             # 2. a slot that was not started within its grace
             for row in s.execute(
-                sa.select(t.id, t.name, t.task_type, t.next_run_at, t.misfire_grace_seconds).where(
+                sa.select(t.id, t.name, t.task_type, t.next_run_at, t.misfire_grace_seconds, t.timezone).where(
                     t.enabled.is_(True), t.next_run_at.is_not(None), t.next_run_at < now - MIN_GRACE
                 )
             ):
@@ -168,7 +168,8 @@ class Queries:
                     reasons[row.id] = (
                         row.name,
                         row.task_type,
-                        f"slot {row.next_run_at.isoformat()} not started (scheduler behind or down)",
+                        f"slot {format_when(row.next_run_at, now, row.timezone)} not started"
+                        " (scheduler behind or down)",
                     )
             # 3. a pending run of a scheduled task that has not started within its grace
             pending = (
@@ -177,7 +178,9 @@ class Queries:
                 .subquery()
             )
             for row in s.execute(
-                sa.select(t.id, t.name, t.task_type, t.misfire_grace_seconds, pending.c.id, pending.c.due_at)
+                sa.select(
+                    t.id, t.name, t.task_type, t.misfire_grace_seconds, pending.c.id, pending.c.due_at, t.timezone
+                )
                 .join(pending, pending.c.task_id == t.id)
                 .where(t.enabled.is_(True), t.schedule.is_not(None), t.schedule != "")
                 .order_by(t.id, pending.c.id)
@@ -189,7 +192,7 @@ class Queries:
                     reasons[row.id] = (
                         row.name,
                         row.task_type,
-                        f"run {row[4]} due at {row.due_at.isoformat()} has not started",
+                        f"run {row[4]} due at {format_when(row.due_at, now, row.timezone)} has not started",
                     )
         return [
             {"id": task_id, "name": name, "type": task_type, "reason": reason}

@@ -77,6 +77,21 @@ class Settings(BaseSettings):
         default=300.0, gt=0, le=DAY, description="A submitted run not claimed by then is published again (harmless)"
     )
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in through a reverse proxy")
+    timezone: str = Field(
+        default="UTC",
+        description="Zone of the times in reports and alert messages (a schedule's times use its task's zone)",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Zagreb)") from None
+        return value
 
     @cached_property
     def config_path(self) -> Path:

@@ -4,11 +4,13 @@ and report.send through a real apprise channel to a local HTTP receiver."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -122,6 +124,30 @@ def test_markdown_and_html_render_every_section(seeded):
     for start in range(svgs):  # every chart is well-formed XML
         chunk = html.split("<svg", start + 1)[-1].split("</svg>")[0]
         ElementTree.fromstring("<svg" + chunk + "</svg>")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Zagreb"])
+def test_every_time_in_the_report_carries_its_zone_and_what_failed_says_how_long_ago(seeded, zone):
+    """The period, what failed, the backups' times and their verification: in the configured zone
+    (UTC by default), labelled; a failure and a verification also say how long before the report."""
+    _, services, now = seeded
+    services.settings.timezone = zone
+    d = build_digest(services, "week", now)
+    assert d["timezone"] == zone
+    label = "UTC" if zone == "UTC" else "CET"
+    failed_at = datetime.fromisoformat(d["runs"]["failed"][0]["finished_at"]).astimezone(ZoneInfo(zone))
+    failed = f"{failed_at:%Y-%m-%d %H:%M} {label} (25 h ago)"  # 1 day and 1 hour before the report
+    since = datetime.fromisoformat(d["since"]).astimezone(ZoneInfo(zone))
+    md = render_markdown(d)
+    assert f"{since:%Y-%m-%d %H:%M} {label} to " in md
+    assert f"- {failed} **nightly-backup** failed" in md
+    latest = datetime.fromisoformat(d["backups"]["sources"][0]["latest_at"]).astimezone(ZoneInfo(zone))
+    assert f"| app | {latest:%Y-%m-%d %H:%M} {label} | 2 h |" in md
+    assert "(110 min ago)" in md  # the latest backup's verification, 10 minutes after it was made
+    html = render_html(d)
+    assert f"<td>{failed}</td>" in html and f"{since:%Y-%m-%d %H:%M} {label} to " in html
+    for text in (md, html):  # no time without its zone
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d(?! (UTC|CET))", text) is None
 
 
 def test_a_task_whose_checks_keep_finding_critical_shows_its_streak_and_no_green_badge(sqlite_store, tmp_path):

@@ -80,6 +80,7 @@ RUN_COLUMNS = (
     Run.finished_at,
     Run.error,
     Run.summary,
+    Run.scheduled_for,
 )
 TASK_COLUMNS = (
     ScheduledTask.id,
@@ -89,6 +90,7 @@ TASK_COLUMNS = (
     ScheduledTask.ping_url,
     ScheduledTask.config,
     ScheduledTask.tiers,
+    ScheduledTask.timezone,
 )
 
 
@@ -617,6 +619,8 @@ class _Evaluation:
             consecutive_failures=decision.new.consecutive_failures,
             repeat=decision.repeat,
             secrets=self.secrets(task),
+            timezone=getattr(self.alerter.settings, "timezone", "UTC"),
+            task_timezone=task.timezone,
         )
         return _WithRun(msg, run.id)
 

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from upkeep.clock import format_time, format_when
 from upkeep.heartbeats.spec import format_duration
 from upkeep.heartbeats.state import ALERT_PREFIX, END_KINDS, alert_name, effective_timeout, expectation, is_overdue
 from upkeep.notify import rules
@@ -158,7 +159,8 @@ def _overdue(evaluation: _Evaluation, monitor: _Monitor, overdue: bool) -> None:
         decision = rules.on_overdue_check(evaluation.state(monitor.name, channel), spec, overdue)
 
         def message():
-            return _WithRun(overdue_message(monitor.row, evaluation.alerter.link_base, ended=not overdue), None)
+            msg = overdue_message(monitor.row, evaluation.alerter.link_base, ended=not overdue, now=evaluation.now)
+            return _WithRun(msg, None)
 
         evaluation.apply(monitor, channel, decision, message)
 
@@ -187,7 +189,7 @@ def _link(link_base: str, name: str) -> str:
 
 def ended_message(kind: str, row: Heartbeat, ping: HeartbeatPing, link_base: str) -> Message:
     """The message for an end ping: ``failure`` or ``recovery``."""
-    when = ping.received_at.isoformat()
+    when = format_time(ping.received_at, row.timezone)  # the monitor's schedule zone, labelled
     if ping.kind == "timeout":
         timeout = format_duration(effective_timeout(row.timeout_seconds, row.grace_seconds))
         what, detail = "did not finish", f"The job started and did not report its end within {timeout} (by {when})."
@@ -210,7 +212,8 @@ def ended_message(kind: str, row: Heartbeat, ping: HeartbeatPing, link_base: str
     return Message(title, "\n".join(lines), NOTIFY_TYPE[severity])
 
 
-def overdue_message(row: Heartbeat, link_base: str, *, ended: bool) -> Message:
+def overdue_message(row: Heartbeat, link_base: str, *, ended: bool, now: datetime | None = None) -> Message:
+    """Times in the monitor's schedule zone, labelled, and (given ``now``) how long ago."""
     link = _link(link_base, row.name)
     if ended:
         return Message(
@@ -218,12 +221,12 @@ def overdue_message(row: Heartbeat, link_base: str, *, ended: bool) -> Message:
             f"Heartbeat: {row.name}\nThe job reported again.\nMonitor: {link}",
             "success",
         )
-    since = row.last_ping_at.isoformat() if row.last_ping_at else "the monitor was created"
-    expected = row.expected_at.isoformat() if row.expected_at else "?"
+    since = format_when(row.last_ping_at, now, row.timezone) if row.last_ping_at else "the monitor was created"
+    expected = format_when(row.expected_at, now, row.timezone) if row.expected_at else "?"
     grace = format_duration(row.grace_seconds)
     late = ""
     if row.expected_at is not None and row.overdue_at is not None:
-        late = f" It was due by {expected}; its grace of {grace} ended {row.overdue_at.isoformat()}."
+        late = f" It was due by {expected}; its grace of {grace} ended {format_time(row.overdue_at, row.timezone)}."
     return Message(
         f"[upkeep] WARNING heartbeat {row.name}: overdue",
         f"Heartbeat: {row.name} ({row.schedule}, {row.timezone})\nNo ping since {since}.{late}\n"

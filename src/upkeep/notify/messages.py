@@ -2,6 +2,8 @@
 
 The body names the task, status, outcome, attempt, error, summary, the top findings (by severity)
 and links to the run (``{public_url}/runs/{id}``; without ``public_url``, ``http://host:port``).
+Every time carries its zone: a scheduled run's slot in its task's zone, other times in the
+configured zone (``Settings.timezone``, UTC by default).
 Findings are redacted (secret-looking keys, URL passwords) and every resolved secret of the task's
 config is scrubbed from the whole text.
 """
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from upkeep.clock import format_time
 from upkeep.secrets import redact, resolve, scrub
 
 SEVERITY_RANK = {"critical": 0, "error": 0, "warning": 1, "info": 2}
@@ -94,9 +97,12 @@ def run_message(
     consecutive_failures: int = 0,
     repeat: bool = False,
     secrets: list[str] | None = None,
+    timezone: str = "UTC",
+    task_timezone: str | None = None,
 ) -> Message:
     """The message for a finished run: ``run`` holds id, status, outcome, attempt, max_retries,
-    finished_at, error, summary and result."""
+    finished_at, error, summary and result, and for a scheduled run its ``scheduled_for`` slot
+    (shown in ``task_timezone``; the other times in ``timezone``)."""
     status, outcome = run.get("status"), run.get("outcome")
     severity = severity_of(kind, status, outcome)
     what = str(status)
@@ -115,9 +121,12 @@ def run_message(
     ]
     if consecutive_failures > 1 and kind == "failure":
         lines.append(f"Failures in a row: {consecutive_failures}")
+    slot = run.get("scheduled_for")
+    if isinstance(slot, datetime) and run.get("origin") == "scheduled":
+        lines.append(f"Slot: {format_time(slot, task_timezone or timezone)}")
     finished = run.get("finished_at")
     if isinstance(finished, datetime):
-        lines.append(f"Finished: {finished.isoformat()}")
+        lines.append(f"Finished: {format_time(finished, timezone)}")
     if run.get("error"):
         lines.append(f"Error: {_clip(run.get('error'))}")
     if run.get("summary"):

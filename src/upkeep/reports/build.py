@@ -6,7 +6,7 @@
 
 The digest (plain JSON-able dict)::
 
-    {"period": "week", "since": ISO, "until": ISO, "generated_at": ISO,
+    {"period": "week", "since": ISO, "until": ISO, "generated_at": ISO, "timezone": "UTC",
      "runs": {"total", "by_status", "by_outcome", "failed": [{task, type, status, outcome, finished_at}],
               "per_day": [{"day", "ok", "warning", "critical", "failed"}], "tasks": [{task, runs, failed, ...}]},
      "health": {"queue_depth", "failing_tasks": [{name, status, outcome, not_ok_in_a_row}], "overdue_tasks",
@@ -186,9 +186,13 @@ def capacity_section(services: Any, now: datetime, max_charts: int = 6) -> dict[
     return {"at": plan.get("at"), "warnings": warnings, "too_few": too_few, "metrics": len(metrics), "charts": charts}
 
 
-def build_digest(services: Any, period: str = "week", now: datetime | None = None) -> dict[str, Any]:
-    """Everything the report shows for the period ending ``now``."""
+def build_digest(
+    services: Any, period: str = "week", now: datetime | None = None, timezone: str | None = None
+) -> dict[str, Any]:
+    """Everything the report shows for the period ending ``now``; its times are shown in
+    ``timezone`` (default: the services' ``settings.timezone``, else UTC)."""
     now = now or datetime.now(UTC)
+    timezone = timezone or getattr(getattr(services, "settings", None), "timezone", None) or "UTC"
     since, until = period_bounds(period, now)
     runs = runs_section(services.run_history(since=since, until=until), since, until)
     health = health_section(services, now)
@@ -217,6 +221,7 @@ def build_digest(services: Any, period: str = "week", now: datetime | None = Non
         "since": since.isoformat(),
         "until": until.isoformat(),
         "generated_at": now.isoformat(),
+        "timezone": timezone,
         "status": status,
         "runs": runs,
         "health": health,

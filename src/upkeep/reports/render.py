@@ -3,6 +3,8 @@
 Charts are small inline SVG documents drawn here (no JavaScript, no CDN, nothing fetched), so the HTML
 works in a mail client and offline. :func:`capacity_chart_svg` is public for the web UI: one metric's
 samples, its fitted trend extended into the future (dashed), the threshold and the projected crossing.
+Every time carries its zone (the digest's ``timezone``: ``Settings.timezone``, UTC by default) and,
+where it helps (what failed, last verification, last ping, last drill), how long before the report.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from html import escape
 from typing import Any
+
+from upkeep.clock import format_when
 
 ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
 COLORS = {
@@ -221,14 +225,23 @@ def _dur(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def _drill_row(d: dict[str, Any]) -> str:
+def _at(d: dict[str, Any], value: str | None, *, ago: bool = False, missing: str = "-") -> str:
+    """A time of report ``d`` in its zone, labelled (``2026-12-05 03:00 CET``), and with ``ago``
+    how long before the report it was (``2 h ago``)."""
+    if not value:
+        return missing
+    now = datetime.fromisoformat(d["generated_at"]) if ago and d.get("generated_at") else None
+    return format_when(value, now, d.get("timezone") or "UTC", seconds=False)
+
+
+def _drill_row(d: dict[str, Any], report: dict[str, Any]) -> str:
     last = d["latest"]
     rto = _dur(last.get("rto_s")) if last.get("ok") else "failed"
     rpo = f"{last['rpo_s'] / 3600:.1f}h" if last.get("ok") else "-"
     met = "met" if last.get("met") else "MISSED"
     if last.get("fell_back_from"):
         met += " (fell back)"
-    return f"| {d['source']} | {last['at'][:16].replace('T', ' ')} | {rto} | {rpo} | {met} | {len(d['points'])} |"
+    return f"| {d['source']} | {_at(report, last['at'], ago=True)} | {rto} | {rpo} | {met} | {len(d['points'])} |"
 
 
 def render_markdown(d: dict[str, Any]) -> str:
@@ -236,7 +249,7 @@ def render_markdown(d: dict[str, Any]) -> str:
     lines = [
         f"# upkeep {ADJECTIVE.get(d['period'], d['period'])} report: {d['status'].upper()}",
         "",
-        f"{d['since'][:16].replace('T', ' ')} to {d['until'][:16].replace('T', ' ')} UTC",
+        f"{_at(d, d['since'])} to {_at(d, d['until'])}",
         "",
         "## What ran",
         "",
@@ -253,7 +266,7 @@ def render_markdown(d: dict[str, Any]) -> str:
     lines += ["", "## What failed", ""]
     if runs["failed"]:
         for r in runs["failed"][:20]:
-            when = r["finished_at"][:16].replace("T", " ") if r["finished_at"] else "?"
+            when = _at(d, r["finished_at"], ago=True, missing="?")
             outcome = " / " + r["outcome"] if r.get("outcome") else ""
             lines.append(f"- {when} **{r['task'] or r['type']}** {r['status']}{outcome}")
     else:
@@ -276,7 +289,7 @@ def render_markdown(d: dict[str, Any]) -> str:
             f"{(t.get('note') or '').replace('|', '/')} |"
             for t in health["targets"][:40]
         ]
-    lines += _heartbeats_markdown(d.get("heartbeats") or {})
+    lines += _heartbeats_markdown(d.get("heartbeats") or {}, d)
     lines += [
         "",
         "## Backups",
@@ -286,13 +299,13 @@ def render_markdown(d: dict[str, Any]) -> str:
     if backups["sources"]:
         lines += ["", "| source | latest | age | size | status | verified |", "|---|---|---:|---:|---|---|"]
         lines += [
-            f"| {s['source']} | {s['latest_at'][:16].replace('T', ' ')} | {s['age_hours']:.0f} h | "
-            f"{human_bytes(s['size'])} | {s['status']} | {(s['verified_at'] or 'never')[:16].replace('T', ' ')} |"
+            f"| {s['source']} | {_at(d, s['latest_at'])} | {s['age_hours']:.0f} h | "
+            f"{human_bytes(s['size'])} | {s['status']} | {_at(d, s['verified_at'], ago=True, missing='never')} |"
             for s in backups["sources"]
         ]
     if backups.get("drills"):
         lines += ["", "| drill | last | RTO | RPO | objectives | drills in period |", "|---|---|---:|---:|---|---:|"]
-        lines += [_drill_row(d) for d in backups["drills"]]
+        lines += [_drill_row(drill, d) for drill in backups["drills"]]
     lines += ["", "## Capacity", ""]
     if capacity["warnings"]:
         lines += [f"- **{w['metric']}** ({w['status']}): {w.get('message', '')}" for w in capacity["warnings"]]
@@ -305,14 +318,14 @@ def render_markdown(d: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _heartbeats_markdown(hb: dict[str, Any]) -> list[str]:
+def _heartbeats_markdown(hb: dict[str, Any], d: dict[str, Any]) -> list[str]:
     monitors = hb.get("monitors") or []
     if not monitors:
         return []
     lines = ["", "## Heartbeats", "", f"{len(monitors)} monitor(s), {len(hb.get('down') or [])} down."]
     lines += ["", "| monitor | status | last ping | successes | failures |", "|---|---|---|---:|---:|"]
     lines += [
-        f"| {m['name']} | {m['status']} | {(m['last_ping_at'] or 'never')[:16].replace('T', ' ')} | "
+        f"| {m['name']} | {m['status']} | {_at(d, m['last_ping_at'], ago=True, missing='never')} | "
         f"{m['successes']} | {m['failures']} |"
         for m in monitors[:40]
     ]
@@ -320,7 +333,7 @@ def _heartbeats_markdown(hb: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _heartbeats_html(hb: dict[str, Any]) -> str:
+def _heartbeats_html(hb: dict[str, Any], d: dict[str, Any]) -> str:
     monitors = hb.get("monitors") or []
     if not monitors:
         return ""
@@ -329,7 +342,7 @@ def _heartbeats_html(hb: dict[str, Any]) -> str:
         [
             escape(m["name"]),
             f'<span class="badge {color.get(m["status"], "ok")}">{escape(m["status"])}</span>',
-            escape((m["last_ping_at"] or "never")[:16].replace("T", " ")),
+            escape(_at(d, m["last_ping_at"], ago=True, missing="never")),
             str(m["successes"]),
             str(m["failures"]),
             escape(m["reason"] if m["status"] == "down" else ""),
@@ -391,8 +404,8 @@ def render_html(d: dict[str, Any]) -> str:
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>upkeep {name} report</title>"
         f"<style>{CSS}</style></head><body>",
         f"<h1>upkeep {name} report {_badge(d['status'])}</h1>",
-        f'<div class="muted">{e(d["since"][:16].replace("T", " "))} to {e(d["until"][:16].replace("T", " "))} UTC'
-        f" &middot; generated {e(d['generated_at'][:16].replace('T', ' '))}</div>",
+        f'<div class="muted">{e(_at(d, d["since"]))} to {e(_at(d, d["until"]))}'
+        f" &middot; generated {e(_at(d, d['generated_at']))}</div>",
         "<h2>What ran</h2>",
     ]
     statuses = ", ".join(f"{e(k)} {v}" for k, v in sorted(runs["by_status"].items())) or "no runs"
@@ -423,7 +436,7 @@ def render_html(d: dict[str, Any]) -> str:
                 ["finished", "task", "status", "outcome"],
                 [
                     [
-                        e((r["finished_at"] or "?")[:16].replace("T", " ")),
+                        e(_at(d, r["finished_at"], ago=True, missing="?")),
                         e(r["task"] or r["type"] or "?"),
                         _badge(r["status"], r.get("outcome")),
                         _badge(r["outcome"]) if r.get("outcome") else "",
@@ -471,7 +484,7 @@ def render_html(d: dict[str, Any]) -> str:
                 ],
             )
         )
-    parts.append(_heartbeats_html(d.get("heartbeats") or {}))
+    parts.append(_heartbeats_html(d.get("heartbeats") or {}, d))
     parts.append("<h2>Backups</h2>")
     parts.append(
         f"<p>{backups['created']} created, {backups['verified']} verified, {backups['broken']} broken "
@@ -484,11 +497,11 @@ def render_html(d: dict[str, Any]) -> str:
                 [
                     [
                         e(s["source"]),
-                        e(s["latest_at"][:16].replace("T", " ")),
+                        e(_at(d, s["latest_at"])),
                         f"{s['age_hours']:.0f} h",
                         human_bytes(s["size"]),
                         _backup_badge(s["status"]),
-                        e((s["verified_at"] or "never")[:16].replace("T", " ")),
+                        e(_at(d, s["verified_at"], ago=True, missing="never")),
                     ]
                     for s in backups["sources"]
                 ],
@@ -503,7 +516,7 @@ def render_html(d: dict[str, Any]) -> str:
         if charts:
             parts.append('<div class="charts">' + "".join(charts) + "</div>")
     if backups.get("drills"):
-        rows = [[e(c.strip()) for c in _drill_row(d).strip("|").split("|")] for d in backups["drills"]]
+        rows = [[e(c.strip()) for c in _drill_row(drill, d).strip("|").split("|")] for drill in backups["drills"]]
         parts.append(_table(["drill", "last", "RTO", "RPO", "objectives", "drills in period"], rows, {2, 3, 5}))
         charts = [
             line_chart_svg(

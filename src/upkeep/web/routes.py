@@ -31,6 +31,7 @@ from upkeep.api.security import (
     csrf_ok,
 )
 from upkeep.auth import list_keys, verify_token
+from upkeep.clock import format_time, relative, zone
 from upkeep.errors import NotFound, UserError
 from upkeep.people import accounts
 from upkeep.store.models import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
@@ -68,41 +69,18 @@ _VIEWER_TZ: ContextVar[str | None] = ContextVar("viewer_tz", default=None)  # th
 _NOW: ContextVar[datetime | None] = ContextVar("page_now", default=None)  # the service clock's now, per page
 
 
-def _zone(name: str | None):
-    from zoneinfo import ZoneInfo
-
-    try:
-        return ZoneInfo(name) if name else UTC
-    except (ValueError, KeyError):  # a zone this machine does not know: UTC, labelled as such
-        return UTC
+_zone = zone  # a zone this machine does not know: UTC, labelled as such
 
 
 def fmt_ts(value: str | None, tz: str | None = None) -> str:
     """A time with its zone: in ``tz`` (a schedule's own zone), else the signed-in person's zone,
     else UTC. A browser may re-render it in its stored preference (app.js), never without a zone."""
-    parsed = _parse(value)
-    if parsed is None:
-        return "—"
-    local = parsed.astimezone(_zone(tz or _VIEWER_TZ.get()))
-    return local.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_time(_parse(value), tz or _VIEWER_TZ.get())
 
 
 def fmt_relative(value: str | None, now: datetime | None = None) -> str:
     """ "in 3 min", "2 h ago": how far a time is from now, in the largest unit that fits."""
-    parsed = _parse(value)
-    if parsed is None:
-        return ""
-    delta = (parsed - (now or _NOW.get() or datetime.now(UTC))).total_seconds()
-    span = abs(delta)
-    if span < 45:
-        return "just now" if delta <= 0 else "in a moment"
-    # a unit is used from twice its size ("90 min", "36 h"), so a rounded figure stays close
-    size, unit = next((u for u in _UNITS if span >= 2 * u[0]), _UNITS[-1])
-    text = f"{max(round(span / size), 1)} {unit}"
-    return f"in {text}" if delta > 0 else f"{text} ago"
-
-
-_UNITS = ((86400 * 365, "y"), (86400, "d"), (3600, "h"), (60, "min"))
+    return relative(_parse(value), now or _NOW.get() or datetime.now(UTC))
 
 
 def fmt_duration(seconds: float | None) -> str:
