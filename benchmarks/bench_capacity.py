@@ -33,7 +33,7 @@ def main() -> None:
     from upkeep.engine.registry import REGISTRY
     from upkeep.engine.services import EngineServices
     from upkeep.handlers.audit.config import parse_env_text
-    from upkeep.handlers.capacity import sample_key
+    from upkeep.handlers.trends.capacity import sample_key
     from upkeep.reports import build_digest, render_html
     from upkeep.settings import Settings
     from upkeep.store.db import Store

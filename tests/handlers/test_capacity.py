@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 from support.contexts import run_handler
 from upkeep.clock import FakeClock
 from upkeep.engine.services import EngineServices
-from upkeep.handlers.capacity import GIB, PLAN_KEY, fit_trend, store_sample
+from upkeep.handlers.trends.capacity import GIB, PLAN_KEY, fit_trend, store_sample
 from upkeep.reports.render import capacity_chart_svg
 from upkeep.settings import Settings
 from upkeep.store.records import Records

@@ -12,7 +12,7 @@ import pytest
 
 from support.contexts import events_of, run_handler
 from upkeep.errors import ConnectionFailed
-from upkeep.handlers.docker_cleanup import parse_until
+from upkeep.handlers.system.docker import parse_until
 
 NOW = datetime.now(UTC)
 OLD = int((NOW - timedelta(days=3)).timestamp())

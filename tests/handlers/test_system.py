@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-import upkeep.handlers.system  # noqa: F401  (registers system.resources)
+import upkeep.handlers.system.resources  # noqa: F401  (registers system.resources)
 from support.contexts import run_handler
 
 

@@ -20,7 +20,7 @@ from upkeep.cli.main import app
 from upkeep.clock import FakeClock
 from upkeep.engine.services import EngineServices
 from upkeep.errors import UserError
-from upkeep.handlers.capacity import GIB, store_sample
+from upkeep.handlers.trends.capacity import GIB, store_sample
 from upkeep.reports import build_digest, render_html, render_markdown
 from upkeep.settings import Settings
 from upkeep.store.db import Store

@@ -1,4 +1,6 @@
-"""Built-in handlers, one package per domain (``audit/``, ``backup/``, ``db/``, ``health/``, ``logs/``, ...).
+"""Built-in handlers, one package per domain (``audit/``, ``backup/``, ``db/``, ``health/``, ``logs/``,
+``system/``, ``trends/``, ``workflow/``; upkeep's own housekeeping, ``runs``, ``report_send`` and
+``debug``, are single modules).
 The modules that register ``@handler`` functions or kinds of target are listed here by hand;
 ``load_builtin`` (the ``upkeep.handlers`` entry point) imports exactly those. Every other module is a
 helper of its domain, whatever its name.
@@ -26,11 +28,11 @@ BUILTIN_MODULES: dict[str, str] = {
     "backup.check": "backup.verify",
     "backup.drill": "backup.drill",
     "backup.dr_test": "backup.drill",
-    "capacity.plan": "capacity",
-    "capacity.project": "capacity",
-    "capacity.sample": "capacity",
-    "capacity.collect": "capacity",
-    "checklist.run": "checklist",
+    "capacity.plan": "trends.capacity",
+    "capacity.project": "trends.capacity",
+    "capacity.sample": "trends.capacity",
+    "capacity.collect": "trends.capacity",
+    "checklist.run": "workflow.checklist",
     "config.audit": "audit.config",
     "config.check": "audit.config",
     "env.audit": "audit.config",
@@ -55,8 +57,8 @@ BUILTIN_MODULES: dict[str, str] = {
     "deps.check": "audit.deps",
     "dependencies.check": "audit.deps",
     "packages.outdated": "audit.deps",
-    "docker.cleanup": "docker_cleanup",
-    "docker.prune": "docker_cleanup",
+    "docker.cleanup": "system.docker",
+    "docker.prune": "system.docker",
     "health.check": "health.check",
     "health.report": "health.report",
     "logs.analyze": "logs.analyze",
@@ -66,20 +68,20 @@ BUILTIN_MODULES: dict[str, str] = {
     "logs.clean": "logs.cleanup",
     "logs.rotate": "logs.rotate",
     "logs.logrotate": "logs.rotate",
-    "performance.review": "performance",
-    "perf.review": "performance",
-    "procedure.execute": "procedure",
+    "performance.review": "trends.performance",
+    "perf.review": "trends.performance",
+    "procedure.execute": "workflow.procedure",
     "report.send": "report_send",
     "report.digest": "report_send",
-    "retention.enforce": "retention",
+    "retention.enforce": "system.retention",
     "runs.cleanup_expired": "runs",
     "gc.cleanup": "runs",
     "runs.cleanup_stale": "runs",
     "stale_run.cleanup": "runs",
     "security.audit": "audit.security",
     "audit.security": "audit.security",
-    "shell.run": "shell",
-    "system.resources": "system",
+    "shell.run": "system.shell",
+    "system.resources": "system.resources",
 }
 
 

@@ -166,7 +166,7 @@ def backups_section(services: Any, since: datetime, now: datetime) -> dict[str, 
 
 
 def capacity_section(services: Any, now: datetime, max_charts: int = 6) -> dict[str, Any]:
-    from upkeep.handlers.capacity import DOMAIN, PLAN_KEY, load_series
+    from upkeep.handlers.trends.capacity import DOMAIN, PLAN_KEY, load_series
 
     records = services.records(DOMAIN)
     plan = records.get(PLAN_KEY) or {}
