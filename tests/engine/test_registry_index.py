@@ -165,7 +165,7 @@ def test_checking_a_files_targets_imports_the_modules_of_their_kinds_alone(tmp_p
         """,
         tmp_path,
     )
-    assert "upkeep.handlers.logs.rotate" in loaded["handler_modules"]
+    assert "upkeep.handlers.logs.rules" in loaded["handler_modules"]
     for other in ("backup.targets", "audit.config", "health.check"):  # the modules of the other kinds
         assert f"upkeep.handlers.{other}" not in loaded["handler_modules"]
 

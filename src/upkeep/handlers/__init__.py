@@ -92,7 +92,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "files": "backup.targets",
     "env_files": "audit.config",
     "services": "health.check",
-    "logs": "logs.rotate",
+    "logs": "logs.rules",
 }
 
 

@@ -19,9 +19,11 @@ not detected. Memory maps are not inspected (log writers append through descript
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -283,3 +285,40 @@ def looks_rotated(name: str) -> bool:
     if name.endswith(COMPRESSED_SUFFIXES):
         return True
     return any(p.search(name) for p in _ROTATED_PATTERNS)
+
+
+COPY_BLOCK = 1 << 20
+
+
+def copy_truncate(path: Path, target: Path) -> tuple[int, int, float]:
+    """Copy ``path`` to a new ``target``, then truncate it: (copied, bytes_possibly_lost, window seconds).
+
+    ``bytes_possibly_lost`` is what the file grew between the copy's last read and the truncation
+    (measured by ``fstat``); ``window`` is the unmeasured time between that ``fstat`` and the end of
+    ``ftruncate``, in which further appends are lost too.
+    """
+    fd = os.open(path, os.O_RDWR)
+    try:
+        st = os.fstat(fd)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o7777)
+        try:
+            copied = 0
+            while True:
+                chunk = os.read(fd, COPY_BLOCK)
+                if not chunk:
+                    break
+                os.write(out, chunk)
+                copied += len(chunk)
+            measured = time.perf_counter()
+            size_at_truncate = os.fstat(fd).st_size
+            os.ftruncate(fd, 0)
+            window = time.perf_counter() - measured
+            os.fsync(out)
+            with contextlib.suppress(PermissionError):
+                os.fchown(out, st.st_uid, st.st_gid)
+        finally:
+            os.close(out)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+    return copied, max(0, size_at_truncate - copied), window
