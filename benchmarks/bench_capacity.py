@@ -30,8 +30,8 @@ def _timed(fn, repeat: int = 3) -> tuple[float, object]:
 
 
 def main() -> None:
+    from upkeep.app.run_services import RunServices
     from upkeep.engine.registry import REGISTRY
-    from upkeep.engine.services import EngineServices
     from upkeep.handlers.audit.config import parse_env_text
     from upkeep.handlers.trends.capacity import sample_key
     from upkeep.reports import build_digest, render_html
@@ -77,7 +77,7 @@ def main() -> None:
             s.add_all(runs)
         records = Records(store, "capacity")
         read_s, items = _timed(lambda: records.items("sample/"))
-        services = EngineServices(store, Settings(config=sys_path / "upkeep.yaml"))
+        services = RunServices(store, Settings(config=sys_path / "upkeep.yaml"))
         spec = REGISTRY.get("capacity.plan")
 
         from tests.support.contexts import make_context

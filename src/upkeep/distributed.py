@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from celery import Celery, signals
 
@@ -38,6 +39,9 @@ from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.settings import Settings
 from upkeep.store.db import Store, once_more_if_disconnected
 from upkeep.store.models import COMPLETED
+
+if TYPE_CHECKING:
+    from upkeep.engine.context import ServicesFactory
 
 log = logging.getLogger(__name__)
 TASK_NAME = "upkeep.execute_run"
@@ -76,6 +80,7 @@ _parent_pid: int | None = None
 
 
 _pool_settings: Settings | None = None  # set by _celery_worker_main; its pool processes inherit it
+_pool_services: ServicesFactory | None = None  # likewise: each pool process's ``ctx.services``
 
 
 @signals.worker_process_init.connect
@@ -198,13 +203,15 @@ def _pool_watch(store: Store, settings: Settings) -> PoolWatch:
 
 def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
     from upkeep.engine.execute import execute_claimed
+    from upkeep.engine.registry import REGISTRY
 
     store = _worker_store(settings)
     identity = lifecycle.WorkerIdentity.current()
     claimed = once_more_if_disconnected(lambda: lifecycle.claim(store, run_id, identity))
     if claimed is None:
         return None  # redelivered, cancelled, or waiting for a lock (claim put it back to pending)
-    return execute_claimed(store, claimed, settings, watch=_pool_watch(store, settings).watching)
+    services = _pool_services(store, settings, REGISTRY) if _pool_services is not None else None
+    return execute_claimed(store, claimed, settings, services=services, watch=_pool_watch(store, settings).watching)
 
 
 # --- scheduler side ---------------------------------------------------------------------------
@@ -281,9 +288,15 @@ def revoke(settings: Settings, run_id: int) -> None:
             app.control.revoke(task_id_of(run_id), connection=connection)
 
 
-def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
+def run_worker(
+    settings: Settings,
+    *,
+    queues: list[str] | None,
+    concurrency: int | None,
+    services: ServicesFactory | None = None,
+) -> None:
     """``upkeep worker`` in Celery mode: a Celery worker in a child process, started again when it
-    dies, plus an instance heartbeat in the store.
+    dies, plus an instance heartbeat in the store. ``services`` makes the runs' ``ctx.services``.
 
     Celery gives up ("Unrecoverable error") on some broker reconnects: kombu's Redis transport
     can lose its connection parameters while the broker restarts. The store keeps every run, so
@@ -317,7 +330,7 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
     try:
         keep_running(  # on stop, SIGTERM is Celery's warm shutdown: running tasks finish
             _celery_worker_main,
-            (settings.model_dump_json(), queue_list, concurrency or settings.worker_processes, os.getpid()),
+            (settings.model_dump_json(), queue_list, concurrency or settings.worker_processes, os.getpid(), services),
             name="upkeep-celery-worker",
             what="the Celery worker",
             stop=stop,
@@ -327,13 +340,20 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
         store.dispose()
 
 
-def _celery_worker_main(settings_json: str, queue_list: list[str], concurrency: int, parent_pid: int) -> None:
+def _celery_worker_main(
+    settings_json: str,
+    queue_list: list[str],
+    concurrency: int,
+    parent_pid: int,
+    services: ServicesFactory | None = None,
+) -> None:
     from upkeep.engine.executor import die_with_parent
     from upkeep.engine.registry import REGISTRY
 
-    global _pool_settings
+    global _pool_settings, _pool_services
     die_with_parent(parent_pid)
     settings = _pool_settings = Settings.model_validate_json(settings_json)
+    _pool_services = services
     app = make_celery(settings)
     REGISTRY.ensure_loaded()  # before the pool forks: children share the imports, the first run waits for none
     app.worker_main(

@@ -38,8 +38,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from upkeep.clock import utcnow
 from upkeep.store.db import Store
-from upkeep.store.models import PENDING, SUBMITTED, Instance, Record, Run, ScheduledTask
+from upkeep.store.models import PENDING, SUBMITTED, Instance, Record, ScheduledTask
+from upkeep.store.runs import count_by_status, overdue_tasks
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +118,7 @@ class StoreCollector(Collector):
             tasks = s.execute(
                 sa.select(ScheduledTask.name, ScheduledTask.last_success_at, ScheduledTask.next_run_at)
             ).all()
-            depth = dict(
-                s.execute(
-                    sa.select(Run.status, sa.func.count())
-                    .where(Run.status.in_((PENDING, SUBMITTED)))
-                    .group_by(Run.status)
-                ).all()
-            )
+            depth = count_by_status(s, statuses=(PENDING, SUBMITTED))
             last_tick = s.execute(
                 sa.select(sa.func.max(Instance.last_seen_at)).where(Instance.role == "scheduler")
             ).scalar()
@@ -210,10 +206,9 @@ class StoreCollector(Collector):
             return float(self._overdue_cache[1])
         count = 0
         if self.settings is not None:
-            from upkeep.service import Upkeep
-
             try:
-                count = len(Upkeep(self.settings, self.store).overdue_tasks())
+                with self.store.read() as s:
+                    count = len(overdue_tasks(s, utcnow()))
             except Exception:
                 log.exception("overdue count for /metrics failed")
         self._overdue_cache = (time.monotonic(), count)

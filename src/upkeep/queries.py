@@ -2,8 +2,7 @@
 
 The service layer (``upkeep.service.Upkeep``) owns every change and the per-object views; this
 module only reads, with set-based queries that stay fast with 10,000 tasks and millions of runs.
-``overdue`` implements exactly the definition of ``Upkeep.overdue_tasks`` (a test holds them equal)
-with three queries instead of one per task.
+``overdue`` is ``upkeep.store.runs.overdue_tasks``, which alerts and metrics use too.
 """
 
 from __future__ import annotations
@@ -14,14 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.clock import Clock, format_when
+from upkeep.clock import Clock
 from upkeep.store.db import Store
 from upkeep.store.models import ApiKey, Run, ScheduledTask
+from upkeep.store.runs import overdue_tasks
 
 FAILED_STATUSES = ("failed", "timed_out")
 FINISHED_STATUSES = ("completed", "failed", "timed_out", "cancelled")
-MIN_GRACE = timedelta(seconds=60)
-PAST_DAY_TTL = timedelta(minutes=10)  # the engine's floor on a task's misfire grace for "overdue"
+PAST_DAY_TTL = timedelta(minutes=10)  # how long the counts of a whole past day are reused
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -140,64 +139,8 @@ class Queries:
     # --- overdue (same definition as Upkeep.overdue_tasks) ------------------------------------
 
     def overdue(self, now: datetime | None = None) -> list[dict[str, Any]]:
-        now = now or self.clock.now()
-        reasons: dict[int, tuple[str, str, str]] = {}
-        t = ScheduledTask
         with self.store.read() as s:
-            # 1. no success within expect_success_within
-            for row in s.execute(
-                sa.select(
-                    t.id, t.name, t.task_type, t.last_success_at, t.created_at, t.expect_success_within_seconds
-                ).where(t.enabled.is_(True), t.expect_success_within_seconds.is_not(None))
-            ):
-                if not row.expect_success_within_seconds:
-                    continue
-                since = row.last_success_at or row.created_at
-                if now - since > timedelta(seconds=row.expect_success_within_seconds):
-                    reasons[row.id] = (row.name, row.task_type, f"no success since {format_when(since, now)}")
-            # 2. a slot that was not started within its grace
-            for row in s.execute(
-                sa.select(t.id, t.name, t.task_type, t.next_run_at, t.misfire_grace_seconds, t.timezone).where(
-                    t.enabled.is_(True), t.next_run_at.is_not(None), t.next_run_at < now - MIN_GRACE
-                )
-            ):
-                if row.id in reasons:
-                    continue
-                grace = timedelta(seconds=max(row.misfire_grace_seconds, 60))
-                if now - row.next_run_at > grace:
-                    reasons[row.id] = (
-                        row.name,
-                        row.task_type,
-                        f"slot {format_when(row.next_run_at, now, row.timezone)} not started"
-                        " (scheduler behind or down)",
-                    )
-            # 3. a pending run of a scheduled task that has not started within its grace
-            pending = (
-                sa.select(Run.task_id, Run.id, Run.due_at)
-                .where(Run.status.in_(("pending", "submitted")), Run.due_at < now - MIN_GRACE)
-                .subquery()
-            )
-            for row in s.execute(
-                sa.select(
-                    t.id, t.name, t.task_type, t.misfire_grace_seconds, pending.c.id, pending.c.due_at, t.timezone
-                )
-                .join(pending, pending.c.task_id == t.id)
-                .where(t.enabled.is_(True), t.schedule.is_not(None), t.schedule != "")
-                .order_by(t.id, pending.c.id)
-            ):
-                if row.id in reasons:
-                    continue
-                grace = timedelta(seconds=max(row.misfire_grace_seconds, 60))
-                if row.due_at < now - grace:
-                    reasons[row.id] = (
-                        row.name,
-                        row.task_type,
-                        f"run {row[4]} due at {format_when(row.due_at, now, row.timezone)} has not started",
-                    )
-        return [
-            {"id": task_id, "name": name, "type": task_type, "reason": reason}
-            for task_id, (name, task_type, reason) in sorted(reasons.items())
-        ]
+            return overdue_tasks(s, now or self.clock.now())
 
     # --- dashboard ----------------------------------------------------------------------------
 

@@ -104,7 +104,9 @@ def serve(
         if settings.executor == "celery":
             log.warning("UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs")
         else:
-            executor = EmbeddedExecutor(settings, store)
+            from upkeep.app.run_services import RunServices
+
+            executor = EmbeddedExecutor(settings, store, services=RunServices)
             executor.start()
             parts.append(executor)
             # the warm workers (``workers_warm``) should be ready for the first slots
@@ -228,7 +230,9 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
         store = open_store(settings, upgrade=False)
         recover_on_start(store, settings)
         store.dispose()
-        run_celery_worker(settings, queues=queues, concurrency=concurrency)
+        from upkeep.app.run_services import RunServices
+
+        run_celery_worker(settings, queues=queues, concurrency=concurrency, services=RunServices)
         return
     run_embedded_worker(settings, queues=queues, concurrency=concurrency)
 
@@ -236,6 +240,7 @@ def run_worker(settings: Settings, *, queues: list[str] | None, concurrency: int
 def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurrency: int | None) -> None:
     import os
 
+    from upkeep.app.run_services import RunServices
     from upkeep.clock import utcnow
     from upkeep.engine.executor import EmbeddedExecutor
     from upkeep.engine.lifecycle import HOSTNAME
@@ -243,7 +248,7 @@ def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurr
 
     store = open_store(settings, upgrade=False)
     recover_on_start(store, settings)
-    executor = EmbeddedExecutor(settings, store, size=concurrency, queues=queues)
+    executor = EmbeddedExecutor(settings, store, size=concurrency, queues=queues, services=RunServices)
     executor.start()
     stop = threading.Event()
     instance = f"worker:{HOSTNAME}:{os.getpid()}"

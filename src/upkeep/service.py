@@ -38,6 +38,7 @@ from upkeep.store.models import (
     RunEvent,
     ScheduledTask,
 )
+from upkeep.store.runs import count_by_status
 
 # Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column).
 SPEC_COLUMNS = {
@@ -774,11 +775,7 @@ class Upkeep:
             enabled = s.execute(
                 sa.select(sa.func.count(ScheduledTask.id)).where(ScheduledTask.enabled.is_(True))
             ).scalar_one()
-            by_status = dict(
-                s.execute(
-                    sa.select(Run.status, sa.func.count(Run.id)).where(Run.created_at >= since).group_by(Run.status)
-                ).all()
-            )
+            by_status = count_by_status(s, created_since=since)
             by_outcome = dict(
                 s.execute(
                     sa.select(Run.outcome, sa.func.count(Run.id))

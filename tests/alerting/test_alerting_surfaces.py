@@ -117,7 +117,7 @@ def test_silences_through_the_api(world):
 
 
 def test_the_dashboard_and_the_report_show_a_targets_maintenance(world):
-    from upkeep.engine.services import EngineServices
+    from upkeep.app.run_services import RunServices
     from upkeep.reports import build_digest, render_html, render_markdown
 
     api = HttpReceiver().start()
@@ -144,7 +144,7 @@ def test_the_dashboard_and_the_report_show_a_targets_maintenance(world):
         dashboard = client.get("/", headers=viewer)
         assert note in dashboard.text and f"in maintenance: run {deploy} of task deploy" in dashboard.text
         assert note in client.get("/", headers={**viewer, "X-Fragment": "1"}).text
-        digest = build_digest(EngineServices(world.store, world.settings), "day")
+        digest = build_digest(RunServices(world.store, world.settings), "day")
         [target] = digest["health"]["targets"]
         assert target["name"] == "api" and target["note"].startswith(note)
         assert f"| {note}; in maintenance: run {deploy} of task deploy |" in render_markdown(digest)

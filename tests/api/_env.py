@@ -76,10 +76,14 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
         self.parts: list = []
         if engine:
+            from upkeep.app.run_services import RunServices
             from upkeep.engine.executor import EmbeddedExecutor
             from upkeep.engine.scheduler import Scheduler
 
-            self.parts = [Scheduler(env.store, env.settings), EmbeddedExecutor(env.settings, env.store, size=workers)]
+            self.parts = [
+                Scheduler(env.store, env.settings),
+                EmbeddedExecutor(env.settings, env.store, size=workers, services=RunServices),
+            ]
 
     def __enter__(self) -> LiveServer:
         from support.servers import wait_for_port

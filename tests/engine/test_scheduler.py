@@ -318,7 +318,7 @@ def test_cancel_of_a_pending_run_ends_it_and_audit_records_every_change(service,
 
 
 def test_expired_cleanup_never_deletes_a_non_terminal_run(service, store):
-    from upkeep.engine.services import EngineServices
+    from upkeep.app.run_services import RunServices
 
     service.create_task({"name": "x", "type": "debug.noop"}, actor="t")
     old = [service.trigger("x", actor="t")["id"] for _ in range(3)]
@@ -326,7 +326,7 @@ def test_expired_cleanup_never_deletes_a_non_terminal_run(service, store):
     with store.write() as s:
         s.execute(sa.update(Run).where(Run.id.in_(old[:2])).values(status="completed", finished_at=long_ago))
         s.execute(sa.update(Run).where(Run.id == old[2]).values(status="running", finished_at=long_ago))
-    services = EngineServices(store, service.settings)
+    services = RunServices(store, service.settings)
     dry = services.cleanup_expired(retention_days=30, batch_size=1000, dry_run=True)
     assert dry["runs"] == 2 and len(task_runs(store, "x")) == 3
     done = services.cleanup_expired(retention_days=30, batch_size=1, dry_run=False)

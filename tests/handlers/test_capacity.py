@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 from support.contexts import run_handler
+from upkeep.app.run_services import RunServices
 from upkeep.clock import FakeClock
-from upkeep.engine.services import EngineServices
 from upkeep.handlers.trends.capacity import GIB, PLAN_KEY, fit_trend, store_sample
 from upkeep.reports.render import capacity_chart_svg
 from upkeep.settings import Settings
@@ -111,7 +111,7 @@ def test_capacity_sample_records_real_metrics(sqlite_store, tmp_path, pg_server,
         for i in range(30)
     ]
     log.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
+    services = RunServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
     url = pg_database.replace("postgresql+psycopg://", "postgresql://")
     result = run_handler(
         sqlite_store,

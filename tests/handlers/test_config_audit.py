@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.contexts import events_of, run_handler
-from upkeep.engine.services import EngineServices
+from upkeep.app.run_services import RunServices
 from upkeep.handlers.audit.config import parse_env_text
 from upkeep.settings import Settings
 
@@ -131,7 +131,7 @@ def test_upkeep_yaml_is_validated_too(sqlite_store, tmp_path):
         "channels:\n  mail: {url: 'mailto://ops:hunter2hunter2@smtp.example.com'}\n"
         "tasks:\n  - {name: t1, type: runs.cleanup_stale, schedule: '@every 5m'}\n"
     )
-    services = EngineServices(sqlite_store, Settings(config=config))
+    services = RunServices(sqlite_store, Settings(config=config))
     result = run_handler(sqlite_store, "config.audit", {"upkeep_config": str(config)}, services=services)
     assert result["upkeep_config"] == str(config)
     assert [f["check"] for f in result["findings"]] == ["plain_secret"]

@@ -6,15 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from support.contexts import run_handler
+from upkeep.app.run_services import RunServices
 from upkeep.engine.scheduler import record_instance
-from upkeep.engine.services import EngineServices
 from upkeep.service import Upkeep
 from upkeep.settings import Settings
 
 
 def test_report_flags_a_missing_scheduler_failing_tasks_and_log_errors(sqlite_store, tmp_path):
     settings = Settings(config=tmp_path / "upkeep.yaml")
-    services = EngineServices(sqlite_store, settings)
+    services = RunServices(sqlite_store, settings)
     service = Upkeep(settings, sqlite_store)
     service.create_task({"name": "broken", "type": "debug.fail"}, actor="t")
     from upkeep.engine import lifecycle

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from support.contexts import run_handler
+from upkeep.app.run_services import RunServices
 from upkeep.clock import FakeClock
-from upkeep.engine.services import EngineServices
 from upkeep.errors import ConfigError
 from upkeep.settings import Settings
 from upkeep.store.models import Run
@@ -72,7 +72,7 @@ def test_regressions_against_the_previous_period_are_findings(sqlite_store, tmp_
     log = tmp_path / "api.log"
     _log(log, NOW)
     _runs(sqlite_store, NOW)
-    services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
+    services = RunServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
     result = run_handler(
         sqlite_store,
         "performance.review",

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from support.contexts import run_handler
+from upkeep.app.run_services import RunServices
 from upkeep.auth import create_key
 from upkeep.clock import FakeClock
-from upkeep.engine.services import EngineServices
 from upkeep.handlers.audit.security import parse_npm_audit, parse_pip_audit
 from upkeep.settings import Settings
 
@@ -112,7 +112,7 @@ def test_a_key_created_100_days_ago_is_a_warning(sqlite_store, tmp_path):
     start = datetime(2026, 1, 1, tzinfo=UTC)
     create_key(sqlite_store, name="old-admin", role="admin", now=start)
     create_key(sqlite_store, name="fresh", role="viewer", now=start + timedelta(days=95))
-    services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
+    services = RunServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
     clock = FakeClock(start + timedelta(days=100))
     result = run_handler(sqlite_store, "security.audit", {}, services=services, clock=clock)
     keys = [f for f in result["findings"] if f["check"] == "key_age"]

@@ -286,7 +286,7 @@ def test_the_ui_lists_monitors_beside_tasks_and_shows_the_ping_url_to_admins(hb)
 
 
 def test_metrics_and_reports_show_monitors(hb):
-    from upkeep.engine.services import EngineServices
+    from upkeep.app.run_services import RunServices
     from upkeep.reports import build_digest, render_html, render_markdown
 
     up = hb.create("healthy", schedule="@every 1h")
@@ -301,7 +301,7 @@ def test_metrics_and_reports_show_monitors(hb):
     assert "upkeep_heartbeat_unknown_pings_total 1.0" in text
     assert 'upkeep_heartbeat_last_ping_timestamp_seconds{heartbeat="silent"}' not in text
 
-    digest = build_digest(EngineServices(hb.store, hb.settings), "day", START + timedelta(hours=2))
+    digest = build_digest(RunServices(hb.store, hb.settings), "day", START + timedelta(hours=2))
     assert digest["heartbeats"]["down"] == ["silent"] and digest["status"] == "warning"
     healthy = [m for m in digest["heartbeats"]["monitors"] if m["name"] == "healthy"][0]
     assert healthy["successes"] == 1 and healthy["status"] == "up"

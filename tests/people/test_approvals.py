@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from support.people import page_csrf, sign_in
+from upkeep.app.run_services import RunServices
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_run
 from upkeep.people import accounts, approvals
@@ -38,7 +39,7 @@ def people(api):
 def start(api, **extra) -> int:
     api.upkeep.create_task({**PROCEDURE, **extra}, actor="test")
     run_id = api.upkeep.trigger("deploy", actor="test")["id"]
-    assert execute_run(api.store, run_id, api.settings) == "waiting"
+    assert execute_run(api.store, run_id, api.settings, services=RunServices(api.store, api.settings)) == "waiting"
     return run_id
 
 
@@ -72,7 +73,7 @@ def test_the_run_waits_without_a_worker_and_an_approval_goes_on_with_confirm(api
     decided = api.client.post(f"/api/v1/approvals/{pending['id']}/approve", headers=csrf)
     assert decided.status_code == 200, decided.text
     assert decided.json()["decided_by"] == "user:ada" and run_row(api, run_id).status == "pending"
-    assert execute_run(api.store, run_id, api.settings) == "completed"
+    assert execute_run(api.store, run_id, api.settings, services=RunServices(api.store, api.settings)) == "completed"
     done = run_row(api, run_id)
     steps = done.result["steps"]
     assert [s["step"] for s in steps] == ["backup", "go-ahead", "update", "health"]
@@ -127,7 +128,7 @@ def test_nobody_deciding_in_time_cancels_the_run(api, people):
 def test_a_dry_run_does_not_wait_and_bad_steps_are_refused(api, people):
     api.upkeep.create_task(PROCEDURE, actor="test")
     run_id = api.upkeep.trigger("deploy", actor="test", dry_run=True)["id"]
-    assert execute_run(api.store, run_id, api.settings) == "completed"
+    assert execute_run(api.store, run_id, api.settings, services=RunServices(api.store, api.settings)) == "completed"
     assert approvals.list_approvals(api.store, status=None) == []
     bad = {"steps": [{"type": "debug.noop", "approve": {"role": "admin"}}]}
     refused = api.post("/api/v1/scheduled-tasks", json={"name": "x", "type": "procedure.execute", "config": bad})

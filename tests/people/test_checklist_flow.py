@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from support.people import finished, page_csrf, sign_in
 from support.servers import free_port
 from upkeep.api.app import create_app
+from upkeep.app.run_services import RunServices
 from upkeep.cli.main import app as cli_app
 from upkeep.clock import FakeClock
 from upkeep.engine.executor import EmbeddedExecutor
@@ -53,7 +54,7 @@ def world(tmp_path, hook):
     store = Store(settings.resolved_database_url)
     store.upgrade()
     Records(store, CONFIG_DOMAIN).put("channels", {"hook": {"url": f"json://127.0.0.1:{hook.port}/hook"}})
-    executor = EmbeddedExecutor(settings, store, size=2)
+    executor = EmbeddedExecutor(settings, store, size=2, services=RunServices)
     executor.start()
     yield settings, store
     executor.stop()

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from support.contexts import run_handler
+from upkeep.app.run_services import RunServices
 from upkeep.cli.main import app
 from upkeep.clock import FakeClock
-from upkeep.engine.services import EngineServices
 from upkeep.errors import UserError
 from upkeep.handlers.trends.capacity import GIB, store_sample
 from upkeep.reports import build_digest, render_html, render_markdown
@@ -88,7 +88,7 @@ def seed(store: Store, now: datetime) -> None:
 def seeded(sqlite_store, tmp_path):
     now = datetime.now(UTC)
     seed(sqlite_store, now)
-    services = EngineServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
+    services = RunServices(sqlite_store, Settings(config=tmp_path / "upkeep.yaml"))
     run_handler(sqlite_store, "capacity.plan", {}, services=services)
     return sqlite_store, services, now
 
@@ -176,7 +176,7 @@ def test_a_task_whose_checks_keep_finding_critical_shows_its_streak_and_no_green
             )
         row = s.get(ScheduledTask, task["id"])
         row.last_status, row.last_outcome, row.consecutive_failures = "completed", "critical", 0
-    d = build_digest(EngineServices(sqlite_store, settings), "week", now)
+    d = build_digest(RunServices(sqlite_store, settings), "week", now)
     assert [(t["name"], t["not_ok_in_a_row"]) for t in d["health"]["failing_tasks"]] == [("checks", 4)]
     assert "checks (completed critical, 4 runs not ok in a row)" in render_markdown(d)
     html = render_html(d)

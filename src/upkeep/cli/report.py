@@ -38,13 +38,12 @@ def report(
     """Print or write the digest of the last day, week or month."""
     if ctx.invoked_subcommand is not None:
         return
-    from upkeep.engine.services import EngineServices
-    from upkeep.reports import build_digest, render_html, render_markdown
+    from upkeep.app.run_services import RunServices
 
     st = state(ctx)
-    services = EngineServices(st.store(), st.settings)
-    digest = build_digest(services, period.value, datetime.now(UTC))
-    text = render_html(digest) if format is Format.html else render_markdown(digest)
+    services = RunServices(st.store(), st.settings)
+    digest = services.digest(period.value, datetime.now(UTC))
+    text = services.render_digest(digest, format.value)
     if output is not None:
         from upkeep.private import PRIVATE
 

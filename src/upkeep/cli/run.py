@@ -138,10 +138,11 @@ def _runner(settings, store):
     """One worker process for all the runs this command executes (a tier runs several)."""
     import atexit
 
+    from upkeep.app.run_services import RunServices
     from upkeep.engine.executor import ForegroundRunner
 
     if id(store) not in _RUNNERS:
-        runner = ForegroundRunner(settings, store)
+        runner = ForegroundRunner(settings, store, services=RunServices)
         _RUNNERS[id(store)] = runner
         atexit.register(runner.close)
     return _RUNNERS[id(store)]

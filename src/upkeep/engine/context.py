@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
@@ -24,6 +24,11 @@ from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
 from upkeep.engine.targets import handler_entry
 from upkeep.errors import UserError
+
+if TYPE_CHECKING:
+    from upkeep.engine.registry import Registry
+    from upkeep.settings import Settings
+    from upkeep.store.db import Store
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -74,6 +79,42 @@ class Journal(Protocol):
     def progress(self, run_id: int, fraction: float | None, message: str | None) -> None: ...
     def heartbeat(self, run_id: int) -> None: ...
     def cancel_requested(self, run_id: int) -> bool: ...
+
+
+class Services(Protocol):
+    """What a handler may ask of upkeep beyond its own run (``ctx.services``), and nothing more: never
+    the store. ``upkeep.app.run_services.RunServices`` implements it; whoever starts an executor
+    hands it a ``ServicesFactory`` (the engine cannot name the layers above it). None where a run
+    executes without them (a handler test's bare context): the handlers that need them say so."""
+
+    @property
+    def database_url(self) -> str: ...
+
+    # runs.reap, runs.cleanup, health.report, capacity, performance review
+    def reap(self, *, dry_run: bool) -> dict[str, Any]: ...
+    def cleanup_expired(
+        self, *, retention_days: int, batch_size: int, dry_run: bool, now: datetime | None = None
+    ) -> dict[str, Any]: ...
+    def health_summary(self, now: datetime | None = None, *, window_hours: int = 24) -> dict[str, Any]: ...
+    def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]: ...
+
+    # config.audit, security.audit, report.send
+    def api_keys(self) -> list[dict[str, Any]]: ...
+    def validate_config_file(self, path: str) -> list[dict[str, Any]]: ...
+    def send_to_channel(self, name: str, title: str, body: str, notify_type: str = "info") -> None: ...
+    def digest(self, period: str, now: datetime) -> dict[str, Any]: ...
+    def render_digest(self, digest: dict[str, Any], form: str) -> str: ...
+
+    # procedure.execute's approval steps, checklist.run
+    def approvals_of(self, run_id: int) -> dict[int, dict[str, Any]]: ...
+    def request_approval(self, *, channels: list[str] | None, **fields: Any) -> tuple[dict[str, Any], list[str]]: ...
+    def task_title(self, name: str | None) -> str | None: ...
+    def open_checklist(self, **fields: Any) -> dict[str, Any]: ...
+    def preview_checklist(self, items: list, now: datetime) -> list[dict[str, Any] | None]: ...
+
+
+# (store, settings, registry) -> the services of the runs executed with them
+ServicesFactory = Callable[["Store", "Settings", "Registry"], Services]
 
 
 class Inventory:
@@ -141,7 +182,7 @@ class RunContext:
     targets: Inventory = field(default_factory=Inventory)
     clock: Clock = field(default_factory=Clock)
     data_dir: Path = field(default_factory=lambda: Path(".upkeep"))
-    services: Any = None  # engine facade for the engine's own handlers (runs.*, health.report)
+    services: Services | None = None  # what a handler may ask beyond its run (``Services``)
     secrets: list[str] = field(default_factory=list)
     cancel_event: threading.Event = field(default_factory=threading.Event)
     requested_type: str | None = None

@@ -24,6 +24,7 @@ from upkeep.engine.context import (
     Inventory,
     RunCancelled,
     RunContext,
+    Services,
     WaitRequested,
 )
 from upkeep.engine.lifecycle.sql import SqlLifecycle
@@ -47,7 +48,7 @@ def call_handler(
     cancel_event: threading.Event,
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
-    services: Any = None,
+    services: Services | None = None,
 ) -> lifecycle.Finish:
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = BufferingJournal(store)
@@ -58,10 +59,6 @@ def call_handler(
         raw_config, flags = spec.split_run_flags(claimed.config)
         resolved = secret_refs.resolve(raw_config, collected=collected)
         model = spec.validate_config(resolved)
-        if services is None:
-            from upkeep.engine.services import EngineServices
-
-            services = EngineServices(store, settings, registry=registry)
         ctx = RunContext(
             run_id=claimed.id,
             task_type=spec.name,
@@ -154,7 +151,7 @@ def execute_claimed(
     *,
     registry: Registry = REGISTRY,
     clock: Clock | None = None,
-    services: Any = None,
+    services: Services | None = None,
     watch: Callable[..., contextlib.AbstractContextManager] = watch_in_thread,
 ) -> str:
     """Run the handler of a claimed run and record how it ended.
@@ -181,13 +178,14 @@ def execute_run(
     *,
     worker: lifecycle.WorkerIdentity | None = None,
     registry: Registry = REGISTRY,
+    services: Services | None = None,
     watch: Callable[..., contextlib.AbstractContextManager] = watch_in_thread,
 ) -> str | None:
     """Claim and execute a run; None when the claim failed (someone else has it)."""
     claimed = lifecycle.claim(store, run_id, worker or lifecycle.WorkerIdentity.current())
     if claimed is None:
         return None
-    return execute_claimed(store, claimed, settings, registry=registry, watch=watch)
+    return execute_claimed(store, claimed, settings, registry=registry, services=services, watch=watch)
 
 
 def _jsonable(value: Any) -> Any:

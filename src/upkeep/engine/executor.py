@@ -38,7 +38,7 @@ from multiprocessing.connection import Connection, wait
 import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
-from upkeep.engine.context import kill_process_group, kill_tree
+from upkeep.engine.context import ServicesFactory, kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import PendingResults, is_outage
 from upkeep.engine.wakeup import Notifier
@@ -100,7 +100,7 @@ def _worker_context():
     return context
 
 
-def worker_main(conn: Connection, settings_json: str) -> None:
+def worker_main(conn: Connection, settings_json: str, services: ServicesFactory | None = None) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
@@ -114,9 +114,11 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     die_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from upkeep.engine.execute import call_handler, execute_run, unwatched
+    from upkeep.engine.registry import REGISTRY
 
     settings = Settings.model_validate_json(settings_json)
     store = Store(settings.resolved_database_url, pool_size=2)
+    run_services = services(store, settings, REGISTRY) if services is not None else None
     identity = lifecycle.WorkerIdentity.current()
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     cancel_flags: dict[int, threading.Event] = {}
@@ -147,11 +149,13 @@ def worker_main(conn: Connection, settings_json: str) -> None:
         run_id = payload.id if kind == "claimed" else payload
         try:
             if kind == "claimed":
-                ending = call_handler(store, payload, settings, cancel_event=cancel_flags[run_id])
+                ending = call_handler(
+                    store, payload, settings, cancel_event=cancel_flags[run_id], services=run_services
+                )
                 reply: tuple = ("ended", run_id, ending)
             else:
                 # the supervisor watches it (heartbeat, cancel, deadline) as it watches the others
-                done = execute_run(store, run_id, settings, worker=identity, watch=unwatched)
+                done = execute_run(store, run_id, settings, worker=identity, services=run_services, watch=unwatched)
                 reply = ("done", run_id, done)
         except Exception as exc:  # the store went away: report and let the reaper recover the run
             log.exception("run %s could not be executed", run_id)
@@ -203,9 +207,12 @@ class EmbeddedExecutor:
         queues: list[str] | None = None,
         notifier: Notifier | None = None,
         context: multiprocessing.context.BaseContext | None = None,
+        services: ServicesFactory | None = None,
     ):
+        """``services`` makes each worker's ``ctx.services`` (``upkeep.app.run_services.RunServices``)."""
         self.settings = settings
         self.store = store
+        self.services = services
         self.size = size or settings.worker_processes
         self.warm = min(settings.workers_warm, self.size)
         self.queues = queues
@@ -271,7 +278,7 @@ class EmbeddedExecutor:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._settings_json),
+            args=(child, self._settings_json, self.services),
             name="upkeep-worker",
             daemon=False,
         )
@@ -526,10 +533,10 @@ class ForegroundRunner(EmbeddedExecutor):
     replaced only when a deadline or a cancel killed it. ``close()`` ends it.
     """
 
-    def __init__(self, settings: Settings, store: Store):
+    def __init__(self, settings: Settings, store: Store, *, services: ServicesFactory | None = None):
         # forked from this process, which has imported what the run needs (the handler's module
         # alone, see ``Registry.resolve``): no fork server importing every handler first
-        super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"))
+        super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
 
     def __enter__(self) -> ForegroundRunner:
         return self

@@ -1,8 +1,9 @@
 """``report.send``: the scheduled digest (day, week or month), sent through the alert channels.
 
-The digest (``upkeep.reports``) holds what ran, what failed, health, backups and their verification, and
-capacity warnings. Messages go out through ``channels`` (names under ``channels:`` in upkeep.yaml, sent
-by ``upkeep.notify.channels`` over apprise: mail, Slack, webhooks...) as markdown text; the HTML version
+The digest (``upkeep.reports``, asked of ``ctx.services``) holds what ran, what failed, health, backups
+and their verification, and capacity warnings. Messages go out through ``channels`` (names under
+``channels:`` in upkeep.yaml, sent by ``upkeep.notify.channels`` over apprise: mail, Slack,
+webhooks...) as markdown text; the HTML version
 with its charts is written to ``<data_dir>/reports/<period>-<date>.html`` when ``save_html`` is true.
 
 ``dry_run`` builds and renders the digest but sends nothing. A channel that refuses the message is a
@@ -38,13 +39,11 @@ class ReportSendConfig(HandlerConfig):
 @handler("report.send", config=ReportSendConfig, aliases=["report.digest"])
 def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
     """Build the day/week/month digest and send it through the alert channels."""
-    from upkeep.reports import build_digest, render_html, render_markdown
-
     if ctx.services is None:
         raise ConfigError("report.send needs the engine's services (run it as an upkeep task)")
     now = ctx.now()
-    digest = build_digest(ctx.services, config.period, now)
-    body = render_markdown(digest)
+    digest = ctx.services.digest(config.period, now)
+    body = ctx.services.render_digest(digest, "markdown")
     title = f"[upkeep] {ADJECTIVE[config.period]} report: {digest['status'].upper()}"
     result = {
         "period": config.period,
@@ -58,7 +57,7 @@ def report_send(ctx: RunContext, config: ReportSendConfig) -> dict:
         path = Path(ctx.data_dir) / "reports" / f"{config.period}-{now:%Y-%m-%d}.html"
         if not ctx.dry_run:
             PRIVATE.mkdir(path.parent)
-            PRIVATE.write(path, render_html(digest))
+            PRIVATE.write(path, ctx.services.render_digest(digest, "html"))
         result["html_path"] = str(path)
     if config.only_on_problems and digest["status"] == "ok":
         return {**result, "outcome": "ok", "summary": f"{ADJECTIVE[config.period]} report all ok: not sent", "sent": []}

@@ -55,6 +55,7 @@ from upkeep.store import records as _records
 from upkeep.store.db import Store
 from upkeep.store.models import COMPLETED, FAILED, RUNNING, TIMED_OUT, Alert, AlertState, Run, ScheduledTask
 from upkeep.store.records import instance_secrets
+from upkeep.store.runs import overdue_tasks
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +210,9 @@ class Alerter:
         return bool(s.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({ADVISORY_LOCK_ID})")).scalar())
 
     def _overdue(self, now: datetime) -> dict[str, str]:
-        from upkeep.service import Upkeep
-
         try:
-            found = Upkeep(self.settings, self.store).overdue_tasks(now)
+            with self.store.read() as s:
+                found = overdue_tasks(s, now)
         except Exception:
             log.exception("overdue check failed")
             return {}

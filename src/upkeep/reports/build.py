@@ -1,8 +1,8 @@
-"""Collect the digest of a period (day, week, month) from the store, through ``EngineServices``.
+"""Collect the digest of a period (day, week, month) from the store, through ``RunServices``.
 
 ``services`` is anything with ``run_history(since=, until=)``, ``health_summary(now)``, ``not_ok_in_a_row(names)``,
-``targets(now)`` and ``records(domain)`` (``upkeep.engine.services.EngineServices``; a handler's
-``ctx.services``). Nothing here touches SQLAlchemy.
+``targets(now)`` and ``records(domain)`` (``upkeep.app.run_services.RunServices``, which
+``report.send`` asks for the digest). Nothing here touches SQLAlchemy.
 
 The digest (plain JSON-able dict)::
 

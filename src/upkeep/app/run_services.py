@@ -1,6 +1,8 @@
-"""``ctx.services`` for the engine's own handlers (runs.*, health.report, procedure.execute).
+"""``ctx.services``: what handlers may ask of upkeep beyond their own run (``engine.context.Services``).
 
-A facade over the store so those handlers, too, never touch SQLAlchemy.
+A facade over the store and the layers above the handlers (alert channels, approvals, checklists,
+reports, the config file), so handlers never touch SQLAlchemy nor import those layers. Whoever starts
+an executor passes ``RunServices`` down as its ``services`` factory.
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ import sqlalchemy as sa
 from upkeep.engine import lifecycle
 from upkeep.engine.reaper import Reaper
 from upkeep.engine.registry import REGISTRY, Registry
+from upkeep.queries import Queries
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Instance, Run, RunEvent, ScheduledTask
+from upkeep.store.models import (
+    ACTIVE_STATUSES,
+    PENDING,
+    SUBMITTED,
+    TERMINAL_STATUSES,
+    Instance,
+    Run,
+    RunEvent,
+    ScheduledTask,
+)
 from upkeep.store.records import Records
+from upkeep.store.runs import count_by_status
 
 
-class EngineServices:
-    def __init__(self, store: Store, settings: Settings, *, registry: Registry = REGISTRY):
+class RunServices:
+    def __init__(self, store: Store, settings: Settings, registry: Registry = REGISTRY):
         self.store = store
         self.settings = settings
         self.registry = registry
@@ -65,23 +78,11 @@ class EngineServices:
         }
 
     def health_summary(self, now: datetime | None = None, *, window_hours: int = 24) -> dict[str, Any]:
-        from upkeep.service import Upkeep
-
         now = now or datetime.now(UTC)
         since = now - timedelta(hours=window_hours)
         with self.store.read() as s:
-            by_status = dict(
-                s.execute(
-                    sa.select(Run.status, sa.func.count(Run.id)).where(Run.created_at >= since).group_by(Run.status)
-                ).all()
-            )
-            depth = dict(
-                s.execute(
-                    sa.select(Run.status, sa.func.count(Run.id))
-                    .where(Run.status.in_(("pending", "submitted")), Run.due_at <= now)
-                    .group_by(Run.status)
-                ).all()
-            )
+            by_status = count_by_status(s, created_since=since)
+            depth = count_by_status(s, statuses=(PENDING, SUBMITTED), due_by=now)
             active = s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar_one()
             failing = [
                 {"name": n, "status": st, "outcome": o, "consecutive_failures": c}
@@ -116,7 +117,7 @@ class EngineServices:
             ]
         schedulers = [i for i in instances if i["role"] == "scheduler"]
         last_tick = max((i["last_seen_at"] for i in schedulers), default=None)
-        overdue = Upkeep(self.settings, self.store).overdue_tasks(now)
+        overdue = Queries(self.store).overdue(now)
         return {
             "store": {"reachable": True, "dialect": self.store.dialect},
             "last_scheduler_tick": last_tick,
@@ -228,10 +229,17 @@ class EngineServices:
 
         send(get_channel(self.store, name), title, body, notify_type)
 
-    def channel_names(self) -> list[str]:
-        from upkeep.notify.channels import load_channels
+    def digest(self, period: str, now: datetime) -> dict[str, Any]:
+        """The day/week/month digest ending at ``now`` (``upkeep.reports.build_digest``)."""
+        from upkeep.reports import build_digest
 
-        return sorted(load_channels(self.store))
+        return build_digest(self, period, now)
+
+    def render_digest(self, digest: dict[str, Any], form: str) -> str:
+        """A digest as ``markdown`` (the message) or ``html`` (the saved report)."""
+        from upkeep.reports import render_html, render_markdown
+
+        return {"markdown": render_markdown, "html": render_html}[form](digest)
 
     # --- approval steps (procedure.execute) ----------------------------------------------------
 
