@@ -134,7 +134,7 @@ def ran_in_foreground() -> bool:
     return bool(_RUNNERS)
 
 
-def _runner(settings, store):
+def _runner(settings, store, preload: tuple[str, ...] = ()):
     """One worker process for all the runs this command executes (a tier runs several)."""
     import atexit
 
@@ -142,7 +142,7 @@ def _runner(settings, store):
     from upkeep.engine.executor import ForegroundRunner
 
     if id(store) not in _RUNNERS:
-        runner = ForegroundRunner(settings, store, services=RunServices)
+        runner = ForegroundRunner(settings, store, preload, services=RunServices)
         _RUNNERS[id(store)] = runner
         atexit.register(runner.close)
     return _RUNNERS[id(store)]
@@ -192,13 +192,14 @@ def run(
     config = parse_assignments(set_)
     service = st.service
     try:
-        service.get_task(target)
+        task = service.get_task(target)
         is_task = True
     except NotFound:
         is_task = False
     if is_task:
         if timeout is not None:
             raise UserError("--timeout applies to handler types; a task has its own timeout_seconds")
+        _prepare_worker(st, task["type"])
         view = service.trigger(target, actor=actor(), overrides=config, dry_run=dry_run, confirm=yes)
         reserved = False
     else:
@@ -213,6 +214,7 @@ def run(
             ) from None
         if timeout is not None and timeout <= 0:
             raise UserError("--timeout must be positive", field="timeout")
+        _prepare_worker(st, target)
         from upkeep.engine.lifecycle import HOSTNAME
 
         view = service.create_adhoc_run(
@@ -226,6 +228,13 @@ def run(
         )
         reserved = True
     raise typer.Exit(_follow_and_report(st, view, reserved=reserved, show=show, as_json=as_json))
+
+
+def _prepare_worker(st, task_type: str) -> None:
+    """Fork the worker that will execute the run now: it imports what the handler preloads
+    (DuckDB for logs.analyze) while this process creates the run."""
+    spec = st.service.registry.resolve(task_type)[0]
+    _runner(st.settings, st.store(), spec.preload).prepare()
 
 
 def _follow_and_report(st, view: dict[str, Any], *, reserved: bool, show, as_json: bool) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import logging
 import multiprocessing
 import os
@@ -100,13 +101,16 @@ def _worker_context():
     return context
 
 
-def worker_main(conn: Connection, settings_json: str, services: ServicesFactory | None = None) -> None:
+def worker_main(
+    conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
+) -> None:
     """Entry point of a worker process: execute what the supervisor sends, one run at a time.
 
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
     handler, send its ``lifecycle.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
     ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
-    them, so a cancel reaches a handler that is still running.
+    them, so a cancel reaches a handler that is still running. ``preload``: modules imported
+    before the worker says it is ready (``HandlerSpec.preload``).
     """
     os.setsid()
     # the parent is the fork server, which exits with the supervisor; a supervisor already gone
@@ -143,6 +147,11 @@ def worker_main(conn: Connection, settings_json: str, services: ServicesFactory 
             inbox.put(message)
 
     threading.Thread(target=read, name="worker-inbox", daemon=True).start()
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the handler says what is missing when it runs
+            pass
     conn.send(("ready", os.getpid()))
     while (message := inbox.get()) is not None:
         kind, payload = message
@@ -223,6 +232,7 @@ class EmbeddedExecutor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._settings_json = settings.model_dump_json()
+        self._preload: tuple[str, ...] = ()
         self._quiet_until: float | None = None  # monotonic time until which no work is near
         self.watcher = Watcher(
             SqlLifecycle(store),
@@ -278,7 +288,7 @@ class EmbeddedExecutor:
         parent, child = self._ctx.Pipe()
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._settings_json, self.services),
+            args=(child, self._settings_json, self.services, self._preload),
             name="upkeep-worker",
             daemon=False,
         )
@@ -533,10 +543,24 @@ class ForegroundRunner(EmbeddedExecutor):
     replaced only when a deadline or a cancel killed it. ``close()`` ends it.
     """
 
-    def __init__(self, settings: Settings, store: Store, *, services: ServicesFactory | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        preload: tuple[str, ...] = (),
+        *,
+        services: ServicesFactory | None = None,
+    ):
         # forked from this process, which has imported what the run needs (the handler's module
         # alone, see ``Registry.resolve``): no fork server importing every handler first
         super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
+        self._preload = tuple(preload)
+
+    def prepare(self) -> None:
+        """Start the worker process now, without waiting for it: it imports ``preload`` while the
+        caller creates the run (two cores, two things at once); ``execute`` waits until it is ready."""
+        if not self._slots:
+            self._slots = [self._spawn()]
 
     def __enter__(self) -> ForegroundRunner:
         return self

@@ -131,6 +131,9 @@ class HandlerSpec:
     destructive: bool = False
     needs_confirm: bool = False  # a real (not dry) run needs the run request's own confirmation
     requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
+    # modules a foreground worker imports while the run is being created (``upkeep run``): a
+    # costly import the handler makes on its first call (DuckDB) overlaps the CLI's own work
+    preload: tuple[str, ...] = ()
     description: str = ""
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -376,6 +379,7 @@ def handler(
     destructive: bool = False,
     needs_confirm: bool = False,
     requires: Iterable[str] = (),
+    preload: Iterable[str] = (),
     description: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
@@ -391,6 +395,7 @@ def handler(
             destructive=destructive,
             needs_confirm=needs_confirm,
             requires=tuple(requires),
+            preload=tuple(preload),
             description=description or inspect.getdoc(func) or "",
             module=func.__module__,
         )

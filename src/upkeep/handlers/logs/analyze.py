@@ -219,7 +219,7 @@ def _summary_of(name: str, a: dict) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
-@handler("logs.analyze", config=LogsAnalyzeConfig, aliases=["logs.analyse", "logs.errors"])
+@handler("logs.analyze", config=LogsAnalyzeConfig, aliases=["logs.analyse", "logs.errors"], preload=["duckdb"])
 def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
     """Errors, requests, 5xx rate and response times from logs, over a window by each record's time."""
     jobs: list[tuple[str, list[str], LogsAnalyzeConfig]] = []
