@@ -12,16 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upkeep import secrets as secret_refs
-from upkeep.engine.context import kill_tree
 from upkeep.errors import ConfigError, UserError
+from upkeep.handlers.backup.sources.process import drain, run_fed, run_streaming
 from upkeep.handlers.backup.stream import DecodedStream
 from upkeep.handlers.db.postgres import PgTarget
 
@@ -225,91 +223,6 @@ class SnapshotStats:
     server_version: str = ""
 
 
-def _drain(stream, into: list[bytes]) -> None:
-    for line in iter(lambda: stream.read(65536), b""):
-        into.append(line)
-
-
-def run_streaming(
-    ctx, argv: list[str], env: dict[str, str], consume: Callable[[Any], None] | None, stdin: Any = None
-) -> str:
-    """Run ``argv``; ``consume(proc.stdout)`` reads its output in this thread. Returns stderr text.
-
-    The process tree is killed if ``consume`` raises (cancel, deadline, disk full). A non-zero exit
-    raises ``UserError`` with the tail of stderr.
-    """
-    proc = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE if consume else subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=stdin if stdin is not None else subprocess.DEVNULL,
-        env={**os.environ, **env},
-    )
-    err: list[bytes] = []
-    drainer = threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)
-    drainer.start()
-    try:
-        if consume:
-            consume(proc.stdout)
-        while True:
-            try:
-                proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                ctx.check_cancelled()
-    except BaseException:
-        kill_tree(proc.pid)
-        proc.wait()
-        raise
-    finally:
-        drainer.join(timeout=5)
-        if proc.stdout:
-            proc.stdout.close()
-    text = b"".join(err).decode("utf-8", "replace")
-    if proc.returncode != 0:
-        tail = " ".join(text.strip().splitlines()[-3:])
-        raise UserError(f"{Path(argv[0]).name} exited with {proc.returncode}: {secret_refs.scrub(tail, ctx.secrets)}")
-    return text
-
-
-def run_fed(
-    ctx, argv: list[str], env: dict[str, str], chunks: Iterable[bytes], consume: Callable[[Any], None] | None = None
-) -> str:
-    """``run_streaming`` with ``chunks`` written to the process's standard input by a thread.
-
-    A process that stops reading early (``pg_restore --list`` has what it needs after the table of
-    contents) ends the feeding quietly. An exception raised by ``chunks`` (a corrupt artifact) ends
-    the input there and is raised here, in place of the process's complaint about a cut-off input.
-    """
-    reader, writer = os.pipe()
-    failure: list[BaseException] = []
-
-    def feed() -> None:
-        try:
-            with os.fdopen(writer, "wb") as pipe:
-                for chunk in chunks:
-                    pipe.write(chunk)
-        except BrokenPipeError:
-            pass  # the process exited: run_streaming reports how
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            failure.append(exc)
-
-    feeder = threading.Thread(target=feed, name="upkeep-feed", daemon=True)
-    feeder.start()
-    try:
-        with os.fdopen(reader, "rb") as stdin:
-            text = run_streaming(ctx, argv, env, consume, stdin=stdin)
-    except UserError:
-        feeder.join(timeout=30)
-        if failure:
-            raise failure[0] from None
-        raise
-    feeder.join(timeout=30)
-    if failure:
-        raise failure[0]
-    return text
-
-
 def dump_in_snapshot(
     ctx, target: PgTarget, argv_without_snapshot: list[str], consume: Callable[[Any], None] | None, with_checksums: bool
 ) -> SnapshotStats:
@@ -433,7 +346,7 @@ def restore_list(ctx, tools: Tools, source: Path | DecodedStream) -> int:
     if isinstance(source, DecodedStream):
         out: list[bytes] = []
         try:
-            run_fed(ctx, [tools.pg_restore, "--list"], {}, source.chunks(), lambda stdout: _drain(stdout, out))
+            run_fed(ctx, [tools.pg_restore, "--list"], {}, source.chunks(), lambda stdout: drain(stdout, out))
         except UserError as exc:
             raise UserError(f"table of contents unreadable: {exc}") from None
         text = b"".join(out).decode("utf-8", "replace")
