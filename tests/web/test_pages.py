@@ -169,6 +169,36 @@ def test_form_fields_are_generated_per_json_schema_type():
     assert fields["count"].path == "config.count" and fields["count"].dom_id == "f-config-count"
 
 
+class Durations(HandlerConfig):
+    timeout_seconds: float = 5400.0
+    keep_days: int = 30
+    p95_warn_ms: float | None = 2000.0
+    window: str = Field("24h", description="Time window back from now: '30m', '24h', '7d' or 'all'.")
+    due_within: str | None = Field(None, description="Due this long after it opens (e.g. 3d).")
+    label: str = Field("x", description="A label")
+
+
+def test_durations_get_a_unit_or_a_duration_hint_instead_of_a_bare_number_or_text():
+    fields = {f.name: f for f in fields_from_schema(Durations.model_json_schema(), Durations().model_dump())}
+    timeout = fields["timeout_seconds"]
+    assert (timeout.kind, timeout.text, timeout.unit, timeout.default_shown) == ("duration", "90", 60.0, "1 h 30 min")
+    assert [label for label, _ in timeout.units] == ["s", "min", "h", "d"]
+    days = fields["keep_days"]  # an integer: only its own unit and larger ones, whole numbers
+    assert (days.kind, days.text, days.units, days.attrs["step"]) == ("duration", "30", [("d", 86400.0)], "1")
+    warn = fields["p95_warn_ms"]
+    assert (warn.kind, warn.text, warn.unit, warn.nullable) == ("duration", "2", 1.0, True)
+    assert (fields["window"].kind, fields["window"].options) == ("duration_text", ["all"])
+    assert fields["due_within"].kind == "duration_text" and fields["label"].kind == "string"
+
+
+def test_the_new_task_form_shows_duration_units_and_hints(api):
+    login(api)
+    page = api.client.get("/tasks/new?type=logs.analyze").text
+    assert re.search(r'<select id="f-config-p95_warn_ms-unit" data-unit-for="f-config-p95_warn_ms"', page)
+    assert 'data-kind="duration_text" data-words="all"' in page and 'id="f-config-window-reads"' in page
+    assert "A duration such as 90s, 10m, 4h, 2d or 1h30m." in page
+
+
 def _finish(api, run_id: int, **fields) -> None:
     """A run as a worker leaves it when it ends (the lifecycle's own writes are tested in engine/)."""
     from datetime import UTC, datetime

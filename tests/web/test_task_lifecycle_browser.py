@@ -107,3 +107,32 @@ def test_create_run_rerun_silence_and_delete_a_task_from_the_ui(api, browser, ar
             context.close()
     finally:
         listener.close()
+
+
+def test_durations_are_typed_with_a_unit_or_read_back_as_you_type(api, browser):
+    """A number of seconds entered as 2 min is saved as 120 and shown again as 2 min; a duration
+    written as text says what it reads (or that it is not one) while it is typed."""
+    with LiveServer(api) as server:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_default_timeout(20_000)
+        page.goto(f"{server.url}/tasks/new?type=logs.analyze")
+        page.get_by_label("API key").fill(api.tokens["admin"])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{server.url}/tasks/new?type=logs.analyze")
+        window = page.locator("#f-config-window")
+        window.fill("1h30m")
+        page.locator("#f-config-window-reads", has_text="= 1 h 30 min").wait_for()
+        window.fill("90 minutes")
+        page.locator("#f-config-window-reads.bad", has_text="Not a duration").wait_for()
+        window.fill("all")
+        page.locator("#f-config-window-reads", has_text="= all").wait_for()
+
+        page.goto(f"{server.url}/tasks/new?type=debug.sleep")
+        page.get_by_label("Name").fill("nap")
+        page.get_by_role("spinbutton", name="Seconds").fill("2")
+        page.get_by_label("Unit of seconds").select_option("min")
+        page.get_by_role("button", name="Create task").click()
+        page.wait_for_url(f"{server.url}/tasks/nap")
+        assert api.upkeep.get_task("nap")["config"] == {"seconds": 120}
+        assert page.get_by_role("spinbutton", name="Seconds").input_value() == "2"
+        assert page.get_by_label("Unit of seconds").input_value() == "60.0"

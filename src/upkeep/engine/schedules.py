@@ -368,6 +368,7 @@ def _format_duration(every: timedelta) -> str:
     return " ".join(parts)
 
 
+@lru_cache(maxsize=4096)  # a page of tasks explains each schedule; 10k tasks share few expressions
 def _explain_cron(cron: str) -> str:
     """cronsim's explanation, but saying "or" when day-of-month and day-of-week are OR-ed."""
     text = cron_explain(cron)

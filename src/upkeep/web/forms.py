@@ -5,6 +5,12 @@ Each property becomes one input: ``string`` a text input (password for secret-lo
 strings a textarea of one item per line, a list of enum values checkboxes, and anything else
 (lists of objects, unions) a JSON textarea.
 
+Durations are typed: a number of seconds, minutes, hours, days or milliseconds (a name ending in
+``seconds``, ``_minutes``, ``_hours``, ``_days``, ``_ms``) is a number with a unit select (the
+value sent stays in the field's own unit); a duration written as text (its description gives an
+example such as ``e.g. 30m``) is a text input whose hint reads it back as you type ("= 1 h 30 min")
+or says which forms it takes.
+
 Given the inventory (the UI's task forms), references become pickers: a list of names of one
 inventory kind (``x-inventory-names``) a set of checkboxes of that kind's names, a host-scoped
 field that an inventory name may stand in for a select of those names. A host-scoped value only
@@ -16,6 +22,7 @@ errors are shown next to each field.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +30,63 @@ from upkeep.engine.hostscope import ALSO_NAMES, ANY_NAME, HOST_SCOPED, INVENTORY
 from upkeep.engine.registry import INVENTORY_NAMES, OVERRIDABLE
 from upkeep.secrets import is_secret_key
 
-KINDS = ("string", "secret", "integer", "number", "boolean", "enum", "lines", "multi", "picker", "readonly", "json")
+KINDS = (
+    "string",
+    "secret",
+    "integer",
+    "number",
+    "duration",
+    "duration_text",
+    "boolean",
+    "enum",
+    "lines",
+    "multi",
+    "picker",
+    "readonly",
+    "json",
+)
+# a numeric duration's own unit, by how its name ends; and the units its select offers (seconds each)
+UNIT_SUFFIXES = (("_ms", 0.001), ("seconds", 1.0), ("_minutes", 60.0), ("_hours", 3600.0), ("_days", 86400.0))
+UNITS = (("ms", 0.001), ("s", 1.0), ("min", 60.0), ("h", 3600.0), ("d", 86400.0))
+# a duration written as text: its description shows one ("e.g. 30m", "'24h'")
+TEXT_DURATION = re.compile(r"(e\.g\.,?\s+|')\d+[smhdw]\b")
+
+
+def spell_seconds(seconds: float) -> str:
+    """``1 h 30 min``: a duration in its largest whole units (``250 ms`` below a second)."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g} ms"
+    parts, rest = [], round(seconds)
+    for size, label in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if rest >= size:
+            parts.append(f"{rest // size} {label}")
+            rest %= size
+    return " ".join(parts) or "0 s"
+
+
+def duration_shown(value: Any, base: float = 1.0, units: list[tuple[str, float]] | None = None) -> tuple[str, float]:
+    """How a duration input shows ``value`` (in ``base`` units): its number, in the largest of
+    ``units`` (default: s, min, h, d) that keeps it whole, and that unit."""
+    units = units if units is not None else list(UNITS[1:])
+    unit = _unit_choice(value, base, units)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return ("" if value is None else str(value)), unit
+    shown = value * base / unit
+    return (str(int(shown)) if float(shown).is_integer() else f"{shown:g}"), unit
+
+
+def duration_base(name: str) -> float | None:
+    """The unit (in seconds) of a numeric field whose name says it is a duration, else None."""
+    return next((size for suffix, size in UNIT_SUFFIXES if name == suffix.lstrip("_") or name.endswith(suffix)), None)
+
+
+def _unit_choice(value: Any, base: float, units: list[tuple[str, float]]) -> float:
+    """The largest offered unit in which ``value`` (in ``base`` units) is a whole number."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return base
+    seconds = value * base
+    whole = [size for _, size in units if size >= base and abs(seconds / size - round(seconds / size)) < 1e-9]
+    return max(whole, default=base)
 
 
 @dataclass
@@ -46,10 +109,20 @@ class FormField:
     chosen: list[Any] = field(default_factory=list)  # a multi-select's selected options
     attrs: dict[str, Any] = field(default_factory=dict)
     type_label: str = ""
+    unit_base: float | None = None  # a numeric duration: its value's unit, in seconds
+    unit: float | None = None  # ...the unit the form shows it in
+    units: list[tuple[str, float]] = field(default_factory=list)  # ...and the units offered
 
     @property
     def dom_id(self) -> str:
         return "f-" + self.path.replace(".", "-")
+
+    @property
+    def default_shown(self) -> str:
+        """The default as the form says it: a numeric duration spelled in its units (``1 h 30 min``)."""
+        if self.kind == "duration" and isinstance(self.default, int | float) and self.unit_base:
+            return spell_seconds(self.default * self.unit_base)
+        return self.default_text
 
     @property
     def default_text(self) -> str:
@@ -177,15 +250,36 @@ def fields_from_schema(
         default = (defaults or {}).get(name, prop.get("default"))  # a factory's default is not in the schema
         value = values.get(name, default)
         kind, options = _widget({**raw, **prop}, _resolve(inner, schema), _kind(inner, name), value, inventory)
+        base = duration_base(name) if kind in ("integer", "number") else None
+        attrs_step = "any"
+        units: list[tuple[str, float]] = []
+        unit = None
+        if base is not None:
+            # an integer keeps whole numbers of its own unit: only that unit and larger ones
+            if base < 1:
+                units = list(UNITS[:3])
+            else:
+                units = [(label, size) for label, size in UNITS if size >= 1 and (kind == "number" or size >= base)]
+            unit = _unit_choice(value, base, units)
+            attrs_step = "1" if kind == "integer" else "any"
+            kind = "duration"
+        elif kind == "string" and TEXT_DURATION.search(prop.get("description", "")):
+            kind = "duration_text"
+            options = re.findall(r"'([a-z]+)'", prop.get("description", ""))  # words it also takes ('all')
         if kind in ("json", "readonly"):
             text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, indent=2))
         elif kind == "lines":
             text = "\n".join(str(v) for v in value or [])
         elif kind in ("boolean", "multi"):
             text = ""
+        elif kind == "duration":
+            text = duration_shown(value, base or 1.0, units)[0]
         else:
             text = "" if value is None else str(value)
         attrs: dict[str, Any] = {}
+        if kind == "duration":  # bounds are in the field's own unit: the server checks them
+            attrs["step"] = attrs_step
+            attrs["min"] = 0
         if kind in ("integer", "number"):
             attrs["step"] = "1" if kind == "integer" else "any"
             for key, attr in (("minimum", "min"), ("maximum", "max")):
@@ -213,6 +307,9 @@ def fields_from_schema(
                 chosen=list(value) if kind == "multi" and isinstance(value, list) else [],
                 attrs=attrs,
                 type_label=type_label(raw, schema),
+                unit_base=base,
+                unit=unit,
+                units=units,
             )
         )
     return out

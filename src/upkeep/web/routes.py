@@ -44,7 +44,7 @@ from upkeep.web.charts import (
     outcome_strip,
     runs_per_day_chart,
 )
-from upkeep.web.forms import fields_from_schema
+from upkeep.web.forms import UNITS, duration_shown, fields_from_schema
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -120,7 +120,12 @@ templates.env.filters.update(
     ts=fmt_ts, relative=fmt_relative, duration=fmt_duration, percent=fmt_percent, pretty=pretty_json, size=fmt_size
 )
 templates.env.globals.update(
-    outcome_class=outcome_class, urlencode=urlencode, outcome_strip=outcome_strip, legend=legend
+    outcome_class=outcome_class,
+    urlencode=urlencode,
+    outcome_strip=outcome_strip,
+    legend=legend,
+    duration_shown=duration_shown,
+    duration_units=UNITS[1:],
 )
 
 

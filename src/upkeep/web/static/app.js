@@ -182,6 +182,14 @@
       const n = Number(v);
       return Number.isNaN(n) ? v : n;
     }
+    if (kind === "duration") { // sent in the field's own unit, whatever unit it was typed in
+      if (v.trim() === "") return null;
+      const n = Number(v);
+      if (Number.isNaN(n)) return v;
+      const unit = document.querySelector(`[data-unit-for="${CSS.escape(el.id)}"]`);
+      const base = Number(el.dataset.base);
+      return Math.round((n * (unit ? Number(unit.value) : base)) / base * 1e6) / 1e6;
+    }
     if (kind === "enum") return v === "" ? null : JSON.parse(v);
     if (kind === "picker") return v === "" ? null : v;
     if (kind === "lines") return v.split("\n").map((x) => x.trim()).filter((x) => x);
@@ -196,6 +204,39 @@
     if (v === "" && (el.dataset.nullable === "true" || fieldName(el).startsWith("config."))) return null;
     return v;
   }
+
+  /* a duration written as text, read back as you type: "1h30m" = 1 h 30 min (the server judges) */
+  const UNIT = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+  function durationSeconds(text) {
+    const v = text.trim().toLowerCase();
+    if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+    const parts = [...v.matchAll(/(\d+(?:\.\d+)?)\s*([smhdw])/g)];
+    if (!parts.length || parts.map((p) => p[1] + p[2]).join("") !== v.replace(/\s/g, "")) return null;
+    return parts.reduce((sum, p) => sum + Number(p[1]) * UNIT[p[2]], 0);
+  }
+  function spell(seconds) {
+    const out = [];
+    let rest = Math.round(seconds);
+    [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]].forEach(([size, label]) => {
+      if (rest >= size) { out.push(`${Math.floor(rest / size)} ${label}`); rest %= size; }
+    });
+    return out.join(" ") || "0 s";
+  }
+  function readBack(el) {
+    const out = document.getElementById(`${el.id}-reads`);
+    if (!out) return;
+    const v = el.value.trim();
+    const words = (el.dataset.words || "").split(" ").filter(Boolean);
+    const seconds = v ? durationSeconds(v) : null;
+    out.classList.toggle("bad", Boolean(v) && seconds === null && !words.includes(v));
+    if (!v) out.textContent = "";
+    else if (words.includes(v)) out.textContent = `= ${v}`;
+    else out.textContent = seconds === null ? "Not a duration: write 90s, 10m, 4h, 2d or 1h30m." : `= ${spell(seconds)}`;
+  }
+  document.querySelectorAll('[data-kind="duration_text"]').forEach((el) => {
+    readBack(el);
+    el.addEventListener("input", () => readBack(el));
+  });
 
   const fieldName = (el) => el.name || el.dataset.name || "";
   // a default as the browser writes it (10.0 -> 10), so an untouched field compares equal
