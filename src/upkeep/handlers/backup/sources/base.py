@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from upkeep import secrets as secret_refs
+from upkeep.errors import UserError
 
 if TYPE_CHECKING:
     from upkeep.handlers.backup.stream import DecodedStream
@@ -112,3 +113,49 @@ class Source:
     def safety_spec(cls, entry: dict[str, Any], plan: dict[str, Any], server) -> dict[str, Any] | None:
         """The source spec to back up before a restore overwrites it (None: the kind needs none)."""
         return None
+
+
+def database_restore_plan(
+    entry: dict[str, Any],
+    config,
+    *,
+    server: str,
+    dbname: str,
+    exists: bool,
+    size: int,
+    sessions: int,
+    end_sessions: str,
+    load: str,
+    load_suffix: str = "",
+) -> dict[str, Any]:
+    """The plan of restoring ``entry`` into database ``dbname`` of a server (PostgreSQL, MariaDB):
+    refused when ``create`` asks for a new database that exists; otherwise its steps, in order."""
+    if config.create and exists:
+        raise UserError(
+            f"target database {dbname} already exists and create: true asks for a new one",
+            hint="choose another target_database, or drop create: true to replace it",
+            field="config.target_database",
+        )
+    steps = []
+    if exists and config.safety_backup:
+        steps.append(f"take a safety backup of {dbname} ({size} bytes)")
+    if config.stop_command:
+        steps.append(f"run stop_command {config.stop_command}")
+    if exists:
+        steps.append(f"{end_sessions} {sessions} session(s) connected to {dbname}")
+        steps.append(f"DROP database {dbname} ({size} bytes)")
+    steps.append(f"CREATE database {dbname}")
+    steps.append(f"{load} backup {entry['id']} ({entry['manifest']['size']} bytes) into {dbname}{load_suffix}")
+    steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
+    if config.start_command:
+        steps.append(f"run start_command {config.start_command} (always)")
+    return {
+        "server": server,
+        "database": dbname,
+        "exists": exists,
+        "size": size,
+        "drops": dbname if exists else None,
+        "creates": dbname,
+        "sessions": sessions,
+        "steps": steps,
+    }

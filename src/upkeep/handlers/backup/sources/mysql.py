@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
-from upkeep.handlers.backup.sources.base import Source
+from upkeep.handlers.backup.sources.base import Source, database_restore_plan
 from upkeep.handlers.backup.sources.mysql_tools import (
     MyTarget,
     Tools,
@@ -246,35 +246,18 @@ def restore_plan(entry, target: MyTarget, config) -> dict[str, Any]:
         sessions = len(sessions_on(admin, dbname)) if exists else 0
     finally:
         admin.close()
-    if config.create and exists:
-        raise UserError(
-            f"target database {dbname} already exists and create: true asks for a new one",
-            hint="choose another target_database, or drop create: true to replace it",
-            field="config.target_database",
-        )
-    steps = []
-    if exists and config.safety_backup:
-        steps.append(f"take a safety backup of {dbname} ({size} bytes)")
-    if config.stop_command:
-        steps.append(f"run stop_command {config.stop_command}")
-    if exists:
-        steps.append(f"end {sessions} session(s) connected to {dbname}")
-        steps.append(f"DROP database {dbname} ({size} bytes)")
-    steps.append(f"CREATE database {dbname}")
-    steps.append(f"load backup {entry['id']} ({entry['manifest']['size']} bytes) into {dbname} with the mariadb client")
-    steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
-    if config.start_command:
-        steps.append(f"run start_command {config.start_command} (always)")
-    return {
-        "server": target.describe(dbname),
-        "database": dbname,
-        "exists": exists,
-        "size": size,
-        "drops": dbname if exists else None,
-        "creates": dbname,
-        "sessions": sessions,
-        "steps": steps,
-    }
+    return database_restore_plan(
+        entry,
+        config,
+        server=target.describe(dbname),
+        dbname=dbname,
+        exists=exists,
+        size=size,
+        sessions=sessions,
+        end_sessions="end",
+        load="load",
+        load_suffix=" with the mariadb client",
+    )
 
 
 def restore(ctx, entry, raw: Path, target: MyTarget, plan: dict[str, Any], config, work_dir: Path) -> list:

@@ -11,7 +11,7 @@ from typing import Any
 from upkeep.errors import UserError
 from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
 from upkeep.handlers.backup.sources import files as tar_files
-from upkeep.handlers.backup.sources.base import OnRestored, Source
+from upkeep.handlers.backup.sources.base import OnRestored, Source, database_restore_plan
 from upkeep.handlers.backup.sources.postgres_tools import (
     connect,
     count_rows,
@@ -218,35 +218,17 @@ def restore_plan(entry: dict[str, Any], target: PgTarget, config) -> dict[str, A
             hint="set maintenance_database to another database",
             field="config.maintenance_database",
         )
-    if config.create and exists:
-        raise UserError(
-            f"target database {dbname} already exists and create: true asks for a new one",
-            hint="choose another target_database, or drop create: true to replace it",
-            field="config.target_database",
-        )
-    steps = []
-    if exists and config.safety_backup:
-        steps.append(f"take a safety backup of {dbname} ({size} bytes)")
-    if config.stop_command:
-        steps.append(f"run stop_command {config.stop_command}")
-    if exists:
-        steps.append(f"terminate {sessions} session(s) connected to {dbname}")
-        steps.append(f"DROP database {dbname} ({size} bytes)")
-    steps.append(f"CREATE database {dbname}")
-    steps.append(f"pg_restore backup {entry['id']} ({entry['manifest']['size']} bytes) into {dbname}")
-    steps.append(f"compare row counts of {len(entry['manifest'].get('row_counts') or {})} tables with the manifest")
-    if config.start_command:
-        steps.append(f"run start_command {config.start_command} (always)")
-    return {
-        "server": target.describe(dbname),
-        "database": dbname,
-        "exists": exists,
-        "size": size,
-        "drops": dbname if exists else None,
-        "creates": dbname,
-        "sessions": sessions,
-        "steps": steps,
-    }
+    return database_restore_plan(
+        entry,
+        config,
+        server=target.describe(dbname),
+        dbname=dbname,
+        exists=exists,
+        size=size,
+        sessions=sessions,
+        end_sessions="terminate",
+        load="pg_restore",
+    )
 
 
 def restore(
