@@ -22,7 +22,7 @@ from support.contexts import run_handler
 from upkeep.app.run_services import RunServices
 from upkeep.auth import create_key
 from upkeep.clock import FakeClock
-from upkeep.handlers.audit.security import parse_npm_audit, parse_pip_audit
+from upkeep.handlers.audit.vulnerabilities import parse_npm_audit, parse_pip_audit
 from upkeep.settings import Settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "audit"

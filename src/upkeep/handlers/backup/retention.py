@@ -122,7 +122,7 @@ def select(backups: Iterable[BackupInfo], policy: Policy, now: datetime) -> Deci
 
 
 class RetentionConfig(HandlerConfig):
-    """Grandfather-father-son retention per source (see ``_backup/retention.py``)."""
+    """Grandfather-father-son retention per source (see ``backup/retention.py``)."""
 
     keep_last: int | None = Field(None, ge=1, le=MAX_COUNT, description="Keep the N newest backups.")
     keep_daily: int | None = Field(

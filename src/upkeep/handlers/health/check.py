@@ -23,7 +23,7 @@ and/or inline in the task config (``checks: [{name: x, type: http, url: ...}, ..
 inventory entry is its name. ``databases: [main]`` also checks ``targets.databases`` entries
 (PostgreSQL: connect and ``SELECT 1``; Redis: ``PING``), with the postgres and redis kinds' defaults.
 Every kind accepts ``timeout``, ``failure_threshold`` and ``success_threshold``; the kind-specific
-fields and thresholds are documented in ``upkeep/handlers/_checks/<kind>.py``. HTTP body conditions:
+fields and thresholds are documented in ``upkeep/handlers/health/probes/<kind>.py``. HTTP body conditions:
 ``contains`` is a SUBSTRING test (``contains: healthy`` also matches ``"unhealthy"``); use
 ``jsonpath: '$.status == "healthy"'``.
 Expected status defaults to 2xx: a 500 is never healthy.
