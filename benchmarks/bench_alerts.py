@@ -205,8 +205,8 @@ def main() -> None:
     import sqlalchemy as sa
 
     from upkeep import metrics
+    from upkeep.app import Upkeep
     from upkeep.notify.alerter import Alerter
-    from upkeep.service import Upkeep
     from upkeep.settings import Settings
     from upkeep.store.db import Store
     from upkeep.store.models import Run

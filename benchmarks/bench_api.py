@@ -293,7 +293,7 @@ def _measure_pages(client, store) -> None:
         get("/")
 
     def service_stats(_i: int) -> None:
-        from upkeep.service import Upkeep
+        from upkeep.app import Upkeep
         from upkeep.settings import Settings
 
         Upkeep(Settings(), store).stats(days=7)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from upkeep.app import Upkeep
 from upkeep.config_file import (
     apply_file,
     export_config,
@@ -17,7 +18,6 @@ from upkeep.config_file import (
     validate_tasks,
 )
 from upkeep.errors import ConfigError
-from upkeep.service import Upkeep
 from upkeep.store.models import Base
 from upkeep.store.records import CONFIG_DOMAIN, Records
 

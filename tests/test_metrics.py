@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from upkeep import metrics
+from upkeep.app import Upkeep
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.engine.scheduler import record_instance
 from upkeep.notify.alerter import Alerter
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

@@ -312,7 +312,7 @@ def _iso_utc(value: Any) -> str | None:
 
 
 def stored_spec(task) -> dict[str, Any]:
-    from upkeep.service import task_spec_of
+    from upkeep.app.views import task_spec_of
 
     spec = task_spec_of(task)
     spec["schedule_anchor"] = _iso_utc(spec.get("schedule_anchor"))
@@ -676,9 +676,8 @@ def apply_file(
 
     Everything is validated first: a bad task means nothing is written.
     """
-    from upkeep.app import silence_file
+    from upkeep.app import Upkeep, silence_file
     from upkeep.heartbeats import config as heartbeat_config
-    from upkeep.service import Upkeep
     from upkeep.store.records import CONFIG_DOMAIN, Records
 
     loaded = load_config(path or settings.config_path)

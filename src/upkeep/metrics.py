@@ -9,7 +9,7 @@ Metrics:
   thousands of tasks; per-task durations are in the API (``last_duration_seconds``).
 - ``upkeep_task_last_success_timestamp_seconds{task}``, ``upkeep_task_next_run_timestamp_seconds{task}``
   (gauges; a task that never succeeded / has no next run has no sample).
-- ``upkeep_tasks_overdue`` (gauge): the engine's overdue tasks (``Upkeep.overdue_tasks``), as last
+- ``upkeep_tasks_overdue`` (gauge): the engine's overdue tasks (``Queries.overdue``), as last
   computed by the alerter (at most ``overdue_every`` old), or computed here when no alerter ran lately.
 - ``upkeep_queue_depth{status="pending"|"submitted"}`` (gauge).
 - ``upkeep_scheduler_last_tick_timestamp_seconds`` (gauge): the newest scheduler liveness record

@@ -1,6 +1,6 @@
 """Read-only queries for pages that need aggregated data (dashboard, charts, session keys).
 
-The service layer (``upkeep.service.Upkeep``) owns every change and the per-object views; this
+The application layer (``upkeep.app``) owns every change and the per-object views; this
 module only reads, with set-based queries that stay fast with 10,000 tasks and millions of runs.
 ``overdue`` is ``upkeep.store.runs.overdue_tasks``, which alerts and metrics use too.
 """

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from notify_receivers import HttpReceiver, SmtpServer
 
+from upkeep.app import Upkeep
 from upkeep.config_file import apply_file
 from upkeep.notify.alerter import Alerter
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from upkeep.app import Upkeep
 from upkeep.clock import FakeClock
 from upkeep.heartbeats.monitors import get_heartbeat
-from upkeep.service import Upkeep
 
 WINDOW = "Sun 02:00-05:00 Europe/Zagreb"
 CHECKPOINTS = [  # (instant, whether the silence holds it): the wall clock in Zagreb in the comments

@@ -187,7 +187,7 @@ def seed(api) -> dict:
         run_id = run.id
         append_event(s, run_id, "info", "started", "started", None)
         append_event(s, run_id, "info", "connect", "connecting", {"password": "evt-hunter2", "n": 1})
-    svc.record_audit("test", "note", "task", "sleeper", None, {"ping_url": task["ping_url"]})
+    svc.record_audit("test", "note", "task", "sleeper", after={"ping_url": task["ping_url"]})
     api.post("/api/v1/heartbeats", json={"name": "sleeper", "schedule": "@every 1h"})
     checklist = open_checklist(api.store, title="weekly", items=[NewItem("first"), NewItem("second")])
     backup = {

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from upkeep.app import Upkeep
 from upkeep.clock import FakeClock
 from upkeep.queries import Queries
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Run, ScheduledTask
 

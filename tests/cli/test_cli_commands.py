@@ -87,7 +87,7 @@ def test_drift_on_file_made_tasks_is_shown_and_the_file_wins(cli):
 
 
 def cli_audit(cli):
-    from upkeep.service import Upkeep
+    from upkeep.app import Upkeep
     from upkeep.settings import Settings
     from upkeep.store.db import Store
 

@@ -42,7 +42,7 @@ def test_users_create_list_disable_enable_and_reset(cli):
 
 
 def _audit(store, object_type):
-    from upkeep.service import Upkeep
+    from upkeep.app import Upkeep
     from upkeep.settings import Settings
 
     return Upkeep(Settings(database_url=store.url), store).list_audit(object_type=object_type)[0]

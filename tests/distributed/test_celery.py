@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from support.servers import start_postgres, start_rabbitmq, start_redis
-from upkeep.service import Upkeep
+from upkeep.app import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import ACTIVE_STATUSES, Run

@@ -9,10 +9,10 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+from upkeep.app import Upkeep
 from upkeep.engine import lifecycle
 from upkeep.engine.scheduler import tick
 from upkeep.errors import ConfigError, Conflict
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Run, RunEvent
 

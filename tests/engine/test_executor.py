@@ -11,9 +11,9 @@ import uuid
 import psutil
 import pytest
 
+from upkeep.app import Upkeep
 from upkeep.engine.executor import EmbeddedExecutor
 from upkeep.engine.reaper import Reaper
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from upkeep.app import Upkeep
 from upkeep.engine.executor import ForegroundRunner
 from upkeep.engine.registry import REGISTRY, handler
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

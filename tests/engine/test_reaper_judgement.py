@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from upkeep.app import Upkeep
 from upkeep.engine import lifecycle
 from upkeep.engine.pending import PendingResults, held_on_host
 from upkeep.engine.reaper import Reaper
 from upkeep.engine.scheduler import record_instance
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Run, RunEvent
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from upkeep.app import Upkeep
 from upkeep.clock import FakeClock
 from upkeep.engine import lifecycle
 from upkeep.engine.scheduler import tick
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Run, RunEvent, ScheduledTask
 

@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from support.contexts import run_handler
+from upkeep.app import Upkeep
 from upkeep.app.run_services import RunServices
 from upkeep.engine.scheduler import record_instance
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 
 

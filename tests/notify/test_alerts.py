@@ -9,13 +9,13 @@ import pytest
 import sqlalchemy as sa
 from notify_receivers import HttpReceiver, receiver_fixtures
 
+from upkeep.app import Upkeep
 from upkeep.app.alerts import create_silence
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
 from upkeep.notify.pings import Ping, send_pings
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import AlertState, Run

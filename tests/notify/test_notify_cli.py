@@ -6,11 +6,11 @@ import pytest
 from notify_receivers import HttpReceiver, SmtpServer
 from typer.testing import CliRunner
 
+from upkeep.app import Upkeep
 from upkeep.cli.common import State
 from upkeep.cli.notify import notify_app
 from upkeep.errors import UserError
 from upkeep.notify.channels import resolve_url
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.records import CONFIG_DOMAIN, Records

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 import yaml
 from notify_receivers import HttpReceiver
 
+from upkeep.app import Upkeep
 from upkeep.config_file import apply_file
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.notify.alerter import Alerter
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import Run, RunEvent

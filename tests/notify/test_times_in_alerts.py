@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from notify_receivers import HttpReceiver
 
+from upkeep.app import Upkeep
 from upkeep.notify.alerter import Alerter
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import Run

@@ -14,8 +14,8 @@ import pytest
 
 from support.people import page_csrf, sign_in
 from support.servers import free_port, wait_for_port
+from upkeep.app import Upkeep
 from upkeep.people import accounts, approvals
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

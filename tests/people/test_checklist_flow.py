@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from support.people import finished, page_csrf, sign_in
 from support.servers import free_port
 from upkeep.api.app import create_app
+from upkeep.app import Upkeep
 from upkeep.app.run_services import RunServices
 from upkeep.cli.main import app as cli_app
 from upkeep.clock import FakeClock
@@ -24,7 +25,6 @@ from upkeep.engine.executor import EmbeddedExecutor
 from upkeep.engine.scheduler import Scheduler
 from upkeep.notify.alerter import Alerter
 from upkeep.people import accounts, checklists
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.records import CONFIG_DOMAIN, Records

@@ -10,10 +10,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from upkeep.app import Upkeep
 from upkeep.errors import Conflict, NotFound, UserError
 from upkeep.people import accounts, checklists
 from upkeep.people.checklists import NewItem
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.models import Base, Run
 

@@ -152,7 +152,7 @@ def test_every_time_in_the_report_carries_its_zone_and_what_failed_says_how_long
 
 def test_a_task_whose_checks_keep_finding_critical_shows_its_streak_and_no_green_badge(sqlite_store, tmp_path):
     """A check that finds a target down completes (outcome critical): it is failing all the same."""
-    from upkeep.service import Upkeep
+    from upkeep.app import Upkeep
     from upkeep.store.models import ScheduledTask
 
     settings = Settings(config=tmp_path / "upkeep.yaml")

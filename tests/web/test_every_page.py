@@ -18,13 +18,13 @@ from _ui import check_page
 
 from support.people import finished
 from support.servers import free_port
+from upkeep.app import Upkeep
 from upkeep.app.notifications import send_channel_test
 from upkeep.heartbeats.monitors import create_heartbeat
 from upkeep.notify import alerts, outbox
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.channels import load_channels
 from upkeep.people import accounts
-from upkeep.service import Upkeep
 from upkeep.store.records import CONFIG_DOMAIN, Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -15,9 +15,9 @@ from _env import LiveServer
 
 from support.people import finished
 from support.servers import free_port
+from upkeep.app import Upkeep
 from upkeep.handlers.backup import catalog
 from upkeep.notify.alerter import Alerter
-from upkeep.service import Upkeep
 from upkeep.store.records import CONFIG_DOMAIN, Records
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

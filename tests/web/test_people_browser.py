@@ -18,8 +18,8 @@ from _env import LiveServer
 
 from support.people import finished
 from support.servers import free_port
+from upkeep.app import Upkeep
 from upkeep.people import accounts, checklists, totp
-from upkeep.service import Upkeep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PASSWORD = "alice's long password"

@@ -35,9 +35,9 @@ from upkeep.api.health import Health as HealthChecks
 from upkeep.api.problems import RETRY_AFTER_SECONDS, ProblemError, install_problem_handlers, problem_responses
 from upkeep.api.schemas import Health, Liveness
 from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
+from upkeep.app import Upkeep
 from upkeep.clock import Clock
 from upkeep.queries import Queries
-from upkeep.service import Upkeep
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.security import Principal, require, require_viewer
+from upkeep.app import Upkeep
 from upkeep.people import approvals
-from upkeep.service import Upkeep
 
 router = APIRouter(tags=["approvals"])
 require_person = require("viewer", person=True)  # the step's own role is checked against the person's

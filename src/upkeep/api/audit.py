@@ -9,7 +9,7 @@ from upkeep.api.problems import problem_responses
 from upkeep.api.redaction import safe
 from upkeep.api.schemas import AuditPage
 from upkeep.api.security import Principal, require_viewer
-from upkeep.service import Upkeep
+from upkeep.app import Upkeep
 
 router = APIRouter(tags=["audit"])
 

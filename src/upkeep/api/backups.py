@@ -16,8 +16,8 @@ from upkeep.api.problems import problem_responses
 from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunOut
 from upkeep.api.security import Principal, require_operator, require_viewer
+from upkeep.app import Upkeep
 from upkeep.app import backups as use_cases
-from upkeep.service import Upkeep
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 READ = problem_responses(401, 403, 404, 422)

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.security import Principal, require, require_viewer
+from upkeep.app import Upkeep
 from upkeep.people import checklists
-from upkeep.service import Upkeep
 
 router = APIRouter(tags=["checklists"])
 require_signer = require("operator", person=True)

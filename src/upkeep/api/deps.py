@@ -1,11 +1,11 @@
-"""Dependencies shared by the routers: the service layer and the read-only queries."""
+"""Dependencies shared by the routers: the application layer and the read-only queries."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
+from upkeep.app import Upkeep
 from upkeep.queries import Queries
-from upkeep.service import Upkeep
 
 
 def get_upkeep(request: Request) -> Upkeep:

@@ -8,7 +8,7 @@ from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import HandlerOut
 from upkeep.api.security import Principal, require_viewer
-from upkeep.service import Upkeep
+from upkeep.app import Upkeep
 
 router = APIRouter(prefix="/handlers", tags=["handlers"])
 

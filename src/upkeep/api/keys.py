@@ -9,8 +9,8 @@ from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import KeyCreate, KeyCreated, KeyOut, Me
 from upkeep.api.security import Principal, require_admin, require_viewer
+from upkeep.app import Upkeep
 from upkeep.errors import Conflict
-from upkeep.service import Upkeep
 
 router = APIRouter(tags=["keys"])
 
@@ -40,7 +40,7 @@ def list_keys(_: Principal = Depends(require_admin), svc: Upkeep = Depends(get_u
 )
 def create_key(body: KeyCreate, principal: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)):
     view, token = auth.create_key(svc.store, name=body.name, role=body.role)
-    svc.record_audit(principal.actor, "create", "key", view["name"], None, {"name": view["name"], "role": view["role"]})
+    svc.record_audit(principal.actor, "create", "key", view["name"], after={"name": view["name"], "role": view["role"]})
     return {**view, "token": token}
 
 
@@ -66,6 +66,11 @@ def revoke_key(
         raise NotFound(f"no key {ref!r}", hint="GET /api/v1/keys lists them")
     before = auth.revoke_key(svc.store, ref)
     svc.record_audit(
-        principal.actor, "revoke", "key", before["name"], {"revoked_at": None}, {"revoked_at": before["revoked_at"]}
+        principal.actor,
+        "revoke",
+        "key",
+        before["name"],
+        before={"revoked_at": None},
+        after={"revoked_at": before["revoked_at"]},
     )
     return before

@@ -14,9 +14,9 @@ from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import Role
 from upkeep.api.security import Principal, require, require_admin
+from upkeep.app import Upkeep
 from upkeep.errors import Conflict
 from upkeep.people import accounts
-from upkeep.service import Upkeep
 
 router = APIRouter(tags=["people"])
 require_person = require("viewer", person=True)

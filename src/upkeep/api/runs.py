@@ -13,8 +13,8 @@ from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunEventOut, RunOut, RunPage, Stats
 from upkeep.api.security import Principal, require_operator, require_viewer
 from upkeep.api.tasks import MAX_ID, Outcome, Status
+from upkeep.app import Upkeep
 from upkeep.errors import UserError
-from upkeep.service import Upkeep
 
 router = APIRouter(tags=["runs"])
 READ = problem_responses(401, 403, 404, 422)

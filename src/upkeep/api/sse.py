@@ -27,7 +27,7 @@ from upkeep.api.problems import problem_responses
 from upkeep.api.redaction import safe
 from upkeep.api.runs import RunId
 from upkeep.api.security import Principal, require_viewer
-from upkeep.service import Upkeep
+from upkeep.app import Upkeep
 from upkeep.store.models import TERMINAL_STATUSES
 
 router = APIRouter(tags=["runs"])

@@ -20,10 +20,10 @@ from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunOut, RunPage, RunRequest, Task, TaskCreate, TaskDetail, TaskPage, TaskPatch
 from upkeep.api.security import Principal, require_admin, require_operator, require_viewer
 from upkeep.api.validation import check_config, check_task
+from upkeep.app import Upkeep
 from upkeep.engine.taskspec import TaskSpec
 from upkeep.queries import Queries
 from upkeep.secrets import REDACTED, is_secret_key
-from upkeep.service import Upkeep
 from upkeep.store.models import ALL_STATUSES, OUTCOMES
 
 router = APIRouter(prefix="/scheduled-tasks", tags=["tasks"])

@@ -1,4 +1,4 @@
-"""Validation that names the exact field before the service layer (which validates again) runs.
+"""Validation that names the exact field before the application layer (which validates again) runs.
 
 The service raises one ``ConfigError`` per problem with a readable message; the API and the UI's
 config form also want *which* field, for every field at fault (``config.seconds``), to show each

@@ -1,11 +1,28 @@
-"""Run use cases the UI and the API share: rerunning a run."""
+"""Run use cases, the same for the CLI, the API and the UI: queue a task's run now (``trigger``), a
+one-off run of a handler (``create_adhoc_run``), a tier, list, read, cancel and rerun runs.
+
+A confirmed action (a restore) is approved per run, never in a task's config nor carried over to
+a rerun (``HandlerSpec.split_run_flags`` says so once).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from upkeep.errors import NotFound
-from upkeep.store.models import Run, ScheduledTask
+import sqlalchemy as sa
+
+from upkeep.app.base import Base
+from upkeep.app.views import event_view, run_view
+from upkeep.engine import lifecycle
+from upkeep.engine.lifecycle import Trigger
+from upkeep.errors import NotFound, UserError
+from upkeep.store.models import ALL_STATUSES, Run, RunEvent, ScheduledTask
+
+# what an adapter checks of a run's overrides before the run is made, to name every field at fault
+# its own way: (task type, the task's config with the overrides)
+OverrideCheck = Callable[[str, dict[str, Any]], None]
 
 _MISSING = object()
 
@@ -30,3 +47,186 @@ def rerun(svc, run_id: int, *, actor: str, confirm: bool = False) -> dict[str, A
     allowed = svc.registry.get(task_type).overridable_fields()
     overrides = {k: v for k, v in config.items() if k in allowed and task_config.get(k, _MISSING) != v}
     return svc.trigger(task_id, actor=actor, overrides=overrides, dry_run=dry_run, confirm=confirm)
+
+
+class RunCases(Base):
+    """Runs: queue, list, read, cancel (each write audited: ``trigger`` of a task or handler,
+    ``cancel`` of a run)."""
+
+    run_view = staticmethod(run_view)
+
+    def trigger(
+        self,
+        ref: str | int,
+        *,
+        actor: str,
+        overrides: dict[str, Any] | None = None,
+        dry_run: bool = False,
+        confirm: bool = False,
+        trigger: Trigger = Trigger.MANUAL,
+        check: OverrideCheck | None = None,
+    ) -> dict[str, Any]:
+        """Queue a run of a task now. ``overrides`` may only touch the handler's overridable fields;
+        ``check`` sees the config the run would have, before anything else judges it."""
+        overrides = dict(overrides or {})
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref)
+            spec = self.registry.get(task.task_type)
+            if "dry_run" in overrides:
+                dry_run = bool(overrides.pop("dry_run")) or dry_run
+            spec.check_overrides(overrides)
+            if check is not None and overrides:
+                check(task.task_type, {**(task.config or {}), **overrides})
+            self.check_said(spec.name, overrides, prefix="overrides")
+            config = spec.storable_config({**(task.config or {}), **overrides})
+            overrides = {k: config[k] for k in overrides}
+            if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
+                dry_run = True
+            spec.check_confirmed(dry_run=dry_run, confirm=confirm)
+            run_id = lifecycle.create(
+                s,
+                trigger,
+                task=task,
+                task_type=task.task_type,
+                config=config,
+                due_at=now,
+                dry_run=dry_run,
+                confirm=confirm,
+                triggered_by=actor,
+                now=now,
+            )
+            after = {"run_id": run_id, "overrides": overrides, "dry_run": dry_run, "confirm": confirm}
+            self.audit(s, actor, "trigger", "task", task.name, after=after)
+            view = self.run_view(s.get(Run, run_id))
+        self._wake()
+        return view
+
+    def create_adhoc_run(
+        self,
+        task_type: str,
+        config: dict[str, Any] | None,
+        *,
+        actor: str,
+        dry_run: bool = False,
+        confirm: bool = False,
+        timeout_seconds: float | None = None,
+        reserved_by: str | None = None,
+    ) -> dict[str, Any]:
+        """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
+        spec, alias = self.registry.resolve(task_type)
+        raw, flags = spec.split_run_flags(config)
+        self.check_said(spec.name, raw)
+        raw = spec.storable_config(raw)
+        dry_run = dry_run or bool(flags.get("dry_run"))
+        spec.check_confirmed(dry_run=dry_run, confirm=confirm)
+        now = self.clock.now()
+        with self.store.write() as s:
+            run_id = lifecycle.create(
+                s,
+                Trigger.MANUAL,
+                task=None,
+                task_type=spec.name,
+                requested_type=alias,
+                config=raw,
+                due_at=now,
+                dry_run=dry_run,
+                confirm=confirm,
+                triggered_by=actor,
+                now=now,
+                timeout_seconds=timeout_seconds or None,
+                reserved_by=reserved_by,
+            )
+            self.audit(s, actor, "trigger", "handler", spec.name, after={"run_id": run_id, "dry_run": dry_run})
+            view = self.run_view(s.get(Run, run_id))
+        if reserved_by is None:
+            self._wake()
+        return view
+
+    def trigger_tier(self, tier: str, *, actor: str, dry_run: bool = False) -> list[dict[str, Any]]:
+        tasks, _ = self.list_tasks(tier=tier, enabled=True)
+        if not tasks:
+            raise NotFound(
+                f"no enabled task has tier {tier!r}",
+                hint="add `tiers: [" + tier + "]` to tasks in upkeep.yaml",
+            )
+        unconfirmed = [
+            t["name"]
+            for t in tasks
+            if self.registry.get(t["type"]).needs_confirm and not (dry_run or (t["config"] or {}).get("dry_run"))
+        ]
+        if unconfirmed:  # refused before any run of the tier exists
+            raise UserError(
+                f"tier {tier!r} holds tasks that need confirmation for each run: {', '.join(unconfirmed)}",
+                hint="a tier never confirms a run: take them out of the tier, or run them by name with --yes",
+                field="tier",
+            )
+        return [self.trigger(t["id"], actor=actor, dry_run=dry_run, trigger=Trigger.TIER) for t in tasks]
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def list_runs(
+        self,
+        *,
+        task: str | int | None = None,
+        status: str | None = None,
+        outcome: str | None = None,
+        task_type: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = sa.select(Run)
+        with self.store.read() as s:
+            if task is not None:
+                query = query.where(Run.task_id == self._find_task(s, task).id)
+            if status:
+                if status not in ALL_STATUSES:
+                    raise UserError(
+                        f"unknown status {status!r}", hint=f"one of {', '.join(ALL_STATUSES)}", field="status"
+                    )
+                query = query.where(Run.status == status)
+            if outcome:
+                query = query.where(Run.outcome == outcome)
+            if task_type:
+                query = query.where(Run.task_type == task_type)
+            if since:
+                query = query.where(Run.created_at >= since)
+            total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+            rows = s.execute(query.order_by(Run.id.desc()).offset(offset).limit(limit)).scalars()
+            return [self.run_view(r) for r in rows], total
+
+    @staticmethod
+    def _find_run(s, run_id: int) -> Run:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}", hint="`upkeep runs list` shows recent runs", field="run")
+        return run
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        with self.store.read() as s:
+            return self.run_view(self._find_run(s, run_id))
+
+    def run_events(self, run_id: int, *, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        self.get_run(run_id)
+        with self.store.read() as s:
+            rows = s.execute(
+                sa.select(RunEvent)
+                .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+                .order_by(RunEvent.seq)
+                .limit(limit)
+            ).scalars()
+            return [event_view(e) for e in rows]
+
+    def cancel_run(self, run_id: int, *, actor: str) -> dict[str, Any]:
+        """Ask a run to stop (one not started ends at once), audited in the same transaction."""
+        with self.store.write() as s:
+            before = self._find_run(s, run_id).status
+            status = lifecycle.cancel_in_session(s, run_id, self.clock.now())
+            self.audit(s, actor, "cancel", "run", run_id, before={"status": before}, after={"status": status})
+        if before == "submitted" and self.settings.executor == "celery":
+            from upkeep.distributed import revoke
+
+            revoke(self.settings, run_id)  # its message is on the broker: workers drop it unseen
+        self._wake()
+        return self.get_run(run_id)

@@ -1,8 +1,10 @@
 """Task use cases of the UI that the API and the CLI share the pieces of: which handler types a
 task can be created from here, cloning, and the YAML that makes upkeep.yaml match a task.
 
-Creating, editing and deleting go through ``Upkeep.create_task`` / ``update_task`` /
-``delete_task`` (the API's routes call the same); this module only decides what the UI offers.
+``TaskCases`` (joined into ``upkeep.app.Upkeep``) lists, creates, edits, enables and deletes tasks
+for every adapter alike. An edit from the CLI or the API is a merge-patch of the config
+(``merge_config``): a key set to ``null`` is removed, a secret sent back as the redacted mask keeps
+its value, others are set; ``upkeep apply`` replaces the config with the file's.
 
 - A handler type is offered for creation when each of its *required* fields can be given here:
   a plain value, or a host-scoped one that an inventory name may stand in for (``refs``). A type
@@ -15,14 +17,21 @@ Creating, editing and deleting go through ``Upkeep.create_task`` / ``update_task
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 import yaml
 
-from upkeep.engine.execute import load_targets
+from upkeep.app.base import Base
+from upkeep.app.views import apply_spec, drift, task_after, task_spec_of, task_view
+from upkeep.engine import lifecycle, taskgraph
+from upkeep.engine.scheduler import first_slot
+from upkeep.engine.taskspec import validate_task
+from upkeep.errors import Conflict, UserError
+from upkeep.secrets import REDACTED, is_secret_key
 from upkeep.store.db import Store
-from upkeep.store.models import ScheduledTask
+from upkeep.store.models import ACTIVE_STATUSES, Run, ScheduledTask
 
 CLONE_DROPS = ("schedule_anchor",)  # a clone's slots start from its own creation
 
@@ -63,6 +72,8 @@ def clone(svc, ref: str | int) -> dict[str, Any]:
     """What cloning task ``ref`` gives: ``{"spec": ..., "fields": [...]}``, the spec under a new
     name and the fields holding host-scoped values inline. With no such field the spec prefills
     the new-task form; with some, only upkeep.yaml can make the copy (``task_yaml``)."""
+    from upkeep.engine.execute import load_targets  # the executor's modules: the UI's clone only
+
     task = svc.get_task(ref)
     spec = {k: v for k, v in stored(svc.store, task["id"]).items() if k not in CLONE_DROPS}
     spec["name"] = f"{task['name']}-copy"
@@ -73,8 +84,6 @@ def clone(svc, ref: str | int) -> dict[str, Any]:
 
 def drifted(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     """File-made tasks changed since the file was applied: name and the fields that differ."""
-    from upkeep.service import task_spec_of
-
     out = []
     with store.read() as s:
         rows = s.execute(
@@ -83,10 +92,203 @@ def drifted(store: Store, limit: int = 20) -> list[dict[str, Any]]:
             .order_by(ScheduledTask.name)
         ).scalars()
         for task in rows:
-            current = task_spec_of(task)
-            fields = sorted(k for k, v in (task.file_spec or {}).items() if k in current and current[k] != v)
+            fields = drift(task)
             if fields:
                 out.append({"id": task.id, "name": task.name, "drift": fields})
                 if len(out) >= limit:
                     break
     return out
+
+
+_UNSET = object()
+
+# what an adapter checks of an edit before it is written, to name every field at fault its own way:
+# (task name, task type, the changes with the config merged)
+EditCheck = Callable[[str, str, dict[str, Any]], None]
+
+
+def merge_config(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch a config: ``null`` removes a key; an unchanged redacted secret keeps its value."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif value == REDACTED and is_secret_key(key) and key in current:
+            continue
+        else:
+            merged[key] = value
+    return merged
+
+
+class TaskCases(Base):
+    """Tasks: list, read, create, edit, enable/disable, delete (each write audited as ``task``)."""
+
+    def task_view(self, task: ScheduledTask, *, detail: bool = False) -> dict[str, Any]:
+        return task_view(task, now=self.clock.now(), detail=detail)
+
+    def list_tasks(
+        self,
+        *,
+        enabled: bool | None = None,
+        tier: str | None = None,
+        task_type: str | None = None,
+        last_status: str | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        query = sa.select(ScheduledTask)
+        if enabled is not None:
+            query = query.where(ScheduledTask.enabled.is_(enabled))
+        if task_type:
+            canonical = self.registry.resolve(task_type)[0].name
+            query = query.where(ScheduledTask.task_type == canonical)
+        if last_status:
+            query = query.where(ScheduledTask.last_status == last_status)
+        if search:
+            query = query.where(ScheduledTask.name.contains(search))
+        with self.store.read() as s:
+            if tier:
+                rows = [t for t in s.execute(query.order_by(ScheduledTask.name)).scalars() if tier in (t.tiers or [])]
+                total = len(rows)
+                rows = rows[offset : offset + limit if limit else None]
+            else:
+                total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+                query = query.order_by(ScheduledTask.name).offset(offset)
+                if limit:
+                    query = query.limit(limit)
+                rows = list(s.execute(query).scalars())
+            return [self.task_view(t) for t in rows], total
+
+    def get_task(self, ref: str | int) -> dict[str, Any]:
+        with self.store.read() as s:
+            task = self._find_task(s, ref)
+            view = self.task_view(task, detail=True)
+            view["upstream"] = list((task.after or {}).get("tasks", []))
+            view["downstream"] = taskgraph.downstream(self._edges(s), task.name)
+            return view
+
+    def create_task(
+        self, data: dict[str, Any], *, actor: str, managed_by: str = "api", check_graph: bool = True
+    ) -> dict[str, Any]:
+        """``check_graph=False``: the caller checked the whole graph it is writing (``apply``)."""
+        spec = validate_task(data, self.registry)
+        self._check_affects(spec)
+        canonical = self.registry.resolve(spec.type)[0].name
+        self.check_said(canonical, spec.config, task=data)
+        now = self.clock.now()
+        with self.store.write() as s:
+            if s.execute(sa.select(ScheduledTask.id).where(ScheduledTask.name == spec.name)).first():
+                raise Conflict(
+                    f"a task named {spec.name!r} already exists",
+                    hint="choose another name or edit it",
+                    field="name",
+                )
+            if check_graph:
+                self._check_graph(s, spec.name, task_after(spec))
+            task = ScheduledTask(name=spec.name, created_at=now, updated_at=now, managed_by=managed_by)
+            apply_spec(task, spec)
+            task.task_type = canonical
+            if spec.schedule_anchor is None and (spec.schedule or "").startswith("@every"):
+                task.schedule_anchor = now
+            if managed_by == "file":
+                task.file_spec = task_spec_of(task)
+            task.next_run_at = first_slot(task, now) if task.enabled else None
+            s.add(task)
+            s.flush()
+            self._refresh_downstream(s)
+            view = self.task_view(task)
+            self.audit(s, actor, "create", "task", task.name, after=task_spec_of(task))
+        self._wake()
+        return view
+
+    def update_task(
+        self,
+        ref: str | int,
+        changes: dict[str, Any],
+        *,
+        actor: str,
+        managed_by: str | None = None,
+        check_graph: bool = True,
+        patch: bool = False,
+        check: EditCheck | None = None,
+    ) -> dict[str, Any]:
+        """Change fields of a task. ``patch``: ``changes["config"]`` is merged into the task's
+        (``merge_config``; the CLI's ``tasks set`` and the API's PATCH), else it replaces it
+        (``upkeep apply``). ``check`` sees the changes as they will be validated, config merged."""
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            before = task_spec_of(task)
+            if "name" in changes and changes["name"] != task.name:
+                raise UserError("a task cannot be renamed", hint="create a new task and delete this one", field="name")
+            if patch and "config" in changes:
+                changes = {**changes, "config": merge_config(before["config"] or {}, changes["config"] or {})}
+            if check is not None:
+                check(task.name, task.task_type, changes)
+            merged = {**before, **changes}
+            spec = validate_task(merged, self.registry)
+            self._check_affects(spec)
+            canonical = self.registry.resolve(spec.type)[0].name
+            same_type = canonical == task.task_type
+            old_config = before["config"] or {}
+            said = {k: v for k, v in spec.config.items() if not same_type or old_config.get(k, _UNSET) != v}
+            self.check_said(canonical, said, task={k: v for k, v in changes.items() if before.get(k) != v})
+            schedule_changed = any(before.get(k) != merged.get(k) for k in ("schedule", "timezone", "schedule_anchor"))
+            was_enabled = task.enabled
+            if check_graph and before.get("after") != task_after(spec):
+                self._check_graph(s, task.name, task_after(spec))
+            apply_spec(task, spec)
+            task.task_type = canonical
+            task.updated_at = now
+            if managed_by == "file":
+                task.managed_by = "file"
+                task.file_spec = task_spec_of(task)
+            if not task.enabled:
+                task.next_run_at = None
+            elif schedule_changed or not was_enabled or task.next_run_at is None:
+                task.next_run_at = first_slot(task, now)
+            after = task_spec_of(task)
+            if after.get("after") != before.get("after"):
+                self._refresh_downstream(s)
+            if after != before:
+                self.audit(s, actor, "update", "task", task.name, before=before, after=after)
+            view = self.task_view(task)
+        self._wake()
+        return view
+
+    def set_enabled(self, ref: str | int, enabled: bool, *, actor: str) -> dict[str, Any]:
+        now = self.clock.now()
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            if task.enabled != enabled:
+                task.enabled = enabled
+                task.updated_at = now
+                task.next_run_at = first_slot(task, now) if enabled else None
+                action = "enable" if enabled else "disable"
+                self.audit(
+                    s, actor, action, "task", task.name, before={"enabled": not enabled}, after={"enabled": enabled}
+                )
+            view = self.task_view(task)
+        self._wake()
+        return view
+
+    def delete_task(self, ref: str | int, *, actor: str, check_graph: bool = True) -> None:
+        with self.store.write() as s:
+            task = self._find_task(s, ref, lock=True)
+            before = task_spec_of(task)
+            dependents = taskgraph.downstream(self._edges(s), task.name)
+            if check_graph and dependents:
+                raise Conflict(
+                    f"task {task.name!r} is named in the after: of {', '.join(map(repr, dependents))}",
+                    hint="remove it from their after.tasks first, or delete them too",
+                    field="task",
+                )
+            active = s.execute(sa.select(Run.id).where(Run.task_id == task.id, Run.status.in_(ACTIVE_STATUSES)))
+            active = active.scalars().all()
+            now = self.clock.now()
+            for run_id in active:
+                lifecycle.cancel_in_session(s, run_id, now, "task deleted")
+            s.delete(task)
+            self._refresh_downstream(s)
+            self.audit(s, actor, "delete", "task", before["name"], before=before)

@@ -1,6 +1,6 @@
 """What every command shares: the global options, lazy settings/store/service, output helpers.
 
-Commands never talk to the database themselves: they call the service layer (``upkeep.service``),
+Commands never talk to the database themselves: they call the application layer (``upkeep.app``),
 the same code path the API uses. Output works without a TTY; ``--json`` prints machine-readable JSON.
 """
 
@@ -87,7 +87,7 @@ class State:
     @property
     def service(self):
         if self._service is None:
-            from upkeep.service import Upkeep
+            from upkeep.app import Upkeep
 
             self._service = Upkeep(self.settings, self.store(), trusted=True)  # the local user owns the host
         return self._service

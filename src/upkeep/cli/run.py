@@ -1,6 +1,6 @@
 """``upkeep run``: run a task, a handler type or a whole tier now, in the foreground.
 
-The run is created through the service layer, reserved for this process
+The run is created through the application layer, reserved for this process
 (``lifecycle.dispatch_to``) and executed in a killable worker process (``ForegroundRunner``), so
 timeouts and cancels kill the whole process tree. Its events stream to the terminal. When a running
 ``upkeep serve`` takes the run first, this command just follows it to the end. Ctrl-C asks for a

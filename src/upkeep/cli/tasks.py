@@ -1,4 +1,4 @@
-"""``upkeep tasks list|show|create|enable|disable|set|trigger|delete`` (through the service layer)."""
+"""``upkeep tasks list|show|create|enable|disable|set|trigger|delete`` (through the application layer)."""
 
 from __future__ import annotations
 
@@ -154,11 +154,9 @@ def set_fields(
     assignments: list[str] = typer.Argument(..., metavar="FIELD=VALUE...", help="e.g. schedule='0 4 * * *' config.x=1"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
-    """Change fields of a task; config.KEY=VALUE changes one config key."""
+    """Change fields of a task; config.KEY=VALUE changes one config key (config.KEY=null removes it)."""
     changes = parse_assignments(assignments, what="FIELD=VALUE")
-    if "config" in changes and isinstance(changes["config"], dict):
-        changes["_merge_config"] = True
-    view = state(ctx).service.update_task(name, changes, actor=actor())
+    view = state(ctx).service.update_task(name, changes, actor=actor(), patch=True)
     if as_json:
         print_json(view)
     else:

@@ -23,7 +23,7 @@ handlers show`` and the UI read it from there. The judgement looks at the value'
   sibling field ``create`` (a restore into a *new* database, never over an existing one);
 - an ``${env:...}`` reference anywhere is host-scoped, marked or not.
 
-``violations`` is the one judge; ``Upkeep.check_said`` (``upkeep.service``) the one place that
+``violations`` is the one judge; ``Upkeep.check_said`` (``upkeep.app.base``) the one place that
 calls it, for task creation, edits and run overrides alike.
 """
 

@@ -1,0 +1,213 @@
+"""What the application layer shows and stores of a task or a run: the views (plain dicts, secrets
+redacted) every adapter prints or returns, and the mapping between a ``TaskSpec`` and the
+``scheduled_tasks`` row (``task_spec_of`` is what upkeep.yaml, the API's POST body and the audit's
+before/after of a task hold)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from upkeep.engine.scheduler import schedule_of
+from upkeep.engine.schedules import explain_schedule
+from upkeep.engine.taskspec import TaskSpec, parse_duration
+from upkeep.errors import UserError
+from upkeep.secrets import redact
+from upkeep.store.models import AuditEntry, Run, RunEvent, ScheduledTask
+
+# Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column).
+SPEC_COLUMNS = {
+    "type": "task_type",
+    "description": "description",
+    "schedule": "schedule",
+    "timezone": "timezone",
+    "schedule_anchor": "schedule_anchor",
+    "enabled": "enabled",
+    "config": "config",
+    "tiers": "tiers",
+    "concurrency": "concurrency",
+    "misfire": "misfire",
+    "misfire_grace_seconds": "misfire_grace_seconds",
+    "locks": "locks",
+    "windows": "windows",
+    "max_retries": "max_retries",
+    "retry_backoff_seconds": "retry_backoff_seconds",
+    "retry_backoff_max_seconds": "retry_backoff_max_seconds",
+    "timeout_seconds": "timeout_seconds",
+    "jitter_seconds": "jitter_seconds",
+    "queue": "queue",
+    "notify": "notify",
+    "ping_url": "ping_url",
+    "affects": "affects",
+    "after": "after",
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def task_spec_of(task: ScheduledTask) -> dict[str, Any]:
+    """The task as a TaskSpec dict (what upkeep.yaml and the API's POST body hold)."""
+    spec: dict[str, Any] = {"name": task.name}
+    for field, column in SPEC_COLUMNS.items():
+        value = getattr(task, column)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        spec[field] = value
+    if task.expect_success_within_seconds is not None:
+        spec["expect_success_within"] = f"{int(task.expect_success_within_seconds)}s"
+    else:
+        spec["expect_success_within"] = None
+    return spec
+
+
+def apply_spec(task: ScheduledTask, spec: TaskSpec) -> None:
+    data = spec.model_dump(mode="python")
+    for field, column in SPEC_COLUMNS.items():
+        value = data[field]
+        if field == "notify":
+            value = spec.notify.model_dump(mode="json")
+        if field == "after":
+            value = task_after(spec)
+        setattr(task, column, value)
+    task.expect_success_within_seconds = (
+        parse_duration(spec.expect_success_within) if spec.expect_success_within else None
+    )
+
+
+def task_after(spec: TaskSpec) -> dict[str, Any] | None:
+    return spec.after.model_dump(mode="json") if spec.after else None
+
+
+def task_view(task: ScheduledTask, *, now: datetime | None = None, detail: bool = False) -> dict[str, Any]:
+    """A task as the adapters show it; ``detail`` (with ``now``) adds its next times and drift."""
+    try:
+        text = schedule_of(task).explain()
+    except UserError as exc:
+        text = f"invalid schedule: {exc}"
+    view = {
+        "id": task.id,
+        "name": task.name,
+        "type": task.task_type,
+        "description": task.description,
+        "schedule": task.schedule,
+        "timezone": task.timezone,
+        "schedule_text": text,
+        "enabled": task.enabled,
+        "tiers": list(task.tiers or []),
+        "config": redact(task.config or {}),
+        "concurrency": task.concurrency,
+        "misfire": task.misfire,
+        "misfire_grace_seconds": task.misfire_grace_seconds,
+        "locks": list(task.locks or []),
+        "windows": list(task.windows or []),
+        "max_retries": task.max_retries,
+        "retry_backoff_seconds": task.retry_backoff_seconds,
+        "retry_backoff_max_seconds": task.retry_backoff_max_seconds,
+        "timeout_seconds": task.timeout_seconds,
+        "jitter_seconds": task.jitter_seconds,
+        "queue": task.queue,
+        "notify": task.notify or {},
+        "expect_success_within_seconds": task.expect_success_within_seconds,
+        "ping_url": redact(task.ping_url) if task.ping_url else None,
+        "affects": task.affects,
+        "after": task.after,
+        "managed_by": task.managed_by,
+        "next_run_at": _iso(task.next_run_at),
+        "last_run_id": task.last_run_id,
+        "last_status": task.last_status,
+        "last_outcome": task.last_outcome,
+        "last_run_at": _iso(task.last_run_at),
+        "last_success_at": _iso(task.last_success_at),
+        "last_duration_seconds": task.last_duration_seconds,
+        "consecutive_failures": task.consecutive_failures,
+        "created_at": _iso(task.created_at),
+        "updated_at": _iso(task.updated_at),
+    }
+    if detail:
+        try:
+            info = explain_schedule(
+                task.schedule,
+                task.timezone,
+                count=5,
+                now=now,
+                anchor=task.schedule_anchor or task.created_at,
+            )
+            view["next_times"] = [t.isoformat() for t in info["next"]]
+        except UserError:
+            view["next_times"] = []
+        if task.managed_by == "file" and task.file_spec:
+            view["drift"] = drift(task)
+    return view
+
+
+def drift(task: ScheduledTask) -> list[str]:
+    """The fields of a file-made task that differ from what the file said when last applied."""
+    current = task_spec_of(task)
+    return sorted(k for k, v in (task.file_spec or {}).items() if k in current and current[k] != v)
+
+
+def run_view(run: Run) -> dict[str, Any]:
+    duration = None
+    if run.started_at and run.finished_at:
+        duration = (run.finished_at - run.started_at).total_seconds()
+    return {
+        "id": run.id,
+        "task_id": run.task_id,
+        "task_name": run.task_name,
+        "task_type": run.task_type,
+        "requested_type": run.requested_type,
+        "origin": run.origin,
+        "status": run.status,
+        "outcome": run.outcome,
+        "attempt": run.attempt,
+        "retry_of": run.retry_of,
+        "parent_run_id": run.parent_run_id,
+        "scheduled_for": _iso(run.scheduled_for),
+        "due_at": _iso(run.due_at),
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "heartbeat_at": _iso(run.heartbeat_at),
+        "duration_seconds": duration,
+        "dry_run": run.dry_run,
+        "config": redact(run.config or {}),
+        "queue": run.queue,
+        "timeout_seconds": run.timeout_seconds,
+        "worker": run.worker,
+        "progress": run.progress,
+        "progress_message": run.progress_message,
+        "summary": run.summary,
+        "result": redact(run.result) if run.result is not None else None,
+        "error": run.error,
+        "cancel_requested": run.cancel_requested_at is not None,
+        "triggered_by": run.triggered_by,
+        "trigger_run_id": run.trigger_run_id,
+        "upstream_runs": run.upstream_runs,
+    }
+
+
+def event_view(e: RunEvent) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "ts": e.ts.isoformat(),
+        "level": e.level,
+        "event": e.event,
+        "message": e.message,
+        "data": e.data,
+    }
+
+
+def audit_view(a: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "ts": a.ts.isoformat(),
+        "actor": a.actor,
+        "action": a.action,
+        "object_type": a.object_type,
+        "object_id": a.object_id,
+        "before": a.before,
+        "after": a.after,
+        "detail": a.detail,
+    }
