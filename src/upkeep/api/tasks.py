@@ -1,7 +1,7 @@
 """``/api/v1/scheduled-tasks``: list, read, create, edit, delete, enable, disable, run.
 
 Tasks are addressed by id or by name. Reads need the viewer role; enable, disable and run need
-operator; create, edit and delete need admin. Every change goes through the service layer, which
+operator; create, edit and delete need admin. Every change goes through the application layer, which
 writes the audit entry (actor ``key:<name>``). Host-scoped values (paths, DSNs, commands, signals,
 modes, ``${env:...}`` references: ``upkeep.engine.hostscope``) cannot be set here, in a task or a
 run's overrides (403 naming the field): tasks made here refer to the inventory by name.
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import ValidationError
 
-from upkeep.api.deps import get_queries, get_upkeep
+from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import ProblemError, errors_from_validation, problem_responses
 from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunOut, RunPage, RunRequest, Task, TaskCreate, TaskDetail, TaskPage, TaskPatch
@@ -22,8 +22,6 @@ from upkeep.api.security import Principal, require_admin, require_operator, requ
 from upkeep.api.validation import check_config, check_task
 from upkeep.app import Upkeep
 from upkeep.engine.taskspec import TaskSpec
-from upkeep.queries import Queries
-from upkeep.secrets import REDACTED, is_secret_key
 from upkeep.store.models import ALL_STATUSES, OUTCOMES
 
 router = APIRouter(prefix="/scheduled-tasks", tags=["tasks"])
@@ -44,13 +42,6 @@ def task_ref(
     if ref.isdigit() and len(ref) > 15 and int(ref) > MAX_ID:
         raise ProblemError(404, f"no task {ref!r}", field="task", hint="GET /api/v1/scheduled-tasks lists them")
     return ref
-
-
-def _raw(queries: Queries, ref: str) -> dict[str, Any]:
-    raw = queries.raw_task(ref)
-    if raw is None:
-        raise ProblemError(404, f"no task {ref!r}", field="task", hint="GET /api/v1/scheduled-tasks lists them")
-    return raw
 
 
 @router.get("", response_model=TaskPage, responses=READ, summary="List tasks")
@@ -96,17 +87,23 @@ def get_task(
     return safe(svc.get_task(ref))
 
 
-def _merge_config(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """Merge-patch a config: ``null`` removes a key; an unchanged redacted secret keeps its value."""
-    merged = dict(current)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        elif value == REDACTED and is_secret_key(key) and key in current:
-            continue
-        else:
-            merged[key] = value
-    return merged
+def _check_edit(registry):
+    """422 naming every field at fault, of the edit as the application layer will validate it."""
+
+    def check(name: str, task_type: str, changes: dict[str, Any]) -> None:
+        others = {k: v for k, v in changes.items() if k != "config"}
+        if others:
+            try:
+                TaskSpec.model_validate({"name": name, "type": task_type, **others})
+            except ValidationError as exc:
+                errors = errors_from_validation(exc)
+                raise ProblemError(
+                    422, "invalid change: " + errors[0]["message"], field=errors[0]["field"], errors=errors
+                ) from None
+        if "config" in changes:
+            check_config(registry, task_type, changes["config"])
+
+    return check
 
 
 @router.patch("/{ref}", response_model=TaskDetail, responses=WRITE, summary="Edit a task")
@@ -115,23 +112,10 @@ def patch_task(
     ref: str = Depends(task_ref),
     principal: Principal = Depends(require_admin),
     svc: Upkeep = Depends(get_upkeep),
-    queries: Queries = Depends(get_queries),
 ) -> dict:
+    """A merge-patch: ``config`` keys set to ``null`` are removed, a secret sent back redacted keeps its value."""
     changes = body.model_dump(mode="json", exclude_unset=True)
-    raw = _raw(queries, ref)
-    others = {k: v for k, v in changes.items() if k != "config"}
-    if others:
-        try:
-            TaskSpec.model_validate({"name": raw["name"], "type": raw["type"], **others})
-        except ValidationError as exc:
-            errors = errors_from_validation(exc)
-            raise ProblemError(
-                422, "invalid change: " + errors[0]["message"], field=errors[0]["field"], errors=errors
-            ) from None
-    if "config" in changes:
-        changes["config"] = _merge_config(raw["config"], changes["config"] or {})
-        check_config(svc.registry, raw["type"], changes["config"])
-    view = svc.update_task(raw["id"], changes, actor=principal.actor)
+    view = svc.update_task(ref, changes, actor=principal.actor, patch=True, check=_check_edit(svc.registry))
     return safe(svc.get_task(view["id"]))
 
 
@@ -167,23 +151,17 @@ def run_task(
     ref: str = Depends(task_ref),
     principal: Principal = Depends(require_operator),
     svc: Upkeep = Depends(get_upkeep),
-    queries: Queries = Depends(get_queries),
 ) -> dict:
     """Queue a run now (answers 202 with the pending run). ``overrides`` may only set the
     handler's overridable fields; ``dry_run`` reports without changing anything."""
     body = body or RunRequest()
-    raw = _raw(queries, ref)
-    overrides = {k: v for k, v in body.overrides.items() if k != "dry_run"}
-    spec = svc.registry.get(raw["type"])
-    spec.check_overrides(overrides)
-    if overrides:
-        check_config(svc.registry, raw["type"], {**raw["config"], **overrides}, prefix="overrides")
     view = svc.trigger(
-        raw["id"],
+        ref,
         actor=principal.actor,
         overrides=body.overrides,
         dry_run=body.dry_run,
         confirm=body.confirm,
+        check=lambda task_type, config: check_config(svc.registry, task_type, config, prefix="overrides"),
     )
     return safe(view)
 
