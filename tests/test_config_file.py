@@ -8,9 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from upkeep.app import Upkeep
+from upkeep.app.config import apply_file, export_config
 from upkeep.config_file import (
-    apply_file,
-    export_config,
     load_config,
     parse_config,
     render_template,

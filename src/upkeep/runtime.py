@@ -95,7 +95,7 @@ def serve(
 
     store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
     if apply_config and settings.config_path.exists():
-        from upkeep.config_file import apply_file
+        from upkeep.app.config import apply_file
 
         apply_file(settings, store, actor="serve", prune=False, dry_run=False, quiet=True)
     recover_on_start(store, settings)

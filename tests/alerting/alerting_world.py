@@ -11,7 +11,7 @@ from pathlib import Path
 from notify_receivers import HttpReceiver, SmtpServer
 
 from upkeep.app import Upkeep
-from upkeep.config_file import apply_file
+from upkeep.app.config import apply_file
 from upkeep.notify.alerter import Alerter
 from upkeep.settings import Settings
 from upkeep.store.db import Store

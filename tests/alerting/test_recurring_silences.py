@@ -106,7 +106,7 @@ def test_a_recurring_silence_holds_a_heartbeat_monitors_alerts_only_inside_its_w
 
 def test_the_silences_are_audited_exported_and_only_file_made_ones_are_pruned(silenced):
     from upkeep.app.alerts import create_silence, list_silences
-    from upkeep.config_file import export_config
+    from upkeep.app.config import export_config
 
     world = silenced
     audit, _ = Upkeep(world.settings, world.store).list_audit(object_type="silence")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from upkeep.config_file import apply_file
+from upkeep.app.config import apply_file
 from upkeep.engine.registry import REGISTRY
 from upkeep.store.records import CONFIG_DOMAIN, Records
 

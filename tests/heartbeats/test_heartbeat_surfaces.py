@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from support.heartbeat_env import START
+from upkeep.app.config import apply_file, export_config
 from upkeep.cli.main import app as cli
-from upkeep.config_file import apply_file, export_config
 from upkeep.heartbeats import monitors
 from upkeep.settings import Settings
 from upkeep.store.db import Store

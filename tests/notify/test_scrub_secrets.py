@@ -12,7 +12,7 @@ import yaml
 from notify_receivers import HttpReceiver
 
 from upkeep.app import Upkeep
-from upkeep.config_file import apply_file
+from upkeep.app.config import apply_file
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
 from upkeep.notify.alerter import Alerter

@@ -153,8 +153,8 @@ def open_alert_count(store: Store) -> dict[str, int]:
 def _check_references(s: Session, store: Store, match: dict[str, str]) -> None:
     """A silence made through the API or the CLI names things that exist (the file's references are
     checked against the file by ``upkeep apply``)."""
-    from upkeep.engine.execute import load_targets
     from upkeep.notify.channels import load_channels
+    from upkeep.store.records import load_targets
 
     if (
         "task" in match

@@ -104,8 +104,8 @@ class Base:
 
     def _check_affects(self, spec) -> None:
         """``affects`` names targets of the inventory (``upkeep apply`` says where in the file)."""
-        from upkeep.engine.execute import load_targets
         from upkeep.engine.targets import affects_problems
+        from upkeep.store.records import load_targets
 
         if spec.affects is not None and not self.trusted:
             for parts, message in affects_problems(spec.affects.model_dump(), load_targets(self.store))[:1]:
@@ -119,7 +119,7 @@ class Base:
         fields it sets (an ``${env:...}`` reference there would be resolved and sent somewhere)."""
         if self.trusted:
             return
-        from upkeep.engine.execute import load_targets  # the executor's modules: API edits only
+        from upkeep.store.records import load_targets
 
         spec = self.registry.get(task_type)
         inventory = load_targets(self.store)

@@ -72,7 +72,7 @@ def clone(svc, ref: str | int) -> dict[str, Any]:
     """What cloning task ``ref`` gives: ``{"spec": ..., "fields": [...]}``, the spec under a new
     name and the fields holding host-scoped values inline. With no such field the spec prefills
     the new-task form; with some, only upkeep.yaml can make the copy (``task_yaml``)."""
-    from upkeep.engine.execute import load_targets  # the executor's modules: the UI's clone only
+    from upkeep.store.records import load_targets
 
     task = svc.get_task(ref)
     spec = {k: v for k, v in stored(svc.store, task["id"]).items() if k not in CLONE_DROPS}

@@ -59,7 +59,7 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff; write nothing"),
     as_json: bool = typer.Option(False, "--json", help="Print the diff as JSON"),
 ) -> None:
-    from upkeep.config_file import apply_file
+    from upkeep.app.config import apply_file
 
     st = state(ctx)
     source = file or st.settings.config_path
@@ -83,7 +83,8 @@ def export(
     output: Path = typer.Option(None, "--output", "-o", help="Write here instead of stdout"),
     file_only: bool = typer.Option(False, "--file-only", help="Only tasks made by the config file"),
 ) -> None:
-    from upkeep.config_file import export_config, load_config
+    from upkeep.app.config import export_config
+    from upkeep.config_file import load_config
 
     st = state(ctx)
     server = None

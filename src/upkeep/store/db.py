@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -191,6 +192,8 @@ class Store:
             event.listen(self.engine, "checkout", self._ping_if_idle)
         self.write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._sessions: dict[bool, Callable[[], Session]] = {}
+        # the session of the ``transaction`` open in this thread, which writes and reads inside it join
+        self._joined: ContextVar[Session | None] = ContextVar(f"upkeep-store-{id(self)}", default=None)
 
     def _ping_if_idle(self, dbapi_connection, record, _proxy) -> None:
         if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
@@ -217,8 +220,30 @@ class Store:
         return self._sessions[write]()
 
     @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One write transaction for a use case made of others (``upkeep apply``): every ``write``,
+        ``read`` and their connections opened inside it, in this thread, join it, so all of it
+        commits or, on any error, none of it."""
+        joined = self._joined.get()
+        if joined is not None:
+            yield joined
+            return
+        with self._session(True) as session, session.begin():
+            token = self._joined.set(session)
+            try:
+                yield session
+            finally:
+                self._joined.reset(token)
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction: committed on success, rolled back on error."""
+        """A write transaction: committed on success, rolled back on error (inside a
+        ``transaction``: part of it, flushed)."""
+        joined = self._joined.get()
+        if joined is not None:
+            yield joined
+            joined.flush()
+            return
         with self._session(True) as session, session.begin():
             yield session
 
@@ -226,16 +251,28 @@ class Store:
     def write_connection(self) -> Iterator[Connection]:
         """A write transaction on a bare connection: for the run hot path, where a Session's
         bookkeeping costs more than the statements (Core statements only)."""
+        joined = self._joined.get()
+        if joined is not None:
+            yield joined.connection()
+            return
         with self.write_engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
+        joined = self._joined.get()
+        if joined is not None:
+            yield joined.connection()
+            return
         with self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        joined = self._joined.get()
+        if joined is not None:  # a read inside a transaction sees what it wrote so far
+            yield joined
+            return
         with self._session(False) as session, session.begin():
             yield session
 
