@@ -12,9 +12,9 @@
   process dies, the watcher kills its group too, the heartbeat stops and the reaper retries the run.
 - The store, not the broker, recovers lost work: a submitted run nobody claimed is published
   again by the reaper, a running run whose worker died is noticed by its heartbeat. So on Redis,
-  kombu's ack emulation is off: it copied every delivered message into an "unacked" hash and
-  deleted it at the ack (two more round trips per run, 40% of a Celery worker's own CPU per
-  no-op run) only to redeliver after a visibility timeout that has to outlast the longest task.
+  kombu's ack emulation is off: it copies every delivered message into an "unacked" hash and
+  deletes it at the ack (two more round trips per run; benchmarks/README.md) only to redeliver
+  after a visibility timeout that has to outlast the longest task.
   Unacknowledged messages still go back to the queue when a worker shuts down; ``acks_late``
   and prefetch 1 keep their meaning on RabbitMQ.
 """
@@ -100,8 +100,7 @@ def _pool_process_init(**_kwargs) -> None:
 
 def _warm_up(settings: Settings) -> None:
     """Connect to the store, start the watcher and compile the claim and finish statements before
-    the first message arrives: each pool process's first run used to wait for all of it (fire
-    latency up to 0.7 s in the first second of the 10k-task benchmark)."""
+    the first message arrives, so a pool process's first run does not wait for them."""
     store = _worker_store(settings)
     _pool_watch(store, settings)
     nobody = -1  # no run has this id: the statements run, compile and change nothing

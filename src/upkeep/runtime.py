@@ -136,8 +136,9 @@ def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool =
     """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter (in
     this process, or with ``alerter_process`` in a child process of its own)."""
     from upkeep.engine.scheduler import Scheduler
+    from upkeep.people import approvals
 
-    parts: list = [Scheduler(store, settings)]
+    parts: list = [Scheduler(store, settings, chores=(approvals.expire,))]
     if settings.executor == "celery":
         from upkeep.distributed import CeleryDispatcher
 
@@ -154,11 +155,10 @@ def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool =
 class AlerterProcess:
     """The alerter of ``upkeep scheduler``, in a child process that is started again if it dies.
 
-    An evaluation turns every run finished since the last one into rules, metrics and records:
-    with 10,000 tasks a minute, about 0.1 s of Python every 5 s. In the scheduler's process
-    that held the interpreter lock away from the tick and the dispatcher, whose many short
-    round trips each waited for it: fire latency spiked every 5 s (p99 of 10k tasks in Celery
-    mode 214-444 ms; 44-50 ms with the alerter in its own process, measured in the same setup).
+    An evaluation turns every run finished since the last one into rules, metrics and records. In
+    the scheduler's process it would hold the interpreter lock away from the tick and the
+    dispatcher, whose many short round trips each wait for it: fire latency would spike at every
+    evaluation (the measurements: benchmarks/README.md).
     """
 
     def __init__(self, settings: Settings):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -118,3 +118,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def base_url(settings: Any) -> str:
+    """The address links in messages and ping URLs point at: ``public_url``, else host and port."""
+    public = getattr(settings, "public_url", None)
+    if public:
+        return str(public).rstrip("/")
+    host = getattr(settings, "host", "127.0.0.1") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        import socket
+
+        host = socket.gethostname()
+    return f"http://{host}:{getattr(settings, 'port', 8750)}"

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -392,6 +392,21 @@ def _wait_dead(procs: list[psutil.Process], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not all(dead(p) for p in procs) and time.monotonic() < deadline:
         time.sleep(0.005)
+
+
+def process_alive(pid: int | None, started_before: datetime | None = None) -> bool:
+    """Whether ``pid`` is alive and (when given) was started before ``started_before``."""
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started_before is not None:
+            return datetime.fromtimestamp(proc.create_time(), UTC) <= started_before + timedelta(seconds=1)
+        return True
+    except psutil.NoSuchProcess:
+        return False
 
 
 def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> int:

@@ -114,7 +114,7 @@ class PendingResults:
     def adopt(self) -> int:
         """Take over the pending results of processes on this host that are gone (a crash, a
         restart); returns how many."""
-        from upkeep.engine.reaper import process_alive
+        from upkeep.engine.context import process_alive
 
         taken = 0
         with contextlib.suppress(OSError):

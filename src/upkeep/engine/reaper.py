@@ -26,31 +26,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import psutil
 import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
-from upkeep.engine.context import kill_process_group
+from upkeep.engine.context import kill_process_group, process_alive
 from upkeep.engine.pending import held_on_host
 from upkeep.store.db import Store
 from upkeep.store.models import RUNNING, SUBMITTED, Instance, Run
 
 log = logging.getLogger(__name__)
-
-
-def process_alive(pid: int | None, started_before: datetime | None = None) -> bool:
-    """Whether ``pid`` is alive and (when given) was started before ``started_before``."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if started_before is not None:
-            return datetime.fromtimestamp(proc.create_time(), UTC) <= started_before + timedelta(seconds=1)
-        return True
-    except psutil.NoSuchProcess:
-        return False
 
 
 @dataclass

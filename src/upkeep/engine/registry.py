@@ -13,6 +13,7 @@ The returned dict is the run's result. Two keys are read by the engine: ``outcom
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import re
@@ -26,6 +27,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from upkeep.errors import ConfigError, UserError, did_you_mean
 
 log = logging.getLogger(__name__)
+
+# The built-in handlers are a plug-in like the others (their entry point is
+# ``upkeep.handlers:load_builtin``): the registry names their package, it does not import it, so the
+# engine stays below the handlers that register into it. Its index loads one handler or kind alone.
+BUILTIN_PACKAGE = "upkeep.handlers"
+
+
+def _builtin() -> Any:
+    """The built-in handlers' package (``load_builtin``, ``load_builtin_for``, ``load_builtin_kind``)."""
+    return importlib.import_module(BUILTIN_PACKAGE)
+
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 OVERRIDABLE = "x-overridable"
@@ -271,11 +283,8 @@ class Registry:
     def inventory_check(self, kind: str) -> InventoryCheck | None:
         """The check of ``targets.<kind>``, None for a kind nobody declares. A built-in kind imports
         the module that declares it (``upkeep.handlers.BUILTIN_KINDS``); any other loads every handler."""
-        if kind not in self._kinds and not self._loaded:
-            from upkeep.handlers import load_builtin_kind
-
-            if not load_builtin_kind(kind):
-                self.ensure_loaded()
+        if kind not in self._kinds and not self._loaded and not _builtin().load_builtin_kind(kind):
+            self.ensure_loaded()
         return self._kinds.get(kind)
 
     def register(self, spec: HandlerSpec) -> HandlerSpec:
@@ -301,9 +310,7 @@ class Registry:
                     loaded()
             except Exception:  # a broken plug-in must not take upkeep down
                 log.exception("could not load handler entry point %s", ep.name)
-        from upkeep.handlers import load_builtin  # a source tree without metadata; imports are cached
-
-        load_builtin()
+        _builtin().load_builtin()  # a source tree without metadata; imports are cached
 
     def _find(self, name: str) -> tuple[HandlerSpec, str | None] | None:
         if name in self._handlers:
@@ -319,11 +326,8 @@ class Registry:
         name loads every handler, the plug-ins' entry points included.
         """
         found = self._find(name)
-        if found is None and not self._loaded:
-            from upkeep.handlers import load_builtin_for
-
-            if load_builtin_for(name):
-                found = self._find(name)
+        if found is None and not self._loaded and _builtin().load_builtin_for(name):
+            found = self._find(name)
         if found is None:
             self.ensure_loaded()
             found = self._find(name)

@@ -23,9 +23,11 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -45,10 +47,9 @@ log = logging.getLogger(__name__)
 MAX_RUN_ALL = 1000
 # On PostgreSQL, when slots fall due back to back (thousands of tasks a minute), a tick waits
 # until this long after the previous one began, so it takes several slots at once: the per-tick
-# round trips are most of a tick's cost. Measured with 10,000 tasks a minute in Celery mode: CPU
-# per run of all processes 10.0 -> 6.9-8.1 ms, steady p99 fire latency 253-329 -> 179-208 ms.
-# On SQLite a tick is cheap and the wait only added latency (p50 0.8 -> 13 ms), so it has none.
-# A slot due after a quiet spell still fires at once.
+# round trips are most of a tick's cost. On SQLite a tick is cheap and the wait would only add
+# latency, so it has none. A slot due after a quiet spell still fires at once. (The measurements:
+# benchmarks/README.md.)
 MIN_TICK_INTERVAL = 0.02
 # when a task's schedule itself cannot be read, the scheduler tries it again this much later
 UNPLANNABLE_RETRY = timedelta(minutes=5)
@@ -288,7 +289,17 @@ def _write(s: Session | Connection, plan: _Plan, result: TickResult) -> None:
 class Scheduler:
     """The scheduler loop: tick, sleep until the next due slot or a change, reap stale runs."""
 
-    def __init__(self, store: Store, settings, *, clock: Clock | None = None, instance_id: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        settings,
+        *,
+        clock: Clock | None = None,
+        instance_id: str | None = None,
+        chores: Sequence[Callable[[Store, datetime], Any]] = (),
+    ):
+        """``chores`` run with the reaper, e.g. ``people.approvals.expire`` (the runtime passes it):
+        cancel the procedure runs whose approval step was not decided in time."""
         from upkeep.engine.reaper import Reaper
 
         self.store = store
@@ -299,7 +310,7 @@ class Scheduler:
         self.instance_id = instance_id or f"scheduler:{lifecycle.HOSTNAME}:{__import__('os').getpid()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.ticks = 0
+        self.chores = tuple(chores)
         self._last_recorded = -1e9
         # for /healthz: when the last tick succeeded (monotonic; the start counts as one) and the
         # error of the last tick if it failed since
@@ -321,18 +332,15 @@ class Scheduler:
         now = self.clock.now()
         data_dir = self.settings.resolved_data_dir
         result = tick(self.store, now, announce_to=data_dir)
-        self.ticks += 1
         self.last_tick, self.last_error = time.monotonic(), None
         self._record_tick(now)
         if result.created:
             wake_local(data_dir, exclude=self.notifier)
         return result
 
-    def _expire_approvals(self) -> None:
-        """Cancel the procedure runs whose approval step was not decided in time."""
-        from upkeep.people.approvals import expire
-
-        expire(self.store, self.clock.now())
+    def _chores(self) -> None:
+        for chore in self.chores:
+            chore(self.store, self.clock.now())
 
     def run_forever(self) -> None:
         next_reap = 0.0
@@ -342,7 +350,7 @@ class Scheduler:
                 result = self.run_once()
                 if time.monotonic() >= next_reap:
                     self.reaper.reap()
-                    self._expire_approvals()
+                    self._chores()
                     next_reap = time.monotonic() + min(self.settings.heartbeat_seconds, 5.0)
                 if result.tasks >= 500:
                     continue  # more due work than one tick takes

@@ -19,7 +19,7 @@ from upkeep.engine.schedules import explain_schedule
 from upkeep.errors import Conflict, NotFound, UserError
 from upkeep.heartbeats.spec import HeartbeatSpec, format_duration, normalized, validate_heartbeat
 from upkeep.heartbeats.state import alert_name, effective_timeout, expectation, schedule_for, status_of
-from upkeep.notify.messages import base_url
+from upkeep.settings import base_url
 from upkeep.store.db import Store
 from upkeep.store.models import AlertState, AuditEntry, Heartbeat, HeartbeatPing
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.notify.alerter import TASK_COLUMNS, _Evaluation
+from upkeep.notify.evaluation import TASK_COLUMNS, Evaluation
 from upkeep.notify.messages import NOTIFY_TYPE, Message
 from upkeep.people.checklists import OPEN, due_notifications
 from upkeep.store.models import ScheduledTask
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 LISTED_ITEMS = 20  # open items named in a message
 
 
-def evaluate(evaluation: _Evaluation) -> None:
+def evaluate(evaluation: Evaluation) -> None:
     due = due_notifications(evaluation.s, evaluation.now)
     if not due:
         return

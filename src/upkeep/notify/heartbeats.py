@@ -27,7 +27,7 @@ from upkeep.clock import format_time, format_when
 from upkeep.heartbeats.spec import format_duration
 from upkeep.heartbeats.state import ALERT_PREFIX, END_KINDS, alert_name, effective_timeout, expectation, is_overdue
 from upkeep.notify import rules
-from upkeep.notify.alerter import _Evaluation, _WithRun
+from upkeep.notify.evaluation import Evaluation, WithRun
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip
 from upkeep.notify.silences import Subject
 from upkeep.secrets import scrub
@@ -39,7 +39,7 @@ RUN_STATUS = {"success": "completed", "fail": "failed", "timeout": "timed_out"}
 
 
 class _Monitor:
-    """A monitor as ``_Evaluation`` addresses a task: id, alert name, notify section."""
+    """A monitor as ``Evaluation`` addresses a task: id, alert name, notify section."""
 
     def __init__(self, row: Heartbeat):
         self.row = row
@@ -87,7 +87,7 @@ def evaluate(
             sa.select(AlertState).where(AlertState.task_name.in_([m.name for m in monitors.values()]))
         ).scalars()
     }
-    evaluation = _Evaluation(
+    evaluation = Evaluation(
         alerter, s, now, channels, silences, states, suppressed, loaded={m.name for m in monitors.values()}
     )
     for ping in pings:
@@ -138,7 +138,7 @@ def _close_timed_out_starts(s: Session, now: datetime) -> None:
     s.flush()
 
 
-def _ended(evaluation: _Evaluation, monitor: _Monitor, ping: HeartbeatPing) -> None:
+def _ended(evaluation: Evaluation, monitor: _Monitor, ping: HeartbeatPing) -> None:
     spec = evaluation.spec(monitor)
     outcome = "ok" if ping.kind == "success" else None
     for channel in evaluation.channel_names(monitor, spec):
@@ -148,19 +148,19 @@ def _ended(evaluation: _Evaluation, monitor: _Monitor, ping: HeartbeatPing) -> N
         def message(decision=decision):
             msg = ended_message(decision.kind or "", monitor.row, ping, evaluation.alerter.link_base)
             secrets = evaluation.secrets(monitor)  # the output a job sent may hold one
-            return _WithRun(Message(scrub(msg.title, secrets), scrub(msg.body, secrets), msg.notify_type), None)
+            return WithRun(Message(scrub(msg.title, secrets), scrub(msg.body, secrets), msg.notify_type), None)
 
         evaluation.apply(monitor, channel, decision, message)
 
 
-def _overdue(evaluation: _Evaluation, monitor: _Monitor, overdue: bool) -> None:
+def _overdue(evaluation: Evaluation, monitor: _Monitor, overdue: bool) -> None:
     spec = evaluation.spec(monitor)
     for channel in evaluation.channel_names(monitor, spec):
         decision = rules.on_overdue_check(evaluation.state(monitor.name, channel), spec, overdue)
 
         def message():
             msg = overdue_message(monitor.row, evaluation.alerter.link_base, ended=not overdue, now=evaluation.now)
-            return _WithRun(msg, None)
+            return WithRun(msg, None)
 
         evaluation.apply(monitor, channel, decision, message)
 

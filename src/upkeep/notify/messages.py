@@ -29,18 +29,6 @@ class Message:
     notify_type: str  # apprise: info | success | warning | failure
 
 
-def base_url(settings: Any) -> str:
-    public = getattr(settings, "public_url", None)
-    if public:
-        return str(public).rstrip("/")
-    host = getattr(settings, "host", "127.0.0.1") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        import socket
-
-        host = socket.gethostname()
-    return f"http://{host}:{getattr(settings, 'port', 8750)}"
-
-
 def task_secrets(config: dict[str, Any] | None) -> list[str]:
     """Resolved values of the ``${env:..}`` references in a task's config (to scrub from messages)."""
     collected: list[str] = []

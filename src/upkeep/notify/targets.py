@@ -117,7 +117,7 @@ class _Check:
 
 
 class TargetEvaluation:
-    """The target side of one alerter evaluation (``_Evaluation`` applies the rules and sends)."""
+    """The target side of one alerter evaluation (``evaluation.Evaluation`` applies the rules and sends)."""
 
     def __init__(self, evaluation: Any):
         self.evaluation = evaluation
@@ -253,7 +253,7 @@ def _root_cause(target: str, graph: dict[str, list[str]], status: dict[str, Any]
 
 
 class _TargetTask:
-    """A target as ``_Evaluation`` addresses a task: the checking task's notify section and config
+    """A target as ``evaluation.Evaluation`` addresses a task: the checking task's notify section and config
     (for its secrets), the target's subject, and the check the message describes."""
 
     def __init__(self, task: Any, subject: Subject, check: _Check, record: dict[str, Any]):

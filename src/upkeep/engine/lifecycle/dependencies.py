@@ -18,6 +18,7 @@ Exactly once, with any number of workers finishing runs at the same moment:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,9 @@ from upkeep.engine.lifecycle.inserts import insert_once
 from upkeep.engine.lifecycle.rules import Trigger, run_values
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
 from upkeep.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, TIMED_OUT, Origin, Run, ScheduledTask
+
+# (session, run id, now, reason) -> the run's status after the cancel
+Cancel = Callable[[Session | Connection, int, datetime, str | None], str | None]
 
 RUNS = Run.__table__
 TASKS = ScheduledTask.__table__
@@ -86,9 +90,11 @@ def _latest_qualifying(on: str) -> sa.Select:
     )
 
 
-def start_dependents(s: Session | Connection, run: Any, now: datetime) -> list[int]:
+def start_dependents(s: Session | Connection, run: Any, now: datetime, *, cancel: Cancel) -> list[int]:
     """Create the runs (or skipped runs) of the tasks waiting for ``run``'s task, which just ended
-    at ``now``; returns their ids. ``run`` has the finishing UPDATE's returned columns."""
+    at ``now``; returns their ids. ``run`` has the finishing UPDATE's returned columns. ``cancel``
+    (``sql.cancel_in_session``, which finishes runs and so calls back here) ends the runs a
+    ``concurrency: replace`` dependent replaces."""
     ends = rules.ends_as(run.status, run.outcome)
     waiting = [
         task
@@ -102,7 +108,7 @@ def start_dependents(s: Session | Connection, run: Any, now: datetime) -> list[i
     for task in waiting:
         upstream = _upstream_runs(s, task, run, now)
         if upstream is not None:
-            run_id = _start(s, task, run, upstream, now)
+            run_id = _start(s, task, run, upstream, now, cancel)
             if run_id is not None:
                 created.append(run_id)
     if created and postgres:  # dispatchers sleeping until their next due run look again at commit
@@ -150,7 +156,9 @@ def _upstream_runs(s: Session | Connection, task: Any, run: Any, now: datetime) 
     return found
 
 
-def _start(s: Session | Connection, task: Any, run: Any, upstream: list[dict[str, Any]], now: datetime) -> int | None:
+def _start(
+    s: Session | Connection, task: Any, run: Any, upstream: list[dict[str, Any]], now: datetime, cancel: Cancel
+) -> int | None:
     """The dependent run, obeying the task's concurrency policy and maintenance windows."""
     active = s.execute(_ACTIVE, {"task_id": task.id}).all()
     trigger, summary = Trigger.DEPENDENCY, None
@@ -177,10 +185,8 @@ def _start(s: Session | Connection, task: Any, run: Any, upstream: list[dict[str
     if run_id is None:
         return None  # this upstream run already has its dependent run of this task
     if trigger == Trigger.DEPENDENCY and active and task.concurrency == "replace":
-        from upkeep.engine.lifecycle.sql import cancel_in_session
-
         for holder in active:
-            cancel_in_session(s, holder.id, now, f"replaced by run {run_id}, after run {run.id} of {run.task_name}")
+            cancel(s, holder.id, now, f"replaced by run {run_id}, after run {run.id} of {run.task_name}")
     note = rules.dependency_event(upstream, task.after.get("on", "success"))
     append_event(s, run_id, note.level, note.event, note.message, note.data, now)
     if summary:

@@ -569,7 +569,7 @@ def _start_dependents(s: Session | Connection, run: Any, now: datetime, *, retry
     if run.task_id is None or not rules.triggers_dependents(run.status, run.origin, run.dry_run, retrying):
         return
     if getattr(run, "has_downstream", None) or s.execute(_HAS_DOWNSTREAM, {"task_id": run.task_id}).scalar():
-        dependencies.start_dependents(s, run, now)
+        dependencies.start_dependents(s, run, now, cancel=cancel_in_session)
 
 
 def _dialect_name(s: Session | Connection) -> str:
