@@ -42,7 +42,7 @@ from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import Run, ScheduledTask
 from upkeep.engine.scheduler import Scheduler
-from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.pool import EmbeddedExecutor
 from benchmarks._tasks import spread_tasks
 
 def main():
@@ -129,7 +129,7 @@ import sqlalchemy as sa
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import Run
-from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.pool import EmbeddedExecutor
 from upkeep.engine.wakeup import broadcast
 
 def main():

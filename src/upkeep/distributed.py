@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from celery import Celery, signals
 
 from upkeep.engine import lifecycle
+from upkeep.engine.background import Background
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.settings import Settings
@@ -216,7 +217,7 @@ def _execute_in_worker(settings: Settings, run_id: int) -> str | None:
 # --- scheduler side ---------------------------------------------------------------------------
 
 
-class CeleryDispatcher:
+class CeleryDispatcher(Background):
     """Publishes due runs to the broker; runs in the scheduler process."""
 
     def __init__(self, settings: Settings, store: Store, app: Celery | None = None):
@@ -227,18 +228,15 @@ class CeleryDispatcher:
         self.app = app or make_celery(settings)
         self.notifier = Notifier(store, settings.resolved_data_dir)
         self.label = f"dispatcher:{lifecycle.HOSTNAME}:{os.getpid()}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="celery-dispatch")
-        self._thread.start()
+    thread_name = "celery-dispatch"
 
-    def stop(self) -> None:
-        self._stop.set()
+    def wake(self) -> None:
         self.notifier.wake()
-        if self._thread:
-            self._thread.join(10)
+
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         self.notifier.close()
 
     def dispatch_once(self) -> lifecycle.Handout:
@@ -256,7 +254,7 @@ class CeleryDispatcher:
                 self._stop.wait(1.0)
         return handout
 
-    def _loop(self) -> None:
+    def run(self) -> None:
         while not self._stop.is_set():
             try:
                 handout = self.dispatch_once()
@@ -346,8 +344,8 @@ def _celery_worker_main(
     parent_pid: int,
     services: ServicesFactory | None = None,
 ) -> None:
-    from upkeep.engine.executor import die_with_parent
     from upkeep.engine.registry import REGISTRY
+    from upkeep.engine.worker import die_with_parent
 
     global _pool_settings, _pool_services
     die_with_parent(parent_pid)

@@ -15,11 +15,9 @@ import sqlalchemy as sa
 
 from upkeep.clock import Clock
 from upkeep.store.db import Store
-from upkeep.store.models import ApiKey, Run, ScheduledTask
+from upkeep.store.models import FAILED_STATUSES, FINISHED_STATUSES, ApiKey, Run, ScheduledTask
 from upkeep.store.runs import overdue_tasks
 
-FAILED_STATUSES = ("failed", "timed_out")
-FINISHED_STATUSES = ("completed", "failed", "timed_out", "cancelled")
 PAST_DAY_TTL = timedelta(minutes=10)  # how long the counts of a whole past day are reused
 
 

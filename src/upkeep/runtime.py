@@ -13,6 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from upkeep.engine.background import Background
+
 # Imported by the functions that use them: the CLI calls ``open_store`` and ``configure_logging``
 # without loading the scheduler, the executor or the settings model.
 if TYPE_CHECKING:
@@ -90,7 +92,7 @@ def serve(
     import uvicorn
 
     from upkeep.api.app import create_app
-    from upkeep.engine.executor import EmbeddedExecutor
+    from upkeep.engine.pool import EmbeddedExecutor
     from upkeep.engine.scheduler import Scheduler
 
     store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
@@ -152,7 +154,7 @@ def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool =
     return parts
 
 
-class AlerterProcess:
+class AlerterProcess(Background):
     """The alerter of ``upkeep scheduler``, in a child process that is started again if it dies.
 
     An evaluation turns every run finished since the last one into rules, metrics and records. In
@@ -161,39 +163,31 @@ class AlerterProcess:
     evaluation (the measurements: benchmarks/README.md).
     """
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    thread_name = "alerter-process"
+    join_seconds = 11.0  # the child's own stop_timeout, and a second
 
-    def start(self) -> None:
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self.settings = settings
+
+    def run(self) -> None:
         import os
 
         from upkeep.engine.children import keep_running
 
-        self._thread = threading.Thread(
-            target=keep_running,
-            args=(_alerter_main, (self.settings.model_dump_json(), os.getpid())),
-            kwargs={
-                "name": "upkeep-alerter",
-                "what": "the alerter process",
-                "stop": self._stop,
-                "max_backoff": 1.0,
-                "stop_timeout": 10.0,
-            },
-            name="alerter-process",
-            daemon=True,
+        keep_running(
+            _alerter_main,
+            (self.settings.model_dump_json(), os.getpid()),
+            name="upkeep-alerter",
+            what="the alerter process",
+            stop=self._stop,
+            max_backoff=1.0,
+            stop_timeout=10.0,
         )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(11)
 
 
 def _alerter_main(settings_json: str, parent_pid: int) -> None:
-    from upkeep.engine.executor import die_with_parent
+    from upkeep.engine.worker import die_with_parent
     from upkeep.notify.alerter import Alerter
     from upkeep.settings import Settings
     from upkeep.store.db import Store
@@ -242,8 +236,8 @@ def run_embedded_worker(settings: Settings, *, queues: list[str] | None, concurr
 
     from upkeep.app.run_services import RunServices
     from upkeep.clock import utcnow
-    from upkeep.engine.executor import EmbeddedExecutor
     from upkeep.engine.lifecycle import HOSTNAME
+    from upkeep.engine.pool import EmbeddedExecutor
     from upkeep.engine.scheduler import record_instance
 
     store = open_store(settings, upgrade=False)

@@ -77,7 +77,7 @@ class LiveServer:
         self.parts: list = []
         if engine:
             from upkeep.app.run_services import RunServices
-            from upkeep.engine.executor import EmbeddedExecutor
+            from upkeep.engine.pool import EmbeddedExecutor
             from upkeep.engine.scheduler import Scheduler
 
             self.parts = [

@@ -101,7 +101,7 @@ NOT_FOR_READING = (
     "asyncpg",
     "psycopg",
     "upkeep.handlers",
-    "upkeep.engine.executor",
+    "upkeep.engine.pool",
     "upkeep.engine.context",
     "upkeep.api",
     "fastapi",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from upkeep.app import Upkeep
-from upkeep.engine.executor import ForegroundRunner
+from upkeep.engine.foreground import ForegroundRunner
 from upkeep.engine.registry import REGISTRY, handler
 from upkeep.settings import Settings
 from upkeep.store.db import Store

@@ -34,6 +34,10 @@ def task_runs(store, name: str) -> list[Run]:
         return list(s.execute(sa.select(Run).where(Run.task_name == name).order_by(Run.id)).scalars())
 
 
+def ids(handout: lifecycle.Handout) -> list[int]:
+    return [run.id for run in handout.items]
+
+
 def events(store, run_id: int) -> list[str]:
     with store.read() as s:
         return list(
@@ -140,7 +144,7 @@ def test_a_slot_outside_the_window_waits_for_it_and_runs_only_inside(service, st
     for minute in range(1, 9):
         clock.set(T0 + timedelta(minutes=minute))
         tick(store, clock.now())
-        for run_id in lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=clock.now()):
+        for run_id in ids(lifecycle.dispatch_due_runs(store, limit=10, queues=None, worker="test:1", now=clock.now())):
             started.append(clock.now())
             assert lifecycle.claim(store, run_id, WORKER) is not None
             lifecycle.finish(store, run_id, "completed", outcome="ok")
@@ -180,12 +184,12 @@ def test_a_waiting_run_has_no_worker_until_resumed_and_is_never_reaped(service, 
     assert lifecycle.wait(store, run_id, "waiting for an approval")
     assert not lifecycle.wait(store, run_id, "again")  # only a pending run can wait
     far = datetime.now(UTC) + timedelta(days=1)
-    assert lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=far) == []
+    assert ids(lifecycle.dispatch_due_runs(store, limit=10, queues=None, worker="test:1", now=far)) == []
     assert lifecycle.claim(store, run_id, WORKER) is None
     report = Reaper(store, service.settings).reap(now=far)
     assert report.recovered == [] and report.requeued == []
     assert lifecycle.resume(store, run_id, "approved by ops")
-    assert lifecycle.dispatch_due(store, limit=10, queues=None, worker="test:1", now=far) == [run_id]
+    assert ids(lifecycle.dispatch_due_runs(store, limit=10, queues=None, worker="test:1", now=far)) == [run_id]
     assert events(store, run_id) == ["waiting", "resumed"]
 
 

@@ -21,7 +21,7 @@ from upkeep.app import Upkeep
 from upkeep.app.run_services import RunServices
 from upkeep.cli.main import app as cli_app
 from upkeep.clock import FakeClock
-from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.pool import EmbeddedExecutor
 from upkeep.engine.scheduler import Scheduler
 from upkeep.notify.alerter import Alerter
 from upkeep.people import accounts, checklists

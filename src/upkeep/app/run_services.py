@@ -20,6 +20,8 @@ from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import (
     ACTIVE_STATUSES,
+    COMPLETED,
+    FAILED_STATUSES,
     PENDING,
     SUBMITTED,
     TERMINAL_STATUSES,
@@ -96,7 +98,7 @@ class RunServices:
                     .where(
                         ScheduledTask.enabled.is_(True),
                         sa.or_(
-                            ScheduledTask.last_status.in_(("failed", "timed_out")),
+                            ScheduledTask.last_status.in_(FAILED_STATUSES),
                             ScheduledTask.last_outcome == "critical",
                         ),
                     )
@@ -142,7 +144,7 @@ class RunServices:
                 streak = 0
                 for status, outcome in s.execute(
                     sa.select(Run.status, Run.outcome)
-                    .where(Run.task_id == task_id, Run.status.in_(("completed", "failed", "timed_out")))
+                    .where(Run.task_id == task_id, Run.status.in_((COMPLETED, *FAILED_STATUSES)))
                     .order_by(Run.created_at.desc(), Run.id.desc())
                     .limit(most)
                 ).all():

@@ -139,7 +139,7 @@ def _runner(settings, store, preload: tuple[str, ...] = ()):
     import atexit
 
     from upkeep.app.run_services import RunServices
-    from upkeep.engine.executor import ForegroundRunner
+    from upkeep.engine.foreground import ForegroundRunner
 
     if id(store) not in _RUNNERS:
         runner = ForegroundRunner(settings, store, preload, services=RunServices)

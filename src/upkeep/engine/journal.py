@@ -20,7 +20,7 @@ class StoreJournal:
         lifecycle.progress(self.store, run_id, fraction, message)
 
     def heartbeat(self, run_id: int) -> None:
-        lifecycle.beat(self.store, [run_id])
+        lifecycle.heartbeat_many(self.store, [run_id])
 
     def cancel_requested(self, run_id: int) -> bool:
         return lifecycle.cancel_requested(self.store, run_id)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from upkeep.clock import Clock
 from upkeep.engine import lifecycle
+from upkeep.engine.background import Background
 from upkeep.engine.lifecycle import Trigger, append_event
 from upkeep.engine.schedules import first_slot as first_slot  # re-exported: it moved to schedules
 from upkeep.engine.schedules import schedule_of
@@ -286,7 +286,7 @@ def _write(s: Session | Connection, plan: _Plan, result: TickResult) -> None:
         s.execute(_SET_NEXT_SLOT, plan.next_slots)
 
 
-class Scheduler:
+class Scheduler(Background):
     """The scheduler loop: tick, sleep until the next due slot or a change, reap stale runs."""
 
     def __init__(
@@ -308,8 +308,7 @@ class Scheduler:
         self.notifier = Notifier(store, settings.resolved_data_dir)
         self.reaper = Reaper(store, settings)
         self.instance_id = instance_id or f"scheduler:{lifecycle.HOSTNAME}:{__import__('os').getpid()}"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.chores = tuple(chores)
         self._last_recorded = -1e9
         # for /healthz: when the last tick succeeded (monotonic; the start counts as one) and the
@@ -317,15 +316,13 @@ class Scheduler:
         self.last_tick = time.monotonic()
         self.last_error: str | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name="scheduler", daemon=True)
-        self._thread.start()
+    thread_name = "scheduler"
 
-    def stop(self) -> None:
-        self._stop.set()
+    def wake(self) -> None:
         self.notifier.wake()
-        if self._thread:
-            self._thread.join(10)
+
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         self.notifier.close()
 
     def run_once(self) -> TickResult:
@@ -342,7 +339,7 @@ class Scheduler:
         for chore in self.chores:
             chore(self.store, self.clock.now())
 
-    def run_forever(self) -> None:
+    def run(self) -> None:
         next_reap = 0.0
         while not self._stop.is_set():
             try:

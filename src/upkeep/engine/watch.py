@@ -76,7 +76,7 @@ class Watcher:
         clock = time.monotonic()
         if self.runs and clock >= self._next_beat:
             self._next_beat = clock + self.heartbeat_seconds
-            self.lifecycle.beat(list(self.runs))
+            self.lifecycle.heartbeat_many(list(self.runs))
         if self.runs and clock >= self._next_cancel_check:
             self._next_cancel_check = clock + self.cancel_check_seconds
             for run_id, requested_at in self.lifecycle.cancel_requests(list(self.runs)).items():

@@ -31,7 +31,6 @@ Start it with ``Alerter(store, settings).start()`` and stop it with ``.stop()``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from upkeep import metrics
 from upkeep.clock import utcnow
+from upkeep.engine.background import Background
 from upkeep.notify import checklists, heartbeats, rules
 from upkeep.notify.channels import load_channels
 from upkeep.notify.evaluation import TASK_COLUMNS, Evaluation
@@ -102,7 +102,7 @@ class _Cursor:
         return {"at": self.at.isoformat(), "seen": sorted(self.seen.items()), "pinged": sorted(self.pinged)}
 
 
-class Alerter:
+class Alerter(Background):
     """Evaluates the notify rules of every task against the runs that finished since its cursor."""
 
     def __init__(
@@ -118,23 +118,18 @@ class Alerter:
         self.interval = interval
         self.overdue_every = overdue_every
         self.link_base = base_url(settings)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._unknown_warned: set[tuple[str, str]] = set()
 
     # --- the loop ---------------------------------------------------------------------------
 
+    thread_name = "alerter"
+
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="alerter", daemon=True)
-        self._thread.start()
+        self._stop.clear()  # an alerter may be started again after a stop
+        super().start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
+    def run(self) -> None:
         next_overdue = 0.0
         while not self._stop.is_set():
             try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from upkeep.clock import format_time
 from upkeep.secrets import redact, resolve, scrub
+from upkeep.store.models import FAILED_STATUSES
 
 SEVERITY_RANK = {"critical": 0, "error": 0, "warning": 1, "info": 2}
 TOP_FINDINGS = 5
@@ -65,7 +66,7 @@ def severity_of(kind: str, status: str | None, outcome: str | None) -> str:
         return "RESOLVED"
     if kind == "overdue":
         return "WARNING"
-    if status in ("failed", "timed_out") or outcome == "critical":
+    if status in FAILED_STATUSES or outcome == "critical":
         return "CRITICAL"
     if outcome == "warning":
         return "WARNING"

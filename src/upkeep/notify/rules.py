@@ -29,10 +29,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from upkeep.engine.taskspec import NotifySpec, parse_duration
+from upkeep.store.models import FAILED_STATUSES
 
 OK, FAILING, WARNING, CRITICAL, OVERDUE = "ok", "failing", "warning", "critical", "overdue"
 PROBLEM_STATES = (FAILING, WARNING, CRITICAL, OVERDUE)
-FAILED_STATUSES = ("failed", "timed_out")
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,13 @@ from upkeep.engine.targets import affected_targets, ancestors, dependencies, set
 from upkeep.notify.messages import NOTIFY_TYPE, Message, _clip
 from upkeep.notify.silences import Subject
 from upkeep.store import records as _records
-from upkeep.store.models import Run, ScheduledTask
+from upkeep.store.models import OUTCOME_RANK, Run, ScheduledTask
 from upkeep.store.records import CONFIG_DOMAIN
 
 DOMAIN = "_targets"
 PREFIX = "target/"  # alert_state and alerts name a target "target/KIND.NAME"
 REPORTING_TYPES = ("health.check",)  # handlers whose results list inventory targets (``target``)
 MAX_SETTLE = timedelta(days=1)
-RANK = {"ok": 0, "warning": 1, "critical": 2}
 DOWN = "critical"
 
 
@@ -142,14 +141,14 @@ class TargetEvaluation:
         """Evaluate the targets of a finished health check run; return the outcome the task itself
         alerts on (that of its inline checks only)."""
         result = self.s.execute(sa.select(Run.result).where(Run.id == run.id)).scalar() or {}
-        rows = [r for r in result.get("targets") or [] if isinstance(r, dict) and r.get("status") in RANK]
+        rows = [r for r in result.get("targets") or [] if isinstance(r, dict) and r.get("status") in OUTCOME_RANK]
         checks = [
             _Check(r["target"], r["status"], str(r.get("kind") or ""), str(r.get("detail") or ""))
             for r in rows
             if r.get("target")
         ]
         inline = [r["status"] for r in rows if not r.get("target")]
-        residual = max(inline, key=RANK.__getitem__) if inline else "ok"
+        residual = max(inline, key=OUTCOME_RANK.__getitem__) if inline else "ok"
         if not checks:
             return run.outcome if not rows else residual
         involved = {c.target for c in checks}
@@ -344,5 +343,5 @@ def overview(s: Session, now: datetime) -> list[dict[str, Any]]:
                 "alert": {"id": alert.id, "state": alert.state, "title": alert.title} if alert else None,
             }
         )
-    out.sort(key=lambda t: (-RANK.get(t["status"] or "ok", 0), t["target"]))
+    out.sort(key=lambda t: (-OUTCOME_RANK.get(t["status"] or "ok", 0), t["target"]))
     return out

@@ -26,8 +26,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from upkeep.store.models import FAILED_STATUSES, OUTCOME_RANK
+
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7), "month": timedelta(days=30)}
-RANK = {"ok": 0, "warning": 1, "critical": 2}
 SHOWN_FAILING = 20  # failing tasks the report lists (with their streak of runs not ok)
 
 
@@ -56,7 +57,7 @@ def runs_section(runs: list[dict], since: datetime, until: datetime) -> dict[str
     for run in runs:
         status = run.get("status") or "?"
         by_status[status] = by_status.get(status, 0) + 1
-        bad = status in ("failed", "timed_out")
+        bad = status in FAILED_STATUSES
         outcome = run.get("outcome") or ("ok" if status == "completed" else None)
         if outcome:
             by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
@@ -111,7 +112,7 @@ def health_section(services: Any, now: datetime) -> dict[str, Any]:
             entry = {k: rec.get(k) for k in ("name", "kind", "status", "detail", "since", "last_check")}
             entry["note"] = notes.get(str(rec.get("name")), "")
             targets.append(entry)
-    targets.sort(key=lambda t: (-RANK.get(t["status"] or "ok", 0), t["name"] or ""))
+    targets.sort(key=lambda t: (-OUTCOME_RANK.get(t["status"] or "ok", 0), t["name"] or ""))
     failing = summary.get("failing_tasks", [])
     streaks = services.not_ok_in_a_row([t["name"] for t in failing[:SHOWN_FAILING]])
     for task in failing:

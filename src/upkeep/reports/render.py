@@ -1,5 +1,8 @@
 """Render a digest (``build.build_digest``) as markdown or as one self-contained HTML page.
 
+(About 500 lines on purpose: the markdown and the HTML render the same sections in the same order,
+side by side, so a section added to one is seen missing from the other.)
+
 Charts are small inline SVG documents drawn here (no JavaScript, no CDN, nothing fetched), so the HTML
 works in a mail client and offline. :func:`capacity_chart_svg` is public for the web UI: one metric's
 samples, its fitted trend extended into the future (dashed), the threshold and the projected crossing.

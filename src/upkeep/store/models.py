@@ -69,7 +69,10 @@ TIMED_OUT, SKIPPED = RunStatus.TIMED_OUT, RunStatus.SKIPPED
 ACTIVE_STATUSES = tuple(s.value for s in (PENDING, WAITING, SUBMITTED, RUNNING))
 TERMINAL_STATUSES = tuple(s.value for s in (COMPLETED, FAILED, CANCELLED, TIMED_OUT, SKIPPED))
 ALL_STATUSES = ACTIVE_STATUSES + TERMINAL_STATUSES
+FAILED_STATUSES = (FAILED.value, TIMED_OUT.value)  # the run did not do its job: it crashed or ran out of time
+FINISHED_STATUSES = (COMPLETED.value, FAILED.value, TIMED_OUT.value, CANCELLED.value)  # ended after it was due
 OUTCOMES = tuple(o.value for o in Outcome)
+OUTCOME_RANK = {o.value: rank for rank, o in enumerate(Outcome)}  # ok < warning < critical
 ORIGINS = tuple(o.value for o in Origin)
 
 

@@ -1,7 +1,7 @@
 """The run lifecycle: the one owner of every write to a run.
 
 Named operations, no "update this run with these fields": ``create`` (with a ``Trigger``),
-``dispatch_due_runs``/``start_due_runs``/``dispatch_to``, ``claim``, ``heartbeat``/``beat``,
+``dispatch_due_runs``/``start_due_runs``/``dispatch_to``, ``claim``, ``heartbeat``/``heartbeat_many``,
 ``finish``, ``cancel``, ``requeue``, ``recover``, ``wait``/``resume``. What each writes besides
 the run (events, the task's summary, retries, lock release and the waiters it wakes) is decided
 in ``rules``, once, for both implementations:
@@ -18,7 +18,6 @@ Nothing outside this package executes a statement that changes ``runs`` (migrati
 from upkeep.engine.lifecycle.events import append_event
 from upkeep.engine.lifecycle.rules import Trigger
 from upkeep.engine.lifecycle.sql import (
-    beat,
     cancel,
     cancel_in_session,
     cancel_requested,
@@ -26,13 +25,13 @@ from upkeep.engine.lifecycle.sql import (
     claim,
     create,
     delete_ended,
-    dispatch_due,
     dispatch_due_runs,
     dispatch_to,
     event,
     finish,
     finish_many,
     heartbeat,
+    heartbeat_many,
     insert_scheduled_runs,
     progress,
     recover,
@@ -67,7 +66,7 @@ __all__ = [
     "Trigger",
     "WorkerIdentity",
     "append_event",
-    "beat",
+    "heartbeat_many",
     "cancel",
     "cancel_in_session",
     "cancel_requested",
@@ -75,7 +74,6 @@ __all__ = [
     "claim",
     "create",
     "delete_ended",
-    "dispatch_due",
     "dispatch_due_runs",
     "dispatch_to",
     "event",

@@ -243,11 +243,11 @@ class MemoryLifecycle:
 
     def heartbeat(self, run_id: int) -> bool:
         with self._mutex:
-            self.beat([run_id])
+            self.heartbeat_many([run_id])
             run = self.runs.get(run_id)
             return run is not None and run.cancel_requested_at is not None
 
-    def beat(self, run_ids: list[int]) -> None:
+    def heartbeat_many(self, run_ids: list[int]) -> None:
         now = self.clock()
         with self._mutex:
             for run_id in run_ids:

@@ -1,11 +1,15 @@
 """The run lifecycle on the store (SQLite and PostgreSQL): every statement that changes ``runs``.
 
+(Over 500 lines on purpose: it is the one place that writes a run, and its operations share the
+compiled statements, the finishing transaction and the lock handling; the rules they apply live in
+``rules``, dependent runs in ``dependencies``, event rows in ``events``.)
+
     pending -> submitted -> running -> completed | failed | cancelled | timed_out
     pending <-> waiting (held without a worker, never reaped)
     (and skipped, created terminal when a slot is refused)
 
 Named operations: ``create``, ``dispatch_due_runs``/``start_due_runs``/``dispatch_to``, ``claim``,
-``heartbeat``/``beat``/``progress``, ``finish``/``finish_many``, ``cancel``, ``requeue``,
+``heartbeat``/``heartbeat_many``/``progress``, ``finish``/``finish_many``, ``cancel``, ``requeue``,
 ``recover``, ``wait``/``resume`` and ``delete_ended``. Their rules (events, task summary, retries)
 come from ``rules``; ``memory`` implements the same operations without SQL.
 
@@ -138,13 +142,6 @@ def _mark_submitted(c: Connection, run_ids: list[int], dispatcher: str, now: dat
         .where(RUNS.c.id.in_(run_ids), RUNS.c.status == PENDING)
         .values(status=SUBMITTED, submitted_at=now, worker=dispatcher)
     )
-
-
-def dispatch_due(
-    store: Store, *, limit: int, queues: list[str] | None, worker: str, now: datetime | None = None
-) -> list[int]:
-    """``dispatch_due_runs``, the ids only."""
-    return [r.id for r in dispatch_due_runs(store, limit=limit, queues=queues, worker=worker, now=now).items]
 
 
 _NEXT_PENDING_DUE = sa.select(sa.func.min(RUNS.c.due_at)).where(RUNS.c.status == PENDING)
@@ -734,7 +731,7 @@ def heartbeat(store: Store, run_id: int) -> bool:
         return c.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar() is not None
 
 
-def beat(store: Store, run_ids: list[int]) -> None:
+def heartbeat_many(store: Store, run_ids: list[int]) -> None:
     """Heartbeat several running runs at once (one watcher beats for all its runs)."""
     with store.write_connection() as c:
         c.execute(_HEARTBEAT, {"run_ids": list(run_ids), "now": _now()})
@@ -903,8 +900,8 @@ class SqlLifecycle:
     def heartbeat(self, run_id: int) -> bool:
         return heartbeat(self.store, run_id)
 
-    def beat(self, run_ids: list[int]) -> None:
-        beat(self.store, run_ids)
+    def heartbeat_many(self, run_ids: list[int]) -> None:
+        heartbeat_many(self.store, run_ids)
 
     def cancel_requested(self, run_id: int) -> bool:
         return cancel_requested(self.store, run_id)

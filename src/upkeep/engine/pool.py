@@ -23,12 +23,9 @@ server. An idle daemon holds no worker process at all.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import importlib
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 import time
@@ -39,18 +36,19 @@ from multiprocessing.connection import Connection, wait
 import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
+from upkeep.engine.background import Background
 from upkeep.engine.context import ServicesFactory, kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import PendingResults, is_outage
 from upkeep.engine.wakeup import Notifier
 from upkeep.engine.watch import Watcher
+from upkeep.engine.worker import worker_main
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.models import FAILED, PENDING, Run, ScheduledTask
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 # a worker is started this long before a task's next slot, so the run starts on time although
 # the fork server and the worker start from nothing after an idle spell
 WARM_AHEAD_SECONDS = 10.0
@@ -84,14 +82,6 @@ def _stop_fork_server_if_unused() -> None:
             forkserver._forkserver._stop()
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this process when its parent dies; exit now if it already has."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def _worker_context():
     """Worker processes fork from a server process that imported the engine once (``forkserver``
     with preload): they share those pages instead of importing them each. Each worker imports the
@@ -101,93 +91,12 @@ def _worker_context():
     return context
 
 
-def worker_main(
-    conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
-) -> None:
-    """Entry point of a worker process: execute what the supervisor sends, one run at a time.
-
-    Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
-    handler, send its ``lifecycle.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
-    ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
-    them, so a cancel reaches a handler that is still running. ``preload``: modules imported
-    before the worker says it is ready (``HandlerSpec.preload``).
-    """
-    os.setsid()
-    # the parent is the fork server, which exits with the supervisor; a supervisor already gone
-    # shows as EOF on ``conn``, which ends this loop
-    die_with_parent(os.getppid())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from upkeep.engine.execute import call_handler, execute_run, unwatched
-    from upkeep.engine.registry import REGISTRY
-
-    settings = Settings.model_validate_json(settings_json)
-    store = Store(settings.resolved_database_url, pool_size=2)
-    run_services = services(store, settings, REGISTRY) if services is not None else None
-    identity = lifecycle.WorkerIdentity.current()
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    cancel_flags: dict[int, threading.Event] = {}
-
-    def read() -> None:
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                message = None
-            if message is None:
-                inbox.put(None)
-                return
-            kind, payload = message
-            if kind == "cancel":
-                flag = cancel_flags.get(payload)
-                if flag is not None:
-                    flag.set()
-                continue
-            run_id = payload.id if kind == "claimed" else payload
-            cancel_flags[run_id] = threading.Event()  # before the run is queued: no cancel is lost
-            inbox.put(message)
-
-    threading.Thread(target=read, name="worker-inbox", daemon=True).start()
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # the handler says what is missing when it runs
-            pass
-    conn.send(("ready", os.getpid()))
-    while (message := inbox.get()) is not None:
-        kind, payload = message
-        run_id = payload.id if kind == "claimed" else payload
-        try:
-            if kind == "claimed":
-                ending = call_handler(
-                    store, payload, settings, cancel_event=cancel_flags[run_id], services=run_services
-                )
-                reply: tuple = ("ended", run_id, ending)
-            else:
-                # the supervisor watches it (heartbeat, cancel, deadline) as it watches the others
-                done = execute_run(store, run_id, settings, worker=identity, services=run_services, watch=unwatched)
-                reply = ("done", run_id, done)
-        except Exception as exc:  # the store went away: report and let the reaper recover the run
-            log.exception("run %s could not be executed", run_id)
-            if kind == "claimed":
-                reply = ("ended", run_id, lifecycle.Finish(run_id, FAILED, error=f"{type(exc).__name__}: {exc}"))
-            else:
-                reply = ("done", run_id, f"error: {exc}")
-        finally:
-            cancel_flags.pop(run_id, None)
-        try:
-            conn.send(reply)
-        except (BrokenPipeError, OSError):
-            break
-    store.dispose()
-
-
 @dataclass
 class Slot:
     process: multiprocessing.Process
     conn: Connection
     ready: bool = False
     run_id: int | None = None
-    assigned_at: float = 0.0
     idle_since: float = 0.0  # monotonic time it became ready or free
 
     @property
@@ -204,7 +113,7 @@ class Slot:
         return self.run_id is not None
 
 
-class EmbeddedExecutor:
+class EmbeddedExecutor(Background):
     """Dispatches due pending runs to a pool of worker processes, enforcing deadlines and cancels."""
 
     def __init__(
@@ -229,8 +138,7 @@ class EmbeddedExecutor:
         self.label = f"{lifecycle.HOSTNAME}:{os.getpid()}"
         self._ctx = context or _worker_context()
         self._slots: list[Slot] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._settings_json = settings.model_dump_json()
         self._preload: tuple[str, ...] = ()
         self._quiet_until: float | None = None  # monotonic time until which no work is near
@@ -251,8 +159,7 @@ class EmbeddedExecutor:
         """Start the loop and the ``workers_warm`` workers; the others start when runs are due."""
         for _ in range(self.warm):
             self._slots.append(self._spawn())
-        self._thread = threading.Thread(target=self._loop, name="executor", daemon=True)
-        self._thread.start()
+        super().start()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until every worker process started so far is ready; False on timeout."""
@@ -263,11 +170,13 @@ class EmbeddedExecutor:
             time.sleep(0.05)
         return True
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+    thread_name = "executor"
+
+    def wake(self) -> None:
         self.notifier.wake()
-        if self._thread:
-            self._thread.join(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        super().stop(timeout)
         for slot in self._slots:
             if slot.busy:
                 self._kill(slot)
@@ -338,7 +247,7 @@ class EmbeddedExecutor:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def run(self) -> None:
         while not self._stop.is_set():
             try:
                 self._step()
@@ -425,7 +334,7 @@ class EmbeddedExecutor:
             self._assign(slot, item.id, item.timeout_seconds)
 
     def _occupy(self, slot: Slot, run_id: int, deadline: datetime | None) -> None:
-        slot.run_id, slot.assigned_at = run_id, time.monotonic()
+        slot.run_id = run_id
         self.watcher.watch(run_id, deadline, on_cancel=lambda: self._send(slot, ("cancel", run_id)))
 
     def _free(self, slot: Slot) -> None:
@@ -532,86 +441,3 @@ class EmbeddedExecutor:
                     raise
                 self._end(slot.run_id, FAILED, reason)  # recorded when the store answers
         self._replace(slot)
-
-
-class ForegroundRunner(EmbeddedExecutor):
-    """Execute runs in a killable worker process while the caller watches (``upkeep run``).
-
-    The embedded executor with one worker and no loop of its own: ``execute`` hands the worker
-    one run and does what the loop would (results, the watcher, a lost worker) until it ends. One
-    worker process serves every ``execute`` call (a tier runs its tasks one after another); it is
-    replaced only when a deadline or a cancel killed it. ``close()`` ends it.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        preload: tuple[str, ...] = (),
-        *,
-        services: ServicesFactory | None = None,
-    ):
-        # forked from this process, which has imported what the run needs (the handler's module
-        # alone, see ``Registry.resolve``): no fork server importing every handler first
-        super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
-        self._preload = tuple(preload)
-
-    def prepare(self) -> None:
-        """Start the worker process now, without waiting for it: it imports ``preload`` while the
-        caller creates the run (two cores, two things at once); ``execute`` waits until it is ready."""
-        if not self._slots:
-            self._slots = [self._spawn()]
-
-    def __enter__(self) -> ForegroundRunner:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _ready_slot(self) -> Slot:
-        if not self._slots:
-            self._slots = [self._spawn()]
-        slot = self._slots[0]
-        while not slot.ready:
-            if slot.conn.poll(0.05):
-                try:
-                    slot.ready = slot.conn.recv()[0] == "ready"
-                except (EOFError, OSError):
-                    slot.ready = False
-            if not slot.ready and not slot.process.is_alive():
-                self._kill(slot)
-                self._slots = []
-                raise RuntimeError(f"the worker process could not start (exit code {slot.process.exitcode})")
-        return slot
-
-    def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
-        slot = self._ready_slot()
-        self._assign(slot, run_id)
-        while slot.busy:
-            if slot.conn.poll(poll):
-                try:
-                    message = slot.conn.recv()
-                except (EOFError, OSError):
-                    message = ("lost",)
-                if message[0] == "done":
-                    self._free(slot)
-                elif message[0] == "lost":
-                    self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
-            elif not slot.process.is_alive():
-                self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
-            else:
-                self.watcher.check()
-            slot = self._slots[0]
-            if on_tick:
-                on_tick()
-
-    def close(self) -> None:
-        for slot in self._slots:
-            if slot.ready and not slot.busy:
-                with contextlib.suppress(Exception):
-                    slot.conn.send(None)
-                slot.process.join(3)
-            if slot.process.is_alive():
-                self._kill(slot)
-        self._slots = []
-        self.notifier.close()

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from upkeep.app import Upkeep
-from upkeep.engine.executor import EmbeddedExecutor
+from upkeep.engine.pool import EmbeddedExecutor
 from upkeep.engine.reaper import Reaper
 from upkeep.settings import Settings
 from upkeep.store.db import Store

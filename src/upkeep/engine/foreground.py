@@ -1,0 +1,94 @@
+"""``upkeep run``'s executor: the embedded pool with one worker process, driven by the caller."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+
+from upkeep.engine.context import ServicesFactory
+from upkeep.engine.pool import EmbeddedExecutor, Slot
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+
+
+class ForegroundRunner(EmbeddedExecutor):
+    """Execute runs in a killable worker process while the caller watches (``upkeep run``).
+
+    The embedded executor with one worker and no loop of its own: ``execute`` hands the worker
+    one run and does what the loop would (results, the watcher, a lost worker) until it ends. One
+    worker process serves every ``execute`` call (a tier runs its tasks one after another); it is
+    replaced only when a deadline or a cancel killed it. ``close()`` ends it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        preload: tuple[str, ...] = (),
+        *,
+        services: ServicesFactory | None = None,
+    ):
+        # forked from this process, which has imported what the run needs (the handler's module
+        # alone, see ``Registry.resolve``): no fork server importing every handler first
+        super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
+        self._preload = tuple(preload)
+
+    def prepare(self) -> None:
+        """Start the worker process now, without waiting for it: it imports ``preload`` while the
+        caller creates the run (two cores, two things at once); ``execute`` waits until it is ready."""
+        if not self._slots:
+            self._slots = [self._spawn()]
+
+    def __enter__(self) -> ForegroundRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _ready_slot(self) -> Slot:
+        if not self._slots:
+            self._slots = [self._spawn()]
+        slot = self._slots[0]
+        while not slot.ready:
+            if slot.conn.poll(0.05):
+                try:
+                    slot.ready = slot.conn.recv()[0] == "ready"
+                except (EOFError, OSError):
+                    slot.ready = False
+            if not slot.ready and not slot.process.is_alive():
+                self._kill(slot)
+                self._slots = []
+                raise RuntimeError(f"the worker process could not start (exit code {slot.process.exitcode})")
+        return slot
+
+    def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
+        slot = self._ready_slot()
+        self._assign(slot, run_id)
+        while slot.busy:
+            if slot.conn.poll(poll):
+                try:
+                    message = slot.conn.recv()
+                except (EOFError, OSError):
+                    message = ("lost",)
+                if message[0] == "done":
+                    self._free(slot)
+                elif message[0] == "lost":
+                    self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+            elif not slot.process.is_alive():
+                self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
+            else:
+                self.watcher.check()
+            slot = self._slots[0]
+            if on_tick:
+                on_tick()
+
+    def close(self) -> None:
+        for slot in self._slots:
+            if slot.ready and not slot.busy:
+                with contextlib.suppress(Exception):
+                    slot.conn.send(None)
+                slot.process.join(3)
+            if slot.process.is_alive():
+                self._kill(slot)
+        self._slots = []
+        self.notifier.close()

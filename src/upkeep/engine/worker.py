@@ -1,0 +1,112 @@
+"""A worker process of the embedded executor (``engine.pool``): it calls the handlers of the runs
+its supervisor hands it, one at a time, and dies with its parent."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import queue
+import signal
+import threading
+from multiprocessing.connection import Connection
+
+from upkeep.engine import lifecycle
+from upkeep.engine.context import ServicesFactory
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+from upkeep.store.models import FAILED
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when its parent dies; exit now if it already has."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def worker_main(
+    conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
+) -> None:
+    """Entry point of a worker process: execute what the supervisor sends, one run at a time.
+
+    Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
+    handler, send its ``lifecycle.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
+    ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
+    them, so a cancel reaches a handler that is still running. ``preload``: modules imported
+    before the worker says it is ready (``HandlerSpec.preload``).
+    """
+    os.setsid()
+    # the parent is the fork server, which exits with the supervisor; a supervisor already gone
+    # shows as EOF on ``conn``, which ends this loop
+    die_with_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from upkeep.engine.execute import call_handler, execute_run, unwatched
+    from upkeep.engine.registry import REGISTRY
+
+    settings = Settings.model_validate_json(settings_json)
+    store = Store(settings.resolved_database_url, pool_size=2)
+    run_services = services(store, settings, REGISTRY) if services is not None else None
+    identity = lifecycle.WorkerIdentity.current()
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    cancel_flags: dict[int, threading.Event] = {}
+
+    def read() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                message = None
+            if message is None:
+                inbox.put(None)
+                return
+            kind, payload = message
+            if kind == "cancel":
+                flag = cancel_flags.get(payload)
+                if flag is not None:
+                    flag.set()
+                continue
+            run_id = payload.id if kind == "claimed" else payload
+            cancel_flags[run_id] = threading.Event()  # before the run is queued: no cancel is lost
+            inbox.put(message)
+
+    threading.Thread(target=read, name="worker-inbox", daemon=True).start()
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the handler says what is missing when it runs
+            pass
+    conn.send(("ready", os.getpid()))
+    while (message := inbox.get()) is not None:
+        kind, payload = message
+        run_id = payload.id if kind == "claimed" else payload
+        try:
+            if kind == "claimed":
+                ending = call_handler(
+                    store, payload, settings, cancel_event=cancel_flags[run_id], services=run_services
+                )
+                reply: tuple = ("ended", run_id, ending)
+            else:
+                # the supervisor watches it (heartbeat, cancel, deadline) as it watches the others
+                done = execute_run(store, run_id, settings, worker=identity, services=run_services, watch=unwatched)
+                reply = ("done", run_id, done)
+        except Exception as exc:  # the store went away: report and let the reaper recover the run
+            log.exception("run %s could not be executed", run_id)
+            if kind == "claimed":
+                reply = ("ended", run_id, lifecycle.Finish(run_id, FAILED, error=f"{type(exc).__name__}: {exc}"))
+            else:
+                reply = ("done", run_id, f"error: {exc}")
+        finally:
+            cancel_flags.pop(run_id, None)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            break
+    store.dispose()
