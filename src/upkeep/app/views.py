@@ -15,31 +15,13 @@ from upkeep.errors import UserError
 from upkeep.secrets import redact
 from upkeep.store.models import AuditEntry, Run, RunEvent, ScheduledTask
 
-# Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column).
+# Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column): every field of the
+# one task model, in its order, under the same name but ``type`` (``task_type``); ``name`` is the key
+# and ``expect_success_within`` is stored as seconds (``expect_success_within_seconds``).
 SPEC_COLUMNS = {
-    "type": "task_type",
-    "description": "description",
-    "schedule": "schedule",
-    "timezone": "timezone",
-    "schedule_anchor": "schedule_anchor",
-    "enabled": "enabled",
-    "config": "config",
-    "tiers": "tiers",
-    "concurrency": "concurrency",
-    "misfire": "misfire",
-    "misfire_grace_seconds": "misfire_grace_seconds",
-    "locks": "locks",
-    "windows": "windows",
-    "max_retries": "max_retries",
-    "retry_backoff_seconds": "retry_backoff_seconds",
-    "retry_backoff_max_seconds": "retry_backoff_max_seconds",
-    "timeout_seconds": "timeout_seconds",
-    "jitter_seconds": "jitter_seconds",
-    "queue": "queue",
-    "notify": "notify",
-    "ping_url": "ping_url",
-    "affects": "affects",
-    "after": "after",
+    field: "task_type" if field == "type" else field
+    for field in TaskSpec.model_fields
+    if field not in ("name", "expect_success_within")
 }
 
 
