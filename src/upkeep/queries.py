@@ -19,6 +19,14 @@ from upkeep.store.models import FAILED_STATUSES, FINISHED_STATUSES, ApiKey, Run,
 from upkeep.store.runs import overdue_tasks
 
 PAST_DAY_TTL = timedelta(minutes=10)  # how long the counts of a whole past day are reused
+# The newest failed runs, from the partial index ix_runs_failed (its condition written as it is, so
+# the planner may use it). SQLite's planner, without statistics, prefers (status, due_at) and then
+# sorts every failure: it is told which index to read.
+_FAILED = "status IN ('failed', 'timed_out')"
+_LATEST_FAILED = {
+    False: sa.text(f"SELECT id FROM runs WHERE {_FAILED} ORDER BY id DESC LIMIT :n"),
+    True: sa.text(f"SELECT id FROM runs INDEXED BY ix_runs_failed WHERE {_FAILED} ORDER BY id DESC LIMIT :n"),
+}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -112,27 +120,55 @@ class Queries:
         store on every dashboard refresh would cost more than the rest of the page."""
         now = self.clock.now().astimezone(UTC)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        out = []
         with self.store.read() as s:
-            for back in range(days - 1, -1, -1):
-                start = today - timedelta(days=back)
-                key = start.date().isoformat()
-                cached = self._days.get(key) if back else None
-                if cached is None or now - cached[1] > PAST_DAY_TTL:
-                    rows = s.execute(
-                        sa.select(Run.status, Run.outcome, sa.func.count())
-                        .where(Run.created_at >= start, Run.created_at < start + timedelta(days=1))
-                        .group_by(Run.status, Run.outcome)
-                    ).all()
-                    cached = ({(r[0], r[1]): r[2] for r in rows}, now)
-                    if back:
-                        with self._days_lock:
-                            self._days[key] = cached
-                out.append({"day": key, "counts": cached[0]})
+            out = [
+                {"day": (today - timedelta(days=back)).date().isoformat(), "counts": self._day(s, today, back, now)}
+                for back in range(days - 1, -1, -1)
+            ]
         with self._days_lock:  # forget days that left the range
             for key in [k for k in self._days if k < out[0]["day"]]:
                 del self._days[key]
         return out
+
+    def _day(self, s, today: datetime, back: int, now: datetime) -> dict[tuple[str, str | None], int]:
+        """The (status, outcome) counts of the runs created on the UTC day ``back`` days before
+        ``today``: counted now for today, reused for ``PAST_DAY_TTL`` for a past day."""
+        start = today - timedelta(days=back)
+        key = start.date().isoformat()
+        cached = self._days.get(key) if back else None
+        if cached is None or now - cached[1] > PAST_DAY_TTL:
+            rows = s.execute(
+                sa.select(Run.status, Run.outcome, sa.func.count())
+                .where(Run.created_at >= start, Run.created_at < start + timedelta(days=1))
+                .group_by(Run.status, Run.outcome)
+            ).all()
+            cached = ({(r[0], r[1]): r[2] for r in rows}, now)
+            if back:
+                with self._days_lock:
+                    self._days[key] = cached
+        return cached[0]
+
+    def _runs_by_status(self, s, since: datetime, now: datetime) -> dict[str, int]:
+        """Runs created since ``since``, by status: the whole days between from the per-day
+        counts (``_day``), only the part of ``since``'s day and today counted now."""
+        # Grouping by an expression (not the bare column) keeps SQLite's planner on the
+        # (created_at, status) index: grouping by the column makes it walk the whole
+        # (status, due_at) index instead, 15x slower with a million runs.
+        status_key = Run.status.concat("").label("status")
+        now = now.astimezone(UTC)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        first_whole = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        if first_whole > today:  # less than a day back: all of it is counted now
+            first_whole = today = since
+        counts: dict[str, int] = {}
+        partial = (Run.created_at >= since) & (Run.created_at < first_whole)
+        for status, n in s.execute(sa.select(status_key, sa.func.count()).where(partial).group_by(status_key)):
+            counts[status] = counts.get(status, 0) + n
+        whole_days = (today - first_whole).days
+        for back in range(whole_days, -1, -1):  # back 0: today, counted now
+            for (status, _outcome), n in self._day(s, today, back, now).items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
 
     # --- overdue (same definition as Upkeep.overdue_tasks) ------------------------------------
 
@@ -149,15 +185,7 @@ class Queries:
         with self.store.read() as s:
             total = s.execute(sa.select(sa.func.count(t.id))).scalar_one()
             enabled = s.execute(sa.select(sa.func.count(t.id)).where(t.enabled.is_(True))).scalar_one()
-            # Grouping by an expression (not the bare column) keeps SQLite's planner on the
-            # (created_at, status) index: grouping by the column makes it walk the whole
-            # (status, due_at) index instead, 15x slower with a million runs.
-            status_key = Run.status.concat("").label("status")
-            by_status = dict(
-                s.execute(
-                    sa.select(status_key, sa.func.count()).where(Run.created_at >= since).group_by(status_key)
-                ).all()
-            )
+            by_status = self._runs_by_status(s, since, now)
             failing_filter = t.last_status.in_(FAILED_STATUSES) | (t.last_outcome == "critical")
             failing_count = s.execute(sa.select(sa.func.count(t.id)).where(failing_filter)).scalar_one()
             failing = [
@@ -178,12 +206,8 @@ class Queries:
                     .limit(limit)
                 )
             ]
-            # ids first, from the (status, ...) index alone; then only those rows
-            failed_ids = list(
-                s.execute(
-                    sa.select(Run.id).where(Run.status.in_(FAILED_STATUSES)).order_by(Run.id.desc()).limit(limit)
-                ).scalars()
-            )
+            # ids first, from the partial index of failed runs alone; then only those rows
+            failed_ids = list(s.execute(_LATEST_FAILED[s.get_bind().dialect.name == "sqlite"], {"n": limit}).scalars())
             recent_failures = [
                 {**dict(r._mapping), "created_at": _iso(r.created_at), "finished_at": _iso(r.finished_at)}
                 for r in s.execute(

@@ -80,3 +80,58 @@ def test_overdue_matches_the_engine_definition_and_dashboard_counts_the_window(s
     assert (board["tasks"], board["enabled"]) == (stats["tasks"], stats["enabled"]) == (5, 4)
     assert [r["task_name"] for r in board["recent_failures"]] == ["stuck"]
     assert [t["name"] for t in board["next_runs"]][:1] == ["behind"]
+
+
+def test_the_dashboards_window_counts_whole_days_once_and_both_partial_ends_exactly(sqlite_store):
+    """Runs every 5 hours over 10 days: the 7-day counts (whole past days reused from the per-day
+    counts, the first day's part and today counted live) equal a plain count of the window, at
+    several moments of the day, including just before and after midnight and after a run of a
+    past day changed status (reused counts are recounted after PAST_DAY_TTL)."""
+    start = datetime(2024, 5, 1, 0, 7, tzinfo=UTC)
+    statuses = ["completed", "failed", "cancelled", "timed_out"]
+    with sqlite_store.write() as s:
+        for i in range(10 * 24 // 5):
+            at = start + timedelta(hours=5 * i, minutes=i)
+            s.add(Run(task_name="t", task_type="debug.noop", status=statuses[i % 4], origin="manual", due_at=at))
+            s.flush()
+            s.execute(sa.update(Run).where(Run.due_at == at).values(created_at=at))
+
+    def plain(now: datetime) -> dict[str, int]:
+        with sqlite_store.read() as s:
+            rows = s.execute(
+                sa.select(Run.status, sa.func.count())
+                .where(Run.created_at >= now - timedelta(days=7))
+                .group_by(Run.status)
+            ).all()
+        return dict(rows)
+
+    clock = FakeClock(start + timedelta(days=10, hours=1))  # after the last run: none in the future
+    queries = Queries(sqlite_store, clock)
+    for step in (0, 5 * 3600, 64370, 20, 11 * 3600):  # 01:07, 06:07, 23:59:50, 00:00:10, 11:00:10
+        clock.advance(step)
+        assert queries.dashboard(days=7)["by_status"] == plain(clock.now()), clock.now()
+    with sqlite_store.write() as s:  # a run three days back ends differently
+        s.execute(
+            sa.update(Run)
+            .where(Run.created_at < clock.now() - timedelta(days=3), Run.created_at > clock.now() - timedelta(days=4))
+            .values(status="completed")
+        )
+    clock.advance(11 * 60)
+    assert queries.dashboard(days=7)["by_status"] == plain(clock.now())
+
+
+def test_recent_failures_are_the_newest_failed_and_timed_out_runs_on_both_stores(store):
+    statuses = ["completed", "failed", "timed_out", "cancelled", "completed"]
+    now = datetime.now(UTC)
+    with store.write() as s:
+        for i in range(40):
+            s.add(Run(task_name="t", task_type="debug.noop", status=statuses[i % 5], origin="manual", due_at=now))
+    with store.read() as s:
+        expected = list(
+            s.execute(
+                sa.select(Run.id).where(Run.status.in_(("failed", "timed_out"))).order_by(Run.id.desc()).limit(10)
+            ).scalars()
+        )
+    board = Queries(store, FakeClock(now)).dashboard(days=7)
+    assert [r["id"] for r in board["recent_failures"]] == expected and len(expected) == 10
+    assert {r["status"] for r in board["recent_failures"]} == {"failed", "timed_out"}

@@ -109,6 +109,8 @@ class Run(Base):
         sa.Index("ix_runs_task_recent", "task_id", "created_at", "status", "outcome"),  # the last 20 outcomes
         sa.Index("ix_runs_finished", "finished_at"),
         sa.Index("ix_runs_created_status", "created_at", "status"),
+        # the latest failed runs (the dashboard's "Recent failures") without sorting every failure
+        sa.Index("ix_runs_failed", "id", sqlite_where=sa.text("status IN ('failed', 'timed_out')")),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)

@@ -40,12 +40,14 @@ def overdue_tasks(s: Session, now: datetime) -> list[dict[str, Any]]:
     reasons: dict[int, tuple[str, str, str]] = {}
     t = ScheduledTask
     # 1. no success within expect_success_within
+    # "> 0" (not "is not null") and enabled checked here: SQLite then reads the few tasks that set
+    # it from ix_scheduled_tasks_expect_success instead of every enabled task
     for row in s.execute(
-        sa.select(t.id, t.name, t.task_type, t.last_success_at, t.created_at, t.expect_success_within_seconds).where(
-            t.enabled.is_(True), t.expect_success_within_seconds.is_not(None)
-        )
+        sa.select(
+            t.id, t.name, t.task_type, t.last_success_at, t.created_at, t.expect_success_within_seconds, t.enabled
+        ).where(t.expect_success_within_seconds > 0)
     ):
-        if not row.expect_success_within_seconds:
+        if not row.enabled:
             continue
         since = row.last_success_at or row.created_at
         if now - since > timedelta(seconds=row.expect_success_within_seconds):

@@ -106,4 +106,6 @@ scheduled_tasks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), default=_now, onupdate=_now, nullable=False),
     # the scheduler's two questions, "which tasks are due" and "when is the next one", use this
     sa.Index("ix_scheduled_tasks_due", "enabled", "next_run_at"),
+    sa.Index("ix_scheduled_tasks_last_outcome", "last_outcome"),  # failing = last_status or last_outcome
+    sa.Index("ix_scheduled_tasks_expect_success", "expect_success_within_seconds"),  # the few that expect one
 )

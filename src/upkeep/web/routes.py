@@ -30,6 +30,7 @@ from upkeep.api.security import (
     authenticate,
     csrf_ok,
 )
+from upkeep.app.pages import task_rows
 from upkeep.auth import list_keys, verify_token
 from upkeep.clock import format_time, relative, zone
 from upkeep.errors import NotFound, UserError
@@ -362,7 +363,7 @@ def tasks_page(
     }
     error = None
     try:
-        items, total = svc.list_tasks(**filters, limit=PAGE_SIZE, offset=offset)
+        items, total = task_rows(request.app.state.store, svc.registry, **filters, limit=PAGE_SIZE, offset=offset)
     except UserError as exc:
         items, total, error = [], 0, str(exc)
     query = {
