@@ -17,6 +17,7 @@ from upkeep.config_file import (
     validate_tasks,
 )
 from upkeep.errors import ConfigError
+from upkeep.settings import Settings
 from upkeep.store.models import Base
 from upkeep.store.records import CONFIG_DOMAIN, Records
 
@@ -77,6 +78,26 @@ def test_server_settings_sit_under_the_environment(tmp_path, monkeypatch):
     assert settings.resolved_data_dir == tmp_path / "state"
     assert settings_for(path, "sqlite:////tmp/x.db", environ={}).resolved_database_url == "sqlite:////tmp/x.db"
     assert settings_for(None, environ={"UPKEEP_CONFIG": str(path)}).config_path == path
+
+
+def test_the_environment_sets_settings_as_pydantic_settings_read_it(tmp_path, monkeypatch):
+    path = tmp_path / "upkeep.yaml"
+    path.write_text("server:\n  host: 0.0.0.0\n")
+    monkeypatch.setenv("upkeep_access_log", "true")  # names in any case
+    monkeypatch.setenv("UPKEEP_AUTH", '{"proxy_header": "Remote-User", "trusted_proxies": ["10.0.0.0/8"]}')
+    monkeypatch.setenv("UPKEEP_HEARTBEAT_SECONDS", "2.5")
+    monkeypatch.setenv("UPKEEP_NOT_A_SETTING", "x")
+    settings = settings_for(path)
+    assert settings.access_log is True and settings.heartbeat_seconds == 2.5 and settings.host == "0.0.0.0"
+    assert settings.auth.proxy_header == "Remote-User" and settings.auth.trusted_proxies == ["10.0.0.0/8"]
+    assert Settings(config=path, heartbeat_seconds=7).heartbeat_seconds == 7  # keyword arguments win
+    monkeypatch.setenv("UPKEEP_AUTH", "Remote-User")  # no JSON: the model refuses it, one clear line
+    with pytest.raises(ConfigError, match="invalid setting: server.auth"):
+        settings_for(path)
+    monkeypatch.setenv("UPKEEP_AUTH", "{}")
+    monkeypatch.setenv("UPKEEP_PORT", "eighty")
+    with pytest.raises(ConfigError, match="invalid setting: server.port"):
+        settings_for(path)
 
 
 def test_the_init_template_validates_and_touches_nothing_outside_the_data_dir(tmp_path):

@@ -8,12 +8,13 @@ for the system-wide ``/etc/upkeep/upkeep.yaml`` it is ``/var/lib/upkeep``.
 
 from __future__ import annotations
 
+import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from upkeep.bounds import DAY, HOUR
 
@@ -49,8 +50,48 @@ class AuthSettings(BaseModel):
         return value
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="UPKEEP_", extra="ignore")
+ENV_PREFIX = "UPKEEP_"
+
+
+def from_environment(model: type[BaseModel], environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The values of ``model``'s fields that ``UPKEEP_<FIELD>`` variables set (names in any case),
+    as pydantic-settings reads them: a field that holds a model, a list or a dict from JSON (text
+    that is no JSON is left to the model to refuse), every other field from the text itself.
+
+    Read here rather than by pydantic-settings, whose import (all its sources: dotenv, the clouds'
+    secret stores, its CLI parser) cost every command more than its settings are worth."""
+    env = os.environ if environ is None else environ
+    found = {key[len(ENV_PREFIX) :].lower(): value for key, value in env.items() if key.upper().startswith(ENV_PREFIX)}
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name not in found:
+            continue
+        value: Any = found[name]
+        if _complex(info.annotation):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        values[name] = value
+    return values
+
+
+def _complex(annotation: Any) -> bool:
+    origin = getattr(annotation, "__origin__", None) or annotation
+    return (isinstance(origin, type) and issubclass(origin, BaseModel | list | dict | set | tuple)) or any(
+        _complex(arg) for arg in getattr(annotation, "__args__", ()) if arg is not type(None)
+    )
+
+
+class Settings(BaseModel):
+    """The settings: keyword arguments (the config file's ``server:`` section, CLI options) over
+    ``UPKEEP_*`` environment variables over the defaults; ``settings_for`` lets the environment
+    win over the file by leaving out what it sets."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**from_environment(type(self)), **values})
 
     config: Path = Field(default=Path("upkeep.yaml"), description="Path of upkeep.yaml")
     data_dir: Path | None = Field(default=None, description="Defaults to .upkeep/ beside the config file")

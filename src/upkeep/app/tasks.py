@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
+from upkeep.app import task_list
 from upkeep.app.base import Base
 from upkeep.app.views import apply_spec, drift, task_after, task_spec_of, task_view
 from upkeep.engine import lifecycle, taskgraph
@@ -126,39 +127,9 @@ class TaskCases(Base):
     def task_view(self, task: ScheduledTask, *, detail: bool = False) -> dict[str, Any]:
         return task_view(task, now=self.clock.now(), detail=detail)
 
-    def list_tasks(
-        self,
-        *,
-        enabled: bool | None = None,
-        tier: str | None = None,
-        task_type: str | None = None,
-        last_status: str | None = None,
-        search: str | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        query = sa.select(ScheduledTask)
-        if enabled is not None:
-            query = query.where(ScheduledTask.enabled.is_(enabled))
-        if task_type:
-            canonical = self.registry.resolve(task_type)[0].name
-            query = query.where(ScheduledTask.task_type == canonical)
-        if last_status:
-            query = query.where(ScheduledTask.last_status == last_status)
-        if search:
-            query = query.where(ScheduledTask.name.contains(search))
-        with self.store.read() as s:
-            if tier:
-                rows = [t for t in s.execute(query.order_by(ScheduledTask.name)).scalars() if tier in (t.tiers or [])]
-                total = len(rows)
-                rows = rows[offset : offset + limit if limit else None]
-            else:
-                total = s.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-                query = query.order_by(ScheduledTask.name).offset(offset)
-                if limit:
-                    query = query.limit(limit)
-                rows = list(s.execute(query).scalars())
-            return [self.task_view(t) for t in rows], total
+    def list_tasks(self, **filters: Any) -> tuple[list[dict[str, Any]], int]:
+        """The tasks that match ``filters`` (``upkeep.app.task_list.list_tasks``) and their count."""
+        return task_list.list_tasks(self.store, registry=self.registry, **filters)
 
     def get_task(self, ref: str | int) -> dict[str, Any]:
         with self.store.read() as s:

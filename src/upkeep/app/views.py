@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from upkeep.engine.scheduler import schedule_of
+from upkeep.app.task_list import summary_view
 from upkeep.engine.schedules import explain_schedule
 from upkeep.engine.taskspec import TaskSpec, parse_duration
 from upkeep.errors import UserError
@@ -64,49 +64,7 @@ def task_after(spec: TaskSpec) -> dict[str, Any] | None:
 
 def task_view(task: ScheduledTask, *, now: datetime | None = None, detail: bool = False) -> dict[str, Any]:
     """A task as the adapters show it; ``detail`` (with ``now``) adds its next times and drift."""
-    try:
-        text = schedule_of(task).explain()
-    except UserError as exc:
-        text = f"invalid schedule: {exc}"
-    view = {
-        "id": task.id,
-        "name": task.name,
-        "type": task.task_type,
-        "description": task.description,
-        "schedule": task.schedule,
-        "timezone": task.timezone,
-        "schedule_text": text,
-        "enabled": task.enabled,
-        "tiers": list(task.tiers or []),
-        "config": redact(task.config or {}),
-        "concurrency": task.concurrency,
-        "misfire": task.misfire,
-        "misfire_grace_seconds": task.misfire_grace_seconds,
-        "locks": list(task.locks or []),
-        "windows": list(task.windows or []),
-        "max_retries": task.max_retries,
-        "retry_backoff_seconds": task.retry_backoff_seconds,
-        "retry_backoff_max_seconds": task.retry_backoff_max_seconds,
-        "timeout_seconds": task.timeout_seconds,
-        "jitter_seconds": task.jitter_seconds,
-        "queue": task.queue,
-        "notify": task.notify or {},
-        "expect_success_within_seconds": task.expect_success_within_seconds,
-        "ping_url": redact(task.ping_url) if task.ping_url else None,
-        "affects": task.affects,
-        "after": task.after,
-        "managed_by": task.managed_by,
-        "next_run_at": _iso(task.next_run_at),
-        "last_run_id": task.last_run_id,
-        "last_status": task.last_status,
-        "last_outcome": task.last_outcome,
-        "last_run_at": _iso(task.last_run_at),
-        "last_success_at": _iso(task.last_success_at),
-        "last_duration_seconds": task.last_duration_seconds,
-        "consecutive_failures": task.consecutive_failures,
-        "created_at": _iso(task.created_at),
-        "updated_at": _iso(task.updated_at),
-    }
+    view = summary_view(task)
     if detail:
         try:
             info = explain_schedule(

@@ -30,7 +30,9 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """List tasks."""
-    tasks, total = state(ctx).service.list_tasks(enabled=enabled, tier=tier, task_type=task_type, search=search)
+    from upkeep.app.task_list import list_tasks  # not the use cases that write: no ORM, no lifecycle
+
+    tasks, total = list_tasks(state(ctx).store(), enabled=enabled, tier=tier, task_type=task_type, search=search)
     if as_json:
         print_json({"total": total, "tasks": tasks})
         return
