@@ -374,32 +374,14 @@ class MemoryLifecycle:
         cap = task.retry_backoff_max_seconds if task else rules.DEFAULT_BACKOFF_MAX_SECONDS
         delay = rules.backoff_seconds(run.attempt, base, cap)
         retry_id = self._insert(
-            dict(
-                task_id=run.task_id,
-                task_name=run.task_name,
-                task_type=run.task_type,
-                requested_type=run.requested_type,
-                origin=rules.ORIGIN_AND_STATUS[Trigger.RETRY][0],
-                scheduled_for=None,
-                due_at=now + timedelta(seconds=delay),
-                status=PENDING,
-                attempt=run.attempt + 1,
-                retry_of=run.id,
-                parent_run_id=run.parent_run_id,
-                config=run.config,
-                dry_run=run.dry_run,
-                confirm=run.confirm,
-                queue=run.queue,
-                timeout_seconds=run.timeout_seconds,
-                max_retries=run.max_retries,
+            rules.retry_values(run, now, delay)
+            | dict(
                 locks=list(run.locks),
-                triggered_by=run.triggered_by,
-                created_at=now,
+                scheduled_for=None,
                 summary=None,
                 finished_at=None,
                 worker=None,
                 submitted_at=None,
-                event_count=0,
             )
         )
         self._append(run, rules.retry_event(run.attempt + 1, retry_id, delay), now)

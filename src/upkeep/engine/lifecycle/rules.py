@@ -67,6 +67,33 @@ ORIGIN_AND_STATUS: dict[Trigger, tuple[str, str]] = {
 }
 
 
+def retry_values(run: Any, now: datetime, delay: float) -> dict[str, Any]:
+    """The column values of the run that retries ``run`` in ``delay`` seconds: attempt + 1, the
+    same task, config, flags and policies (a retry is a new run pointing at the run it retries)."""
+    return dict(
+        task_id=run.task_id,
+        task_name=run.task_name,
+        task_type=run.task_type,
+        requested_type=run.requested_type,
+        origin=ORIGIN_AND_STATUS[Trigger.RETRY][0],
+        due_at=now + timedelta(seconds=delay),
+        status=PENDING,
+        attempt=run.attempt + 1,
+        retry_of=run.id,
+        parent_run_id=run.parent_run_id,
+        config=run.config,
+        dry_run=run.dry_run,
+        confirm=run.confirm,
+        queue=run.queue,
+        timeout_seconds=run.timeout_seconds,
+        max_retries=run.max_retries,
+        locks=run.locks,
+        triggered_by=run.triggered_by,
+        created_at=now,
+        event_count=0,
+    )
+
+
 def run_values(
     *,
     trigger: Trigger,

@@ -637,28 +637,7 @@ def _schedule_retry(s: Session | Connection, run: Any, now: datetime) -> int:
     base = task.retry_backoff_seconds if task else rules.DEFAULT_BACKOFF_SECONDS
     cap = task.retry_backoff_max_seconds if task else rules.DEFAULT_BACKOFF_MAX_SECONDS
     delay = rules.backoff_seconds(run.attempt, base, cap)
-    values = dict(
-        task_id=run.task_id,
-        task_name=run.task_name,
-        task_type=run.task_type,
-        requested_type=run.requested_type,
-        origin=rules.ORIGIN_AND_STATUS[Trigger.RETRY][0],
-        due_at=now + timedelta(seconds=delay),
-        status=PENDING,
-        attempt=run.attempt + 1,
-        retry_of=run.id,
-        parent_run_id=run.parent_run_id,
-        config=run.config,
-        dry_run=run.dry_run,
-        confirm=run.confirm,
-        queue=run.queue,
-        timeout_seconds=run.timeout_seconds,
-        max_retries=run.max_retries,
-        locks=run.locks,
-        triggered_by=run.triggered_by,
-        created_at=now,
-        event_count=0,
-    )
+    values = rules.retry_values(run, now, delay)
     retry_id = s.execute(sa.insert(RUNS).values(**values).returning(RUNS.c.id)).scalar_one()
     note = rules.retry_event(run.attempt + 1, retry_id, delay)
     append_event(s, run.id, note.level, note.event, note.message, note.data)
