@@ -27,7 +27,7 @@ from upkeep.app import task_list
 from upkeep.app.base import Base
 from upkeep.app.views import apply_spec, drift, task_after, task_spec_of, task_view
 from upkeep.engine import lifecycle, taskgraph
-from upkeep.engine.scheduler import first_slot
+from upkeep.engine.schedules import first_slot
 from upkeep.engine.taskspec import validate_task
 from upkeep.errors import Conflict, UserError
 from upkeep.secrets import REDACTED, is_secret_key

@@ -36,7 +36,6 @@ from upkeep.clock import Clock
 from upkeep.engine import lifecycle
 from upkeep.engine.background import Background
 from upkeep.engine.lifecycle import Trigger, append_event
-from upkeep.engine.schedules import first_slot as first_slot  # re-exported: it moved to schedules
 from upkeep.engine.schedules import schedule_of
 from upkeep.engine.wakeup import Notifier, notify_hosts, wake_local
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
