@@ -44,6 +44,10 @@ class RunServices:
     def database_url(self) -> str:
         return self.store.url
 
+    @property
+    def config_file(self) -> str | None:
+        return str(self.settings.config or "") or None
+
     def reap(self, *, dry_run: bool) -> dict[str, Any]:
         # asked for now, by someone who sees the store answer: heartbeats are judged at once
         return Reaper(self.store, self.settings).reap(dry_run=dry_run, judge_heartbeats=True).as_dict()

@@ -89,6 +89,8 @@ class Services(Protocol):
 
     @property
     def database_url(self) -> str: ...
+    @property
+    def config_file(self) -> str | None: ...  # the upkeep.yaml this instance reads, if any
 
     # runs.reap, runs.cleanup, health.report, capacity, performance review
     def reap(self, *, dry_run: bool) -> dict[str, Any]: ...

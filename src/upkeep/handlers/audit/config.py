@@ -300,8 +300,7 @@ def _upkeep_config_findings(ctx: RunContext, config: ConfigAuditConfig) -> tuple
         return [], None
     path = config.upkeep_config
     if path is None:
-        settings = getattr(services, "settings", None)
-        path = str(getattr(settings, "config", "") or "") or None
+        path = services.config_file
     if path is None or not Path(path).exists():
         return [], None
     out = []

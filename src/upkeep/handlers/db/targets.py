@@ -54,11 +54,8 @@ def sqlite_path(target: dict | str) -> Path:
 
 def _own_store_url(ctx: Any) -> str:
     services = getattr(ctx, "services", None)
-    for source in (services, getattr(services, "settings", None), getattr(services, "store", None)):
-        for attr in ("database_url", "resolved_database_url", "url"):
-            value = getattr(source, attr, None) if source is not None else None
-            if isinstance(value, str) and value:
-                return value
+    if services is not None and services.database_url:
+        return services.database_url
     env_url = os.environ.get("UPKEEP_DATABASE_URL")
     if env_url:
         return env_url
