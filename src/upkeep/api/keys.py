@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path
 
-from upkeep import auth
 from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import KeyCreate, KeyCreated, KeyOut, Me
 from upkeep.api.security import Principal, require_admin, require_viewer
 from upkeep.app import Upkeep
+from upkeep.app import keys as key_cases
 from upkeep.errors import Conflict
 
 router = APIRouter(tags=["keys"])
@@ -28,7 +28,7 @@ def me(principal: Principal = Depends(require_viewer)) -> dict:
 
 @router.get("/keys", response_model=list[KeyOut], responses=problem_responses(401, 403), summary="List keys")
 def list_keys(_: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)) -> list:
-    return auth.list_keys(svc.store)
+    return key_cases.list_keys(svc.store)
 
 
 @router.post(
@@ -39,8 +39,7 @@ def list_keys(_: Principal = Depends(require_admin), svc: Upkeep = Depends(get_u
     summary="Create a key (the token is shown once)",
 )
 def create_key(body: KeyCreate, principal: Principal = Depends(require_admin), svc: Upkeep = Depends(get_upkeep)):
-    view, token = auth.create_key(svc.store, name=body.name, role=body.role)
-    svc.record_audit(principal.actor, "create", "key", view["name"], after={"name": view["name"], "role": view["role"]})
+    view, token = key_cases.create_key(svc, name=body.name, role=body.role, actor=principal.actor)
     return {**view, "token": token}
 
 
@@ -64,13 +63,4 @@ def revoke_key(
         from upkeep.errors import NotFound
 
         raise NotFound(f"no key {ref!r}", hint="GET /api/v1/keys lists them")
-    before = auth.revoke_key(svc.store, ref)
-    svc.record_audit(
-        principal.actor,
-        "revoke",
-        "key",
-        before["name"],
-        before={"revoked_at": None},
-        after={"revoked_at": before["revoked_at"]},
-    )
-    return before
+    return key_cases.revoke_key(svc, ref, actor=principal.actor)

@@ -17,11 +17,9 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with the token)"),
 ) -> None:
     """Create an API key; its token is printed once and cannot be shown again."""
-    from upkeep.auth import create_key
+    from upkeep.app.keys import create_key
 
-    st = state(ctx)
-    view, token = create_key(st.store(), name=name, role=role)
-    st.service.record_audit(actor(), "create", "api_key", name, after={"role": role, "prefix": view["prefix"]})
+    view, token = create_key(state(ctx).service, name=name, role=role, actor=actor())
     if as_json:
         print_json({**view, "token": token})
         return
@@ -32,7 +30,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List API keys (never their tokens)."""
-    from upkeep.auth import list_keys
+    from upkeep.app.keys import list_keys
 
     keys = list_keys(state(ctx).store())
     if as_json:
@@ -62,13 +60,9 @@ def revoke(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Revoke an API key (it stops working at once)."""
-    from upkeep.auth import revoke_key
+    from upkeep.app.keys import revoke_key
 
-    st = state(ctx)
-    view = revoke_key(st.store(), name)
-    st.service.record_audit(
-        actor(), "revoke", "api_key", view["name"], before={"revoked": False}, after={"revoked": True}
-    )
+    view = revoke_key(state(ctx).service, name, actor=actor())
     if as_json:
         print_json(view)
     else:
