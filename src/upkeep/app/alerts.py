@@ -17,29 +17,15 @@ from sqlalchemy.orm import Session
 from upkeep.errors import Conflict, NotFound, UserError
 from upkeep.notify import alerts
 from upkeep.notify.silences import describe_match, silence_view, validate_silence
+from upkeep.store.audit import add_audit
 from upkeep.store.db import Store
-from upkeep.store.models import Alert, AlertDelivery, AuditEntry, Heartbeat, ScheduledTask, Silence
+from upkeep.store.models import Alert, AlertDelivery, Heartbeat, ScheduledTask, Silence
 
 MAX_LIST = 1000
 
 
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
-
-
-def _audit(s: Session, now: datetime, actor: str, action: str, kind: str, ref: Any, before, after, detail=None):
-    s.add(
-        AuditEntry(
-            ts=now,
-            actor=actor,
-            action=action,
-            object_type=kind,
-            object_id=str(ref),
-            before=before,
-            after=after,
-            detail=detail or None,
-        )
-    )
 
 
 # --- alerts ----------------------------------------------------------------------------------
@@ -97,9 +83,8 @@ def acknowledge(store: Store, alert_id: int, *, actor: str, now: datetime | None
             row.state = alerts.ACKNOWLEDGED
             row.acknowledged_at = row.updated_at = now
             row.acknowledged_by = actor
-            _audit(
-                s, now, actor, "acknowledge", "alert", row.id, {"state": alerts.OPEN}, {"state": row.state}, row.title
-            )
+            change = {"before": {"state": alerts.OPEN}, "after": {"state": row.state}, "detail": row.title}
+            add_audit(s, ts=now, actor=actor, action="acknowledge", object_type="alert", object_id=row.id, **change)
         return _view(s, row)
 
 
@@ -209,7 +194,10 @@ def create_silence(
         s.add(row)
         s.flush()
         view = silence_view(row, now)
-        _audit(s, now, actor, "silence", "silence", row.id, None, view, reason or describe_match(match))
+        detail = reason or describe_match(match)
+        add_audit(
+            s, ts=now, actor=actor, action="silence", object_type="silence", object_id=row.id, after=view, detail=detail
+        )
     return view
 
 
@@ -239,7 +227,16 @@ def update_silence(
             row.managed_by = managed_by
         after = silence_view(row, now)
         if after != before:
-            _audit(s, now, actor, "update", "silence", row.id, before, after)
+            add_audit(
+                s,
+                ts=now,
+                actor=actor,
+                action="update",
+                object_type="silence",
+                object_id=row.id,
+                before=before,
+                after=after,
+            )
     return after
 
 
@@ -259,7 +256,16 @@ def expire_silence(store: Store, silence_id: int, *, actor: str, now: datetime |
         if row.until is None or row.until > now:
             row.until = now
         after = silence_view(row, now)
-        _audit(s, now, actor, "unsilence", "silence", row.id, before, after)
+        add_audit(
+            s,
+            ts=now,
+            actor=actor,
+            action="unsilence",
+            object_type="silence",
+            object_id=row.id,
+            before=before,
+            after=after,
+        )
     return after
 
 
@@ -268,7 +274,15 @@ def delete_silence(store: Store, silence_id: int, *, actor: str, now: datetime |
     now = _now(now)
     with store.write() as s:
         row = _silence(s, silence_id)
-        _audit(s, now, actor, "delete", "silence", row.id, silence_view(row, now), None)
+        add_audit(
+            s,
+            ts=now,
+            actor=actor,
+            action="delete",
+            object_type="silence",
+            object_id=row.id,
+            before=silence_view(row, now),
+        )
         s.delete(row)
 
 
