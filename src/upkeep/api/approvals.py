@@ -14,6 +14,7 @@ from upkeep.api.deps import get_upkeep
 from upkeep.api.problems import problem_responses
 from upkeep.api.security import Principal, require, require_viewer
 from upkeep.app import Upkeep
+from upkeep.app.approvals import decide
 from upkeep.people import approvals
 
 router = APIRouter(tags=["approvals"])
@@ -54,20 +55,8 @@ def list_approvals(
 
 
 def _decide(approve: bool, approval_id: int, body: Decision | None, principal: Principal, svc: Upkeep) -> dict:
-    from upkeep.engine.wakeup import broadcast
-
-    view = approvals.decide(
-        svc.store,
-        approval_id,
-        approve=approve,
-        actor=principal.actor,
-        role=principal.role,
-        reason=body.reason if body else None,
-        now=svc.clock.now(),
-    )
-    if approve:  # the resumed run is due now: wake the dispatchers sleeping until their next due run
-        broadcast(svc.store, svc.settings.resolved_data_dir)
-    return view
+    reason = body.reason if body else None
+    return decide(svc, approval_id, approve=approve, actor=principal.actor, role=principal.role, reason=reason)
 
 
 @router.post(

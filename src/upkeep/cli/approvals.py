@@ -35,14 +35,15 @@ def list_(
 
 
 def _decide(ctx: typer.Context, approval_id: int, name: str, approve: bool, reason: str | None, as_json: bool) -> None:
+    from upkeep.app.approvals import decide
     from upkeep.people import approvals
     from upkeep.people.accounts import person_actor
 
     store = state(ctx).store()
     needed = approvals.get(store, approval_id)["role"]
     who = person_actor(store, name, role=needed)
-    view = approvals.decide(
-        store,
+    view = decide(
+        state(ctx).service,
         approval_id,
         approve=approve,
         actor=who,
@@ -50,10 +51,6 @@ def _decide(ctx: typer.Context, approval_id: int, name: str, approve: bool, reas
         reason=reason,
         detail=f"decided in the CLI by {actor()}",
     )
-    if approve:  # the resumed run is due now: wake a serving dispatcher
-        from upkeep.engine.wakeup import broadcast
-
-        broadcast(store, state(ctx).settings.resolved_data_dir)
     if as_json:
         print_json(view)
         return
