@@ -36,10 +36,10 @@ from upkeep.api.problems import RETRY_AFTER_SECONDS, ProblemError, install_probl
 from upkeep.api.schemas import Health, Liveness
 from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.app import Upkeep
+from upkeep.app.terms import Store
 from upkeep.clock import Clock
 from upkeep.queries import Queries
 from upkeep.settings import Settings
-from upkeep.store.db import Store
 
 log = logging.getLogger(__name__)
 

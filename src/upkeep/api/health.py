@@ -15,8 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from upkeep.store.db import Store
-from upkeep.store.records import Records
+from upkeep.app.terms import Records, Store
 
 WRITE_PROBE_SECONDS = 10.0
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.problems import ProblemError, problem_responses
 from upkeep.api.security import Principal, require_admin, require_operator, require_viewer
-from upkeep.engine.taskspec import NotifySpec
+from upkeep.app.terms import NotifySpec
 from upkeep.heartbeats import monitors
 from upkeep.heartbeats.spec import DEFAULT_GRACE, NAME_PATTERN
 from upkeep.heartbeats.state import STATUSES

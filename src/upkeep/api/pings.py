@@ -19,9 +19,9 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from upkeep.api.problems import problem_responses
+from upkeep.app.terms import Store
 from upkeep.heartbeats.pings import BODY_LIMIT, Ping, UnknownPings, record_ping
 from upkeep.ratelimit import KeyedRateLimiter
-from upkeep.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from upkeep.app.terms import AffectsSpec, AfterSpec, NotifySpec
 from upkeep.bounds import MAX_BACKOFF_SECONDS, MAX_GRACE_SECONDS, MAX_JITTER_SECONDS, MAX_TIMEOUT_SECONDS
-from upkeep.engine.taskspec import AffectsSpec, AfterSpec, NotifySpec
 
 Role = Literal["viewer", "operator", "admin"]
 

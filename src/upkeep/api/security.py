@@ -174,7 +174,7 @@ class LoginThrottle:
     ``limit`` failures within ``window`` seconds, the address waits until the oldest leaves it."""
 
     def __init__(self, store, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW):
-        from upkeep.store.records import Records
+        from upkeep.app.terms import Records
 
         self.records = Records(store, LOGIN_FAILURES_DOMAIN)
         self.limit, self.window = limit, window

@@ -28,7 +28,7 @@ from upkeep.api.redaction import safe
 from upkeep.api.runs import RunId
 from upkeep.api.security import Principal, require_viewer
 from upkeep.app import Upkeep
-from upkeep.store.models import TERMINAL_STATUSES
+from upkeep.app.terms import TERMINAL_STATUSES
 
 router = APIRouter(tags=["runs"])
 

@@ -21,8 +21,7 @@ from upkeep.api.schemas import RunOut, RunPage, RunRequest, Task, TaskCreate, Ta
 from upkeep.api.security import Principal, require_admin, require_operator, require_viewer
 from upkeep.api.validation import check_config, check_task
 from upkeep.app import Upkeep
-from upkeep.engine.taskspec import TaskSpec
-from upkeep.store.models import ALL_STATUSES, OUTCOMES
+from upkeep.app.terms import ALL_STATUSES, OUTCOMES, TaskSpec
 
 router = APIRouter(prefix="/scheduled-tasks", tags=["tasks"])
 

@@ -12,9 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from upkeep.api.problems import FIELD_ALIASES, ProblemError, errors_from_validation
-from upkeep.engine.registry import RUN_FLAGS, Registry
-from upkeep.engine.taskspec import TaskSpec
-from upkeep.errors import UserError
+from upkeep.app.terms import Registry, TaskSpec
+from upkeep.errors import ConfigError, UserError
 
 
 def _raise(errors: list[dict[str, Any]], what: str) -> None:
@@ -29,14 +28,10 @@ def check_config(registry: Registry, task_type: str, config: dict[str, Any], *, 
         spec = registry.get(task_type)
     except UserError as exc:
         raise ProblemError(422, exc.message, field="type", hint=exc.hint) from None
-    raw = {k: v for k, v in config.items() if k not in RUN_FLAGS}
-    if "confirm" in raw:
-        raise ProblemError(
-            422,
-            "a confirmed action is never pre-approved in task config",
-            field=f"{prefix}.confirm",
-            hint="pass confirm with the run request",
-        )
+    try:
+        raw, _flags = spec.split_run_flags(config)  # the one judge of a pre-approved confirm
+    except ConfigError as exc:
+        raise ProblemError(422, exc.message, field=f"{prefix}.confirm", hint=exc.hint) from None
     try:
         spec.config_model.model_validate(raw)
     except ValidationError as exc:

@@ -109,3 +109,27 @@ def restore_plan(svc, source: str, *, backup: str = "latest", actor: str) -> dic
     _known(svc.store, source, backup)
     config = {"source": source, "backup": backup}
     return svc.create_adhoc_run("backup.restore", config, actor=actor, dry_run=True)
+
+
+# --- the catalog, as ``upkeep backups`` lists it ---------------------------------------------------
+
+
+def catalog_rows(store: Store, source: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Catalogued backups (of ``source``, or all), newest first, one summary row each."""
+    return [catalog.summary_row(e, now) for e in catalog.entries(Records(store, catalog.DOMAIN), source)]
+
+
+def find_backup(store: Store, backup_id: str, source: str | None = None) -> dict[str, Any]:
+    """One catalog entry by id (or ``source/id``); NotFound naming the catalog's sources."""
+    return catalog.find(Records(store, catalog.DOMAIN), backup_id, source)
+
+
+def catalogued_sources(store: Store) -> list[str]:
+    return catalog.sources(Records(store, catalog.DOMAIN))
+
+
+def estimate_restore(store: Store, source: str) -> dict[str, Any]:
+    """How long restoring ``source``'s newest backup takes, from its drill and verify history."""
+    from upkeep.handlers.backup import drills
+
+    return drills.estimate(Records(store, catalog.DOMAIN), Records(store, drills.DOMAIN), source)

@@ -16,16 +16,14 @@ from rich.table import Column, Table
 
 from upkeep.clock import utcnow
 from upkeep.errors import UserError
-from upkeep.handlers.backup import catalog
-from upkeep.store.records import Records
 
 backups_app = typer.Typer(no_args_is_help=True)
 
 
-def _records(ctx: typer.Context) -> Records:
+def _store(ctx: typer.Context):
     from upkeep.cli.common import state
 
-    return Records(state(ctx).store(), catalog.DOMAIN)
+    return state(ctx).store()
 
 
 def _run(ctx: typer.Context, task_type: str, config: dict, dry_run: bool, confirm: bool) -> None:
@@ -63,7 +61,9 @@ def list_cmd(
 ) -> None:
     """List catalogued backups, newest first."""
     now = utcnow()
-    rows = [catalog.summary_row(e, now) for e in catalog.entries(_records(ctx), source)]
+    from upkeep.app.backups import catalog_rows
+
+    rows = catalog_rows(_store(ctx), source, now)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -101,8 +101,10 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show one backup: manifest, files, verification."""
+    from upkeep.app.backups import find_backup
+
     try:
-        entry = catalog.find(_records(ctx), backup_id, source)
+        entry = find_backup(_store(ctx), backup_id, source)
     except UserError as exc:
         _fail(exc)
         return
@@ -177,7 +179,9 @@ def drill_cmd(
     from_repository: str | None = typer.Option(None, "--from-repository", help="Drill from this off-site copy."),
 ) -> None:
     """Run a disaster-recovery drill now: restore, check, record RTO and RPO."""
-    chosen = list(sources or []) or catalog.sources(_records(ctx))
+    from upkeep.app.backups import catalogued_sources
+
+    chosen = list(sources or []) or catalogued_sources(_store(ctx))
     if not chosen:
         _fail(UserError("no backups in the catalog to drill", hint="run `upkeep run backup.create` first"))
     config: dict[str, Any] = {"sources": chosen}
@@ -194,12 +198,10 @@ def estimate_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predict how long restoring SOURCE's newest backup takes, from its drill and verify history."""
-    from upkeep.cli.common import state
-    from upkeep.handlers.backup import drills
+    from upkeep.app.backups import estimate_restore
 
-    store = state(ctx).store()
     try:
-        out = drills.estimate(Records(store, catalog.DOMAIN), Records(store, drills.DOMAIN), source)
+        out = estimate_restore(_store(ctx), source)
     except UserError as exc:
         _fail(exc)
         return

@@ -43,8 +43,7 @@ def _cron_quote(text: str) -> str:
 
 
 def crontab(config_path: Path, data_dir: Path) -> str:
-    from upkeep.engine.schedules import explain_schedule
-    from upkeep.engine.taskspec import TIER_SCHEDULES
+    from upkeep.app.terms import TIER_SCHEDULES, explain_schedule
 
     base = [*upkeep_command(), "--config", str(config_path)]
     log_file = data_dir / "cron.log"
@@ -94,10 +93,10 @@ def import_crontab(
 ) -> None:
     """Turn a crontab into upkeep.yaml tasks or heartbeat monitors, saying where a line does not
     mean what its comment says. Prints YAML and a diff; writes only with --write."""
+    from upkeep.app.terms import validate_timezone
     from upkeep.config_file import find_config
     from upkeep.cronimport import host_timezone, import_crontab
     from upkeep.cronimport.proposal import Options
-    from upkeep.engine.schedules import validate_timezone
     from upkeep.errors import UserError
 
     if as_ not in ("task", "heartbeat"):

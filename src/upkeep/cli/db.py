@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Bring the store's schema to the newest revision (concurrent callers serialise)."""
-    from upkeep.store.db import redact_url
+    from upkeep.app.terms import redact_url
 
     st = state(ctx)
     store = st.store(upgrade=True)
@@ -22,20 +22,9 @@ def upgrade(ctx: typer.Context) -> None:
 @app.command("current")
 def current(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """Show the schema revision of the store and whether it is current."""
-    from upkeep.store.db import Store, redact_url
+    from upkeep.app.schema import schema_state
 
-    st = state(ctx)
-    store = Store(st.settings.resolved_database_url)
-    try:
-        store.check_connection()
-        info = {
-            "database": redact_url(store.url),
-            "current": store.current_revision(),
-            "head": store.head_revision(),
-        }
-    finally:
-        store.dispose()
-    info["up_to_date"] = info["current"] == info["head"]
+    info = schema_state(state(ctx).settings)
     if as_json:
         print_json(info)
         return

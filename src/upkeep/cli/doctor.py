@@ -53,22 +53,18 @@ def _config_checks(st) -> tuple[list[Check], list[dict], object]:
 
 
 def _store_checks(settings) -> list[Check]:
-    from upkeep.store.db import Store, redact_url
+    from upkeep.app.schema import schema_state
+    from upkeep.errors import ConfigError
 
     try:
-        store = Store(settings.resolved_database_url)
-    except UserError as exc:
+        info = schema_state(settings)
+    except ConfigError as exc:
         return [Check("store", False, str(exc), "fix UPKEEP_DATABASE_URL / server.database_url")]
-    try:
-        store.check_connection()
-        current, head = store.current_revision(), store.head_revision()
     except UserError as exc:
         return [Check("store", False, exc.message, exc.hint or "")]
-    finally:
-        store.dispose()
-    where = redact_url(store.url)
-    checks = [Check("store", True, f"{where} reachable")]
-    if current == head:
+    current, head = info["current"], info["head"]
+    checks = [Check("store", True, f"{info['database']} reachable")]
+    if info["up_to_date"]:
         checks.append(Check("migrations", True, f"schema at {head} (current)"))
     else:
         checks.append(
@@ -78,7 +74,7 @@ def _store_checks(settings) -> list[Check]:
 
 
 def _binary_checks(tasks: list[dict]) -> list[Check]:
-    from upkeep.engine.registry import REGISTRY
+    from upkeep.app.terms import REGISTRY
 
     needed: dict[str, list[str]] = {}
     for task in tasks:

@@ -14,7 +14,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List handler types (name, aliases, destructive, summary)."""
-    from upkeep.engine.registry import REGISTRY
+    from upkeep.app.terms import REGISTRY
 
     specs = REGISTRY.all()
     if as_json:
@@ -57,8 +57,8 @@ def show(
     """Describe a handler type and its config fields (defaults, which a run may override)."""
     import json
 
+    from upkeep.app.terms import REGISTRY
     from upkeep.docs import host_scoped_lines
-    from upkeep.engine.registry import REGISTRY
 
     spec, alias = REGISTRY.resolve(name)
     info = spec.describe()

@@ -152,7 +152,7 @@ def _user_error_line(exc: BaseException) -> str | None:
     if isinstance(exc, UserError):
         text = str(exc)
     elif pydantic is not None and isinstance(exc, pydantic.ValidationError):
-        from upkeep.engine.registry import format_validation_error
+        from upkeep.app.terms import format_validation_error
 
         text = f"invalid {exc.title}: {format_validation_error(exc, prefix='').lstrip('.')}"
     elif yaml is not None and isinstance(exc, yaml.YAMLError):

@@ -13,7 +13,6 @@ or config errors refused before any run was created.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -23,8 +22,8 @@ from typing import Any
 
 import typer
 
+from upkeep.app.terms import TIERS
 from upkeep.cli.common import actor, duration, echo, parse_assignments, print_json, state, table
-from upkeep.engine.taskspec import TIERS
 from upkeep.errors import NotFound, UserError
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
@@ -86,10 +85,10 @@ def follow_run(
     poll: float = 0.25,
 ) -> dict[str, Any]:
     """Execute a run in the foreground (or follow whoever has it) until it ends; its final view."""
-    from upkeep.engine.lifecycle import HOSTNAME, dispatch_to
+    from upkeep.app import foreground
 
     service, settings, store = st.service, st.settings, st.store()
-    label = f"cli:{HOSTNAME}:{os.getpid()}"
+    label = foreground.label()
     seq = 0
     cancel_sent = False
 
@@ -116,36 +115,21 @@ def follow_run(
             mine = reserved or (
                 view["status"] == "pending"
                 and (due is None or due <= datetime.now(UTC))
-                and dispatch_to(store, run_id, label)
+                and foreground.take(store, run_id, label)
             )
             reserved = False
             if mine:
-                _runner(settings, store).execute(run_id, on_tick=tick, poll=0.1)
+                foreground.runner(settings, store).execute(run_id, on_tick=tick, poll=0.1)
                 continue  # re-read: a busy lock puts the run back to pending
             tick()
             time.sleep(poll)
 
 
-_RUNNERS: dict[int, Any] = {}
-
-
 def ran_in_foreground() -> bool:
     """Whether this process executed a run in a worker of its own (and so stops it at exit)."""
-    return bool(_RUNNERS)
+    from upkeep.app import foreground
 
-
-def _runner(settings, store, preload: tuple[str, ...] = ()):
-    """One worker process for all the runs this command executes (a tier runs several)."""
-    import atexit
-
-    from upkeep.app.run_services import RunServices
-    from upkeep.engine.foreground import ForegroundRunner
-
-    if id(store) not in _RUNNERS:
-        runner = ForegroundRunner(settings, store, preload, services=RunServices)
-        _RUNNERS[id(store)] = runner
-        atexit.register(runner.close)
-    return _RUNNERS[id(store)]
+    return foreground.ran_here()
 
 
 def _tiers_chosen(tier: str | None, flags: dict[str, bool]) -> list[str]:
@@ -215,7 +199,7 @@ def run(
         if timeout is not None and timeout <= 0:
             raise UserError("--timeout must be positive", field="timeout")
         _prepare_worker(st, target)
-        from upkeep.engine.lifecycle import HOSTNAME
+        from upkeep.app import foreground
 
         view = service.create_adhoc_run(
             target,
@@ -224,7 +208,7 @@ def run(
             dry_run=dry_run,
             confirm=yes,
             timeout_seconds=timeout,
-            reserved_by=f"cli:{HOSTNAME}:{os.getpid()}",
+            reserved_by=foreground.label(),
         )
         reserved = True
     raise typer.Exit(_follow_and_report(st, view, reserved=reserved, show=show, as_json=as_json))
@@ -234,7 +218,9 @@ def _prepare_worker(st, task_type: str) -> None:
     """Fork the worker that will execute the run now: it imports what the handler preloads
     (DuckDB for logs.analyze) while this process creates the run."""
     spec = st.service.registry.resolve(task_type)[0]
-    _runner(st.settings, st.store(), spec.preload).prepare()
+    from upkeep.app import foreground
+
+    foreground.runner(st.settings, st.store(), spec.preload).prepare()
 
 
 def _follow_and_report(st, view: dict[str, Any], *, reserved: bool, show, as_json: bool) -> int:
@@ -251,7 +237,7 @@ def _follow_and_report(st, view: dict[str, Any], *, reserved: bool, show, as_jso
 
 def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool, confirm: bool) -> int:
     """Run a handler type ad hoc in the foreground, streaming its events; the exit code."""
-    from upkeep.engine.lifecycle import HOSTNAME
+    from upkeep.app import foreground
 
     view = st.service.create_adhoc_run(
         task_type,
@@ -259,7 +245,7 @@ def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool
         actor=actor(),
         dry_run=dry_run,
         confirm=confirm,
-        reserved_by=f"cli:{HOSTNAME}:{os.getpid()}",
+        reserved_by=foreground.label(),
     )
     return _follow_and_report(st, view, reserved=True, show=echo, as_json=False)
 

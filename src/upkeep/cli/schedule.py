@@ -17,7 +17,7 @@ def explain(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Print what a schedule means (Debian cron semantics) and its next N times in the time zone."""
-    from upkeep.engine.schedules import explain_schedule
+    from upkeep.app.terms import explain_schedule
 
     info = explain_schedule(expression, tz, count=count)
     if as_json:

@@ -125,7 +125,7 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Create a task (made by the API: `upkeep apply --prune` never deletes it)."""
-    from upkeep.engine.taskspec import validate_task
+    from upkeep.app.terms import validate_task
 
     data: dict[str, Any] = {"name": name, "type": task_type, "config": parse_assignments(set_)}
     optional = {

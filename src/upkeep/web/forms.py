@@ -26,8 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from upkeep.engine.hostscope import ALSO_NAMES, ANY_NAME, HOST_SCOPED, INVENTORY_REFS
-from upkeep.engine.registry import INVENTORY_NAMES, OVERRIDABLE
+from upkeep.app.terms import ALSO_NAMES, ANY_NAME, HOST_SCOPED, INVENTORY_NAMES, INVENTORY_REFS, OVERRIDABLE
 from upkeep.secrets import is_secret_key
 
 KINDS = (

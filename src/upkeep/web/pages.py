@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from upkeep.api.redaction import safe
 from upkeep.app import backups as backup_cases
 from upkeep.app.alerts import targets_overview
-from upkeep.engine.execute import load_targets
+from upkeep.app.terms import load_targets
 from upkeep.web.charts import sparkline
 from upkeep.web.routes import _fragment, _principal, _render, fmt_size, templates
 

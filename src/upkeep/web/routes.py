@@ -31,11 +31,11 @@ from upkeep.api.security import (
     csrf_ok,
 )
 from upkeep.app.pages import task_rows
+from upkeep.app.terms import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
 from upkeep.auth import list_keys, verify_token
 from upkeep.clock import format_time, relative, zone
 from upkeep.errors import NotFound, UserError
 from upkeep.people import accounts
-from upkeep.store.models import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
 from upkeep.web.charts import (
     KINDS,
     chart_kind,
@@ -410,7 +410,7 @@ def task_page(request: Request, ref: str) -> Response:
             [],
         )
     else:
-        from upkeep.engine.execute import load_targets
+        from upkeep.app.terms import load_targets
 
         handler = spec.describe()
         values = {**spec.defaults(), **task["config"]}

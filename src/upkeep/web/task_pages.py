@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.api.redaction import safe
 from upkeep.app import tasks as task_cases
-from upkeep.engine.execute import load_targets
+from upkeep.app.terms import load_targets
 from upkeep.errors import NotFound, UserError
 from upkeep.web.forms import fields_from_schema
 from upkeep.web.routes import _principal, _render

@@ -1,0 +1,43 @@
+"""Running a run here, in the foreground (``upkeep run``, ``upkeep backups verify|restore|drill``):
+the run is reserved for this process (or taken when due), executed in a killable worker process
+of its own (``ForegroundRunner``), so timeouts and cancels kill the whole process tree."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from typing import Any
+
+_RUNNERS: dict[int, Any] = {}
+
+
+def label() -> str:
+    """Who reserves and takes runs here: ``cli:HOST:PID``."""
+    from upkeep.engine.lifecycle import HOSTNAME
+
+    return f"cli:{HOSTNAME}:{os.getpid()}"
+
+
+def take(store, run_id: int, by: str) -> bool:
+    """Whether this process got the pending run (none else took it first)."""
+    from upkeep.engine.lifecycle import dispatch_to
+
+    return bool(dispatch_to(store, run_id, by))
+
+
+def runner(settings, store, preload: tuple[str, ...] = ()):
+    r"""One worker process for all the runs this command executes (a tier runs several); it
+    imports what the handler ``preload``\s as soon as it is forked."""
+    from upkeep.app.run_services import RunServices
+    from upkeep.engine.foreground import ForegroundRunner
+
+    if id(store) not in _RUNNERS:
+        made = ForegroundRunner(settings, store, preload, services=RunServices)
+        _RUNNERS[id(store)] = made
+        atexit.register(made.close)
+    return _RUNNERS[id(store)]
+
+
+def ran_here() -> bool:
+    """Whether this process executed a run in a worker of its own (and so stops it at exit)."""
+    return bool(_RUNNERS)
