@@ -101,8 +101,8 @@ def list_tasks(
     if search:
         query = query.where(t.c.name.contains(search))
     with store.read_connection() as conn:
-        if tier:
-            rows = [row for row in conn.execute(query.order_by(t.c.name)) if tier in (row.tiers or [])]
+        if tier or (not limit and not offset):  # every match is read: they count themselves
+            rows = [row for row in conn.execute(query.order_by(t.c.name)) if not tier or tier in (row.tiers or [])]
             total = len(rows)
             rows = rows[offset : offset + limit if limit else None]
         else:
