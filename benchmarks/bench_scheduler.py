@@ -133,11 +133,15 @@ from upkeep.engine.pool import EmbeddedExecutor
 from upkeep.engine.wakeup import broadcast
 
 def main():
-    workdir, count, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    settings = Settings(config=os.path.join(workdir, "upkeep.yaml"), database_url=url or None, worker_processes=4)
+    workdir, count, url, warm = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "warm"
+    # cold: default settings, workers start on demand when the runs arrive (their start is timed);
+    # warm: the four workers started and ready before the clock starts (the engine's own rate)
+    settings = Settings(config=os.path.join(workdir, "upkeep.yaml"), database_url=url or None, worker_processes=4,
+                        workers_warm=4 if warm else 0)
     store = Store(settings.resolved_database_url); store.upgrade()
     executor = EmbeddedExecutor(settings, store); executor.start()
-    time.sleep(3)  # workers up
+    if warm and not executor.wait_ready(120):
+        raise SystemExit("workers did not start in 120 s")
     now = datetime.now(UTC)
     with store.write() as s:
         s.execute(sa.insert(Run), [dict(task_type="debug.noop", origin="manual", status="pending", due_at=now,
@@ -187,16 +191,22 @@ def main() -> None:
     )
     print(f"no-op run throughput, {RUNS} runs, 4 worker processes, full records:", flush=True)
     with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
-        sqlite = json.loads(_child(THROUGHPUT, workdir, str(RUNS), ""))
+        sqlite = json.loads(_child(THROUGHPUT, workdir, str(RUNS), "", "warm"))
+    with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
+        cold = json.loads(_child(THROUGHPUT, workdir, str(RUNS), "", "cold"))
     print(
-        f"  SQLite: {sqlite['per_second']:.0f} runs/s ({sqlite['runs']} runs, {sqlite['events']} events in "
-        f"{sqlite['seconds']:.1f}s; target >= 300 runs/s)"
+        f"  SQLite, workers ready: {sqlite['per_second']:.0f} runs/s ({sqlite['runs']} runs, {sqlite['events']} events "
+        f"in {sqlite['seconds']:.1f}s; target >= 300 runs/s)"
+    )
+    print(
+        f"  SQLite, default settings (workers start on demand, their start timed): {cold['per_second']:.0f} runs/s "
+        f"({cold['runs']} runs in {cold['seconds']:.1f}s)"
     )
     pg_url = os.environ.get("UPKEEP_BENCH_PG_URL") or _throwaway_pg_url()
     if pg_url:
         with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
-            pg = json.loads(_child(THROUGHPUT, workdir, str(RUNS), pg_url))
-        print(f"  PostgreSQL: {pg['per_second']:.0f} runs/s ({pg['runs']} runs in {pg['seconds']:.1f}s)")
+            pg = json.loads(_child(THROUGHPUT, workdir, str(RUNS), pg_url, "warm"))
+        print(f"  PostgreSQL, workers ready: {pg['per_second']:.0f} runs/s ({pg['runs']} runs in {pg['seconds']:.1f}s)")
         _stop_pg()
 
 
