@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from upkeep.bounds import MAX_CALL_SECONDS
+from upkeep.handlers.findings import RANK, worst_of
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 STATUSES = (OK, WARNING, CRITICAL)
-_RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 
 # upkeep-wide TLS certificate expiry defaults (days before notAfter).
 CERT_WARN_DAYS = 30
@@ -26,16 +26,12 @@ CERT_CRITICAL_DAYS = 7
 
 
 def worst(statuses: Iterable[str]) -> str:
-    """The most severe status of ``statuses`` (``ok`` when empty)."""
-    out = OK
-    for status in statuses:
-        if _RANK[status] > _RANK[out]:
-            out = status
-    return out
+    """The most severe status of ``statuses`` (``ok`` when empty): the findings' rule."""
+    return worst_of(statuses)
 
 
 def rank(status: str) -> int:
-    return _RANK[status]
+    return RANK[status]
 
 
 def threshold_status(value: float, warn: float | None, critical: float | None) -> str:
