@@ -2,20 +2,8 @@
 ``upkeep`` (upkeep's own store) or URL, secrets resolved (``target_from_ctx``); SQLite ones
 (``is_sqlite``, ``sqlite_path``). A PostgreSQL one is read by ``postgres.PgTarget``.
 
-Targets (``upkeep.yaml``)::
-
-    targets:
-      databases:
-        app:                    # a URL; the password by reference, never in plain text
-          url: postgresql://app:${env:APP_PG_PASSWORD}@db1:5432/app
-        reporting:              # or libpq fields
-          host: db2
-          port: 5432
-          user: maint
-          password: ${env:REPORTING_PG_PASSWORD}
-          dbname: postgres
-        local:
-          url: sqlite:////var/lib/app/app.db
+Targets (``upkeep.yaml``): a ``targets.databases`` entry is a PostgreSQL one (a URL or libpq fields,
+see ``postgres``) or a SQLite file (``url: sqlite:////var/lib/app/app.db``).
 
 The name ``upkeep`` means upkeep's own store (PostgreSQL or SQLite). An explicit
 ``targets.databases.upkeep`` entry wins; otherwise the store URL comes from the engine
