@@ -80,7 +80,7 @@ def test_no_module_name_says_not_auto_loaded_the_index_says_what_registers():
     assert underscored == []
     assert set(builtin_modules()) == set(BUILTIN_MODULES.values()) | set(BUILTIN_KINDS.values())
     packages = {m.split(".")[0] for m in builtin_modules() if "." in m}
-    assert {"audit", "backup", "db", "health", "logs", "system", "trends", "workflow"} <= packages
+    assert {"audit", "backup", "db", "health", "housekeeping", "logs", "system", "trends", "workflow"} <= packages
 
 
 def test_every_backup_kind_implements_one_source_interface_for_create_verify_and_restore():

@@ -1,6 +1,5 @@
 """Built-in handlers, one package per domain (``audit/``, ``backup/``, ``db/``, ``health/``, ``logs/``,
-``system/``, ``trends/``, ``workflow/``; upkeep's own housekeeping, ``runs``, ``report_send`` and
-``debug``, are single modules).
+``system/``, ``trends/``, ``workflow/``, ``housekeeping/``; ``debug`` is one module).
 The modules that register ``@handler`` functions or kinds of target are listed here by hand;
 ``load_builtin`` (the ``upkeep.handlers`` entry point) imports exactly those. Every other module is a
 helper of its domain, whatever its name.
@@ -71,13 +70,13 @@ BUILTIN_MODULES: dict[str, str] = {
     "performance.review": "trends.performance",
     "perf.review": "trends.performance",
     "procedure.execute": "workflow.procedure",
-    "report.send": "report_send",
-    "report.digest": "report_send",
+    "report.send": "housekeeping.digest",
+    "report.digest": "housekeeping.digest",
     "retention.enforce": "system.retention",
-    "runs.cleanup_expired": "runs",
-    "gc.cleanup": "runs",
-    "runs.cleanup_stale": "runs",
-    "stale_run.cleanup": "runs",
+    "runs.cleanup_expired": "housekeeping.runs",
+    "gc.cleanup": "housekeeping.runs",
+    "runs.cleanup_stale": "housekeeping.runs",
+    "stale_run.cleanup": "housekeeping.runs",
     "security.audit": "audit.security",
     "audit.security": "audit.security",
     "shell.run": "system.shell",
