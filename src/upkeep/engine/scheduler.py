@@ -391,22 +391,30 @@ def record_instance(
 ) -> None:
     import os
 
-    with store.write() as s:
-        row = s.get(Instance, instance_id)
-        if row is None:
-            s.add(
-                Instance(
-                    id=instance_id,
-                    role=role,
-                    host=lifecycle.HOSTNAME,
-                    pid=os.getpid(),
-                    queues=queues or [],
-                    started_at=now,
-                    last_seen_at=now,
-                    info=info or {},
-                )
-            )
-        else:
-            row.last_seen_at = now
-            if info is not None:
-                row.info = info
+    for attempt in (1, 2):
+        try:
+            with store.write() as s:
+                row = s.get(Instance, instance_id)
+                if row is None:
+                    s.add(
+                        Instance(
+                            id=instance_id,
+                            role=role,
+                            host=lifecycle.HOSTNAME,
+                            pid=os.getpid(),
+                            queues=queues or [],
+                            started_at=now,
+                            last_seen_at=now,
+                            info=info or {},
+                        )
+                    )
+                else:
+                    row.last_seen_at = now
+                    if info is not None:
+                        row.info = info
+            return
+        except sa.exc.IntegrityError:
+            # two threads of one process (``upkeep worker`` and its executor's loop) recorded the
+            # same instance at once on PostgreSQL: the row is there now, the second try updates it
+            if attempt == 2:
+                raise
