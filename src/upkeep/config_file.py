@@ -1,4 +1,8 @@
-"""``upkeep.yaml``: config as code. Loading (with line-numbered errors), ``apply`` and ``export``.
+"""``upkeep.yaml``: config as code. Finding and loading it (with line-numbered errors), validating it,
+and planning what ``apply`` changes (the diff); ``upkeep.app.config`` applies and exports it.
+
+(Over 500 lines on purpose: one file format, read, validated and compared with the store section by
+section; its sections are marked below.)
 
 The file (found via ``--config``, ``UPKEEP_CONFIG``, then ``./upkeep.yaml``,
 ``~/.config/upkeep/upkeep.yaml``, ``/etc/upkeep/upkeep.yaml``) has four sections::
@@ -575,7 +579,7 @@ def _flatten(value: dict[str, Any], depth: int) -> dict[str, Any]:
     return out
 
 
-# --- apply ----------------------------------------------------------------------------------------
+# --- the plan of apply ----------------------------------------------------------------------------
 
 
 def plan(loaded: LoadedConfig, store, *, prune: bool, registry: Registry | None = None) -> tuple[Diff, list]:
@@ -658,7 +662,7 @@ def _check_graph(
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
-# --- export ---------------------------------------------------------------------------------------
+# --- what export writes ---------------------------------------------------------------------------
 
 
 def _defaults() -> dict[str, Any]:
