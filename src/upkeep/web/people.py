@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.errors import NotFound
 from upkeep.people import accounts, checklists
-from upkeep.web.routes import PAGE_SIZE, _principal, _render
+from upkeep.web.routes import PAGE_SIZE, _principal, _render, page_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,9 +54,7 @@ def checklists_page(
 def checklist_page(request: Request, checklist_id: str) -> Response:
     principal = _principal(request)
     try:
-        if not (checklist_id.isascii() and checklist_id.isdigit()) or len(checklist_id) > 15:
-            raise NotFound(f"no checklist {checklist_id[:50]!r}", field="checklist")
-        view = checklists.get_checklist(_store(request), int(checklist_id), now=_now(request))
+        view = checklists.get_checklist(_store(request), page_id(checklist_id, "checklist"), now=_now(request))
     except NotFound as exc:
         return _render(request, "error.html", principal, status=404, message=str(exc), nav="checklists")
     can_sign = principal.is_person and principal.can("operator")

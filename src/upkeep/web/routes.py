@@ -155,6 +155,13 @@ class LoginRequired(Exception):
     pass
 
 
+def page_id(text: str, what: str) -> int:
+    """The id in a page's path (``/runs/12``): a number that can exist, else the page's 404."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 15:
+        raise NotFound(f"no {what} {text[:50]!r}", field=what)
+    return int(text)
+
+
 def _principal(request: Request) -> Principal:
     principal = authenticate(request)
     if principal is None:
@@ -489,9 +496,7 @@ def runs_page(
 def run_page(request: Request, run_id: str) -> Response:
     principal = _principal(request)
     try:
-        if not (run_id.isascii() and run_id.isdigit()) or len(run_id) > 15:
-            raise NotFound(f"no run {run_id[:50]!r}", field="run")
-        run = safe(_svc(request).get_run(int(run_id)))
+        run = safe(_svc(request).get_run(page_id(run_id, "run")))
     except NotFound as exc:
         return _render(request, "error.html", principal, status=404, message=str(exc), nav="runs")
     events = safe(_svc(request).run_events(run["id"], limit=5000))
