@@ -44,6 +44,14 @@ HELD: set[int] = set()
 _HELD_LOCK = threading.Lock()
 
 
+_FINISH_FIELDS = frozenset(f.name for f in dataclasses.fields(lifecycle.Finish))
+
+
+def _as_time(value: datetime | str) -> datetime:
+    """A kept result's end time: a datetime in memory, ISO text in its file."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 def held_here() -> set[int]:
     """The run ids whose result this process holds."""
     with _HELD_LOCK:
@@ -104,8 +112,11 @@ class PendingResults:
         return list(self._items)
 
     def add(self, ending: lifecycle.Finish) -> None:
-        item = {**dataclasses.asdict(ending), "events": list(ending.events)}
-        item["finished_at"] = (ending.finished_at or datetime.now(UTC)).isoformat()
+        # a shallow copy: every result passes here on its way to the store (the no-op run rate
+        # depends on it), and nothing changes a Finish's values after it is handed over
+        item = {name: getattr(ending, name) for name in _FINISH_FIELDS}
+        item["events"] = list(ending.events)
+        item["finished_at"] = ending.finished_at or datetime.now(UTC)
         item["owner"] = {"host": lifecycle.HOSTNAME, "pid": os.getpid()}
         self._items[ending.run_id] = item
         with _HELD_LOCK:
@@ -220,7 +231,9 @@ class PendingResults:
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             PRIVATE.mkdir(self.directory)
-            PRIVATE.write(temporary, json.dumps(item, default=str))
+            PRIVATE.write(
+                temporary, json.dumps({**item, "finished_at": _as_time(item["finished_at"]).isoformat()}, default=str)
+            )
             os.replace(temporary, path)
         except OSError as exc:  # a full disk: the result is still kept in memory
             log.warning("could not keep the result of run %s on disk (%s); kept in memory", item["run_id"], exc)
@@ -231,11 +244,10 @@ class PendingResults:
 def record(store: Store, items: list[dict[str, Any]]) -> None:
     """Record kept results in one transaction (the lifecycle's ``finish_many``: each at the time
     its handler ended, after its kept events; a run that already ended keeps that end)."""
-    fields = {f.name for f in dataclasses.fields(lifecycle.Finish)}
     endings = []
     for item in items:
-        values = {k: v for k, v in item.items() if k in fields}
-        values["finished_at"] = datetime.fromisoformat(item["finished_at"])
+        values = {k: v for k, v in item.items() if k in _FINISH_FIELDS}
+        values["finished_at"] = _as_time(item["finished_at"])
         values["events"] = tuple(item.get("events") or ())
         endings.append(lifecycle.Finish(**values))
     lifecycle.finish_many(store, endings)
