@@ -8,7 +8,7 @@ its default settings and its modules byte-compiled as an installed copy's are.
    whole process tree, beside an APScheduler 3.11 BackgroundScheduler with a SQLite job store and 5
    jobs idle as long (both run at the same time).
 3. The first run after that idle spell: a task made with ``upkeep tasks create --schedule "@once
-   <10 s after the spell>"`` as ``serve`` starts idling; how long after its slot its run started.
+   <25 s after the spell>"`` as ``serve`` starts idling; how long after its slot its run started.
 """
 
 from __future__ import annotations
@@ -158,8 +158,10 @@ def idle_daemon(workdir: Path) -> None:
     try:
         _wait_listening(port, serve)
         began = time.monotonic()
-        # the task whose run ends the idle spell: its one slot comes after the measurement
-        slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=IDLE + 10)
+        # the task whose run ends the idle spell: its one slot comes after the measurement, further
+        # than the pool's warm-up lead (workers start WARM_AHEAD_SECONDS before a slot), so the
+        # daemon measured is idle, not starting workers for a run due in a moment
+        slot = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=IDLE + 25)
         subprocess.run(
             [
                 UPKEEP,
