@@ -8,15 +8,14 @@ stopped with ``pg_ctl -m immediate`` and started again.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from _env import make_env
 
-from support.servers import in_ci, start_postgres
+from support.disks import small_tmpfs
+from support.servers import start_postgres
 from upkeep.engine.scheduler import Scheduler
 from upkeep.store.db import Store
 
@@ -37,17 +36,8 @@ def _until(condition, what: str, timeout: float = 60.0):
 @pytest.fixture
 def small_disk(tmp_path):
     """A 16 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("CI runs as root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "disk", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(directory: Path) -> Path:

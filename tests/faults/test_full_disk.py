@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import time
 
 import pytest
 
 from faults.harness import Deployment
-from support.servers import in_ci
+from support.disks import small_tmpfs
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -18,17 +17,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 @pytest.fixture
 def small_disk(tmp_path):
     """A 64 MiB tmpfs (mounting needs root, as CI runs); unmounted afterwards."""
-    if os.geteuid() != 0:
-        if in_ci():
-            pytest.fail("CI=true: the full-disk test needs root to mount a tmpfs")
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path / "disk", "64m", mode="0700") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=False)
 
 
 def fill(directory) -> int:
