@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from support.processes import UpkeepProcesses
 from support.servers import start_postgres, start_rabbitmq, start_redis
 from upkeep.app import Upkeep
 from upkeep.settings import Settings
@@ -31,7 +31,7 @@ def rabbitmq():
     server.remove()
 
 
-class Cluster:
+class Cluster(UpkeepProcesses):
     """Scheduler and worker processes sharing one store and one broker."""
 
     def __init__(self, tmp_path: Path, database_url: str, broker_url: str):
@@ -53,29 +53,7 @@ class Cluster:
         self.store = Store(database_url)
         self.store.upgrade()
         self.service = Upkeep(self.settings, self.store)
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "upkeep.cli.main", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            os.killpg(proc.pid, sig) if sig == signal.SIGKILL else proc.send_signal(sig)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        super().__init__()
 
     def stop_all(self) -> None:
         for name in list(self.procs):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
+from support.processes import UpkeepProcesses
 from support.servers import free_port
 from upkeep.store.db import Store
 from upkeep.store.models import ACTIVE_STATUSES, Run, RunEvent
@@ -45,7 +45,7 @@ FAST_ENV = {
 EVERY = 2.0  # seconds between two slots of each task
 
 
-class Deployment:
+class Deployment(UpkeepProcesses):
     """upkeep processes sharing one store; ``executor`` is ``embedded`` (``upkeep serve``) or ``celery``."""
 
     def __init__(self, tmp_path: Path, database_url: str, *, executor: str = "embedded", broker_url: str | None = None):
@@ -70,7 +70,7 @@ class Deployment:
         if broker_url:
             self.env["UPKEEP_BROKER_URL"] = broker_url
         self.store = Store(database_url)
-        self.procs: dict[str, subprocess.Popen] = {}
+        super().__init__()
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -103,18 +103,6 @@ class Deployment:
             check=True,
         )
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.tmp_path / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "upkeep.cli.main", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
     def start_all(self) -> None:
         """The whole deployment: ``serve`` alone, or a scheduler and a Celery worker."""
         if self.executor == "embedded":
@@ -135,16 +123,6 @@ class Deployment:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         proc.wait()
-
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
     def stop_all(self) -> None:
         for name in list(self.procs):
