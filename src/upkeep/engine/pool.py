@@ -54,28 +54,27 @@ log = logging.getLogger(__name__)
 WARM_AHEAD_SECONDS = 10.0
 
 _fork_server_lock = threading.Lock()
-_fork_server_workers = 0  # worker processes of this process's fork server, over all executors
+# worker processes of this process's fork server, over all executors: a set of processes rather
+# than a count, so a worker ended twice or never reported gone cannot keep the server or stop it early
+_fork_server_workers: set[multiprocessing.process.BaseProcess] = set()
 
 
-def _fork_server_worker_started() -> None:
-    global _fork_server_workers
+def _fork_server_worker_started(process: multiprocessing.process.BaseProcess) -> None:
     with _fork_server_lock:
-        _fork_server_workers += 1
+        _fork_server_workers.add(process)
 
 
-def _fork_server_worker_gone(stop_if_unused: bool) -> None:
-    """Count a fork server worker gone; with ``stop_if_unused`` stop the fork server when no worker
-    is left. Its workers die with it (``die_with_parent``), hence the count over all executors."""
-    global _fork_server_workers
+def _fork_server_worker_gone(process: multiprocessing.process.BaseProcess) -> None:
     with _fork_server_lock:
-        _fork_server_workers = max(0, _fork_server_workers - 1)
-    if stop_if_unused:
-        _stop_fork_server_if_unused()
+        _fork_server_workers.discard(process)
 
 
 def _stop_fork_server_if_unused() -> None:
+    """Stop the fork server when none of its workers is alive. Its workers die with it
+    (``die_with_parent``), hence the set over all executors."""
     with _fork_server_lock:
-        if _fork_server_workers == 0:
+        _fork_server_workers.difference_update([p for p in _fork_server_workers if not p.is_alive()])
+        if not _fork_server_workers:
             from multiprocessing import forkserver
 
             # the next worker starts a new one (``ensure_running``); CPython has no public stop
@@ -204,18 +203,18 @@ class EmbeddedExecutor(Background):
         process.start()
         child.close()
         if self._forked_by_server:
-            _fork_server_worker_started()
+            _fork_server_worker_started(process)
         return Slot(process=process, conn=parent)
 
     @property
     def _forked_by_server(self) -> bool:
         return self._ctx.get_start_method() == "forkserver"
 
-    def _gone(self, slot: Slot, *, last_may_stop_server: bool = False) -> None:
+    def _gone(self, slot: Slot) -> None:
         """``slot``'s process has ended for good."""
         slot.conn.close()
         if self._forked_by_server:
-            _fork_server_worker_gone(stop_if_unused=last_may_stop_server)
+            _fork_server_worker_gone(slot.process)
 
     def _kill(self, slot: Slot) -> None:
         pid = slot.process.pid
@@ -324,7 +323,9 @@ class EmbeddedExecutor(Background):
         if slot.process.is_alive():
             self._kill(slot)
         else:
-            self._gone(slot, last_may_stop_server=not self._slots)
+            self._gone(slot)
+        if self._forked_by_server and not self._slots:
+            _stop_fork_server_if_unused()
 
     def _hand(self, slot: Slot, item: lifecycle.ClaimedRun | lifecycle.Dispatched) -> None:
         if isinstance(item, lifecycle.ClaimedRun):
