@@ -1,6 +1,6 @@
 """``upkeep apply`` and ``upkeep export``: the store reconciled to upkeep.yaml, and written back.
 
-``apply_file`` validates everything first (``upkeep.config_file.plan``: a bad task means nothing
+``apply_file`` validates everything first (``upkeep.app.config_plan.plan``: a bad task means nothing
 is written), then, in ONE transaction (``Store.transaction``), creates, updates and (with
 ``prune``) deletes tasks, reconciles heartbeats, silences, targets and channels, and audits the
 apply: a store failure half-way leaves nothing half applied. Only what the file made
@@ -19,7 +19,8 @@ import sqlalchemy as sa
 import yaml
 
 from upkeep import secrets as secret_refs
-from upkeep.config_file import Diff, LoadedConfig, compact_spec, load_config, plan, stored_spec
+from upkeep.app.config_plan import Diff, plan, stored_spec
+from upkeep.config_file import LoadedConfig, compact_spec, load_config
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.settings import Settings
 

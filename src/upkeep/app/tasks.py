@@ -63,7 +63,7 @@ def task_yaml(spec: dict[str, Any]) -> str:
 
 
 def stored(store: Store, task_id: int) -> dict[str, Any]:
-    from upkeep.config_file import stored_spec
+    from upkeep.app.config_plan import stored_spec
 
     with store.read() as s:
         return stored_spec(s.get(ScheduledTask, task_id))
