@@ -138,3 +138,44 @@ def test_tasks_list_reads_the_store_without_loading_what_it_does_not_use(cli, su
         assert "sqlalchemy.dialects.sqlite" in modules  # it did read the store
         for package in NOT_FOR_READING + NOT_FOR_LISTING:
             assert loaded(modules, package) == [], (args, package)
+
+
+# The console script with a command in place of ``upkeep.cli.main.main``: what the collector's
+# state was as the command started, in a child forked from it, and once the command ran a while.
+COLLECTOR_STATES = """
+import gc, os, sys, time
+import upkeep.cli.main
+from upkeep.cli import script
+
+def command():
+    states = {"start": gc.isenabled()}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, b"1" if gc.isenabled() else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    states["forked child"] = os.read(read, 1) == b"1"
+    deadline = time.monotonic() + 60
+    while not gc.isenabled() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    states["later"] = gc.isenabled()
+    print(states)
+
+upkeep.cli.main.main = command
+script.main()
+"""
+
+
+def test_the_console_script_starts_without_the_collector_and_brings_it_back_for_what_lasts():
+    proc = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_STATES], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "{'start': False, 'forked child': True, 'later': True}", proc.stderr
+
+
+def test_the_installed_upkeep_command_is_the_console_script():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="upkeep")
+    assert script.value == "upkeep.cli.script:main"

@@ -1,4 +1,4 @@
-"""The ``upkeep`` command: ``upkeep.cli.main:main``.
+"""The ``upkeep`` command (the console script ``upkeep.cli.script:main`` calls ``main``).
 
 Every error a user can cause (``UserError``, an invalid config or YAML file, an unreachable
 database) becomes exactly one line on stderr, ``error: <message> (<hint>)``, and exit code 2; no
