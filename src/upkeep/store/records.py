@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from upkeep.store.db import Store
@@ -28,8 +29,8 @@ from upkeep.store.models import Record
 CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels, secret_names
 
 
-def _is_postgres(s: Session) -> bool:
-    return s.get_bind().dialect.name == "postgresql"
+def _is_postgres(s: Session | Connection) -> bool:
+    return (s if isinstance(s, Connection) else s.get_bind()).dialect.name == "postgresql"
 
 
 def _prefixed(query, prefix: str):
@@ -37,11 +38,18 @@ def _prefixed(query, prefix: str):
     return query.where(Record.key.like(f"{escaped}%", escape="\\"))
 
 
-def get(s: Session, domain: str, key: str, default: Any = None, *, lock: bool = False) -> Any:
-    query = sa.select(Record.value).where(Record.domain == domain, Record.key == key)
+# built once: every run reads the secret names before its handler starts, and building the
+# statement each time cost more than the read itself
+_VALUE = sa.select(Record.__table__.c.value).where(
+    Record.__table__.c.domain == sa.bindparam("domain"), Record.__table__.c.key == sa.bindparam("key")
+)
+
+
+def get(s: Session | Connection, domain: str, key: str, default: Any = None, *, lock: bool = False) -> Any:
+    query = _VALUE
     if lock and _is_postgres(s):
         query = query.with_for_update()
-    row = s.execute(query).first()
+    row = s.execute(query, {"domain": domain, "key": key}).first()
     return row[0] if row is not None else default
 
 
@@ -111,8 +119,8 @@ class Records:
         self.domain = domain
 
     def get(self, key: str, default: Any = None) -> Any:
-        with self.store.read() as s:
-            return get(s, self.domain, key, default)
+        with self.store.read_connection() as c:  # no Session: a bare read of one row
+            return get(c, self.domain, key, default)
 
     def put(self, key: str, value: Any) -> None:
         with self.store.write() as s:
