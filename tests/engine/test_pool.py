@@ -246,3 +246,21 @@ def test_workers_warm_stay_started_while_idle(tmp_path):
     finally:
         executor.stop()
         store.dispose()
+
+
+def test_a_burst_of_due_runs_starts_a_worker_for_each_at_once_up_to_the_pool_size(tmp_path):
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    service = Upkeep(settings, store, trusted=True)
+    service.create_task({"name": "a", "type": "debug.noop"}, actor="t")
+    for _ in range(4):
+        service.trigger("a", actor="t")
+    executor = EmbeddedExecutor(settings, store, size=3)  # its loop not started: one sizing step
+    try:
+        executor._size_pool()
+        assert len(pool_processes()["workers"]) == 3  # not one, then the next once that one is busy
+    finally:
+        executor.stop()
+        store.dispose()
+    assert pool_processes()["workers"] == []

@@ -23,6 +23,7 @@ server. An idle daemon holds no worker process at all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -52,6 +53,20 @@ log = logging.getLogger(__name__)
 # a worker is started this long before a task's next slot, so the run starts on time although
 # the fork server and the worker start from nothing after an idle spell
 WARM_AHEAD_SECONDS = 10.0
+
+
+@functools.cache
+def _work_ahead_queries(by_queue: bool) -> tuple[sa.Select, sa.Select]:
+    """The due times of the first pending runs, and the next slot of an enabled task (built once:
+    building a statement costs more than running it)."""
+    runs, tasks = Run.__table__, ScheduledTask.__table__
+    pending = sa.select(runs.c.due_at).where(runs.c.status == PENDING)
+    slot = sa.select(sa.func.min(tasks.c.next_run_at)).where(tasks.c.enabled.is_(True))
+    if by_queue:
+        pending = pending.where(runs.c.queue.in_(sa.bindparam("queues", expanding=True)))
+        slot = slot.where(tasks.c.queue.in_(sa.bindparam("queues", expanding=True)))
+    return pending.order_by(runs.c.due_at).limit(sa.bindparam("limit")), slot
+
 
 _fork_server_lock = threading.Lock()
 # worker processes of this process's fork server, over all executors: a set of processes rather
@@ -275,7 +290,7 @@ class EmbeddedExecutor(Background):
     # --- workers on demand ------------------------------------------------------------------
 
     def _size_pool(self) -> None:
-        """Start a worker when work is near and none is free; retire workers idle too long."""
+        """Start workers when work is near and none is free; retire workers idle too long."""
         now = time.monotonic()
         free = [s for s in self._slots if not s.busy]  # ready or starting
         room = len(self._slots) < self.size and not free
@@ -286,11 +301,14 @@ class EmbeddedExecutor(Background):
                 self._quiet_until = None  # out of date, and no reason to look now
             return
         if self._quiet_until is None or now >= self._quiet_until:
-            until_work = self._seconds_until_work()
+            until_work, due_now = self._work_ahead()
             if until_work is not None and until_work <= WARM_AHEAD_SECONDS:
                 self._quiet_until = None
                 if room:
-                    self._slots.append(self._spawn())
+                    # one worker per run already due (a burst starts them together, not one after
+                    # the other), and one for work that is only near
+                    for _ in range(min(self.size - len(self._slots), max(1, due_now))):
+                        self._slots.append(self._spawn())
                 return  # keep the idle workers for it
             # nothing near: look again when it is (a new run wakes the loop before, see ``_receive``)
             self._quiet_until = now + min(
@@ -300,19 +318,20 @@ class EmbeddedExecutor(Background):
         for slot in sorted(expired, key=lambda s: s.idle_since)[: max(0, surplus)]:
             self._retire(slot)
 
-    def _seconds_until_work(self) -> float | None:
+    def _work_ahead(self) -> tuple[float | None, int]:
         """Seconds until the earliest pending run of our queues is due or an enabled task's next slot
-        comes (0 when already due); None when neither is in sight."""
-        pending = sa.select(sa.func.min(Run.due_at)).where(Run.status == PENDING)
-        slot = sa.select(sa.func.min(ScheduledTask.next_run_at)).where(ScheduledTask.enabled.is_(True))
-        if self.queues:
-            pending = pending.where(Run.queue.in_(self.queues))
-            slot = slot.where(ScheduledTask.queue.in_(self.queues))
-        with self.store.read() as s:
-            times = [t for t in (s.execute(pending).scalar(), s.execute(slot).scalar()) if t is not None]
+        comes (0 when already due; None when neither is in sight), and how many runs are due now
+        (counted up to the pool's size)."""
+        queues = {"queues": list(self.queues)} if self.queues else {}
+        pending, slot = _work_ahead_queries(bool(self.queues))
+        now = datetime.now(UTC)
+        with self.store.read_connection() as c:
+            due = c.execute(pending, {"limit": self.size, **queues}).scalars().all()
+            next_slot = c.execute(slot, queues).scalar()
+        times = [t for t in (due[0] if due else None, next_slot) if t is not None]
         if not times:
-            return None
-        return max(0.0, (min(times) - datetime.now(UTC)).total_seconds())
+            return None, 0
+        return max(0.0, (min(times) - now).total_seconds()), sum(1 for t in due if t <= now)
 
     def _retire(self, slot: Slot) -> None:
         """End an idle worker: it exits when it reads None (``worker_main``)."""
