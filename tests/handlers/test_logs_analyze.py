@@ -6,6 +6,7 @@ import gzip
 import json
 import math
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -493,7 +494,11 @@ def test_explicit_since_until_and_configured_duration_field(tmp_path):
         ("/api/users/42", "/api/users/:id"),
         ("/api/users/42/", "/api/users/:id/"),
         ("/a/1/2", "/a/:id/:id"),
+        ("/a/1/2/", "/a/:id/:id/"),
         ("/a/1/2/3/b", "/a/:id/:id/:id/b"),
+        ("/1/2/3/4/5", "/:id/:id/:id/:id/:id"),
+        ("/a/1//2", "/a/:id//:id"),
+        ("/x/deadbeefdeadbeef/12ab", "/x/:id/12ab"),
         ("/v2/files/0123456789abcdef01/raw?x=1#top", "/v2/files/:id/raw"),
         ("/c/8f14e45f-ceea-467f-a0e6-0b1a2c3d4e5f/messages", "/c/:id/messages"),
         ("https://api.example.com:8443/api/orders/77?page=2", "/api/orders/:id"),
@@ -509,3 +514,82 @@ def test_raw_urls_group_by_route_with_id_segments_replaced(tmp_path, url, route)
     lines = [json.dumps(record)]
     result = analyze_paths([str(write(tmp_path / "app.log", lines))], window="all", now=NOW, by_route=True)
     assert [r["route"] for r in result["routes"]] == [route]
+
+
+ID_SEGMENT_PY = re.compile(
+    r"[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}"
+)
+
+
+def route_of(url: str) -> str:
+    """The route of a raw URL, written out: path only, every whole id segment replaced by ``:id``."""
+    path = re.split(r"[?#]", url, maxsplit=1)[0]
+    path = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", path)
+    return "/".join(":id" if ID_SEGMENT_PY.fullmatch(part) else part for part in path.split("/"))[:200]
+
+
+def random_url(rnd: random.Random) -> str:
+    uuid = "-".join("".join(rnd.choice("0123456789abcdef") for _ in range(n)) for n in (8, 4, 4, 4, 12))
+    return rnd.choice(
+        [
+            "/api/chat",
+            f"/api/users/{rnd.randint(1, 40)}",
+            f"/api/users/{rnd.randint(1, 40)}/",
+            f"/api/conversations/{uuid}/messages",
+            f"/api/messages?limit={rnd.choice([20, 50])}",
+            f"/api/files/{rnd.randint(1, 9)}/{rnd.randint(1, 9)}/download#part",
+            f"https://api.example.com/api/orders/{rnd.randint(1, 99)}?page=2",
+            f"/v2/blobs/{rnd.randbytes(10).hex()}",
+            "/api/abc123/x",
+            f"/{rnd.randint(0, 9)}",
+        ]
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "combined"])
+def test_per_route_figures_equal_an_independent_computation_over_raw_urls(tmp_path, fmt):
+    rnd = random.Random(9)
+    records = make_records(rnd, 3000)
+    urls = [random_url(rnd) for _ in records]
+    if fmt == "json":
+        lines = [
+            json.dumps({**json.loads(pino_line(r)), "req": {"method": "GET", "url": url}})
+            for r, url in zip(records, urls, strict=True)
+        ]
+    else:
+        lines = [
+            combined_line(r).replace(f"GET {r.route}?page=2 ", f"GET {url} ")
+            for r, url in zip(records, urls, strict=True)
+        ]
+    write(tmp_path / "api.log", lines)
+    result = analyze_paths([str(tmp_path / "api.log")], window="all", now=NOW, by_route=True, top_routes=1000)
+    assert result["files"][0]["format"] == fmt
+    unit = 1000.0 if fmt == "combined" else 1.0  # an access log's request time is in seconds, 3 decimals
+    by_route: dict[str, list[Rec]] = {}
+    for r, url in zip(records, urls, strict=True):
+        r.dur_ms = round(r.dur_ms / unit, 3) * unit if fmt == "combined" else r.dur_ms
+        by_route.setdefault(route_of(url), []).append(r)
+    routes = {r["route"]: r for r in result["routes"]}
+    assert set(routes) == set(by_route)
+    assert "/api/users/:id/" in routes and "/api/files/:id/:id/download" in routes and "/v2/blobs/:id" in routes
+    for route, recs in by_route.items():
+        got = routes[route]
+        assert got["requests"] == len(recs), route
+        assert got["5xx"] == sum(1 for r in recs if r.status >= 500), route
+        assert got["avg_ms"] == pytest.approx(sum(r.dur_ms for r in recs) / len(recs), rel=1e-9), route
+        assert got["p95_ms"] == pytest.approx(quantile([r.dur_ms for r in recs], 0.95), rel=1e-3), route
+
+
+def test_a_route_field_is_kept_as_written_and_a_url_field_normalised_in_one_file(tmp_path):
+    base = {"level": "info", "time": iso(NOW - timedelta(minutes=5)), "statusCode": 200, "durationMs": 5}
+    lines = [
+        json.dumps({**base, "route": "/api/users/:userId", "url": "/api/users/7"}),
+        json.dumps({**base, "route": "/api/users/7", "url": "/api/users/8?x=1"}),  # a route as the app named it
+        json.dumps({**base, "url": "/api/users/9?x=1"}),  # no route field: the URL, normalised
+    ]
+    result = analyze_paths([str(write(tmp_path / "app.log", lines))], window="all", now=NOW, by_route=True)
+    assert sorted((r["route"], r["requests"]) for r in result["routes"]) == [
+        ("/api/users/7", 1),
+        ("/api/users/:id", 1),
+        ("/api/users/:userId", 1),
+    ]

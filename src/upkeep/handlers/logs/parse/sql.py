@@ -113,27 +113,42 @@ def status_expr(text: str) -> str:
 ID_SEGMENT = "[0-9]+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{16,}"
 
 
-def route_expr(text: str, url_like: bool) -> str:
-    """A raw URL's path with its id segments (numbers, uuids, long hex) replaced by ``:id``.
+def normalise_routes(select: str) -> str:
+    """``select`` (a SELECT with a raw ``route`` and a boolean ``url_like`` column) with each raw URL
+    (``url_like``) in ``route`` as its path: the query, fragment, scheme and host cut, id segments
+    (numbers, uuids, long hex) replaced by ``:id``; other routes (a route template field) are only
+    truncated. ``url_like`` is dropped.
 
-    It runs once per request record, so it is built from the cheap forms (measured on 1M pino
-    records: 0.72 s of CPU for the earlier three capturing replacements, 0.25 s for this): the scheme
-    and host are cut only where ``://`` occurs; a capture-free match (RE2 answers it with a DFA)
-    finds the paths that have an id segment at all, and only those are rewritten. The rewrite
-    doubles every ``/`` so each segment has slashes of its own on both sides, which lets one
-    capture-free replacement catch consecutive ids (``/a/1/2``) that would otherwise share a slash.
+    It runs once per request record, so each step is a projection of its own over the step below
+    and touches only the records that need it. As one nested expression, each step held the text of
+    the steps below it, and the id rewrite and the truncation were evaluated over copies of it
+    (measured on 1M pino records, one thread, the route column grouped: 0.87 s of CPU nested, 0.80 s
+    layered). The rewrite replaces ``/id/`` (capture-free: a DFA in RE2) in the path with a ``/``
+    appended; a match takes the slash after its id, so of consecutive ids (``/a/1/2``) one pass
+    replaces every other one and a second pass, only where an id is left, the rest (0.18 s of CPU
+    on that log's 340k id-bearing paths, against 0.22 s for doubling every ``/`` so that one pass
+    would do).
     """
-    if not url_like:
-        return truncate(text, 200)
-    # the query and fragment cut where there is one (split_part builds a list for every string)
-    cut = f"regexp_extract({text}, '^[^?#]*')"
-    path = f"CASE WHEN contains({text}, '?') OR contains({text}, '#') THEN {cut} ELSE {text} END"
-    without_host = f"regexp_replace({path}, '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*', '')"
-    path = f"CASE WHEN contains({path}, '://') THEN {without_host} ELSE {path} END"
-    doubled = f"replace({path}, '/', '//') || '/'"
-    rewritten = f"replace(regexp_replace({doubled}, '/(?:{ID_SEGMENT})/', '/:id/', 'g')[:-2], '//', '/')"
-    path = f"CASE WHEN regexp_matches({path}, '/(?:{ID_SEGMENT})(?:/|$)') THEN {rewritten} ELSE {path} END"
-    return truncate(path, 200)
+    ids = f"/(?:{ID_SEGMENT})/"
+    host = "'^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*'"
+    steps = [
+        # the query and fragment cut where there is one (split_part builds a list for every string)
+        "CASE WHEN url_like AND (contains(route, '?') OR contains(route, '#')) "
+        "THEN regexp_extract(route, '^[^?#]*') ELSE route END",
+        f"CASE WHEN url_like AND contains(route, '://') THEN regexp_replace(route, {host}, '') ELSE route END",
+    ]
+    out = select
+    for step in steps:
+        out = f"SELECT * REPLACE ({step} AS route) FROM ({out})"
+    # ids: the path has an id segment at all; only those are rewritten
+    out = f"SELECT *, url_like AND regexp_matches(route, '/(?:{ID_SEGMENT})(?:/|$)') AS ids FROM ({out})"
+    out = (
+        f"SELECT * REPLACE (CASE WHEN ids THEN regexp_replace(route || '/', '{ids}', '/:id/', 'g') ELSE route END "
+        f"AS route) FROM ({out})"
+    )
+    again = f"CASE WHEN regexp_matches(route, '{ids}') THEN regexp_replace(route, '{ids}', '/:id/', 'g') ELSE route END"
+    out = f"SELECT * REPLACE (CASE WHEN ids THEN ({again})[:-2] ELSE route END AS route) FROM ({out})"
+    return f"SELECT * EXCLUDE (url_like, ids) REPLACE ({truncate('route', 200)} AS route) FROM ({out})"
 
 
 def duration_factor(field: str | None, unit: str, default: str = "ms") -> float:
@@ -184,14 +199,20 @@ def json_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_rou
             dur = _ref(duration_keys[0]) + (f" * {factor!r}" if factor != 1.0 else "")
     else:
         dur = "NULL"
-    route = _coalesce([route_expr(_ref(k), k in URL_LIKE) for k in fields.get("route", [])])
+    route_keys = fields.get("route", [])
+    route = _coalesce([_ref(k) for k in route_keys])
     top = list(dict.fromkeys(k.split(".")[0] for k in keys))
     bad = " AND ".join(f"{quote_ident(k)} IS NULL" for k in top)
-    return (
+    select = (
         f"SELECT CAST({ts} AS DOUBLE) AS ts, CAST({lv} AS VARCHAR) AS lv, CAST({st} AS INTEGER) AS st, "
         f"CAST({dur} AS DOUBLE) AS dur, CAST({route} AS VARCHAR) AS route, CAST({msg} AS VARCHAR) AS msg, "
-        f"({bad}) AS bad FROM {source}"
+        f"({bad}) AS bad"
     )
+    if not route_keys:
+        return f"{select} FROM {source}"
+    # the first key present says how its value is read: a raw URL is normalised, a route only truncated
+    url_like = " ".join(f"WHEN {_ref(k)} IS NOT NULL THEN {str(k in URL_LIKE).lower()}" for k in route_keys)
+    return normalise_routes(f"{select}, CASE {url_like} END AS url_like FROM {source}")
 
 
 def _lines_source(info: FileInfo, paths: Sequence[str]) -> str:
@@ -207,17 +228,18 @@ def combined_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by
     """nginx/apache combined (or common) format, with an optional trailing request time (seconds)."""
     factor = UNIT_FACTORS["s"] if duration_unit == "auto" else UNIT_FACTORS[duration_unit]
     names = "['ip', 'time', 'method', 'path', 'status', 'bytes', 'rt']"
-    route = route_expr("NULLIF(m.path, '')", True) if by_route else "NULL"
-    return (
+    route, url_like = ("NULLIF(m.path, '')", ", true AS url_like") if by_route else ("NULL", "")
+    select = (
         "SELECT CAST(epoch_ms(try_strptime(NULLIF(m.time, ''), '%d/%b/%Y:%H:%M:%S %z')) AS DOUBLE) AS ts, "
         "CAST(NULL AS VARCHAR) AS lv, "
         f"CAST({status_expr('m.status')} AS INTEGER) AS st, "
         f"try_cast(NULLIF(m.rt, '') AS DOUBLE) * {factor!r} AS dur, "
         f"CAST({route} AS VARCHAR) AS route, "
-        "CAST(NULL AS VARCHAR) AS msg, (m.time = '') AS bad "
+        f"CAST(NULL AS VARCHAR) AS msg, (m.time = '') AS bad{url_like} "
         f"FROM (SELECT regexp_extract(line, {quote_literal(COMBINED_RE)}, {names}) AS m "
         f"FROM {_lines_source(info, paths)} WHERE line IS NOT NULL AND trim(line) <> '')"
     )
+    return normalise_routes(select) if by_route else select
 
 
 def text_select(info: FileInfo, paths: Sequence[str], duration_unit: str, by_route: bool) -> str:
