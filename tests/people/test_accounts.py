@@ -11,8 +11,8 @@ import pytest
 
 from support.people import login_form_token, page_csrf, sign_in
 from upkeep.api.app import create_app
-from upkeep.api.security import LOGIN_FAILURES, SESSION_COOKIE
 from upkeep.auth import SESSIONS_DOMAIN
+from upkeep.http.security import LOGIN_FAILURES, SESSION_COOKIE
 from upkeep.people import accounts, totp
 from upkeep.settings import Settings
 from upkeep.store.models import User
@@ -216,6 +216,6 @@ def test_the_client_address_is_taken_through_trusted_proxies_only(api, alice):
     ],
 )
 def test_forwarded_client(peer, header, client):
-    from upkeep.api.clientaddr import forwarded_client, networks
+    from upkeep.http.clientaddr import forwarded_client, networks
 
     assert forwarded_client(peer, header, networks(("10.0.0.0/8", "::1"))) == client

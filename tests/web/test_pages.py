@@ -262,7 +262,7 @@ def test_dashboard_charts_runs_per_day_by_outcome(api):
 def test_relative_times_use_the_largest_unit_that_fits():
     from datetime import UTC, datetime
 
-    from upkeep.web.routes import fmt_relative
+    from upkeep.web.render import fmt_relative
 
     now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
     said = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from upkeep.api.security import LOGIN_FAILURES, LOGIN_WINDOW, SESSION_COOKIE
 from upkeep.auth import SESSIONS_DOMAIN
+from upkeep.http.security import LOGIN_FAILURES, LOGIN_WINDOW, SESSION_COOKIE
 from upkeep.store.records import Records
 
 

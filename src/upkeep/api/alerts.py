@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from upkeep.api.problems import problem_responses
-from upkeep.api.security import Principal, require_operator, require_viewer
 from upkeep.app import alerts as use_cases
 from upkeep.app import notifications
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_operator, require_viewer
 from upkeep.notify.alerts import STATES
 
 router = APIRouter(tags=["alerts"])

@@ -2,7 +2,7 @@
 
 ``create_app(settings, store=store)`` is what ``upkeep serve`` mounts. ``/healthz`` (the scheduler
 ticks and the store takes writes, ``upkeep.api.health``) and ``/readyz`` (the database answers)
-need no key; everything else does (see ``upkeep.api.security``). OpenAPI is at ``/openapi.json``
+need no key; everything else does (see ``upkeep.http.security``). OpenAPI is at ``/openapi.json``
 and ``/docs``. When ``upkeep.metrics`` exists, its ``install(app, settings, store,
 dependencies=[require_viewer])`` adds ``/metrics`` (Prometheus text), readable with a viewer key
 like the rest of the API.
@@ -32,12 +32,12 @@ from upkeep.api import (
     tasks,
 )
 from upkeep.api.health import Health as HealthChecks
-from upkeep.api.problems import RETRY_AFTER_SECONDS, ProblemError, install_problem_handlers, problem_responses
 from upkeep.api.schemas import Health, Liveness
-from upkeep.api.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.app import Upkeep
 from upkeep.app.terms import Store
 from upkeep.clock import Clock
+from upkeep.http.problems import RETRY_AFTER_SECONDS, ProblemError, install_problem_handlers, problem_responses
+from upkeep.http.security import LoginThrottle, Sessions, load_or_create_secret, require_viewer
 from upkeep.queries import Queries
 from upkeep.settings import Settings
 
@@ -111,7 +111,7 @@ def create_app(settings: Settings, *, store: Store | None = None, clock: Clock |
     _install_metrics(app, settings, store)
     _install_docs(app)
 
-    from upkeep.web.routes import install_web
+    from upkeep.web.app import install_web
 
     install_web(app)
     return app

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
-from upkeep.api.security import Principal, require, require_viewer
 from upkeep.app import Upkeep
 from upkeep.app.approvals import decide
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require, require_viewer
 from upkeep.people import approvals
 
 router = APIRouter(tags=["approvals"])

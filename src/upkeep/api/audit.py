@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
-from upkeep.api.redaction import safe
 from upkeep.api.schemas import AuditPage
-from upkeep.api.security import Principal, require_viewer
 from upkeep.app import Upkeep
+from upkeep.app.redaction import safe
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_viewer
 
 router = APIRouter(tags=["audit"])
 

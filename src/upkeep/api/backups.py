@@ -12,12 +12,12 @@ from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
-from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunOut
-from upkeep.api.security import Principal, require_operator, require_viewer
 from upkeep.app import Upkeep
 from upkeep.app import backups as use_cases
+from upkeep.app.redaction import safe
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_operator, require_viewer
 
 router = APIRouter(prefix="/backups", tags=["backups"])
 READ = problem_responses(401, 403, 404, 422)

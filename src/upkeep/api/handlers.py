@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import HandlerOut
-from upkeep.api.security import Principal, require_viewer
 from upkeep.app import Upkeep
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_viewer
 
 router = APIRouter(prefix="/handlers", tags=["handlers"])
 

@@ -12,12 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from upkeep.api.problems import ProblemError, problem_responses
-from upkeep.api.security import Principal, require_admin, require_operator, require_viewer
 from upkeep.app.terms import NotifySpec
 from upkeep.heartbeats import monitors
 from upkeep.heartbeats.spec import DEFAULT_GRACE, NAME_PATTERN
 from upkeep.heartbeats.state import STATUSES
+from upkeep.http.problems import ProblemError, problem_responses
+from upkeep.http.security import Principal, require_admin, require_operator, require_viewer
 
 router = APIRouter(tags=["heartbeats"])
 READ = problem_responses(401, 403, 404, 422)

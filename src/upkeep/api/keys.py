@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Path
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import KeyCreate, KeyCreated, KeyOut, Me
-from upkeep.api.security import Principal, require_admin, require_viewer
 from upkeep.app import Upkeep
 from upkeep.app import keys as key_cases
 from upkeep.errors import Conflict
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_admin, require_viewer
 
 router = APIRouter(tags=["keys"])
 

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
 from upkeep.api.schemas import Role
-from upkeep.api.security import Principal, require, require_admin
 from upkeep.app import Upkeep
 from upkeep.errors import Conflict
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require, require_admin
 from upkeep.people import accounts
 
 router = APIRouter(tags=["people"])

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
-from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunEventOut, RunOut, RunPage, Stats
-from upkeep.api.security import Principal, require_operator, require_viewer
 from upkeep.api.tasks import MAX_ID, Outcome, Status
 from upkeep.app import Upkeep
+from upkeep.app.redaction import safe
 from upkeep.errors import UserError
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_operator, require_viewer
 
 router = APIRouter(tags=["runs"])
 READ = problem_responses(401, 403, 404, 422)

@@ -23,12 +23,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import problem_responses
-from upkeep.api.redaction import safe
 from upkeep.api.runs import RunId
-from upkeep.api.security import Principal, require_viewer
 from upkeep.app import Upkeep
+from upkeep.app.redaction import safe
 from upkeep.app.terms import TERMINAL_STATUSES
+from upkeep.http.problems import problem_responses
+from upkeep.http.security import Principal, require_viewer
 
 router = APIRouter(tags=["runs"])
 

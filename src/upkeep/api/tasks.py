@@ -15,13 +15,13 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import ValidationError
 
 from upkeep.api.deps import get_upkeep
-from upkeep.api.problems import ProblemError, errors_from_validation, problem_responses
-from upkeep.api.redaction import safe
 from upkeep.api.schemas import RunOut, RunPage, RunRequest, Task, TaskCreate, TaskDetail, TaskPage, TaskPatch
-from upkeep.api.security import Principal, require_admin, require_operator, require_viewer
 from upkeep.api.validation import check_config, check_task
 from upkeep.app import Upkeep
+from upkeep.app.redaction import safe
 from upkeep.app.terms import ALL_STATUSES, OUTCOMES, TaskSpec
+from upkeep.http.problems import ProblemError, errors_from_validation, problem_responses
+from upkeep.http.security import Principal, require_admin, require_operator, require_viewer
 
 router = APIRouter(prefix="/scheduled-tasks", tags=["tasks"])
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from upkeep.api.problems import FIELD_ALIASES, ProblemError, errors_from_validation
 from upkeep.app.terms import Registry, TaskSpec
 from upkeep.errors import ConfigError, UserError
+from upkeep.http.problems import FIELD_ALIASES, ProblemError, errors_from_validation
 
 
 def _raise(errors: list[dict[str, Any]], what: str) -> None:

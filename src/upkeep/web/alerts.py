@@ -13,12 +13,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
-from upkeep.api.redaction import safe
 from upkeep.app import alerts as use_cases
 from upkeep.app import notifications
+from upkeep.app.redaction import safe
 from upkeep.errors import Conflict, NotFound
 from upkeep.notify.silences import MATCH_KEYS
-from upkeep.web.routes import _fragment, _principal, _render
+from upkeep.web.render import error_page, render, require_login, wants_fragment
 
 router = APIRouter(include_in_schema=False)
 BADGE = {"open": "failed", "acknowledged": "warning", "resolved": "ok"}
@@ -35,7 +35,7 @@ Link = Path(min_length=1, max_length=300)
 
 @router.get("/alerts", response_class=HTMLResponse)
 def alerts_page(request: Request) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     store = request.app.state.store
     current = use_cases.list_alerts(store, state="open") + use_cases.list_alerts(store, state="acknowledged")
     context = dict(
@@ -49,8 +49,8 @@ def alerts_page(request: Request) -> Response:
         delivery_badge=DELIVERY_BADGE,
         nav="alerts",
     )
-    name = "_alerts_list.html" if _fragment(request) else "alerts.html"
-    return _render(request, name, principal, **context)
+    name = "_alerts_list.html" if wants_fragment(request) else "alerts.html"
+    return render(request, name, principal, **context)
 
 
 def _link_page(request: Request, link: str, *, acknowledge: bool) -> Response:
@@ -63,10 +63,10 @@ def _link_page(request: Request, link: str, *, acknowledge: bool) -> Response:
             alert = use_cases.alert_for_link(store, link)
             done = None
     except NotFound as exc:
-        return _render(request, "error.html", None, status=404, message=exc.message)
+        return error_page(request, None, 404, exc.message)
     except Conflict as exc:
-        return _render(request, "error.html", None, status=409, heading="Already resolved", message=exc.message)
-    return _render(request, "ack.html", None, alert=safe(alert), link=link, done=done, badge=BADGE)
+        return error_page(request, None, 409, exc.message, heading="Already resolved")
+    return render(request, "ack.html", None, alert=safe(alert), link=link, done=done, badge=BADGE)
 
 
 @router.get("/alerts/ack/{link}", response_class=HTMLResponse)

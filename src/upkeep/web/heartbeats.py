@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from upkeep.errors import NotFound
 from upkeep.heartbeats import monitors
 from upkeep.heartbeats.state import STATUSES
-from upkeep.web.routes import _fragment, _principal, _render
+from upkeep.web.render import error_page, render, require_login, wants_fragment
 
 router = APIRouter(include_in_schema=False)
 BADGE = {"up": "ok", "late": "warning", "down": "failed", "running": "running", "new": "skipped", "paused": "skipped"}
@@ -28,7 +28,7 @@ def heartbeats_page(
     status: str | None = Query(None, max_length=20),
     search: str | None = Query(None, max_length=200),
 ) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     items = monitors.list_heartbeats(
         request.app.state.store,
         _now(request),
@@ -36,15 +36,15 @@ def heartbeats_page(
         search=search or None,
     )
     query = {k: v for k, v in {"status": status, "search": search}.items() if v}
-    name = "_heartbeats_table.html" if _fragment(request) else "heartbeats.html"
-    return _render(
+    name = "_heartbeats_table.html" if wants_fragment(request) else "heartbeats.html"
+    return render(
         request, name, principal, heartbeats=items, query=query, statuses=STATUSES, badge=BADGE, nav="heartbeats"
     )
 
 
 @router.get("/heartbeats/{ref}", response_class=HTMLResponse)
 def heartbeat_page(request: Request, ref: str) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     try:
         if len(ref) > 200 or (ref.isdigit() and len(ref) > 15):
             raise NotFound(f"no heartbeat monitor {ref[:50]!r}", field="heartbeat")
@@ -57,5 +57,5 @@ def heartbeat_page(request: Request, ref: str) -> Response:
             pings=50,
         )
     except NotFound as exc:
-        return _render(request, "error.html", principal, status=404, message=str(exc), nav="heartbeats")
-    return _render(request, "heartbeat.html", principal, hb=monitor, badge=BADGE, nav="heartbeats")
+        return error_page(request, principal, 404, str(exc), nav="heartbeats")
+    return render(request, "heartbeat.html", principal, hb=monitor, badge=BADGE, nav="heartbeats")

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.errors import NotFound
 from upkeep.people import accounts, checklists
-from upkeep.web.routes import PAGE_SIZE, _principal, _render, page_id
+from upkeep.web.render import PAGE_SIZE, admins_only, error_page, page_id, render, require_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,13 +30,13 @@ def checklists_page(
     status: str | None = Query(None, max_length=20),
     offset: int = Query(0, ge=0, le=10**9),
 ) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     chosen = status if status in checklists.STATUSES else None
     items, total = checklists.list_checklists(
         _store(request), status=chosen, limit=PAGE_SIZE, offset=offset, now=_now(request)
     )
     query = {"status": chosen} if chosen else {}
-    return _render(
+    return render(
         request,
         "checklists.html",
         principal,
@@ -52,21 +52,21 @@ def checklists_page(
 
 @router.get("/checklists/{checklist_id}", response_class=HTMLResponse)
 def checklist_page(request: Request, checklist_id: str) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     try:
         view = checklists.get_checklist(_store(request), page_id(checklist_id, "checklist"), now=_now(request))
     except NotFound as exc:
-        return _render(request, "error.html", principal, status=404, message=str(exc), nav="checklists")
+        return error_page(request, principal, 404, str(exc), nav="checklists")
     can_sign = principal.is_person and principal.can("operator")
-    return _render(request, "checklist.html", principal, c=view, can_sign=can_sign, nav="checklists")
+    return render(request, "checklist.html", principal, c=view, can_sign=can_sign, nav="checklists")
 
 
 @router.get("/account", response_class=HTMLResponse)
 def account_page(request: Request) -> Response:
-    principal = _principal(request)
+    principal = require_login(request)
     user = accounts.get_user(_store(request), principal.user_id) if principal.is_person else None
     zones = _time_zones() if user else []
-    return _render(request, "account.html", principal, user=user, zones=zones, nav="account")
+    return render(request, "account.html", principal, user=user, zones=zones, nav="account")
 
 
 def _time_zones() -> list[str]:
@@ -77,15 +77,8 @@ def _time_zones() -> list[str]:
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
-    principal = _principal(request)
-    if not principal.can("admin"):
-        return _render(
-            request,
-            "error.html",
-            principal,
-            status=403,
-            heading="Forbidden",
-            message="the accounts page needs the admin role",
-            nav="users",
-        )
-    return _render(request, "users.html", principal, users=accounts.list_users(_store(request)), nav="users")
+    principal = require_login(request)
+    refused = admins_only(request, principal, "the accounts page", nav="users")
+    if refused is not None:
+        return refused
+    return render(request, "users.html", principal, users=accounts.list_users(_store(request)), nav="users")

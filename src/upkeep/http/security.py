@@ -34,8 +34,8 @@ from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from upkeep.api.problems import ProblemError
 from upkeep.auth import ROLES, end_session, open_session, role_allows, session_is_open, verify_token
+from upkeep.http.problems import ProblemError
 from upkeep.private import PRIVATE, SESSION_KEY_FILE
 from upkeep.queries import key_by_id
 
