@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from upkeep.app.terms import AffectsSpec, AfterSpec, NotifySpec
-from upkeep.bounds import MAX_BACKOFF_SECONDS, MAX_GRACE_SECONDS, MAX_JITTER_SECONDS, MAX_TIMEOUT_SECONDS
+from upkeep.app.terms import AfterSpec, TaskSpec
 
 Role = Literal["viewer", "operator", "admin"]
 
@@ -86,65 +85,50 @@ class TaskPage(BaseModel):
     offset: int
 
 
-class TaskCreate(BaseModel):
-    """A scheduled task, as in upkeep.yaml's ``tasks:``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-    type: str = Field(min_length=1, max_length=200, description="Handler name, domain.action (aliases accepted)")
-    description: str = ""
-    schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
-    timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
-    enabled: bool = True
-    config: FreeForm = Field(default_factory=dict, description="The handler's config (GET /handlers)")
-    tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] = Field(default_factory=list)
-    concurrency: Literal["forbid", "allow", "replace"] = "forbid"
-    misfire: Literal["skip", "run_once", "run_all"] = "skip"
-    misfire_grace_seconds: int = Field(60, ge=0, le=MAX_GRACE_SECONDS)
-    locks: list[str] = Field(default_factory=list)
-    windows: list[str] = Field(default_factory=list, description='e.g. "Sun 02:00-05:00 Europe/Zagreb"')
-    max_retries: int = Field(0, ge=0, le=100)
-    retry_backoff_seconds: float = Field(30.0, ge=0, le=MAX_BACKOFF_SECONDS)
-    retry_backoff_max_seconds: float = Field(3600.0, ge=0, le=MAX_BACKOFF_SECONDS)
-    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS)
-    jitter_seconds: float = Field(0.0, ge=0, le=MAX_JITTER_SECONDS)
-    queue: str = Field("default", min_length=1, max_length=100)
-    notify: NotifySpec = Field(default_factory=NotifySpec)
-    expect_success_within: str | None = Field(None, description="e.g. 26h: overdue when no success within")
-    ping_url: str | None = Field(None, description="Healthchecks-style URL pinged on start/success/fail")
-    affects: AffectsSpec | None = None
-    after: AfterSpec | None = Field(None, description="Run when other tasks' runs end (cycles are refused)")
+# TaskCreate and TaskPatch are made from TaskSpec's fields (a task as upkeep.yaml writes it), so a field
+# added to the task model reaches the API, its OpenAPI schema and its docs with its type, bounds and
+# description; only what differs over JSON is said here.
+_SET_BY_UPKEEP = ("schedule_anchor",)  # the creation time, or upkeep.yaml's: never sent to the API
+_IDENTITY = ("name", "type")  # not patched: a task of another name or type is another task
 
 
-class TaskPatch(BaseModel):
-    """A partial update. ``config`` is merged key by key into the stored config (a key set to
-    ``null`` goes back to its default); the other fields replace the stored value."""
+def _task_fields(*, patch: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, info in TaskSpec.model_fields.items():
+        if name in _SET_BY_UPKEEP or (patch and name in _IDENTITY):
+            continue
+        if not patch:
+            fields[name] = (info.annotation, info)
+            continue
+        # the same type and bounds, null allowed, nothing by default: a field not sent is not changed
+        annotation = info.annotation | None
+        if info.metadata:
+            annotation = Annotated[(annotation, *info.metadata)]
+        fields[name] = (annotation, Field(None, description=info.description))
+    config = "The handler's config (GET /handlers)"
+    if patch:
+        fields["config"] = (FreeForm | None, Field(None, description=config + ", merged key by key"))
+        fields["after"] = (AfterSpec | None, Field(None, description="Run when other tasks' runs end; null removes it"))
+    else:
+        fields["config"] = (FreeForm, Field(default_factory=dict, description=config))
+    return fields
 
-    model_config = ConfigDict(extra="forbid")
 
-    description: str | None = None
-    schedule: str | None = None
-    timezone: str | None = None
-    enabled: bool | None = None
-    config: FreeForm | None = None
-    tiers: list[Literal["daily", "weekly", "monthly", "quarterly", "yearly"]] | None = None
-    concurrency: Literal["forbid", "allow", "replace"] | None = None
-    misfire: Literal["skip", "run_once", "run_all"] | None = None
-    misfire_grace_seconds: int | None = Field(None, ge=0, le=MAX_GRACE_SECONDS)
-    locks: list[str] | None = None
-    windows: list[str] | None = None
-    max_retries: int | None = Field(None, ge=0, le=100)
-    retry_backoff_seconds: float | None = Field(None, ge=0, le=MAX_BACKOFF_SECONDS)
-    retry_backoff_max_seconds: float | None = Field(None, ge=0, le=MAX_BACKOFF_SECONDS)
-    timeout_seconds: float | None = Field(None, gt=0, le=MAX_TIMEOUT_SECONDS)
-    jitter_seconds: float | None = Field(None, ge=0, le=MAX_JITTER_SECONDS)
-    queue: str | None = Field(None, min_length=1, max_length=100)
-    notify: NotifySpec | None = None
-    expect_success_within: str | None = None
-    ping_url: str | None = None
-    affects: AffectsSpec | None = None
-    after: AfterSpec | None = Field(None, description="null removes it")
+TaskCreate = create_model(
+    "TaskCreate",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A scheduled task, as in upkeep.yaml's ``tasks:``.",
+    __module__=__name__,
+    **_task_fields(patch=False),
+)
+TaskPatch = create_model(
+    "TaskPatch",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="""A partial update. ``config`` is merged key by key into the stored config (a key set to
+    ``null`` goes back to its default); the other fields replace the stored value.""",
+    __module__=__name__,
+    **_task_fields(patch=True),
+)
 
 
 class RunRequest(BaseModel):

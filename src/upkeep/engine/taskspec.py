@@ -172,7 +172,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, pattern=TASK_NAME_PATTERN)
-    type: str = Field(description="Handler name, domain.action (aliases accepted)")
+    type: str = Field(min_length=1, max_length=200, description="Handler name, domain.action (aliases accepted)")
     description: str = ""
     schedule: str | None = Field(None, description="cron, @daily, @every 10m, @once ISO-8601, or empty")
     timezone: str = Field("UTC", description="IANA time zone the schedule is read in")
@@ -198,7 +198,7 @@ class TaskSpec(BaseModel):
         None, description="Targets its runs disturb, e.g. {services: [api]}: their failing checks are held meanwhile"
     )
     after: AfterSpec | None = Field(
-        None, description="Run when other tasks' runs end, e.g. {tasks: [nightly-backup], on: success}"
+        None, description="Run when other tasks' runs end (cycles are refused), e.g. {tasks: [nightly-backup]}"
     )
 
     @field_validator("timezone")
