@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from upkeep.store.states import OUTCOME_RANK, OUTCOMES, Outcome
+
 SEVERITIES = ("info", "warning", "critical")
-OUTCOMES = ("ok", "warning", "critical")
-RANK = {"ok": 0, "info": 0, "warning": 1, "critical": 2}
+RANK = {**OUTCOME_RANK, "info": OUTCOME_RANK[Outcome.OK]}  # the runs' outcome ranks; a finding's info is ok
 
 
 def finding(severity: str, check: str, item: str, message: str, **data: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from upkeep import secrets as secret_refs
 from upkeep.errors import UserError
@@ -113,6 +113,46 @@ class Source:
     def safety_spec(cls, entry: dict[str, Any], plan: dict[str, Any], server) -> dict[str, Any] | None:
         """The source spec to back up before a restore overwrites it (None: the kind needs none)."""
         return None
+
+
+class DatabaseSteps(NamedTuple):
+    """A database kind's own steps, each taking a target of its model of a server."""
+
+    create: Callable[..., dict[str, Any]]  # (ctx, source, config, new_writer, work_dir)
+    verify: Callable[..., list[Check]]  # (ctx, entry, raw, config, scratch target, work_dir, on_restored)
+    restore_plan: Callable[..., dict[str, Any]]  # (entry, target, config)
+    restore: Callable[..., list[Check]]  # (ctx, entry, raw, target, plan, config, work_dir)
+
+
+class DatabaseSource(Source):
+    """A kind whose source is a database on a server (PostgreSQL, MariaDB/MySQL): verification
+    restores into a scratch database on ``server`` and restore replaces a database there. A kind
+    names its model of a server (``target``: ``from_spec(spec)`` and ``.spec(database)``) and its
+    ``steps``; the dispatch to them is the same for all."""
+
+    uses_server = True
+    target: ClassVar[Any]
+    steps: ClassVar[DatabaseSteps]
+
+    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
+        return self.steps.create(ctx, self, config, new_writer, work_dir)
+
+    @classmethod
+    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
+        scratch = cls.target.from_spec(server) if server is not None else None
+        return cls.steps.verify(ctx, entry, raw, config, scratch, work_dir, on_restored)
+
+    @classmethod
+    def restore_plan(cls, ctx, entry, config, server):
+        return cls.steps.restore_plan(entry, cls.target.from_spec(server), config)
+
+    @classmethod
+    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
+        return cls.steps.restore(ctx, entry, raw, cls.target.from_spec(server), plan, config, work_dir)
+
+    @classmethod
+    def safety_spec(cls, entry, plan, server):
+        return cls.target.from_spec(server).spec(plan["database"])
 
 
 def database_restore_plan(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from upkeep.errors import ConfigError, UserError
 from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
-from upkeep.handlers.backup.sources.base import Source, database_restore_plan
+from upkeep.handlers.backup.sources.base import DatabaseSource, DatabaseSteps, Source, database_restore_plan
 from upkeep.handlers.backup.sources.mysql_tools import (
     MyTarget,
     Tools,
@@ -287,9 +287,10 @@ def restore(ctx, entry, raw: Path, target: MyTarget, plan: dict[str, Any], confi
         conn.close()
 
 
-class MysqlSource(Source):
+class MysqlSource(DatabaseSource):
     type = "mysql"
-    uses_server = True
+    target = MyTarget
+    steps = DatabaseSteps(create, verify, restore_plan, restore)
 
     @classmethod
     def check_spec(cls, spec: dict[str, Any], field: str) -> None:
@@ -305,23 +306,3 @@ class MysqlSource(Source):
 
     def layout(self, config) -> tuple[str, str]:
         return ".sql", config.compression
-
-    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
-        return create(ctx, self, config, new_writer, work_dir)
-
-    @classmethod
-    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
-        scratch = MyTarget.from_spec(server) if server is not None else None
-        return verify(ctx, entry, raw, config, scratch, work_dir, on_restored)
-
-    @classmethod
-    def restore_plan(cls, ctx, entry, config, server):
-        return restore_plan(entry, MyTarget.from_spec(server), config)
-
-    @classmethod
-    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
-        return restore(ctx, entry, raw, MyTarget.from_spec(server), plan, config, work_dir)
-
-    @classmethod
-    def safety_spec(cls, entry, plan, server):
-        return MyTarget.from_spec(server).spec(plan["database"])

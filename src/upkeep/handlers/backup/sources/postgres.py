@@ -11,7 +11,7 @@ from typing import Any
 from upkeep.errors import UserError
 from upkeep.handlers.backup.checks import assertions_of, check, compare_counts
 from upkeep.handlers.backup.sources import files as tar_files
-from upkeep.handlers.backup.sources.base import OnRestored, Source, database_restore_plan
+from upkeep.handlers.backup.sources.base import DatabaseSource, DatabaseSteps, OnRestored, Source, database_restore_plan
 from upkeep.handlers.backup.sources.postgres_tools import (
     connect,
     count_rows,
@@ -256,9 +256,10 @@ def restore(
         conn.close()
 
 
-class PostgresSource(Source):
+class PostgresSource(DatabaseSource):
     type = "postgres"
-    uses_server = True
+    target = PgTarget
+    steps = DatabaseSteps(create, verify, restore_plan, restore)
 
     @classmethod
     def default_name(cls, spec: dict[str, Any]) -> str:
@@ -270,9 +271,6 @@ class PostgresSource(Source):
     def layout(self, config) -> tuple[str, str]:
         return layout(config)
 
-    def create(self, ctx, config, new_writer, work_dir: Path, never_include: list[Path]) -> dict[str, Any]:
-        return create(ctx, self, config, new_writer, work_dir)
-
     @classmethod
     def reads_artifact_directly(cls, manifest: dict[str, Any]) -> bool:
         return manifest["stream_compression"] == "none"
@@ -280,20 +278,3 @@ class PostgresSource(Source):
     @classmethod
     def verifies_from_stream(cls, manifest: dict[str, Any]) -> bool:
         return manifest.get("format") == "custom"
-
-    @classmethod
-    def verify(cls, ctx, entry, raw, config, work_dir, server, on_restored=None):
-        scratch = PgTarget.from_spec(server) if server is not None else None
-        return verify(ctx, entry, raw, config, scratch, work_dir, on_restored)
-
-    @classmethod
-    def restore_plan(cls, ctx, entry, config, server):
-        return restore_plan(entry, PgTarget.from_spec(server), config)
-
-    @classmethod
-    def restore(cls, ctx, entry, raw, plan, config, server, work_dir):
-        return restore(ctx, entry, raw, PgTarget.from_spec(server), plan, config, work_dir)
-
-    @classmethod
-    def safety_spec(cls, entry, plan, server):
-        return PgTarget.from_spec(server).spec(plan["database"])

@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from upkeep.bounds import MAX_CALL_SECONDS
-from upkeep.handlers.findings import RANK, worst_of
+from upkeep.handlers.findings import OUTCOMES, RANK, worst_of
 
-OK, WARNING, CRITICAL = "ok", "warning", "critical"
-STATUSES = (OK, WARNING, CRITICAL)
+STATUSES = OUTCOMES  # a check's status is a run's outcome word
+OK, WARNING, CRITICAL = STATUSES
 
 # upkeep-wide TLS certificate expiry defaults (days before notAfter).
 CERT_WARN_DAYS = 30
