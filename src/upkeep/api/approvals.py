@@ -54,36 +54,26 @@ def list_approvals(
     return approvals.list_approvals(svc.store, status=status)
 
 
-def _decide(approve: bool, approval_id: int, body: Decision | None, principal: Principal, svc: Upkeep) -> dict:
-    reason = body.reason if body else None
-    return decide(svc, approval_id, approve=approve, actor=principal.actor, role=principal.role, reason=reason)
+def _decision_route(verb: str, approve: bool, summary: str) -> None:
+    """``POST /approvals/{id}/<verb>``: a person's decision on a step; the route's name (its
+    operation id) is the verb."""
+
+    @router.post(
+        f"/approvals/{{approval_id}}/{verb}",
+        response_model=ApprovalOut,
+        responses=problem_responses(401, 403, 404, 409, 422),
+        summary=summary,
+        name=verb,
+    )
+    def decision(
+        body: Decision | None = None,
+        approval_id: int = ApprovalId,
+        principal: Principal = Depends(require_person),
+        svc: Upkeep = Depends(get_upkeep),
+    ) -> dict:
+        reason = body.reason if body else None
+        return decide(svc, approval_id, approve=approve, actor=principal.actor, role=principal.role, reason=reason)
 
 
-@router.post(
-    "/approvals/{approval_id}/approve",
-    response_model=ApprovalOut,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    summary="Approve: the procedure goes on at its next step (a person)",
-)
-def approve(
-    body: Decision | None = None,
-    approval_id: int = ApprovalId,
-    principal: Principal = Depends(require_person),
-    svc: Upkeep = Depends(get_upkeep),
-) -> dict:
-    return _decide(True, approval_id, body, principal, svc)
-
-
-@router.post(
-    "/approvals/{approval_id}/reject",
-    response_model=ApprovalOut,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    summary="Reject: the procedure run is cancelled with the reason (a person)",
-)
-def reject(
-    body: Decision | None = None,
-    approval_id: int = ApprovalId,
-    principal: Principal = Depends(require_person),
-    svc: Upkeep = Depends(get_upkeep),
-) -> dict:
-    return _decide(False, approval_id, body, principal, svc)
+_decision_route("approve", True, "Approve: the procedure goes on at its next step (a person)")
+_decision_route("reject", False, "Reject: the procedure run is cancelled with the reason (a person)")

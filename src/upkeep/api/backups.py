@@ -36,25 +36,38 @@ def overview(_: Principal = Depends(require_viewer), svc: Upkeep = Depends(get_u
     return safe(use_cases.overview(svc.store, svc.clock.now()))
 
 
-@router.post("/{source}/verify", response_model=RunOut, status_code=202, responses=READ, summary="Verify now")
-def verify(
-    body: BackupChoice | None = Body(None),
-    source: str = Source,
-    principal: Principal = Depends(require_operator),
-    svc: Upkeep = Depends(get_upkeep),
-) -> dict:
-    """Queue ``backup.verify`` of the source's newest backup (or the one named)."""
-    choice = body or BackupChoice()
-    return safe(use_cases.verify(svc, source, backup=choice.backup, actor=principal.actor))
+def _queue_route(path: str, use_case, summary: str, description: str) -> None:
+    """A route that queues one run about a source's backup through ``use_case`` (the operator's
+    verify or restore plan); the route's name, and so its operation id, is the use case's."""
+
+    @router.post(
+        path,
+        response_model=RunOut,
+        status_code=202,
+        responses=READ,
+        summary=summary,
+        description=description,
+        name=use_case.__name__,
+    )
+    def queue(
+        body: BackupChoice | None = Body(None),
+        source: str = Source,
+        principal: Principal = Depends(require_operator),
+        svc: Upkeep = Depends(get_upkeep),
+    ) -> dict:
+        choice = body or BackupChoice()
+        return safe(use_case(svc, source, backup=choice.backup, actor=principal.actor))
 
 
-@router.post("/{source}/restore-plan", response_model=RunOut, status_code=202, responses=READ, summary="Plan a restore")
-def restore_plan(
-    body: BackupChoice | None = Body(None),
-    source: str = Source,
-    principal: Principal = Depends(require_operator),
-    svc: Upkeep = Depends(get_upkeep),
-) -> dict:
-    """Queue a dry run of ``backup.restore``: the plan, item by item, with nothing changed."""
-    choice = body or BackupChoice()
-    return safe(use_cases.restore_plan(svc, source, backup=choice.backup, actor=principal.actor))
+_queue_route(
+    "/{source}/verify",
+    use_cases.verify,
+    "Verify now",
+    "Queue ``backup.verify`` of the source's newest backup (or the one named).",
+)
+_queue_route(
+    "/{source}/restore-plan",
+    use_cases.restore_plan,
+    "Plan a restore",
+    "Queue a dry run of ``backup.restore``: the plan, item by item, with nothing changed.",
+)
