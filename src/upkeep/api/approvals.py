@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from upkeep.api.deps import get_upkeep
 from upkeep.app import Upkeep
 from upkeep.app.approvals import decide
+from upkeep.app.people import approvals
 from upkeep.http.problems import problem_responses
 from upkeep.http.security import Principal, require, require_viewer
-from upkeep.people import approvals
 
 router = APIRouter(tags=["approvals"])
 require_person = require("viewer", person=True)  # the step's own role is checked against the person's

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from upkeep.api.deps import get_upkeep
 from upkeep.app import Upkeep
+from upkeep.app.people import checklists
 from upkeep.http.problems import problem_responses
 from upkeep.http.security import Principal, require, require_viewer
-from upkeep.people import checklists
 
 router = APIRouter(tags=["checklists"])
 require_signer = require("operator", person=True)

@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from upkeep.api.deps import get_upkeep
 from upkeep.api.schemas import Role
 from upkeep.app import Upkeep
+from upkeep.app.people import accounts
 from upkeep.errors import Conflict
 from upkeep.http.problems import problem_responses
 from upkeep.http.security import Principal, require, require_admin
-from upkeep.people import accounts
 
 router = APIRouter(tags=["people"])
 require_person = require("viewer", person=True)

@@ -9,6 +9,7 @@ revoking also ends the key's UI sessions.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from upkeep import auth
@@ -16,6 +17,21 @@ from upkeep import auth
 
 def list_keys(store) -> list[dict[str, Any]]:
     return auth.list_keys(store)
+
+
+def verify_token(store, token: str) -> dict[str, Any] | None:
+    """The key ``token`` is (and records its use), None when it is no key or a revoked one."""
+    return auth.verify_token(store, token)
+
+
+def first_admin_key(store, key_file: Path) -> str | None:
+    """``upkeep init``'s admin key: None when an unrevoked admin key exists, else a new one's token,
+    also kept in ``key_file`` (owner only). Not audited: before it exists nobody can sign in."""
+    if any(k["role"] == "admin" and not k["revoked_at"] for k in auth.list_keys(store)):
+        return None
+    _view, token = auth.create_key(store, name="admin", role="admin")
+    auth.write_admin_key_file(key_file, token)
+    return token
 
 
 def create_key(svc, *, name: str, role: str, actor: str) -> tuple[dict[str, Any], str]:

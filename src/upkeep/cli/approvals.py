@@ -16,8 +16,8 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Approvals, newest first (by default those a run waits for)."""
+    from upkeep.app.people import approvals
     from upkeep.errors import UserError
-    from upkeep.people import approvals
 
     if status not in approvals.STATUSES:
         raise UserError(f"unknown status {status!r}", hint=", ".join(approvals.STATUSES), field="status")
@@ -36,12 +36,11 @@ def list_(
 
 def _decide(ctx: typer.Context, approval_id: int, name: str, approve: bool, reason: str | None, as_json: bool) -> None:
     from upkeep.app.approvals import decide
-    from upkeep.people import approvals
-    from upkeep.people.accounts import person_actor
+    from upkeep.app.people import accounts, approvals
 
     store = state(ctx).store()
     needed = approvals.get(store, approval_id)["role"]
-    who = person_actor(store, name, role=needed)
+    who = accounts.person_actor(store, name, role=needed)
     view = decide(
         state(ctx).service,
         approval_id,

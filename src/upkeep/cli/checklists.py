@@ -19,7 +19,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """List checklists, newest first."""
-    from upkeep.people import checklists
+    from upkeep.app.people import checklists
 
     items, total = checklists.list_checklists(state(ctx).store(), status=status, task=task, limit=limit)
     if as_json:
@@ -50,7 +50,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Show a checklist and its numbered items (ITEM in check and skip is that number)."""
-    from upkeep.people import checklists
+    from upkeep.app.people import checklists
 
     view = checklists.get_checklist(state(ctx).store(), checklist_id)
     if as_json:
@@ -76,9 +76,9 @@ def _row(item: dict) -> list:
 
 
 def _signer(ctx: typer.Context, name: str) -> tuple[str, str]:
-    from upkeep.people.accounts import person_actor
+    from upkeep.app.people import accounts
 
-    return person_actor(state(ctx).store(), name, role=SIGNER_ROLE), f"signed in the CLI by {actor()}"
+    return accounts.person_actor(state(ctx).store(), name, role=SIGNER_ROLE), f"signed in the CLI by {actor()}"
 
 
 @checklists_app.command("check")
@@ -91,7 +91,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Check an item, as the person NAME (audited under their name)."""
-    from upkeep.people import checklists
+    from upkeep.app.people import checklists
 
     who, detail = _signer(ctx, as_name)
     view = checklists.check_item(state(ctx).store(), checklist_id, item, actor=who, note=note, detail=detail)
@@ -108,7 +108,7 @@ def skip(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Skip an item, saying why; the checklist then completes with outcome warning."""
-    from upkeep.people import checklists
+    from upkeep.app.people import checklists
 
     who, detail = _signer(ctx, as_name)
     view = checklists.skip_item(state(ctx).store(), checklist_id, item, actor=who, reason=reason, detail=detail)

@@ -18,7 +18,7 @@ def init(
         "default", "--template", help="default, or runbooks: also the daily to yearly tasks and checklists"
     ),
 ) -> None:
-    from upkeep.auth import create_key, list_keys, write_admin_key_file
+    from upkeep.app.keys import first_admin_key
     from upkeep.config_file import config_candidates, render_template
     from upkeep.private import ADMIN_KEY_FILE, PRIVATE
 
@@ -41,12 +41,11 @@ def init(
     PRIVATE.mkdir(settings.resolved_data_dir)
     store = st.store(upgrade=True)
     echo(f"store ready: {settings.resolved_data_dir if settings.is_sqlite else 'database'} (schema current)")
-    if any(k["role"] == "admin" and not k["revoked_at"] for k in list_keys(store)):
+    key_file = settings.resolved_data_dir / ADMIN_KEY_FILE
+    token = first_admin_key(store, key_file)
+    if token is None:
         echo("an admin API key exists already; no new key created (`upkeep keys create` makes another)")
     else:
-        _view, token = create_key(store, name="admin", role="admin")
-        key_file = settings.resolved_data_dir / ADMIN_KEY_FILE
-        write_admin_key_file(key_file, token)
         echo(f"admin API key (shown once; also in {key_file}, mode 600):")
         echo(f"  {token}")
     echo("next: `upkeep apply --dry-run` to preview, `upkeep apply`, then `upkeep serve`")

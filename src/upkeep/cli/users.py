@@ -42,7 +42,7 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Create an account; the password is asked on the terminal (or read with --password-stdin)."""
-    from upkeep.people import accounts
+    from upkeep.app.people import accounts
 
     if no_password and password_stdin:
         raise UserError("--no-password and --password-stdin contradict each other")
@@ -58,7 +58,7 @@ def create(
 @users_app.command("list")
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON")) -> None:
     """List accounts (never a password hash or TOTP secret)."""
-    from upkeep.people import accounts
+    from upkeep.app.people import accounts
 
     users = accounts.list_users(state(ctx).store())
     if as_json:
@@ -89,7 +89,7 @@ def disable(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Disable an account: it cannot sign in, and its open sessions end at once."""
-    from upkeep.people import accounts
+    from upkeep.app.people import accounts
 
     view = accounts.set_enabled(state(ctx).store(), name, False, actor=actor())
     _show(view, as_json, f"disabled account {view['name']!r}; its sessions ended")
@@ -102,7 +102,7 @@ def enable(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """Enable a disabled account."""
-    from upkeep.people import accounts
+    from upkeep.app.people import accounts
 
     view = accounts.set_enabled(state(ctx).store(), name, True, actor=actor())
     _show(view, as_json, f"enabled account {view['name']!r}")
@@ -118,7 +118,7 @@ def reset(
 ) -> None:
     """Set a new password (asked, or --password-stdin) and/or remove the TOTP factor (--totp).
     The account's open sessions end."""
-    from upkeep.people import accounts
+    from upkeep.app.people import accounts
 
     st = state(ctx)
     accounts.get_user(st.store(), name)  # a typo fails before a password is asked

@@ -12,11 +12,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from upkeep.auth import verify_token
+from upkeep.app.keys import verify_token
+from upkeep.app.people import accounts
 from upkeep.http.clientaddr import client_address, from_trusted_proxy, peer_address
 from upkeep.http.problems import ProblemError
 from upkeep.http.security import LOGIN_CSRF_COOKIE, SESSION_COOKIE, authenticate, csrf_ok
-from upkeep.people import accounts
 from upkeep.web.render import render, upkeep_of
 
 router = APIRouter(include_in_schema=False)

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from upkeep.app import backups as backup_cases
+from upkeep.app import keys as key_cases
 from upkeep.app import tasks as task_cases
 from upkeep.app.alerts import open_alert_count, targets_overview
 from upkeep.app.redaction import safe
 from upkeep.app.terms import load_targets
-from upkeep.auth import list_keys
 from upkeep.web.charts import KINDS, chart_kind, runs_per_day_chart, sparkline
 from upkeep.web.forms import fields_from_schema
 from upkeep.web.render import (
@@ -127,4 +127,4 @@ def keys_page(request: Request) -> Response:
     if refused is not None:
         return refused
     name = "_keys_table.html" if wants_fragment(request) else "keys.html"
-    return render(request, name, principal, keys=list_keys(request.app.state.store), nav="keys")
+    return render(request, name, principal, keys=key_cases.list_keys(request.app.state.store), nav="keys")

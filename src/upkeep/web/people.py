@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from upkeep.app.people import accounts, checklists
 from upkeep.errors import NotFound
-from upkeep.people import accounts, checklists
 from upkeep.web.render import PAGE_SIZE, admins_only, error_page, page_id, render, require_login
 
 router = APIRouter(include_in_schema=False)

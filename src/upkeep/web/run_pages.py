@@ -64,9 +64,9 @@ def run_page(request: Request, run_id: str) -> Response:
     events = safe(upkeep_of(request).run_events(run["id"], limit=5000))
     approval = None
     if run["status"] == "waiting":
-        from upkeep.people.approvals import pending_for_run
+        from upkeep.app.people import approvals
 
-        approval = pending_for_run(upkeep_of(request).store, run["id"])
+        approval = approvals.pending_for_run(upkeep_of(request).store, run["id"])
     return render(
         request,
         "run.html",
