@@ -5,6 +5,7 @@ killed when the caller gives up."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -68,19 +69,25 @@ def run_fed(
 ) -> str:
     """``run_streaming`` with ``chunks`` written to the process's standard input by a thread.
 
+    The input is one end of a Unix socket pair, not a pipe: a tool that reads its standard input
+    4 KiB at a time (pg_restore's stdio does) wakes a pipe's blocked writer at every 4 KiB it takes,
+    and a 489 MiB dump then cost about 95,000 context switches and twice the system time of a file;
+    a socket wakes its writer only once half its buffer is free (about 3,500 switches).
+
     A process that stops reading early (``pg_restore --list`` has what it needs after the table of
     contents) ends the feeding quietly. An exception raised by ``chunks`` (a corrupt artifact) ends
     the input there and is raised here, in place of the process's complaint about a cut-off input.
     """
-    reader, writer = os.pipe()
+    ours, theirs = socket.socketpair()
     failure: list[BaseException] = []
 
     def feed() -> None:
         try:
-            with os.fdopen(writer, "wb") as pipe:
+            with ours:
                 for chunk in chunks:
-                    pipe.write(chunk)
-        except BrokenPipeError:
+                    ours.sendall(chunk)
+                ours.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
             pass  # the process exited: run_streaming reports how
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             failure.append(exc)
@@ -88,8 +95,8 @@ def run_fed(
     feeder = threading.Thread(target=feed, name="upkeep-feed", daemon=True)
     feeder.start()
     try:
-        with os.fdopen(reader, "rb") as stdin:
-            text = run_streaming(ctx, argv, env, consume, stdin=stdin)
+        with theirs:
+            text = run_streaming(ctx, argv, env, consume, stdin=theirs)
     except UserError:
         feeder.join(timeout=30)
         if failure:
