@@ -6,7 +6,7 @@ sizes, durations), rendering a page, its error pages, and who is signed in (``re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from upkeep.clock import format_time, relative, zone
-from upkeep.errors import NotFound
+from upkeep.errors import NotFound, UserError
 from upkeep.http.security import Principal, authenticate
 from upkeep.web.charts import legend, outcome_class, outcome_strip
 from upkeep.web.forms import UNITS, duration_shown
@@ -156,6 +156,18 @@ def error_page(
     if nav:
         context["nav"] = nav
     return render(request, "error.html", principal, status=status, message=message, **context)
+
+
+def listing(fetch: Callable[[], tuple[list[Any], int]], offset: int, **filters: str | None) -> dict[str, Any]:
+    """A list page's rows and pager: one page of ``fetch()`` (a filter it refuses is the page's
+    ``error``, with no rows), and the filters given, which the pager's links keep."""
+    error = None
+    try:
+        items, total = fetch()
+    except UserError as exc:
+        items, total, error = [], 0, str(exc)
+    query = {k: v for k, v in filters.items() if v}
+    return {"items": items, "total": total, "offset": offset, "limit": PAGE_SIZE, "query": query, "error": error}
 
 
 def admins_only(request: Request, principal: Principal, what: str, *, nav: str | None = None) -> Response | None:

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.app.redaction import safe
 from upkeep.app.terms import ACTIVE_STATUSES, ALL_STATUSES, OUTCOMES
-from upkeep.errors import NotFound, UserError
-from upkeep.web.render import PAGE_SIZE, error_page, page_id, render, require_login, upkeep_of, wants_fragment
+from upkeep.errors import NotFound
+from upkeep.web.render import PAGE_SIZE, error_page, listing, page_id, render, require_login, upkeep_of, wants_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,33 +25,22 @@ def runs_page(
     offset: int = Query(0, ge=0, le=10**9),
 ) -> Response:
     principal = require_login(request)
-    error = None
-    try:
-        items, total = upkeep_of(request).list_runs(
+    page = listing(
+        lambda: upkeep_of(request).list_runs(
             task=task or None,
             status=status if status in ALL_STATUSES else None,
             outcome=outcome if outcome in OUTCOMES else None,
             limit=PAGE_SIZE,
             offset=offset,
-        )
-    except UserError as exc:
-        items, total, error = [], 0, str(exc)
-    query = {k: v for k, v in {"status": status, "outcome": outcome, "task": task}.items() if v}
-    name = "_runs_table.html" if wants_fragment(request) else "runs.html"
-    return render(
-        request,
-        name,
-        principal,
-        runs=safe(items),
-        total=total,
-        offset=offset,
-        limit=PAGE_SIZE,
-        query=query,
-        error=error,
-        statuses=ALL_STATUSES,
-        outcomes=OUTCOMES,
-        nav="runs",
+        ),
+        offset,
+        status=status,
+        outcome=outcome,
+        task=task,
     )
+    runs = safe(page.pop("items"))
+    name = "_runs_table.html" if wants_fragment(request) else "runs.html"
+    return render(request, name, principal, runs=runs, **page, statuses=ALL_STATUSES, outcomes=OUTCOMES, nav="runs")
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -28,6 +28,7 @@ from upkeep.web.render import (
     admins_only,
     axis_time,
     error_page,
+    listing,
     render,
     require_login,
     upkeep_of,
@@ -114,25 +115,21 @@ def tasks_page(
         "last_status": last_status if last_status in ALL_STATUSES else None,
         "search": search or None,
     }
-    error = None
-    try:
-        items, total = task_rows(request.app.state.store, svc.registry, **filters, limit=PAGE_SIZE, offset=offset)
-    except UserError as exc:
-        items, total, error = [], 0, str(exc)
-    query = {
-        k: v for k, v in {"enabled": enabled, "type": type, "last_status": last_status, "search": search}.items() if v
-    }
-    handlers = {spec.name: spec for spec in svc.registry.all()}
+    page = listing(
+        lambda: task_rows(request.app.state.store, svc.registry, **filters, limit=PAGE_SIZE, offset=offset),
+        offset,
+        enabled=enabled,
+        type=type,
+        last_status=last_status,
+        search=search,
+    )
+    items = page.pop("items")
     context = dict(
         recent=request.app.state.queries.recent_outcomes([t["id"] for t in items]),
         tasks=safe(items),
-        total=total,
-        offset=offset,
-        limit=PAGE_SIZE,
-        query=query,
-        error=error,
+        **page,
         statuses=ALL_STATUSES,
-        handlers=handlers,
+        handlers={spec.name: spec for spec in svc.registry.all()},
         nav="tasks",
     )
     name = "_tasks_table.html" if wants_fragment(request) else "tasks.html"
