@@ -95,7 +95,8 @@ def test_an_unknown_command_is_a_usage_error_not_a_lookup_failure():
 
 
 # What a command that reads the SQLite store must not import: another store's dialect (PostgreSQL's
-# with all its drivers), the handlers, the executor, the API, the distributed mode, the alerting.
+# with all its drivers), the handlers, the executor, the API and the HTTP pieces it shares with the UI,
+# the distributed mode, the alerting.
 NOT_FOR_READING = (
     "sqlalchemy.dialects.postgresql",
     "asyncpg",
@@ -104,6 +105,7 @@ NOT_FOR_READING = (
     "upkeep.engine.pool",
     "upkeep.engine.context",
     "upkeep.api",
+    "upkeep.http",
     "fastapi",
     "uvicorn",
     "celery",
