@@ -31,10 +31,15 @@ RUN_ONLY_COLUMNS = {
 
 
 def _names_runs(node: ast.AST, aliases: set[str]) -> bool:
-    """``Run``, ``Run.__table__``, or a module name bound to either."""
+    """``Run``, ``Run.__table__``, the Core table ``runs`` (``tables.runs``), or a module name bound
+    to one of them."""
     if isinstance(node, ast.Name):
-        return node.id == "Run" or node.id in aliases
-    return isinstance(node, ast.Attribute) and node.attr == "__table__" and _names_runs(node.value, aliases)
+        return node.id in ("Run", "runs") or node.id in aliases
+    if not isinstance(node, ast.Attribute):
+        return False
+    if node.attr == "runs":
+        return isinstance(node.value, ast.Name) and node.value.id == "tables"
+    return node.attr == "__table__" and _names_runs(node.value, aliases)
 
 
 def writes_to_runs(source: str) -> list[tuple[int, str]]:
@@ -97,5 +102,8 @@ conn.exec_driver_sql("UPDATE runs SET status = 'failed'")
 run.cancel_requested_at = now
 sa.update(Other).values(x=1)
 sa.select(Run).where(Run.id == 1)
+sa.delete(runs).where(runs.c.id == 1)
+sa.update(tables.runs).values(status="failed")
+sa.select(runs)
 """
-    assert [line for line, _ in writes_to_runs(source)] == [5, 6, 7, 8, 9, 10]
+    assert [line for line, _ in writes_to_runs(source)] == [5, 6, 7, 8, 9, 10, 13, 14]

@@ -34,8 +34,8 @@ from upkeep.engine.watch import Watcher, WatchThread
 from upkeep.errors import UserError
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT, WAITING
 from upkeep.store.records import Records, instance_secrets, load_targets
+from upkeep.store.states import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT, WAITING
 
 log = logging.getLogger(__name__)
 

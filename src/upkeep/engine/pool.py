@@ -46,7 +46,9 @@ from upkeep.engine.watch import Watcher
 from upkeep.engine.worker import worker_main
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import FAILED, PENDING, Run, ScheduledTask
+from upkeep.store.states import FAILED, PENDING
+from upkeep.store.tables import runs as RUNS
+from upkeep.store.tables import scheduled_tasks
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ WARM_AHEAD_SECONDS = 10.0
 def _work_ahead_queries(by_queue: bool) -> tuple[sa.Select, sa.Select]:
     """The due times of the first pending runs, and the next slot of an enabled task (built once:
     building a statement costs more than running it)."""
-    runs, tasks = Run.__table__, ScheduledTask.__table__
+    runs, tasks = RUNS, scheduled_tasks
     pending = sa.select(runs.c.due_at).where(runs.c.status == PENDING)
     slot = sa.select(sa.func.min(tasks.c.next_run_at)).where(tasks.c.enabled.is_(True))
     if by_queue:
@@ -398,8 +400,8 @@ class EmbeddedExecutor(Background):
     def _assign(self, slot: Slot, run_id: int, timeout: float | None = None) -> None:
         """Send a run the worker claims itself (mutex locks, a cancel request, ``upkeep run``)."""
         if timeout is None:
-            with self.store.read() as s:
-                timeout = s.execute(sa.select(Run.timeout_seconds).where(Run.id == run_id)).scalar()
+            with self.store.read_connection() as s:
+                timeout = s.execute(sa.select(RUNS.c.timeout_seconds).where(RUNS.c.id == run_id)).scalar()
         # the deadline counts from here, a little before the worker's claim starts the run's own
         self._occupy(slot, run_id, datetime.now(UTC) + timedelta(seconds=timeout) if timeout else None)
         self._send(slot, ("run", run_id))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from upkeep.store.models import CANCELLED, TIMED_OUT
+from upkeep.store.states import CANCELLED, TIMED_OUT
 
 CANCEL_CHECK_SECONDS = 0.25  # how often cancel requests of watched runs are looked for
 TIMED_OUT_ERROR = "timed out: the deadline passed and the run's process tree was killed"

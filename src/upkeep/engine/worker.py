@@ -17,7 +17,7 @@ from upkeep.engine import lifecycle
 from upkeep.engine.context import ServicesFactory
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import FAILED
+from upkeep.store.states import FAILED
 
 log = logging.getLogger(__name__)
 

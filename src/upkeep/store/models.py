@@ -37,10 +37,15 @@ from upkeep.store.states import (  # noqa: F401 (callers name the run states fro
 from upkeep.store.tables import (
     BigID,
     JSONType,
-    NullableJSON,
     UTCDateTime,
     _now,
+    audit_log,
+    instances,
     metadata,
+    records,
+    run_events,
+    run_locks,
+    runs,
     scheduled_tasks,
 )
 
@@ -56,141 +61,33 @@ class ScheduledTask(Base):
 
 
 class Run(Base):
-    __tablename__ = "runs"
-    __table_args__ = (
-        # Exactly one scheduled run per (task, slot): two schedulers racing cannot both create it.
-        sa.Index(
-            "uq_runs_scheduled_slot",
-            "task_id",
-            "scheduled_for",
-            unique=True,
-            sqlite_where=sa.text("origin = 'scheduled'"),
-        ),
-        # Exactly one dependent run per (task, upstream run whose end created it).
-        sa.Index(
-            "uq_runs_dependency",
-            "task_id",
-            "trigger_run_id",
-            unique=True,
-            sqlite_where=sa.text("origin = 'dependency'"),
-        ),
-        sa.Index("ix_runs_status_due", "status", "due_at"),
-        sa.Index("ix_runs_task_recent", "task_id", "created_at", "status", "outcome"),  # the last 20 outcomes
-        sa.Index("ix_runs_finished", "finished_at"),
-        sa.Index("ix_runs_created_status", "created_at", "status"),
-        # the latest failed runs (the dashboard's "Recent failures") without sorting every failure
-        sa.Index("ix_runs_failed", "id", sqlite_where=sa.text("status IN ('failed', 'timed_out')")),
-    )
-
-    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("scheduled_tasks.id", ondelete="SET NULL"), nullable=True)
-    task_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    task_type: Mapped[str] = mapped_column(sa.String(200))
-    requested_type: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # alias used
-    origin: Mapped[str] = mapped_column(sa.String(16), default="manual")
-    scheduled_for: Mapped[datetime | None] = mapped_column(nullable=True)
-    due_at: Mapped[datetime] = mapped_column(default=_now)
-    status: Mapped[str] = mapped_column(sa.String(16), default=PENDING)
-    outcome: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
-    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
-    retry_of: Mapped[int | None] = mapped_column(BigID, nullable=True)
-    parent_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    dry_run: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    confirm: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    queue: Mapped[str] = mapped_column(sa.String(100), default="default")
-    timeout_seconds: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    max_retries: Mapped[int] = mapped_column(sa.Integer, default=0)
-    locks: Mapped[list[Any]] = mapped_column(default=list)
-    triggered_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    submitted_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    cancel_requested_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    worker: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)  # host:pid
-    worker_host: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    worker_pid: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
-    worker_pgid: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
-    progress: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
-    progress_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
-    summary: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
-    event_count: Mapped[int] = mapped_column(sa.Integer, default=0)
-    # a pending run waiting for a mutex lock: the run holding it, which wakes it when it ends
-    blocked_by_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
-    # a dependent run: the upstream run whose end created it, and every upstream run it waited for
-    # ([{task, run_id, status, finished_at}], the fan-in's inputs; also on a dependent run skipped)
-    trigger_run_id: Mapped[int | None] = mapped_column(BigID, nullable=True)
-    upstream_runs: Mapped[list[Any] | None] = mapped_column(NullableJSON, nullable=True)
+    __table__ = runs
 
 
 class RunEvent(Base):
-    __tablename__ = "run_events"
-    __table_args__ = (sa.UniqueConstraint("run_id", "seq", name="uq_run_events_seq"),)
-
-    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"))
-    seq: Mapped[int] = mapped_column(sa.Integer)
-    ts: Mapped[datetime] = mapped_column(default=_now)
-    level: Mapped[str] = mapped_column(sa.String(10), default="info")
-    event: Mapped[str] = mapped_column(sa.String(100))
-    message: Mapped[str] = mapped_column(sa.Text, default="")
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __table__ = run_events
 
 
 class RunLock(Base):
     """A mutex held by a running run; it lives exactly as long as the run, never by TTL."""
 
-    __tablename__ = "run_locks"
-
-    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
-    run_id: Mapped[int] = mapped_column(sa.ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    acquired_at: Mapped[datetime] = mapped_column(default=_now)
+    __table__ = run_locks
 
 
 class AuditEntry(Base):
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
-    ts: Mapped[datetime] = mapped_column(default=_now, index=True)
-    actor: Mapped[str] = mapped_column(sa.String(200))
-    action: Mapped[str] = mapped_column(sa.String(50))
-    object_type: Mapped[str] = mapped_column(sa.String(50))
-    object_id: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
-    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    detail: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    __table__ = audit_log
 
 
 class Record(Base):
     """Per-domain keyed JSON records for handlers (backup catalog, failure counters, samples...)."""
 
-    __tablename__ = "records"
-
-    domain: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(sa.String(500), primary_key=True)
-    value: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    updated_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    __table__ = records
 
 
 class Instance(Base):
     """A live scheduler, worker or API process: its last tick/heartbeat shows liveness."""
 
-    __tablename__ = "instances"
-
-    id: Mapped[str] = mapped_column(sa.String(200), primary_key=True)  # role:host:pid:start
-    role: Mapped[str] = mapped_column(sa.String(20))
-    host: Mapped[str] = mapped_column(sa.String(200))
-    pid: Mapped[int] = mapped_column(sa.Integer)
-    queues: Mapped[list[Any]] = mapped_column(default=list)
-    started_at: Mapped[datetime] = mapped_column(default=_now)
-    last_seen_at: Mapped[datetime] = mapped_column(default=_now)
-    info: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    __table__ = instances
 
 
 class ApiKey(Base):

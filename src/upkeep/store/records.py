@@ -17,14 +17,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from upkeep.store.db import Store
-from upkeep.store.models import Record
+from upkeep.store.tables import records as RECORDS
+
+# Reads are Core statements (on a connection or a session alike): every run reads its secrets'
+# names here as it starts, and a worker then needs no ORM. A write that replaces a record
+# (``put``, ``Records.update``) uses the session's ``Record``.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CONFIG_DOMAIN = "_upkeep"  # records written by `upkeep apply`: targets, channels, secret_names
 
@@ -35,13 +40,13 @@ def _is_postgres(s: Session | Connection) -> bool:
 
 def _prefixed(query, prefix: str):
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return query.where(Record.key.like(f"{escaped}%", escape="\\"))
+    return query.where(RECORDS.c.key.like(f"{escaped}%", escape="\\"))
 
 
 # built once: every run reads the secret names before its handler starts, and building the
 # statement each time cost more than the read itself
-_VALUE = sa.select(Record.__table__.c.value).where(
-    Record.__table__.c.domain == sa.bindparam("domain"), Record.__table__.c.key == sa.bindparam("key")
+_VALUE = sa.select(RECORDS.c.value).where(
+    RECORDS.c.domain == sa.bindparam("domain"), RECORDS.c.key == sa.bindparam("key")
 )
 
 
@@ -54,6 +59,8 @@ def get(s: Session | Connection, domain: str, key: str, default: Any = None, *, 
 
 
 def put(s: Session, domain: str, key: str, value: Any, *, lock: bool = False) -> None:
+    from upkeep.store.models import Record
+
     now = datetime.now(UTC)
     row = s.get(Record, (domain, key), with_for_update=lock and _is_postgres(s))
     if row is None:
@@ -64,27 +71,27 @@ def put(s: Session, domain: str, key: str, value: Any, *, lock: bool = False) ->
     s.flush()
 
 
-def delete(s: Session, domain: str, key: str) -> bool:
-    return s.execute(sa.delete(Record).where(Record.domain == domain, Record.key == key)).rowcount > 0
+def delete(s: Session | Connection, domain: str, key: str) -> bool:
+    return s.execute(sa.delete(RECORDS).where(RECORDS.c.domain == domain, RECORDS.c.key == key)).rowcount > 0
 
 
-def items(s: Session, domain: str, prefix: str = "", limit: int | None = None) -> list[tuple[str, Any]]:
+def items(s: Session | Connection, domain: str, prefix: str = "", limit: int | None = None) -> list[tuple[str, Any]]:
     """Records whose key starts with ``prefix``, ordered by key."""
-    query = sa.select(Record.key, Record.value).where(Record.domain == domain)
+    query = sa.select(RECORDS.c.key, RECORDS.c.value).where(RECORDS.c.domain == domain)
     if prefix:
         query = _prefixed(query, prefix)
-    query = query.order_by(Record.key)
+    query = query.order_by(RECORDS.c.key)
     if limit is not None:
         query = query.limit(limit)
     return [(k, v) for k, v in s.execute(query)]
 
 
-def get_many(s: Session, domain: str, keys: list[str]) -> dict[str, Any]:
+def get_many(s: Session | Connection, domain: str, keys: list[str]) -> dict[str, Any]:
     """The values of ``keys`` that exist (one query per 500 keys)."""
     out: dict[str, Any] = {}
     for i in range(0, len(keys), 500):
         chunk = keys[i : i + 500]
-        query = sa.select(Record.key, Record.value).where(Record.domain == domain, Record.key.in_(chunk))
+        query = sa.select(RECORDS.c.key, RECORDS.c.value).where(RECORDS.c.domain == domain, RECORDS.c.key.in_(chunk))
         if _is_postgres(s):
             query = query.with_for_update()
         out.update(dict(s.execute(query).all()))
@@ -100,7 +107,7 @@ def put_many(s: Session, domain: str, values: Mapping[str, Any]) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert
     now = datetime.now(UTC)
-    stmt = insert(Record.__table__)
+    stmt = insert(RECORDS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["domain", "key"],
         set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
@@ -135,6 +142,8 @@ class Records:
 
     def update(self, key: str, change: Callable[[Any], Any]) -> Any:
         """Atomically read, change and write one record; ``change`` returning None deletes it."""
+        from upkeep.store.models import Record
+
         with self.store.write() as s:
             row = s.get(Record, (self.domain, key), with_for_update=self.store.is_postgres)
             new = change(row.value if row is not None else None)
@@ -151,7 +160,7 @@ class Records:
 
     def items(self, prefix: str = "", limit: int | None = None) -> list[tuple[str, Any]]:
         """Records whose key starts with ``prefix``, ordered by key."""
-        with self.store.read() as s:
+        with self.store.read_connection() as s:
             return items(s, self.domain, prefix, limit)
 
     def keys(self, prefix: str = "") -> list[str]:
@@ -159,7 +168,7 @@ class Records:
 
     def delete_prefix(self, prefix: str) -> int:
         with self.store.write() as s:
-            return s.execute(_prefixed(sa.delete(Record).where(Record.domain == self.domain), prefix)).rowcount
+            return s.execute(_prefixed(sa.delete(RECORDS).where(RECORDS.c.domain == self.domain), prefix)).rowcount
 
 
 def load_targets(store: Store) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from upkeep.engine.lifecycle.types import (
     WorkerIdentity,
     seconds_until,
 )
-from upkeep.store.models import Outcome, RunStatus
+from upkeep.store.states import Outcome, RunStatus
 
 __all__ = [
     "HOSTNAME",

@@ -20,24 +20,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from upkeep.engine.lifecycle import rules
 from upkeep.engine.lifecycle.events import append_event
 from upkeep.engine.lifecycle.inserts import insert_once
 from upkeep.engine.lifecycle.rules import Trigger, run_values
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
-from upkeep.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, TIMED_OUT, Origin, Run, ScheduledTask
+from upkeep.store.states import ACTIVE_STATUSES, COMPLETED, FAILED, TIMED_OUT, Origin
+from upkeep.store.tables import runs, scheduled_tasks
+
+if TYPE_CHECKING:  # a caller's session works as a connection does: the ORM is not imported for it
+    from sqlalchemy.orm import Session
 
 # (session, run id, now, reason) -> the run's status after the cancel
-Cancel = Callable[[Session | Connection, int, datetime, str | None], str | None]
+Cancel = Callable[["Session | Connection", int, datetime, str | None], str | None]
 
-RUNS = Run.__table__
-TASKS = ScheduledTask.__table__
+RUNS = runs
+TASKS = scheduled_tasks
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(19, 0)")  # dependency decisions' lock (namespace 19, key 0)
 
 _WITH_AFTER = sa.select(TASKS).where(TASKS.c.after.is_not(None), TASKS.c.enabled.is_(True)).order_by(TASKS.c.id)

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from upkeep.store.models import Run, RunEvent
+from upkeep.store.tables import run_events, runs
 
 MAX_MESSAGE = 8000
 
-RUNS = Run.__table__
-EVENTS = RunEvent.__table__
+RUNS = runs
+EVENTS = run_events
 EVENTS_INSERT = sa.insert(EVENTS)
 _NEXT_SEQ = (
     sa.update(RUNS)

@@ -6,9 +6,9 @@ import functools
 
 import sqlalchemy as sa
 
-from upkeep.store.models import Run
+from upkeep.store.tables import runs
 
-RUNS = Run.__table__
+RUNS = runs
 
 
 @functools.cache

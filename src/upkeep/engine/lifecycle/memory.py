@@ -17,7 +17,7 @@ from typing import Any
 from upkeep.engine.lifecycle import rules
 from upkeep.engine.lifecycle.rules import Trigger
 from upkeep.engine.lifecycle.types import ClaimedRun, Dispatched, Finish, Handout, LockBusy, WorkerIdentity, _now
-from upkeep.store.models import (
+from upkeep.store.states import (
     ACTIVE_STATUSES,
     CANCELLED,
     PENDING,

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from upkeep.engine.lifecycle.types import ClaimedRun
-from upkeep.store.models import (
+from upkeep.store.states import (
     COMPLETED,
     FAILED,
     PENDING,

@@ -22,11 +22,10 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from upkeep.engine.lifecycle import dependencies, rules
 from upkeep.engine.lifecycle.events import EVENTS, EVENTS_INSERT, append_event, event_row, insert_event
@@ -41,7 +40,7 @@ from upkeep.engine.lifecycle.types import (
     WorkerIdentity,
 )
 from upkeep.store.db import Store
-from upkeep.store.models import (
+from upkeep.store.states import (
     ACTIVE_STATUSES,
     CANCELLED,
     COMPLETED,
@@ -52,16 +51,20 @@ from upkeep.store.models import (
     TERMINAL_STATUSES,
     WAITING,
     Origin,
-    Run,
-    RunEvent,
-    RunLock,
-    ScheduledTask,
-    UTCDateTime,
 )
+from upkeep.store.tables import UTCDateTime, run_events, run_locks, runs, scheduled_tasks
+
+# Core statements on Core tables: ORM-enabled DML costs several times more, and a process that
+# runs runs (a worker, ``upkeep run``) never imports the ORM for them. A use case's session is
+# accepted wherever a connection is.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from upkeep.store.models import ScheduledTask
 
 log = logging.getLogger(__name__)
-RUNS = Run.__table__  # the hot path uses Core statements: ORM-enabled DML costs several times more
-TASKS = ScheduledTask.__table__
+RUNS = runs
+TASKS = scheduled_tasks
 
 
 def _now() -> datetime:
@@ -317,7 +320,7 @@ def _claim_and_start_pg() -> sa.Select:
 def _claim_slow(store: Store, params: dict[str, Any], lock_retry_seconds: float) -> ClaimedRun | None:
     """Claim a run that holds mutex locks or has a cancel request (or someone else's run)."""
     run_id, now = params["run_id"], params["now"]
-    with store.write() as s:
+    with store.write_connection() as s:
         row = s.execute(
             sa.select(RUNS.c.status, RUNS.c.cancel_requested_at, RUNS.c.locks, RUNS.c.progress_message).where(
                 RUNS.c.id == run_id
@@ -473,20 +476,20 @@ def _finish_one(c: Connection, e: Finish, now: datetime) -> bool:
     return False
 
 
-def _take_locks(s: Session, run_id: int, locks: list[str], now: datetime) -> None:
+def _take_locks(s: Connection, run_id: int, locks: list[str], now: datetime) -> None:
     """Take every lock or none (a run waiting for one lock must not sit on the others)."""
     take = []
     for name in sorted(set(locks)):
-        holder = s.execute(sa.select(RunLock.run_id).where(RunLock.name == name)).scalar()
+        holder = s.execute(sa.select(run_locks.c.run_id).where(run_locks.c.name == name)).scalar()
         if holder is not None and holder != run_id:
             holder_status = s.execute(sa.select(RUNS.c.status).where(RUNS.c.id == holder)).scalar()
             if holder_status in ACTIVE_STATUSES:
                 raise LockBusy(name, holder)
-            s.execute(sa.delete(RunLock).where(RunLock.name == name))  # left by an ended run
+            s.execute(sa.delete(run_locks).where(run_locks.c.name == name))  # left by an ended run
         if holder != run_id:
             take.append(name)
-    s.add_all(RunLock(name=name, run_id=run_id, acquired_at=now) for name in take)
-    s.flush()
+    if take:
+        s.execute(sa.insert(run_locks), [{"name": name, "run_id": run_id, "acquired_at": now} for name in take])
 
 
 def finish(
@@ -620,7 +623,7 @@ _WAKE_WAITERS = (
 
 
 def _release_locks(s: Session | Connection, run_id: int, now: datetime) -> None:
-    if s.execute(sa.delete(RunLock).where(RunLock.run_id == run_id)).rowcount:
+    if s.execute(sa.delete(run_locks).where(run_locks.c.run_id == run_id)).rowcount:
         # runs waiting for a lock this run held may start now, not at their next retry
         s.execute(_WAKE_WAITERS, {"holder": run_id, "now": now})
 
@@ -853,7 +856,7 @@ def _move_in(
 
 def delete_ended(s: Session | Connection, run_ids: list[int]) -> None:
     """Delete ended runs and their events (retention); a run that is not terminal stays."""
-    s.execute(sa.delete(RunEvent).where(RunEvent.run_id.in_(run_ids)))
+    s.execute(sa.delete(run_events).where(run_events.c.run_id.in_(run_ids)))
     s.execute(sa.delete(RUNS).where(RUNS.c.id.in_(run_ids), RUNS.c.status.in_(TERMINAL_STATUSES)))
 
 
