@@ -142,6 +142,24 @@ def test_tasks_list_reads_the_store_without_loading_what_it_does_not_use(cli, su
             assert loaded(modules, package) == [], (args, package)
 
 
+# What running a handler type must not import either: the run is created, followed and printed with
+# Core statements, so neither the ORM and the models it maps nor the use cases that edit tasks.
+NOT_FOR_RUNNING = ("sqlalchemy.orm", "upkeep.store.models", "upkeep.app.usecases", "upkeep.app.tasks", "alembic")
+
+
+def test_running_a_handler_type_loads_neither_the_orm_nor_the_use_cases_that_edit_tasks(cli, subprocess_env):
+    cli.write("tasks:\n  - {name: nightly-noop, type: debug.noop, schedule: '0 3 * * *'}\n")
+    cli("apply")
+    proc, modules = imported_by("run", "debug.noop", "--json", env=subprocess_env, cwd=cli.root)
+    assert proc.returncode == 0 and '"status": "completed"' in proc.stdout, proc.stderr
+    for package in NOT_FOR_RUNNING:
+        assert loaded(modules, package) == [], package
+    # a task's run still goes through the task use cases (and the ORM), with the same result
+    proc, modules = imported_by("run", "nightly-noop", "--json", env=subprocess_env, cwd=cli.root)
+    assert proc.returncode == 0 and '"status": "completed"' in proc.stdout, proc.stderr
+    assert "upkeep.app.tasks" in modules
+
+
 # The console script with a command in place of ``upkeep.cli.main.main``: what the collector's
 # state was as the command started, in a child forked from it, and once the command ran a while.
 COLLECTOR_STATES = """

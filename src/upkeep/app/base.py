@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from upkeep.app import adhoc
 from upkeep.clock import Clock
 from upkeep.engine import hostscope, taskgraph
 from upkeep.engine.registry import REGISTRY, Registry
@@ -73,9 +74,7 @@ class Base:
 
     def suggest(self, name: str) -> str | None:
         """``did you mean ...?`` over task names and handler types, for a name that is neither."""
-        with self.store.read() as s:
-            names = list(s.execute(sa.select(ScheduledTask.name)).scalars())
-        return did_you_mean(name, [*names, *self.registry.names(), *self.registry.aliases()])
+        return adhoc.suggest(self.store, self.registry, name)
 
     @staticmethod
     def _edges(s: Session) -> dict[str, list[str]]:

@@ -13,25 +13,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
-from upkeep.engine.reaper import Reaper
 from upkeep.engine.registry import REGISTRY, Registry
-from upkeep.queries import Queries
 from upkeep.settings import Settings
 from upkeep.store.db import Store
-from upkeep.store.models import (
-    ACTIVE_STATUSES,
-    COMPLETED,
-    FAILED_STATUSES,
-    PENDING,
-    SUBMITTED,
-    TERMINAL_STATUSES,
-    Instance,
-    Run,
-    RunEvent,
-    ScheduledTask,
-)
 from upkeep.store.records import Records
-from upkeep.store.runs import count_by_status
+from upkeep.store.states import ACTIVE_STATUSES, COMPLETED, FAILED_STATUSES, PENDING, SUBMITTED, TERMINAL_STATUSES
+from upkeep.store.tables import instances as INSTANCES
+from upkeep.store.tables import run_events, runs, scheduled_tasks
+
+# Core statements on Core tables, and what only some services need (the reaper, the shared
+# queries) imported by them: every worker process builds this facade, most of them for handlers
+# that never call on it, and none then imports the ORM for it.
 
 
 class RunServices:
@@ -50,6 +42,8 @@ class RunServices:
 
     def reap(self, *, dry_run: bool) -> dict[str, Any]:
         # asked for now, by someone who sees the store answer: heartbeats are judged at once
+        from upkeep.engine.reaper import Reaper
+
         return Reaper(self.store, self.settings).reap(dry_run=dry_run, judge_heartbeats=True).as_dict()
 
     def cleanup_expired(
@@ -61,18 +55,22 @@ class RunServices:
         with self.store.write() as s:
             ids = list(
                 s.execute(
-                    sa.select(Run.id)
-                    .where(Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff)
-                    .order_by(Run.id)
+                    sa.select(runs.c.id)
+                    .where(runs.c.status.in_(TERMINAL_STATUSES), runs.c.finished_at < cutoff)
+                    .order_by(runs.c.id)
                     .limit(batch_size)
                 ).scalars()
             )
             remaining = s.execute(
-                sa.select(sa.func.count(Run.id)).where(Run.status.in_(TERMINAL_STATUSES), Run.finished_at < cutoff)
+                sa.select(sa.func.count(runs.c.id)).where(
+                    runs.c.status.in_(TERMINAL_STATUSES), runs.c.finished_at < cutoff
+                )
             ).scalar_one() - len(ids)
             events = 0
             if ids:
-                events = s.execute(sa.select(sa.func.count(RunEvent.id)).where(RunEvent.run_id.in_(ids))).scalar_one()
+                events = s.execute(
+                    sa.select(sa.func.count(run_events.c.id)).where(run_events.c.run_id.in_(ids))
+                ).scalar_one()
             if ids and not dry_run:
                 lifecycle.delete_ended(s, ids)  # never a run that is not terminal, even if it changed since
         return {
@@ -86,27 +84,31 @@ class RunServices:
     def health_summary(self, now: datetime | None = None, *, window_hours: int = 24) -> dict[str, Any]:
         now = now or datetime.now(UTC)
         since = now - timedelta(hours=window_hours)
+        from upkeep.store.runs import count_by_status
+
         with self.store.read() as s:
             by_status = count_by_status(s, created_since=since)
             depth = count_by_status(s, statuses=(PENDING, SUBMITTED), due_by=now)
-            active = s.execute(sa.select(sa.func.count(Run.id)).where(Run.status.in_(ACTIVE_STATUSES))).scalar_one()
+            active = s.execute(
+                sa.select(sa.func.count(runs.c.id)).where(runs.c.status.in_(ACTIVE_STATUSES))
+            ).scalar_one()
             failing = [
                 {"name": n, "status": st, "outcome": o, "consecutive_failures": c}
                 for n, st, o, c in s.execute(
                     sa.select(
-                        ScheduledTask.name,
-                        ScheduledTask.last_status,
-                        ScheduledTask.last_outcome,
-                        ScheduledTask.consecutive_failures,
+                        scheduled_tasks.c.name,
+                        scheduled_tasks.c.last_status,
+                        scheduled_tasks.c.last_outcome,
+                        scheduled_tasks.c.consecutive_failures,
                     )
                     .where(
-                        ScheduledTask.enabled.is_(True),
+                        scheduled_tasks.c.enabled.is_(True),
                         sa.or_(
-                            ScheduledTask.last_status.in_(FAILED_STATUSES),
-                            ScheduledTask.last_outcome == "critical",
+                            scheduled_tasks.c.last_status.in_(FAILED_STATUSES),
+                            scheduled_tasks.c.last_outcome == "critical",
                         ),
                     )
-                    .order_by(ScheduledTask.name)
+                    .order_by(scheduled_tasks.c.name)
                 ).all()
             ]
             instances = [
@@ -119,10 +121,12 @@ class RunServices:
                     "last_seen_at": i.last_seen_at.isoformat(),
                     "age_seconds": (now - i.last_seen_at).total_seconds(),
                 }
-                for i in s.execute(sa.select(Instance).order_by(Instance.role, Instance.id)).scalars()
+                for i in s.execute(sa.select(INSTANCES).order_by(INSTANCES.c.role, INSTANCES.c.id))
             ]
         schedulers = [i for i in instances if i["role"] == "scheduler"]
         last_tick = max((i["last_seen_at"] for i in schedulers), default=None)
+        from upkeep.queries import Queries
+
         overdue = Queries(self.store).overdue(now)
         return {
             "store": {"reachable": True, "dialect": self.store.dialect},
@@ -143,13 +147,13 @@ class RunServices:
         out: dict[str, int] = {}
         with self.store.read() as s:
             for task_id, name in s.execute(
-                sa.select(ScheduledTask.id, ScheduledTask.name).where(ScheduledTask.name.in_(names))
+                sa.select(scheduled_tasks.c.id, scheduled_tasks.c.name).where(scheduled_tasks.c.name.in_(names))
             ).all():
                 streak = 0
                 for status, outcome in s.execute(
-                    sa.select(Run.status, Run.outcome)
-                    .where(Run.task_id == task_id, Run.status.in_((COMPLETED, *FAILED_STATUSES)))
-                    .order_by(Run.created_at.desc(), Run.id.desc())
+                    sa.select(runs.c.status, runs.c.outcome)
+                    .where(runs.c.task_id == task_id, runs.c.status.in_((COMPLETED, *FAILED_STATUSES)))
+                    .order_by(runs.c.created_at.desc(), runs.c.id.desc())
                     .limit(most)
                 ).all():
                     if status == "completed" and outcome != "critical":
@@ -176,11 +180,11 @@ class RunServices:
 
     def run_history(self, *, since: datetime, until: datetime | None = None) -> list[dict[str, Any]]:
         """Finished runs in a period (for reports and performance reviews)."""
-        query = sa.select(Run.task_name, Run.task_type, Run.status, Run.outcome, Run.started_at, Run.finished_at).where(
-            Run.finished_at >= since
-        )
+        query = sa.select(
+            runs.c.task_name, runs.c.task_type, runs.c.status, runs.c.outcome, runs.c.started_at, runs.c.finished_at
+        ).where(runs.c.finished_at >= since)
         if until:
-            query = query.where(Run.finished_at < until)
+            query = query.where(runs.c.finished_at < until)
         with self.store.read() as s:
             return [
                 {
@@ -266,7 +270,7 @@ class RunServices:
         if channels is None:
             with self.store.read() as s:
                 notify = s.execute(
-                    sa.select(ScheduledTask.notify).where(ScheduledTask.name == approval["task_name"])
+                    sa.select(scheduled_tasks.c.notify).where(scheduled_tasks.c.name == approval["task_name"])
                 ).scalar()
             channels = list((notify or {}).get("channels", []))
         title = f"upkeep: approval needed for {approval['task_name'] or 'a procedure'}, step {approval['step']}"
@@ -290,7 +294,9 @@ class RunServices:
         if name is None:
             return None
         with self.store.read() as s:
-            description = s.execute(sa.select(ScheduledTask.description).where(ScheduledTask.name == name)).scalar()
+            description = s.execute(
+                sa.select(scheduled_tasks.c.description).where(scheduled_tasks.c.name == name)
+            ).scalar()
         return description or name
 
     def open_checklist(self, **fields: Any) -> dict[str, Any]:

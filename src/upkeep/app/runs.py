@@ -13,12 +13,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from upkeep.app import adhoc
 from upkeep.app.base import Base
-from upkeep.app.views import event_view, run_view
+from upkeep.app.views import run_view
 from upkeep.engine import lifecycle
 from upkeep.engine.lifecycle import Trigger
 from upkeep.errors import NotFound, UserError
-from upkeep.store.models import ALL_STATUSES, Run, RunEvent, ScheduledTask
+from upkeep.store.models import ALL_STATUSES, Run, ScheduledTask
 
 # what an adapter checks of a run's overrides before the run is made, to name every field at fault
 # its own way: (task type, the task's config with the overrides)
@@ -103,43 +104,14 @@ class RunCases(Base):
         return view
 
     def create_adhoc_run(
-        self,
-        task_type: str,
-        config: dict[str, Any] | None,
-        *,
-        actor: str,
-        dry_run: bool = False,
-        confirm: bool = False,
-        timeout_seconds: float | None = None,
-        reserved_by: str | None = None,
+        self, task_type: str, config: dict[str, Any] | None, *, actor: str, **options: Any
     ) -> dict[str, Any]:
-        """A one-off run of a handler type with its own config (``upkeep run TYPE``)."""
-        spec, alias = self.registry.resolve(task_type)
-        raw, flags = spec.split_run_flags(config)
-        self.check_said(spec.name, raw)
-        raw = spec.storable_config(raw)
-        dry_run = dry_run or bool(flags.get("dry_run"))
-        spec.check_confirmed(dry_run=dry_run, confirm=confirm)
-        now = self.clock.now()
-        with self.store.write() as s:
-            run_id = lifecycle.create(
-                s,
-                Trigger.MANUAL,
-                task=None,
-                task_type=spec.name,
-                requested_type=alias,
-                config=raw,
-                due_at=now,
-                dry_run=dry_run,
-                confirm=confirm,
-                triggered_by=actor,
-                now=now,
-                timeout_seconds=timeout_seconds or None,
-                reserved_by=reserved_by,
-            )
-            self.audit(s, actor, "trigger", "handler", spec.name, after={"run_id": run_id, "dry_run": dry_run})
-            view = self.run_view(s.get(Run, run_id))
-        if reserved_by is None:
+        """A one-off run of a handler type with its own config (``upkeep run TYPE``): the options of
+        ``adhoc.create_adhoc_run``, the config judged by ``check_said``."""
+        view = adhoc.create_adhoc_run(
+            self.store, self.registry, self.clock, task_type, config, actor=actor, check_said=self.check_said, **options
+        )
+        if options.get("reserved_by") is None:
             self._wake()
         return view
 
@@ -204,19 +176,10 @@ class RunCases(Base):
         return run
 
     def get_run(self, run_id: int) -> dict[str, Any]:
-        with self.store.read() as s:
-            return self.run_view(self._find_run(s, run_id))
+        return adhoc.get_run(self.store, run_id)
 
     def run_events(self, run_id: int, *, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        self.get_run(run_id)
-        with self.store.read() as s:
-            rows = s.execute(
-                sa.select(RunEvent)
-                .where(RunEvent.run_id == run_id, RunEvent.seq > after)
-                .order_by(RunEvent.seq)
-                .limit(limit)
-            ).scalars()
-            return [event_view(e) for e in rows]
+        return adhoc.run_events(self.store, run_id, after=after, limit=limit)
 
     def cancel_run(self, run_id: int, *, actor: str) -> dict[str, Any]:
         """Ask a run to stop (one not started ends at once), audited in the same transaction."""

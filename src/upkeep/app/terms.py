@@ -33,7 +33,7 @@ _FROM = {
         "validate_task",
     ),
     "upkeep.store.db": ("Store", "redact_url"),
-    "upkeep.store.models": ("ACTIVE_STATUSES", "ALL_STATUSES", "OUTCOMES", "TERMINAL_STATUSES"),
+    "upkeep.store.states": ("ACTIVE_STATUSES", "ALL_STATUSES", "OUTCOMES", "TERMINAL_STATUSES"),
     "upkeep.store.records": ("Records", "load_targets"),
 }
 _MODULE = {name: module for module, names in _FROM.items() for name in names}

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from upkeep.app.run_views import event_view, run_view  # noqa: F401 - the views of runs, named here too
 from upkeep.app.task_list import summary_view
 from upkeep.engine.schedules import explain_schedule
 from upkeep.engine.taskspec import TaskSpec, parse_duration
 from upkeep.errors import UserError
-from upkeep.secrets import redact
-from upkeep.store.models import AuditEntry, Run, RunEvent, ScheduledTask
+from upkeep.store.models import AuditEntry, ScheduledTask
 
 # Columns of scheduled_tasks that a TaskSpec field maps to (spec field -> column): every field of the
 # one task model, in its order, under the same name but ``type`` (``task_type``); ``name`` is the key
@@ -23,10 +23,6 @@ SPEC_COLUMNS = {
     for field in TaskSpec.model_fields
     if field not in ("name", "expect_success_within")
 }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def task_spec_of(task: ScheduledTask) -> dict[str, Any]:
@@ -86,57 +82,6 @@ def drift(task: ScheduledTask) -> list[str]:
     """The fields of a file-made task that differ from what the file said when last applied."""
     current = task_spec_of(task)
     return sorted(k for k, v in (task.file_spec or {}).items() if k in current and current[k] != v)
-
-
-def run_view(run: Run) -> dict[str, Any]:
-    duration = None
-    if run.started_at and run.finished_at:
-        duration = (run.finished_at - run.started_at).total_seconds()
-    return {
-        "id": run.id,
-        "task_id": run.task_id,
-        "task_name": run.task_name,
-        "task_type": run.task_type,
-        "requested_type": run.requested_type,
-        "origin": run.origin,
-        "status": run.status,
-        "outcome": run.outcome,
-        "attempt": run.attempt,
-        "retry_of": run.retry_of,
-        "parent_run_id": run.parent_run_id,
-        "scheduled_for": _iso(run.scheduled_for),
-        "due_at": _iso(run.due_at),
-        "created_at": _iso(run.created_at),
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "heartbeat_at": _iso(run.heartbeat_at),
-        "duration_seconds": duration,
-        "dry_run": run.dry_run,
-        "config": redact(run.config or {}),
-        "queue": run.queue,
-        "timeout_seconds": run.timeout_seconds,
-        "worker": run.worker,
-        "progress": run.progress,
-        "progress_message": run.progress_message,
-        "summary": run.summary,
-        "result": redact(run.result) if run.result is not None else None,
-        "error": run.error,
-        "cancel_requested": run.cancel_requested_at is not None,
-        "triggered_by": run.triggered_by,
-        "trigger_run_id": run.trigger_run_id,
-        "upstream_runs": run.upstream_runs,
-    }
-
-
-def event_view(e: RunEvent) -> dict[str, Any]:
-    return {
-        "seq": e.seq,
-        "ts": e.ts.isoformat(),
-        "level": e.level,
-        "event": e.event,
-        "message": e.message,
-        "data": e.data,
-    }
 
 
 def audit_view(a: AuditEntry) -> dict[str, Any]:

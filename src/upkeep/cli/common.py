@@ -57,6 +57,7 @@ class State:
     _settings: Any = None
     _store: Any = None
     _service: Any = None
+    _runs: Any = None
     _closers: list = field(default_factory=list)
 
     @property
@@ -91,6 +92,16 @@ class State:
 
             self._service = Upkeep(self.settings, self.store(), trusted=True)  # the local user owns the host
         return self._service
+
+    @property
+    def runs(self):
+        """Running a handler type and following runs (``upkeep run``): the same use cases as
+        ``service``'s, without the ORM."""
+        if self._runs is None:
+            from upkeep.app.adhoc import LocalRuns
+
+            self._runs = LocalRuns(self.store())
+        return self._runs
 
     def close(self) -> None:
         for closer in reversed(self._closers):

@@ -24,7 +24,7 @@ import typer
 
 from upkeep.app.terms import TIERS
 from upkeep.cli.common import actor, duration, echo, parse_assignments, print_json, state, table
-from upkeep.errors import NotFound, UserError
+from upkeep.errors import UserError
 
 TERMINAL = ("completed", "failed", "cancelled", "timed_out", "skipped")
 
@@ -87,7 +87,7 @@ def follow_run(
     """Execute a run in the foreground (or follow whoever has it) until it ends; its final view."""
     from upkeep.app import foreground
 
-    service, settings, store = st.service, st.settings, st.store()
+    runs, settings, store = st.runs, st.settings, st.store()
     label = foreground.label()
     seq = 0
     cancel_sent = False
@@ -100,14 +100,14 @@ def follow_run(
                 cancel_sent = True
                 if show:
                     show(f"{prefix}cancelling run {run_id} (Ctrl-C again to stop waiting)")
-                service.cancel_run(run_id, actor=actor())
-            for event in service.run_events(run_id, after=seq):
+                st.service.cancel_run(run_id, actor=actor())
+            for event in runs.run_events(run_id, after=seq):
                 seq = event["seq"]
                 if show:
                     show(format_event(event, prefix))
 
         while True:
-            view = service.get_run(run_id)
+            view = runs.get_run(run_id)
             if view["status"] in TERMINAL:
                 tick()
                 return view
@@ -173,24 +173,22 @@ def run(
         raise typer.Exit(_run_tier(st, tiers[0], dry_run=dry_run, show=show, as_json=as_json))
     if not target:
         raise UserError("nothing to run", hint="give a task name or handler type, or --tier daily")
+    from upkeep.app.task_list import task_exists
+
     config = parse_assignments(set_)
-    service = st.service
-    try:
-        task = service.get_task(target)
-        is_task = True
-    except NotFound:
-        is_task = False
-    if is_task:
+    if task_exists(st.store(), target):  # a task: its use cases, the ORM's; a handler type: Core alone
         if timeout is not None:
             raise UserError("--timeout applies to handler types; a task has its own timeout_seconds")
-        _prepare_worker(st, task["type"])
+        service = st.service
+        _prepare_worker(st, service.get_task(target)["type"])
         view = service.trigger(target, actor=actor(), overrides=config, dry_run=dry_run, confirm=yes)
         reserved = False
     else:
+        runs = st.runs
         try:
-            service.registry.resolve(target)
+            runs.resolve(target)
         except UserError:
-            guess = service.suggest(target)
+            guess = runs.suggest(target)
             raise UserError(
                 f"no task or handler type named {target!r}",
                 hint=f"{guess + ' ' if guess else ''}`upkeep tasks list` shows tasks, "
@@ -201,7 +199,7 @@ def run(
         _prepare_worker(st, target)
         from upkeep.app import foreground
 
-        view = service.create_adhoc_run(
+        view = runs.create_adhoc_run(
             target,
             config,
             actor=actor(),
@@ -217,7 +215,7 @@ def run(
 def _prepare_worker(st, task_type: str) -> None:
     """Fork the worker that will execute the run now: it imports what the handler preloads
     (DuckDB for logs.analyze) while this process creates the run."""
-    spec = st.service.registry.resolve(task_type)[0]
+    spec = st.runs.resolve(task_type)[0]
     from upkeep.app import foreground
 
     foreground.runner(st.settings, st.store(), spec.preload).prepare()
@@ -239,7 +237,7 @@ def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool
     """Run a handler type ad hoc in the foreground, streaming its events; the exit code."""
     from upkeep.app import foreground
 
-    view = st.service.create_adhoc_run(
+    view = st.runs.create_adhoc_run(
         task_type,
         config,
         actor=actor(),
