@@ -8,9 +8,12 @@ interleaved, three rounds, best wall of each:
 - upkeep: ``upkeep run logs.analyze --set paths=[FILE] --set window=all --json`` as the local CLI
   user runs it (a fresh ``upkeep init`` directory), its worker process included;
 - seed: ``monthly-performance-review.sh`` (seed 002) steps 2 and 3 plus the daily error count;
-- DuckDB: a Python script with one ``read_ndjson`` query (typed columns) for the same figures.
+- DuckDB: a Python script with one ``read_ndjson`` query (typed columns) for the same figures;
+- analysis alone: a Python script calling the analysis behind the handler (``analyze_paths``), no
+  CLI, store or worker: what the query and the handler's own work cost beside DuckDB's, apart from
+  the CLI's fixed start.
 
-CPU is user+system of the process and its children. The figures of the three (error count,
+CPU is user+system of the process and its children. The figures of the four (error count,
 5xx rate, average, p95) are printed side by side, and upkeep's are checked against DuckDB's. With
 the 5M size, the same log twice (10M lines) shows the peak RSS staying flat. Also printed: what
 the CLI itself costs before any analysis (``upkeep --help``, ``upkeep run debug.noop``), what the
@@ -65,6 +68,14 @@ DUCKDB_SCRIPT = textwrap.dedent(
     """
 )
 
+ANALYSIS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from upkeep.handlers.logs.parse import analyze_paths
+    print(json.dumps(analyze_paths([sys.argv[1]], window="all"), default=str))
+    """
+)
+
 
 def run(argv: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float, float, str]:
     """Wall, CPU (user+system of the command and every child it waited for) and peak RSS in MB."""
@@ -109,18 +120,21 @@ def workspace() -> Path:
     return root
 
 
-def upkeep_side(root: Path, path: Path, *extra: str) -> tuple[float, float, float, dict]:
-    wall, cpu, rss, out = run(
-        [UPKEEP, "run", "logs.analyze", "--set", f"paths=[{path}]", "--set", "window=all", "--json", *extra], cwd=root
-    )
-    analysis = json.loads(out)["result"]["targets"]["paths"]
-    figures = {
+def figures_of(analysis: dict) -> dict:
+    return {
         "errors": analysis["errors"],
         "requests": analysis["requests"]["total"],
         "5xx": analysis["requests"]["5xx"],
         "avg": analysis["duration"]["avg_ms"],
         "p95": analysis["duration"]["p95_ms"],
     }
+
+
+def upkeep_side(root: Path, path: Path, *extra: str) -> tuple[float, float, float, dict]:
+    wall, cpu, rss, out = run(
+        [UPKEEP, "run", "logs.analyze", "--set", f"paths=[{path}]", "--set", "window=all", "--json", *extra], cwd=root
+    )
+    figures = figures_of(json.loads(out)["result"]["targets"]["paths"])
     return wall, cpu, rss, figures
 
 
@@ -136,6 +150,11 @@ def duckdb_side(path: Path) -> tuple[float, float, float, dict]:
     return wall, cpu, rss, json.loads(out)
 
 
+def analysis_side(path: Path) -> tuple[float, float, float, dict]:
+    wall, cpu, rss, out = run([sys.executable, "-c", ANALYSIS_SCRIPT, str(path)])
+    return wall, cpu, rss, figures_of(json.loads(out))
+
+
 def fmt(figures: dict) -> str:
     rate = figures["5xx"] / figures["requests"] if figures["requests"] else 0.0
     p95 = f"{figures['p95']:.0f}" if figures["p95"] is not None else "-"
@@ -144,7 +163,12 @@ def fmt(figures: dict) -> str:
 
 def compare(root: Path, path: Path) -> dict:
     subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # the page cache, for all sides
-    sides = {"seed": seed_side, "duckdb": duckdb_side, "upkeep": lambda p: upkeep_side(root, p)}
+    sides = {
+        "seed": seed_side,
+        "duckdb": duckdb_side,
+        "upkeep": lambda p: upkeep_side(root, p),
+        "analysis": analysis_side,
+    }
     results: dict[str, list] = {name: [] for name in sides}
     for _ in range(ROUNDS):  # interleaved: a slow spell of the machine hits every side alike
         for name, side in sides.items():
@@ -152,8 +176,9 @@ def compare(root: Path, path: Path) -> dict:
     best = {name: min(runs, key=lambda r: r[0]) for name, runs in results.items()}
     for name, (wall, cpu, rss, figures) in best.items():
         walls = ", ".join(f"{r[0]:.2f}" for r in results[name])
-        print(f"  {name:7s} {wall:6.2f}s wall ({walls}), {cpu:6.2f}s CPU, peak RSS {rss:4.0f} MB; {fmt(figures)}")
+        print(f"  {name:8s} {wall:6.2f}s wall ({walls}), {cpu:6.2f}s CPU, peak RSS {rss:4.0f} MB; {fmt(figures)}")
     print(f"  upkeep's figures equal DuckDB's: {agree(best['upkeep'][3], best['duckdb'][3])}")
+    print(f"  the analysis alone's figures equal DuckDB's: {agree(best['analysis'][3], best['duckdb'][3])}")
     return best
 
 
@@ -231,13 +256,17 @@ def main() -> None:
         if 5_000_000 in SIZES:
             flat_memory(root, pino_log(5_000_000))
         other_formats(root)
-        print("\n| lines | upkeep wall | CPU | seed | DuckDB wall | CPU | seed/upkeep | upkeep/DuckDB wall | CPU |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print(
+            "\n| lines | upkeep wall | CPU | seed | DuckDB wall | CPU | seed/upkeep | upkeep/DuckDB wall | CPU "
+            "| analysis alone/DuckDB wall | CPU |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for lines, best in rows:
-            u, s, d = best["upkeep"], best["seed"], best["duckdb"]
+            u, s, d, a = best["upkeep"], best["seed"], best["duckdb"], best["analysis"]
             print(
                 f"| {lines:,} | {u[0]:.2f}s | {u[1]:.2f}s | {s[0]:.2f}s | {d[0]:.2f}s | {d[1]:.2f}s | "
-                f"{s[0] / u[0]:.1f}x | {u[0] / d[0]:.2f}x | {u[1] / d[1]:.2f}x |"
+                f"{s[0] / u[0]:.1f}x | {u[0] / d[0]:.2f}x | {u[1] / d[1]:.2f}x | "
+                f"{a[0] / d[0]:.2f}x | {a[1] / d[1]:.2f}x |"
             )
         print(
             "targets: 5M >= 4x faster than the seed, <= 1.5x DuckDB's wall and <= 2x its CPU; "
