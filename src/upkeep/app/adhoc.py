@@ -21,8 +21,9 @@ from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.errors import NotFound, did_you_mean
 from upkeep.store.audit import add_audit
 from upkeep.store.db import Store
-from upkeep.store.tables import run_events as EVENTS
-from upkeep.store.tables import runs, scheduled_tasks
+from upkeep.store.run_tables import run_events as EVENTS
+from upkeep.store.run_tables import runs
+from upkeep.store.tables import scheduled_tasks
 
 # refuses what a caller may not say in a handler's config (``Base.check_said``): (type, config)
 ConfigCheck = Callable[[str, dict[str, Any]], None]

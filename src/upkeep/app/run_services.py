@@ -17,9 +17,10 @@ from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.records import Records
+from upkeep.store.run_tables import instances as INSTANCES
+from upkeep.store.run_tables import run_events, runs
 from upkeep.store.states import ACTIVE_STATUSES, COMPLETED, FAILED_STATUSES, PENDING, SUBMITTED, TERMINAL_STATUSES
-from upkeep.store.tables import instances as INSTANCES
-from upkeep.store.tables import run_events, runs, scheduled_tasks
+from upkeep.store.tables import scheduled_tasks
 
 # Core statements on Core tables, and what only some services need (the reaper, the shared
 # queries) imported by them: every worker process builds this facade, most of them for handlers

@@ -46,8 +46,8 @@ from upkeep.engine.watch import Watcher
 from upkeep.engine.worker import worker_main
 from upkeep.settings import Settings
 from upkeep.store.db import Store
+from upkeep.store.run_tables import runs as RUNS
 from upkeep.store.states import FAILED, PENDING
-from upkeep.store.tables import runs as RUNS
 from upkeep.store.tables import scheduled_tasks
 
 log = logging.getLogger(__name__)

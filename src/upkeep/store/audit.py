@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from upkeep.secrets import redact
-from upkeep.store.tables import audit_log
+from upkeep.store.run_tables import audit_log
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from upkeep.store.run_tables import audit_log, instances, records, run_events, run_locks, runs
 from upkeep.store.states import (  # noqa: F401 (callers name the run states from here too)
     ACTIVE_STATUSES,
     ALL_STATUSES,
@@ -34,20 +35,7 @@ from upkeep.store.states import (  # noqa: F401 (callers name the run states fro
     Outcome,
     RunStatus,
 )
-from upkeep.store.tables import (
-    BigID,
-    JSONType,
-    UTCDateTime,
-    _now,
-    audit_log,
-    instances,
-    metadata,
-    records,
-    run_events,
-    run_locks,
-    runs,
-    scheduled_tasks,
-)
+from upkeep.store.tables import BigID, JSONType, UTCDateTime, _now, metadata, scheduled_tasks
 
 
 class Base(DeclarativeBase):

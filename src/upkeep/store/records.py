@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from upkeep.store.db import Store
-from upkeep.store.tables import records as RECORDS
+from upkeep.store.run_tables import records as RECORDS
 
 # Reads are Core statements (on a connection or a session alike): every run reads its secrets'
 # names here as it starts, and a worker then needs no ORM. A write that replaces a record

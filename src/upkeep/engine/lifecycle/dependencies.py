@@ -30,8 +30,9 @@ from upkeep.engine.lifecycle.events import append_event
 from upkeep.engine.lifecycle.inserts import insert_once
 from upkeep.engine.lifecycle.rules import Trigger, run_values
 from upkeep.engine.windows import next_window_open, parse_windows, window_allows
+from upkeep.store.run_tables import runs
 from upkeep.store.states import ACTIVE_STATUSES, COMPLETED, FAILED, TIMED_OUT, Origin
-from upkeep.store.tables import runs, scheduled_tasks
+from upkeep.store.tables import scheduled_tasks
 
 if TYPE_CHECKING:  # a caller's session works as a connection does: the ORM is not imported for it
     from sqlalchemy.orm import Session

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from upkeep.store.tables import run_events, runs
+from upkeep.store.run_tables import run_events, runs
 
 MAX_MESSAGE = 8000
 

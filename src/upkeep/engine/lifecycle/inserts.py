@@ -6,7 +6,7 @@ import functools
 
 import sqlalchemy as sa
 
-from upkeep.store.tables import runs
+from upkeep.store.run_tables import runs
 
 RUNS = runs
 

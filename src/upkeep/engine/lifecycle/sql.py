@@ -40,6 +40,7 @@ from upkeep.engine.lifecycle.types import (
     WorkerIdentity,
 )
 from upkeep.store.db import Store
+from upkeep.store.run_tables import run_events, run_locks, runs
 from upkeep.store.states import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -52,7 +53,7 @@ from upkeep.store.states import (
     WAITING,
     Origin,
 )
-from upkeep.store.tables import UTCDateTime, run_events, run_locks, runs, scheduled_tasks
+from upkeep.store.tables import UTCDateTime, scheduled_tasks
 
 # Core statements on Core tables: ORM-enabled DML costs several times more, and a process that
 # runs runs (a worker, ``upkeep run``) never imports the ORM for them. A use case's session is
