@@ -78,7 +78,10 @@ def test_viewer_sees_no_operator_controls_and_admin_pages_are_forbidden(api):
     login(api, role="viewer")
     page = api.client.get("/tasks/t").text
     assert "Run now" not in page and "Save configuration" not in page and 'id="run-dialog"' not in page
-    assert api.client.get("/keys").status_code == 403
+    for path, what in (("/keys", "the key page"), ("/users", "the accounts page"), ("/tasks/new", "creating tasks")):
+        refused = api.client.get(path)
+        assert refused.status_code == 403 and f"{what} needs the admin role" in refused.text, path
+        assert "Forbidden" in refused.text, path
 
 
 def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_runs(api):

@@ -20,7 +20,7 @@ from upkeep.web.heartbeats import router as heartbeat_pages
 from upkeep.web.login import router as login_pages
 from upkeep.web.pages import router as other_pages
 from upkeep.web.people import router as people_pages
-from upkeep.web.render import HERE, LoginRequired
+from upkeep.web.render import HERE, AdminsOnly, LoginRequired, error_page
 from upkeep.web.run_pages import router as run_pages
 from upkeep.web.task_pages import router as task_pages
 
@@ -45,3 +45,7 @@ def install_web(app: FastAPI) -> None:
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(AdminsOnly)
+    async def _admins_only(request: Request, exc: AdminsOnly) -> Response:
+        return error_page(request, exc.principal, 403, str(exc), nav=exc.nav, heading="Forbidden")

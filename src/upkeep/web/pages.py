@@ -22,9 +22,9 @@ from upkeep.web.charts import KINDS, chart_kind, runs_per_day_chart, sparkline
 from upkeep.web.forms import fields_from_schema
 from upkeep.web.render import (
     PAGE_SIZE,
-    admins_only,
     fmt_size,
     render,
+    require_admin,
     require_login,
     templates,
     upkeep_of,
@@ -122,9 +122,6 @@ def handlers_page(request: Request) -> Response:
 
 @router.get("/keys", response_class=HTMLResponse)
 def keys_page(request: Request) -> Response:
-    principal = require_login(request)
-    refused = admins_only(request, principal, "the key page", nav="keys")
-    if refused is not None:
-        return refused
+    principal = require_admin(request, "the key page", nav="keys")
     name = "_keys_table.html" if wants_fragment(request) else "keys.html"
     return render(request, name, principal, keys=key_cases.list_keys(request.app.state.store), nav="keys")

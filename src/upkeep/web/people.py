@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from upkeep.app.people import accounts, checklists
 from upkeep.errors import NotFound
-from upkeep.web.render import PAGE_SIZE, admins_only, error_page, page_id, render, require_login
+from upkeep.web.render import PAGE_SIZE, error_page, page_id, render, require_admin, require_login
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,8 +77,5 @@ def _time_zones() -> list[str]:
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request) -> Response:
-    principal = require_login(request)
-    refused = admins_only(request, principal, "the accounts page", nav="users")
-    if refused is not None:
-        return refused
+    principal = require_admin(request, "the accounts page", nav="users")
     return render(request, "users.html", principal, users=accounts.list_users(_store(request)), nav="users")

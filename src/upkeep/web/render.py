@@ -123,6 +123,14 @@ class LoginRequired(Exception):
     """A page asked for without a login: ``upkeep.web.app`` answers it with a redirect to /login."""
 
 
+class AdminsOnly(Exception):
+    """An admin's page asked for by someone else: ``upkeep.web.app`` answers it with the 403 page."""
+
+    def __init__(self, principal: Principal, what: str, nav: str | None):
+        super().__init__(f"{what} needs the admin role")
+        self.principal, self.what, self.nav = principal, what, nav
+
+
 def page_id(text: str, what: str) -> int:
     """The id in a page's path (``/runs/12``): a number that can exist, else the page's 404."""
     if not (text.isascii() and text.isdigit()) or len(text) > 15:
@@ -135,6 +143,14 @@ def require_login(request: Request) -> Principal:
     principal = authenticate(request)
     if principal is None:
         raise LoginRequired()
+    return principal
+
+
+def require_admin(request: Request, what: str, *, nav: str | None = None) -> Principal:
+    """Who is signed in, an admin, else LoginRequired or AdminsOnly (``what`` names the page)."""
+    principal = require_login(request)
+    if not principal.can("admin"):
+        raise AdminsOnly(principal, what, nav)
     return principal
 
 
@@ -168,13 +184,6 @@ def listing(fetch: Callable[[], tuple[list[Any], int]], offset: int, **filters: 
         items, total, error = [], 0, str(exc)
     query = {k: v for k, v in filters.items() if v}
     return {"items": items, "total": total, "offset": offset, "limit": PAGE_SIZE, "query": query, "error": error}
-
-
-def admins_only(request: Request, principal: Principal, what: str, *, nav: str | None = None) -> Response | None:
-    """The 403 page when the viewer is not an admin (``what`` names the page), else None."""
-    if principal.can("admin"):
-        return None
-    return error_page(request, principal, 403, f"{what} needs the admin role", nav=nav, heading="Forbidden")
 
 
 def wants_fragment(request: Request) -> bool:

@@ -25,11 +25,11 @@ from upkeep.web.charts import duration_chart
 from upkeep.web.forms import fields_from_schema
 from upkeep.web.render import (
     PAGE_SIZE,
-    admins_only,
     axis_time,
     error_page,
     listing,
     render,
+    require_admin,
     require_login,
     upkeep_of,
     viewer_zone,
@@ -50,10 +50,7 @@ def new_task_page(
     type: str | None = Query(None, max_length=200),
     from_: str | None = Query(None, alias="from", max_length=200),
 ) -> Response:
-    principal = require_login(request)
-    refused = admins_only(request, principal, "creating tasks")
-    if refused is not None:
-        return refused
+    principal = require_admin(request, "creating tasks")
     svc = request.app.state.upkeep
     types = task_cases.creatable_types(svc.registry)
     hidden = sorted(spec.name for spec in svc.registry.all() if spec not in types)
