@@ -47,11 +47,6 @@ _HELD_LOCK = threading.Lock()
 _FINISH_FIELDS = frozenset(f.name for f in dataclasses.fields(lifecycle.Finish))
 
 
-def _as_time(value: datetime | str) -> datetime:
-    """A kept result's end time: a datetime in memory, ISO text in its file."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
-
-
 def held_here() -> set[int]:
     """The run ids whose result this process holds."""
     with _HELD_LOCK:
@@ -94,13 +89,18 @@ def held_on_host(data_dir: Path) -> set[int]:
 
 class PendingResults:
     """Results waiting for the store, for one process. ``add`` keeps one, ``flush`` records what
-    it can (never raises: a store that does not answer is tried again after a growing pause)."""
+    it can (never raises: a store that does not answer is tried again after a growing pause).
+
+    A result is kept as the ``lifecycle.Finish`` it arrived as (frozen: nothing changes it after it
+    is handed over) and turned into text only when it goes to disk: every result of the embedded
+    executor passes here, and the no-op run rate depends on it."""
 
     def __init__(self, store: Store, data_dir: Path, *, retry_max: float = MAX_RETRY_SECONDS):
         self.store = store
         self.directory = pending_dir(data_dir)
         self.retry_max = retry_max
-        self._items: dict[int, dict[str, Any]] = {}
+        self._items: dict[int, lifecycle.Finish] = {}
+        self._saved: set[int] = set()  # run ids whose result is in a file
         self._next_try = 0.0
         self.delay = 0.0
         self._warned = False
@@ -112,13 +112,9 @@ class PendingResults:
         return list(self._items)
 
     def add(self, ending: lifecycle.Finish) -> None:
-        # a shallow copy: every result passes here on its way to the store (the no-op run rate
-        # depends on it), and nothing changes a Finish's values after it is handed over
-        item = {name: getattr(ending, name) for name in _FINISH_FIELDS}
-        item["events"] = list(ending.events)
-        item["finished_at"] = ending.finished_at or datetime.now(UTC)
-        item["owner"] = {"host": lifecycle.HOSTNAME, "pid": os.getpid()}
-        self._items[ending.run_id] = item
+        if ending.finished_at is None:
+            ending = dataclasses.replace(ending, finished_at=datetime.now(UTC))
+        self._items[ending.run_id] = ending
         with _HELD_LOCK:
             HELD.add(ending.run_id)
 
@@ -140,12 +136,12 @@ class PendingResults:
                 if owner.get("host") != lifecycle.HOSTNAME or (not mine and process_alive(owner.get("pid"))):
                     continue
                 if item["run_id"] not in self._items:
-                    item["saved"] = True
-                    item["owner"] = {"host": lifecycle.HOSTNAME, "pid": os.getpid()}
-                    self._items[item["run_id"]] = item
+                    ending = _from_file(item)
+                    self._items[ending.run_id] = ending
+                    self._saved.add(ending.run_id)
                     with _HELD_LOCK:
-                        HELD.add(item["run_id"])
-                    self._save(item)
+                        HELD.add(ending.run_id)
+                    self._save(ending)  # ours now
                     taken += 1
         if taken:
             log.warning("took over %d result(s) a stopped worker could not record", taken)
@@ -167,8 +163,8 @@ class PendingResults:
                 if not items:
                     return True
             for item in items:  # on disk from the first failure: a restart must not lose it
-                if not item.get("saved"):
-                    item["saved"] = True
+                if item.run_id not in self._saved:
+                    self._saved.add(item.run_id)
                     self._save(item)
             self.delay = min(max(self.delay * 2, 0.2), self.retry_max)
             self._next_try = time.monotonic() + self.delay
@@ -176,24 +172,26 @@ class PendingResults:
                 self._warned = True
                 log.warning(
                     "could not record the result of run(s) %s: %s; kept until the store answers",
-                    [i["run_id"] for i in items],
+                    [i.run_id for i in items],
                     _first_line(exc),
                 )
             return False
         self.delay, self._warned = 0.0, False
-        for item in items:
-            self._forget(item)
+        self._forget(items)
         return True
 
-    def _forget(self, item: dict[str, Any]) -> None:
-        self._items.pop(item["run_id"], None)
+    def _forget(self, items: list[lifecycle.Finish]) -> None:
+        run_ids = [item.run_id for item in items]
+        for run_id in run_ids:
+            self._items.pop(run_id, None)
         with _HELD_LOCK:
-            HELD.discard(item["run_id"])
-        if item.get("saved"):
+            HELD.difference_update(run_ids)
+        for run_id in self._saved.intersection(run_ids):
+            self._saved.discard(run_id)
             with contextlib.suppress(OSError):
-                (self.directory / f"{item['run_id']}.json").unlink()
+                (self.directory / f"{run_id}.json").unlink()
 
-    def _record_one_by_one(self, items: list[dict[str, Any]], exc: Exception) -> list[dict[str, Any]]:
+    def _record_one_by_one(self, items: list[lifecycle.Finish], exc: Exception) -> list[lifecycle.Finish]:
         """The store answered but refused the batch: record each result on its own, so one that
         cannot be stored (say, a value the column refuses) holds up no other; that one ends its
         run as failed, saying why. Returns the items still pending (an outage came back)."""
@@ -205,52 +203,58 @@ class PendingResults:
                 if is_outage(one):
                     left.append(item)
                     continue
-                log.error("the result of run %s cannot be stored (%s); the run fails instead", item["run_id"], one)
-                item.update(
+                log.error("the result of run %s cannot be stored (%s); the run fails instead", item.run_id, one)
+                item = dataclasses.replace(
+                    item,
                     status="failed",
                     outcome=None,
                     result=None,
                     summary=None,
                     error=f"the handler's result could not be stored: {_first_line(one)}"[:2000],
-                    events=[],
+                    events=(),
                 )
+                self._items[item.run_id] = item
                 try:
                     record(self.store, [item])
                 except Exception:
                     left.append(item)
                     continue
-            self._forget(item)
+            self._forget([item])
         if left:
             log.warning("could not record %d result(s) (%s); kept, trying again", len(left), _first_line(exc))
         return left
 
-    def _save(self, item: dict[str, Any]) -> None:
+    def _save(self, item: lifecycle.Finish) -> None:
         from upkeep.private import PRIVATE
 
-        path = self.directory / f"{item['run_id']}.json"
+        path = self.directory / f"{item.run_id}.json"
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        text = {name: getattr(item, name) for name in _FINISH_FIELDS}
+        text["finished_at"] = item.finished_at.isoformat() if item.finished_at else None
+        text["owner"] = {"host": lifecycle.HOSTNAME, "pid": os.getpid()}
         try:
             PRIVATE.mkdir(self.directory)
-            PRIVATE.write(
-                temporary, json.dumps({**item, "finished_at": _as_time(item["finished_at"]).isoformat()}, default=str)
-            )
+            PRIVATE.write(temporary, json.dumps(text, default=str))
             os.replace(temporary, path)
         except OSError as exc:  # a full disk: the result is still kept in memory
-            log.warning("could not keep the result of run %s on disk (%s); kept in memory", item["run_id"], exc)
+            log.warning("could not keep the result of run %s on disk (%s); kept in memory", item.run_id, exc)
             with contextlib.suppress(OSError):
                 temporary.unlink()
 
 
-def record(store: Store, items: list[dict[str, Any]]) -> None:
+def _from_file(item: dict[str, Any]) -> lifecycle.Finish:
+    """A kept result read back from its file (its end time and events written as text)."""
+    values = {k: v for k, v in item.items() if k in _FINISH_FIELDS}
+    if values.get("finished_at"):
+        values["finished_at"] = datetime.fromisoformat(values["finished_at"])
+    values["events"] = tuple(values.get("events") or ())
+    return lifecycle.Finish(**values)
+
+
+def record(store: Store, items: list[lifecycle.Finish]) -> None:
     """Record kept results in one transaction (the lifecycle's ``finish_many``: each at the time
     its handler ended, after its kept events; a run that already ended keeps that end)."""
-    endings = []
-    for item in items:
-        values = {k: v for k, v in item.items() if k in _FINISH_FIELDS}
-        values["finished_at"] = _as_time(item["finished_at"])
-        values["events"] = tuple(item.get("events") or ())
-        endings.append(lifecycle.Finish(**values))
-    lifecycle.finish_many(store, endings)
+    lifecycle.finish_many(store, items)
 
 
 def record_or_keep(
