@@ -380,6 +380,29 @@ def test_host_values_and_commands_only_come_from_the_file(service):
         service.update_task("b", {"config": {**ok["config"], "pg_dump_path": "/tmp/evil"}}, actor="api")
 
 
+def test_a_hand_over_records_the_results_that_freed_the_workers_before_it_starts_the_next_runs(service, store):
+    """The embedded pool's one transaction per hand-over: the results first (a failure schedules
+    its retry, the events keep their order), then the due runs for the freed workers."""
+    for name in ("a", "b", "c"):
+        service.create_task({"name": name, "type": "debug.noop", "max_retries": 1}, actor="t")
+    first, second, third = (service.trigger(name, actor="t")["id"] for name in ("a", "b", "c"))
+    other = lifecycle.WorkerIdentity(host="test", pid=2, pgid=2)
+    assert ids(lifecycle.start_due_runs(store, [WORKER, other], queues=None, dispatcher="test")) == [first, second]
+    ended = datetime.now(UTC)
+    results = [
+        lifecycle.Finish(first, "completed", "ok", {"outcome": "ok"}, "done", None, ended),
+        lifecycle.Finish(second, "failed", None, None, None, "boom", ended),
+    ]
+    handout = lifecycle.start_due_runs(store, [WORKER], queues=None, dispatcher="test", finishing=results)
+    assert ids(handout) == [third]
+    runs = {run.id: run for name in ("a", "b", "c") for run in task_runs(store, name)}
+    assert (runs[first].status, runs[second].status, runs[third].status) == ("completed", "failed", "running")
+    assert runs[first].finished_at == ended and runs[third].worker == "test:1"
+    assert events(store, first) == ["started", "finished"]
+    assert events(store, second) == ["started", "finished", "retry_scheduled"]
+    assert [run.status for run in task_runs(store, "b")] == ["failed", "pending"]  # its retry, not yet due
+
+
 def test_claim_and_finish_leave_the_same_history_on_both_stores(service, store):
     """On PostgreSQL the claim (with its deadline and ``started`` event) and a completed run's
     finish (with its ``finished`` event and the task's summary) are one statement each; on SQLite

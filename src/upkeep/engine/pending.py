@@ -152,9 +152,9 @@ class PendingResults:
         pause after a failed attempt."""
         if not self._items:
             return True
-        if not now and time.monotonic() < self._next_try:
+        items = list(self._items.values()) if now else self.due()
+        if not items:
             return False
-        items = list(self._items.values())
         try:
             record(self.store, items)
         except Exception as exc:
@@ -176,9 +176,19 @@ class PendingResults:
                     _first_line(exc),
                 )
             return False
+        self.recorded(items)
+        return True
+
+    def due(self) -> list[lifecycle.Finish]:
+        """The results to record now: all of them, unless the pause after a failed attempt lasts."""
+        if not self._items or time.monotonic() < self._next_try:
+            return []
+        return list(self._items.values())
+
+    def recorded(self, items: list[lifecycle.Finish]) -> None:
+        """``items`` were recorded (by ``flush``, or by the caller's transaction): forget them."""
         self.delay, self._warned = 0.0, False
         self._forget(items)
-        return True
 
     def _forget(self, items: list[lifecycle.Finish]) -> None:
         run_ids = [item.run_id for item in items]

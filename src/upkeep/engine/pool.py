@@ -270,24 +270,43 @@ class EmbeddedExecutor(Background):
             except Exception:
                 log.exception("executor step failed; retrying in 1s")
                 self._stop.wait(1.0)
+        self.pending.flush(now=True)  # the results of the last wake-up (kept on disk if the store is down)
 
     def _step(self) -> None:
-        self.pending.flush()
         self._receive(timeout=0)
-        self.watcher.check()
-        self._vouch()
+        # the results that came in go first: whatever fails later in this step, they are recorded
+        # or kept on disk (``_record_and_start`` and ``flush`` save them when the store is down)
         idle = [s for s in self._slots if s.ready and not s.busy]
         until_due = None
         if idle:
-            handout = lifecycle.start_due_runs(
-                self.store, [s.identity for s in idle], queues=self.queues, dispatcher=self.label
-            )
+            handout = self._record_and_start(idle)
             for slot, item in zip(idle, handout.items, strict=False):
                 self._hand(slot, item)
             if len(handout.items) < len(idle):  # idle workers remain: sleep until the next run is due
                 until_due = handout.sleep_seconds(self.settings.scheduler_max_sleep_seconds)
+        self.pending.flush()  # what no hand-over recorded: no worker was idle, or after a failed attempt
+        self.watcher.check()
+        self._vouch()
         self._size_pool()
         self._receive(timeout=self._sleep_time(until_due))
+
+    def _record_and_start(self, idle: list[Slot]) -> lifecycle.Handout:
+        """Record the results that came in and hand due runs to the idle workers in one transaction
+        (a worker's result frees it for the next run: one transaction per hand-over, not two)."""
+        workers = [s.identity for s in idle]
+        finishing = self.pending.due()
+        try:
+            handout = lifecycle.start_due_runs(
+                self.store, workers, queues=self.queues, dispatcher=self.label, finishing=finishing
+            )
+        except Exception:
+            if not finishing:
+                raise
+            # the results on their own: kept, and on disk, if the store does not take them
+            self.pending.flush(now=True)
+            return lifecycle.start_due_runs(self.store, workers, queues=self.queues, dispatcher=self.label)
+        self.pending.recorded(finishing)
+        return handout
 
     # --- workers on demand ------------------------------------------------------------------
 
@@ -446,13 +465,13 @@ class EmbeddedExecutor(Background):
                     if message[0] == "ended":
                         endings.append(message[2])
                     self._free(slot)
-        if endings:
-            for ending in endings:
-                self.pending.add(ending)
-            self.pending.flush(now=True)  # one transaction for every result of this wake-up
-        for sentinel, slot in sentinels.items():
-            if sentinel in ready and not slot.process.is_alive():
-                self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")
+        for ending in endings:  # recorded with the next hand-over (``_record_and_start``)
+            self.pending.add(ending)
+        lost = [slot for sentinel, slot in sentinels.items() if sentinel in ready and not slot.process.is_alive()]
+        if lost:
+            self.pending.flush(now=True)  # a result that came in before its worker died is its run's end
+        for slot in lost:
+            self._worker_lost(slot, f"worker process {slot.process.pid} exited with {slot.process.exitcode}")
 
     def _worker_lost(self, slot: Slot, reason: str) -> None:
         if slot.run_id is not None:

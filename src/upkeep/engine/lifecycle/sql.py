@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -395,6 +396,7 @@ def start_due_runs(
     queues: list[str] | None,
     dispatcher: str,
     now: datetime | None = None,
+    finishing: Sequence[Finish] = (),
 ) -> Handout:
     """Hand the oldest due pending runs to idle workers, one run per worker, in one transaction.
 
@@ -402,51 +404,64 @@ def start_due_runs(
     the worker's pid and process group and its ``started`` event, so the worker only calls the
     handler. A run with locks or a cancel request is only submitted (``Dispatched``): its worker
     claims it with ``claim``, which owns the lock logic.
+
+    ``finishing`` are results recorded first, in the same transaction, as ``finish_many`` does:
+    the ends of the runs that freed these workers, so a hand-over costs one transaction, not two.
     """
-    if not workers:
-        return Handout([], None, _now())
     now = now or _now()
+    if not workers and not finishing:
+        return Handout([], None, now)
+    with store.write_connection() as c:
+        for ending in finishing:
+            _finish_one(c, ending, now)
+        return _start_due_runs(c, store, workers, queues, dispatcher, now)
+
+
+def _start_due_runs(
+    c: Connection, store: Store, workers: list[WorkerIdentity], queues: list[str] | None, dispatcher: str, now: datetime
+) -> Handout:
+    if not workers:
+        return Handout([], None, now)
     columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
     handed: list[ClaimedRun | Dispatched] = []
     unstartable: list[tuple[int, str]] = []
     starts: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     submitted: list[int] = []
-    with store.write_connection() as c:
-        due = _due_pending(c, store, columns, len(workers), queues, now)
-        for row, worker in zip(due, workers, strict=False):
-            if row.locks or row.cancel_requested_at is not None:
-                submitted.append(row.id)
-                handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
-                continue
-            try:
-                claimed = rules.claimed_run(row, now)
-            except Exception as exc:  # this run only: the others start
-                unstartable.append((row.id, _unstartable(row.id, exc)))
-                continue
-            seq = row.event_count + 1
-            starts.append(
-                {
-                    "run_id": row.id,
-                    "now": now,
-                    "deadline": claimed.deadline_at,
-                    "worker": worker.label,
-                    "host": worker.host,
-                    "pid": worker.pid,
-                    "pgid": worker.pgid,
-                    "seq": seq,
-                }
-            )
-            events.append(_started_event(row, seq, worker, now))
-            handed.append(claimed)
-        if starts:
-            c.execute(_START, starts)
-            c.execute(EVENTS_INSERT, events)
-        if submitted:
-            _mark_submitted(c, submitted, dispatcher, now)
-        for run_id, reason in unstartable:
-            _finish_in_session(c, run_id, FAILED, None, None, None, reason, now, expect=(PENDING,))
-        return _handout(c, handed, len(workers), queues, now)
+    due = _due_pending(c, store, columns, len(workers), queues, now)
+    for row, worker in zip(due, workers, strict=False):
+        if row.locks or row.cancel_requested_at is not None:
+            submitted.append(row.id)
+            handed.append(Dispatched(row.id, row.queue, row.timeout_seconds))
+            continue
+        try:
+            claimed = rules.claimed_run(row, now)
+        except Exception as exc:  # this run only: the others start
+            unstartable.append((row.id, _unstartable(row.id, exc)))
+            continue
+        seq = row.event_count + 1
+        starts.append(
+            {
+                "run_id": row.id,
+                "now": now,
+                "deadline": claimed.deadline_at,
+                "worker": worker.label,
+                "host": worker.host,
+                "pid": worker.pid,
+                "pgid": worker.pgid,
+                "seq": seq,
+            }
+        )
+        events.append(_started_event(row, seq, worker, now))
+        handed.append(claimed)
+    if starts:
+        c.execute(_START, starts)
+        c.execute(EVENTS_INSERT, events)
+    if submitted:
+        _mark_submitted(c, submitted, dispatcher, now)
+    for run_id, reason in unstartable:
+        _finish_in_session(c, run_id, FAILED, None, None, None, reason, now, expect=(PENDING,))
+    return _handout(c, handed, len(workers), queues, now)
 
 
 def finish_many(store: Store, endings: list[Finish]) -> list[bool]:
