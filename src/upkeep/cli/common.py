@@ -19,12 +19,17 @@ import typer
 from upkeep.errors import UserError
 
 
+def _console_width() -> int | None:
+    """The width of output without a terminal (None: the terminal's)."""
+    return None if sys.stdout.isatty() else max(160, int(os.environ.get("COLUMNS", "160")))
+
+
 @functools.cache
 def _console(stderr: bool) -> Any:
     from rich.console import Console
 
     tty = sys.stdout.isatty()
-    width = None if tty else max(160, int(os.environ.get("COLUMNS", "160")))
+    width = _console_width()
     # without a terminal, lines are never wrapped: scripts and logs get one message per line;
     # names and messages print as they are (no ":name:" emoji codes, no highlighting)
     return Console(stderr=stderr, highlight=False, emoji=False, width=width, soft_wrap=not tty)
@@ -127,19 +132,63 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+@functools.cache
+def _plain() -> bool:
+    """Whether Rich would print to stdout exactly what it is given: no terminal (nor one forced by
+    ``FORCE_COLOR`` or ``TTY_COMPATIBLE``), so no styles and no wrapping, and UTF-8, so its box
+    characters. Scripts and cron jobs, which read upkeep's output, then do without Rich, whose
+    import and rendering cost ``upkeep tasks list`` about a tenth of its time."""
+    if sys.stdout.isatty() or "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ:
+        return False
+    return (sys.stdout.encoding or "").lower().replace("-", "").startswith("utf")
+
+
+def _is_plain_text(text: str) -> bool:
+    """Text Rich prints unchanged, one character a cell: printable ASCII without markup's ``[``."""
+    return text.isascii() and text.isprintable() and "[" not in text
+
+
 def echo(text: str = "") -> None:
+    if _plain() and text.isprintable():  # no control code for Rich to strip, no tab to expand
+        sys.stdout.write(text + "\n")
+        return
     _console(False).print(text, markup=False)
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    if title is None and _plain() and _plain_table(columns, cells):
+        return
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         t.add_column(column, overflow="fold")
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+    for row in cells:
+        t.add_row(*row)
     _console(False).print(t)
+
+
+def _plain_table(columns: list[str], rows: list[list[str]]) -> bool:
+    """Write the table as Rich draws it (heavy head, a space each side of a cell) when every cell
+    is plain text and the table fits the console's width unwrapped; False, writing nothing, else."""
+    if not all(_is_plain_text(cell) for cell in (*columns, *(c for row in rows for c in row))):
+        return False
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    if sum(widths) + 3 * len(widths) + 1 > _console_width():
+        return False
+
+    def line(left: str, fill: str, middle: str, right: str) -> str:
+        return left + middle.join(fill * (width + 2) for width in widths) + right
+
+    def cells(values: list[str], edge: str) -> str:
+        return edge + edge.join(f" {value:<{width}} " for value, width in zip(values, widths, strict=True)) + edge
+
+    out = [line("┏", "━", "┳", "┓"), cells(columns, "┃"), line("┡", "━", "╇", "┩")]
+    out += [cells(row, "│") for row in rows]
+    out.append(line("└", "─", "┴", "┘"))
+    sys.stdout.write("\n".join(out) + "\n")
+    return True
 
 
 def short_time(iso: str | None) -> str:
