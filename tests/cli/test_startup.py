@@ -117,8 +117,10 @@ NOT_FOR_READING = (
 
 # What listing tasks must not import either: it reads one Core table, so neither the ORM and the
 # models it maps nor the use cases that write (the run lifecycle, the task model, the registry of
-# handlers), nor pydantic-settings (``Settings`` reads its environment variables itself).
+# handlers), nor pydantic-settings (``Settings`` reads its environment variables itself), nor, its
+# output going to no terminal, Rich.
 NOT_FOR_LISTING = (
+    "rich",
     "sqlalchemy.orm",
     "upkeep.store.models",
     "upkeep.engine.lifecycle",
@@ -140,6 +142,8 @@ def test_tasks_list_reads_the_store_without_loading_what_it_does_not_use(cli, su
         assert "sqlalchemy.dialects.sqlite" in modules  # it did read the store
         for package in NOT_FOR_READING + NOT_FOR_LISTING:
             assert loaded(modules, package) == [], (args, package)
+        # the table shows no schedule in words, so it does not load the schedules' parsers
+        assert ("--json" in args) == bool(loaded(modules, "cronsim")), args
 
 
 # What running a handler type must not import either: the run is created, followed and printed with

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from upkeep.engine.schedules import schedule_of
 from upkeep.errors import UserError
 from upkeep.secrets import redact
 from upkeep.store.db import Store
@@ -27,20 +26,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def summary_view(task: Any) -> dict[str, Any]:
-    """A task's view (secrets redacted) from a ``ScheduledTask`` or a row of ``scheduled_tasks``."""
-    try:
-        text = schedule_of(task).explain()
-    except UserError as exc:
-        text = f"invalid schedule: {exc}"
-    return {
+def summary_view(task: Any, *, explain: bool = True) -> dict[str, Any]:
+    """A task's view (secrets redacted) from a ``ScheduledTask`` or a row of ``scheduled_tasks``;
+    without ``explain``, without ``schedule_text``, the schedule in words (which loads the
+    schedules' parsers)."""
+    view = {
         "id": task.id,
         "name": task.name,
         "type": task.task_type,
         "description": task.description,
         "schedule": task.schedule,
         "timezone": task.timezone,
-        "schedule_text": text,
+        "schedule_text": None,
         "enabled": task.enabled,
         "tiers": list(task.tiers or []),
         "config": redact(task.config or {}),
@@ -72,6 +69,16 @@ def summary_view(task: Any) -> dict[str, Any]:
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),
     }
+    if not explain:
+        del view["schedule_text"]
+        return view
+    from upkeep.engine.schedules import schedule_of
+
+    try:
+        view["schedule_text"] = schedule_of(task).explain()
+    except UserError as exc:
+        view["schedule_text"] = f"invalid schedule: {exc}"
+    return view
 
 
 def list_tasks(
@@ -85,9 +92,11 @@ def list_tasks(
     limit: int | None = None,
     offset: int = 0,
     registry: Registry | None = None,
+    explain: bool = True,
 ) -> tuple[list[dict[str, Any]], int]:
     """The views of the tasks that match, by name, and how many match in all. ``task_type`` is a
-    handler type or one of its aliases (of ``registry``, the built-in one by default)."""
+    handler type or one of its aliases (of ``registry``, the built-in one by default); ``explain``
+    as for ``summary_view``."""
     t = scheduled_tasks
     query = sa.select(t)
     if enabled is not None:
@@ -111,7 +120,7 @@ def list_tasks(
             if limit:
                 query = query.limit(limit)
             rows = list(conn.execute(query))
-    return [summary_view(row) for row in rows], total
+    return [summary_view(row, explain=explain) for row in rows], total
 
 
 def task_exists(store: Store, ref: str | int) -> bool:

@@ -32,7 +32,9 @@ def list_(
     """List tasks."""
     from upkeep.app.task_list import list_tasks  # not the use cases that write: no ORM, no lifecycle
 
-    tasks, total = list_tasks(state(ctx).store(), enabled=enabled, tier=tier, task_type=task_type, search=search)
+    store = state(ctx).store()
+    # the table shows no schedule in words: only JSON pays for explaining them
+    tasks, total = list_tasks(store, enabled=enabled, tier=tier, task_type=task_type, search=search, explain=as_json)
     if as_json:
         print_json({"total": total, "tasks": tasks})
         return
