@@ -12,10 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from upkeep.app.heartbeats import DEFAULT_GRACE, NAME_PATTERN, STATUSES, monitors
 from upkeep.app.terms import NotifySpec
-from upkeep.heartbeats import monitors
-from upkeep.heartbeats.spec import DEFAULT_GRACE, NAME_PATTERN
-from upkeep.heartbeats.state import STATUSES
 from upkeep.http.problems import ProblemError, problem_responses
 from upkeep.http.security import Principal, require_admin, require_operator, require_viewer
 

@@ -18,8 +18,8 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from upkeep.app.heartbeats import BODY_LIMIT, Ping, UnknownPings, record_ping
 from upkeep.app.terms import Store
-from upkeep.heartbeats.pings import BODY_LIMIT, Ping, UnknownPings, record_ping
 from upkeep.http.problems import problem_responses
 from upkeep.ratelimit import KeyedRateLimiter
 

@@ -151,9 +151,9 @@ def worker(
 
 def _check_file(path: Path) -> None:
     """Every target, task, heartbeat monitor and silence of the file is valid before the store is even opened."""
+    from upkeep.app.heartbeats import validate_heartbeats
     from upkeep.app.silence_file import validate as validate_silences
     from upkeep.config_file import load_config, validate_targets, validate_tasks
-    from upkeep.heartbeats.config import validate as validate_heartbeats
 
     loaded = load_config(path)
     validate_targets(loaded)

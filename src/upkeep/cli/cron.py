@@ -152,7 +152,7 @@ def _read_source(source: str) -> str:
 
 def _ping_urls(st) -> dict[str, str]:
     """The URLs of monitors the store already has (none when there is no store yet)."""
-    from upkeep.heartbeats.monitors import ping_urls
+    from upkeep.app.heartbeats import ping_urls
 
     try:
         settings = st.settings
@@ -165,8 +165,8 @@ def _ping_urls(st) -> dict[str, str]:
 
 def _write_config(path: Path, text: str) -> None:
     """Write upkeep.yaml only if the result is a valid config (all or nothing)."""
+    from upkeep.app.heartbeats import validate_heartbeats
     from upkeep.config_file import parse_config, validate_targets, validate_tasks
-    from upkeep.heartbeats.config import validate as validate_heartbeats
 
     loaded = parse_config(text, path)
     validate_targets(loaded)

@@ -30,9 +30,8 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON"),
 ) -> None:
     """List monitors with their status, last ping and when the next one is due."""
+    from upkeep.app.heartbeats import STATUSES, list_heartbeats
     from upkeep.errors import UserError
-    from upkeep.heartbeats.monitors import list_heartbeats
-    from upkeep.heartbeats.state import STATUSES
 
     if status and status not in STATUSES:
         raise UserError(f"unknown status {status!r}", hint=f"one of {', '.join(STATUSES)}", field="status")
@@ -66,7 +65,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with ping_url)"),
 ) -> None:
     """Show a monitor: its schedule, status, ping URL and recent pings."""
-    from upkeep.heartbeats.monitors import get_heartbeat
+    from upkeep.app.heartbeats import get_heartbeat
 
     st = state(ctx)
     view = get_heartbeat(st.store(), name, _now(), settings=st.settings, with_url=True, pings=pings)
@@ -111,7 +110,7 @@ def _print(h: dict[str, Any]) -> None:
 
 
 def _pause(ctx: typer.Context, name: str, paused: bool, as_json: bool) -> None:
-    from upkeep.heartbeats.monitors import set_paused
+    from upkeep.app.heartbeats import set_paused
 
     view = set_paused(state(ctx).store(), name, paused, actor=actor(), now=_now())
     if as_json:

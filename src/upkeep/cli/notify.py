@@ -51,7 +51,7 @@ def silence(
 ) -> None:
     """Hold the alerts that fit (every option given must fit) until a time, during recurring windows, or both."""
     from upkeep.app.alerts import create_silence
-    from upkeep.heartbeats.state import ALERT_PREFIX
+    from upkeep.app.heartbeats import ALERT_PREFIX
     from upkeep.notify.silences import describe_match, parse_until
 
     if task and task.startswith(ALERT_PREFIX):

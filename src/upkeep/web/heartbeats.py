@@ -9,9 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from upkeep.app.heartbeats import STATUSES, monitors
 from upkeep.errors import NotFound
-from upkeep.heartbeats import monitors
-from upkeep.heartbeats.state import STATUSES
 from upkeep.web.render import error_page, render, require_login, wants_fragment
 
 router = APIRouter(include_in_schema=False)
