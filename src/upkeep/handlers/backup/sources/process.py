@@ -71,8 +71,7 @@ def run_fed(
 
     The input is one end of a Unix socket pair, not a pipe: a tool that reads its standard input
     4 KiB at a time (pg_restore's stdio does) wakes a pipe's blocked writer at every 4 KiB it takes,
-    and a 489 MiB dump then cost about 95,000 context switches and twice the system time of a file;
-    a socket wakes its writer only once half its buffer is free (about 3,500 switches).
+    a socket's only once half its buffer is free (benchmarks/README.md has the figures).
 
     A process that stops reading early (``pg_restore --list`` has what it needs after the table of
     contents) ends the feeding quietly. An exception raised by ``chunks`` (a corrupt artifact) ends
