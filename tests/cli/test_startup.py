@@ -148,7 +148,14 @@ def test_tasks_list_reads_the_store_without_loading_what_it_does_not_use(cli, su
 
 # What running a handler type must not import either: the run is created, followed and printed with
 # Core statements, so neither the ORM and the models it maps nor the use cases that edit tasks.
-NOT_FOR_RUNNING = ("sqlalchemy.orm", "upkeep.store.models", "upkeep.app.usecases", "upkeep.app.tasks", "alembic")
+NOT_FOR_RUNNING = (
+    "sqlalchemy.orm",
+    "upkeep.store.models",
+    "upkeep.app.usecases",
+    "upkeep.app.tasks",
+    "upkeep.engine.taskspec",
+    "alembic",
+)
 
 
 def test_running_a_handler_type_loads_neither_the_orm_nor_the_use_cases_that_edit_tasks(cli, subprocess_env):

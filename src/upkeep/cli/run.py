@@ -22,7 +22,6 @@ from typing import Any
 
 import typer
 
-from upkeep.app.terms import TIERS
 from upkeep.cli.common import actor, duration, echo, parse_assignments, print_json, state, table
 from upkeep.errors import UserError
 
@@ -135,6 +134,8 @@ def ran_in_foreground() -> bool:
 def _tiers_chosen(tier: str | None, flags: dict[str, bool]) -> list[str]:
     chosen = [name for name, on in flags.items() if on]
     if tier:
+        from upkeep.app.terms import TIERS  # the task model's: only a tier's run needs it
+
         if tier not in TIERS:
             raise UserError(f"unknown tier {tier!r}", hint=f"one of {', '.join(TIERS)}", field="tier")
         chosen.insert(0, tier)
