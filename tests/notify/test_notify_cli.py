@@ -60,8 +60,23 @@ def cli(tmp_path, monkeypatch):
     store.dispose()
 
 
+def channel_tests(store) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """What the store keeps of channel tests: (channel, status) in the notification history and
+    (actor, channel, status) in the audit log, oldest first."""
+    import sqlalchemy as sa
+
+    from upkeep.app.notifications import recent_notifications
+    from upkeep.store.models import AuditEntry
+
+    history = [(n["channel"], n["status"]) for n in reversed(recent_notifications(store)) if n["kind"] == "test"]
+    query = sa.select(AuditEntry).where(AuditEntry.object_type == "channel", AuditEntry.action == "test")
+    with store.read() as s:
+        audit = [(e.actor, e.object_id, e.after["status"]) for e in s.scalars(query.order_by(AuditEntry.id))]
+    return history, audit
+
+
 def test_notify_test_sends_a_message_and_exits_0(cli):
-    invoke, smtp, http, _ = cli
+    invoke, smtp, http, store = cli
     result = invoke("test", "email")
     assert result.exit_code == 0, result.output
     [mail] = smtp.messages
@@ -69,14 +84,20 @@ def test_notify_test_sends_a_message_and_exits_0(cli):
     assert PASSWORD not in result.output
     assert invoke("test", "hook").exit_code == 0
     assert http.requests[0].json()["title"] == "[upkeep] TEST hook: test message"
+    # recorded as the API's "Send test" records it
+    history, audit = channel_tests(store)
+    assert history == [("email", "sent"), ("hook", "sent")]
+    assert [(channel, status) for _, channel, status in audit] == history
+    assert all(who.startswith("cli:") for who, _, _ in audit)
 
 
 def test_notify_test_exits_2_naming_the_problem_when_the_channel_fails(cli):
-    invoke, smtp, http, _ = cli
+    invoke, smtp, http, store = cli
     http.status = 500
     failed = invoke("test", "hook")
     assert failed.exit_code == 2
     assert "did not accept" in failed.output
+    assert channel_tests(store)[0] == [("hook", "failed")]
     unknown = invoke("test", "nope")
     assert unknown.exit_code == 2
     unset = invoke("test", "unset")

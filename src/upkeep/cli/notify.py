@@ -28,10 +28,14 @@ def test_channel(
     ctx: typer.Context, channel: str = typer.Argument(..., help="A channel name from upkeep.yaml")
 ) -> None:
     """Send a test message to CHANNEL; exit 0 when the channel accepted it, 2 when not."""
-    from upkeep.notify.channels import send_test
+    from upkeep.app.notifications import send_channel_test
+    from upkeep.notify.channels import DeliveryFailed
 
-    sent = send_test(state(ctx).store(), channel)  # DeliveryFailed/NotFound -> one line, exit 2
-    echo(f"test message sent to {channel} ({sent.display_url})")
+    # the API's "Send test" too: audited and kept in the notification history either way
+    sent = send_channel_test(state(ctx).store(), channel, actor=actor())  # NotFound -> one line, exit 2
+    if sent["status"] != "sent":
+        raise DeliveryFailed(sent["error"])
+    echo(f"test message sent to {channel} ({sent['url']})")
 
 
 @notify_app.command("silence")

@@ -181,16 +181,3 @@ def send(
             pass
         reason = "; ".join(d for d in details if d) or f"status {getattr(result, 'status', 'unknown')!s}"
         raise DeliveryFailed(clean(f"channel {channel.name!r} did not accept the message: {reason}"))
-
-
-def send_test(store: Store, name: str) -> Channel:
-    """``upkeep notify test CHANNEL``: send a test message; raises when it is not delivered."""
-    channel = get_channel(store, name)
-    send(
-        channel,
-        f"[upkeep] TEST {name}: test message",
-        f"This is a test message from upkeep to the channel {name!r}.\n"
-        "If you can read it, alerts sent to this channel arrive.",
-        "info",
-    )
-    return channel
