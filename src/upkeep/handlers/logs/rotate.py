@@ -1,5 +1,8 @@
 """``logs.rotate``: logrotate's semantics, with names that never collide and no compression of live files.
 
+(About 500 lines, 80 of them this reference: the steps of a rule share ``RuleRun``'s state and its
+dry-run plan; naming, open-file scans, compression and rule parsing live in their own modules.)
+
 Rules come from the task config (``rules: [...]``) or, when it has none, from the inventory
 ``targets.logs``; ``targets: [names]`` picks some::
 
