@@ -210,3 +210,36 @@ def test_the_installed_upkeep_command_is_the_console_script():
 
     (script,) = entry_points(group="console_scripts", name="upkeep")
     assert script.value == "upkeep.cli.script:main"
+
+
+# The console script's end: a command (here ``schedule explain``) whose process also holds an exit
+# handler and, when asked, a thread of its own that is still working when the command returns.
+ENDING = """
+import atexit, os, sys, threading, time
+from upkeep.cli.main import main
+
+atexit.register(lambda: print("exit handler ran", file=sys.stderr))
+if sys.argv[1] == "thread":
+    def work():
+        time.sleep(0.5)
+        print("thread finished", file=sys.stderr)
+    threading.Thread(target=work).start()
+sys.argv[1:] = ["schedule", "explain", "@daily"]
+main()
+"""
+
+
+def test_the_console_script_ends_without_teardown_yet_with_its_exit_handlers_and_threads(subprocess_env):
+    for threads in ("none", "thread"):
+        proc = subprocess.run(
+            [sys.executable, "-c", ENDING, threads],
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        assert proc.returncode == 0 and "next 5" in proc.stdout, proc.stderr
+        assert "exit handler ran" in proc.stderr
+        # a thread the normal exit would wait for is waited for
+        assert ("thread finished" in proc.stderr) == (threads == "thread"), proc.stderr
