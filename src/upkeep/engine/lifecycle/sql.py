@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from upkeep.engine.lifecycle import dependencies, rules
-from upkeep.engine.lifecycle.events import EVENTS, EVENTS_INSERT, append_event, event_row, insert_event
+from upkeep.engine.lifecycle.events import EVENTS, EVENTS_INSERT, append_event, event_row
 from upkeep.engine.lifecycle.inserts import insert_once
 from upkeep.engine.lifecycle.rules import Trigger, run_values
 from upkeep.engine.lifecycle.types import (
@@ -412,21 +412,31 @@ def start_due_runs(
     if not workers and not finishing:
         return Handout([], None, now)
     with store.write_connection() as c:
+        events: list[dict[str, Any]] = []  # the finished and started events, inserted in one statement
         for ending in finishing:
-            _finish_one(c, ending, now)
-        return _start_due_runs(c, store, workers, queues, dispatcher, now)
+            _finish_one(c, ending, now, events)
+        handout = _start_due_runs(c, store, workers, queues, dispatcher, now, events)
+        if events:
+            c.execute(EVENTS_INSERT, events)
+        return handout
 
 
 def _start_due_runs(
-    c: Connection, store: Store, workers: list[WorkerIdentity], queues: list[str] | None, dispatcher: str, now: datetime
+    c: Connection,
+    store: Store,
+    workers: list[WorkerIdentity],
+    queues: list[str] | None,
+    dispatcher: str,
+    now: datetime,
+    events: list[dict[str, Any]],
 ) -> Handout:
+    """``start_due_runs`` in the caller's transaction; the started events are added to ``events``."""
     if not workers:
         return Handout([], None, now)
     columns = (*_CLAIM_COLUMNS, RUNS.c.queue, RUNS.c.locks, RUNS.c.cancel_requested_at)
     handed: list[ClaimedRun | Dispatched] = []
     unstartable: list[tuple[int, str]] = []
     starts: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
     submitted: list[int] = []
     due = _due_pending(c, store, columns, len(workers), queues, now)
     for row, worker in zip(due, workers, strict=False):
@@ -456,7 +466,6 @@ def _start_due_runs(
         handed.append(claimed)
     if starts:
         c.execute(_START, starts)
-        c.execute(EVENTS_INSERT, events)
     if submitted:
         _mark_submitted(c, submitted, dispatcher, now)
     for run_id, reason in unstartable:
@@ -472,19 +481,28 @@ def finish_many(store: Store, endings: list[Finish]) -> list[bool]:
         return []
     now = _now()
     with store.write_connection() as c:
-        return [_finish_one(c, e, now) for e in endings]
+        events: list[dict[str, Any]] = []
+        done = [_finish_one(c, e, now, events) for e in endings]
+        if events:
+            c.execute(EVENTS_INSERT, events)
+        return done
 
 
 _RUN_EXISTS = sa.select(RUNS.c.id).where(RUNS.c.id == sa.bindparam("run_id"))
 
 
-def _finish_one(c: Connection, e: Finish, now: datetime) -> bool:
+def _finish_one(c: Connection, e: Finish, now: datetime, events: list[dict[str, Any]]) -> bool:
+    """Record one result; its ``finished`` event is added to ``events`` for the caller to insert
+    with the others of the batch (a run's events are read in the order of their sequence
+    numbers, which each took in turn, so inserting them last changes no order)."""
     ended = e.finished_at or now
     if e.events and c.execute(_RUN_EXISTS, {"run_id": e.run_id}).first() is not None:
         for kept in e.events:
             ts = datetime.fromisoformat(kept["ts"])
             append_event(c, e.run_id, kept["level"], kept["event"], kept["message"], kept.get("data"), ts)
-    if _finish_in_session(c, e.run_id, e.status, e.outcome, e.result, e.summary, e.error, ended, expect=(RUNNING,)):
+    if _finish_in_session(
+        c, e.run_id, e.status, e.outcome, e.result, e.summary, e.error, ended, expect=(RUNNING,), events=events
+    ):
         return True
     if e.finished_at is not None and c.execute(_RUN_EXISTS, {"run_id": e.run_id}).first() is not None:
         late = rules.late_result_event(e.status, e.outcome, e.summary, e.error, ended)
@@ -548,7 +566,9 @@ def _finish_in_session(
     error: str | None,
     now: datetime,
     expect: tuple[str, ...] = ACTIVE_STATUSES,
+    events: list[dict[str, Any]] | None = None,
 ) -> bool:
+    """End a run; its ``finished`` event is inserted now, or added to ``events`` when given."""
     if status == WAITING:  # the handler asked to wait (an approval step): no worker, no end yet
         return _park(s, run_id, summary or "waiting", result, now)
     values = rules.finish_values(status, outcome, result, summary, error, now)
@@ -568,7 +588,11 @@ def _finish_in_session(
         return False
     if run.locks:
         _release_locks(s, run_id, now)
-    insert_event(s, run_id, run.event_count, finished.level, finished.event, finished.message, finished.data, now)
+    row = event_row(run_id, run.event_count, finished.level, finished.event, finished.message, finished.data, now)
+    if events is None:
+        s.execute(EVENTS_INSERT, row)
+    else:
+        events.append(row)
     retry_id = None
     if rules.retries(status, run.attempt, run.max_retries, run.cancel_requested_at is not None):
         retry_id = _schedule_retry(s, s.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).one(), now)
