@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 
 import sqlalchemy as sa
 
@@ -41,6 +41,7 @@ from upkeep.engine.background import Background
 from upkeep.engine.context import ServicesFactory, kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import PendingResults, is_outage
+from upkeep.engine.readiness import EXITED, WOKEN, Readiness
 from upkeep.engine.wakeup import Notifier
 from upkeep.engine.watch import Watcher
 from upkeep.engine.worker import worker_main
@@ -158,6 +159,8 @@ class EmbeddedExecutor(Background):
         self._settings_json = settings.model_dump_json()
         self._preload: tuple[str, ...] = ()
         self._quiet_until: float | None = None  # monotonic time until which no work is near
+        self._readiness = Readiness()
+        self._next_wait = 0.0  # how long the next step waits for the workers (``_step``)
         self.watcher = Watcher(
             SqlLifecycle(store),
             heartbeat_seconds=settings.heartbeat_seconds,
@@ -206,6 +209,7 @@ class EmbeddedExecutor(Background):
             else:
                 self._gone(slot)
         self._slots = []
+        self._readiness.close()
         if self._forked_by_server:
             _stop_fork_server_if_unused()
 
@@ -273,9 +277,11 @@ class EmbeddedExecutor(Background):
         self.pending.flush(now=True)  # the results of the last wake-up (kept on disk if the store is down)
 
     def _step(self) -> None:
-        self._receive(timeout=0)
-        # the results that came in go first: whatever fails later in this step, they are recorded
-        # or kept on disk (``_record_and_start`` and ``flush`` save them when the store is down)
+        # wait first: a step that failed (the store is down) still takes what the workers sent
+        # before it tries again, and the results go first: whatever fails later in this step, they
+        # are recorded or kept on disk (``_record_and_start`` and ``flush`` save them)
+        wait, self._next_wait = self._next_wait, 0.0
+        self._receive(timeout=wait)
         idle = [s for s in self._slots if s.ready and not s.busy]
         until_due = None
         if idle:
@@ -288,7 +294,7 @@ class EmbeddedExecutor(Background):
         self.watcher.check()
         self._vouch()
         self._size_pool()
-        self._receive(timeout=self._sleep_time(until_due))
+        self._next_wait = self._sleep_time(until_due)
 
     def _record_and_start(self, idle: list[Slot]) -> lifecycle.Handout:
         """Record the results that came in and hand due runs to the idle workers in one transaction
@@ -444,16 +450,16 @@ class EmbeddedExecutor(Background):
         return max(0.0, min(candidates))
 
     def _receive(self, timeout: float) -> None:
-        conns = {slot.conn: slot for slot in self._slots}
-        sentinels = {slot.process.sentinel: slot for slot in self._slots}
-        ready = wait([*conns, *sentinels, self.notifier.fileno()], timeout=timeout)
+        ready = self._readiness.wait(self._slots, self.notifier.fileno(), timeout)
         endings: list[lifecycle.Finish] = []
-        for item in ready:
-            if item == self.notifier.fileno():
+        exited: list[Slot] = []
+        for kind, slot in ready:
+            if kind == WOKEN:
                 self.notifier.drain()
                 self._quiet_until = None  # runs may have been made: look at the pool's size again
-            elif item in conns:
-                slot = conns[item]
+            elif kind == EXITED:
+                exited.append(slot)
+            else:
                 try:
                     message = slot.conn.recv()
                 except (EOFError, OSError):
@@ -467,7 +473,7 @@ class EmbeddedExecutor(Background):
                     self._free(slot)
         for ending in endings:  # recorded with the next hand-over (``_record_and_start``)
             self.pending.add(ending)
-        lost = [slot for sentinel, slot in sentinels.items() if sentinel in ready and not slot.process.is_alive()]
+        lost = [slot for slot in exited if not slot.process.is_alive()]
         if lost:
             self.pending.flush(now=True)  # a result that came in before its worker died is its run's end
         for slot in lost:
