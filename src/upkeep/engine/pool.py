@@ -6,10 +6,10 @@ group at a run's deadline (or after a cancel's grace period) removes the whole p
 even for a pure-Python handler that ignores its deadline. The group id is recorded on the run, so
 recovery after a crash can kill what is left of a dead attempt before retrying it.
 
-The supervisor does the store work of plain runs in batches: one transaction claims a due run for
-every idle worker (with that worker's pid and process group), one transaction records every
-result that arrived in one wake-up, and its ``Watcher`` (``engine.watch``) beats the heartbeats
-of all busy runs in one UPDATE and enforces their cancels and deadlines. A worker then only calls
+The supervisor does the store work of plain runs in batches: one transaction records every result
+that arrived in one wake-up and claims a due run for every idle worker (with that worker's pid and
+process group), and its ``Watcher`` (``engine.watch``) beats the heartbeats of all busy runs in
+one UPDATE and enforces their cancels and deadlines. A worker then only calls
 the handler. Runs with mutex locks or a cancel request are claimed by the worker
 itself (``lifecycle.claim``), which owns the lock logic. This is what lets one SQLite writer keep up
 with thousands of runs a minute (``make bench scheduler``).
