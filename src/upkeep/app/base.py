@@ -18,7 +18,7 @@ from upkeep.clock import Clock
 from upkeep.engine import hostscope, taskgraph
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.wakeup import broadcast
-from upkeep.errors import ConfigError, HostScoped, NotFound, did_you_mean
+from upkeep.errors import ConfigError, HostScoped, NotFound
 from upkeep.settings import Settings
 from upkeep.store.audit import add_audit
 from upkeep.store.db import Store
@@ -68,9 +68,7 @@ class Base:
 
     @staticmethod
     def _task_hint(s: Session, ref: str) -> str:
-        names = s.execute(sa.select(ScheduledTask.name)).scalars()
-        guess = did_you_mean(ref, names)
-        return f"{guess} `upkeep tasks list` shows the tasks" if guess else "`upkeep tasks list` shows the tasks"
+        return adhoc.task_hint(s, ref)
 
     def suggest(self, name: str) -> str | None:
         """``did you mean ...?`` over task names and handler types, for a name that is neither."""

@@ -7,7 +7,6 @@ a rerun (``HandlerSpec.split_run_flags`` says so once).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,13 +16,8 @@ from upkeep.app import adhoc
 from upkeep.app.base import Base
 from upkeep.app.views import run_view
 from upkeep.engine import lifecycle
-from upkeep.engine.lifecycle import Trigger
 from upkeep.errors import NotFound, UserError
 from upkeep.store.models import ALL_STATUSES, Run, ScheduledTask
-
-# what an adapter checks of a run's overrides before the run is made, to name every field at fault
-# its own way: (task type, the task's config with the overrides)
-OverrideCheck = Callable[[str, dict[str, Any]], None]
 
 _MISSING = object()
 
@@ -56,50 +50,12 @@ class RunCases(Base):
 
     run_view = staticmethod(run_view)
 
-    def trigger(
-        self,
-        ref: str | int,
-        *,
-        actor: str,
-        overrides: dict[str, Any] | None = None,
-        dry_run: bool = False,
-        confirm: bool = False,
-        trigger: Trigger = Trigger.MANUAL,
-        check: OverrideCheck | None = None,
-    ) -> dict[str, Any]:
-        """Queue a run of a task now. ``overrides`` may only touch the handler's overridable fields;
-        ``check`` sees the config the run would have, before anything else judges it."""
-        overrides = dict(overrides or {})
-        now = self.clock.now()
-        with self.store.write() as s:
-            task = self._find_task(s, ref)
-            spec = self.registry.get(task.task_type)
-            if "dry_run" in overrides:
-                dry_run = bool(overrides.pop("dry_run")) or dry_run
-            spec.check_overrides(overrides)
-            if check is not None and overrides:
-                check(task.task_type, {**(task.config or {}), **overrides})
-            self.check_said(spec.name, overrides, prefix="overrides")
-            config = spec.storable_config({**(task.config or {}), **overrides})
-            overrides = {k: config[k] for k in overrides}
-            if spec.destructive and not dry_run and (task.config or {}).get("dry_run"):
-                dry_run = True
-            spec.check_confirmed(dry_run=dry_run, confirm=confirm)
-            run_id = lifecycle.create(
-                s,
-                trigger,
-                task=task,
-                task_type=task.task_type,
-                config=config,
-                due_at=now,
-                dry_run=dry_run,
-                confirm=confirm,
-                triggered_by=actor,
-                now=now,
-            )
-            after = {"run_id": run_id, "overrides": overrides, "dry_run": dry_run, "confirm": confirm}
-            self.audit(s, actor, "trigger", "task", task.name, after=after)
-            view = self.run_view(s.get(Run, run_id))
+    def trigger(self, ref: str | int, *, actor: str, **options: Any) -> dict[str, Any]:
+        """Queue a run of a task now: the options of ``adhoc.trigger`` (overrides, dry_run,
+        confirm, trigger, check), the overrides judged by ``check_said``."""
+        view = adhoc.trigger(
+            self.store, self.registry, self.clock, ref, actor=actor, check_said=self.check_said, **options
+        )
         self._wake()
         return view
 
@@ -116,24 +72,7 @@ class RunCases(Base):
         return view
 
     def trigger_tier(self, tier: str, *, actor: str, dry_run: bool = False) -> list[dict[str, Any]]:
-        tasks, _ = self.list_tasks(tier=tier, enabled=True)
-        if not tasks:
-            raise NotFound(
-                f"no enabled task has tier {tier!r}",
-                hint="add `tiers: [" + tier + "]` to tasks in upkeep.yaml",
-            )
-        unconfirmed = [
-            t["name"]
-            for t in tasks
-            if self.registry.get(t["type"]).needs_confirm and not (dry_run or (t["config"] or {}).get("dry_run"))
-        ]
-        if unconfirmed:  # refused before any run of the tier exists
-            raise UserError(
-                f"tier {tier!r} holds tasks that need confirmation for each run: {', '.join(unconfirmed)}",
-                hint="a tier never confirms a run: take them out of the tier, or run them by name with --yes",
-                field="tier",
-            )
-        return [self.trigger(t["id"], actor=actor, dry_run=dry_run, trigger=Trigger.TIER) for t in tasks]
+        return adhoc.trigger_tier(self.store, self.registry, tier, self.trigger, actor=actor, dry_run=dry_run)
 
     # --- runs -------------------------------------------------------------------------------
 

@@ -121,14 +121,3 @@ def list_tasks(
                 query = query.limit(limit)
             rows = list(conn.execute(query))
     return [summary_view(row, explain=explain) for row in rows], total
-
-
-def task_exists(store: Store, ref: str | int) -> bool:
-    """Whether a task is named ``ref`` (or, for digits, has that id), as ``Base._find_task`` finds it."""
-    t = scheduled_tasks
-    ref_text = str(ref)
-    which = t.c.name == ref_text
-    if ref_text.isdigit():
-        which = sa.or_(t.c.id == int(ref_text), which)
-    with store.read_connection() as conn:
-        return conn.execute(sa.select(t.c.id).where(which).limit(1)).first() is not None

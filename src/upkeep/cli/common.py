@@ -100,12 +100,12 @@ class State:
 
     @property
     def runs(self):
-        """Running a handler type and following runs (``upkeep run``): the same use cases as
+        """Making runs now and following them (``upkeep run``): the same use cases as
         ``service``'s, without the ORM."""
         if self._runs is None:
             from upkeep.app.adhoc import LocalRuns
 
-            self._runs = LocalRuns(self.store())
+            self._runs = LocalRuns(self.settings, self.store())
         return self._runs
 
     def close(self) -> None:

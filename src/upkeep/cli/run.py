@@ -174,18 +174,16 @@ def run(
         raise typer.Exit(_run_tier(st, tiers[0], dry_run=dry_run, show=show, as_json=as_json))
     if not target:
         raise UserError("nothing to run", hint="give a task name or handler type, or --tier daily")
-    from upkeep.app.task_list import task_exists
-
     config = parse_assignments(set_)
-    if task_exists(st.store(), target):  # a task: its use cases, the ORM's; a handler type: Core alone
+    runs = st.runs
+    task_type = runs.task_type(target)
+    if task_type is not None:
         if timeout is not None:
             raise UserError("--timeout applies to handler types; a task has its own timeout_seconds")
-        service = st.service
-        _prepare_worker(st, service.get_task(target)["type"])
-        view = service.trigger(target, actor=actor(), overrides=config, dry_run=dry_run, confirm=yes)
+        _prepare_worker(st, task_type)
+        view = runs.trigger(target, actor=actor(), overrides=config, dry_run=dry_run, confirm=yes)
         reserved = False
     else:
-        runs = st.runs
         try:
             runs.resolve(target)
         except UserError:
@@ -250,8 +248,7 @@ def run_handler_now(st, task_type: str, config: dict[str, Any], *, dry_run: bool
 
 
 def _run_tier(st, tier: str, *, dry_run: bool, show, as_json: bool) -> int:
-    service = st.service
-    views = service.trigger_tier(tier, actor=actor(), dry_run=dry_run)
+    views = st.runs.trigger_tier(tier, actor=actor(), dry_run=dry_run)
     if show:
         show(f"tier {tier}: {len(views)} task(s){' (dry run)' if dry_run else ''}")
     finals = []
