@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -204,7 +205,30 @@ def wait_until(predicate, timeout: float = 30.0) -> bool:
     return predicate()
 
 
+IDLE_POOL_CHILD = """
+import sys
+from pathlib import Path
+
+from test_pool import idle_pool_retires_its_workers_and_fork_server
+
+idle_pool_retires_its_workers_and_fork_server(Path(sys.argv[1]))
+"""
+
+
 def test_an_idle_pool_holds_no_process_starts_workers_for_due_runs_and_retires_them(tmp_path):
+    # in an interpreter of its own: the fork server serves every executor of a process, so workers
+    # left by earlier tests in this one would keep it, whatever this pool does
+    child = subprocess.run(
+        [sys.executable, "-c", IDLE_POOL_CHILD, str(tmp_path)],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert child.returncode == 0, child.stdout + child.stderr
+
+
+def idle_pool_retires_its_workers_and_fork_server(tmp_path: Path) -> None:
     settings = Settings(config=tmp_path / "upkeep.yaml", heartbeat_seconds=1, worker_idle_seconds=1)
     store = Store(settings.resolved_database_url)
     store.upgrade()

@@ -318,6 +318,8 @@ class EmbeddedExecutor(Background):
 
     def _size_pool(self) -> None:
         """Start workers when work is near and none is free; retire workers idle too long."""
+        if self._stop.is_set():
+            return  # ``stop`` is ending the workers: a step still running must not start more
         now = time.monotonic()
         free = [s for s in self._slots if not s.busy]  # ready or starting
         room = len(self._slots) < self.size and not free
