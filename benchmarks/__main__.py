@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import _goals
+
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
@@ -28,7 +30,10 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # one broken benchmark must not hide the others
             failures += 1
             print(f"{name} failed: {exc!r}", flush=True)
+            _goals.check(f"{name} ran to its end", "failed", "runs", False)
         print(f"({name} took {time.monotonic() - started:.1f}s)", flush=True)
+    print("\n=== goals ===")
+    print(_goals.summary())
     return 1 if failures else 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks._goals import check
 from benchmarks._installed import compile_upkeep
 
 STARTS = int(os.environ.get("UPKEEP_BENCH_STARTS", "15"))
@@ -95,7 +96,8 @@ def cli_start(workdir: Path) -> None:
     goals = {"upkeep --help": 0.15, "upkeep tasks list": 0.35}
     for name, goal in goals.items():
         wall = statistics.median(walls[name])
-        print(f"  {name}: {wall:.3f} s, goal <= {goal} s: {'met' if wall <= goal else 'NOT met'}")
+        verdict = check(f"{name} (wall, median)", f"{wall:.3f} s", f"<= {goal} s", wall <= goal)
+        print(f"  {name}: {wall:.3f} s, goal <= {goal} s: {verdict}")
 
 
 def _free_port() -> int:
@@ -185,12 +187,15 @@ def idle_daemon(workdir: Path) -> None:
         print(f"upkeep serve idle {IDLE:.0f} s after `upkeep init`, default settings:")
         print(f"  upkeep serve   {pss:6.1f} MB PSS over {processes} process(es)")
         print(f"  APScheduler    {aps_pss:6.1f} MB PSS (BackgroundScheduler, SQLite job store, 5 jobs)")
-        print(f"  ratio {pss / aps_pss:.1f}x; goal <= 100 MB: {'met' if pss <= 100 else 'NOT met'}")
+        verdict = check("upkeep serve idle, PSS of all processes", f"{pss:.1f} MB", "<= 100 MB", pss <= 100)
+        print(f"  ratio {pss / aps_pss:.1f}x; goal <= 100 MB: {verdict}")
         latency = _first_run_latency(workdir)
+        what, goal = "first run after the idle spell, from its slot", "<= 200 ms"
         if latency is None:
+            check(what, "no start in 90 s", goal, False)
             print("  first run after the idle spell: did not start within 90 s")
         else:
-            verdict = "met" if latency <= 0.2 else "NOT met"
+            verdict = check(what, f"{latency * 1000:.0f} ms", goal, latency <= 0.2)
             print(f"  first run after the idle spell: started {latency * 1000:.0f} ms after its slot", end="")
             print(f" (goal <= 200 ms: {verdict})")
     finally:
