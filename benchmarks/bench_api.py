@@ -33,6 +33,8 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from benchmarks._goals import check
+
 BENCH_DIR = Path(os.environ.get("UPKEEP_BENCH_API_DIR", "/tmp/upkeep-bench-api"))
 TASKS = 10_000
 RUNS = 1_000_000
@@ -281,9 +283,10 @@ def _measure_pages(client, store, app) -> None:
         _times(warm, 5)
     bare_ms, health_ms = _times(bare, 100), _times(health, 100)
     page_ms, api_ms = _times(page, 100), _times(api_page, 100)
+    verdict = check("task list page p95 (HTML, 10k tasks)", f"{p95(page_ms):.1f} ms", "< 50 ms", p95(page_ms) < 50)
     print(
         f"task list page (HTML, 50 of {TASKS}): p50 {statistics.median(page_ms):.1f} ms, "
-        f"p95 {p95(page_ms):.1f} ms (target < 50 ms)"
+        f"p95 {p95(page_ms):.1f} ms (target < 50 ms: {verdict})"
     )
     print(f"task list API (JSON, 50):           p50 {statistics.median(api_ms):.1f} ms, p95 {p95(api_ms):.1f} ms")
     print(
@@ -315,9 +318,11 @@ def _measure_pages(client, store, app) -> None:
     [first_ms] = _times(dashboard, 1)  # counts 30 days of runs for the chart; later views reuse past days
     dash_ms = _times(dashboard, 10)
     stats_ms = _times(service_stats, 3)
+    dash = statistics.median(dash_ms)
+    verdict = check("dashboard median (1M runs)", f"{dash:.0f} ms", "< 300 ms", dash < 300)
     print(
-        f"dashboard render ({RUNS} runs):        median {statistics.median(dash_ms):.0f} ms, "
-        f"max {max(dash_ms):.0f} ms, first view {first_ms:.0f} ms (target < 300 ms median)"
+        f"dashboard render ({RUNS} runs):        median {dash:.0f} ms, "
+        f"max {max(dash_ms):.0f} ms, first view {first_ms:.0f} ms (target < 300 ms median: {verdict})"
     )
     print(
         f"baseline service stats() (per-task overdue queries): median {statistics.median(stats_ms):.0f} ms; "
@@ -326,9 +331,11 @@ def _measure_pages(client, store, app) -> None:
     for path in ("/backups", "/targets"):
         _times(lambda _i, path=path: get(path), 2)
         page_ms = _times(lambda _i, path=path: get(path), 20)
+        median = statistics.median(page_ms)
+        verdict = check(f"{path} page median", f"{median:.1f} ms", "< 200 ms", median < 200)
         print(
-            f"{path} page:                       median {statistics.median(page_ms):.1f} ms, "
-            f"p95 {p95(page_ms):.1f} ms (target < 200 ms median; GET /healthz p95 {p95(health_ms):.2f} ms)"
+            f"{path} page:                       median {median:.1f} ms, "
+            f"p95 {p95(page_ms):.1f} ms (target < 200 ms median: {verdict}; GET /healthz p95 {p95(health_ms):.2f} ms)"
         )
 
 
@@ -365,9 +372,11 @@ def _sse_latency(app, store, base: str, headers: dict) -> None:
         time.sleep(random.uniform(0.01, 0.12))
     run_ops.finish(store, run["id"], "completed", outcome="ok")
     reader.join(5)
+    verdict = check("SSE event latency, max of 30", f"{max(latencies):.0f} ms", "< 200 ms", max(latencies) < 200)
     print(
         f"SSE event latency (write -> client): median {statistics.median(latencies):.0f} ms, "
-        f"max {max(latencies):.0f} ms (target < 200 ms); baseline poll interval {sse.POLL_SECONDS * 1000:.0f} ms"
+        f"max {max(latencies):.0f} ms (target < 200 ms: {verdict}); "
+        f"baseline poll interval {sse.POLL_SECONDS * 1000:.0f} ms"
     )
 
 
