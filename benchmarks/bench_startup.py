@@ -130,6 +130,15 @@ def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 120) -> 
     raise RuntimeError("upkeep serve did not listen")
 
 
+def stop_daemon(proc: subprocess.Popen) -> None:
+    """Stop ``upkeep serve`` as its service manager would (SIGTERM), killing it if it hangs."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _first_run_latency(workdir: Path) -> float | None:
     """Seconds from the slot of the task ``first-after-idle`` to the start of its run."""
     db = workdir / ".upkeep" / "upkeep.db"
@@ -199,11 +208,7 @@ def idle_daemon(workdir: Path) -> None:
             print(f"  first run after the idle spell: started {latency * 1000:.0f} ms after its slot", end="")
             print(f" (goal <= 200 ms: {verdict})")
     finally:
-        serve.terminate()
-        try:
-            serve.wait(30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        stop_daemon(serve)
         log.close()
         if aps.poll() is None:
             aps.kill()
