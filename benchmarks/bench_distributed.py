@@ -51,6 +51,16 @@ def _start(env: dict[str, str], workdir: str, name: str, *args: str) -> subproce
     )
 
 
+def _check_running(procs: list[subprocess.Popen], workdir: str) -> None:
+    """Fail at once, with the reason, when a process of the benchmark has exited: the runs it
+    waits for would never finish."""
+    for proc in procs:
+        if proc.poll() is not None:
+            _stop(procs)
+            logs = "".join(p.read_text()[-1000:] for p in Path(workdir).glob("*.log"))
+            raise RuntimeError(f"{' '.join(proc.args[3:])} exited with {proc.returncode}: {logs}")
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         proc.terminate()
@@ -72,6 +82,7 @@ def _throughput(store, env, workdir, *, celery: bool) -> float:
     workers = ["--concurrency", "1"] if celery else ["--concurrency", "3"]
     procs += [_start(env, workdir, f"worker{i}", "worker", *workers) for i in range(3 if celery else 1)]
     time.sleep(8)
+    _check_running(procs, workdir)
     now = datetime.now(UTC)
     with store.write() as s:
         s.execute(
@@ -166,7 +177,9 @@ def _latency(store, env, workdir, *, celery: bool) -> dict:
         s.execute(sa.insert(ScheduledTask), rows)
     procs = [_start(env, workdir, "scheduler", "scheduler")]
     procs += [_start(env, workdir, f"worker{i}", "worker", "--concurrency", "2") for i in range(3 if celery else 1)]
-    time.sleep(15 + SECONDS)
+    time.sleep(15)
+    _check_running(procs, workdir)
+    time.sleep(SECONDS)
     _stop(procs)
     with store.read() as s:
         pairs = s.execute(
@@ -193,6 +206,8 @@ def main() -> None:
                 store = Store(url)
                 store.upgrade()
                 with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
+                    # upkeep refuses to start without a config file; an empty one adds no task
+                    (Path(workdir) / "upkeep.yaml").write_text("# the benchmark's instance\n")
                     env = _env(workdir, url, redis.url if celery else None)
                     if what == "throughput":
                         results[(mode, what)] = _throughput(store, env, workdir, celery=celery)
