@@ -132,3 +132,59 @@ def test_the_console_script_ends_a_foreground_run_with_its_exit_code_its_output_
     assert (code, view["status"], view["summary"]) == (0, "completed", "slept 0.1s")
     worker_pid = int(view["worker"].rsplit(":", 1)[1])
     assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_the_console_script_knows_a_foreground_run_from_its_command_line_alone():
+    from upkeep.cli.script import foreground_run
+
+    assert foreground_run(["run", "logs.analyze", "--set", "paths=[x]", "--json"]) == (True, "logs.analyze")
+    assert foreground_run(["-c", "run", "run", "--set", "a=b", "--timeout", "3", "nap"]) == (True, "nap")
+    assert foreground_run(["--config=x.yaml", "--log-level", "INFO", "run", "--daily"]) == (True, None)
+    assert foreground_run(["run", "--tier", "daily"]) == (True, None)
+    assert foreground_run(["run", "nap", "--help"]) == (False, None)
+    assert foreground_run(["runs", "show", "1"]) == (False, None)
+    assert foreground_run(["tasks", "trigger", "run"]) == (False, None)
+    assert foreground_run([]) == (False, None)
+
+
+def test_the_console_script_forks_its_worker_first_and_a_timeout_still_kills_the_whole_tree(tasks, subprocess_env):
+    """As the console script, ``upkeep run`` forks its worker before reading its config
+    (``upkeep.engine.early``): a timeout kills that worker's process tree as any worker's, and a
+    command that makes no run leaves no worker behind."""
+    import subprocess
+    import sys
+
+    tasks.write(
+        TASKS
+        + """
+  - name: forked-sleeps-early
+    type: shell.run
+    timeout_seconds: 2
+    config:
+      command: "sleep 61.7 & sleep 61.7 & wait"
+      shell: true
+"""
+    )
+    tasks("apply")
+
+    def script(*args: str, expect: int) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-c", "from upkeep.cli.script import main; main()", "--config", str(tasks.config), *args],
+            env=subprocess_env,
+            cwd=tasks.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == expect, proc.stderr
+        return proc
+
+    view = json.loads(script("run", "forked-sleeps-early", "--json", expect=1).stdout)
+    assert view["status"] == "timed_out"
+    left = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[:2] == ["sleep", "61.7"]]
+    assert left == []
+    shown = json.loads(tasks("runs", "show", str(view["id"]), "--json").stdout)
+    assert shown["status"] == "timed_out"
+    script("run", "no-such-task", expect=2)
+    mine = [p for p in psutil.process_iter(["cmdline"]) if str(tasks.config) in (p.info["cmdline"] or [])]
+    assert mine == []

@@ -25,6 +25,19 @@ def take(store, run_id: int, by: str) -> bool:
     return bool(dispatch_to(store, run_id, by))
 
 
+def fork_worker_early(handler: str | None) -> None:
+    """Fork the worker of a foreground run as soon as the modules both processes need are imported
+    (SQLAlchemy, pydantic, the engine): it imports the handler ``handler`` names (if it is a
+    built-in handler type) and what that preloads (DuckDB for logs.analyze), while this process
+    imports the CLI, reads the config and creates the run (``engine.early``)."""
+    import upkeep.app.run_services  # noqa: F401
+    import upkeep.engine.execute  # noqa: F401
+    import upkeep.engine.foreground  # noqa: F401  (and with it engine.early)
+    from upkeep.engine.early import fork_worker
+
+    fork_worker(handler)
+
+
 def runner(settings, store, preload: tuple[str, ...] = ()):
     r"""One worker process for all the runs this command executes (a tier runs several); it
     imports what the handler ``preload``\s as soon as it is forked."""

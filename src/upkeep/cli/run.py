@@ -212,8 +212,9 @@ def run(
 
 
 def _prepare_worker(st, task_type: str) -> None:
-    """Fork the worker that will execute the run now: it imports what the handler preloads
-    (DuckDB for logs.analyze) while this process creates the run."""
+    """Fork the worker that will execute the run now, or tell the one the console script forked
+    (``upkeep.cli.script``) what to serve: it imports what the handler preloads (DuckDB for
+    logs.analyze) while this process creates the run."""
     spec = st.runs.resolve(task_type)[0]
     from upkeep.app import foreground
 

@@ -6,6 +6,7 @@ import contextlib
 import multiprocessing
 
 from upkeep.engine.context import ServicesFactory
+from upkeep.engine.early import take as take_early_worker
 from upkeep.engine.pool import EmbeddedExecutor, Slot
 from upkeep.settings import Settings
 from upkeep.store.db import Store
@@ -33,9 +34,25 @@ class ForegroundRunner(EmbeddedExecutor):
         super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
         self._preload = tuple(preload)
 
+    def _spawn(self) -> Slot:
+        """The worker forked when the command started (``engine.early``), if there is one, told
+        what to serve; else a worker forked now."""
+        early = take_early_worker()
+        if early is not None:
+            process, conn = early
+            try:
+                conn.send(("start", self._settings_json, self.services, self._preload))
+                return Slot(process=process, conn=conn)
+            except OSError:  # it died since: end it, fork another
+                conn.close()
+                process.kill()
+                process.join()
+        return super()._spawn()
+
     def prepare(self) -> None:
-        """Start the worker process now, without waiting for it: it imports ``preload`` while the
-        caller creates the run (two cores, two things at once); ``execute`` waits until it is ready."""
+        """Start the worker process now (or adopt the one the command forked when it started,
+        ``engine.early``), without waiting for it: it imports ``preload`` while the caller creates
+        the run (two cores, two things at once); ``execute`` waits until it is ready."""
         if not self._slots:
             self._slots = [self._spawn()]
 

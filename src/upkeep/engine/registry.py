@@ -335,6 +335,14 @@ class Registry:
             return found
         raise UserError(f"unknown task type {name!r}", hint=self.hint_for(name), field="task_type")
 
+    def preload_of(self, name: str) -> tuple[str, ...]:
+        """What the built-in handler ``name`` preloads, its module imported now; () for any other
+        name (a task's, a plug-in's), and nothing else loaded for it."""
+        found = self._find(name)
+        if found is None and not self._loaded and _builtin().load_builtin_for(name):
+            found = self._find(name)
+        return found[0].preload if found is not None else ()
+
     def hint_for(self, name: str) -> str:
         """What to say about an unknown handler type: the names it may be a typo of, or where to look."""
         guess = did_you_mean(name, [*self.names(), *self._aliases])

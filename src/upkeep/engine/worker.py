@@ -32,6 +32,14 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def detach() -> None:
+    """What a worker process does first: a session (and process group) of its own, which a
+    deadline or a cancel kills whole; death with its parent; Ctrl-C is its parent's to handle."""
+    os.setsid()
+    die_with_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def worker_main(
     conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
 ) -> None:
@@ -43,11 +51,16 @@ def worker_main(
     them, so a cancel reaches a handler that is still running. ``preload``: modules imported
     before the worker says it is ready (``HandlerSpec.preload``).
     """
-    os.setsid()
     # the parent is the fork server, which exits with the supervisor; a supervisor already gone
     # shows as EOF on ``conn``, which ends this loop
-    die_with_parent(os.getppid())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach()
+    serve(conn, settings_json, services, preload)
+
+
+def serve(
+    conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
+) -> None:
+    """``worker_main`` in a process already detached (``engine.early``'s worker, adopted)."""
     from upkeep.engine.execute import call_handler, execute_run, unwatched
     from upkeep.engine.registry import REGISTRY
 
