@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -284,6 +285,25 @@ def test_a_burst_of_due_runs_starts_a_worker_for_each_at_once_up_to_the_pool_siz
     try:
         executor._size_pool()
         assert len(pool_processes()["workers"]) == 3  # not one, then the next once that one is busy
+    finally:
+        executor.stop()
+        store.dispose()
+    assert pool_processes()["workers"] == []
+
+
+def test_slots_close_together_start_a_worker_each_before_they_come_and_a_lone_slot_one(tmp_path):
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    service = Upkeep(settings, store, trusted=True)
+    first = datetime.now(UTC) + timedelta(seconds=5)  # within the pool's warm-up lead
+    for name, offset in (("a", 0.0), ("b", 0.2), ("c", 0.4), ("later", 4.0)):  # "later" is no part of the burst
+        slot = (first + timedelta(seconds=offset)).isoformat()
+        service.create_task({"name": name, "type": "debug.noop", "schedule": f"@once {slot}"}, actor="t")
+    executor = EmbeddedExecutor(settings, store, size=4)  # its loop not started: one sizing step
+    try:
+        executor._size_pool()
+        assert len(pool_processes()["workers"]) == 3  # before the slots, not one each time the others are busy
     finally:
         executor.stop()
         store.dispose()

@@ -15,9 +15,10 @@ itself (``lifecycle.claim``), which owns the lock logic. This is what lets one S
 with thousands of runs a minute (``make bench scheduler``).
 
 Workers start when they are needed: when a run is due (or a task's next slot is WARM_AHEAD_SECONDS
-away) and no worker is free, up to ``worker_processes``. A worker idle for ``worker_idle_seconds``
-exits, unless it is one of the ``workers_warm`` kept; when the last one has gone, so does the fork
-server. An idle daemon holds no worker process at all.
+away) and no worker is free, one for each run due within BURST_SECONDS of the first, up to
+``worker_processes``. A worker idle for ``worker_idle_seconds`` exits, unless it is one of the
+``workers_warm`` kept; when the last one has gone, so does the fork server. An idle daemon holds
+no worker process at all.
 """
 
 from __future__ import annotations
@@ -56,19 +57,23 @@ log = logging.getLogger(__name__)
 # a worker is started this long before a task's next slot, so the run starts on time although
 # the fork server and the worker start from nothing after an idle spell
 WARM_AHEAD_SECONDS = 10.0
+# runs due within this long of each other are taken to overlap: the pool starts a worker for each
+# of them at once (a burst, or thousands of slots a minute), up to its size
+BURST_SECONDS = 1.0
 
 
 @functools.cache
 def _work_ahead_queries(by_queue: bool) -> tuple[sa.Select, sa.Select]:
-    """The due times of the first pending runs, and the next slot of an enabled task (built once:
-    building a statement costs more than running it)."""
+    """The due times of the first pending runs, and the first next slots of enabled tasks (built
+    once: building a statement costs more than running it)."""
     runs, tasks = RUNS, scheduled_tasks
     pending = sa.select(runs.c.due_at).where(runs.c.status == PENDING)
-    slot = sa.select(sa.func.min(tasks.c.next_run_at)).where(tasks.c.enabled.is_(True))
+    slots = sa.select(tasks.c.next_run_at).where(tasks.c.enabled.is_(True), tasks.c.next_run_at.is_not(None))
     if by_queue:
         pending = pending.where(runs.c.queue.in_(sa.bindparam("queues", expanding=True)))
-        slot = slot.where(tasks.c.queue.in_(sa.bindparam("queues", expanding=True)))
-    return pending.order_by(runs.c.due_at).limit(sa.bindparam("limit")), slot
+        slots = slots.where(tasks.c.queue.in_(sa.bindparam("queues", expanding=True)))
+    limit = sa.bindparam("limit")
+    return pending.order_by(runs.c.due_at).limit(limit), slots.order_by(tasks.c.next_run_at).limit(limit)
 
 
 _fork_server_lock = threading.Lock()
@@ -330,13 +335,15 @@ class EmbeddedExecutor(Background):
                 self._quiet_until = None  # out of date, and no reason to look now
             return
         if self._quiet_until is None or now >= self._quiet_until:
-            until_work, due_now = self._work_ahead()
+            until_work, near = self._work_ahead()
             if until_work is not None and until_work <= WARM_AHEAD_SECONDS:
                 self._quiet_until = None
                 if room:
-                    # one worker per run already due (a burst starts them together, not one after
-                    # the other), and one for work that is only near
-                    for _ in range(min(self.size - len(self._slots), max(1, due_now))):
+                    # a burst of runs, or a schedule with many slots close together, starts its
+                    # workers together and before the slots, not one each time the others are
+                    # busy: a worker started at its run's slot delays that run, and its start's
+                    # CPU the others
+                    for _ in range(min(self.size - len(self._slots), near)):
                         self._slots.append(self._spawn())
                 return  # keep the idle workers for it
             # nothing near: look again when it is (a new run wakes the loop before, see ``_receive``)
@@ -349,18 +356,19 @@ class EmbeddedExecutor(Background):
 
     def _work_ahead(self) -> tuple[float | None, int]:
         """Seconds until the earliest pending run of our queues is due or an enabled task's next slot
-        comes (0 when already due; None when neither is in sight), and how many runs are due now
-        (counted up to the pool's size)."""
+        comes (0 when already due; None when neither is in sight), and how many runs are due within
+        BURST_SECONDS of that (pending runs and slots, counted up to the pool's size)."""
         queues = {"queues": list(self.queues)} if self.queues else {}
-        pending, slot = _work_ahead_queries(bool(self.queues))
+        pending, slots = _work_ahead_queries(bool(self.queues))
         now = datetime.now(UTC)
         with self.store.read_connection() as c:
-            due = c.execute(pending, {"limit": self.size, **queues}).scalars().all()
-            next_slot = c.execute(slot, queues).scalar()
-        times = [t for t in (due[0] if due else None, next_slot) if t is not None]
+            times = [*c.execute(pending, {"limit": self.size, **queues}).scalars()]
+            times += c.execute(slots, {"limit": self.size, **queues}).scalars()
         if not times:
             return None, 0
-        return max(0.0, (min(times) - now).total_seconds()), sum(1 for t in due if t <= now)
+        first = max(min(times), now)
+        burst = sum(1 for t in times if t <= first + timedelta(seconds=BURST_SECONDS))
+        return (first - now).total_seconds(), min(self.size, burst)
 
     def _retire(self, slot: Slot) -> None:
         """End an idle worker: it exits when it reads None (``worker_main``)."""
