@@ -108,3 +108,33 @@ def test_a_worker_forked_first_and_never_adopted_is_ended_at_exit():
     early.discard()  # the command's exit handler
     assert forked not in [p.pid for p in multiprocessing.active_children()]
     assert early.take() is None
+
+
+def test_a_preload_may_call_a_function_of_its_module_and_what_fails_to_preload_is_left_to_the_run(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "preload_probe.py").write_text("marked = False\n\ndef mark():\n    global marked\n    marked = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the worker is forked: it has this path too
+
+    @handler("testing.probed", preload=["no_such_module_at_all", "preload_probe:missing", "preload_probe:mark"])
+    def probed(ctx, config):
+        probe = sys.modules.get("preload_probe")
+        return {"outcome": "ok", "summary": "probed", "marked": bool(probe and probe.marked)}
+
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    runner = ForegroundRunner(settings, store, REGISTRY.get("testing.probed").preload)
+    try:
+        runner.prepare()
+        view = Upkeep(settings, store, trusted=True).create_adhoc_run(
+            "testing.probed", {}, actor="test", reserved_by="test"
+        )
+        runner.execute(view["id"], poll=0.05)
+        run = Upkeep(settings, store).get_run(view["id"])
+        assert run["status"] == "completed" and run["result"]["marked"] is True, run
+        assert "preload_probe" not in sys.modules
+    finally:
+        runner.close()
+        REGISTRY._handlers.pop("testing.probed", None)
+        store.dispose()

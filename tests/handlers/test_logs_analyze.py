@@ -223,6 +223,29 @@ def test_heterogeneous_pino_and_plain_json_in_one_target_with_window_all(tmp_pat
     assert_matches(result, exp)
 
 
+def test_an_analysis_runs_on_the_database_opened_ahead_with_its_own_settings_and_the_same_figures(tmp_path):
+    """logs.analyze preloads ``engine.open_ahead`` (a foreground worker opens DuckDB's database while
+    the run is created): the next analysis takes that database, sets its memory limit and spill
+    directory on it, and finds what a database opened for it finds."""
+    from upkeep.handlers.logs.parse import engine
+
+    records = make_records(random.Random(9), 2000)
+    write(tmp_path / "app.log", [pino_line(r) for r in records])
+    engine.open_ahead()
+    ahead = analyze_paths([str(tmp_path / "app.log")], window="24h", now=NOW, by_route=True)
+    assert engine._ahead is None  # taken by that analysis
+    opened = analyze_paths([str(tmp_path / "app.log")], window="24h", now=NOW, by_route=True)
+    assert ahead == opened
+    assert_matches(ahead, expected(records, NOW - timedelta(hours=24), NOW))
+    engine.open_ahead()
+    con = engine.connect("100MB", str(tmp_path / "spill"))
+    try:
+        settings = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+        assert settings == ("95.3 MiB", str(tmp_path / "spill"))  # DuckDB's MB are 10^6 bytes
+    finally:
+        con.close()
+
+
 def test_combined_access_log_request_time_seconds_become_milliseconds(tmp_path):
     records = make_records(random.Random(4), 2000)
     for r in records:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
-import importlib
 import multiprocessing
 from typing import Any
 
-from upkeep.engine.registry import REGISTRY
+from upkeep.engine.registry import REGISTRY, preload
 from upkeep.engine.worker import detach, serve
 
 # the worker forked and not adopted yet: (its multiprocessing process, this end of its pipe)
@@ -73,9 +72,7 @@ def _main(conn: Any, parent_end: Any, handler: str | None) -> None:
     gc.disable()  # imports only make objects that live as long as the process
     # a module that fails to import fails again where the command or the run says why
     with contextlib.suppress(Exception):
-        for module in REGISTRY.preload_of(handler) if handler else ():
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
+        preload(REGISTRY.preload_of(handler) if handler else ())
     gc.enable()
     try:
         message = conn.recv()
@@ -83,5 +80,5 @@ def _main(conn: Any, parent_end: Any, handler: str | None) -> None:
         return
     if message is None:
         return
-    _, settings_json, services, preload = message
-    serve(conn, settings_json, services, preload)
+    _, settings_json, services, preloads = message
+    serve(conn, settings_json, services, preloads)

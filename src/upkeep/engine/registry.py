@@ -143,8 +143,9 @@ class HandlerSpec:
     destructive: bool = False
     needs_confirm: bool = False  # a real (not dry) run needs the run request's own confirmation
     requires: tuple[str, ...] = ()  # binaries the handler needs (checked by `upkeep doctor`)
-    # modules a foreground worker imports while the run is being created (``upkeep run``): a
-    # costly import the handler makes on its first call (DuckDB) overlaps the CLI's own work
+    # what a foreground worker prepares while the run is being created (``upkeep run``), so that a
+    # costly first step of the handler (DuckDB's import, opening a database) overlaps the CLI's own
+    # work: modules to import, or ``module:function`` to import and call (``preload``)
     preload: tuple[str, ...] = ()
     description: str = ""
     module: str = ""
@@ -366,6 +367,19 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def preload(names: Iterable[str]) -> None:
+    """Prepare what a handler preloads (``HandlerSpec.preload``): import each module, and call the
+    function of a ``module:function``. What fails is left to the handler, which says why when it runs."""
+    for name in names:
+        module, _, function = name.partition(":")
+        try:
+            imported = importlib.import_module(module)
+            if function:
+                getattr(imported, function)()
+        except Exception:
+            log.debug("preloading %s failed", name, exc_info=True)
 
 
 def inventory_kind(kind: str, model: type[BaseModel] | InventoryCheck, *, registry: Registry | None = None) -> None:

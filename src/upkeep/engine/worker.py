@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import logging
 import os
 import queue
@@ -48,8 +47,8 @@ def worker_main(
     Messages in: ``("claimed", ClaimedRun)`` (the supervisor claimed it for this process: call the
     handler, send its ``lifecycle.Finish`` back), ``("run", run_id)`` (claim it here, execute and record it),
     ``("cancel", run_id)`` (set the run's cancel flag) and ``None`` (exit). A reader thread takes
-    them, so a cancel reaches a handler that is still running. ``preload``: modules imported
-    before the worker says it is ready (``HandlerSpec.preload``).
+    them, so a cancel reaches a handler that is still running. ``preload``: what the worker
+    prepares before it says it is ready (``HandlerSpec.preload``).
     """
     # the parent is the fork server, which exits with the supervisor; a supervisor already gone
     # shows as EOF on ``conn``, which ends this loop
@@ -63,6 +62,7 @@ def serve(
     """``worker_main`` in a process already detached (``engine.early``'s worker, adopted)."""
     from upkeep.engine.execute import call_handler, execute_run, unwatched
     from upkeep.engine.registry import REGISTRY
+    from upkeep.engine.registry import preload as prepare
 
     settings = Settings.model_validate_json(settings_json)
     store = Store(settings.resolved_database_url, pool_size=2)
@@ -91,11 +91,7 @@ def serve(
             inbox.put(message)
 
     threading.Thread(target=read, name="worker-inbox", daemon=True).start()
-    for name in preload:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # the handler says what is missing when it runs
-            pass
+    prepare(preload)
     conn.send(("ready", os.getpid()))
     while (message := inbox.get()) is not None:
         kind, payload = message

@@ -221,7 +221,12 @@ def _summary_of(name: str, a: dict) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
-@handler("logs.analyze", config=LogsAnalyzeConfig, aliases=["logs.analyse", "logs.errors"], preload=["duckdb"])
+@handler(
+    "logs.analyze",
+    config=LogsAnalyzeConfig,
+    aliases=["logs.analyse", "logs.errors"],
+    preload=["duckdb", "upkeep.handlers.logs.parse.engine:open_ahead"],
+)
 def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
     """Errors, requests, 5xx rate and response times from logs, over a window by each record's time."""
     jobs: list[tuple[str, list[str], LogsAnalyzeConfig]] = []

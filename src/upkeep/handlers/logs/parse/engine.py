@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,53 @@ class AnalysisOptions:
     threads: int | None = None
     by_route: bool = False  # per-route figures; off, the route field is not even read
     fields: dict[str, str | None] = field(default_factory=dict)
+
+
+class _Ahead:
+    """A DuckDB database opened in a thread before the analysis needs it (``open_ahead``)."""
+
+    def __init__(self) -> None:
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        self.thread = threading.Thread(target=self._open, name="duckdb-ahead", daemon=True)
+
+    def _open(self) -> None:
+        import duckdb
+
+        try:
+            self.connection = duckdb.connect()
+        except Exception:  # the analysis opens its own, and says what is wrong
+            self.connection = None
+
+
+_ahead: _Ahead | None = None
+
+
+def open_ahead() -> None:
+    """Start opening the DuckDB database of the next analysis in a thread (``logs.analyze`` preloads
+    this): a new database costs DuckDB tens of milliseconds, which a foreground worker then spends
+    while the run is created and claimed instead of after."""
+    global _ahead
+    if _ahead is None:
+        _ahead = _Ahead()
+        _ahead.thread.start()
+
+
+def connect(memory_limit: str, temp_directory: str) -> duckdb.DuckDBPyConnection:
+    """A connection to a new in-memory database with these settings: the one opened ahead, once,
+    else one opened now."""
+    import duckdb
+
+    global _ahead
+    ahead, _ahead = _ahead, None
+    con = None
+    if ahead is not None:
+        ahead.thread.join()
+        con = ahead.connection
+    if con is None:
+        return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": temp_directory})
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    con.execute(f"SET temp_directory = {quote_literal(temp_directory)}")
+    return con
 
 
 def grouping_sets(by_route: bool) -> dict[str, tuple[str, ...]]:
@@ -183,7 +231,6 @@ def empty_result(options: AnalysisOptions) -> dict:
 
 def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
     """Aggregate the readable, non-empty files in ``infos`` (already inspected) into one result."""
-    import duckdb
 
     result = empty_result(options)
     groups: dict[tuple, list[FileInfo]] = defaultdict(list)
@@ -199,7 +246,7 @@ def analyze_files(infos: list[FileInfo], options: AnalysisOptions) -> dict:
     since_ms = options.since.timestamp() * 1000 if options.since else None
     until_ms = options.until.timestamp() * 1000 if options.until else None
     spill = tempfile.mkdtemp(prefix="upkeep-logs-")
-    con = duckdb.connect(config={"memory_limit": options.memory_limit, "temp_directory": spill})
+    con = connect(options.memory_limit, spill)
     try:
         # DuckDB draws a progress bar on stdout for queries over 2 s: into a worker's or the CLI's output
         con.execute("SET enable_progress_bar = false")
