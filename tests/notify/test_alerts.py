@@ -200,6 +200,30 @@ def test_pings_to_one_url_keep_their_order_even_when_the_network_is_slow():
     assert receiver.paths("/ping/other") == ["/ping/other/start"]
 
 
+def test_each_finished_run_is_evaluated_once_across_evaluations_a_late_commit_included(env):
+    """The cursor is saved and read back at every evaluation: the runs it has seen stay seen."""
+    for name in ("a", "b"):
+        env.create(name, fail=0)
+    for name in ("a", "b", "a", "b", "b"):  # ids of each task not consecutive
+        env.run_episode(name)
+    ends = lambda: [p for p in env.http.paths("/ping/") if not p.endswith("/start")]  # noqa: E731
+    env.evaluate(datetime.now(UTC))
+    assert sorted(ends()) == ["/ping/a", "/ping/a", "/ping/b", "/ping/b", "/ping/b"]
+    env.http.requests.clear()
+    env.evaluate(datetime.now(UTC))
+    assert ends() == []
+
+    # a run whose end commits after the cursor passed its finish time (another host, a slow commit)
+    (late,) = env.run_episode("a")
+    with env.store.write() as s:
+        run = s.get(Run, late)
+        run.finished_at -= timedelta(seconds=30)
+    env.evaluate(datetime.now(UTC))
+    assert ends() == ["/ping/a"]
+    env.evaluate(datetime.now(UTC))
+    assert ends() == ["/ping/a"]
+
+
 def test_a_silence_suppresses_alerts_and_records_it(env):
     env.create("noisy")
     now = datetime.now(UTC)

@@ -31,6 +31,7 @@ Start it with ``Alerter(store, settings).start()`` and stop it with ``.stop()``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,14 +93,33 @@ class _Cursor:
     def load(cls, value: dict | None, wall: datetime) -> _Cursor:
         if not value:
             return cls(wall - timedelta(seconds=INITIAL_LOOKBACK), {}, set())
-        return cls(
-            datetime.fromisoformat(value["at"]),
-            {int(k): float(v) for k, v in value.get("seen", [])},
-            {int(i) for i in value.get("pinged", [])},
-        )
+        seen = {int(k): float(v) for k, v in value.get("seen", [])}  # (id, epoch) pairs: the earlier form
+        for second, ranges in value.get("seen_ranges", []):
+            for first, last in zip(ranges[::2], ranges[1::2], strict=True):
+                seen.update(dict.fromkeys(range(first, last + 1), float(second)))
+        return cls(datetime.fromisoformat(value["at"]), seen, {int(i) for i in value.get("pinged", [])})
 
     def dump(self) -> dict:
-        return {"at": self.at.isoformat(), "seen": sorted(self.seen.items()), "pinged": sorted(self.pinged)}
+        """The seen ids grouped by the second their runs finished in, rounded up (so an id is kept
+        at least as long as its exact time would keep it), as ranges of consecutive ids: at 10,000
+        runs a minute the lookback holds 20,000 ids, which as (id, epoch) pairs took about 0.1 s to
+        encode and decode in every evaluation, inside its write transaction."""
+        by_second: dict[int, list[int]] = {}
+        for run_id, finished in self.seen.items():
+            by_second.setdefault(math.ceil(finished), []).append(run_id)
+        ranges = [[second, _id_ranges(sorted(ids))] for second, ids in sorted(by_second.items())]
+        return {"at": self.at.isoformat(), "seen_ranges": ranges, "pinged": sorted(self.pinged)}
+
+
+def _id_ranges(ids: list[int]) -> list[int]:
+    """Sorted ids as first, last, first, last, ... of their runs of consecutive ids."""
+    out: list[int] = []
+    for run_id in ids:
+        if out and run_id == out[-1] + 1:
+            out[-1] = run_id
+        else:
+            out += [run_id, run_id]
+    return out
 
 
 class Alerter(Background):
@@ -206,20 +226,20 @@ class Alerter(Background):
         out: list[Any] = []
         while len(out) < MAX_RUNS_PER_EVALUATION:
             limit = BATCH + len(cursor.seen)
-            rows = s.execute(
-                sa.select(Run.id, Run.finished_at)
-                .where(Run.finished_at >= floor)
-                .order_by(Run.finished_at, Run.id)
-                .limit(limit)
-            ).all()
-            fresh = [r for r in rows if r.id not in cursor.seen]
-            for row in fresh:
-                cursor.seen[row.id] = row.finished_at.timestamp()
-                cursor.at = max(cursor.at, row.finished_at)
-            out.extend(self._load_runs(s, [r.id for r in fresh]))
-            if len(rows) < limit or not fresh:
+            # ids only: the runs of the lookback, already seen, are most of them (20,000 at 10,000
+            # runs a minute), and reading their finish times cost more than the evaluation
+            # (the driver's rows: a SQLAlchemy result costs about 3 microseconds a row, 60 ms here)
+            query = sa.select(Run.id).where(Run.finished_at >= floor).order_by(Run.finished_at, Run.id).limit(limit)
+            with s.connection().execute(query) as result:
+                ids = [row[0] for row in result.cursor.fetchall()]
+            fresh = self._load_runs(s, [i for i in ids if i not in cursor.seen])
+            for run in fresh:
+                cursor.seen[run.id] = run.finished_at.timestamp()
+                cursor.at = max(cursor.at, run.finished_at)
+            out.extend(fresh)
+            if len(ids) < limit or not fresh:
                 break
-            floor = rows[-1].finished_at
+            floor = s.execute(sa.select(Run.finished_at).where(Run.id == ids[-1])).scalar_one()
         horizon = (cursor.at - timedelta(seconds=CURSOR_LOOKBACK)).timestamp()
         cursor.seen = {k: v for k, v in cursor.seen.items() if v >= horizon}
         return out
