@@ -209,6 +209,44 @@ def test_verify_decodes_into_pg_restore_and_reports_a_stream_that_fails_to_decod
     pg_server.drop_database(name)
 
 
+def test_a_restore_that_loses_rows_fails_on_the_counts_of_the_restored_database(pg_server, sqlite_store, tmp_path):
+    """A dump whose data lost a row (its checksum made to match, as if pg_dump had written it so)
+    restores without an error; the row counts, taken from the restored database, fail it."""
+    import hashlib
+
+    import zstandard
+
+    from upkeep.handlers.backup import catalog
+    from upkeep.handlers.backup.stream import DecodedStream
+    from upkeep.store.records import Records
+
+    name = _items_database(pg_server, 3000, "'v' || g")
+    source = {"type": "postgres", "url": pg_server.dsn(name), "name": "lossy"}
+    made = run_handler(
+        sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
+    )
+    artifact = Path(made["path"])
+    raw = b"".join(DecodedStream(artifact, "zstd").chunks())
+    row = b"1500\tv1500\n"  # one archive block per row in an uncompressed dump: length, then the row
+    block = b"\x00" + len(row).to_bytes(4, "little") + row
+    assert raw.count(block) == 1
+    lossy = zstandard.ZstdCompressor().compress(raw.replace(block, b""))
+    artifact.write_bytes(lossy)
+    records = Records(sqlite_store, "backup")
+    entry = catalog.find(records, made["backup_id"])
+    entry["manifest"].update(sha256=hashlib.sha256(lossy).hexdigest(), size=len(lossy))
+    catalog.put(records, entry)
+
+    verified = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
+    assert verified["outcome"] == "critical"
+    checks = {c["check"]: c for c in verified["backups"][0]["checks"]}
+    assert checks["checksum"]["ok"] and checks["test_restore"]["ok"]
+    assert not checks["row_counts"]["ok"]
+    assert "public.items: expected 3000, got 2999" in checks["row_counts"]["message"]
+    assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
+    pg_server.drop_database(name)
+
+
 def test_an_encrypted_dump_is_decrypted_into_pg_restore_and_verifies(pg_server, sqlite_store, tmp_path, monkeypatch):
     monkeypatch.setenv("BACKUP_KEY", "11" * 32)
     name = pg_server.create_database()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,9 +147,13 @@ def verify(
             field="config.scratch_target",
         )
     admin = connect(scratch)
+    scratch_db: _Creating | None = None
     try:
         tools = resolve_restore_tool(ctx, config, server_major(admin), manifest.get("pg_dump_major"))
         dump = _dump_path(ctx, entry, raw, work_dir)
+        name = scratch_name(entry["id"])
+        if config.test_restore:  # made on the server while pg_restore reads the table of contents here
+            scratch_db = _Creating(admin, name)
         try:
             entries = restore_list(ctx, tools, dump)
             results.append(check("toc", True, f"table of contents readable ({entries} entries)"))
@@ -158,43 +163,68 @@ def verify(
         except CorruptArtifact as exc:
             results.append(check("decode", False, str(exc)))
             return results
-        if not config.test_restore:
+        if scratch_db is None:
             return results
-        name = scratch_name(entry["id"])
-        drop_database(admin, name)  # a leftover of a crashed verification
-        create_database(admin, name)
+        scratch_db.wait()
+        ctx.info("test_restore", f"restoring {entry['id']} into scratch database {name}", server=scratch.describe(name))
         try:
-            ctx.info(
-                "test_restore", f"restoring {entry['id']} into scratch database {name}", server=scratch.describe(name)
-            )
-            try:
-                restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
-            except UserError as exc:
-                results.append(check("test_restore", False, f"test restore failed: {exc}"))
-                return results
-            except CorruptArtifact as exc:
-                results.append(check("decode", False, str(exc)))
-                return results
-            results.append(check("test_restore", True, f"restored into scratch database {name}"))
-            conn = connect(scratch, name)
-            try:
-                tables = list_tables(conn)
-                results.append(compare_counts(manifest.get("row_counts") or {}, count_rows(conn, tables)))
-                if manifest.get("table_checksums") and config.compare_checksums:
-                    results.append(
-                        compare_counts(manifest["table_checksums"], table_checksums(conn, tables), "table checksums")
-                    )
-                for a in run_assertions(conn, assertions_of(entry, config)):
-                    results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
-            finally:
-                conn.close()
-            if on_restored is not None:
-                results += on_restored(scratch.spec(name))
+            restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
+        except UserError as exc:
+            results.append(check("test_restore", False, f"test restore failed: {exc}"))
+            return results
+        except CorruptArtifact as exc:
+            results.append(check("decode", False, str(exc)))
+            return results
+        results.append(check("test_restore", True, f"restored into scratch database {name}"))
+        conn = connect(scratch, name)
+        try:
+            tables = list_tables(conn)
+            results.append(compare_counts(manifest.get("row_counts") or {}, count_rows(conn, tables)))
+            if manifest.get("table_checksums") and config.compare_checksums:
+                results.append(
+                    compare_counts(manifest["table_checksums"], table_checksums(conn, tables), "table checksums")
+                )
+            for a in run_assertions(conn, assertions_of(entry, config)):
+                results.append(check("assertion", a["ok"], f"{a['assertion']} -> {a['value']}"))
         finally:
-            drop_database(admin, name)
+            conn.close()
+        if on_restored is not None:
+            results += on_restored(scratch.spec(name))
     finally:
-        admin.close()
+        try:
+            if scratch_db is not None:
+                scratch_db.join()
+                if scratch_db.failure is None:
+                    drop_database(admin, scratch_db.name)
+        finally:
+            admin.close()
     return results
+
+
+class _Creating:
+    """The scratch database being made (a leftover of a crashed verification dropped first) in a
+    thread, on ``admin``, which nothing else uses until ``wait`` or ``join`` returns."""
+
+    def __init__(self, admin, name: str):
+        self.admin, self.name = admin, name
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="upkeep-scratch-db", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            drop_database(self.admin, self.name)
+            create_database(self.admin, self.name)
+        except BaseException as exc:  # noqa: BLE001 - raised in the verifying thread by wait()
+            self.failure = exc
+
+    def join(self) -> None:
+        self.thread.join()
+
+    def wait(self) -> None:
+        self.join()
+        if self.failure is not None:
+            raise self.failure
 
 
 def restore_plan(entry: dict[str, Any], target: PgTarget, config) -> dict[str, Any]:
