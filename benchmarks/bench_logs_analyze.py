@@ -35,6 +35,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from benchmarks._goals import check
 from benchmarks._installed import compile_upkeep
 
 ROUNDS = 3
@@ -177,9 +178,24 @@ def compare(root: Path, path: Path) -> dict:
     for name, (wall, cpu, rss, figures) in best.items():
         walls = ", ".join(f"{r[0]:.2f}" for r in results[name])
         print(f"  {name:8s} {wall:6.2f}s wall ({walls}), {cpu:6.2f}s CPU, peak RSS {rss:4.0f} MB; {fmt(figures)}")
-    print(f"  upkeep's figures equal DuckDB's: {agree(best['upkeep'][3], best['duckdb'][3])}")
+    same = agree(best["upkeep"][3], best["duckdb"][3])
+    check(f"logs.analyze {path.name}: figures equal DuckDB's", same, "yes", same == "yes")
+    print(f"  upkeep's figures equal DuckDB's: {same}")
     print(f"  the analysis alone's figures equal DuckDB's: {agree(best['analysis'][3], best['duckdb'][3])}")
     return best
+
+
+def check_size(lines: int, best: dict) -> None:
+    """The issue's goals for a log of ``lines`` lines, in make bench's goal summary."""
+    u, s, d = best["upkeep"], best["seed"], best["duckdb"]
+    what = f"upkeep run logs.analyze, {lines:,} lines"
+    if lines <= 20_000:
+        check(f"{what}: wall", f"{u[0]:.2f} s", "<= 0.5 s", u[0] <= 0.5)
+    if lines >= 1_000_000:
+        check(f"{what}: wall / DuckDB's", f"{u[0] / d[0]:.2f}x", "<= 1.5x", u[0] / d[0] <= 1.5)
+    if lines >= 5_000_000:
+        check(f"{what}: CPU / DuckDB's", f"{u[1] / d[1]:.2f}x", "<= 2x", u[1] / d[1] <= 2)
+        check(f"{what}: faster than the seed", f"{s[0] / u[0]:.1f}x", ">= 4x", s[0] / u[0] >= 4)
 
 
 def agree(ours: dict, theirs: dict) -> str:
@@ -197,6 +213,7 @@ def flat_memory(root: Path, five_million: Path) -> None:
         if not (logs / name).exists():
             os.link(five_million, logs / name)
     wall, cpu, rss, figures = upkeep_side(root, logs / "api-out*.log")
+    check("logs.analyze 10M lines: peak RSS", f"{rss:.0f} MB", "<= 300 MB", rss <= 300)
     print(
         f"10M lines (two 5M files): upkeep {wall:.2f}s wall, {cpu:.2f}s CPU, "
         f"peak RSS {rss:.0f} MB (target <= 300 MB); {fmt(figures)}"
@@ -272,6 +289,8 @@ def main() -> None:
             "targets: 5M >= 4x faster than the seed, <= 1.5x DuckDB's wall and <= 2x its CPU; "
             "1M <= 1.5x DuckDB's wall; 20k <= 0.5 s"
         )
+        for lines, best in rows:
+            check_size(lines, best)
         print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         shutil.rmtree(root, ignore_errors=True)
