@@ -247,6 +247,31 @@ def test_a_restore_that_loses_rows_fails_on_the_counts_of_the_restored_database(
     pg_server.drop_database(name)
 
 
+def test_the_test_restore_session_sorts_with_restore_memory_mb(pg_server, sqlite_store, tmp_path):
+    """The scratch restore's session has maintenance_work_mem = restore_memory_mb: a table whose CHECK
+    reads the setting restores (and verifies) only when the two agree."""
+    name = pg_server.create_database()
+    pg_server.psql(
+        "set maintenance_work_mem = '100MB'; "
+        "create table t(id int primary key check (current_setting('maintenance_work_mem') = '100MB')); "
+        "insert into t select generate_series(1, 50)",
+        name,
+    )
+    source = {"type": "postgres", "url": pg_server.dsn(name), "name": "sorting"}
+    run_handler(
+        sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
+    )
+
+    default = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
+    checks = {c["check"]: c for c in default["backups"][0]["checks"]}
+    assert not checks["test_restore"]["ok"] and "Failing row contains (1)" in checks["test_restore"]["message"]
+    configured = run_handler(
+        sqlite_store, "backup.verify", {"source": source, "restore_memory_mb": 100}, data_dir=tmp_path
+    )
+    assert configured["outcome"] == "ok", configured["summary"]
+    pg_server.drop_database(name)
+
+
 def test_an_encrypted_dump_is_decrypted_into_pg_restore_and_verifies(pg_server, sqlite_store, tmp_path, monkeypatch):
     monkeypatch.setenv("BACKUP_KEY", "11" * 32)
     name = pg_server.create_database()

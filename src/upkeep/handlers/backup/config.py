@@ -65,6 +65,17 @@ class CreateConfig(PgToolsConfig):
     )
 
 
+def restore_memory_field():
+    """``restore_memory_mb`` of the tasks that test-restore (``backup.verify``, ``backup.drill``)."""
+    return Field(
+        512,
+        ge=1,
+        le=65536,
+        description="PostgreSQL: maintenance_work_mem (MB) of each test-restore session; an index build sorts in "
+        "memory up to it (at 512, pgbench scale 50's primary key does). Lower it on a server with little RAM.",
+    )
+
+
 class VerifyConfig(PgToolsConfig):
     source: SourceField | None = host_scoped(
         None, refs=SOURCE_KINDS, any_name=True, description="Source name or inline source; default every source."
@@ -89,6 +100,7 @@ class VerifyConfig(PgToolsConfig):
         description="pg_restore -j for the test restore of a dump read from a file (directory format, or stored "
         "uncompressed); a compressed custom-format dump is decoded into one pg_restore reading a pipe.",
     )
+    restore_memory_mb: int = restore_memory_field()
     compare_checksums: bool = Field(True, description="Compare table checksums when the manifest has them.")
     scratch_dir: str | None = host_scoped(
         None,

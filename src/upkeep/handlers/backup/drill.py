@@ -29,7 +29,7 @@ from upkeep.engine.taskspec import parse_duration
 from upkeep.errors import ConfigError
 from upkeep.handlers.backup import catalog, drills, offsite, replicate
 from upkeep.handlers.backup.checks import check
-from upkeep.handlers.backup.config import PgToolsConfig, VerifyConfig
+from upkeep.handlers.backup.config import PgToolsConfig, VerifyConfig, restore_memory_field
 from upkeep.handlers.backup.reading import content_verified, held_by, verified_in, verify_entry
 from upkeep.handlers.backup.sources import SourceField, source_name
 
@@ -55,6 +55,7 @@ class DrillConfig(PgToolsConfig):
     )
     from_repository: str | None = overridable(None, description="Drill from the copies in this off-site repository.")
     restore_jobs: int = Field(2, ge=1, le=32, description="pg_restore -j.")
+    restore_memory_mb: int = restore_memory_field()
     scratch_dir: str | None = host_scoped(
         None, description="Where downloads and decoded copies go (default the temp dir)."
     )
@@ -150,6 +151,7 @@ def drill_source(ctx, config: DrillConfig, name: str, repo) -> dict[str, Any]:
         scratch_target=config.scratch_target,
         assertions=config.assertions,
         restore_jobs=config.restore_jobs,
+        restore_memory_mb=config.restore_memory_mb,
         scratch_dir=config.scratch_dir,
         redis_check_rdb_path=config.redis_check_rdb_path,
         pg_dump_path=config.pg_dump_path,

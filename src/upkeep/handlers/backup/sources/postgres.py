@@ -168,7 +168,9 @@ def verify(
         scratch_db.wait()
         ctx.info("test_restore", f"restoring {entry['id']} into scratch database {name}", server=scratch.describe(name))
         try:
-            restore_into(ctx, tools, scratch, name, dump, jobs=config.restore_jobs, fast=True)
+            restore_into(
+                ctx, tools, scratch, name, dump, jobs=config.restore_jobs, scratch_memory_mb=config.restore_memory_mb
+            )
         except UserError as exc:
             results.append(check("test_restore", False, f"test restore failed: {exc}"))
             return results

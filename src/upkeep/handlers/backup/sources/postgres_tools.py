@@ -313,7 +313,7 @@ def restore_into(
     source: Path | DecodedStream,
     *,
     jobs: int = 1,
-    fast: bool = False,
+    scratch_memory_mb: int | None = None,
     no_owner: bool = False,
 ) -> None:
     """``pg_restore`` a custom- or directory-format dump into ``dbname`` (which must exist).
@@ -329,8 +329,8 @@ def restore_into(
     if no_owner:
         base += ["--no-owner"]
     env = target.env()
-    if fast:  # a scratch database: durability does not matter, index builds may use more memory
-        env = {**env, "PGOPTIONS": "-c synchronous_commit=off -c maintenance_work_mem=256MB"}
+    if scratch_memory_mb:  # a scratch database: durability does not matter, index builds may use more memory
+        env = {**env, "PGOPTIONS": f"-c synchronous_commit=off -c maintenance_work_mem={int(scratch_memory_mb)}MB"}
     if isinstance(source, DecodedStream):
         run_fed(ctx, base, env, source.chunks())
         return
