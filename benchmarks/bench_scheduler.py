@@ -211,6 +211,7 @@ if __name__ == "__main__":
 def main() -> None:
     import json
 
+    from benchmarks._goals import check
     from benchmarks._installed import compile_upkeep
 
     print(compile_upkeep())
@@ -230,16 +231,20 @@ def main() -> None:
         f"  APScheduler 3.11 (SQLite job store, no history): fired {aps['fired']}, p50 {aps['p50']:.1f} ms, "
         f"p99 {aps['p99']:.1f} ms, max {aps['max']:.1f} ms; RSS {aps['rss_mb']:.0f} MB"
     )
+    what = f"upkeep serve p99 fire latency, {TASKS} tasks, defaults"
+    verdict = check(what, f"{ours['p99']:.1f} ms", "<= 10 ms", ours["p99"] <= 10)
     print(
         f"  p99 ratio upkeep/APScheduler: {ours['p99'] / max(aps['p99'], 0.001):.4f}x "
-        f"(goal: upkeep p99 <= 10 ms: {'met' if ours['p99'] <= 10 else 'NOT met'})"
+        f"(goal: upkeep p99 <= 10 ms: {verdict})"
     )
     print(f"no-op run throughput, {RUNS} runs, default settings (workers start on demand), full records:", flush=True)
     with tempfile.TemporaryDirectory(prefix="upkeep-bench-") as workdir:
         sqlite = json.loads(_child(THROUGHPUT, workdir, str(RUNS), ""))
+    rate = sqlite["per_second"]
+    verdict = check("no-op runs/s, SQLite, defaults", f"{rate:.0f} runs/s", ">= 300 runs/s", rate >= 300)
     print(
-        f"  SQLite: {sqlite['per_second']:.0f} runs/s ({sqlite['runs']} runs, {sqlite['events']} events "
-        f"in {sqlite['seconds']:.1f}s; target >= 300 runs/s)"
+        f"  SQLite: {rate:.0f} runs/s ({sqlite['runs']} runs, {sqlite['events']} events "
+        f"in {sqlite['seconds']:.1f}s; target >= 300 runs/s: {verdict})"
     )
     pg_url = os.environ.get("UPKEEP_BENCH_PG_URL") or _throwaway_pg_url()
     if pg_url:
