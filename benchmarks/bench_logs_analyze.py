@@ -78,18 +78,28 @@ ANALYSIS_SCRIPT = textwrap.dedent(
 )
 
 
+# Linux counts into a child's peak RSS the pages it shared with its parent when it called exec, so a
+# command started by a large process (make bench's, after the API benchmark) reports that process's
+# size. GNU time starts the command from a small process of its own and reports the command's peak.
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def run(argv: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, float, float, str]:
     """Wall, CPU (user+system of the command and every child it waited for) and peak RSS in MB."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait4 gives this child's own rusage (with its descendants'), not the sum over all children
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):  # 1: the run completed and found something critical
-        raise RuntimeError(f"{' '.join(argv[:3])} exited {proc.returncode}: {stderr[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
+    with tempfile.NamedTemporaryFile("r", prefix="upkeep-bench-rss-") as peak:
+        timed = [GNU_TIME, "-f", "%M", "-o", peak.name, *argv] if GNU_TIME else argv
+        started = time.perf_counter()
+        proc = subprocess.Popen(timed, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait4 gives this child's own rusage (with its descendants'), not the sum over all children
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        stdout, stderr = proc.stdout.read(), proc.stderr.read()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0, 1):  # 1: the run completed and found something critical
+            raise RuntimeError(f"{' '.join(argv[:3])} exited {proc.returncode}: {stderr[-2000:]}")
+        # time's last line is the figure (before it: "Command exited with non-zero status 1")
+        rss_kb = int(peak.read().split()[-1]) if GNU_TIME else usage.ru_maxrss
+    return wall, usage.ru_utime + usage.ru_stime, rss_kb / 1024, stdout
 
 
 def ensure_pino() -> str:
