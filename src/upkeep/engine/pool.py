@@ -82,11 +82,6 @@ _fork_server_lock = threading.Lock()
 _fork_server_workers: set[multiprocessing.process.BaseProcess] = set()
 
 
-def _fork_server_worker_started(process: multiprocessing.process.BaseProcess) -> None:
-    with _fork_server_lock:
-        _fork_server_workers.add(process)
-
-
 def _fork_server_worker_gone(process: multiprocessing.process.BaseProcess) -> None:
     with _fork_server_lock:
         _fork_server_workers.discard(process)
@@ -226,10 +221,15 @@ class EmbeddedExecutor(Background):
             name="upkeep-worker",
             daemon=False,
         )
-        process.start()
-        child.close()
         if self._forked_by_server:
-            _fork_server_worker_started(process)
+            # under the lock: another executor's idle check must not stop the server between
+            # this worker's fork and its counting (the worker dies with the server)
+            with _fork_server_lock:
+                process.start()
+                _fork_server_workers.add(process)
+        else:
+            process.start()
+        child.close()
         return Slot(process=process, conn=parent)
 
     @property
@@ -353,6 +353,10 @@ class EmbeddedExecutor(Background):
             )
         for slot in sorted(expired, key=lambda s: s.idle_since)[: max(0, surplus)]:
             self._retire(slot)
+        if self._forked_by_server and not self._slots:
+            # after the last retirement, and whatever else ended the last worker (a kill, a lost
+            # worker not replaced): an idle pool holds no process
+            _stop_fork_server_if_unused()
 
     def _work_ahead(self) -> tuple[float | None, int]:
         """Seconds until the earliest pending run of our queues is due or an enabled task's next slot
@@ -380,8 +384,6 @@ class EmbeddedExecutor(Background):
             self._kill(slot)
         else:
             self._gone(slot)
-        if self._forked_by_server and not self._slots:
-            _stop_fork_server_if_unused()
 
     def _hand(self, slot: Slot, item: lifecycle.ClaimedRun | lifecycle.Dispatched) -> None:
         if isinstance(item, lifecycle.ClaimedRun):
