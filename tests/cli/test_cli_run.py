@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import psutil
@@ -188,3 +190,83 @@ def test_the_console_script_forks_its_worker_first_and_a_timeout_still_kills_the
     script("run", "no-such-task", expect=2)
     mine = [p for p in psutil.process_iter(["cmdline"]) if str(tasks.config) in (p.info["cmdline"] or [])]
     assert mine == []
+
+
+def _api_log(path) -> None:
+    """A pino-style request log: 40 requests, 4 of them 5xx and logged as errors."""
+    start = 1_764_900_000_000
+    lines = []
+    for i in range(40):
+        failed = i % 10 == 0
+        level = '"ERROR"' if failed else '"INFO"'
+        status = 503 if failed else 200
+        lines.append(
+            f'{{"level":{level},"time":{start + i * 1000},"msg":"request completed",'
+            f'"req":{{"url":"/items/{i}"}},"res":{{"statusCode":{status}}},"durationMs":{10 + i}}}'
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _console_script(cli, env, *args: str, hook: str = "") -> subprocess.CompletedProcess:
+    code = f"import sys\n{hook}\nfrom upkeep.cli.script import main\nsys.argv[0] = 'upkeep'\nmain()\n"
+    return subprocess.run(
+        [sys.executable, "-c", code, "--config", str(cli.config), *args],
+        env=env,
+        cwd=cli.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_worker_of_upkeep_run_analyses_the_log_of_its_command_line_without_sqlalchemy(cli, subprocess_env):
+    """``logs.analyze`` is started by the worker forked when the command starts, from its command
+    line, before the run exists (``upkeep.engine.speculate``): that worker never imports
+    SQLAlchemy, and the run it records is the analysis of the run's own config."""
+    cli.write("tasks: []\n")
+    log = cli.root / "api.log"
+    _api_log(log)
+    marks = cli.root / "worker-marks"
+    hook = f"""
+import os
+parent = os.getpid()
+def noted(event, args):
+    if os.getpid() == parent:
+        return
+    if event == "open" and args[0] == {str(log)!r}:
+        mark = "analysed with sqlalchemy" if "sqlalchemy" in sys.modules else "analysed without sqlalchemy"
+    elif event == "import" and args[0].split(".")[0] == "sqlalchemy":
+        mark = "imported sqlalchemy"
+    else:
+        return
+    with open({str(marks)!r}, "a") as f:
+        f.write(mark + "\\n")
+sys.addaudithook(noted)
+"""
+    args = ("run", "logs.analyze", "--set", f"paths=[{log}]", "--set", "window=all", "--json")
+    proc = _console_script(cli, subprocess_env, *args, hook=hook)
+    assert proc.returncode == 1, proc.stderr  # 10 % of requests failed: critical
+    view = json.loads(proc.stdout)
+    assert (view["status"], view["outcome"]) == ("completed", "critical"), view
+    figures = view["result"]["targets"]["paths"]
+    assert (figures["errors"], figures["requests"]["total"], figures["requests"]["5xx"]) == (4, 40, 4)
+    assert set(marks.read_text().splitlines()) == {"analysed without sqlalchemy"}
+    events = [e["event"] for e in json.loads(cli("runs", "logs", str(view["id"]), "--json").stdout)]
+    assert events[0] == "started" and "scope" in events and events[-1] == "finished"
+
+
+def test_a_run_refused_before_it_exists_discards_what_its_worker_started(cli, subprocess_env, tmp_path):
+    """The worker started the analysis from the command line; the command then refuses the run
+    (exit 2): no run is recorded, and neither the worker nor its temporary files are left."""
+    cli.write("tasks: []\n")
+    log = cli.root / "api.log"
+    _api_log(log)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**subprocess_env, "TMPDIR": str(scratch)}
+    proc = _console_script(cli, env, "run", "logs.analyze", "--set", f"paths=[{log}]", "--timeout", "-1")
+    assert proc.returncode == 2, proc.stderr
+    assert json.loads(cli("runs", "list", "--json").stdout)["runs"] == []
+    mine = [p for p in psutil.process_iter(["cmdline"]) if str(cli.config) in (p.info["cmdline"] or [])]
+    assert mine == []
+    assert list(scratch.iterdir()) == []

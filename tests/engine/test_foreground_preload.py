@@ -92,7 +92,7 @@ def test_a_worker_forked_first_ends_when_its_command_closes_its_pipe():
     from upkeep.engine import early
 
     _fork_early(None)
-    process, conn = early.take()
+    process, conn, _ = early.take()
     assert process.is_alive() and early.take() is None  # adopted once
     conn.close()  # as the command's exit closes it
     process.join(30)

@@ -25,15 +25,35 @@ def take(store, run_id: int, by: str) -> bool:
     return bool(dispatch_to(store, run_id, by))
 
 
-def fork_worker_early(handler: str | None) -> None:
-    """Fork the worker of a foreground run as soon as the modules both processes need are imported
-    (SQLAlchemy, pydantic, the engine): it imports the handler ``handler`` names (if it is a
-    built-in handler type) and what that preloads (DuckDB for logs.analyze), while this process
-    imports the CLI, reads the config and creates the run (``engine.early``)."""
+def fork_worker_early(handler: str | None, sets: list[str] | None = None, *, dry_run=False, confirm=False) -> None:
+    """Fork the worker of a foreground run as soon as the modules both processes need are imported:
+    it imports what the handler ``handler`` names (if it is a built-in handler type) preloads
+    (DuckDB for logs.analyze), while this process imports the CLI, reads the config and creates
+    the run (``engine.early``).
+
+    A handler that opts in (``HandlerSpec.speculative``) is imported here, without the store, and
+    the worker forked right after starts it with the command line's config (``sets``, the
+    ``--set`` values; ``dry_run``, ``confirm``): the run keeps its result if its config is the
+    same (``engine.speculate``). Any other waits for SQLAlchemy, pydantic and the engine: the
+    worker needs them to serve, and importing them on both sides at once was slower."""
+    from upkeep.engine.early import fork_worker
+    from upkeep.engine.registry import REGISTRY
+
+    spec = REGISTRY.builtin(handler) if handler else None
+    if spec is not None and spec.speculative:
+        from upkeep.errors import UserError
+        from upkeep.yamlload import parse_assignments
+
+        try:
+            config = parse_assignments(sets)
+        except UserError:  # the command says why
+            config = None
+        if config is not None:
+            fork_worker(handler, {"config": config, "dry_run": dry_run, "confirm": confirm})
+            return
     import upkeep.app.run_services  # noqa: F401
     import upkeep.engine.execute  # noqa: F401
-    import upkeep.engine.foreground  # noqa: F401  (and with it engine.early)
-    from upkeep.engine.early import fork_worker
+    import upkeep.engine.foreground  # noqa: F401
 
     fork_worker(handler)
 

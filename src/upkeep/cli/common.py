@@ -212,47 +212,12 @@ def duration(seconds: float | None) -> str:
 # --- parsing --------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _scalar_loader() -> type:
-    """YAML without its timestamp type: ``since=2026-11-01T00:00:00Z`` stays text, which the handler's
-    model reads as the type of its field (a datetime, or a string where it wants one). Nesting is
-    limited as in upkeep.yaml."""
-    import yaml
-
-    from upkeep.yamlload import ShallowLoader
-
-    class ScalarLoader(ShallowLoader):
-        yaml_implicit_resolvers = {
-            first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-            for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-        }
-
-    return ScalarLoader
-
-
 def parse_assignments(items: list[str] | None, what: str = "--set") -> dict[str, Any]:
-    """``key=value`` pairs; values are YAML scalars (``3`` is an int); ``a.b=1`` nests."""
-    import yaml
+    """``key=value`` pairs (``upkeep.yamlload.parse_assignments``), YAML imported only by the
+    commands that take them (``--help`` does not)."""
+    from upkeep.yamlload import parse_assignments as parse
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"{what} {item!r} is not key=value", hint=f"e.g. {what} retention_days=7")
-        try:
-            value = yaml.load(raw, Loader=_scalar_loader()) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        target = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            nested = target.setdefault(part, {})
-            if not isinstance(nested, dict):
-                raise UserError(f"{what} {item!r}: {part} is already set to a value")
-            target = nested
-        target[parts[-1]] = value
-    return out
+    return parse(items, what)
 
 
 def confirm_or_fail(yes: bool, question: str, flag: str = "--yes") -> None:

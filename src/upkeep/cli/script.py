@@ -7,11 +7,12 @@ collector, triggered by those allocations alone, traversed them again and again,
 the CPU of ``upkeep tasks list``. Reference counting still frees everything that holds no cycle.
 The collector comes back wherever garbage could pile up: in a command that runs longer than
 ``COLLECT_AFTER_SECONDS`` (``serve``, ``worker``, the wait of a foreground run) and in every forked
-child (the worker of ``upkeep run``) from its start.
+child (the worker of ``upkeep run``) from its start, with what it inherited frozen.
 
 ``upkeep run`` forks its worker here, as soon as the modules the worker shares with the command are
 imported (``upkeep.app.foreground.fork_worker_early``): the worker imports the handler and DuckDB
-while the command imports the CLI, reads its config and creates the run.
+while the command imports the CLI, reads its config and creates the run; a read-only handler that
+opts in is started there from this command line (``upkeep.engine.speculate``).
 """
 
 from __future__ import annotations
@@ -52,16 +53,43 @@ def foreground_run(argv: list[str]) -> tuple[bool, str | None]:
     return True, None
 
 
+def _collect_in_child() -> None:
+    """A forked child collects again, but not what it inherited: the objects its parent made
+    before the fork live as long as it does, and its first collection walked them all (15-20 ms
+    in ``upkeep run``'s worker before it started its handler)."""
+    gc.freeze()
+    gc.enable()
+
+
+def run_options(argv: list[str]) -> tuple[list[str], bool, bool]:
+    """The ``--set`` values, ``--dry-run`` and ``--yes`` of an ``upkeep run`` command line: what a
+    worker that starts the handler before the run exists starts it with (the run's own config
+    decides whether its result is used, ``upkeep.engine.speculate``)."""
+    sets: list[str] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--set":
+            value = next(words, None)
+            if value is not None:
+                sets.append(value)
+        elif word.startswith("--set="):
+            sets.append(word.removeprefix("--set="))
+        elif word in _ROOT_VALUES or word in _RUN_VALUES:
+            next(words, None)
+    return sets, "--dry-run" in argv, "--yes" in argv or "-y" in argv
+
+
 def main() -> None:
     gc.disable()
-    os.register_at_fork(after_in_child=gc.enable)
+    os.register_at_fork(after_in_child=_collect_in_child)
     running, handler = foreground_run(sys.argv[1:])
     if running:
         # before the imports below and the timer's thread: the worker imports what the run needs
-        # on the other core meanwhile (``upkeep.app.foreground.fork_worker_early``)
+        # (and may start it) on the other core meanwhile (``upkeep.app.foreground.fork_worker_early``)
         from upkeep.app.foreground import fork_worker_early
 
-        fork_worker_early(handler)
+        sets, dry_run, confirm = run_options(sys.argv[1:])
+        fork_worker_early(handler, sets, dry_run=dry_run, confirm=confirm)
     timer = threading.Timer(COLLECT_AFTER_SECONDS, gc.enable)
     timer.daemon = True
     timer.start()

@@ -1,13 +1,20 @@
-"""A foreground worker process forked as soon as its command has imported what both need.
+"""A foreground worker process forked before its command has created the run.
 
-``upkeep run`` imports SQLAlchemy, pydantic and the engine, then forks its worker first thing
-(``fork_worker``), before it imports the CLI (Typer), reads its config, opens the store and creates
-the run: meanwhile the worker imports the handler the command names and what that handler preloads
-(DuckDB for ``logs.analyze``) on the other core. ``ForegroundRunner`` adopts it (``take``) and
-sends it what the command only knows later (the settings, the services factory, the preload);
-from then on it is an ordinary worker (``engine.worker.serve``). A worker nobody adopted (the run
-went to a daemon, the command failed before any run existed) ends when this process closes its
-end of the pipe (``discard``, at exit), or dies with it.
+``upkeep run`` forks its worker first thing (``fork_worker``), before it imports the CLI (Typer),
+reads its config, opens the store and creates the run: meanwhile the worker imports the handler
+the command names and what that handler preloads (DuckDB for ``logs.analyze``) on the other core.
+``ForegroundRunner`` adopts it (``take``) and sends it what the command only knows later (the
+settings, the services factory, the preload); from then on it is an ordinary worker
+(``engine.worker.serve``). A worker nobody adopted (the run went to a daemon, the command failed
+before any run existed) ends when this process closes its end of the pipe (``discard``, at exit),
+or dies with it.
+
+A worker given a ``speculation`` (the command line's config of a handler that opts in,
+``engine.speculate``) starts the handler at once. Until it is told to serve, it answers
+``("speculated", claimed fields, secrets)`` with ``("ended", run_id, Finish fields)`` when the
+claimed run is the one it started, else ``("unmatched", run_id)``; ``("cancel", run_id)`` cancels
+the handler. It imports neither the store nor SQLAlchemy for that: only serving does. This module
+imports neither either, so the command can fork it as soon as it has imported the handler.
 """
 
 from __future__ import annotations
@@ -16,38 +23,47 @@ import atexit
 import contextlib
 import gc
 import multiprocessing
-from typing import Any
-
-from upkeep.engine.registry import REGISTRY, preload
-from upkeep.engine.worker import detach, serve
-
-# the worker forked and not adopted yet: (its multiprocessing process, this end of its pipe)
-_early: tuple[Any, Any] | None = None
+import shutil
+import tempfile
+from multiprocessing.connection import wait
+from typing import Any, NamedTuple
 
 
-def fork_worker(handler: str | None = None) -> None:
+class Early(NamedTuple):
+    process: Any  # multiprocessing.Process
+    conn: Any  # this end of its pipe
+    speculating: bool  # started the handler from the command line: told to serve only if not used
+
+
+# the worker forked and not adopted yet
+_early: Early | None = None
+
+
+def fork_worker(handler: str | None = None, speculation: dict[str, Any] | None = None) -> None:
     """Fork the worker now; when ``handler`` names a built-in handler type, the worker imports its
-    module and what it preloads, then waits to be adopted."""
+    module and what it preloads, then waits to be adopted. ``speculation`` (``config``,
+    ``dry_run``, ``confirm`` of the command line): it also starts the handler, if it opts in."""
     global _early
     if _early is not None:
         return
     context = multiprocessing.get_context("fork")
     mine, theirs = context.Pipe()
-    process = context.Process(target=_main, args=(theirs, mine, handler), name="upkeep-worker", daemon=False)
+    process = context.Process(
+        target=_main, args=(theirs, mine, handler, speculation), name="upkeep-worker", daemon=False
+    )
     process.start()
     theirs.close()
-    _early = (process, mine)
+    _early = Early(process, mine, speculation is not None and handler is not None)
     atexit.register(discard)
 
 
-def take() -> tuple[Any, Any] | None:
-    """The early worker (process, connection) for an executor to adopt, once; None if there is none
-    or it has died."""
+def take() -> Early | None:
+    """The early worker for an executor to adopt, once; None if there is none or it has died."""
     global _early
     early, _early = _early, None
-    if early is not None and not early[0].is_alive():
-        early[1].close()
-        early[0].join()
+    if early is not None and not early.process.is_alive():
+        early.conn.close()
+        early.process.join()
         return None
     return early
 
@@ -58,27 +74,79 @@ def discard() -> None:
     early = take()
     if early is None:
         return
-    process, conn = early
-    conn.close()
-    process.join(2)
-    if process.is_alive():
-        process.kill()
-        process.join()
+    early.conn.close()
+    early.process.join(2)
+    if early.process.is_alive():
+        early.process.kill()
+        early.process.join()
 
 
-def _main(conn: Any, parent_end: Any, handler: str | None) -> None:
+def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str, Any] | None) -> None:
+    from upkeep.engine.detached import detach
+    from upkeep.engine.registry import REGISTRY, preload
+
     parent_end.close()  # the parent's end: its close at the parent's exit is this worker's EOF
     detach()
     gc.disable()  # imports only make objects that live as long as the process
     # a module that fails to import fails again where the command or the run says why
     with contextlib.suppress(Exception):
         preload(REGISTRY.preload_of(handler) if handler else ())
+    gc.freeze()  # what the imports made lives as long as the process: out of the collector's sight
     gc.enable()
+    scratch = None
+    started = None
+    if speculation is not None and handler is not None:
+        from upkeep.engine import speculate
+
+        # what the handler leaves in the temporary directory goes with this worker, whenever it ends
+        scratch = tempfile.tempdir = tempfile.mkdtemp(prefix="upkeep-worker-")
+        started = speculate.start(handler, **speculation)
     try:
-        message = conn.recv()
+        message = _answer_speculation(conn, started) if started is not None else _receive(conn)
+        if message is None:
+            return
+        _, settings_json, services, preloads = message
+        from upkeep.engine.worker import serve
+
+        serve(conn, settings_json, services, preloads)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _receive(conn: Any) -> Any:
+    try:
+        return conn.recv()
     except (EOFError, OSError):
-        return
-    if message is None:
-        return
-    _, settings_json, services, preloads = message
-    serve(conn, settings_json, services, preloads)
+        return None
+
+
+def _answer_speculation(conn: Any, started: Any) -> Any:
+    """Answer the claimed run with the speculation (once), taking cancels meanwhile; the message
+    that follows (the start of serving, or None to end)."""
+    while (message := _receive(conn)) is not None and message[0] != "start":
+        kind, payload, *rest = message
+        if kind == "cancel":
+            if started is not None:
+                started.cancel()
+            continue
+        collected = list(rest[0])
+        if started is None or not started.matches(payload, collected):
+            if started is not None:
+                started.cancel()  # thrown away: a handler that checks stops early
+            started = None
+            conn.send(("unmatched", payload["id"]))
+            continue
+        while not started.done:  # the run is this one: wait for it, a cancel may come meanwhile
+            if conn in wait([conn, started]):
+                follow = _receive(conn)
+                if follow is None:
+                    return None
+                if follow[0] == "cancel":
+                    started.cancel()
+        ending = started.ending(payload, collected)
+        started = None
+        conn.send(("ended", payload["id"], ending) if ending is not None else ("unmatched", payload["id"]))
+    if started is not None:
+        started.cancel()
+    return message

@@ -10,34 +10,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import traceback
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
-from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
 from upkeep.engine import lifecycle
-from upkeep.engine.context import (
-    CommandFailed,
-    DeadlineExceeded,
-    Inventory,
-    RunCancelled,
-    RunContext,
-    Services,
-    WaitRequested,
-)
+from upkeep.engine.context import Inventory, RunContext, Services
+from upkeep.engine.handling import ending_of, invoke, resolve_config
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import BufferingJournal, record_or_keep, until_store_answers
 from upkeep.engine.registry import REGISTRY, Registry
 from upkeep.engine.watch import Watcher, WatchThread
-from upkeep.errors import UserError
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.records import Records, instance_secrets, load_targets
-from upkeep.store.states import CANCELLED, COMPLETED, FAILED, OUTCOMES, TIMED_OUT, WAITING
 
 log = logging.getLogger(__name__)
+
+
+def run_secrets(store: Store) -> list[str]:
+    """The secret values a run's output is scrubbed of before any of it is known (``instance_secrets``)."""
+    return until_store_answers(lambda: instance_secrets(store), what="the run starts")
 
 
 def call_handler(
@@ -52,13 +45,11 @@ def call_handler(
 ) -> lifecycle.Finish:
     """Call the handler of a claimed run; how it ended, secrets scrubbed (nothing recorded yet)."""
     journal = BufferingJournal(store)
-    status, outcome, result, summary, error = FAILED, None, None, None, None
-    collected: list[str] = until_store_answers(lambda: instance_secrets(store), what="the run starts")
-    try:
+    collected = run_secrets(store)
+
+    def call() -> dict | None:
         spec = registry.get(claimed.task_type)
-        raw_config, flags = spec.split_run_flags(claimed.config)
-        resolved = secret_refs.resolve(raw_config, collected=collected)
-        model = spec.validate_config(resolved)
+        model, flags = resolve_config(spec, claimed.config, collected)
         ctx = RunContext(
             run_id=claimed.id,
             task_type=spec.name,
@@ -77,44 +68,10 @@ def call_handler(
             cancel_event=cancel_event,
             requested_type=claimed.requested_type,
         )
-        if ctx.dry_run:
-            ctx.info("dry_run", "dry run: nothing will be changed")
-        returned = spec.func(ctx, model)
-        result = _jsonable(dict(returned or {}))
-        outcome = str(result.get("outcome") or "ok")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"handler returned outcome {outcome!r}; expected one of {OUTCOMES}")
-        result["outcome"] = outcome
-        summary = result.get("summary")
-        status = COMPLETED
-    except WaitRequested as exc:  # the lifecycle parks the run without a worker
-        status, summary, result = WAITING, exc.reason, exc.result
-    except RunCancelled:
-        status, error = CANCELLED, "cancelled on request"
-    except DeadlineExceeded as exc:
-        status, error = TIMED_OUT, str(exc)
-    except UserError as exc:
-        # bad input, config or an unreachable server: the operator must fix something (CLI exit 2)
-        status, error = FAILED, str(exc)
-        result = {"error_kind": "user", "error_type": type(exc).__name__}
-    except CommandFailed as exc:
-        status, error = FAILED, str(exc)
-    except Exception as exc:
-        status, error = FAILED, f"{type(exc).__name__}: {exc}"
-        try:
-            journal.event(claimed.id, "error", "exception", error, {"traceback": traceback.format_exc(limit=20)})
-        except Exception:
-            log.exception("could not record the exception of run %s", claimed.id)
-    if result is not None:  # always: a password inside a URL is masked even with no secret known
-        from upkeep.engine.context import _scrub_data
+        return invoke(spec, ctx, model)
 
-        result = _scrub_data(result, collected)
-    if error:
-        error = secret_refs.scrub(error, collected)
-    if summary:
-        summary = secret_refs.scrub(str(summary), collected)
-    ended = datetime.now(UTC)
-    return lifecycle.Finish(claimed.id, status, outcome, result, summary, error, ended, tuple(journal.backlog))
+    ending = ending_of(call, journal, claimed.id, collected)
+    return lifecycle.Finish(claimed.id, **vars(ending), events=tuple(journal.backlog))
 
 
 @contextlib.contextmanager
@@ -186,9 +143,3 @@ def execute_run(
     if claimed is None:
         return None
     return execute_claimed(store, claimed, settings, registry=registry, services=services, watch=watch)
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=str))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 
+from upkeep.engine import lifecycle
 from upkeep.engine.context import ServicesFactory
 from upkeep.engine.early import take as take_early_worker
+from upkeep.engine.execute import run_secrets
 from upkeep.engine.pool import EmbeddedExecutor, Slot
 from upkeep.settings import Settings
 from upkeep.store.db import Store
@@ -33,21 +36,32 @@ class ForegroundRunner(EmbeddedExecutor):
         # alone, see ``Registry.resolve``): no fork server importing every handler first
         super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
         self._preload = tuple(preload)
+        # the early worker that started the handler from the command line (``engine.speculate``),
+        # until its first run: told what to serve only if its speculation is not that run's
+        self._speculating: Slot | None = None
 
     def _spawn(self) -> Slot:
         """The worker forked when the command started (``engine.early``), if there is one, told
-        what to serve; else a worker forked now."""
+        what to serve (unless it speculates); else a worker forked now."""
         early = take_early_worker()
         if early is not None:
-            process, conn = early
+            slot = Slot(process=early.process, conn=early.conn)
+            if early.speculating:
+                slot.ready = True
+                self._speculating = slot
+                return slot
             try:
-                conn.send(("start", self._settings_json, self.services, self._preload))
-                return Slot(process=process, conn=conn)
+                self._start(slot)
+                return slot
             except OSError:  # it died since: end it, fork another
-                conn.close()
-                process.kill()
-                process.join()
+                early.conn.close()
+                early.process.kill()
+                early.process.join()
         return super()._spawn()
+
+    def _start(self, slot: Slot) -> None:
+        slot.ready = False
+        slot.conn.send(("start", self._settings_json, self.services, self._preload))
 
     def prepare(self) -> None:
         """Start the worker process now (or adopt the one the command forked when it started,
@@ -80,7 +94,17 @@ class ForegroundRunner(EmbeddedExecutor):
 
     def execute(self, run_id: int, on_tick=None, poll: float = 0.2) -> None:
         slot = self._ready_slot()
-        self._assign(slot, run_id)
+        claimed = None
+        if slot is self._speculating:
+            self._speculating = None
+            # claimed here, as the pool claims for its workers: the worker has no store to claim with
+            claimed = lifecycle.claim(self.store, run_id, slot.identity)
+            if claimed is None:  # someone else has it, or a lock is busy: the caller reads it again
+                return
+            self._occupy(slot, run_id, claimed.deadline_at)
+            self._send(slot, ("speculated", dataclasses.asdict(claimed), run_secrets(self.store)))
+        else:
+            self._assign(slot, run_id)
         while slot.busy:
             if slot.conn.poll(poll):
                 try:
@@ -89,6 +113,18 @@ class ForegroundRunner(EmbeddedExecutor):
                     message = ("lost",)
                 if message[0] == "done":
                     self._free(slot)
+                elif message[0] == "ended":  # a claimed run's end, to record here
+                    ending = message[2]
+                    if isinstance(ending, dict):  # the speculation's (the worker has no lifecycle)
+                        ending = lifecycle.Finish(message[1], **ending)
+                    self.pending.add(ending)
+                    self.pending.flush(now=True)
+                    self._free(slot)
+                elif message[0] == "unmatched":  # the run executes as any
+                    self._start(slot)
+                    self._send(slot, ("claimed", claimed))
+                elif message[0] == "ready":
+                    slot.ready = True
                 elif message[0] == "lost":
                     self._worker_lost(slot, f"worker process exited with {slot.process.exitcode}")
             elif not slot.process.is_alive():

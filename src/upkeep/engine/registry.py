@@ -147,6 +147,11 @@ class HandlerSpec:
     # costly first step of the handler (DuckDB's import, opening a database) overlaps the CLI's own
     # work: modules to import, or ``module:function`` to import and call (``preload``)
     preload: tuple[str, ...] = ()
+    # reads and writes nothing a run does not return (``logs.analyze``): ``upkeep run`` may start it
+    # from its own command line before the run exists and keep the result if the run's config is
+    # the same (``engine.speculate``). Its function then uses only its config and ``ctx``'s log,
+    # progress, scope, now and cancel: targets, records and services end the speculation.
+    speculative: bool = False
     description: str = ""
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -336,13 +341,18 @@ class Registry:
             return found
         raise UserError(f"unknown task type {name!r}", hint=self.hint_for(name), field="task_type")
 
-    def preload_of(self, name: str) -> tuple[str, ...]:
-        """What the built-in handler ``name`` preloads, its module imported now; () for any other
-        name (a task's, a plug-in's), and nothing else loaded for it."""
+    def builtin(self, name: str) -> HandlerSpec | None:
+        """The built-in handler ``name`` (or alias), its module imported now; None for any other name
+        (a task's, a plug-in's), and nothing else loaded for it."""
         found = self._find(name)
         if found is None and not self._loaded and _builtin().load_builtin_for(name):
             found = self._find(name)
-        return found[0].preload if found is not None else ()
+        return found[0] if found is not None else None
+
+    def preload_of(self, name: str) -> tuple[str, ...]:
+        """What the built-in handler ``name`` preloads (``builtin``); () for any other name."""
+        spec = self.builtin(name)
+        return spec.preload if spec is not None else ()
 
     def hint_for(self, name: str) -> str:
         """What to say about an unknown handler type: the names it may be a typo of, or where to look."""
@@ -406,6 +416,7 @@ def handler(
     needs_confirm: bool = False,
     requires: Iterable[str] = (),
     preload: Iterable[str] = (),
+    speculative: bool = False,
     description: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
@@ -422,6 +433,7 @@ def handler(
             needs_confirm=needs_confirm,
             requires=tuple(requires),
             preload=tuple(preload),
+            speculative=speculative,
             description=description or inspect.getdoc(func) or "",
             module=func.__module__,
         )

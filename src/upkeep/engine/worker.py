@@ -3,40 +3,20 @@ its supervisor hands it, one at a time, and dies with its parent."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import queue
-import signal
 import threading
 from multiprocessing.connection import Connection
 
 from upkeep.engine import lifecycle
 from upkeep.engine.context import ServicesFactory
+from upkeep.engine.detached import detach, die_with_parent  # noqa: F401  (runtime and distributed use it)
 from upkeep.settings import Settings
 from upkeep.store.db import Store
 from upkeep.store.states import FAILED
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Have the kernel kill this process when its parent dies; exit now if it already has."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def detach() -> None:
-    """What a worker process does first: a session (and process group) of its own, which a
-    deadline or a cancel kills whole; death with its parent; Ctrl-C is its parent's to handle."""
-    os.setsid()
-    die_with_parent(os.getppid())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_main(

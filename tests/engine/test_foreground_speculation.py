@@ -1,0 +1,101 @@
+"""``upkeep run``'s early worker starts a handler that opts in from the command line
+(``engine.speculate``); the foreground runner keeps its result only for the run it started."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import psutil
+import pytest
+
+from upkeep.app import Upkeep
+from upkeep.engine import early
+from upkeep.engine.foreground import ForegroundRunner
+from upkeep.engine.registry import REGISTRY, HandlerConfig, handler
+from upkeep.settings import Settings
+from upkeep.store.db import Store
+
+
+class WordConfig(HandlerConfig):
+    word: str = "x"
+    nap: float = 0.0
+
+
+@pytest.fixture
+def calls(tmp_path):
+    """The handler ``testing.spoken``, which notes each call (pid, word) in a file; the calls."""
+    path = tmp_path / "calls.txt"
+    path.touch()
+
+    @handler("testing.spoken", config=WordConfig, speculative=True)
+    def spoken(ctx, config):
+        with path.open("a") as f:
+            f.write(f"{os.getpid()} {config.word}\n")
+        ctx.info("spoke", f"said {config.word}")
+        time.sleep(config.nap)
+        return {"outcome": "ok", "summary": config.word}
+
+    yield lambda: [line.split() for line in path.read_text().splitlines()]
+    REGISTRY._handlers.pop("testing.spoken", None)
+
+
+@pytest.fixture
+def service(tmp_path):
+    settings = Settings(config=tmp_path / "upkeep.yaml")
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    yield settings, store
+    store.dispose()
+
+
+def _fork(word: str) -> int:
+    early.fork_worker("testing.spoken", {"config": {"word": word}, "dry_run": False, "confirm": False})
+    return early._early.process.pid
+
+
+def _run(service, word: str) -> tuple[dict, list[str]]:
+    settings, store = service
+    runner = ForegroundRunner(settings, store)
+    try:
+        runner.prepare()  # adopts the early worker
+        view = Upkeep(settings, store, trusted=True).create_adhoc_run(
+            "testing.spoken", {"word": word}, actor="test", reserved_by="test"
+        )
+        runner.execute(view["id"], poll=0.05)
+    finally:
+        runner.close()
+    app = Upkeep(settings, store)
+    return app.get_run(view["id"]), [e["event"] for e in app.run_events(view["id"])]
+
+
+def test_the_run_the_early_worker_started_is_recorded_with_its_result_and_not_run_twice(service, calls):
+    forked = _fork("hello")
+    run, events = _run(service, "hello")
+    assert (run["status"], run["summary"]) == ("completed", "hello"), run
+    assert calls() == [[str(forked), "hello"]]  # once, in the early worker
+    assert run["worker"].endswith(f":{forked}")
+    assert events == ["started", "spoke", "finished"]
+    assert not psutil.pid_exists(forked) or psutil.Process(forked).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_run_whose_config_differs_from_the_command_lines_is_executed_again_with_its_own(service, calls):
+    forked = _fork("hello")
+    run, events = _run(service, "goodbye")
+    assert (run["status"], run["summary"]) == ("completed", "goodbye"), run
+    assert calls() == [[str(forked), "hello"], [str(forked), "goodbye"]]  # the speculation thrown away
+    assert events == ["started", "spoke", "finished"]  # nothing of the speculation recorded
+
+
+def test_a_speculating_worker_nobody_adopted_ends_at_exit_and_leaves_no_temporary_files(tmp_path, calls, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the worker's scratch directory goes here
+    early.fork_worker("testing.spoken", {"config": {"word": "slow", "nap": 30}, "dry_run": False, "confirm": False})
+    process = early._early.process
+    deadline = time.monotonic() + 30
+    while not calls() and time.monotonic() < deadline:  # the handler is running
+        time.sleep(0.02)
+    assert calls() and list(tmp_path.glob("upkeep-worker-*"))
+    early.discard()  # the command failed before any run existed
+    assert process.exitcode == 0  # ended by itself, its handler still asleep
+    assert list(tmp_path.glob("upkeep-worker-*")) == []
