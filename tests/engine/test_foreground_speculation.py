@@ -99,3 +99,24 @@ def test_a_speculating_worker_nobody_adopted_ends_at_exit_and_leaves_no_temporar
     early.discard()  # the command failed before any run existed
     assert process.exitcode == 0  # ended by itself, its handler still asleep
     assert list(tmp_path.glob("upkeep-worker-*")) == []
+
+
+def test_an_early_worker_whose_run_was_taken_first_serves_the_next_run_as_any_worker(service, calls):
+    settings, store = service
+    forked = _fork("hello")
+    app = Upkeep(settings, store, trusted=True)
+    runner = ForegroundRunner(settings, store)
+    try:
+        runner.prepare()
+        first = app.create_adhoc_run("testing.spoken", {"word": "hello"}, actor="test", reserved_by="test")
+        app.cancel_run(first["id"], actor="test")  # gone before the command claims it
+        runner.execute(first["id"], poll=0.05)
+        second = app.create_adhoc_run("testing.spoken", {"word": "hello"}, actor="test", reserved_by="test")
+        runner.execute(second["id"], poll=0.05)
+    finally:
+        runner.close()
+    assert app.get_run(first["id"])["status"] == "cancelled"
+    run = app.get_run(second["id"])
+    assert (run["status"], run["summary"]) == ("completed", "hello"), run
+    assert run["worker"].endswith(f":{forked}")
+    assert len(calls()) == 2  # the speculation was for the first run: the second ran for itself

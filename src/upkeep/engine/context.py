@@ -18,14 +18,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil
-
 from upkeep import secrets as secret_refs
 from upkeep.clock import Clock
 from upkeep.engine.targets import handler_entry
 from upkeep.errors import UserError
 
 if TYPE_CHECKING:
+    import psutil
+
     from upkeep.engine.registry import Registry
     from upkeep.settings import Settings
     from upkeep.store.db import Store
@@ -365,6 +365,8 @@ def _scrub_data(value: Any, secrets: list[str]) -> Any:
 
 def kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
     """Kill a process and all its descendants. Returns how many processes were signalled."""
+    import psutil  # here: a handler's import of this module starts ``upkeep run``'s worker
+
     try:
         parent = psutil.Process(pid)
         procs = [*parent.children(recursive=True), parent]
@@ -384,6 +386,7 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> int:
 def _wait_dead(procs: list[psutil.Process], timeout: float) -> None:
     """Wait until every process has exited. A zombie has: it only waits for its parent to reap it
     (``psutil.wait_procs`` counts zombies as alive and would wait out the whole timeout)."""
+    import psutil
 
     def dead(p: psutil.Process) -> bool:
         try:
@@ -400,6 +403,8 @@ def process_alive(pid: int | None, started_before: datetime | None = None) -> bo
     """Whether ``pid`` is alive and (when given) was started before ``started_before``."""
     if not pid:
         return False
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
@@ -419,6 +424,8 @@ def kill_process_group(pgid: int, sig: int = signal.SIGKILL) -> int:
     """
     if pgid <= 1 or pgid == os.getpgid(0):
         return 0
+    import psutil
+
     members = []
     for p in psutil.process_iter(["pid"]):
         try:

@@ -130,6 +130,8 @@ def _answer_speculation(conn: Any, started: Any) -> Any:
             if started is not None:
                 started.cancel()
             continue
+        if kind != "speculated":  # a run for a worker told what to serve: none here, end (it is lost)
+            return None
         collected = list(rest[0])
         if started is None or not started.matches(payload, collected):
             if started is not None:

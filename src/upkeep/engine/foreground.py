@@ -37,8 +37,10 @@ class ForegroundRunner(EmbeddedExecutor):
         super().__init__(settings, store, size=1, context=multiprocessing.get_context("fork"), services=services)
         self._preload = tuple(preload)
         # the early worker that started the handler from the command line (``engine.speculate``),
-        # until its first run: told what to serve only if its speculation is not that run's
+        # until its first run; and until it is told what to serve, which it is only if its
+        # speculation is not that run's (or for a run after it)
         self._speculating: Slot | None = None
+        self._unstarted: Slot | None = None
 
     def _spawn(self) -> Slot:
         """The worker forked when the command started (``engine.early``), if there is one, told
@@ -48,7 +50,7 @@ class ForegroundRunner(EmbeddedExecutor):
             slot = Slot(process=early.process, conn=early.conn)
             if early.speculating:
                 slot.ready = True
-                self._speculating = slot
+                self._speculating = self._unstarted = slot
                 return slot
             try:
                 self._start(slot)
@@ -60,6 +62,7 @@ class ForegroundRunner(EmbeddedExecutor):
         return super()._spawn()
 
     def _start(self, slot: Slot) -> None:
+        self._unstarted = None
         slot.ready = False
         slot.conn.send(("start", self._settings_json, self.services, self._preload))
 
@@ -80,6 +83,9 @@ class ForegroundRunner(EmbeddedExecutor):
         if not self._slots:
             self._slots = [self._spawn()]
         slot = self._slots[0]
+        if slot is self._unstarted and slot is not self._speculating:
+            with contextlib.suppress(OSError):  # it died: said below
+                self._start(slot)
         while not slot.ready:
             if slot.conn.poll(0.05):
                 try:
@@ -100,7 +106,7 @@ class ForegroundRunner(EmbeddedExecutor):
             # claimed here, as the pool claims for its workers: the worker has no store to claim with
             claimed = lifecycle.claim(self.store, run_id, slot.identity)
             if claimed is None:  # someone else has it, or a lock is busy: the caller reads it again
-                return
+                return  # and the worker serves what comes next as any (``_ready_slot``)
             self._occupy(slot, run_id, claimed.deadline_at)
             self._send(slot, ("speculated", dataclasses.asdict(claimed), run_secrets(self.store)))
         else:
@@ -121,8 +127,12 @@ class ForegroundRunner(EmbeddedExecutor):
                     self.pending.flush(now=True)
                     self._free(slot)
                 elif message[0] == "unmatched":  # the run executes as any
-                    self._start(slot)
-                    self._send(slot, ("claimed", claimed))
+                    try:
+                        self._start(slot)
+                    except OSError:
+                        self._worker_lost(slot, "worker process exited before taking the run")
+                    else:
+                        self._send(slot, ("claimed", claimed))
                 elif message[0] == "ready":
                     slot.ready = True
                 elif message[0] == "lost":
