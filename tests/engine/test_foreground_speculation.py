@@ -120,3 +120,11 @@ def test_an_early_worker_whose_run_was_taken_first_serves_the_next_run_as_any_wo
     assert (run["status"], run["summary"]) == ("completed", "hello"), run
     assert run["worker"].endswith(f":{forked}")
     assert len(calls()) == 2  # the speculation was for the first run: the second ran for itself
+
+
+def test_a_command_line_the_handler_refuses_leaves_the_run_to_execute_with_its_own_config(service, calls):
+    early.fork_worker("testing.spoken", {"config": {"nap": "soon"}, "dry_run": False, "confirm": False})
+    forked = early._early.process.pid
+    run, events = _run(service, "hello")
+    assert (run["status"], run["summary"]) == ("completed", "hello"), run
+    assert calls() == [[str(forked), "hello"]]  # nothing started before the run

@@ -94,15 +94,15 @@ def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str
     gc.freeze()  # what the imports made lives as long as the process: out of the collector's sight
     gc.enable()
     scratch = None
-    started = None
-    if speculation is not None and handler is not None:
+    speculating = speculation is not None and handler is not None  # as ``Early.speculating`` says
+    if speculating:
         from upkeep.engine import speculate
 
         # what the handler leaves in the temporary directory goes with this worker, whenever it ends
         scratch = tempfile.tempdir = tempfile.mkdtemp(prefix="upkeep-worker-")
-        started = speculate.start(handler, **speculation)
+        started = speculate.start(handler, **speculation)  # None: no run is this one
     try:
-        message = _answer_speculation(conn, started) if started is not None else _receive(conn)
+        message = _answer_speculation(conn, started) if speculating else _receive(conn)
         if message is None:
             return
         _, settings_json, services, preloads = message
