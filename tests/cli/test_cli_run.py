@@ -270,3 +270,19 @@ def test_a_run_refused_before_it_exists_discards_what_its_worker_started(cli, su
     mine = [p for p in psutil.process_iter(["cmdline"]) if str(cli.config) in (p.info["cmdline"] or [])]
     assert mine == []
     assert list(scratch.iterdir()) == []
+
+
+def test_a_run_of_the_inventorys_logs_is_analysed_by_the_worker_as_any_run(cli, subprocess_env):
+    """Without paths on its command line, ``logs.analyze`` reads the inventory, which only a run has:
+    nothing is started from the command line, and the run executes as any."""
+    log = cli.root / "api.log"
+    _api_log(log)
+    cli.write(f"targets:\n  logs:\n    api: {{paths: [{str(log)!r}]}}\ntasks: []\n")
+    cli("apply")
+    proc = _console_script(cli, subprocess_env, "run", "logs.analyze", "--set", "window=all", "--json")
+    assert proc.returncode == 1, proc.stderr
+    view = json.loads(proc.stdout)
+    assert (view["status"], view["outcome"]) == ("completed", "critical"), view
+    assert view["result"]["targets"]["api"]["requests"]["5xx"] == 4
+    events = [e["event"] for e in json.loads(cli("runs", "logs", str(view["id"]), "--json").stdout)]
+    assert events.count("scope") == 1

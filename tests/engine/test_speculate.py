@@ -37,6 +37,11 @@ def _registry(calls: list[str], gate: threading.Event | None = None) -> Registry
     def inventory(ctx, config):
         return {"outcome": "ok", "summary": ", ".join(ctx.targets.names("logs"))}
 
+    @handler("testing.once", config=CountConfig, speculative=lambda config: config.times == 1, registry=registry)
+    def once(ctx, config):
+        calls.append(f"once {config.word}")
+        return {"outcome": "ok"}
+
     @handler("testing.plain", registry=registry)
     def plain(ctx, config):
         return {"outcome": "ok"}
@@ -107,7 +112,13 @@ def test_only_a_handler_that_opts_in_and_a_valid_command_line_start_a_speculatio
     assert speculate.start("testing.count", {"times": 0}, dry_run=False, confirm=False, registry=registry) is None
     assert speculate.start("testing.count", {"nope": 1}, dry_run=False, confirm=False, registry=registry) is None
     assert speculate.start("no.such", {}, dry_run=False, confirm=False, registry=registry) is None
+    # for the configs it says it may be started from only
+    assert not speculate.wanted("testing.once", {"times": 2}, registry=registry)
+    assert speculate.start("testing.once", {"times": 2}, dry_run=False, confirm=False, registry=registry) is None
     assert calls == []
+    assert speculate.wanted("testing.once", {"times": 1}, registry=registry)
+    _finished(speculate.start("testing.once", {}, dry_run=False, confirm=False, registry=registry))
+    assert calls == ["once x"]
     by_alias = speculate.start("testing.tally", {}, dry_run=False, confirm=False, registry=registry)
     _finished(by_alias)
     assert by_alias.matches(_claimed({}, requested="testing.tally"), [])

@@ -31,16 +31,17 @@ def fork_worker_early(handler: str | None, sets: list[str] | None = None, *, dry
     (DuckDB for logs.analyze), while this process imports the CLI, reads the config and creates
     the run (``engine.early``).
 
-    A handler that opts in (``HandlerSpec.speculative``) is imported here, without the store, and
-    the worker forked right after starts it with the command line's config (``sets``, the
-    ``--set`` values; ``dry_run``, ``confirm``): the run keeps its result if its config is the
-    same (``engine.speculate``). Any other waits for SQLAlchemy, pydantic and the engine: the
-    worker needs them to serve, and importing them on both sides at once was slower."""
+    A handler that opts in (``HandlerSpec.speculative``) for the command line's config (``sets``,
+    the ``--set`` values; ``dry_run``, ``confirm``) is imported here, without the store, and the
+    worker forked right after starts it with that config: the run keeps its result if its config
+    is the same (``engine.speculate``). Any other waits for SQLAlchemy, pydantic and the engine:
+    the worker needs them to serve, and importing them on both sides at once cost more CPU."""
     from upkeep.engine.early import fork_worker
     from upkeep.engine.registry import REGISTRY
 
     spec = REGISTRY.builtin(handler) if handler else None
     if spec is not None and spec.speculative:
+        from upkeep.engine import speculate
         from upkeep.errors import UserError
         from upkeep.yamlload import parse_assignments
 
@@ -48,7 +49,7 @@ def fork_worker_early(handler: str | None, sets: list[str] | None = None, *, dry
             config = parse_assignments(sets)
         except UserError:  # the command says why
             config = None
-        if config is not None:
+        if config is not None and speculate.wanted(handler, config):
             fork_worker(handler, {"config": config, "dry_run": dry_run, "confirm": confirm})
             return
     import upkeep.app.run_services  # noqa: F401

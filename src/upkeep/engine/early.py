@@ -121,10 +121,26 @@ def _receive(conn: Any) -> Any:
         return None
 
 
+def _until_start(conn: Any) -> Any:
+    """The start of serving, or None; what comes before is dropped: a cancel for the run this
+    worker answered, which the command's watcher enforces by killing it after its grace."""
+    while (message := _receive(conn)) is not None and message[0] != "start":
+        pass
+    return message
+
+
 def _answer_speculation(conn: Any, started: Any) -> Any:
     """Answer the claimed run with the speculation (once), taking cancels meanwhile; the message
     that follows (the start of serving, or None to end)."""
-    while (message := _receive(conn)) is not None and message[0] != "start":
+    while True:
+        if started is None or (started.done and not started.usable):
+            # no result for the run: it will be served, whose modules import while the command works
+            import upkeep.engine.worker  # noqa: F401
+        elif not started.done and conn not in wait([conn, started]):
+            continue  # it ended: usable or not?
+        message = _receive(conn)
+        if message is None or message[0] == "start":
+            break
         kind, payload, *rest = message
         if kind == "cancel":
             if started is not None:
@@ -136,9 +152,8 @@ def _answer_speculation(conn: Any, started: Any) -> Any:
         if started is None or not started.matches(payload, collected):
             if started is not None:
                 started.cancel()  # thrown away: a handler that checks stops early
-            started = None
             conn.send(("unmatched", payload["id"]))
-            continue
+            return _until_start(conn)
         while not started.done:  # the run is this one: wait for it, a cancel may come meanwhile
             if conn in wait([conn, started]):
                 follow = _receive(conn)
@@ -147,8 +162,8 @@ def _answer_speculation(conn: Any, started: Any) -> Any:
                 if follow[0] == "cancel":
                     started.cancel()
         ending = started.ending(payload, collected)
-        started = None
         conn.send(("ended", payload["id"], ending) if ending is not None else ("unmatched", payload["id"]))
+        return _until_start(conn)  # serving the run, or another; or the end
     if started is not None:
         started.cancel()
     return message

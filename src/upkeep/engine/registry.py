@@ -150,8 +150,9 @@ class HandlerSpec:
     # reads and writes nothing a run does not return (``logs.analyze``): ``upkeep run`` may start it
     # from its own command line before the run exists and keep the result if the run's config is
     # the same (``engine.speculate``). Its function then uses only its config and ``ctx``'s log,
-    # progress, scope, now and cancel: targets, records and services end the speculation.
-    speculative: bool = False
+    # progress, scope, now and cancel: targets, records and services end the speculation. A
+    # function of the validated config says for which configs (the others need the inventory).
+    speculative: bool | Callable[[BaseModel], bool] = False
     description: str = ""
     module: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -416,7 +417,7 @@ def handler(
     needs_confirm: bool = False,
     requires: Iterable[str] = (),
     preload: Iterable[str] = (),
-    speculative: bool = False,
+    speculative: bool | Callable[[BaseModel], bool] = False,
     description: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., dict]], Callable[..., dict]]:

@@ -119,6 +119,11 @@ class Speculation:
     def done(self) -> bool:
         return self._done.is_set()
 
+    @property
+    def usable(self) -> bool:
+        """Whether its end may be a run's: False once the handler asked for what only a run has."""
+        return not isinstance(self.raised, NotSpeculable)
+
     def cancel(self) -> None:
         """A cancel request for the run (or the speculation thrown away): the handler's next
         ``ctx.check_cancelled()`` raises."""
@@ -146,7 +151,7 @@ class Speculation:
         """How the claimed run ended, as the fields of ``lifecycle.Finish`` but its id (its events
         re-stamped no earlier than the run's start and scrubbed of the run's secrets); None if
         the handler asked for what only a run has. Call once ``done``."""
-        if isinstance(self.raised, NotSpeculable):
+        if not self.usable:
             return None
         journal = MemoryJournal()
         started = claimed["started_at"]
@@ -170,18 +175,33 @@ class Speculation:
         return {**vars(ending), "events": tuple(journal.events)}
 
 
-def start(name: str, config: dict[str, Any], *, dry_run: bool, confirm: bool, registry: Registry = REGISTRY):
-    """Start the handler ``name`` with ``config`` now, if it is a built-in handler that opts in
-    (``HandlerSpec.speculative``) and ``config`` is valid; its ``Speculation``, else None (the
-    run, if any, says what is wrong)."""
-    spec = registry.builtin(name)
+def _resolved(spec: HandlerSpec | None, config: dict[str, Any], collected: list[str]) -> tuple | None:
+    """The model and flags of ``config`` if ``spec`` may be started from it (``HandlerSpec.speculative``)."""
     if spec is None or not spec.speculative:
         return None
-    collected: list[str] = []
     try:
         model, flags = resolve_config(spec, config, collected)
-    except Exception:
+    except Exception:  # the run, if any, says what is wrong
         return None
+    if callable(spec.speculative) and not spec.speculative(model):
+        return None
+    return model, flags
+
+
+def wanted(name: str, config: dict[str, Any], *, registry: Registry = REGISTRY) -> bool:
+    """Whether ``start`` would start the handler ``name`` with ``config``: a built-in handler that
+    opts in, for this config, which is valid."""
+    return _resolved(registry.builtin(name), config, []) is not None
+
+
+def start(name: str, config: dict[str, Any], *, dry_run: bool, confirm: bool, registry: Registry = REGISTRY):
+    """Start the handler ``name`` with ``config`` now, if ``wanted``; its ``Speculation``, else None."""
+    spec = registry.builtin(name)
+    collected: list[str] = []
+    resolved = _resolved(spec, config, collected)
+    if resolved is None:
+        return None
+    model, flags = resolved
     requested = name if name != spec.name else None
     dry_run = dry_run or bool(flags.get("dry_run", False))
     return Speculation(spec, requested, model, collected, dry_run=dry_run, confirm=confirm).start()

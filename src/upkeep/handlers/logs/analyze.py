@@ -226,7 +226,7 @@ def _summary_of(name: str, a: dict) -> str:
     config=LogsAnalyzeConfig,
     aliases=["logs.analyse", "logs.errors"],
     preload=["duckdb", "upkeep.handlers.logs.parse.engine:open_ahead"],
-    speculative=True,
+    speculative=lambda config: bool(config.paths) and not config.targets,  # the inventory is a run's
 )
 def logs_analyze(ctx: RunContext, config: LogsAnalyzeConfig) -> dict:
     """Errors, requests, 5xx rate and response times from logs, over a window by each record's time."""
