@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from support.contexts import events_of, run_handler
 from upkeep.handlers.backup import catalog, drills
+from upkeep.handlers.backup.sources.postgres_tools import wait_for_drops
 from upkeep.reports.build import backups_section
 from upkeep.reports.render import render_markdown
 from upkeep.store.records import Records
@@ -65,6 +66,7 @@ def test_a_drill_records_rto_and_rpo_and_falls_back_past_a_corrupted_newest_back
     assert any(e["event"] == "drill_fallback" for e in events_of(sqlite_store, out["_run_id"]))
     records = Records(sqlite_store, "backup")
     assert catalog.find(records, newest["backup_id"])["status"] == "broken"
+    wait_for_drops(60)  # the scratch database is dropped after the drill's checks, not waited for
     assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
 
     strict = run_handler(

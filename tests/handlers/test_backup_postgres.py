@@ -14,7 +14,13 @@ import pytest
 from support.contexts import events_of, run_handler
 from support.servers import free_port
 from upkeep.errors import ConnectionFailed, UserError
-from upkeep.handlers.backup.sources.postgres_tools import PgTarget, Table, checksum_query, list_tables
+from upkeep.handlers.backup.sources.postgres_tools import (
+    PgTarget,
+    Table,
+    checksum_query,
+    list_tables,
+    wait_for_drops,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -33,6 +39,12 @@ def _sha_and_mtime(path: Path) -> tuple[str, int]:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
+
+
+def _scratch_databases(pg_server) -> int:
+    """Scratch databases on the server once the drops the verifications sent are done."""
+    wait_for_drops(60)
+    return int(pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'"))
 
 
 def _checksums(dsn: str) -> dict[str, str]:
@@ -94,7 +106,7 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     checks = {c["check"]: c for c in verified["backups"][0]["checks"]}
     assert checks["test_restore"]["ok"] and checks["row_counts"]["ok"] and checks["table_checksums"]["ok"]
     assert _sha_and_mtime(artifact) == before  # verification never modifies the backup
-    assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
+    assert _scratch_databases(pg_server) == 0
 
     good = tmp_path / "good.copy"
     shutil.copy2(artifact, good)
@@ -204,7 +216,7 @@ def test_verify_decodes_into_pg_restore_and_reports_a_stream_that_fails_to_decod
     assert checks["checksum"]["ok"] and checks["toc"]["ok"]
     assert not checks["decode"]["ok"] and "truncated" in checks["decode"]["message"]
     assert "test_restore" not in checks
-    assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
+    assert _scratch_databases(pg_server) == 0
     assert list(scratch.iterdir()) == []
     pg_server.drop_database(name)
 
@@ -243,7 +255,7 @@ def test_a_restore_that_loses_rows_fails_on_the_counts_of_the_restored_database(
     assert checks["checksum"]["ok"] and checks["test_restore"]["ok"]
     assert not checks["row_counts"]["ok"]
     assert "public.items: expected 3000, got 2999" in checks["row_counts"]["message"]
-    assert pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'") == "0"
+    assert _scratch_databases(pg_server) == 0
     pg_server.drop_database(name)
 
 
@@ -269,7 +281,55 @@ def test_the_test_restore_session_sorts_with_restore_memory_mb(pg_server, sqlite
         sqlite_store, "backup.verify", {"source": source, "restore_memory_mb": 100}, data_dir=tmp_path
     )
     assert configured["outcome"] == "ok", configured["summary"]
+    assert _scratch_databases(pg_server) == 0  # before the source goes: the drops' sessions are on it
     pg_server.drop_database(name)
+
+
+def test_a_scratch_database_an_earlier_verification_left_is_dropped_and_reported(pg_server, sqlite_store, tmp_path):
+    """The scratch database is dropped after the checks without the verification waiting for it; one
+    still there at the next test restore of the backup (its drop cut off) is dropped first, with a
+    warning, and the verification passes."""
+    from upkeep.handlers.backup.sources.postgres import scratch_name
+
+    name = _items_database(pg_server, 100, "'v' || g")
+    source = {"type": "postgres", "url": pg_server.dsn(name), "name": "left"}
+    made = run_handler(
+        sqlite_store, "backup.create", {"source": source, "destination": str(tmp_path / "b")}, data_dir=tmp_path
+    )
+    first = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
+    assert first["outcome"] == "ok", first["summary"]
+    assert not [e for e in events_of(sqlite_store, first["_run_id"]) if e["event"] == "scratch_leftover"]
+    assert _scratch_databases(pg_server) == 0
+
+    scratch = scratch_name(made["backup_id"])
+    pg_server.create_database(scratch)
+    pg_server.psql("create table stale(id int)", scratch)
+    second = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
+    assert second["outcome"] == "ok", second["summary"]
+    [warned] = [e for e in events_of(sqlite_store, second["_run_id"]) if e["event"] == "scratch_leftover"]
+    assert warned["level"] == "warning" and scratch in warned["message"]
+    assert _scratch_databases(pg_server) == 0
+    pg_server.drop_database(name)
+
+
+def test_the_server_finishes_a_scratch_drop_whose_sender_exited_at_once(pg_server):
+    """``drop_database_later`` returns with the statement on the server: a process that exits right
+    after it (``upkeep run``'s worker, ended once the run reported) still has the database dropped."""
+    import sys
+
+    name = _items_database(pg_server, 50000, "repeat('x', 100)")
+    script = (
+        "import os, sys\n"
+        "from upkeep.handlers.backup.sources.postgres_tools import PgTarget, connect, drop_database_later\n"
+        "drop_database_later(connect(PgTarget.from_spec({'url': sys.argv[1]})), sys.argv[2])\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, pg_server.dsn(), name], check=True)
+    exists = f"select count(*) from pg_database where datname = '{name}'"
+    deadline = time.monotonic() + 60
+    while pg_server.psql(exists) != "0" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pg_server.psql(exists) == "0"
 
 
 def test_an_encrypted_dump_is_decrypted_into_pg_restore_and_verifies(pg_server, sqlite_store, tmp_path, monkeypatch):

@@ -295,14 +295,91 @@ def terminate_connections(conn: psycopg.Connection, name: str) -> int:
     return len(rows)
 
 
-def drop_database(conn: psycopg.Connection, name: str) -> None:
+def _drop_statement(conn: psycopg.Connection, name: str) -> sql.Composed:
     from psycopg import sql
 
     if server_major(conn) >= 13:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    else:
-        terminate_connections(conn, name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    terminate_connections(conn, name)
+    return sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+
+
+def drop_database(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(_drop_statement(conn, name))
+
+
+def dropping(conn: psycopg.Connection, name: str) -> bool:
+    """Whether a session of this role is running a DROP of database ``name`` (one sent by
+    ``drop_database_later``) on the server of ``conn``."""
+    from psycopg import sql
+
+    statement = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))  # how both forms start
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
+        " AND starts_with(query, %s)",
+        (statement.as_string(conn),),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+_pending_drops: list[threading.Thread] = []
+_pending_lock = threading.Lock()
+
+
+def drop_database_later(conn: psycopg.Connection, name: str) -> None:
+    """Send the DROP of database ``name`` and return before the server has done it; ``conn`` is
+    handed over (closed once the server answered).
+
+    The statement is on the server when this returns, and the server finishes it whether or not
+    this process is still there to read the answer: a backend notices a client gone only when it
+    writes to it (or polls it, with ``client_connection_check_interval`` set: then the drop may
+    stop short, and the next test restore of the backup drops what is left, and says so). A thread
+    reads the answer and logs a failure; ``wait_for_drops`` waits for this process's.
+    """
+    import select
+
+    pgconn = conn.pgconn
+    pgconn.send_query(_drop_statement(conn, name).as_bytes(conn))
+    while pgconn.flush():  # a non-blocking connection: the statement may not all be sent at once
+        select.select([], [pgconn.socket], [])
+    thread = threading.Thread(target=_finish_drop, args=(conn, name), name="upkeep-scratch-drop", daemon=True)
+    with _pending_lock:
+        _pending_drops[:] = [t for t in _pending_drops if t.is_alive()]
+        _pending_drops.append(thread)
+    thread.start()
+
+
+def _finish_drop(conn: psycopg.Connection, name: str) -> None:
+    import logging
+    import select
+
+    from psycopg import pq
+
+    error = ""
+    try:
+        pgconn = conn.pgconn
+        while True:
+            select.select([pgconn.socket], [], [])
+            pgconn.consume_input()
+            if not pgconn.is_busy():
+                break
+        while (result := pgconn.get_result()) is not None:
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                error = (result.error_message or b"").decode("utf-8", "replace").strip()
+    except Exception as exc:  # noqa: BLE001 - nobody waits for this thread: it can only log
+        error = str(exc)
+    finally:
+        conn.close()
+    if error:
+        logging.getLogger(__name__).warning("dropping scratch database %s failed: %s", name, error)
+
+
+def wait_for_drops(timeout: float | None = None) -> None:
+    """Wait until the drops this process sent (``drop_database_later``) are done on the server."""
+    with _pending_lock:
+        pending = list(_pending_drops)
+    for thread in pending:
+        thread.join(timeout)
 
 
 def restore_into(
