@@ -17,8 +17,8 @@ Metrics:
 - ``upkeep_alerter_last_evaluation_timestamp_seconds`` (gauge): when the alerter last ran.
 
 Counters are persistent, not computed from the ``runs`` table: the alerter adds each run exactly
-once, when it processes the run's end (``record_runs``, in the same transaction as its cursor), into
-the records domain ``_metrics``. So they survive the retention cleanup that deletes old runs and
+once, when it processes the run's end (``counters_after``, written in the transaction that moves
+its cursor), into the records domain ``_metrics``. So they survive the retention cleanup that deletes old runs and
 stay monotonic, and a scrape reads one row per task instead of aggregating the run history. They
 advance while an alerter runs (every scheduler and ``upkeep serve`` run one), a few seconds behind.
 """
@@ -55,9 +55,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # --- the persistent counters (written by the alerter) ---------------------------------------------
 
 
-def record_runs(s, runs: Iterable[Any]) -> None:
-    """Add finished runs (rows with task_name, task_type, status, outcome, started_at, finished_at)
-    to the counters, inside the caller's transaction."""
+def counters_after(s, runs: Iterable[Any]) -> dict[str, Any]:
+    """The counter records with finished runs (rows with task_name, task_type, status, outcome,
+    started_at, finished_at) added: the stored ones as read in ``s``, to write with
+    ``records.put_many(s, METRICS_DOMAIN, ...)``. Only the alerter writes them, so it may read them
+    in its read snapshot and write them in its write transaction once it knows (from its cursor)
+    that no other evaluation committed in between."""
     from upkeep.store import records as _records
 
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -91,7 +94,7 @@ def record_runs(s, runs: Iterable[Any]) -> None:
             count=int(hist.get("count", 0)) + len(values),
         )
         changed[key] = hist
-    _records.put_many(s, METRICS_DOMAIN, changed)
+    return changed
 
 
 # --- the collector --------------------------------------------------------------------------------

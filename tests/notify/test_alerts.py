@@ -13,6 +13,7 @@ from upkeep.app import Upkeep
 from upkeep.app.alerts import create_silence
 from upkeep.engine import lifecycle
 from upkeep.engine.execute import execute_claimed
+from upkeep.metrics import METRICS_DOMAIN
 from upkeep.notify.alerter import Alerter
 from upkeep.notify.outbox import history, pending
 from upkeep.notify.pings import Ping, send_pings
@@ -222,6 +223,36 @@ def test_each_finished_run_is_evaluated_once_across_evaluations_a_late_commit_in
     assert ends() == ["/ping/a"]
     env.evaluate(datetime.now(UTC))
     assert ends() == ["/ping/a"]
+
+
+def test_an_evaluation_overtaken_by_another_after_its_read_writes_nothing_and_each_run_alerts_once(env, monkeypatch):
+    """On SQLite the runs are read before the write lock is taken; another alerter (or a retried
+    evaluation) that commits in between must not make them alert, ping or count twice."""
+    env.create("flaky")
+    env.run_episode("flaky")
+    other = Alerter(env.store, env.settings)
+    read = Alerter._read
+
+    def overtaken_after_reading(alerter, *args):
+        found = read(alerter, *args)
+        if alerter is env.alerter:
+            assert sorted(n.channel for n in other.evaluate_once(datetime.now(UTC), check_overdue=False)) == [
+                "email",
+                "hook",
+            ]
+        return found
+
+    monkeypatch.setattr(Alerter, "_read", overtaken_after_reading)
+    assert env.evaluate(datetime.now(UTC)) == []
+    monkeypatch.undo()
+    assert env.evaluate(datetime.now(UTC)) == []  # from the other's cursor: nothing new
+    assert len(env.smtp.messages) == 1 and len(env.hooks()) == 1
+    assert env.http.paths("/ping/flaky") == ["/ping/flaky/start", "/ping/flaky/fail"]
+    with env.store.read() as s:
+        counted = Records(env.store, METRICS_DOMAIN).get("runs:flaky")
+        states = s.execute(sa.select(AlertState.channel, AlertState.consecutive_failures)).all()
+    assert counted == {"failed|": 1}
+    assert sorted(states) == [("email", 1), ("hook", 1)]
 
 
 def test_a_silence_suppresses_alerts_and_records_it(env):

@@ -45,7 +45,7 @@ from upkeep.clock import utcnow
 from upkeep.engine.background import Background
 from upkeep.notify import checklists, heartbeats, rules
 from upkeep.notify.channels import load_channels
-from upkeep.notify.evaluation import TASK_COLUMNS, Evaluation
+from upkeep.notify.evaluation import TASK_COLUMNS, Evaluation, Routing
 from upkeep.notify.outbox import ALERTS_DOMAIN, Notification, add_history, deliver
 from upkeep.notify.pings import Ping, end_kind, send_pings
 from upkeep.notify.silences import active_silences
@@ -88,6 +88,7 @@ class _Cursor:
     at: datetime
     seen: dict[int, float]  # run id -> finished_at epoch, ids processed within the lookback
     pinged: set[int]  # runs whose start was pinged and whose end was not yet
+    turn: int = 0  # evaluations committed: two never store the same cursor
 
     @classmethod
     def load(cls, value: dict | None, wall: datetime) -> _Cursor:
@@ -97,7 +98,8 @@ class _Cursor:
         for second, ranges in value.get("seen_ranges", []):
             for first, last in zip(ranges[::2], ranges[1::2], strict=True):
                 seen.update(dict.fromkeys(range(first, last + 1), float(second)))
-        return cls(datetime.fromisoformat(value["at"]), seen, {int(i) for i in value.get("pinged", [])})
+        pinged = {int(i) for i in value.get("pinged", [])}
+        return cls(datetime.fromisoformat(value["at"]), seen, pinged, int(value.get("turn", 0)))
 
     def dump(self) -> dict:
         """The seen ids grouped by the second their runs finished in, rounded up (so an id is kept
@@ -108,7 +110,20 @@ class _Cursor:
         for run_id, finished in self.seen.items():
             by_second.setdefault(math.ceil(finished), []).append(run_id)
         ranges = [[second, _id_ranges(sorted(ids))] for second, ids in sorted(by_second.items())]
-        return {"at": self.at.isoformat(), "seen_ranges": ranges, "pinged": sorted(self.pinged)}
+        return {"at": self.at.isoformat(), "seen_ranges": ranges, "pinged": sorted(self.pinged), "turn": self.turn}
+
+
+@dataclass
+class _Read:
+    """What an evaluation read before its write transaction (on SQLite, in a read snapshot)."""
+
+    stored_cursor: dict | None  # as read: the write transaction compares it before it writes
+    tasks: dict[int, Any]  # by id: the tasks of the runs, and the overdue ones
+    evaluated: list[tuple[Any, Any]]  # (task, run) of the runs the rules must see, in finish order
+    retrying: set[int]  # failed runs that have a retry
+    pings: list[Ping]  # to send after the commit
+    counters: _records.EncodedPuts  # the metric counter records, the runs added
+    cursor: _records.EncodedPuts  # the cursor past the runs read, and the time of this evaluation
 
 
 def _id_ranges(ids: list[int]) -> list[int]:
@@ -169,42 +184,85 @@ class Alerter(Background):
         intervals, silences, overdue); the cursor follows the runs' own timestamps."""
         now = now or utcnow()
         overdue = self._overdue(now) if check_overdue else None
-        channels = load_channels(self.store)
-        pings: list[Ping] = []
+        routing = Routing(self, load_channels(self.store))
         suppressed: list[Notification] = []
-        with self.store.write() as s:
-            if not self._lock(s):
-                return []
-            cursor = _Cursor.load(_records.get(s, ALERTS_DOMAIN, "cursor", lock=True), utcnow())
-            finished = self._finished_runs(s, cursor)
-            tasks = self._tasks(s, {r.task_id for r in finished if r.task_id is not None}, overdue)
-            states = self._states(s, {t.name for t in tasks.values()})
-            silences = active_silences(s, now)
-            retrying = self._retried(s, finished)
-            evaluation = Evaluation(
-                self, s, now, channels, silences, states, suppressed, loaded={t.name for t in tasks.values()}
-            )
-            for run in finished:
-                task = tasks.get(run.task_id) if run.task_id is not None else None
-                if task is None or run.origin == "procedure" or run.dry_run:
-                    continue
-                pings.extend(self._run_pings(task, run, cursor, run.id in retrying))
-                evaluation.run_finished(task, run, retrying=run.id in retrying)
-            pings.extend(self._start_pings(s, cursor))
-            if overdue is not None:
-                evaluation.overdue(tasks, overdue)
-                _records.put(s, ALERTS_DOMAIN, "overdue", {"at": now.isoformat(), "tasks": sorted(overdue)})
-                checklists.evaluate(evaluation)
-            heartbeats.evaluate(self, s, now, channels, silences, suppressed, prune=overdue is not None)
-            evaluation.escalate()
-            metrics.record_runs(s, finished)
-            evaluation.save()
-            add_history(s, suppressed)
-            _records.put(s, ALERTS_DOMAIN, "cursor", cursor.dump())
-            _records.put(s, ALERTS_DOMAIN, "last_evaluation", {"at": utcnow().isoformat()})
-        send_pings(pings)
-        delivered = deliver(self.store, channels, now)
+        if self.store.is_postgres:
+            # one transaction: a long one blocks no other writer there (row locks), and alerters
+            # take turns through the advisory lock
+            with self.store.write() as s:
+                if not self._lock(s):
+                    return []
+                read = self._read(s, routing, overdue)
+                self._write(s, read, now, routing, overdue, suppressed)
+        else:
+            # SQLite has one write lock for the whole database, which the scheduler's ticks and the
+            # executor's hand-overs wait for: the runs are read in a snapshot, and only the rules
+            # and the writes hold the lock (the measurements: benchmarks/README.md)
+            with self.store.read() as s:
+                read = self._read(s, routing, overdue)
+            with self.store.write() as s:
+                if _records.get(s, ALERTS_DOMAIN, "cursor") != read.stored_cursor:
+                    # another alerter (or an evaluation retried) committed since the snapshot: it
+                    # evaluated these runs; the next evaluation starts from its cursor
+                    log.info("the alert cursor moved during this evaluation; leaving its runs to the next")
+                    return []
+                self._write(s, read, now, routing, overdue, suppressed)
+        send_pings(read.pings)
+        delivered = deliver(self.store, routing.channels, now)
         return suppressed + delivered
+
+    def _read(self, s: Session, routing: Routing, overdue: dict[str, str] | None) -> _Read:
+        """What an evaluation needs from the runs: everything but the rules' own state."""
+        stored = _records.get(s, ALERTS_DOMAIN, "cursor", lock=True)
+        cursor = _Cursor.load(stored, utcnow())
+        finished = self._finished_runs(s, cursor)
+        tasks = self._tasks(s, {r.task_id for r in finished if r.task_id is not None}, overdue)
+        retrying = self._retried(s, finished)
+        pings: list[Ping] = []
+        evaluated: list[Any] = []
+        for run in finished:
+            task = tasks.get(run.task_id) if run.task_id is not None else None
+            if task is None or run.origin == "procedure" or run.dry_run:
+                continue
+            pings.extend(self._run_pings(task, run, cursor, run.id in retrying))
+            if routing.concerns(task):
+                evaluated.append((task, run))
+        pings.extend(self._start_pings(s, cursor))
+        counters = _records.EncodedPuts(s, metrics.METRICS_DOMAIN, metrics.counters_after(s, finished))
+        cursor.turn += 1  # every evaluation that commits changes the stored cursor (see evaluate_once)
+        mine = {"cursor": cursor.dump(), "last_evaluation": {"at": utcnow().isoformat()}}
+        return _Read(stored, tasks, evaluated, retrying, pings, counters, _records.EncodedPuts(s, ALERTS_DOMAIN, mine))
+
+    def _write(
+        self,
+        s: Session,
+        read: _Read,
+        now: datetime,
+        routing: Routing,
+        overdue: dict[str, str] | None,
+        suppressed: list[Notification],
+    ) -> None:
+        """The rules against ``alert_state``, and every write of the evaluation, in its write transaction."""
+        names = {task.name for task, _ in read.evaluated}
+        if overdue is not None:  # the overdue tasks, and those whose overdue alert may end
+            names |= {t.name for t in read.tasks.values()}
+        states = self._states(s, names)
+        silences = active_silences(s, now)
+        evaluation = Evaluation(
+            self, s, now, routing.channels, silences, states, suppressed, loaded=names, routing=routing
+        )
+        for task, run in read.evaluated:
+            evaluation.run_finished(task, run, retrying=run.id in read.retrying)
+        if overdue is not None:
+            evaluation.overdue(read.tasks, overdue)
+            _records.put(s, ALERTS_DOMAIN, "overdue", {"at": now.isoformat(), "tasks": sorted(overdue)})
+            checklists.evaluate(evaluation)
+        heartbeats.evaluate(self, s, now, routing.channels, silences, suppressed, prune=overdue is not None)
+        evaluation.escalate()
+        read.counters.write(s)
+        evaluation.save()
+        add_history(s, suppressed)
+        read.cursor.write(s)
 
     def _lock(self, s: Session) -> bool:
         if not self.store.is_postgres:

@@ -38,39 +38,14 @@ TASK_COLUMNS = (
 )
 
 
-class Evaluation:
-    """The alert decisions of one evaluation, applied to the loaded ``alert_state`` rows."""
+class Routing:
+    """Where the messages of a task (or a monitor standing in) go: its notify section, validated
+    once per evaluation, and the configured channels. Needs no transaction: the alerter asks it
+    which runs concern the rules before it takes the write lock."""
 
-    def __init__(
-        self,
-        alerter: Any,  # the Alerter: its store, settings and link base
-        s: Session,
-        now: datetime,
-        channels: dict[str, Channel],
-        silences: list,
-        states: dict[tuple[str, str], AlertState],
-        suppressed: list[Notification],
-        *,
-        loaded: set[str],
-    ):
-        """``states`` holds every alert state row of the names in ``loaded``; others are read when
-        first needed (a target's)."""
-        self.alerter, self.s, self.now = alerter, s, now
-        self.channels, self.silences, self.states, self.suppressed = channels, silences, states, suppressed
-        self.dirty: set[tuple[str, str]] = set()
+    def __init__(self, alerter: Any, channels: dict[str, Channel]):
+        self.alerter, self.channels = alerter, channels
         self._specs: dict[int, NotifySpec] = {}
-        self._secrets: list[str] | None = None
-        self._loaded = set(loaded) | {name for name, _ in states}
-        self._alerts: dict[str, Alert | None] | None = None  # unresolved alerts by subject, read once
-        self._resolved: set[str] = set()
-        self._link_secret: str | None = None
-        self._targets = None
-
-    def secrets(self, task: Any) -> list[str]:
-        """Every secret the instance can resolve (read once per evaluation) and the task's own."""
-        if self._secrets is None:
-            self._secrets = instance_secrets(self.alerter.store)
-        return [*self._secrets, *task_secrets(task.config)]
 
     def spec(self, task: Any) -> NotifySpec:
         if task.id not in self._specs:
@@ -92,6 +67,57 @@ class Evaluation:
                     "task %s notifies channel %r, which is not configured (channels: in upkeep.yaml)", task.name, name
                 )
         return [n for n in names if n in self.channels]
+
+    def concerns(self, task: Any) -> bool:
+        """Whether a run of ``task`` can change an alert: it reaches a channel, or it reports
+        inventory targets (which alert on their own channels). ``Evaluation.run_finished`` does
+        nothing with the others."""
+        from upkeep.notify.targets import REPORTING_TYPES
+
+        return task.task_type in REPORTING_TYPES or bool(self.channel_names(task, self.spec(task)))
+
+
+class Evaluation:
+    """The alert decisions of one evaluation, applied to the loaded ``alert_state`` rows."""
+
+    def __init__(
+        self,
+        alerter: Any,  # the Alerter: its store, settings and link base
+        s: Session,
+        now: datetime,
+        channels: dict[str, Channel],
+        silences: list,
+        states: dict[tuple[str, str], AlertState],
+        suppressed: list[Notification],
+        *,
+        loaded: set[str],
+        routing: Routing | None = None,
+    ):
+        """``states`` holds every alert state row of the names in ``loaded``; others are read when
+        first needed (a target's). ``routing``: the one the alerter used before its write
+        transaction, with the notify sections it validated."""
+        self.alerter, self.s, self.now = alerter, s, now
+        self.channels, self.silences, self.states, self.suppressed = channels, silences, states, suppressed
+        self.routing = routing or Routing(alerter, channels)
+        self.dirty: set[tuple[str, str]] = set()
+        self._secrets: list[str] | None = None
+        self._loaded = set(loaded) | {name for name, _ in states}
+        self._alerts: dict[str, Alert | None] | None = None  # unresolved alerts by subject, read once
+        self._resolved: set[str] = set()
+        self._link_secret: str | None = None
+        self._targets = None
+
+    def secrets(self, task: Any) -> list[str]:
+        """Every secret the instance can resolve (read once per evaluation) and the task's own."""
+        if self._secrets is None:
+            self._secrets = instance_secrets(self.alerter.store)
+        return [*self._secrets, *task_secrets(task.config)]
+
+    def spec(self, task: Any) -> NotifySpec:
+        return self.routing.spec(task)
+
+    def channel_names(self, task: Any, spec: NotifySpec | list[str]) -> list[str]:
+        return self.routing.channel_names(task, spec)
 
     @staticmethod
     def subject(task: Any) -> Subject:
