@@ -96,12 +96,17 @@ def serve(
     from upkeep.engine.scheduler import Scheduler
 
     store = open_store(settings, upgrade=settings.is_sqlite or settings.executor == "embedded")
+    parts: list = []
+    if store.is_sqlite:  # the commits of serve's threads leave the WAL checkpoints to one of its own
+        from upkeep.engine.checkpoints import WalCheckpointer
+
+        parts.append(WalCheckpointer(store))
+        parts[-1].start()
     if apply_config and settings.config_path.exists():
         from upkeep.app.config import apply_file
 
         apply_file(settings, store, actor="serve", prune=False, dry_run=False, quiet=True)
     recover_on_start(store, settings)
-    parts: list = []
     if worker:
         if settings.executor == "celery":
             log.warning("UPKEEP_EXECUTOR=celery: run workers with `upkeep worker`; serve will not execute runs")

@@ -57,6 +57,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def _no_autocheckpoint(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
 SQLITE_WRITE_WAIT_SECONDS = 30.0
 
 
@@ -275,6 +279,26 @@ class Store:
             return
         with self._session(False) as session, session.begin():
             yield session
+
+    def defer_checkpoints(self) -> None:
+        """SQLite: this store's commits stop checkpointing the WAL (``wal_autocheckpoint=0``); the
+        caller checkpoints with ``checkpoint`` instead (``upkeep.engine.checkpoints``). Connections
+        already pooled are closed, so every connection from now on has it."""
+        if not self.is_sqlite:
+            return
+        event.listen(self.engine, "connect", _no_autocheckpoint)
+        self.engine.dispose()
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """SQLite: copy what the WAL holds into the database as far as no reader prevents it,
+        waiting for no reader or writer (a PASSIVE checkpoint). Returns SQLite's (busy, frames in
+        the WAL, frames checkpointed)."""
+        raw = self.engine.raw_connection()
+        try:
+            busy, frames, done = raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            raw.close()
+        return busy, frames, done
 
     def check_connection(self) -> None:
         """Raise ``ConnectionFailed`` with a clear message when the database cannot be reached."""
