@@ -12,6 +12,7 @@ import pytest
 from notify_receivers import HttpReceiver
 
 from upkeep.app import Upkeep
+from upkeep.notify import alerter as alerter_module
 from upkeep.notify.alerter import Alerter
 from upkeep.settings import Settings
 from upkeep.store.db import Store
@@ -80,12 +81,15 @@ def _bodies(hook) -> list[str]:
     ids=["default-utc", "configured-zone"],
 )
 def test_a_failed_scheduled_run_shows_its_slot_in_the_tasks_zone_and_other_times_in_the_configured_one(
-    tmp_path, hook, zone, finished_as
+    tmp_path, hook, zone, finished_as, monkeypatch
 ):
     store, service, alerter = _instance(tmp_path, hook, **zone)
     finished = SLOT + timedelta(seconds=5)
+    # the cursor's catch-up horizon follows the wall clock: set to the slot's day, whenever the test runs
+    monkeypatch.setattr(alerter_module, "utcnow", lambda: finished - timedelta(seconds=10))
     alerter.evaluate_once(finished - timedelta(seconds=10), check_overdue=False)  # the cursor starts here
     _fail_a_scheduled_run(store, service, finished)
+    monkeypatch.setattr(alerter_module, "utcnow", lambda: finished + timedelta(seconds=1))
     notes = alerter.evaluate_once(finished + timedelta(seconds=1), check_overdue=False)
     assert [(n.kind, n.status) for n in notes] == [("failure", "sent")]
     [body] = _bodies(hook)
