@@ -2,7 +2,7 @@
 alerts, pings and metric counters.
 
 It never hooks into workers: runs end in worker processes, possibly on other hosts, and the alerter
-reads them from the store. Each evaluation, in one transaction:
+reads them from the store. Each evaluation, committed as one transaction:
 
 1. reads the runs that finished since its cursor (records domain ``_alerts``, key ``cursor``: the
    last ``finished_at`` processed plus the ids processed within ``CURSOR_LOOKBACK`` before it, so a
@@ -21,7 +21,10 @@ reads them from the store. Each evaluation, in one transaction:
 6. sends the due escalation steps of open (unacknowledged, unresolved) alerts.
 
 After the commit it sends the pings and delivers the outbox. On PostgreSQL several alerters (one per
-scheduler) take turns through an advisory lock, so each run is evaluated once.
+scheduler) take turns through an advisory lock, so each run is evaluated once. On SQLite, whose
+write lock is the whole database's, the runs, their tasks, pings and counters (1, 3, 4) are read in
+a read transaction first; the write transaction applies the rules and writes only if the cursor is
+still the one read (``evaluate_once``).
 
 A run without a task (``upkeep run TYPE``), a procedure's step, and a dry run never alert or ping.
 
