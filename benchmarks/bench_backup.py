@@ -178,6 +178,7 @@ def main() -> None:
             f"backup.drill RTO          {rto:6.2f}s  {rto / restore_t:.2f}x plain pg_restore "
             f"(drill wall {min(drill_wall):.2f}s, the scratch database's drop sent, not waited for)"
         )
+        settle()  # the last drill's drop, sent and not waited for, ends before the server does
     finally:
         store.dispose()
         server.remove()
