@@ -39,6 +39,16 @@ def fill(directory) -> int:
         os.close(fd)
 
 
+def wait_for_refusal(log, timeout: float = 60) -> None:
+    """Keep the disk full until the store has refused a write: the writes of a short outage can
+    all land in space SQLite already holds (a WAL that serve's checkpointer keeps resetting reuses
+    its file from the start), and then the test would have injected no fault."""
+    deadline = time.monotonic() + timeout
+    while "full" not in log.read_text():
+        assert time.monotonic() < deadline, f"the full disk refused no write in {timeout:g} s"
+        time.sleep(0.1)
+
+
 def test_a_full_disk_under_the_sqlite_store_loses_and_doubles_nothing(tmp_path, small_disk, outage):
     dep = Deployment(tmp_path, f"sqlite:///{small_disk / 'upkeep.db'}")
     dep.write_tasks()
@@ -48,11 +58,11 @@ def test_a_full_disk_under_the_sqlite_store_loses_and_doubles_nothing(tmp_path, 
         dep.wait_for_line("start", after=dep.count("start"))  # mid-run
         assert fill(small_disk) > 0
         time.sleep(outage)
+        wait_for_refusal(tmp_path / "serve.log")
         (small_disk / "filler").unlink()
         dep.wait_for_line("end", after=dep.count("end") + 1, timeout=60)
         dep.disable()
         dep.drain()
         dep.assert_invariants()
-        assert "full" in (tmp_path / "serve.log").read_text(), "the full disk refused no write"
     finally:
         dep.stop_all()
