@@ -41,10 +41,20 @@ def _sha_and_mtime(path: Path) -> tuple[str, int]:
     return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns
 
 
-def _scratch_databases(pg_server) -> int:
-    """Scratch databases on the server once the drops the verifications sent are done."""
+def _scratch_databases(pg_server, store) -> int:
+    """Scratch databases of this test's backups (those in ``store``'s catalog) on the server, once
+    the drops this process sent are done. Only this test's: the session's server is shared with
+    tests that verify in a worker process, whose drops this process cannot wait for."""
+    from upkeep.handlers.backup import catalog
+    from upkeep.handlers.backup.sources.postgres import scratch_name
+    from upkeep.store.records import Records
+
     wait_for_drops(60)
-    return int(pg_server.psql("select count(*) from pg_database where datname like 'upkeep_verify_%'"))
+    names = [scratch_name(e["id"]) for e in catalog.entries(Records(store, catalog.DOMAIN))]
+    if not names:
+        return 0
+    listed = ", ".join(f"'{n}'" for n in names)
+    return int(pg_server.psql(f"select count(*) from pg_database where datname in ({listed})"))
 
 
 def _checksums(dsn: str) -> dict[str, str]:
@@ -106,7 +116,7 @@ def test_round_trip_under_pgbench_load_detects_corruption_and_restores_the_snaps
     checks = {c["check"]: c for c in verified["backups"][0]["checks"]}
     assert checks["test_restore"]["ok"] and checks["row_counts"]["ok"] and checks["table_checksums"]["ok"]
     assert _sha_and_mtime(artifact) == before  # verification never modifies the backup
-    assert _scratch_databases(pg_server) == 0
+    assert _scratch_databases(pg_server, sqlite_store) == 0
 
     good = tmp_path / "good.copy"
     shutil.copy2(artifact, good)
@@ -216,7 +226,7 @@ def test_verify_decodes_into_pg_restore_and_reports_a_stream_that_fails_to_decod
     assert checks["checksum"]["ok"] and checks["toc"]["ok"]
     assert not checks["decode"]["ok"] and "truncated" in checks["decode"]["message"]
     assert "test_restore" not in checks
-    assert _scratch_databases(pg_server) == 0
+    assert _scratch_databases(pg_server, sqlite_store) == 0
     assert list(scratch.iterdir()) == []
     pg_server.drop_database(name)
 
@@ -255,7 +265,7 @@ def test_a_restore_that_loses_rows_fails_on_the_counts_of_the_restored_database(
     assert checks["checksum"]["ok"] and checks["test_restore"]["ok"]
     assert not checks["row_counts"]["ok"]
     assert "public.items: expected 3000, got 2999" in checks["row_counts"]["message"]
-    assert _scratch_databases(pg_server) == 0
+    assert _scratch_databases(pg_server, sqlite_store) == 0
     pg_server.drop_database(name)
 
 
@@ -281,7 +291,7 @@ def test_the_test_restore_session_sorts_with_restore_memory_mb(pg_server, sqlite
         sqlite_store, "backup.verify", {"source": source, "restore_memory_mb": 100}, data_dir=tmp_path
     )
     assert configured["outcome"] == "ok", configured["summary"]
-    assert _scratch_databases(pg_server) == 0  # before the source goes: the drops' sessions are on it
+    assert _scratch_databases(pg_server, sqlite_store) == 0  # before the source goes: the drops' sessions are on it
     pg_server.drop_database(name)
 
 
@@ -299,7 +309,7 @@ def test_a_scratch_database_an_earlier_verification_left_is_dropped_and_reported
     first = run_handler(sqlite_store, "backup.verify", {"source": source}, data_dir=tmp_path)
     assert first["outcome"] == "ok", first["summary"]
     assert not [e for e in events_of(sqlite_store, first["_run_id"]) if e["event"] == "scratch_leftover"]
-    assert _scratch_databases(pg_server) == 0
+    assert _scratch_databases(pg_server, sqlite_store) == 0
 
     scratch = scratch_name(made["backup_id"])
     pg_server.create_database(scratch)
@@ -308,7 +318,7 @@ def test_a_scratch_database_an_earlier_verification_left_is_dropped_and_reported
     assert second["outcome"] == "ok", second["summary"]
     [warned] = [e for e in events_of(sqlite_store, second["_run_id"]) if e["event"] == "scratch_leftover"]
     assert warned["level"] == "warning" and scratch in warned["message"]
-    assert _scratch_databases(pg_server) == 0
+    assert _scratch_databases(pg_server, sqlite_store) == 0
     pg_server.drop_database(name)
 
 
