@@ -34,7 +34,8 @@ def calls(tmp_path):
         with path.open("a") as f:
             f.write(f"{os.getpid()} {config.word}\n")
         ctx.info("spoke", f"said {config.word}")
-        time.sleep(config.nap)
+        if ctx.cancel_event.wait(config.nap):  # a nap a cancel ends, as a handler that checks
+            ctx.check_cancelled()
         return {"outcome": "ok", "summary": config.word}
 
     yield lambda: [line.split() for line in path.read_text().splitlines()]
@@ -128,3 +129,42 @@ def test_a_command_line_the_handler_refuses_leaves_the_run_to_execute_with_its_o
     run, events = _run(service, "hello")
     assert (run["status"], run["summary"]) == ("completed", "hello"), run
     assert calls() == [[str(forked), "hello"]]  # nothing started before the run
+
+
+@pytest.mark.parametrize("cancel_first", [True, False], ids=["before-speculated", "before-start"])
+def test_a_cancel_the_early_worker_gets_before_it_serves_the_run_reaches_the_runs_handler(service, calls, cancel_first):
+    base, store = service
+    grace = 60.0  # when the watcher kills a run whose handler has not ended on its cancel
+    settings = Settings(config=base.config, cancel_grace_seconds=grace)
+    app = Upkeep(settings, store, trusted=True)
+    forked = _fork("hello")
+    runner = ForegroundRunner(settings, store)
+    send = runner._send
+
+    def cancel_as_it_is_answered(slot, message):
+        if message[0] != "speculated":
+            return send(slot, message)
+        # the run is claimed and watched: its cancel is requested and the watcher passes it on at
+        # once, before the worker has the run or while it answers it ("unmatched": not its speculation)
+        if not cancel_first:
+            send(slot, message)
+        app.cancel_run(message[1]["id"], actor="test")
+        runner.watcher.check()
+        if cancel_first:
+            send(slot, message)
+
+    runner._send = cancel_as_it_is_answered
+    try:
+        runner.prepare()
+        config = {"word": "goodbye", "nap": 3600}  # not the command line's: the worker serves it
+        view = app.create_adhoc_run("testing.spoken", config, actor="test", reserved_by="test")
+        began = time.monotonic()
+        runner.execute(view["id"], poll=0.05)
+        took = time.monotonic() - began
+    finally:
+        runner.close()
+    run = app.get_run(view["id"])
+    # the handler's own cancel, not the watcher's kill (``watch.CANCELLED_ERROR``) after the grace
+    assert (run["status"], run["error"]) == ("cancelled", "cancelled on request"), run
+    assert took < grace
+    assert calls() == [[str(forked), "hello"], [str(forked), "goodbye"]]  # served by the early worker

@@ -15,6 +15,11 @@ A worker given a ``speculation`` (the command line's config of a handler that op
 claimed run is the one it started, else ``("unmatched", run_id)``; ``("cancel", run_id)`` cancels
 the handler. It imports neither the store nor SQLAlchemy for that: only serving does. This module
 imports neither either, so the command can fork it as soon as it has imported the handler.
+
+A cancel that comes before the worker serves (before ``("speculated", ...)`` is answered, or
+between the answer and ``("start", ...)``) may be for the run it serves next: the command's
+watcher sends it once. ``_BeforeServing`` keeps the run ids, and ``serve`` starts their cancel
+flags set, so the handler stops at its first check rather than being killed after the grace.
 """
 
 from __future__ import annotations
@@ -81,6 +86,25 @@ def discard() -> None:
         early.process.join()
 
 
+class _BeforeServing:
+    """This worker's reading of its pipe until it is told to serve: every message passes through
+    ``receive``, which notes the runs it was asked to cancel (``cancelled``, handed to ``serve``)."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.cancelled: set[int] = set()
+
+    def receive(self) -> Any:
+        """The next message, or None at the end of the pipe."""
+        try:
+            message = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        if message is not None and message[0] == "cancel":
+            self.cancelled.add(message[1])
+        return message
+
+
 def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str, Any] | None) -> None:
     from upkeep.engine.detached import detach
     from upkeep.engine.registry import REGISTRY, preload
@@ -101,44 +125,39 @@ def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str
         # what the handler leaves in the temporary directory goes with this worker, whenever it ends
         scratch = tempfile.tempdir = tempfile.mkdtemp(prefix="upkeep-worker-")
         started = speculate.start(handler, **speculation)  # None: no run is this one
+    before = _BeforeServing(conn)
     try:
-        message = _answer_speculation(conn, started) if speculating else _receive(conn)
+        message = _answer_speculation(before, started) if speculating else before.receive()
         if message is None:
             return
         _, settings_json, services, preloads = message
         from upkeep.engine.worker import serve
 
-        serve(conn, settings_json, services, preloads)
+        serve(conn, settings_json, services, preloads, cancelled=frozenset(before.cancelled))
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _receive(conn: Any) -> Any:
-    try:
-        return conn.recv()
-    except (EOFError, OSError):
-        return None
-
-
-def _until_start(conn: Any) -> Any:
-    """The start of serving, or None; what comes before is dropped: a cancel for the run this
-    worker answered, which the command's watcher enforces by killing it after its grace."""
-    while (message := _receive(conn)) is not None and message[0] != "start":
+def _until_start(before: _BeforeServing) -> Any:
+    """The start of serving, or None; a cancel before it is kept (``before.cancelled``): it may be
+    for the run this worker answered "unmatched", which it serves next."""
+    while (message := before.receive()) is not None and message[0] != "start":
         pass
     return message
 
 
-def _answer_speculation(conn: Any, started: Any) -> Any:
-    """Answer the claimed run with the speculation (once), taking cancels meanwhile; the message
-    that follows (the start of serving, or None to end)."""
+def _answer_speculation(before: _BeforeServing, started: Any) -> Any:
+    """Answer the claimed run with the speculation (once), taking cancels meanwhile (``before``
+    keeps them for ``serve``); the message that follows (the start of serving, or None to end)."""
+    conn = before.conn
     while True:
         if started is None or (started.done and not started.usable):
             # no result for the run: it will be served, whose modules import while the command works
             import upkeep.engine.worker  # noqa: F401
         elif not started.done and conn not in wait([conn, started]):
             continue  # it ended: usable or not?
-        message = _receive(conn)
+        message = before.receive()
         if message is None or message[0] == "start":
             break
         kind, payload, *rest = message
@@ -153,17 +172,17 @@ def _answer_speculation(conn: Any, started: Any) -> Any:
             if started is not None:
                 started.cancel()  # thrown away: a handler that checks stops early
             conn.send(("unmatched", payload["id"]))
-            return _until_start(conn)
+            return _until_start(before)
         while not started.done:  # the run is this one: wait for it, a cancel may come meanwhile
             if conn in wait([conn, started]):
-                follow = _receive(conn)
+                follow = before.receive()
                 if follow is None:
                     return None
                 if follow[0] == "cancel":
                     started.cancel()
         ending = started.ending(payload, collected)
         conn.send(("ended", payload["id"], ending) if ending is not None else ("unmatched", payload["id"]))
-        return _until_start(conn)  # serving the run, or another; or the end
+        return _until_start(before)  # serving the run, or another; or the end
     if started is not None:
         started.cancel()
     return message

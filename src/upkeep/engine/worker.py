@@ -37,9 +37,15 @@ def worker_main(
 
 
 def serve(
-    conn: Connection, settings_json: str, services: ServicesFactory | None = None, preload: tuple[str, ...] = ()
+    conn: Connection,
+    settings_json: str,
+    services: ServicesFactory | None = None,
+    preload: tuple[str, ...] = (),
+    *,
+    cancelled: frozenset[int] = frozenset(),
 ) -> None:
-    """``worker_main`` in a process already detached (``engine.early``'s worker, adopted)."""
+    """``worker_main`` in a process already detached (``engine.early``'s worker, adopted).
+    ``cancelled``: runs whose cancel came before serving (the early worker's): their flag starts set."""
     from upkeep.engine.execute import call_handler, execute_run, unwatched
     from upkeep.engine.registry import REGISTRY
     from upkeep.engine.registry import preload as prepare
@@ -67,7 +73,9 @@ def serve(
                     flag.set()
                 continue
             run_id = payload.id if kind == "claimed" else payload
-            cancel_flags[run_id] = threading.Event()  # before the run is queued: no cancel is lost
+            flag = cancel_flags[run_id] = threading.Event()  # before the run is queued: no cancel is lost
+            if run_id in cancelled:  # sent once, before this process served (``engine.early``)
+                flag.set()
             inbox.put(message)
 
     threading.Thread(target=read, name="worker-inbox", daemon=True).start()
