@@ -10,12 +10,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from upkeep.clock import utcnow
 from upkeep.heartbeats.pings import read_unknown
 from upkeep.heartbeats.state import DOWN, PAUSED, status_of
 from upkeep.store.db import Store
@@ -30,7 +29,7 @@ class HeartbeatCollector(Collector):
         return []
 
     def collect(self):
-        now = datetime.now(UTC)
+        now = utcnow()
         with self.store.read() as s:
             rows = list(s.execute(sa.select(Heartbeat).order_by(Heartbeat.name)).scalars())
         up = GaugeMetricFamily("upkeep_heartbeat_up", "1 unless the monitor is down", labels=["heartbeat"])
