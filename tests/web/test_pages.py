@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import stat
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -100,13 +102,18 @@ def test_task_page_shows_schedule_next_times_generated_config_form_chart_and_run
     login(api)
     html = api.client.get("/tasks/t").text
     assert "Nightly nap" in html
-    # the next slots in the schedule's own zone, named, with how far away they are
+    # the next slots in the schedule's own zone, named, with how far away they are; the zone's name
+    # follows each slot's date (CEST from late March to late October), not a fixed "CET"
     slots = re.findall(
-        r'<li><span class="when"><time datetime="[^"]+" data-tz="Europe/Zagreb"[^>]*>([^<]+)</time>'
+        r'<li><span class="when"><time datetime="([^"]+)" data-tz="Europe/Zagreb"[^>]*>([^<]+)</time>'
         r' <span class="rel">in ',
         html,
     )
-    assert len(slots) == 5 and all(s.endswith(" 03:00:00 CET") for s in slots), slots
+    zagreb = ZoneInfo("Europe/Zagreb")
+    local = [datetime.fromisoformat(at).astimezone(zagreb) for at, _ in slots]
+    assert len(slots) == 5 and all(f"{t:%H:%M:%S}" == "03:00:00" for t in local), slots
+    assert [shown for _, shown in slots] == [f"{t:%Y-%m-%d %H:%M:%S %Z}" for t in local], slots
+    assert {f"{t:%Z}" for t in local} <= {"CET", "CEST"}, slots
     assert 'id="f-config-seconds"' in html and 'type="number"' in html and 'value="2"' in html
     assert 'id="f-config-busy"' in html and 'type="checkbox"' in html
     assert 'data-error-for="config.seconds"' in html and "overridable" in html
