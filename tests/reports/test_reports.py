@@ -134,20 +134,21 @@ def test_every_time_in_the_report_carries_its_zone_and_what_failed_says_how_long
     services.settings.timezone = zone
     d = build_digest(services, "week", now)
     assert d["timezone"] == zone
-    label = "UTC" if zone == "UTC" else "CET"
+    # each time is labelled with its zone's name on its own date: CET or CEST in Zagreb by the season
     failed_at = datetime.fromisoformat(d["runs"]["failed"][0]["finished_at"]).astimezone(ZoneInfo(zone))
-    failed = f"{failed_at:%Y-%m-%d %H:%M} {label} (25 h ago)"  # 1 day and 1 hour before the report
+    failed = f"{failed_at:%Y-%m-%d %H:%M %Z} (25 h ago)"  # 1 day and 1 hour before the report
     since = datetime.fromisoformat(d["since"]).astimezone(ZoneInfo(zone))
     md = render_markdown(d)
-    assert f"{since:%Y-%m-%d %H:%M} {label} to " in md
+    assert f"{since:%Y-%m-%d %H:%M %Z} to " in md
     assert f"- {failed} **nightly-backup** failed" in md
     latest = datetime.fromisoformat(d["backups"]["sources"][0]["latest_at"]).astimezone(ZoneInfo(zone))
-    assert f"| app | {latest:%Y-%m-%d %H:%M} {label} | 2 h |" in md
+    assert f"| app | {latest:%Y-%m-%d %H:%M %Z} | 2 h |" in md
     assert "(110 min ago)" in md  # the latest backup's verification, 10 minutes after it was made
     html = render_html(d)
-    assert f"<td>{failed}</td>" in html and f"{since:%Y-%m-%d %H:%M} {label} to " in html
+    assert f"<td>{failed}</td>" in html and f"{since:%Y-%m-%d %H:%M %Z} to " in html
+    assert {f"{t:%Z}" for t in (failed_at, since, latest)} <= ({"UTC"} if zone == "UTC" else {"CET", "CEST"})
     for text in (md, html):  # no time without its zone
-        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d(?! (UTC|CET))", text) is None
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d(?! (UTC|CET|CEST))", text) is None
 
 
 def test_a_task_whose_checks_keep_finding_critical_shows_its_streak_and_no_green_badge(sqlite_store, tmp_path):

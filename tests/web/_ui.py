@@ -56,3 +56,14 @@ def check_page(page, url: str, name: str, shots: Path) -> list[str]:
         for v in page.evaluate(RUN_AXE, WCAG):
             problems.append(f"{width_name}: axe {v['rule']} ({v['help']}): {v['nodes']}")
     return [f"{name} ({url}) {p}" for p in problems]
+
+
+def shown_and_expected_times(times, zone: str) -> tuple[list[str], list[str]]:
+    """The texts of the ``<time>`` elements ``times`` (a locator) and what each should read in ``zone``:
+    its instant there, with the zone's name for that date (CET or CEST), as the page formats it."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    pairs = times.evaluate_all("els => els.map((e) => [e.getAttribute('datetime'), e.innerText])")
+    local = [datetime.fromisoformat(at).astimezone(ZoneInfo(zone)) for at, _ in pairs]
+    return [shown for _, shown in pairs], [f"{t:%Y-%m-%d %H:%M:%S %Z}" for t in local]
