@@ -209,17 +209,18 @@ def verify(
 def _drop_scratch(admin, scratch_db: _Creating | None) -> None:
     """Drop the scratch database without waiting for the server to finish: dropping a restored
     copy removes its files and makes a checkpoint (a quarter of a second on pgbench scale 50),
-    nothing the verification's result depends on (benchmarks/README.md). ``admin`` is closed."""
+    nothing the verification's result depends on (benchmarks/README.md). ``admin`` is closed, or
+    handed to the drop, which closes it once the server has answered."""
+    handed_over = False
     try:
         if scratch_db is not None:
             scratch_db.join()
             if scratch_db.failure is None:
                 drop_database_later(admin, scratch_db.name)
-                return
-    except BaseException:
-        admin.close()
-        raise
-    admin.close()
+                handed_over = True
+    finally:
+        if not handed_over:
+            admin.close()
 
 
 class _Creating:
