@@ -10,11 +10,9 @@ from __future__ import annotations
 import ast
 import fcntl
 import logging
-import os
 import random
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,30 +87,6 @@ def _sqlite_begin(conn) -> None:
                 time.sleep(random.uniform(0.0001, 0.001))
     finally:
         raw.execute("PRAGMA busy_timeout=30000")
-
-
-# The threads of one process that write the same SQLite database take turns on a lock of their own
-# before BEGIN IMMEDIATE: a waiter wakes the moment the writer before it has committed, where
-# SQLite offers it only retries after sleeps (``_sqlite_begin``). In ``upkeep serve`` the scheduler,
-# the executor and the alerter are such threads: each of their transactions waited 1-1.6 ms, in
-# about four tries, for a lock that was free most of that time (benchmarks/README.md). Other
-# processes still meet at SQLite's lock.
-_write_turns: dict[str, threading.RLock] = {}
-_write_turns_guard = threading.Lock()
-
-
-def _write_turn(url: str) -> threading.RLock:
-    with _write_turns_guard:
-        return _write_turns.setdefault(url, threading.RLock())
-
-
-def _forget_write_turns() -> None:
-    global _write_turns_guard
-    _write_turns.clear()  # a forked child's copy may be held by a thread the child does not have
-    _write_turns_guard = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_write_turns)
 
 
 # A pooled PostgreSQL connection idle longer than this is pinged before use, and replaced if the
@@ -258,7 +232,7 @@ class Store:
         if joined is not None:
             yield joined
             return
-        with self._writer_turn(), self._session(True) as session, session.begin():
+        with self._session(True) as session, session.begin():
             token = self._joined.set(session)
             try:
                 yield session
@@ -274,7 +248,7 @@ class Store:
             yield joined
             joined.flush()
             return
-        with self._writer_turn(), self._session(True) as session, session.begin():
+        with self._session(True) as session, session.begin():
             yield session
 
     @contextmanager
@@ -285,24 +259,8 @@ class Store:
         if joined is not None:
             yield joined.connection()
             return
-        with self._writer_turn(), self.write_engine.begin() as conn:
+        with self.write_engine.begin() as conn:
             yield conn
-
-    @contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        """SQLite: this thread's turn among the process's writers (``_write_turn``), for as long as
-        its write transaction lasts, commit included. A turn not had within the time SQLite's lock
-        is waited for fails the same way."""
-        if not self.is_sqlite:
-            yield
-            return
-        turn = _write_turn(self.url)
-        if not turn.acquire(timeout=SQLITE_WRITE_WAIT_SECONDS):
-            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
-        try:
-            yield
-        finally:
-            turn.release()
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
