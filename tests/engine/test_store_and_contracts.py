@@ -153,3 +153,30 @@ def test_recovery_never_kills_its_own_process_group_or_init():
     assert kill_process_group(os.getpgid(0)) == 0
     assert kill_process_group(1) == 0
     assert kill_process_group(0) == 0
+
+
+def test_sqlite_write_transactions_wait_themselves_and_reads_keep_sqlites_busy_timeout(tmp_path):
+    from sqlalchemy import event
+
+    store = Store(f"sqlite:///{tmp_path / 'locks.db'}", pool_size=1)
+    statements: list[str] = []
+    event.listen(store.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append))
+    try:
+
+        def busy_timeout(conn) -> int:
+            return conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+
+        for _ in range(3):
+            with store.write_connection() as c:
+                assert busy_timeout(c) == 0  # _sqlite_begin retries BEGIN IMMEDIATE itself
+        with store.read_connection() as c:
+            assert busy_timeout(c) == 30000  # a reader waits out a checkpoint or a WAL recovery
+        with store.write_connection() as c:
+            assert busy_timeout(c) == 0
+        # one connection served all five (traced from after its connect set 30000): its busy timeout
+        # changed only when the kind of transaction did
+        assert statements.count("BEGIN IMMEDIATE") == 4
+        changes = [s.removeprefix("PRAGMA busy_timeout=") for s in statements if s.startswith("PRAGMA busy_timeout=")]
+        assert changes == ["0", "30000", "0"]
+    finally:
+        store.dispose()

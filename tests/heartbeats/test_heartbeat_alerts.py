@@ -137,3 +137,25 @@ def test_a_silence_of_the_heartbeat_suppresses_its_alerts(hb):
     notes = hb.evaluate(SLOT + timedelta(minutes=1))
     assert sent(notes) == [("email", "failure", "suppressed"), ("hook", "failure", "suppressed")]
     assert hb.smtp.messages == []
+
+
+def test_with_no_monitor_the_evaluation_reads_no_ping_and_a_monitor_made_later_alerts(hb):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(hb.store.engine, "before_cursor_execute", seen)
+    try:
+        assert hb.evaluate(START + timedelta(minutes=1)) == []
+        assert not [s for s in statements if "heartbeat_pings" in s]  # one look at heartbeats, no more
+        token = hb.create("late-job", schedule="@every 1h", grace="5m")
+        statements.clear()
+        assert hb.at(START + timedelta(minutes=2)).ping(token, "/fail").status_code == 200
+        notes = hb.evaluate(START + timedelta(minutes=3))
+        assert sent(notes) == [("email", "failure", "sent"), ("hook", "failure", "sent")]
+        assert [s for s in statements if "heartbeat_pings" in s]
+    finally:
+        event.remove(hb.store.engine, "before_cursor_execute", seen)

@@ -36,6 +36,7 @@ from upkeep.store.models import AlertState, Heartbeat, HeartbeatPing
 KEEP_PINGS = 100  # per monitor, as Healthchecks keeps
 BATCH = 5000  # end pings evaluated per evaluation (the rest wait for the next one)
 RUN_STATUS = {"success": "completed", "fail": "failed", "timeout": "timed_out"}
+_ANY_MONITOR = sa.select(Heartbeat.id).limit(1)
 
 
 class _Monitor:
@@ -54,6 +55,10 @@ class _Monitor:
 def evaluate(
     alerter: Any, s: Session, now: datetime, channels: dict, silences: list, suppressed: list, *, prune: bool
 ) -> None:
+    if s.execute(_ANY_MONITOR).first() is None:
+        # deleting a monitor deletes its pings and alert state: with none there is nothing to close,
+        # evaluate or prune, and the five queries below would hold the write lock for nothing
+        return
     _close_timed_out_starts(s, now)
     pings = list(
         s.execute(

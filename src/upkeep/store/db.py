@@ -47,14 +47,15 @@ def redact_url(url: str) -> str:
         return "<invalid URL>"
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, record) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.close()
+    record.info[_BUSY_TIMEOUT] = BUSY_TIMEOUT_MS
 
 
 def _no_autocheckpoint(dbapi_connection, _record) -> None:
@@ -62,31 +63,44 @@ def _no_autocheckpoint(dbapi_connection, _record) -> None:
 
 
 SQLITE_WRITE_WAIT_SECONDS = 30.0
+BUSY_TIMEOUT_MS = 30000
+_BUSY_TIMEOUT = "upkeep_busy_timeout_ms"  # the connection record's: what the connection's busy_timeout is
+
+
+def _set_busy_timeout(conn, ms: int) -> None:
+    """Set the busy timeout of ``conn``'s SQLite connection, if it is not that already: a write
+    transaction needs 0 (``_sqlite_begin`` waits itself) and a read 30 s. Only a change costs a
+    statement; setting it around every write took two more statements, each of which gives up the
+    GIL, per transaction of the run hot path."""
+    info = conn.connection.info
+    if info.get(_BUSY_TIMEOUT) != ms:
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={ms}")
+        info[_BUSY_TIMEOUT] = ms
 
 
 def _sqlite_begin(conn) -> None:
     if not conn.get_execution_options().get("sqlite_immediate", False):
+        _set_busy_timeout(conn, BUSY_TIMEOUT_MS)
         conn.exec_driver_sql("BEGIN")
         return
     # Take the write lock ourselves: SQLite's busy handler sleeps 1, 2, 5, 10 ... 100 ms between
     # tries, so with several writer processes a waiter sleeps through most of the time the lock is
-    # free. Short random sleeps keep the lock busy instead of the waiters.
+    # free. Short random sleeps keep the lock busy instead of the waiters. A connection keeps the
+    # busy timeout of 0 until a read transaction uses it (a statement of a write transaction holds
+    # the write lock already, and its commit in WAL mode waits for nothing).
+    _set_busy_timeout(conn, 0)
     raw = conn.connection.driver_connection
-    raw.execute("PRAGMA busy_timeout=0")
     deadline = time.monotonic() + SQLITE_WRITE_WAIT_SECONDS
-    try:
-        while True:
-            try:
-                raw.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(random.uniform(0.0001, 0.001))
-    finally:
-        raw.execute("PRAGMA busy_timeout=30000")
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(0.0001, 0.001))
 
 
 # A pooled PostgreSQL connection idle longer than this is pinged before use, and replaced if the
