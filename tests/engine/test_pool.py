@@ -197,6 +197,16 @@ def pool_processes() -> dict[str, list[psutil.Process]]:
     return found
 
 
+def pool_state(executor: EmbeddedExecutor) -> str:
+    """What the pool holds, for a failure's message: its slots, the workers its process counts for
+    the fork server, and the processes there are."""
+    from upkeep.engine import pool
+
+    slots = [(s.process.pid, s.ready, s.run_id, round(time.monotonic() - s.idle_since, 1)) for s in executor._slots]
+    counted = [(p.pid, p.is_alive()) for p in pool._fork_server_workers]
+    return f"slots (pid, ready, run, idle s): {slots}; counted: {counted}; processes: {pool_processes()}"
+
+
 def wait_until(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -246,7 +256,7 @@ def idle_pool_retires_its_workers_and_fork_server(tmp_path: Path) -> None:
         pids = {service.get_run(run_id)["worker"].split(":")[-1] for run_id in ids}
         assert len(pids) == 2  # both ran at once: a second worker started while the first was busy
         # idle for worker_idle_seconds: the workers exit, and with the last one the fork server
-        assert wait_until(lambda: pool_processes() == {"fork_server": [], "workers": []})
+        assert wait_until(lambda: pool_processes() == {"fork_server": [], "workers": []}), pool_state(executor)
         # and they start again for the next run
         service.create_task({"name": "later", "type": "debug.noop"}, actor="t")
         assert wait_for(service, service.trigger("later", actor="t")["id"], timeout=60)["status"] == "completed"
@@ -308,3 +318,29 @@ def test_slots_close_together_start_a_worker_each_before_they_come_and_a_lone_sl
         executor.stop()
         store.dispose()
     assert pool_processes()["workers"] == []
+
+
+def test_the_loop_wakes_when_an_idle_workers_spell_ends_even_if_it_ends_while_the_loop_looks(tmp_path):
+    # the pool looks at its workers (_size_pool), then computes its sleep (_sleep_time): a worker
+    # whose idle spell ends between the two must not be slept past until the next scheduler wake-up
+    settings = Settings(config=tmp_path / "upkeep.yaml", worker_idle_seconds=1)
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    executor = EmbeddedExecutor(settings, store, size=2)
+    slot = executor._spawn()
+    try:
+        assert slot.conn.poll(60) and slot.conn.recv()[0] == "ready"
+        slot.ready = True
+        executor._slots.append(slot)
+        slot.idle_since = time.monotonic() - settings.worker_idle_seconds + 0.05  # its spell ends in 50 ms
+        executor._size_pool()  # not expired yet: kept
+        assert executor._slots == [slot]
+        time.sleep(0.1)  # the spell ended while the loop was between its look and its sleep
+        assert executor._sleep_time(None) == 0.0
+        executor._size_pool()  # the next step retires it
+        assert executor._slots == []
+        assert not slot.process.is_alive()
+    finally:
+        if executor._slots:
+            executor._retire(slot)
+        store.dispose()

@@ -159,6 +159,7 @@ class EmbeddedExecutor(Background):
         self._settings_json = settings.model_dump_json()
         self._preload: tuple[str, ...] = ()
         self._quiet_until: float | None = None  # monotonic time until which no work is near
+        self._retire_at: float | None = None  # monotonic time the next free worker's idle spell ends
         self._readiness = Readiness()
         self._next_wait = 0.0  # how long the next step waits for the workers (``_step``)
         self.watcher = Watcher(
@@ -329,6 +330,13 @@ class EmbeddedExecutor(Background):
         free = [s for s in self._slots if not s.busy]  # ready or starting
         room = len(self._slots) < self.size and not free
         expired = [s for s in free if s.ready and now - s.idle_since >= self.settings.worker_idle_seconds]
+        # the loop wakes then (``_sleep_time``): taken here, with the same ``now``, so a worker whose
+        # spell ends between this look and the loop's sleep is not slept past (it would have been,
+        # for up to ``scheduler_max_sleep_seconds``); one kept for near work is not waited for again
+        self._retire_at = min(
+            (s.idle_since + self.settings.worker_idle_seconds for s in free if s.ready and s not in expired),
+            default=None,
+        )
         surplus = len(self._slots) - self.warm
         if not room and not (expired and surplus > 0):
             if self._quiet_until is not None and now >= self._quiet_until:
@@ -450,13 +458,10 @@ class EmbeddedExecutor(Background):
         watched = self.watcher.seconds_to_next_check()
         if watched is not None:
             candidates.append(watched)
-        for slot in self._slots:
-            if not slot.ready:
-                candidates.append(0.1)
-            elif not slot.busy and len(self._slots) > self.warm:  # look at retiring it once it idled
-                remaining = self.settings.worker_idle_seconds - (time.monotonic() - slot.idle_since)
-                if remaining > 0:
-                    candidates.append(remaining)
+        if any(not slot.ready for slot in self._slots):
+            candidates.append(0.1)
+        if self._retire_at is not None and len(self._slots) > self.warm:  # look at retiring it once it idled
+            candidates.append(self._retire_at - time.monotonic())
         if self._quiet_until is not None and len(self._slots) < self.size:  # a worker to start then?
             candidates.append(self._quiet_until - time.monotonic())
         return max(0.0, min(candidates))
