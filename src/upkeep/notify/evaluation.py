@@ -46,8 +46,13 @@ class Routing:
     def __init__(self, alerter: Any, channels: dict[str, Channel]):
         self.alerter, self.channels = alerter, channels
         self._specs: dict[int, NotifySpec] = {}
+        self._default: NotifySpec | None = None
 
     def spec(self, task: Any) -> NotifySpec:
+        if not task.notify:  # most tasks: the defaults, validated once (not once per task and evaluation)
+            if self._default is None:
+                self._default = NotifySpec()
+            return self._default
         if task.id not in self._specs:
             try:
                 self._specs[task.id] = NotifySpec.model_validate(task.notify or {})
