@@ -41,36 +41,25 @@ def wake_domain(data_dir: Path) -> str:
     return hashlib.sha1(where.encode()).hexdigest()[:16]
 
 
-_senders = threading.local()
-
-
-def _sender() -> socket.socket:
-    """This thread's socket for sending wake-ups: the scheduler wakes the executor at every tick
-    that creates runs, and a socket made and closed each time (with a pathlib glob of the
-    directory) was a sixth of the tick's own work."""
-    sock = getattr(_senders, "sock", None)
-    if sock is None:
-        sock = _senders.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.setblocking(False)  # a full buffer means a wake-up is already pending
-    return sock
-
-
 def wake_local(data_dir: Path, *, exclude: Notifier | None = None) -> None:
     """Wake every sleeper on this host, except ``exclude`` (a sleeper does not wake itself)."""
     directory = _wake_dir(data_dir)
-    skip = exclude.path.name if exclude is not None else None
-    sender = _sender()
-    for name in os.listdir(directory):
-        if not name.endswith(".sock") or name == skip:
-            continue
-        path = os.path.join(directory, name)
-        try:
-            sender.sendto(b"!", path)
-        except (ConnectionRefusedError, FileNotFoundError):
-            with contextlib.suppress(OSError):
-                os.unlink(path)  # its owner is gone
-        except (BlockingIOError, OSError):
-            pass  # its buffer is full: it is awake already
+    skip = exclude.path if exclude is not None else None
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    try:
+        for path in directory.glob("*.sock"):
+            if path == skip:
+                continue
+            try:
+                sender.sendto(b"!", str(path))
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(OSError):
+                    path.unlink()  # its owner is gone
+            except (BlockingIOError, OSError):
+                pass  # its buffer is full: it is awake already
+    finally:
+        sender.close()
 
 
 def notify_hosts(conn: Connection, data_dir: Path) -> None:
@@ -107,8 +96,14 @@ class Notifier:
         return self.sock.fileno()
 
     def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            _sender().sendto(b"!", str(self.path))
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.setblocking(False)  # a full buffer means a wake-up is already pending
+        try:
+            sender.sendto(b"!", str(self.path))
+        except OSError:
+            pass
+        finally:
+            sender.close()
 
     def drain(self) -> None:
         while True:
