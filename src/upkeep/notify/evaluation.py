@@ -46,16 +46,14 @@ class Routing:
     def __init__(self, alerter: Any, channels: dict[str, Channel]):
         self.alerter, self.channels = alerter, channels
         self._specs: dict[int, NotifySpec] = {}
-        self._default: NotifySpec | None = None
+        self._default = NotifySpec()  # most tasks have no notify section: one spec for all of them
 
     def spec(self, task: Any) -> NotifySpec:
-        if not task.notify:  # most tasks: the defaults, validated once (not once per task and evaluation)
-            if self._default is None:
-                self._default = NotifySpec()
+        if not task.notify:
             return self._default
         if task.id not in self._specs:
             try:
-                self._specs[task.id] = NotifySpec.model_validate(task.notify or {})
+                self._specs[task.id] = NotifySpec.model_validate(task.notify)
             except ValidationError:
                 log.warning("task %s has an invalid notify section; using the defaults", task.name)
                 self._specs[task.id] = NotifySpec()
