@@ -118,6 +118,19 @@ def _tree_pss(pid: int) -> tuple[float, int]:
     return total / 2**20, len(procs)
 
 
+def _children(pid: int) -> list[str]:
+    """serve's child processes: their age and command line."""
+    out = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            out.append(
+                f"pid {child.pid}, {time.time() - child.create_time():.1f} s old: {' '.join(child.cmdline())[:120]}"
+            )
+        except psutil.Error:
+            pass
+    return out
+
+
 def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,6 +204,7 @@ def idle_daemon(workdir: Path) -> None:
         )
         time.sleep(max(0.0, IDLE - (time.monotonic() - began)))
         pss, processes = _tree_pss(serve.pid)
+        held = _children(serve.pid)
         aps_out, _ = aps.communicate(timeout=IDLE + 60)
         aps_pss = int(aps_out.strip().splitlines()[-1]) / 2**20
         print(f"upkeep serve idle {IDLE:.0f} s after `upkeep init`, default settings:")
@@ -198,6 +212,8 @@ def idle_daemon(workdir: Path) -> None:
         print(f"  APScheduler    {aps_pss:6.1f} MB PSS (BackgroundScheduler, SQLite job store, 5 jobs)")
         verdict = check("upkeep serve idle, PSS of all processes", f"{pss:.1f} MB", "<= 100 MB", pss <= 100)
         print(f"  ratio {pss / aps_pss:.1f}x; goal <= 100 MB: {verdict}")
+        for line in held:  # an idle pool holds none: what it held, for whoever looks into why
+            print(f"  still running: {line}")
         latency = _first_run_latency(workdir)
         what, goal = "first run after the idle spell, from its slot", "<= 200 ms"
         if latency is None:
