@@ -107,28 +107,26 @@ def _free_port() -> int:
 
 
 def _tree_pss(pid: int) -> tuple[float, int]:
+    pss, processes, _ = _tree(pid)
+    return pss, processes
+
+
+def _tree(pid: int) -> tuple[float, int, list[str]]:
+    """The PSS in MB of ``pid`` and every process under it, how many they are, and each child's age
+    and command line, from one look at the tree."""
     root = psutil.Process(pid)
     procs = [root, *root.children(recursive=True)]
     total = 0
+    children = []
     for proc in procs:
         try:
             total += proc.memory_full_info().pss
+            if proc is not root:
+                age, cmdline = time.time() - proc.create_time(), " ".join(proc.cmdline())[:120]
+                children.append(f"pid {proc.pid}, {age:.1f} s old: {cmdline}")
         except psutil.Error:
             pass
-    return total / 2**20, len(procs)
-
-
-def _children(pid: int) -> list[str]:
-    """serve's child processes: their age and command line."""
-    out = []
-    for child in psutil.Process(pid).children(recursive=True):
-        try:
-            out.append(
-                f"pid {child.pid}, {time.time() - child.create_time():.1f} s old: {' '.join(child.cmdline())[:120]}"
-            )
-        except psutil.Error:
-            pass
-    return out
+    return total / 2**20, len(procs), children
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -203,8 +201,7 @@ def idle_daemon(workdir: Path) -> None:
             stdout=subprocess.DEVNULL,
         )
         time.sleep(max(0.0, IDLE - (time.monotonic() - began)))
-        pss, processes = _tree_pss(serve.pid)
-        held = _children(serve.pid)
+        pss, processes, held = _tree(serve.pid)
         aps_out, _ = aps.communicate(timeout=IDLE + 60)
         aps_pss = int(aps_out.strip().splitlines()[-1]) / 2**20
         print(f"upkeep serve idle {IDLE:.0f} s after `upkeep init`, default settings:")
