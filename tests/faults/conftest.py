@@ -54,10 +54,12 @@ def _short_case(item) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     if not long_mode(config):
-        left_out = [item for item in items if not _short_case(item)]
+        kept, left_out = [], []
+        for item in items:
+            (kept if _short_case(item) else left_out).append(item)
         if left_out:
             config.hook.pytest_deselected(items=left_out)
-            items[:] = [item for item in items if _short_case(item)]
+            items[:] = kept
         return
     for item in items:
         if "faults" in item.nodeid:
