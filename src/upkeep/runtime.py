@@ -13,8 +13,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from upkeep.engine.background import Background
-
 # Imported by the functions that use them: the CLI calls ``open_store`` and ``configure_logging``
 # without loading the scheduler, the executor or the settings model.
 if TYPE_CHECKING:
@@ -151,10 +149,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool = False) -> list:
+def scheduler_parts(settings: Settings, store: Store) -> list:
     """The scheduler loop, plus the Celery dispatcher in distributed mode, plus the alerter (in
-    this process, or with ``alerter_process`` in a child process of its own)."""
+    this process while few runs finish, in a child process while many do: ``notify.offload``)."""
     from upkeep.engine.scheduler import Scheduler
+    from upkeep.notify.offload import OffloadingAlerter
     from upkeep.people import approvals
 
     parts: list = [Scheduler(store, settings, chores=(approvals.expire,))]
@@ -162,67 +161,13 @@ def scheduler_parts(settings: Settings, store: Store, *, alerter_process: bool =
         from upkeep.distributed import CeleryDispatcher
 
         parts.append(CeleryDispatcher(settings, store))
-    if alerter_process:
-        parts.append(AlerterProcess(settings))
-    else:
-        from upkeep.notify.alerter import Alerter
-
-        parts.append(Alerter(store, settings))
+    parts.append(OffloadingAlerter(store, settings))
     return parts
-
-
-class AlerterProcess(Background):
-    """The alerter of ``upkeep scheduler``, in a child process that is started again if it dies.
-
-    An evaluation turns every run finished since the last one into rules, metrics and records. In
-    the scheduler's process it would hold the interpreter lock away from the tick and the
-    dispatcher, whose many short round trips each wait for it: fire latency would spike at every
-    evaluation (the measurements: benchmarks/README.md).
-    """
-
-    thread_name = "alerter-process"
-    join_seconds = 11.0  # the child's own stop_timeout, and a second
-
-    def __init__(self, settings: Settings):
-        super().__init__()
-        self.settings = settings
-
-    def run(self) -> None:
-        import os
-
-        from upkeep.engine.children import keep_running
-
-        keep_running(
-            _alerter_main,
-            (self.settings.model_dump_json(), os.getpid()),
-            name="upkeep-alerter",
-            what="the alerter process",
-            stop=self._stop,
-            max_backoff=1.0,
-            stop_timeout=10.0,
-        )
-
-
-def _alerter_main(settings_json: str, parent_pid: int) -> None:
-    from upkeep.engine.worker import die_with_parent
-    from upkeep.notify.alerter import Alerter
-    from upkeep.settings import Settings
-    from upkeep.store.db import Store
-
-    die_with_parent(parent_pid)
-    settings = Settings.model_validate_json(settings_json)
-    store = Store(settings.resolved_database_url)
-    alerter = Alerter(store, settings)
-    alerter.start()
-    stop = threading.Event()
-    _wait_for_signal(stop)
-    alerter.stop()
-    store.dispose()
 
 
 def run_scheduler(settings: Settings) -> None:
     store = open_store(settings, upgrade=False)
-    parts = scheduler_parts(settings, store, alerter_process=True)
+    parts = scheduler_parts(settings, store)
     for part in parts:
         part.start()
     settle_heap()

@@ -8,29 +8,18 @@ stopped with ``pg_ctl -m immediate`` and started again.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from _env import make_env
 
 from support.disks import small_tmpfs
+from support.polling import eventually
 from support.servers import start_postgres
 from upkeep.engine.scheduler import Scheduler
 from upkeep.store.db import Store
 
 TASK = {"name": "nightly", "type": "debug.noop", "schedule": "@daily"}
-
-
-def _until(condition, what: str, timeout: float = 60.0):
-    """Poll for a state the system reaches on its own (no timing is asserted, only the state)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture
@@ -80,7 +69,7 @@ def test_on_a_full_disk_reads_work_writes_answer_503_and_healthz_names_the_store
         assert "full" in refused.json()["detail"]
 
         env.app.state.health._probed_at = -float("inf")  # probe now rather than within 10 s
-        _until(lambda: scheduler.last_error, "the scheduler's tick failing on the full disk")
+        eventually(lambda: scheduler.last_error, "the scheduler's tick failing on the full disk", timeout=60)
         health = env.client.get("/healthz")
         assert health.status_code == 503 and health.headers["retry-after"].isdigit()
         detail = health.json()["detail"]
@@ -88,7 +77,7 @@ def test_on_a_full_disk_reads_work_writes_answer_503_and_healthz_names_the_store
         assert "full" in detail
 
         filler.unlink()
-        _until(lambda: scheduler.last_error is None, "a tick succeeding once there is space again")
+        eventually(lambda: scheduler.last_error is None, "a tick succeeding once there is space again", timeout=60)
         env.app.state.health._probed_at = -float("inf")
         assert env.client.get("/healthz").json() == {"status": "ok"}
         assert env.post("/api/v1/scheduled-tasks", json={**TASK, "name": "another"}).status_code == 201
@@ -117,7 +106,9 @@ def test_while_postgresql_is_down_the_api_answers_503_with_retry_after(tmp_path)
             health = env.client.get("/healthz")
             assert health.status_code == 503 and "store: refuses writes" in health.json()["detail"]
             server.start()
-            _until(lambda: env.get("/api/v1/scheduled-tasks").status_code == 200, "the API answering again")
+            eventually(
+                lambda: env.get("/api/v1/scheduled-tasks").status_code == 200, "the API answering again", timeout=60
+            )
             env.app.state.health._probed_at = -float("inf")
             assert env.client.get("/healthz").status_code == 200
         finally:

@@ -5,22 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 
 import psycopg
 import pytest
 
 from support.contexts import run_handler
-
-
-def _wait_for(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
+from support.polling import eventually
 
 
 def _pid_of(dsn: str, application: str, db: str) -> int | None:
@@ -73,8 +63,8 @@ def busy_db(pg_server, tmp_path):
         "thread": thread,
         "sleeper_errors": sleeper_errors,
         "locker": locker,
-        "dump_pid": _wait_for(lambda: _pid_of(dsn, "pg_dump", db)),
-        "sleep_pid": _wait_for(lambda: _pid_of(dsn, "sleeper", db)),
+        "dump_pid": eventually(lambda: _pid_of(dsn, "pg_dump", db), "pg_dump's session", timeout=20),
+        "sleep_pid": eventually(lambda: _pid_of(dsn, "sleeper", db), "the sleeper's session", timeout=20),
     }
     try:
         yield state

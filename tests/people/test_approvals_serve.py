@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from support.people import page_csrf, sign_in
+from support.polling import eventually
 from support.servers import free_port, wait_for_port
 from upkeep.app import Upkeep
 from upkeep.people import accounts, approvals
@@ -31,16 +31,6 @@ def steps(timeout: str) -> dict:
             {"type": "debug.noop", "name": "update"},
         ]
     }
-
-
-def wait_for(predicate, what: str, timeout: float = 60.0, logs=lambda: ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
 
 
 def test_a_waiting_procedure_survives_a_restart_of_serve_and_goes_on_when_approved(tmp_path):
@@ -77,11 +67,11 @@ def test_a_waiting_procedure_survives_a_restart_of_serve_and_goes_on_when_approv
     try:
         serve()
         run_id = service.trigger("deploy", actor="test")["id"]
-        wait_for(lambda: status(run_id) == "waiting", "the procedure to wait", logs=logs)
+        eventually(lambda: status(run_id) == "waiting", "the procedure to wait", timeout=60, logs=logs)
         assert service.get_run(run_id)["worker"] is None
         # the only worker process is free: other work runs while the procedure waits
         other = service.trigger("other", actor="test")["id"]
-        wait_for(lambda: status(other) == "completed", "another run on the one worker", logs=logs)
+        eventually(lambda: status(other) == "completed", "another run on the one worker", timeout=60, logs=logs)
         procs[-1].terminate()
         procs[-1].wait(30)
         serve()
@@ -92,13 +82,13 @@ def test_a_waiting_procedure_survives_a_restart_of_serve_and_goes_on_when_approv
             csrf = {"X-CSRF-Token": page_csrf(client)}
             answer = client.post(f"/api/v1/approvals/{pending['id']}/approve", headers=csrf)
             assert answer.status_code == 200, answer.text
-        wait_for(lambda: status(run_id) == "completed", "the approved procedure to end", logs=logs)
+        eventually(lambda: status(run_id) == "completed", "the approved procedure to end", timeout=60, logs=logs)
         result = service.get_run(run_id)["result"]
         assert [s["step"] for s in result["steps"]] == ["backup", "go-ahead", "update"]
         assert result["steps"][2]["summary"] == "nothing to do (confirmed)"
         # nobody decides the 5s approval: the serving scheduler cancels the run
         quick = service.trigger("quick", actor="test")["id"]
-        wait_for(lambda: status(quick) == "cancelled", "the undecided approval to time out", logs=logs)
+        eventually(lambda: status(quick) == "cancelled", "the undecided approval to time out", timeout=60, logs=logs)
         assert "timed out" in service.get_run(quick)["error"]
     finally:
         for proc in procs:

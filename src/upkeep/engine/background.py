@@ -28,6 +28,10 @@ class Background:
         self._thread = threading.Thread(target=self.run, name=self.thread_name, daemon=True)
         self._thread.start()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
         self.wake()

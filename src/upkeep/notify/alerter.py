@@ -28,13 +28,15 @@ still the one read (``evaluate_once``).
 
 A run without a task (``upkeep run TYPE``), a procedure's step, and a dry run never alert or ping.
 
-Start it with ``Alerter(store, settings).start()`` and stop it with ``.stop()``.
+Start it with ``Alerter(store, settings).start()`` and stop it with ``.stop()``. The daemons run it
+through ``upkeep.notify.offload``, which moves it to a child process while many runs finish.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -126,7 +128,7 @@ class _Read:
     retrying: set[int]  # failed runs that have a retry
     pings: list[Ping]  # to send after the commit
     counters: _records.EncodedPuts  # the metric counter records, the runs added
-    cursor: _records.EncodedPuts  # the cursor past the runs read, and the time of this evaluation
+    cursor: _records.EncodedPuts  # the cursor past the runs read, and the time and process of this evaluation
 
 
 def _core(s: Session, query: sa.Select) -> sa.CursorResult:
@@ -156,14 +158,18 @@ class Alerter(Background):
         *,
         interval: float = 5.0,
         overdue_every: float = 60.0,
+        quiet_exit: tuple[int, float] | None = None,
     ):
         self.store = store
         self.settings = settings
         self.interval = interval
         self.overdue_every = overdue_every
+        self.quiet_exit = quiet_exit
         self.link_base = base_url(settings)
         super().__init__()
         self._unknown_warned: set[tuple[str, str]] = set()
+        self._next_overdue = 0.0  # monotonic time of the next evaluation that checks overdue tasks
+        self.runs_read = 0  # finished runs the last evaluation read
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -174,16 +180,32 @@ class Alerter(Background):
         super().start()
 
     def run(self) -> None:
-        next_overdue = 0.0
+        """Evaluate every ``interval`` until stopped. With ``quiet_exit`` (runs, seconds), also
+        return once every evaluation for ``seconds`` has read fewer than ``runs`` finished runs."""
+        busy_at = time.monotonic()
         while not self._stop.is_set():
-            try:
-                check = time.monotonic() >= next_overdue
-                if check:
-                    next_overdue = time.monotonic() + self.overdue_every
-                self.evaluate_once(utcnow(), check_overdue=check)
-            except Exception:
-                log.exception("alert evaluation failed; retrying in %gs", self.interval)
+            if self.quiet_exit is not None:
+                runs, seconds = self.quiet_exit
+                if self.tick() >= runs:
+                    busy_at = time.monotonic()
+                elif time.monotonic() - busy_at >= seconds:
+                    return
+            else:
+                self.tick()
             self._stop.wait(self.interval)
+
+    def tick(self) -> int:
+        """One evaluation of the loop, which checks the overdue tasks every ``overdue_every``
+        seconds: the finished runs it read (0 when it failed, which it logs)."""
+        try:
+            check = time.monotonic() >= self._next_overdue
+            if check:
+                self._next_overdue = time.monotonic() + self.overdue_every
+            self.evaluate_once(utcnow(), check_overdue=check)
+        except Exception:
+            log.exception("alert evaluation failed; retrying in %gs", self.interval)
+            return 0
+        return self.runs_read
 
     # --- one evaluation ---------------------------------------------------------------------
 
@@ -239,8 +261,11 @@ class Alerter(Background):
         pings.extend(self._start_pings(s, cursor))
         counters = _records.EncodedPuts(s, metrics.METRICS_DOMAIN, metrics.counters_after(s, finished))
         cursor.turn += 1  # every evaluation that commits changes the stored cursor (see evaluate_once)
-        mine = {"cursor": cursor.dump(), "last_evaluation": {"at": utcnow().isoformat()}}
-        return _Read(stored, tasks, evaluated, retrying, pings, counters, _records.EncodedPuts(s, ALERTS_DOMAIN, mine))
+        last = {"at": utcnow().isoformat(), "pid": os.getpid()}
+        mine = {"cursor": cursor.dump(), "last_evaluation": last}
+        cursor_puts = _records.EncodedPuts(s, ALERTS_DOMAIN, mine)
+        self.runs_read = len(finished)
+        return _Read(stored, tasks, evaluated, retrying, pings, counters, cursor_puts)
 
     def _write(
         self,
