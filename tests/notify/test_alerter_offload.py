@@ -70,12 +70,14 @@ def world(tmp_path):
 
 def test_heavy_evaluations_move_to_a_child_and_back_and_every_failure_alerts_once(world):
     busy = [f"busy-{i}" for i in range(BUSY_RUNS)]
-    world.fail(*busy)  # before the start: the first evaluation reads all of them, in this process
+    world.fail(*busy)  # before the start: the backlog the thread counts first
     world.alerter.start()
-    eventually(lambda: world.alerter.children == 1, "a child process")
-    assert sorted(world.alerted()) == busy
+    eventually(lambda: sorted(world.alerted()) == busy, "the alerts of the busy runs")
+    child = world.evaluator_pid()
+    assert world.alerter.children == 1 and child != os.getpid()  # evaluated in the child, not here
     world.fail("child-1", "child-2")  # fewer than BUSY_RUNS: the child goes quiet, then exits
-    child = eventually(lambda: (pid := world.evaluator_pid()) != os.getpid() and pid, "an evaluation in the child")
+    eventually(lambda: "child-2" in world.alerted(), "the child's next alerts")
+    assert world.evaluator_pid() == child
     eventually(lambda: world.evaluator_pid() == os.getpid(), "the evaluations back in this process")
     world.fail("back-1")
     eventually(lambda: "back-1" in world.alerted(), "the alert after the hand-back")

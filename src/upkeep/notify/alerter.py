@@ -207,6 +207,15 @@ class Alerter(Background):
             return 0
         return self.runs_read
 
+    def backlog(self, limit: int) -> int:
+        """How many runs have finished since the cursor, counted up to ``limit``: one indexed
+        query, for deciding where to evaluate before an evaluation reads them."""
+        with self.store.read() as s:
+            stored = _records.get(s, ALERTS_DOMAIN, "cursor")
+            since = datetime.fromisoformat(stored["at"]) if stored else utcnow() - timedelta(seconds=INITIAL_LOOKBACK)
+            recent = sa.select(Run.id).where(Run.finished_at > since).limit(limit).subquery()
+            return int(s.execute(sa.select(sa.func.count()).select_from(recent)).scalar_one())
+
     # --- one evaluation ---------------------------------------------------------------------
 
     def evaluate_once(self, now: datetime | None = None, *, check_overdue: bool = True) -> list[Notification]:

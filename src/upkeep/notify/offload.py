@@ -6,9 +6,11 @@ An evaluation is Python work on every run finished since the last one: about 0.1
 scheduler and the executor, whose many short store round trips each wait for it, and their runs
 start late in a burst at every evaluation (the measurements: benchmarks/README.md). A child process
 costs a whole interpreter, which an idle daemon should not hold. So the daemon evaluates in its own
-thread, and when an evaluation reads ``busy_runs`` finished runs or more it starts a child process
-that evaluates instead, and exits once its evaluations have read fewer for ``quiet_seconds``; the
-thread then evaluates again. A child that dies hands back the same way.
+thread, and when ``busy_runs`` runs or more have finished since the last evaluation (a count
+before it evaluates, so the first heavy evaluation is not one of the thread's) or an evaluation
+has read as many, it starts a child process that evaluates instead, and exits once its
+evaluations have read fewer for ``quiet_seconds``; the thread then evaluates again. A child that
+dies hands back the same way.
 
 The alert cursor makes the hand-over safe either way: an evaluation writes only if the cursor is
 still the one it read (SQLite), or holds the advisory lock (PostgreSQL), so no run is evaluated
@@ -59,7 +61,11 @@ class OffloadingAlerter(Background):
 
     def run(self) -> None:
         while not self._stop.is_set():
-            if self.alerter.tick() >= self.busy_runs:
+            try:
+                busy = self.alerter.backlog(self.busy_runs) >= self.busy_runs
+            except Exception:
+                busy = False  # the evaluation logs what is wrong with the store
+            if busy or self.alerter.tick() >= self.busy_runs:
                 self._evaluate_in_child()
             self._stop.wait(self.interval)
 
