@@ -60,18 +60,25 @@ class OffloadingAlerter(Background):
         self.children = 0
 
     def run(self) -> None:
+        # after a child failed, this thread evaluates once whatever the backlog: a child that cannot
+        # start or keeps dying must not stop alerts
+        child_failed = False
         while not self._stop.is_set():
-            try:
-                busy = self.alerter.backlog(self.busy_runs) >= self.busy_runs
-            except Exception:
-                busy = False  # the evaluation logs what is wrong with the store
-            if busy or self.alerter.tick() >= self.busy_runs:
-                self._evaluate_in_child()
+            if (not child_failed and self._backlogged()) or self.alerter.tick() >= self.busy_runs:
+                child_failed = not self._evaluate_in_child()
+            else:
+                child_failed = False
             self._stop.wait(self.interval)
 
-    def _evaluate_in_child(self) -> None:
+    def _backlogged(self) -> bool:
+        try:
+            return self.alerter.backlog(self.busy_runs) >= self.busy_runs
+        except Exception:
+            return False  # the evaluation logs what is wrong with the store
+
+    def _evaluate_in_child(self) -> bool:
         """Start the child (spawned: a fork of this threaded process could inherit a held lock) and
-        wait until it exits or this loop is stopped."""
+        wait until it exits or this loop is stopped; False if it failed."""
         args = (self.settings.model_dump_json(), os.getpid(), self.interval, self.busy_runs, self.quiet_seconds)
         child = multiprocessing.get_context("spawn").Process(target=_child_main, args=args, name="upkeep-alerter")
         child.start()
@@ -82,11 +89,12 @@ class OffloadingAlerter(Background):
         if child.is_alive():
             child.terminate()  # the child finishes the evaluation it is in, then exits
             child.join(self.join_seconds - 1)
-            return
+            return True
         if child.exitcode:
             log.error("the alerter process exited with code %s; evaluating in this process", child.exitcode)
-        else:
-            log.info("runs have slowed down: the alerter evaluates in this process again")
+            return False
+        log.info("runs have slowed down: the alerter evaluates in this process again")
+        return True
 
 
 def _child_main(settings_json: str, parent_pid: int, interval: float, busy_runs: int, quiet_seconds: float) -> None:
