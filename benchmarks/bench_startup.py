@@ -178,6 +178,7 @@ def _quiet_spell(workdir: Path, serve: subprocess.Popen, length: float) -> list[
     a spell drawn at random would measure that worker in one case out of six. What was waited for."""
     db = workdir / ".upkeep" / "upkeep.db"
     waited = []
+    children_deadline = time.monotonic() + 120  # then measured as they are, and listed
     while True:
         with sqlite3.connect(db) as conn:
             row = conn.execute(
@@ -189,8 +190,9 @@ def _quiet_spell(workdir: Path, serve: subprocess.Popen, length: float) -> list[
         if slot is not None and (slot - now).total_seconds() < length + WARM_AHEAD_SECONDS + 5:
             waited.append(f"the slot of {row[0]} at {slot:%H:%M:%S} UTC and its worker's idle spell")
             time.sleep((slot - now).total_seconds() + WORKER_IDLE_SECONDS + 10)
-        elif _tree(serve.pid)[1] > 1:
-            waited.append("serve's children to exit")
+        elif _tree(serve.pid)[1] > 1 and time.monotonic() < children_deadline:
+            if "serve's children to exit" not in waited:
+                waited.append("serve's children to exit")
             time.sleep(5)
         else:
             return waited

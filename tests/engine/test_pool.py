@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -197,6 +198,16 @@ def pool_processes() -> dict[str, list[psutil.Process]]:
     return found
 
 
+def live_children() -> list[str]:
+    """This process's children that have not exited, as command lines."""
+    out = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(child.cmdline()))
+    return out
+
+
 def pool_state(executor: EmbeddedExecutor) -> str:
     """What the pool holds, for a failure's message: its slots, the workers its process counts for
     the fork server, and the processes there are."""
@@ -255,8 +266,9 @@ def idle_pool_retires_its_workers_and_fork_server(tmp_path: Path) -> None:
         assert all(wait_for(service, run_id, timeout=60)["status"] == "completed" for run_id in ids)
         pids = {service.get_run(run_id)["worker"].split(":")[-1] for run_id in ids}
         assert len(pids) == 2  # both ran at once: a second worker started while the first was busy
-        # idle for worker_idle_seconds: the workers exit, and with the last one the fork server
-        assert wait_until(lambda: pool_processes() == {"fork_server": [], "workers": []}), pool_state(executor)
+        # idle for worker_idle_seconds: the workers exit, and with the last one the fork server and
+        # multiprocessing's resource tracker: the process is alone again
+        assert wait_until(lambda: live_children() == []), f"{live_children()}; {pool_state(executor)}"
         # and they start again for the next run
         service.create_task({"name": "later", "type": "debug.noop"}, actor="t")
         assert wait_for(service, service.trigger("later", actor="t")["id"], timeout=60)["status"] == "completed"

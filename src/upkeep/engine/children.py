@@ -1,9 +1,12 @@
-"""Child processes kept running: ``upkeep worker``'s Celery worker, ``upkeep scheduler``'s alerter."""
+"""Child processes: ``upkeep worker``'s Celery worker kept running, and multiprocessing's resource
+tracker stopped when nothing uses it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -41,3 +44,28 @@ def keep_running(
         backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, max_backoff)
         log.error("%s exited (exit code %s); starting a new one in %gs", what, child.exitcode, backoff)
         stop.wait(backoff)
+
+
+def stop_resource_tracker_if_unused() -> None:
+    """Stop multiprocessing's resource tracker when this process has no child of multiprocessing's
+    and no fork server. The first worker or spawned child starts it, and it would stay for the
+    daemon's life: a whole interpreter (7 MB PSS) beside an idle daemon. The next child starts it
+    again. It exits once every process holding its pipe has closed it, here only this one, so it is
+    reaped in a thread rather than waited for: were another holder left, no caller would hang."""
+    from multiprocessing import forkserver, resource_tracker
+
+    if multiprocessing.active_children() or forkserver._forkserver._forkserver_pid is not None:
+        return
+    tracker = resource_tracker._resource_tracker
+    with tracker._lock:
+        if tracker._fd is None:
+            return
+        os.close(tracker._fd)
+        pid, tracker._fd, tracker._pid = tracker._pid, None, None
+    if pid is not None:
+        threading.Thread(target=_reap, args=(pid,), name="reap-resource-tracker", daemon=True).start()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

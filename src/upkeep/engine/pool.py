@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
 from upkeep.engine.background import Background
+from upkeep.engine.children import stop_resource_tracker_if_unused
 from upkeep.engine.context import ServicesFactory, kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import PendingResults, is_outage
@@ -97,6 +98,7 @@ def _stop_fork_server_if_unused() -> None:
 
             # the next worker starts a new one (``ensure_running``); CPython has no public stop
             forkserver._forkserver._stop()
+            stop_resource_tracker_if_unused()
 
 
 def _worker_context():

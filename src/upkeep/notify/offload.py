@@ -27,6 +27,7 @@ import threading
 from typing import Any
 
 from upkeep.engine.background import Background
+from upkeep.engine.children import stop_resource_tracker_if_unused
 from upkeep.engine.detached import die_with_parent
 from upkeep.notify.alerter import Alerter
 from upkeep.store.db import Store
@@ -90,6 +91,7 @@ class OffloadingAlerter(Background):
             child.terminate()  # the child finishes the evaluation it is in, then exits
             child.join(self.join_seconds - 1)
             return True
+        stop_resource_tracker_if_unused()  # spawning the child started it
         if child.exitcode:
             log.error("the alerter process exited with code %s; evaluating in this process", child.exitcode)
             return False
