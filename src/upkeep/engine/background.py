@@ -1,5 +1,6 @@
 """``Background``: a loop in a daemon thread of its own, started and stopped the same way everywhere
-(the scheduler, the embedded executor, the Celery dispatcher, the alerter and its process keeper)."""
+(the scheduler, the embedded executor, the Celery dispatcher, the alerter and its hand-over to a
+child process)."""
 
 from __future__ import annotations
 
