@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import redis
 
-from support.servers import free_port
+from support.servers import free_port, start_redis
 from upkeep.distributed import CeleryDispatcher
 from upkeep.settings import Settings
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of this test's own: the session's has other tests' clients coming and going."""
+    server = start_redis()
+    yield server
+    server.remove()
 
 
 def _clients(url: str) -> int:
@@ -18,12 +27,12 @@ def _clients(url: str) -> int:
         return len(client.client_list()) - 1
 
 
-def test_the_dispatcher_is_connected_before_the_first_run(tmp_path, redis_server, sqlite_store):
-    settings = Settings(config=tmp_path / "upkeep.yaml", executor="celery", broker_url=redis_server.url)
+def test_the_dispatcher_is_connected_before_the_first_run(tmp_path, own_redis, sqlite_store):
+    settings = Settings(config=tmp_path / "upkeep.yaml", executor="celery", broker_url=own_redis.url)
     dispatcher = CeleryDispatcher(settings, sqlite_store)
-    before = _clients(redis_server.url)
+    assert _clients(own_redis.url) == 0
     dispatcher.warm_up()
-    assert _clients(redis_server.url) == before + 1
+    assert _clients(own_redis.url) == 1
     dispatcher.app.pool.force_close_all()
 
 

@@ -13,6 +13,11 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+# Held while this process starts a multiprocessing child and while it stops the fork server or
+# the resource tracker: a start passes the tracker's pipe on to the child, and a stop between
+# the two would hand it a closed (or reused) descriptor.
+START_LOCK = threading.RLock()
+
 
 def keep_running(
     target: Callable[..., None],
@@ -54,10 +59,10 @@ def stop_resource_tracker_if_unused() -> None:
     reaped in a thread rather than waited for: were another holder left, no caller would hang."""
     from multiprocessing import forkserver, resource_tracker
 
-    if multiprocessing.active_children() or forkserver._forkserver._forkserver_pid is not None:
-        return
     tracker = resource_tracker._resource_tracker
-    with tracker._lock:
+    with START_LOCK, tracker._lock:
+        if multiprocessing.active_children() or forkserver._forkserver._forkserver_pid is not None:
+            return
         if tracker._fd is None:
             return
         os.close(tracker._fd)

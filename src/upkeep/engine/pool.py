@@ -29,7 +29,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +38,7 @@ import sqlalchemy as sa
 
 from upkeep.engine import lifecycle
 from upkeep.engine.background import Background
-from upkeep.engine.children import stop_resource_tracker_if_unused
+from upkeep.engine.children import START_LOCK, stop_resource_tracker_if_unused
 from upkeep.engine.context import ServicesFactory, kill_process_group, kill_tree
 from upkeep.engine.lifecycle.sql import SqlLifecycle
 from upkeep.engine.pending import PendingResults, is_outage
@@ -77,7 +76,7 @@ def _work_ahead_queries(by_queue: bool) -> tuple[sa.Select, sa.Select]:
     return pending.order_by(runs.c.due_at).limit(limit), slots.order_by(tasks.c.next_run_at).limit(limit)
 
 
-_fork_server_lock = threading.Lock()
+_fork_server_lock = START_LOCK  # also the resource tracker's: ``engine.children``
 # worker processes of this process's fork server, over all executors: a set of processes rather
 # than a count, so a worker ended twice or never reported gone cannot keep the server or stop it early
 _fork_server_workers: set[multiprocessing.process.BaseProcess] = set()

@@ -27,7 +27,7 @@ import threading
 from typing import Any
 
 from upkeep.engine.background import Background
-from upkeep.engine.children import stop_resource_tracker_if_unused
+from upkeep.engine.children import START_LOCK, stop_resource_tracker_if_unused
 from upkeep.engine.detached import die_with_parent
 from upkeep.notify.alerter import Alerter
 from upkeep.store.db import Store
@@ -82,7 +82,8 @@ class OffloadingAlerter(Background):
         wait until it exits or this loop is stopped; False if it failed."""
         args = (self.settings.model_dump_json(), os.getpid(), self.interval, self.busy_runs, self.quiet_seconds)
         child = multiprocessing.get_context("spawn").Process(target=_child_main, args=args, name="upkeep-alerter")
-        child.start()
+        with START_LOCK:
+            child.start()
         self.children += 1
         log.info("many runs are finishing: the alerter evaluates in process %s until they slow down", child.pid)
         while child.is_alive() and not self._stop.is_set():
