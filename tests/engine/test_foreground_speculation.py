@@ -9,6 +9,7 @@ import time
 
 import psutil
 import pytest
+from tests.support.polling import eventually
 
 from upkeep.app import Upkeep
 from upkeep.engine import early
@@ -168,3 +169,28 @@ def test_a_cancel_the_early_worker_gets_before_it_serves_the_run_reaches_the_run
     assert (run["status"], run["error"]) == ("cancelled", "cancelled on request"), run
     assert took < grace
     assert calls() == [[str(forked), "hello"], [str(forked), "goodbye"]]  # served by the early worker
+
+
+@pytest.mark.parametrize("speculation", ["hello", None], ids=["told-a-speculation", "told-none"])
+def test_a_worker_forked_before_the_command_line_is_parsed_starts_only_what_it_is_then_told(
+    service, calls, speculation
+):
+    """``upkeep run`` forks its worker before it parses ``--set`` (``app.foreground.fork_worker_early``)
+    and sends the speculation once parsed; told None, the worker starts nothing and serves the run."""
+    early.fork_worker("testing.spoken", speculation_follows=True)
+    forked = early._early.process.pid
+    time.sleep(0.2)  # the parse: the worker waits for it, having imported what the handler preloads
+    assert calls() == []
+    told = {"config": {"word": speculation}, "dry_run": False, "confirm": False} if speculation else None
+    early.speculate_with(told)
+    assert early._early.speculating is (speculation is not None)
+    if speculation:  # started before any run exists
+        eventually(lambda: calls() == [[str(forked), "hello"]], "the handler started from the speculation")
+    else:
+        time.sleep(0.2)
+        assert calls() == []
+    run, events = _run(service, "hello")
+    assert (run["status"], run["summary"]) == ("completed", "hello"), run
+    assert run["worker"].endswith(f":{forked}")
+    assert calls() == [[str(forked), "hello"]]  # once: the speculation's result, or the run's own call
+    assert events == ["started", "spoke", "finished"]

@@ -31,27 +31,31 @@ def fork_worker_early(handler: str | None, sets: list[str] | None = None, *, dry
     (DuckDB for logs.analyze), while this process imports the CLI, reads the config and creates
     the run (``engine.early``).
 
-    A handler that opts in (``HandlerSpec.speculative``) for the command line's config (``sets``,
-    the ``--set`` values; ``dry_run``, ``confirm``) is imported here, without the store, and the
-    worker forked right after starts it with that config: the run keeps its result if its config
-    is the same (``engine.speculate``). Any other waits for SQLAlchemy, pydantic and the engine:
-    the worker needs them to serve, and importing them on both sides at once cost more CPU."""
-    from upkeep.engine.early import fork_worker
+    A handler that opts in (``HandlerSpec.speculative``) is imported here, without the store, and
+    the worker is forked right after: it imports what the handler preloads while this process
+    parses the command line's config (``sets``, the ``--set`` values: YAML's import and the parse
+    are off the worker's path) and, if the handler wants it, sends it to start the handler with
+    that config (and ``dry_run``, ``confirm``): the run keeps its result if its config is the same
+    (``engine.speculate``). Any other handler waits for SQLAlchemy, pydantic and the engine: the
+    worker needs them to serve, and importing them on both sides at once cost more CPU."""
+    from upkeep.engine.early import fork_worker, speculate_with
     from upkeep.engine.registry import REGISTRY
 
     spec = REGISTRY.builtin(handler) if handler else None
     if spec is not None and spec.speculative:
         from upkeep.engine import speculate
         from upkeep.errors import UserError
+
+        fork_worker(handler, speculation_follows=True)
         from upkeep.yamlload import parse_assignments
 
         try:
             config = parse_assignments(sets)
         except UserError:  # the command says why
             config = None
-        if config is not None and speculate.wanted(handler, config):
-            fork_worker(handler, {"config": config, "dry_run": dry_run, "confirm": confirm})
-            return
+        wanted = config is not None and speculate.wanted(handler, config)
+        speculate_with({"config": config, "dry_run": dry_run, "confirm": confirm} if wanted else None)
+        return
     import upkeep.app.run_services  # noqa: F401
     import upkeep.engine.execute  # noqa: F401
     import upkeep.engine.foreground  # noqa: F401

@@ -10,7 +10,9 @@ before any run existed) ends when this process closes its end of the pipe (``dis
 or dies with it.
 
 A worker given a ``speculation`` (the command line's config of a handler that opts in,
-``engine.speculate``) starts the handler at once. Until it is told to serve, it answers
+``engine.speculate``) starts the handler at once; one forked with ``speculation_follows`` imports
+what the handler preloads while the command parses its command line, and is then sent the
+speculation, or None (``speculate_with``). Until it is told to serve, a speculating worker answers
 ``("speculated", claimed fields, secrets)`` with ``("ended", run_id, Finish fields)`` when the
 claimed run is the one it started, else ``("unmatched", run_id)``; ``("cancel", run_id)`` cancels
 the handler. It imports neither the store nor SQLAlchemy for that: only serving does. This module
@@ -42,24 +44,45 @@ class Early(NamedTuple):
 
 # the worker forked and not adopted yet
 _early: Early | None = None
+# it was forked with ``speculation_follows`` and has not been sent the speculation yet
+_awaiting_speculation = False
 
 
-def fork_worker(handler: str | None = None, speculation: dict[str, Any] | None = None) -> None:
+def fork_worker(
+    handler: str | None = None, speculation: dict[str, Any] | None = None, *, speculation_follows: bool = False
+) -> None:
     """Fork the worker now; when ``handler`` names a built-in handler type, the worker imports its
     module and what it preloads, then waits to be adopted. ``speculation`` (``config``,
-    ``dry_run``, ``confirm`` of the command line): it also starts the handler, if it opts in."""
-    global _early
+    ``dry_run``, ``confirm`` of the command line): it also starts the handler, if it opts in.
+    ``speculation_follows``: the speculation (or None) is sent later, by ``speculate_with``."""
+    global _early, _awaiting_speculation
     if _early is not None:
         return
     context = multiprocessing.get_context("fork")
     mine, theirs = context.Pipe()
-    process = context.Process(
-        target=_main, args=(theirs, mine, handler, speculation), name="upkeep-worker", daemon=False
-    )
+    follows = (speculation_follows or speculation is not None) and handler is not None
+    process = context.Process(target=_main, args=(theirs, mine, handler, follows), name="upkeep-worker", daemon=False)
     process.start()
     theirs.close()
-    _early = Early(process, mine, speculation is not None and handler is not None)
+    _early = Early(process, mine, False)
+    _awaiting_speculation = follows
     atexit.register(discard)
+    if speculation is not None:
+        speculate_with(speculation)
+
+
+def speculate_with(speculation: dict[str, Any] | None) -> None:
+    """Send the worker forked with ``speculation_follows`` the speculation to start (None: it starts
+    nothing and serves what it is told, as any early worker)."""
+    global _early, _awaiting_speculation
+    if _early is None or not _awaiting_speculation:
+        return
+    _awaiting_speculation = False
+    try:
+        _early.conn.send(("speculation", speculation))
+    except OSError:  # it died: ``take`` says so
+        return
+    _early = _early._replace(speculating=speculation is not None)
 
 
 def take() -> Early | None:
@@ -105,7 +128,7 @@ class _BeforeServing:
         return message
 
 
-def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str, Any] | None) -> None:
+def _main(conn: Any, parent_end: Any, handler: str | None, speculation_follows: bool) -> None:
     from upkeep.engine.detached import detach
     from upkeep.engine.registry import REGISTRY, preload
 
@@ -117,6 +140,13 @@ def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str
         preload(REGISTRY.preload_of(handler) if handler else ())
     gc.freeze()  # what the imports made lives as long as the process: out of the collector's sight
     gc.enable()
+    before = _BeforeServing(conn)
+    speculation = None
+    if speculation_follows:  # the first message (``speculate_with``)
+        message = before.receive()
+        if message is None:
+            return
+        speculation = message[1]
     scratch = None
     speculating = speculation is not None and handler is not None  # as ``Early.speculating`` says
     if speculating:
@@ -125,7 +155,6 @@ def _main(conn: Any, parent_end: Any, handler: str | None, speculation: dict[str
         # what the handler leaves in the temporary directory goes with this worker, whenever it ends
         scratch = tempfile.tempdir = tempfile.mkdtemp(prefix="upkeep-worker-")
         started = speculate.start(handler, **speculation)  # None: no run is this one
-    before = _BeforeServing(conn)
     try:
         message = _answer_speculation(before, started) if speculating else before.receive()
         if message is None:
