@@ -246,6 +246,26 @@ def test_an_analysis_runs_on_the_database_opened_ahead_with_its_own_settings_and
         con.close()
 
 
+def test_the_database_closes_behind_the_figures_and_its_spill_directory_goes_with_it(tmp_path, monkeypatch):
+    """An analysis returns its figures while a thread closes DuckDB's database (freeing the scan's
+    memory) and then removes the spill directory; not a daemon thread, so a process ending waits."""
+    import tempfile
+    import threading
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    records = make_records(random.Random(11), 500)
+    write(tmp_path / "app.log", [pino_line(r) for r in records])
+    result = analyze_paths([str(tmp_path / "app.log")], window="all", now=NOW)
+    assert result["records"]["total"] == len(records)
+    closers = [t for t in threading.enumerate() if t.name == "duckdb-close"]
+    assert all(not t.daemon for t in closers)
+    for thread in closers:
+        thread.join(30)
+    assert list(scratch.iterdir()) == []
+
+
 def test_combined_access_log_request_time_seconds_become_milliseconds(tmp_path):
     records = make_records(random.Random(4), 2000)
     for r in records:
