@@ -300,7 +300,6 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
     gid = {name: _grouping_id(keys, _keys(sets)) for name, keys in sets.items()}
     records = result["records"]
     levels: dict[str, int] = defaultdict(int)
-    error_levels: set[str] = set()  # raw level texts that normalise to an error level
     codes: dict[int, int] = defaultdict(int)
     per_day: dict[int, int] = defaultdict(int)
     messages: dict[str, list] = {}  # normalised error message -> [count, least example]
@@ -314,13 +313,11 @@ def _fill(con: duckdb.DuckDBPyConnection, result: dict, options: AnalysisOptions
             continue
         level = normalise_level(lv)
         levels[level] += c
-        if level in ERROR_LEVELS:
-            error_levels.add(lv)
-            if em is not None:
-                entry = messages.setdefault(em, [0, None])
-                entry[0] += c
-                if example is not None and (entry[1] is None or example < entry[1]):
-                    entry[1] = example
+        if level in ERROR_LEVELS and em is not None:  # the scan keys every error candidate by message
+            entry = messages.setdefault(em, [0, None])
+            entry[0] += c
+            if example is not None and (entry[1] is None or example < entry[1]):
+                entry[1] = example
         if sc is not None:
             codes[sc] += c
             per_day[d] += c
