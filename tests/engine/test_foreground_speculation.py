@@ -9,8 +9,8 @@ import time
 
 import psutil
 import pytest
-from tests.support.polling import eventually
 
+from support.polling import eventually
 from upkeep.app import Upkeep
 from upkeep.engine import early
 from upkeep.engine.foreground import ForegroundRunner
