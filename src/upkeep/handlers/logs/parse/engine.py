@@ -186,32 +186,6 @@ GROUP BY GROUPING SETS ({", ".join("(" + ", ".join(keys) + ")" for keys in sets.
 """
 
 
-def _weighted_quantiles(con: duckdb.DuckDBPyConnection, value_sql: str) -> dict:
-    """Percentiles per group from (group, value, count) rows: linear interpolation between ranks."""
-    parts = []
-    for name, p in QUANTILES.items():
-        parts.append(f"min(v) FILTER (WHERE cum > floor((n - 1) * {p})) AS {name}_lo")
-        parts.append(f"min(v) FILTER (WHERE cum > ceil((n - 1) * {p})) AS {name}_hi")
-    rows = con.execute(
-        f"""
-        WITH w AS ({value_sql}),
-        cum AS (SELECT grp, v, sum(c) OVER (PARTITION BY grp ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum,
-                       sum(c) OVER (PARTITION BY grp) AS n FROM w)
-        SELECT grp, any_value(n), {", ".join(parts)} FROM cum GROUP BY grp
-        """
-    ).fetchall()
-    out = {}
-    for row in rows:
-        grp, n = row[0], int(row[1])
-        values = {}
-        for i, (name, p) in enumerate(QUANTILES.items()):
-            lo, hi = row[2 + 2 * i], row[3 + 2 * i]
-            h = (n - 1) * p
-            values[name] = lo + (h - math.floor(h)) * (hi - lo)
-        out[grp] = values
-    return out
-
-
 def _ms_to_iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
@@ -278,7 +252,7 @@ def _close_behind(con: duckdb.DuckDBPyConnection, spill: str) -> None:
 
 def _quantiles(histogram: Sequence[tuple[float, int]]) -> dict[str, float]:
     """Percentiles of (value, count) pairs sorted by value: numpy's default linear interpolation
-    between the ranks, as ``_weighted_quantiles`` computes them in SQL per group."""
+    between the ranks."""
     cumulative, total = [], 0
     for _, count in histogram:
         total += count
@@ -369,10 +343,13 @@ def _routes(con: duckdb.DuckDBPyConnection, gid: int, top: int) -> list[dict]:
     if not rows:
         return []
     names = ", ".join(quote_literal(r[0]) for r in rows)
-    quantiles = _weighted_quantiles(
-        con,
-        f"SELECT route AS grp, dk AS v, c FROM agg WHERE g = {gid} AND b = 0 AND dk IS NOT NULL AND route IN ({names})",
-    )
+    histograms: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for route, dk, c in con.execute(
+        f"SELECT route, dk, sum(c) FROM agg WHERE g = {gid} AND b = 0 AND dk IS NOT NULL AND route IN ({names}) "
+        "GROUP BY route, dk ORDER BY route, dk"
+    ).fetchall():
+        histograms[route].append((dk, c))
+    quantiles = {route: _quantiles(histogram) for route, histogram in histograms.items()}
     out = []
     for route, requests, e5, nd, sd in rows:
         q = quantiles.get(route, {})
