@@ -10,6 +10,8 @@ its default settings and its modules byte-compiled as an installed copy's are.
    BackgroundScheduler with a SQLite job store and 5 jobs idle as long (both run at the same time).
 3. The first run after that idle spell: a task made with ``upkeep tasks create --schedule "@once
    <25 s after the spell>"`` as ``serve`` starts idling; how long after its slot its run started.
+4. The PSS again after a run of the health check and its worker's retirement: the daemon
+   between two runs.
 """
 
 from __future__ import annotations
@@ -264,11 +266,47 @@ def idle_daemon(workdir: Path) -> None:
             verdict = check(what, f"{latency * 1000:.0f} ms", goal, latency <= 0.2)
             print(f"  first run after the idle spell: started {latency * 1000:.0f} ms after its slot", end="")
             print(f" (goal <= 200 ms: {verdict})")
+        after_run(workdir, serve)
     finally:
         stop_daemon(serve)
         log.close()
         if aps is not None and aps.poll() is None:
             aps.kill()
+
+
+def after_run(workdir: Path, serve: subprocess.Popen) -> None:
+    """The idle daemon again after a run of `upkeep init`'s health check (triggered now), once its
+    worker has retired: what a daemon with the default config holds between two runs (the
+    modules a run imports stay)."""
+    env = _env(workdir)
+    trigger = [UPKEEP, "tasks", "trigger", "upkeep-health"]
+    subprocess.run(trigger, env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+    db = workdir / ".upkeep" / "upkeep.db"
+    deadline = time.monotonic() + 90
+    ended = None
+    while ended is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        with sqlite3.connect(db) as conn:
+            ended = conn.execute(
+                "SELECT r.status FROM runs r JOIN scheduled_tasks t ON t.id = r.task_id "
+                "WHERE t.name = 'upkeep-health' AND r.origin = 'manual' AND r.finished_at IS NOT NULL"
+            ).fetchone()
+    if ended is None:
+        check("upkeep serve idle after a run, PSS of all processes", "no run in 90 s", "<= 100 MB", False)
+        print("  idle again after a run of upkeep-health: it did not finish within 90 s")
+        return
+    # its worker retired, and no slot's worker starting (the health check's next slot may be near)
+    waited = _quiet_spell(workdir, serve, 10)
+    pss, processes, held = _tree(serve.pid)
+    verdict = check("upkeep serve idle after a run, PSS of all processes", f"{pss:.1f} MB", "<= 100 MB", pss <= 100)
+    print(
+        f"  idle again after a run of upkeep-health ({ended[0]}): "
+        f"{pss:.1f} MB PSS over {processes} process(es) (goal <= 100 MB: {verdict})"
+    )
+    for what in waited:
+        print(f"  (measured after {what})")
+    for line in held:
+        print(f"  still running: {line}")
 
 
 def main() -> None:
