@@ -157,21 +157,31 @@ def stop_daemon(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def _first_run_latency(workdir: Path) -> float | None:
-    """Seconds from the slot of the task ``first-after-idle`` to the start of its run."""
+def _run_row(workdir: Path, task: str, origin: str, columns: str, reached: str) -> tuple | None:
+    """``columns`` of the run of ``task`` (from ``origin``) once its ``reached`` column is set,
+    polled for 90 s; None if it never is."""
     db = workdir / ".upkeep" / "upkeep.db"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         with sqlite3.connect(db) as conn:
             row = conn.execute(
-                "SELECT r.scheduled_for, r.started_at FROM runs r JOIN scheduled_tasks t ON t.id = r.task_id "
-                "WHERE t.name = 'first-after-idle' AND r.started_at IS NOT NULL"
+                f"SELECT {columns} FROM runs r JOIN scheduled_tasks t ON t.id = r.task_id "
+                f"WHERE t.name = ? AND r.origin = ? AND r.{reached} IS NOT NULL",
+                (task, origin),
             ).fetchone()
         if row:
-            scheduled, started = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in row)
-            return (started - scheduled).total_seconds()
+            return row
         time.sleep(0.2)
     return None
+
+
+def _first_run_latency(workdir: Path) -> float | None:
+    """Seconds from the slot of the task ``first-after-idle`` to the start of its run."""
+    row = _run_row(workdir, "first-after-idle", "scheduled", "r.scheduled_for, r.started_at", "started_at")
+    if row is None:
+        return None
+    scheduled, started = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in row)
+    return (started - scheduled).total_seconds()
 
 
 def _quiet_spell(workdir: Path, serve: subprocess.Popen, length: float) -> list[str]:
@@ -194,11 +204,12 @@ def _quiet_spell(workdir: Path, serve: subprocess.Popen, length: float) -> list[
             ).fetchone()
         now = datetime.now(UTC)
         slot = datetime.fromisoformat(row[1]).replace(tzinfo=UTC) if row else None
-        if slot is not None and (slot - now).total_seconds() < spell and spell >= HEALTH_CHECK_SECONDS:
+        in_spell = slot is not None and (slot - now).total_seconds() < spell
+        if in_spell and spell >= HEALTH_CHECK_SECONDS:
             disable = [UPKEEP, "tasks", "disable", row[0]]
             subprocess.run(disable, env=_env(workdir), cwd=workdir, check=True, stdout=subprocess.DEVNULL)
             waited.append(f"disabling {row[0]}, whose slot at {slot:%H:%M:%S} UTC came in the spell")
-        elif slot is not None and (slot - now).total_seconds() < spell:
+        elif in_spell:
             waited.append(f"the slot of {row[0]} at {slot:%H:%M:%S} UTC and its worker's idle spell")
             time.sleep((slot - now).total_seconds() + WORKER_IDLE_SECONDS + 10)
         elif _tree(serve.pid)[1] > 1 and time.monotonic() < children_deadline:
@@ -278,19 +289,9 @@ def after_run(workdir: Path, serve: subprocess.Popen) -> None:
     """The idle daemon again after a run of `upkeep init`'s health check (triggered now), once its
     worker has retired: what a daemon with the default config holds between two runs (the
     modules a run imports stay)."""
-    env = _env(workdir)
     trigger = [UPKEEP, "tasks", "trigger", "upkeep-health"]
-    subprocess.run(trigger, env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL)
-    db = workdir / ".upkeep" / "upkeep.db"
-    deadline = time.monotonic() + 90
-    ended = None
-    while ended is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-        with sqlite3.connect(db) as conn:
-            ended = conn.execute(
-                "SELECT r.status FROM runs r JOIN scheduled_tasks t ON t.id = r.task_id "
-                "WHERE t.name = 'upkeep-health' AND r.origin = 'manual' AND r.finished_at IS NOT NULL"
-            ).fetchone()
+    subprocess.run(trigger, env=_env(workdir), cwd=workdir, check=True, stdout=subprocess.DEVNULL)
+    ended = _run_row(workdir, "upkeep-health", "manual", "r.status", "finished_at")
     if ended is None:
         check("upkeep serve idle after a run, PSS of all processes", "no run in 90 s", "<= 100 MB", False)
         print("  idle again after a run of upkeep-health: it did not finish within 90 s")
