@@ -52,8 +52,14 @@ def service(tmp_path):
     store.dispose()
 
 
+def _speculate(config: dict) -> None:
+    """Fork the worker and send it the command line's config, as ``upkeep run`` does."""
+    early.fork_worker("testing.spoken", speculation_follows=True)
+    early.speculate_with({"config": config, "dry_run": False, "confirm": False})
+
+
 def _fork(word: str) -> int:
-    early.fork_worker("testing.spoken", {"config": {"word": word}, "dry_run": False, "confirm": False})
+    _speculate({"word": word})
     return early._early.process.pid
 
 
@@ -92,7 +98,7 @@ def test_a_run_whose_config_differs_from_the_command_lines_is_executed_again_wit
 
 def test_a_speculating_worker_nobody_adopted_ends_at_exit_and_leaves_no_temporary_files(tmp_path, calls, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the worker's scratch directory goes here
-    early.fork_worker("testing.spoken", {"config": {"word": "slow", "nap": 30}, "dry_run": False, "confirm": False})
+    _speculate({"word": "slow", "nap": 30})
     process = early._early.process
     deadline = time.monotonic() + 30
     while not calls() and time.monotonic() < deadline:  # the handler is running
@@ -125,7 +131,7 @@ def test_an_early_worker_whose_run_was_taken_first_serves_the_next_run_as_any_wo
 
 
 def test_a_command_line_the_handler_refuses_leaves_the_run_to_execute_with_its_own_config(service, calls):
-    early.fork_worker("testing.spoken", {"config": {"nap": "soon"}, "dry_run": False, "confirm": False})
+    _speculate({"nap": "soon"})
     forked = early._early.process.pid
     run, events = _run(service, "hello")
     assert (run["status"], run["summary"]) == ("completed", "hello"), run

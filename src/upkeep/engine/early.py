@@ -9,10 +9,10 @@ settings, the services factory, the preload); from then on it is an ordinary wor
 before any run existed) ends when this process closes its end of the pipe (``discard``, at exit),
 or dies with it.
 
-A worker given a ``speculation`` (the command line's config of a handler that opts in,
-``engine.speculate``) starts the handler at once; one forked with ``speculation_follows`` imports
-what the handler preloads while the command parses its command line, and is then sent the
-speculation, or None (``speculate_with``). Until it is told to serve, a speculating worker answers
+A worker forked with ``speculation_follows`` imports what the handler preloads while the command
+parses its command line, and is then sent the speculation (the command line's config of a handler
+that opts in, ``engine.speculate``), or None (``speculate_with``); given one, it starts the
+handler at once. Until it is told to serve, a speculating worker answers
 ``("speculated", claimed fields, secrets)`` with ``("ended", run_id, Finish fields)`` when the
 claimed run is the one it started, else ``("unmatched", run_id)``; ``("cancel", run_id)`` cancels
 the handler. It imports neither the store nor SQLAlchemy for that: only serving does. This module
@@ -48,32 +48,28 @@ _early: Early | None = None
 _awaiting_speculation = False
 
 
-def fork_worker(
-    handler: str | None = None, speculation: dict[str, Any] | None = None, *, speculation_follows: bool = False
-) -> None:
+def fork_worker(handler: str | None = None, *, speculation_follows: bool = False) -> None:
     """Fork the worker now; when ``handler`` names a built-in handler type, the worker imports its
-    module and what it preloads, then waits to be adopted. ``speculation`` (``config``,
-    ``dry_run``, ``confirm`` of the command line): it also starts the handler, if it opts in.
-    ``speculation_follows``: the speculation (or None) is sent later, by ``speculate_with``."""
+    module and what it preloads, then waits to be adopted. ``speculation_follows``: it then waits
+    for the speculation (or None), sent by ``speculate_with``."""
     global _early, _awaiting_speculation
     if _early is not None:
         return
     context = multiprocessing.get_context("fork")
     mine, theirs = context.Pipe()
-    follows = (speculation_follows or speculation is not None) and handler is not None
+    follows = speculation_follows and handler is not None
     process = context.Process(target=_main, args=(theirs, mine, handler, follows), name="upkeep-worker", daemon=False)
     process.start()
     theirs.close()
     _early = Early(process, mine, False)
     _awaiting_speculation = follows
     atexit.register(discard)
-    if speculation is not None:
-        speculate_with(speculation)
 
 
 def speculate_with(speculation: dict[str, Any] | None) -> None:
-    """Send the worker forked with ``speculation_follows`` the speculation to start (None: it starts
-    nothing and serves what it is told, as any early worker)."""
+    """Send the worker forked with ``speculation_follows`` the speculation to start (``config``,
+    ``dry_run``, ``confirm`` of the command line; None: it starts nothing and serves what it is
+    told, as any early worker)."""
     global _early, _awaiting_speculation
     if _early is None or not _awaiting_speculation:
         return
