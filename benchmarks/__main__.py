@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import _goals
+from benchmarks import _goals, _host
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +23,7 @@ def main(argv: list[str]) -> int:
     if wanted:
         names = [n for n in names if n.removeprefix("bench_") in wanted]
     failures = 0
+    host_before = _host.import_line_seconds()
     for name in sorted(names):
         print(f"\n=== {name} ===", flush=True)
         # the gigabytes the log and backup benchmarks write are still being flushed after they end:
@@ -37,7 +38,9 @@ def main(argv: list[str]) -> int:
             print(f"{name} failed: {exc!r}", flush=True)
             _goals.check(f"{name} ran to its end", "failed", "runs", False)
         print(f"({name} took {time.monotonic() - started:.1f}s)", flush=True)
+    host_after = _host.import_line_seconds()
     print("\n=== goals ===")
+    print(_host.describe(host_before, host_after))
     print(_goals.summary())
     return 1 if failures else 0
 

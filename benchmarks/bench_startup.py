@@ -31,6 +31,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks._goals import check
+from benchmarks._host import IMPORT_LINE
 from benchmarks._installed import compile_upkeep
 from upkeep.engine.pool import WARM_AHEAD_SECONDS
 from upkeep.settings import Settings
@@ -82,7 +83,7 @@ def cli_start(workdir: Path) -> None:
     env = _env(workdir)
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
-        "import sqlalchemy, pydantic, typer": [sys.executable, "-c", "import sqlalchemy, pydantic, typer"],
+        "import sqlalchemy, pydantic, typer": IMPORT_LINE,
         "upkeep --help": [UPKEEP, "--help"],
         "upkeep tasks list": [UPKEEP, "tasks", "list"],
     }
